@@ -1,1 +1,26 @@
-//! placeholder
+//! The call engine: places one call against a voice app exactly as Twilio would and reports
+//! every step.
+//!
+//! # Layout
+//! - [`config`]: what a call needs (app URL, numbers, token, the caller's script).
+//! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
+//!   classes with Twilio's error codes).
+//! - `executor`: runs TwiML verbs in order ([`Engine::place_call`]).
+//! - `stream`: the Media Streams WebSocket client with real-time pacing on an absolute
+//!   schedule.
+//! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
+//! - [`report`]: the timeline, failures and measurements a call returns.
+
+pub mod config;
+mod executor;
+pub mod playout;
+pub mod report;
+mod stream;
+mod timeline;
+mod webhook;
+
+pub use config::{CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+pub use executor::{CallResult, Engine, SAY_MS_PER_WORD, StreamAudio};
+pub use report::{CallEvent, CallReport, EventKind, Failure, StreamReport};
+pub use timeline::EventSink;
+pub use webhook::http_client;

@@ -1,0 +1,115 @@
+//! What one call needs: where the app is, who calls whom, and what the caller does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_protocol::webhook::Direction;
+
+/// HTTP method for TwiML requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    /// Form-encoded body (Twilio's default).
+    #[default]
+    Post,
+    /// Parameters appended to the query string.
+    Get,
+}
+
+impl HttpMethod {
+    /// `POST` or `GET`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Post => "POST",
+            HttpMethod::Get => "GET",
+        }
+    }
+}
+
+impl From<dialtone_twiml::Method> for HttpMethod {
+    fn from(m: dialtone_twiml::Method) -> Self {
+        match m {
+            dialtone_twiml::Method::Get => HttpMethod::Get,
+            dialtone_twiml::Method::Post => HttpMethod::Post,
+        }
+    }
+}
+
+/// What the simulated caller does during the call.
+#[derive(Debug, Clone)]
+pub struct CallerScript {
+    /// What the caller says into every stream's inbound track, from the stream's start;
+    /// μ-law silence follows once it is over.
+    pub audio: Arc<FrameSet>,
+    /// How long the caller stays on the line after its audio ends before hanging up.
+    pub tail: Duration,
+    /// Digits the caller keys at `<Gather>` prompts, consumed in order.
+    pub gather_digits: String,
+    /// `dtmf` messages sent on a bidirectional stream at offsets from its start.
+    pub stream_dtmf: Vec<(Duration, char)>,
+}
+
+/// Everything needed to place one call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// The app's voice webhook.
+    pub url: String,
+    /// Method for the voice webhook.
+    pub method: HttpMethod,
+    /// Requested when the voice URL fails (Twilio's `VoiceFallbackUrl`).
+    pub fallback_url: Option<String>,
+    /// Account the call belongs to.
+    pub account_sid: String,
+    /// Auth token that signs every request.
+    pub auth_token: String,
+    /// Caller number.
+    pub from: String,
+    /// Called number.
+    pub to: String,
+    /// `inbound` for a call to the app's number (the default).
+    pub direction: Direction,
+    /// Call SID to use; a random one when `None`.
+    pub call_sid: Option<String>,
+    /// The caller's behaviour.
+    pub caller: CallerScript,
+    /// The call is hung up after this long, whatever happens.
+    pub max_duration: Duration,
+    /// Twilio's timeout for TwiML requests (15 s).
+    pub webhook_timeout: Duration,
+    /// Failure when a bidirectional stream gets no app audio within this; `None` disables.
+    pub no_audio_timeout: Option<Duration>,
+    /// Keep what the caller heard (and what it sent) for writing WAVs.
+    pub record: bool,
+}
+
+impl CallConfig {
+    /// A config with Twilio's defaults for everything but the app URL and the caller's audio.
+    pub fn new(url: impl Into<String>, audio: Arc<FrameSet>) -> Self {
+        Self {
+            url: url.into(),
+            method: HttpMethod::Post,
+            fallback_url: None,
+            account_sid: DEFAULT_ACCOUNT_SID.to_string(),
+            auth_token: DEFAULT_AUTH_TOKEN.to_string(),
+            from: "+15005550006".into(),
+            to: "+15005550001".into(),
+            direction: Direction::Inbound,
+            call_sid: None,
+            caller: CallerScript {
+                audio,
+                tail: Duration::from_secs(2),
+                gather_digits: String::new(),
+                stream_dtmf: Vec::new(),
+            },
+            max_duration: Duration::from_secs(4 * 3600),
+            webhook_timeout: Duration::from_secs(15),
+            no_audio_timeout: Some(Duration::from_secs(10)),
+            record: false,
+        }
+    }
+}
+
+/// The account dialtone uses when none is configured.
+pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+/// The auth token dialtone signs with when none is configured.
+pub const DEFAULT_AUTH_TOKEN: &str = "dialtone-local-auth-token";

@@ -1,0 +1,311 @@
+//! Sans-IO model of Twilio's playout buffer for a bidirectional stream: the app's audio queues
+//! FIFO and plays at 8 bytes per ms; marks are echoed when the audio queued before them has
+//! played; `clear` drops unplayed audio and echoes every pending mark at once.
+//!
+//! Time is an argument (microseconds since the stream's start), so the rules are unit-tested
+//! without sockets or sleeps.
+
+use std::collections::VecDeque;
+
+/// μ-law at 8 kHz: one byte is 125 µs of audio.
+const US_PER_BYTE: u64 = 125;
+
+/// A mark the app sent, waiting for the audio ahead of it to play out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMark {
+    /// The mark's name, echoed verbatim.
+    pub name: String,
+    /// When the app's `mark` message arrived (µs since stream start).
+    pub received_us: u64,
+    /// When the audio queued before it finishes playing (µs since stream start).
+    pub due_us: u64,
+}
+
+/// A mark echo the driver must send now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkEcho {
+    /// The mark's name.
+    pub name: String,
+    /// When the app sent it (µs since stream start).
+    pub received_us: u64,
+    /// True when echoed because of a `clear`, not because its audio played.
+    pub cleared: bool,
+}
+
+/// A contiguous piece of app audio as the caller hears it.
+#[derive(Debug, Clone)]
+struct Segment {
+    start_us: u64,
+    bytes: Vec<u8>,
+}
+
+/// The playout queue of one bidirectional stream.
+#[derive(Debug, Default)]
+pub struct Playout {
+    /// When the audio queued so far finishes playing.
+    busy_until_us: u64,
+    marks: VecDeque<PendingMark>,
+    /// What the caller hears, kept only when recording.
+    segments: Option<Vec<Segment>>,
+    /// When the first app audio starts to be heard.
+    first_heard_us: Option<u64>,
+    bytes_received: u64,
+    bytes_dropped: u64,
+    underrun_us: u64,
+}
+
+/// What a `clear` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearOutcome {
+    /// Queued audio dropped without being heard, in ms.
+    pub dropped_ms: u64,
+    /// Every pending mark, echoed at once in queue order.
+    pub echoes: Vec<MarkEcho>,
+}
+
+impl Playout {
+    /// A queue that also keeps what the caller hears when `record` is set.
+    pub fn new(record: bool) -> Self {
+        Self {
+            segments: record.then(Vec::new),
+            ..Self::default()
+        }
+    }
+
+    /// Appends app audio (μ-law bytes) received at `now_us`; returns when it starts to be heard.
+    pub fn push_media(&mut self, now_us: u64, bytes: &[u8]) -> u64 {
+        let start = if self.busy_until_us < now_us {
+            // The buffer ran dry before this audio arrived: the caller heard silence meanwhile.
+            if self.first_heard_us.is_some() {
+                self.underrun_us += now_us - self.busy_until_us;
+            }
+            now_us
+        } else {
+            self.busy_until_us
+        };
+        self.busy_until_us = start + bytes.len() as u64 * US_PER_BYTE;
+        self.bytes_received += bytes.len() as u64;
+        self.first_heard_us.get_or_insert(start);
+        if let Some(segments) = &mut self.segments {
+            match segments.last_mut() {
+                Some(last) if last.start_us + last.bytes.len() as u64 * US_PER_BYTE == start => {
+                    last.bytes.extend_from_slice(bytes)
+                }
+                _ => segments.push(Segment {
+                    start_us: start,
+                    bytes: bytes.to_vec(),
+                }),
+            }
+        }
+        start
+    }
+
+    /// Queues a mark received at `now_us`. With nothing buffered the echo is immediate
+    /// (returned here); otherwise it waits for [`Playout::due_marks`].
+    pub fn push_mark(&mut self, now_us: u64, name: String) -> Option<MarkEcho> {
+        if self.busy_until_us <= now_us && self.marks.is_empty() {
+            return Some(MarkEcho {
+                name,
+                received_us: now_us,
+                cleared: false,
+            });
+        }
+        let due_us = self.busy_until_us.max(now_us);
+        self.marks.push_back(PendingMark {
+            name,
+            received_us: now_us,
+            due_us,
+        });
+        None
+    }
+
+    /// Marks whose audio has played by `now_us`, in queue order.
+    pub fn due_marks(&mut self, now_us: u64) -> Vec<MarkEcho> {
+        let mut out = Vec::new();
+        while self.marks.front().is_some_and(|m| m.due_us <= now_us) {
+            let m = self.marks.pop_front().expect("front checked");
+            out.push(MarkEcho {
+                name: m.name,
+                received_us: m.received_us,
+                cleared: false,
+            });
+        }
+        out
+    }
+
+    /// Drops all unplayed audio at `now_us` and echoes every pending mark, as Twilio does.
+    pub fn clear(&mut self, now_us: u64) -> ClearOutcome {
+        let dropped_us = self.busy_until_us.saturating_sub(now_us);
+        self.bytes_dropped += dropped_us / US_PER_BYTE;
+        self.busy_until_us = self.busy_until_us.min(now_us);
+        if let Some(segments) = &mut self.segments {
+            segments.retain_mut(|s| {
+                if s.start_us >= now_us {
+                    return false;
+                }
+                let heard = ((now_us - s.start_us) / US_PER_BYTE) as usize;
+                s.bytes.truncate(heard);
+                true
+            });
+        }
+        let echoes = self
+            .marks
+            .drain(..)
+            .map(|m| MarkEcho {
+                name: m.name,
+                received_us: m.received_us,
+                cleared: true,
+            })
+            .collect();
+        ClearOutcome {
+            dropped_ms: dropped_us / 1000,
+            echoes,
+        }
+    }
+
+    /// The next instant a mark falls due, if any.
+    pub fn next_deadline_us(&self) -> Option<u64> {
+        self.marks.front().map(|m| m.due_us)
+    }
+
+    /// Marks still waiting (e.g. when the call ends before their audio played).
+    pub fn pending_marks(&self) -> impl Iterator<Item = &PendingMark> {
+        self.marks.iter()
+    }
+
+    /// When the first app audio was (or will be) heard, µs since stream start.
+    pub fn first_heard_us(&self) -> Option<u64> {
+        self.first_heard_us
+    }
+
+    /// When the audio queued so far finishes playing.
+    pub fn busy_until_us(&self) -> u64 {
+        self.busy_until_us
+    }
+
+    /// Total μ-law bytes the app sent.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// μ-law bytes dropped by `clear` before being heard.
+    pub fn bytes_dropped(&self) -> u64 {
+        self.bytes_dropped
+    }
+
+    /// Silence heard between app audio chunks because the app sent too late (ms).
+    pub fn underrun_ms(&self) -> u64 {
+        self.underrun_us / 1000
+    }
+
+    /// What the caller heard up to `end_us`, as μ-law on a continuous timeline starting at
+    /// the stream's start (silence where nothing played). `None` unless recording.
+    pub fn heard_mulaw(&self, end_us: u64) -> Option<Vec<u8>> {
+        let segments = self.segments.as_ref()?;
+        let total = (end_us / US_PER_BYTE) as usize;
+        let mut out = vec![0xFFu8; total];
+        for s in segments {
+            let at = (s.start_us / US_PER_BYTE) as usize;
+            if at >= total {
+                break;
+            }
+            let n = s.bytes.len().min(total - at);
+            out[at..at + n].copy_from_slice(&s.bytes[..n]);
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1000;
+
+    #[test]
+    fn mark_with_nothing_buffered_is_echoed_at_once() {
+        let mut p = Playout::new(false);
+        let echo = p.push_mark(5 * MS, "m".into()).expect("immediate");
+        assert_eq!(echo.name, "m");
+        assert!(!echo.cleared);
+    }
+
+    #[test]
+    fn mark_waits_for_audio_queued_before_it() {
+        let mut p = Playout::new(false);
+        // 800 bytes = 100 ms of audio received at t=0.
+        p.push_media(0, &[0u8; 800]);
+        assert!(p.push_mark(10 * MS, "a".into()).is_none());
+        p.push_media(20 * MS, &[0u8; 400]); // +50 ms, after mark a
+        assert!(p.push_mark(20 * MS, "b".into()).is_none());
+        assert_eq!(p.next_deadline_us(), Some(100 * MS));
+        assert!(p.due_marks(99 * MS).is_empty());
+        let due = p.due_marks(100 * MS);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].name, "a");
+        assert_eq!(p.next_deadline_us(), Some(150 * MS));
+        let due = p.due_marks(200 * MS);
+        assert_eq!(due[0].name, "b");
+        assert!(p.next_deadline_us().is_none());
+    }
+
+    #[test]
+    fn marks_echo_in_order_even_back_to_back() {
+        let mut p = Playout::new(false);
+        p.push_media(0, &[0u8; 80]);
+        for n in ["1", "2", "3"] {
+            assert!(p.push_mark(0, n.into()).is_none());
+        }
+        let names: Vec<_> = p.due_marks(10 * MS).into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn mark_behind_pending_mark_is_not_echoed_early() {
+        let mut p = Playout::new(false);
+        p.push_media(0, &[0u8; 800]);
+        assert!(p.push_mark(0, "a".into()).is_none());
+        // Audio has not played out, but even at a later time with busy_until in the past the
+        // second mark must queue behind the first rather than jump ahead.
+        assert!(p.push_mark(0, "b".into()).is_none());
+        let names: Vec<_> = p
+            .due_marks(100 * MS)
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn clear_drops_audio_and_echoes_pending_marks() {
+        let mut p = Playout::new(true);
+        p.push_media(0, &[1u8; 8000]); // 1 s
+        p.push_mark(0, "x".into());
+        p.push_mark(0, "y".into());
+        let out = p.clear(250 * MS);
+        assert_eq!(out.dropped_ms, 750);
+        assert_eq!(out.echoes.len(), 2);
+        assert!(out.echoes.iter().all(|e| e.cleared));
+        assert_eq!(out.echoes[0].name, "x");
+        assert_eq!(p.busy_until_us(), 250 * MS);
+        let heard = p.heard_mulaw(500 * MS).unwrap();
+        assert_eq!(heard.len(), 4000);
+        assert!(heard[..2000].iter().all(|&b| b == 1));
+        assert!(heard[2000..].iter().all(|&b| b == 0xFF));
+        // After a clear, new audio plays immediately.
+        assert_eq!(p.push_media(300 * MS, &[2u8; 80]), 300 * MS);
+    }
+
+    #[test]
+    fn underrun_is_counted_and_heard_as_silence() {
+        let mut p = Playout::new(true);
+        p.push_media(0, &[3u8; 160]); // 0..20 ms
+        p.push_media(50 * MS, &[4u8; 160]); // 50..70 ms: 30 ms gap
+        assert_eq!(p.underrun_ms(), 30);
+        let heard = p.heard_mulaw(80 * MS).unwrap();
+        assert!(heard[..160].iter().all(|&b| b == 3));
+        assert!(heard[160..400].iter().all(|&b| b == 0xFF));
+        assert!(heard[400..560].iter().all(|&b| b == 4));
+        assert_eq!(p.first_heard_us(), Some(0));
+    }
+}

@@ -1,0 +1,415 @@
+//! What a call tells its user: a timeline of steps as they happen, the failures (each with
+//! Twilio's error code and a plain-words cause), and the per-stream measurements.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One step of a call, stamped relative to the moment the call was placed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallEvent {
+    /// Time since the call was placed.
+    #[serde(serialize_with = "ser_ms")]
+    pub at: Duration,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The steps a call goes through, in the vocabulary of Twilio's debugger.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A TwiML request went out (voice URL, action, redirect, fallback).
+    WebhookSent {
+        /// Why it was requested: `voice`, `action`, `redirect`, `fallback`.
+        purpose: &'static str,
+        /// The URL requested.
+        url: String,
+        /// `POST` or `GET`.
+        method: &'static str,
+    },
+    /// The app answered a TwiML request.
+    WebhookAnswered {
+        /// HTTP status.
+        status: u16,
+        /// Round trip.
+        #[serde(serialize_with = "ser_ms")]
+        elapsed: Duration,
+        /// The Content-Type it declared.
+        content_type: String,
+        /// Body length.
+        bytes: usize,
+    },
+    /// A TwiML document was parsed; its top-level verbs in order.
+    Twiml {
+        /// Verb names.
+        verbs: Vec<String>,
+    },
+    /// A verb started executing.
+    Verb {
+        /// Verb name.
+        verb: String,
+        /// Line in its document.
+        line: u32,
+        /// Key attributes, in words.
+        detail: String,
+    },
+    /// The WebSocket upgrade to a `<Stream>` URL was sent.
+    StreamConnecting {
+        /// The stream URL.
+        url: String,
+        /// `<Connect>` (true) or `<Start>` fork (false).
+        bidirectional: bool,
+    },
+    /// The upgrade succeeded (HTTP 101).
+    StreamConnected {
+        /// Stream SID.
+        stream_sid: String,
+        /// Upgrade round trip.
+        #[serde(serialize_with = "ser_ms")]
+        elapsed: Duration,
+    },
+    /// `connected` and `start` were sent; media frames begin.
+    StartSent {
+        /// Stream SID.
+        stream_sid: String,
+        /// Tracks announced in `start`.
+        tracks: Vec<String>,
+    },
+    /// The first app `media` message arrived.
+    FirstAudioBack {
+        /// Stream SID.
+        stream_sid: String,
+        /// Since `start` was sent.
+        #[serde(serialize_with = "ser_ms")]
+        after_start: Duration,
+    },
+    /// An app mark was echoed back.
+    MarkEchoed {
+        /// Stream SID.
+        stream_sid: String,
+        /// Mark name.
+        name: String,
+        /// From the app's `mark` to our echo.
+        #[serde(serialize_with = "ser_ms")]
+        round_trip: Duration,
+        /// Echoed because of `clear`, not because its audio played.
+        cleared: bool,
+    },
+    /// The app sent `clear`.
+    Clear {
+        /// Stream SID.
+        stream_sid: String,
+        /// Unplayed audio dropped.
+        dropped_ms: u64,
+        /// Pending marks echoed at once.
+        marks_echoed: usize,
+    },
+    /// A `dtmf` message was sent on a stream, or a digit entered at a `<Gather>`.
+    Dtmf {
+        /// Digits.
+        digits: String,
+    },
+    /// An app message was ignored as Twilio ignores it (warning 31951).
+    InvalidMessage {
+        /// Stream SID.
+        stream_sid: String,
+        /// Why.
+        reason: String,
+        /// The raw frame (truncated to 200 chars).
+        raw: String,
+    },
+    /// `stop` was sent.
+    StopSent {
+        /// Stream SID.
+        stream_sid: String,
+    },
+    /// The stream's WebSocket closed.
+    StreamClosed {
+        /// Stream SID.
+        stream_sid: String,
+        /// `app` (the app closed), `dialtone` (after `stop`), `dropped` (no close frame).
+        by: &'static str,
+        /// Close code, when one was sent.
+        code: Option<u16>,
+        /// Media frames sent on the stream.
+        frames_sent: u64,
+    },
+    /// A warning that does not end the call.
+    Warning {
+        /// Twilio error/warning code.
+        code: u16,
+        /// What happened.
+        message: String,
+    },
+    /// The call ended.
+    Ended {
+        /// Final status: `completed`, `busy`, `no-answer`, `failed`.
+        status: &'static str,
+        /// Why it ended, in words.
+        reason: String,
+    },
+}
+
+/// A step that failed, with Twilio's error code and the cause in plain words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// The webhook's host refused or could not be reached.
+    #[error("webhook unreachable: {url}: {cause}")]
+    WebhookUnreachable {
+        /// URL requested.
+        url: String,
+        /// Plain-words cause.
+        cause: String,
+    },
+    /// No answer within Twilio's timeout.
+    #[error("webhook timed out after {secs} s: {url}")]
+    WebhookTimeout {
+        /// URL requested.
+        url: String,
+        /// Timeout in seconds.
+        secs: u64,
+    },
+    /// The webhook answered with a non-2xx status.
+    #[error("webhook returned HTTP {status}{hint}: {url}")]
+    WebhookStatus {
+        /// URL requested.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Extra words for common statuses (403 → signature check).
+        hint: String,
+        /// Start of the body, to show what the app said.
+        body: String,
+    },
+    /// The response was not TwiML by its Content-Type.
+    #[error("webhook answered with Content-Type {content_type:?}, not TwiML (text/xml): {url}")]
+    InvalidContentType {
+        /// URL requested.
+        url: String,
+        /// What it declared.
+        content_type: String,
+    },
+    /// The TwiML failed to parse or validate.
+    #[error("invalid TwiML from {url}: {error}")]
+    Twiml {
+        /// URL the document came from.
+        url: String,
+        /// Parser's error (names line and element).
+        error: String,
+        /// 12100 or 12200.
+        code: u16,
+    },
+    /// The WebSocket upgrade was answered with a non-101 status.
+    #[error("stream WebSocket upgrade refused with HTTP {status}: {url}")]
+    StreamUpgradeRefused {
+        /// Stream URL.
+        url: String,
+        /// HTTP status of the refusal.
+        status: u16,
+    },
+    /// The WebSocket could not be opened at all.
+    #[error("stream WebSocket connection failed: {url}: {cause}")]
+    StreamConnect {
+        /// Stream URL.
+        url: String,
+        /// Plain-words cause.
+        cause: String,
+    },
+    /// The TCP connection dropped without a WebSocket close.
+    #[error("stream WebSocket dropped without a close frame after {frames_sent} frames: {url}")]
+    StreamDropped {
+        /// Stream URL.
+        url: String,
+        /// Frames sent before the drop.
+        frames_sent: u64,
+    },
+    /// A bidirectional stream ran but the app never sent audio.
+    #[error("no audio back from the app within {secs} s of the stream start: {url}")]
+    NoAudioBack {
+        /// Stream URL.
+        url: String,
+        /// The configured bound.
+        secs: u64,
+    },
+    /// A `<Play>` URL could not be fetched or decoded.
+    #[error("<Play> audio failed: {url}: {cause}")]
+    PlayFailed {
+        /// Audio URL.
+        url: String,
+        /// Why.
+        cause: String,
+    },
+    /// The app rejected the call with `<Reject>`.
+    #[error("call rejected by the app with <Reject reason=\"{reason}\">")]
+    Rejected {
+        /// `rejected` or `busy`.
+        reason: String,
+    },
+}
+
+impl Failure {
+    /// Twilio's error code for this failure.
+    pub fn code(&self) -> u16 {
+        match self {
+            Failure::WebhookUnreachable { .. } => 11205,
+            Failure::WebhookTimeout { .. } | Failure::WebhookStatus { .. } => 11200,
+            Failure::InvalidContentType { .. } => 12300,
+            Failure::Twiml { code, .. } => *code,
+            Failure::StreamUpgradeRefused { .. } => 31920,
+            Failure::StreamConnect { .. } => 31920,
+            Failure::StreamDropped { .. } => 31903,
+            Failure::NoAudioBack { .. } => 0,
+            Failure::PlayFailed { .. } => 11200,
+            Failure::Rejected { .. } => 0,
+        }
+    }
+
+    /// The step of the call path that failed, as a short stable name.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Failure::WebhookUnreachable { .. }
+            | Failure::WebhookTimeout { .. }
+            | Failure::WebhookStatus { .. }
+            | Failure::InvalidContentType { .. } => "webhook",
+            Failure::Twiml { .. } => "twiml",
+            Failure::StreamUpgradeRefused { .. } | Failure::StreamConnect { .. } => {
+                "stream_connect"
+            }
+            Failure::StreamDropped { .. } => "stream",
+            Failure::NoAudioBack { .. } => "app_audio",
+            Failure::PlayFailed { .. } => "play",
+            Failure::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// Percentile summary of a latency histogram, in ms.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LatencySummary {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram of microseconds.
+    pub fn from_us(h: &hdrhistogram::Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// A mark the app sent and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkRecord {
+    /// Mark name.
+    pub name: String,
+    /// From the app's `mark` to our echo; `None` if never echoed (the call ended first).
+    pub round_trip_ms: Option<f64>,
+    /// Echoed because of `clear`.
+    pub cleared: bool,
+}
+
+/// An ignored app message (Twilio warning 31951).
+#[derive(Debug, Clone, Serialize)]
+pub struct InvalidMessage {
+    /// Why it was ignored.
+    pub reason: String,
+    /// The raw frame, truncated.
+    pub raw: String,
+}
+
+/// Measurements of one Media Stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    /// Stream SID.
+    pub stream_sid: String,
+    /// Stream name (`name` attribute or the SID).
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// `<Connect>` (true) or `<Start>` fork.
+    pub bidirectional: bool,
+    /// Upgrade round trip.
+    pub connect_ms: Option<f64>,
+    /// `media` messages sent.
+    pub frames_sent: u64,
+    /// `dtmf` messages sent.
+    pub dtmf_sent: u64,
+    /// Lateness of each frame against its schedule (start + 20 ms·k).
+    pub lateness: LatencySummary,
+    /// App `media` messages received.
+    pub media_received: u64,
+    /// App audio received, in ms of playout.
+    pub audio_received_ms: u64,
+    /// App audio dropped by `clear` before being heard, in ms.
+    pub audio_cleared_ms: u64,
+    /// Silence heard between app audio because it arrived late, in ms.
+    pub underrun_ms: u64,
+    /// From `start` to the first app `media`.
+    pub time_to_first_audio_ms: Option<f64>,
+    /// Marks, in the order the app sent them.
+    pub marks: Vec<MarkRecord>,
+    /// `clear` messages received.
+    pub clears: u64,
+    /// Ignored app messages (31951), counted.
+    pub invalid_messages: u64,
+    /// The first few ignored messages with their reasons.
+    pub invalid_samples: Vec<InvalidMessage>,
+    /// Who closed: `app`, `dialtone`, `dropped`, or `never_opened`.
+    pub closed_by: &'static str,
+    /// Close code received or sent.
+    pub close_code: Option<u16>,
+    /// Stream length from `start` to close.
+    pub duration_ms: f64,
+}
+
+/// Everything a finished call reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    /// Call SID.
+    pub call_sid: String,
+    /// Final status: `completed`, `busy`, `no-answer`, `failed`.
+    pub status: &'static str,
+    /// Why the call ended, in words.
+    pub end_reason: String,
+    /// Call length.
+    pub duration_ms: f64,
+    /// TwiML round trips, in order.
+    pub webhook_ms: Vec<f64>,
+    /// Failures, first one first; empty for a clean call.
+    pub failures: Vec<Failure>,
+    /// Warnings that did not end the call: (code, message).
+    pub warnings: Vec<(u16, String)>,
+    /// Streams opened during the call.
+    pub streams: Vec<StreamReport>,
+    /// Every step, in order.
+    pub timeline: Vec<CallEvent>,
+}
+
+impl CallReport {
+    /// A call that completed with no failure.
+    pub fn is_success(&self) -> bool {
+        self.status == "completed" && self.failures.is_empty()
+    }
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}

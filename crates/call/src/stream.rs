@@ -1,0 +1,710 @@
+//! The Media Streams client: opens the `<Stream>` WebSocket with a signed upgrade, speaks
+//! Twilio's protocol (`connected`, `start`, paced `media`, `dtmf`, `mark` echoes, `stop`) and
+//! plays the app's audio out through [`Playout`].
+//!
+//! One reader task feeds app messages through a bounded channel to one driver loop that owns
+//! the socket's write half, the pacing schedule and the playout queue. Frame k is due at
+//! `start + 20 ms·k`; frames are never skipped, and each one's lateness is recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialtone_audio::{FrameSet, frames::silence_b64};
+use dialtone_protocol::media::{self, AppMessage, StreamIds, Track};
+use dialtone_protocol::signing;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::{
+    self, Message, client::IntoClientRequest, protocol::CloseFrame,
+    protocol::frame::coding::CloseCode,
+};
+
+use crate::playout::Playout;
+use crate::report::{
+    EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport,
+};
+use crate::timeline::Timeline;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many ignored messages are kept verbatim in the report (all are counted).
+const INVALID_SAMPLES: usize = 5;
+
+/// Which media tracks a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tracks {
+    Inbound,
+    Outbound,
+    Both,
+}
+
+/// What Twilio is playing to the caller right now (`<Say>`/`<Play>`), for forks that carry
+/// the outbound track. The executor sets it per verb; forks read the frame due at `now`.
+#[derive(Default)]
+pub(crate) struct OutboundAudio {
+    playing: Mutex<Option<(Arc<FrameSet>, Instant)>>,
+}
+
+impl OutboundAudio {
+    pub(crate) fn set(&self, frames: Option<Arc<FrameSet>>) {
+        *self.playing.lock().expect("outbound lock") = frames.map(|f| (f, Instant::now()));
+    }
+
+    fn frame_b64_at(&self, now: Instant) -> Option<String> {
+        let guard = self.playing.lock().expect("outbound lock");
+        let (frames, since) = guard.as_ref()?;
+        if frames.is_empty() {
+            return None;
+        }
+        let k = (now.saturating_duration_since(*since).as_millis() / 20) as usize;
+        Some(frames.b64(k % frames.len()).to_string())
+    }
+}
+
+/// One `<Stream>` to run.
+pub(crate) struct StreamSpec {
+    pub(crate) url: String,
+    pub(crate) name: Option<String>,
+    pub(crate) bidirectional: bool,
+    pub(crate) tracks: Tracks,
+    pub(crate) parameters: Vec<(String, String)>,
+    pub(crate) ids: StreamIds,
+}
+
+/// What the stream needs from its call.
+pub(crate) struct StreamCtx {
+    pub(crate) auth_token: String,
+    pub(crate) caller_audio: Arc<FrameSet>,
+    pub(crate) dtmf: Vec<(Duration, char)>,
+    pub(crate) outbound: Arc<OutboundAudio>,
+    pub(crate) record: bool,
+    pub(crate) no_audio_timeout: Option<Duration>,
+    pub(crate) timeline: Arc<Timeline>,
+    /// Set to true to send `stop` and close (call ended, or `<Stop>`).
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Told when `start` has gone out.
+    pub(crate) started: Option<oneshot::Sender<Instant>>,
+}
+
+/// How a stream went.
+pub(crate) struct StreamOutcome {
+    pub(crate) report: StreamReport,
+    pub(crate) failures: Vec<Failure>,
+    /// What the caller heard from the app (μ-law, on the stream's timeline), when recording.
+    pub(crate) heard: Option<Vec<u8>>,
+    /// What the caller sent on the inbound track (μ-law), when recording.
+    pub(crate) sent: Option<Vec<u8>>,
+}
+
+enum Inbound {
+    Text(String),
+    Binary(usize),
+    Closed(Option<u16>),
+    /// The connection broke (the cause is not needed: the report says "dropped").
+    Dropped,
+}
+
+/// Runs one stream to its end.
+pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
+    let stream_sid = spec.ids.stream_sid.clone();
+    let mut report = StreamReport {
+        stream_sid: stream_sid.clone(),
+        name: spec.name.clone().unwrap_or_else(|| stream_sid.clone()),
+        url: spec.url.clone(),
+        bidirectional: spec.bidirectional,
+        connect_ms: None,
+        frames_sent: 0,
+        dtmf_sent: 0,
+        lateness: LatencySummary::default(),
+        media_received: 0,
+        audio_received_ms: 0,
+        audio_cleared_ms: 0,
+        underrun_ms: 0,
+        time_to_first_audio_ms: None,
+        marks: Vec::new(),
+        clears: 0,
+        invalid_messages: 0,
+        invalid_samples: Vec::new(),
+        closed_by: "never_opened",
+        close_code: None,
+        duration_ms: 0.0,
+    };
+    let fail = |report: StreamReport, f: Failure| StreamOutcome {
+        report,
+        failures: vec![f],
+        heard: None,
+        sent: None,
+    };
+
+    let mut request = match spec.url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            let cause = crate::webhook::root_cause(&e);
+            return fail(report, stream_connect_failure(&spec.url, cause));
+        }
+    };
+    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.url), &[]);
+    request.headers_mut().insert(
+        "X-Twilio-Signature",
+        signature.parse().expect("base64 is a valid header value"),
+    );
+    ctx.timeline.emit(EventKind::StreamConnecting {
+        url: spec.url.clone(),
+        bidirectional: spec.bidirectional,
+    });
+    let connect_started = Instant::now();
+    let ws = match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => {
+            return fail(
+                report,
+                stream_connect_failure(
+                    &spec.url,
+                    format!("no answer to the upgrade within {} s", CONNECT_TIMEOUT.as_secs()),
+                ),
+            );
+        }
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            return fail(
+                report,
+                Failure::StreamUpgradeRefused {
+                    url: spec.url.clone(),
+                    status: response.status().as_u16(),
+                },
+            );
+        }
+        Ok(Err(e)) => {
+            let cause = crate::webhook::root_cause(&e);
+            return fail(report, stream_connect_failure(&spec.url, cause));
+        }
+        Ok(Ok((ws, _response))) => ws,
+    };
+    let connect_elapsed = connect_started.elapsed();
+    report.connect_ms = Some(connect_elapsed.as_secs_f64() * 1e3);
+    ctx.timeline.emit(EventKind::StreamConnected {
+        stream_sid: stream_sid.clone(),
+        elapsed: connect_elapsed,
+    });
+
+    let (mut sink, mut source) = ws.split();
+    // Bounded: a slow driver makes the reader wait, which pushes back on the app's socket
+    // instead of buffering without limit.
+    let (tx, mut rx) = mpsc::channel::<Inbound>(256);
+    let reader = tokio::spawn(async move {
+        while let Some(msg) = source.next().await {
+            let item = match msg {
+                Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
+                Ok(Message::Binary(b)) => Inbound::Binary(b.len()),
+                Ok(Message::Close(frame)) => {
+                    let _ = tx
+                        .send(Inbound::Closed(frame.map(|f| u16::from(f.code))))
+                        .await;
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!("stream read error: {e}");
+                    let _ = tx.send(Inbound::Dropped).await;
+                    return;
+                }
+            };
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Inbound::Dropped).await;
+    });
+
+    let mut driver = Driver::new(&spec, &ctx);
+    let end = driver.run(&mut sink, &mut rx, &mut ctx).await;
+    driver.ended_at = Some(Instant::now());
+    reader.abort();
+    driver.finish(report, end, &ctx)
+}
+
+fn stream_connect_failure(url: &str, cause: String) -> Failure {
+    Failure::StreamConnect {
+        url: url.to_string(),
+        cause,
+    }
+}
+
+/// How the driver loop ended.
+enum End {
+    /// We sent `stop` and closed.
+    Stopped,
+    /// The app closed the socket.
+    AppClosed(Option<u16>),
+    /// The connection broke.
+    Dropped,
+}
+
+struct Driver {
+    ids: StreamIds,
+    url: String,
+    bidirectional: bool,
+    tracks: Tracks,
+    parameters: Vec<(String, String)>,
+    seq: u64,
+    chunk_in: u64,
+    chunk_out: u64,
+    frames_sent: u64,
+    dtmf_sent: u64,
+    lateness: Histogram<u64>,
+    playout: Playout,
+    t0: Option<Instant>,
+    ended_at: Option<Instant>,
+    media_received: u64,
+    first_audio_at: Option<Duration>,
+    marks: Vec<MarkRecord>,
+    clears: u64,
+    invalid: u64,
+    invalid_samples: Vec<InvalidMessage>,
+    sent: Option<Vec<u8>>,
+    failures: Vec<Failure>,
+    no_audio_checked: bool,
+    buf: String,
+}
+
+type WsSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+
+impl Driver {
+    fn new(spec: &StreamSpec, ctx: &StreamCtx) -> Self {
+        Self {
+            ids: spec.ids.clone(),
+            url: spec.url.clone(),
+            bidirectional: spec.bidirectional,
+            tracks: spec.tracks,
+            parameters: spec.parameters.clone(),
+            seq: 0,
+            chunk_in: 0,
+            chunk_out: 0,
+            frames_sent: 0,
+            dtmf_sent: 0,
+            lateness: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds"),
+            playout: Playout::new(ctx.record),
+            t0: None,
+            ended_at: None,
+            media_received: 0,
+            first_audio_at: None,
+            marks: Vec::new(),
+            clears: 0,
+            invalid: 0,
+            invalid_samples: Vec::new(),
+            sent: ctx.record.then(Vec::new),
+            failures: Vec::new(),
+            no_audio_checked: false,
+            buf: String::with_capacity(512),
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn start_tracks(&self) -> Vec<Track> {
+        match self.tracks {
+            Tracks::Inbound => vec![Track::Inbound],
+            Tracks::Outbound => vec![Track::Outbound],
+            Tracks::Both => vec![Track::Inbound, Track::Outbound],
+        }
+    }
+
+    async fn run(
+        &mut self,
+        sink: &mut WsSink,
+        rx: &mut mpsc::Receiver<Inbound>,
+        ctx: &mut StreamCtx,
+    ) -> End {
+        if send(sink, media::connected()).await.is_err() {
+            return End::Dropped;
+        }
+        let seq = self.next_seq();
+        let tracks = self.start_tracks();
+        let start = media::start(seq, &self.ids, &tracks, &self.parameters);
+        if send(sink, start).await.is_err() {
+            return End::Dropped;
+        }
+        let t0 = Instant::now();
+        self.t0 = Some(t0);
+        ctx.timeline.emit(EventKind::StartSent {
+            stream_sid: self.ids.stream_sid.clone(),
+            tracks: tracks
+                .iter()
+                .map(|t| match t {
+                    Track::Inbound => "inbound".to_string(),
+                    Track::Outbound => "outbound".to_string(),
+                })
+                .collect(),
+        });
+        if let Some(started) = ctx.started.take() {
+            let _ = started.send(t0);
+        }
+        let mut next_dtmf = 0usize;
+        let mut k: u64 = 0;
+        loop {
+            let mut deadline = frame_due(t0, k);
+            if let Some(us) = self.playout.next_deadline_us() {
+                deadline = deadline.min(t0 + Duration::from_micros(us));
+            }
+            if let Some((at, _)) = ctx.dtmf.get(next_dtmf) {
+                deadline = deadline.min(t0 + *at);
+            }
+            tokio::select! {
+                biased;
+                changed = ctx.stop.changed() => {
+                    if changed.is_err() || *ctx.stop.borrow() {
+                        return self.stop(sink, rx).await;
+                    }
+                }
+                msg = rx.recv() => match msg {
+                    Some(Inbound::Text(text)) => {
+                        if self.on_app_text(&text, t0, ctx, sink).await.is_err() {
+                            return End::Dropped;
+                        }
+                    }
+                    Some(Inbound::Binary(len)) => self.invalid_message(
+                        ctx,
+                        media::Violation::BinaryFrame.to_string(),
+                        format!("<binary frame, {len} bytes>"),
+                    ),
+                    Some(Inbound::Closed(code)) => {
+                        // Completes the close handshake tungstenite has queued.
+                        let _ = sink.close().await;
+                        return End::AppClosed(code);
+                    }
+                    Some(Inbound::Dropped) | None => return End::Dropped,
+                },
+                _ = sleep_until(deadline) => {}
+            }
+            let now = Instant::now();
+            // Every frame whose time has come goes now, late ones included: skipping would
+            // hide the generator's own stalls from the lateness figures.
+            while frame_due(t0, k) <= now {
+                if self.send_frame(sink, ctx, k).await.is_err() {
+                    return End::Dropped;
+                }
+                let late = Instant::now().saturating_duration_since(frame_due(t0, k));
+                self.lateness
+                    .saturating_record((late.as_micros() as u64).max(1));
+                k += 1;
+            }
+            while let Some((at, digit)) = ctx.dtmf.get(next_dtmf).copied() {
+                if t0 + at > now {
+                    break;
+                }
+                next_dtmf += 1;
+                let seq = self.next_seq();
+                if send(sink, media::dtmf(seq, &self.ids.stream_sid, digit))
+                    .await
+                    .is_err()
+                {
+                    return End::Dropped;
+                }
+                self.dtmf_sent += 1;
+                ctx.timeline.emit(EventKind::Dtmf {
+                    digits: digit.to_string(),
+                });
+            }
+            let now_us = us_since(t0, Instant::now());
+            for echo in self.playout.due_marks(now_us) {
+                if self.echo_mark(sink, ctx, echo, now_us).await.is_err() {
+                    return End::Dropped;
+                }
+            }
+            self.check_no_audio(ctx, t0);
+        }
+    }
+
+    /// Sends frame k on every track the stream carries.
+    async fn send_frame(
+        &mut self,
+        sink: &mut WsSink,
+        ctx: &StreamCtx,
+        k: u64,
+    ) -> Result<(), tungstenite::Error> {
+        let ts = k * 20;
+        if matches!(self.tracks, Tracks::Inbound | Tracks::Both) {
+            let audio = &ctx.caller_audio;
+            let payload = if (k as usize) < audio.len() {
+                audio.b64(k as usize)
+            } else {
+                silence_b64()
+            };
+            if let Some(sent) = &mut self.sent {
+                if (k as usize) < audio.len() {
+                    sent.extend_from_slice(audio.frame(k as usize));
+                } else {
+                    sent.extend_from_slice(&[0xFF; 160]);
+                }
+            }
+            self.chunk_in += 1;
+            self.seq += 1;
+            self.buf.clear();
+            media::write_media(
+                &mut self.buf,
+                self.seq,
+                Track::Inbound,
+                self.chunk_in,
+                ts,
+                payload,
+                &self.ids.stream_sid,
+            );
+            sink.send(Message::Text(self.buf.as_str().into())).await?;
+            self.frames_sent += 1;
+        }
+        if matches!(self.tracks, Tracks::Outbound | Tracks::Both) {
+            let playing = ctx.outbound.frame_b64_at(Instant::now());
+            let payload = playing.as_deref().unwrap_or(silence_b64());
+            self.chunk_out += 1;
+            self.seq += 1;
+            self.buf.clear();
+            media::write_media(
+                &mut self.buf,
+                self.seq,
+                Track::Outbound,
+                self.chunk_out,
+                ts,
+                payload,
+                &self.ids.stream_sid,
+            );
+            sink.send(Message::Text(self.buf.as_str().into())).await?;
+            self.frames_sent += 1;
+        }
+        Ok(())
+    }
+
+    async fn on_app_text(
+        &mut self,
+        text: &str,
+        t0: Instant,
+        ctx: &StreamCtx,
+        sink: &mut WsSink,
+    ) -> Result<(), tungstenite::Error> {
+        let now_us = us_since(t0, Instant::now());
+        let msg = match media::parse_app_message(text, &self.ids.stream_sid) {
+            Ok(m) => m,
+            Err(v) => {
+                self.invalid_message(ctx, v.to_string(), text.to_string());
+                return Ok(());
+            }
+        };
+        if !self.bidirectional {
+            // Twilio: sending to a unidirectional stream is a protocol error (31924); the
+            // message has no effect.
+            self.invalid_message(
+                ctx,
+                "message sent on a unidirectional <Start> stream (31924)".into(),
+                text.to_string(),
+            );
+            return Ok(());
+        }
+        match msg {
+            AppMessage::Media { payload } => {
+                self.media_received += 1;
+                self.playout.push_media(now_us, &payload);
+                if self.first_audio_at.is_none() {
+                    let after = Duration::from_micros(now_us);
+                    self.first_audio_at = Some(after);
+                    ctx.timeline.emit(EventKind::FirstAudioBack {
+                        stream_sid: self.ids.stream_sid.clone(),
+                        after_start: after,
+                    });
+                }
+            }
+            AppMessage::Mark { name } => {
+                let index = self.marks.len();
+                self.marks.push(MarkRecord {
+                    name: name.clone(),
+                    round_trip_ms: None,
+                    cleared: false,
+                });
+                if let Some(echo) = self.playout.push_mark(now_us, name) {
+                    debug_assert_eq!(index, self.marks.len() - 1);
+                    self.echo_mark(sink, ctx, echo, now_us).await?;
+                }
+            }
+            AppMessage::Clear => {
+                self.clears += 1;
+                let out = self.playout.clear(now_us);
+                ctx.timeline.emit(EventKind::Clear {
+                    stream_sid: self.ids.stream_sid.clone(),
+                    dropped_ms: out.dropped_ms,
+                    marks_echoed: out.echoes.len(),
+                });
+                for echo in out.echoes {
+                    self.echo_mark(sink, ctx, echo, now_us).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn echo_mark(
+        &mut self,
+        sink: &mut WsSink,
+        ctx: &StreamCtx,
+        echo: crate::playout::MarkEcho,
+        now_us: u64,
+    ) -> Result<(), tungstenite::Error> {
+        let seq = self.next_seq();
+        send(sink, media::mark(seq, &self.ids.stream_sid, &echo.name)).await?;
+        let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
+        // Echoes come in the order marks were queued, so the first unanswered record is it.
+        if let Some(rec) = self
+            .marks
+            .iter_mut()
+            .find(|m| m.round_trip_ms.is_none() && m.name == echo.name)
+        {
+            rec.round_trip_ms = Some(rtt.as_secs_f64() * 1e3);
+            rec.cleared = echo.cleared;
+        }
+        ctx.timeline.emit(EventKind::MarkEchoed {
+            stream_sid: self.ids.stream_sid.clone(),
+            name: echo.name,
+            round_trip: rtt,
+            cleared: echo.cleared,
+        });
+        Ok(())
+    }
+
+    fn invalid_message(&mut self, ctx: &StreamCtx, reason: String, raw: String) {
+        self.invalid += 1;
+        let raw: String = raw.chars().take(200).collect();
+        if self.invalid_samples.len() < INVALID_SAMPLES {
+            self.invalid_samples.push(InvalidMessage {
+                reason: reason.clone(),
+                raw: raw.clone(),
+            });
+        }
+        ctx.timeline.emit(EventKind::InvalidMessage {
+            stream_sid: self.ids.stream_sid.clone(),
+            reason,
+            raw,
+        });
+    }
+
+    fn check_no_audio(&mut self, ctx: &StreamCtx, t0: Instant) {
+        let Some(limit) = ctx.no_audio_timeout else {
+            return;
+        };
+        if self.no_audio_checked || !self.bidirectional {
+            return;
+        }
+        if self.first_audio_at.is_some() {
+            self.no_audio_checked = true;
+        } else if t0.elapsed() >= limit {
+            self.no_audio_checked = true;
+            self.failures.push(Failure::NoAudioBack {
+                url: self.url.clone(),
+                secs: limit.as_secs(),
+            });
+        }
+    }
+
+    async fn stop(&mut self, sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>) -> End {
+        let seq = self.next_seq();
+        let _ = send(sink, media::stop(seq, &self.ids)).await;
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await;
+        // Give the app a moment to answer the close so the handshake completes cleanly.
+        let _ = timeout(Duration::from_secs(1), async {
+            while let Some(m) = rx.recv().await {
+                if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
+                    break;
+                }
+            }
+        })
+        .await;
+        End::Stopped
+    }
+
+    fn finish(
+        mut self,
+        mut report: StreamReport,
+        end: End,
+        ctx: &StreamCtx,
+    ) -> StreamOutcome {
+        let ended = self.ended_at.unwrap_or_else(Instant::now);
+        let t0 = self.t0.unwrap_or(ended);
+        let end_us = us_since(t0, ended);
+        match end {
+            End::Stopped => {
+                report.closed_by = "dialtone";
+                report.close_code = Some(1000);
+                ctx.timeline.emit(EventKind::StopSent {
+                    stream_sid: self.ids.stream_sid.clone(),
+                });
+            }
+            End::AppClosed(code) => {
+                report.closed_by = "app";
+                report.close_code = code;
+            }
+            End::Dropped => {
+                report.closed_by = "dropped";
+                self.failures.push(Failure::StreamDropped {
+                    url: self.url.clone(),
+                    frames_sent: self.frames_sent,
+                });
+            }
+        }
+        ctx.timeline.emit(EventKind::StreamClosed {
+            stream_sid: self.ids.stream_sid.clone(),
+            by: report.closed_by,
+            code: report.close_code,
+            frames_sent: self.frames_sent,
+        });
+        // A stream too short to reach the bound cannot be blamed for silence.
+        if !self.no_audio_checked
+            && self.bidirectional
+            && self.first_audio_at.is_none()
+            && ctx
+                .no_audio_timeout
+                .is_some_and(|l| Duration::from_micros(end_us) >= l)
+        {
+            self.failures.push(Failure::NoAudioBack {
+                url: self.url.clone(),
+                secs: ctx.no_audio_timeout.map_or(0, |l| l.as_secs()),
+            });
+        }
+        report.frames_sent = self.frames_sent;
+        report.dtmf_sent = self.dtmf_sent;
+        report.lateness = LatencySummary::from_us(&self.lateness);
+        report.media_received = self.media_received;
+        report.audio_received_ms = self.playout.bytes_received() / 8;
+        report.audio_cleared_ms = self.playout.bytes_dropped() / 8;
+        report.underrun_ms = self.playout.underrun_ms();
+        report.time_to_first_audio_ms = self.first_audio_at.map(|d| d.as_secs_f64() * 1e3);
+        report.marks = self.marks;
+        report.clears = self.clears;
+        report.invalid_messages = self.invalid;
+        report.invalid_samples = self.invalid_samples;
+        report.duration_ms = end_us as f64 / 1e3;
+        StreamOutcome {
+            heard: self.playout.heard_mulaw(end_us),
+            sent: self.sent,
+            report,
+            failures: self.failures,
+        }
+    }
+}
+
+fn frame_due(t0: Instant, k: u64) -> Instant {
+    t0 + Duration::from_micros(k * 20_000)
+}
+
+fn us_since(t0: Instant, now: Instant) -> u64 {
+    now.saturating_duration_since(t0).as_micros() as u64
+}
+
+async fn send(sink: &mut WsSink, text: String) -> Result<(), tungstenite::Error> {
+    sink.send(Message::Text(text.into())).await
+}

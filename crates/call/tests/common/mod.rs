@@ -1,0 +1,300 @@
+//! A configurable voice app on a real loopback port: serves TwiML documents by path, records
+//! every HTTP request it gets, and runs a scripted Media Streams handler on `/media*`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dialtone_audio::FrameSet;
+use dialtone_call::{CallConfig, CallResult, Engine};
+use dialtone_protocol::media::{self, TwilioMessage};
+
+/// One HTTP request the app received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub params: Vec<(String, String)>,
+}
+
+/// What the app answers at a path.
+#[derive(Clone)]
+pub enum Reply {
+    /// 200 text/xml with this body; `{ws}` is replaced by `ws://127.0.0.1:PORT`.
+    Twiml(String),
+    /// Any status, content type and body.
+    Raw(u16, &'static str, String),
+    /// Sleep before answering (timeouts).
+    Slow(Duration, String),
+    /// Raw bytes (e.g. a WAV for <Play>).
+    Bytes(&'static str, Vec<u8>),
+}
+
+/// What the WebSocket handler does.
+#[derive(Clone, Debug)]
+pub enum WsScript {
+    /// After `start`, send `n_chunks` media chunks of `chunk_ms` each then a mark `m1`; wait
+    /// for the caller to hang up.
+    ReplyWithMark { chunk_ms: u32, n_chunks: u32 },
+    /// After `start`, send 2 s of audio, marks a,b, then after `clear_after` send `clear`.
+    ClearAfter { clear_after: Duration },
+    /// Close the socket (close frame) after receiving `frames` media frames.
+    CloseAfter { frames: u32 },
+    /// Send invalid messages, then a valid mark.
+    Garbage,
+    /// Drop the TCP connection after `frames` frames without a close frame.
+    DropAfter { frames: u32 },
+    /// Do nothing, just read.
+    Silent,
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub http: Vec<Seen>,
+    /// Per stream (path), every text message received in order.
+    pub ws: Vec<(String, Vec<String>)>,
+    pub ws_headers: Vec<HeaderMap>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    routes: Arc<HashMap<String, Reply>>,
+    ws_script: WsScript,
+    log: Arc<Mutex<Log>>,
+    base_ws: Arc<Mutex<String>>,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub base_ws: String,
+    pub log: Arc<Mutex<Log>>,
+}
+
+impl TestApp {
+    pub async fn start(routes: Vec<(&str, Reply)>, ws_script: WsScript) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let state = AppState {
+            routes: Arc::new(routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect()),
+            ws_script,
+            log: log.clone(),
+            base_ws: Arc::new(Mutex::new(format!("ws://{addr}"))),
+        };
+        let app = Router::new().fallback(handle).with_state(state);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            base_ws: format!("ws://{addr}"),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn http(&self) -> Vec<Seen> {
+        self.log.lock().unwrap().http.clone()
+    }
+
+    pub fn ws_messages(&self) -> Vec<(String, Vec<String>)> {
+        self.log.lock().unwrap().ws.clone()
+    }
+}
+
+async fn handle(
+    State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if let Ok(ws) = ws {
+        if path == "/refuse" {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        st.log.lock().unwrap().ws_headers.push(headers.clone());
+        let script = st.ws_script.clone();
+        let log = st.log.clone();
+        return ws.on_upgrade(move |socket| run_ws(socket, path, script, log));
+    }
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    if method == Method::GET {
+        params = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    }
+    st.log.lock().unwrap().http.push(Seen {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers,
+        params,
+    });
+    let base_ws = st.base_ws.lock().unwrap().clone();
+    match st.routes.get(&path).cloned() {
+        Some(Reply::Twiml(t)) => (
+            [("content-type", "text/xml")],
+            t.replace("{ws}", &base_ws),
+        )
+            .into_response(),
+        Some(Reply::Raw(status, ct, body)) => (
+            StatusCode::from_u16(status).unwrap(),
+            [("content-type", ct)],
+            body,
+        )
+            .into_response(),
+        Some(Reply::Slow(d, t)) => {
+            tokio::time::sleep(d).await;
+            ([("content-type", "text/xml")], t).into_response()
+        }
+        Some(Reply::Bytes(ct, b)) => ([("content-type", ct)], b).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<Mutex<Log>>) {
+    let index = {
+        let mut l = log.lock().unwrap();
+        l.ws.push((path, Vec::new()));
+        l.ws.len() - 1
+    };
+    let mut stream_sid: String;
+    let mut frames = 0u32;
+    while let Some(Ok(msg)) = socket.recv().await {
+        let Message::Text(text) = msg else {
+            if let Message::Close(_) = msg {
+                break;
+            }
+            continue;
+        };
+        log.lock().unwrap().ws[index].1.push(text.to_string());
+        let parsed = media::parse_twilio_message(text.as_str());
+        match parsed {
+            Ok(TwilioMessage::Start { stream_sid: sid, .. }) => {
+                stream_sid = sid;
+                match &script {
+                    WsScript::ReplyWithMark { chunk_ms, n_chunks } => {
+                        let bytes = (*chunk_ms as usize) * 8;
+                        let chunk = FrameSet::from_mulaw(&vec![0x10u8; bytes]);
+                        let payload = base64_of(&chunk.mulaw()[..bytes]);
+                        for _ in 0..*n_chunks {
+                            let _ = socket
+                                .send(Message::Text(media::app_media(&stream_sid, &payload).into()))
+                                .await;
+                        }
+                        let _ = socket
+                            .send(Message::Text(media::app_mark(&stream_sid, "m1").into()))
+                            .await;
+                    }
+                    WsScript::ClearAfter { clear_after } => {
+                        let payload = base64_of(&vec![0x20u8; 16000]);
+                        let _ = socket
+                            .send(Message::Text(media::app_media(&stream_sid, &payload).into()))
+                            .await;
+                        for m in ["a", "b"] {
+                            let _ = socket
+                                .send(Message::Text(media::app_mark(&stream_sid, m).into()))
+                                .await;
+                        }
+                        tokio::time::sleep(*clear_after).await;
+                        let _ = socket
+                            .send(Message::Text(media::app_clear(&stream_sid).into()))
+                            .await;
+                    }
+                    WsScript::Garbage => {
+                        for bad in [
+                            "not json".to_string(),
+                            r#"{"event":"media","streamSid":"MZ00000000000000000000000000000000","media":{"payload":"AAAA"}}"#.to_string(),
+                            format!(r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"@@@"}}}}"#),
+                            format!(r#"{{"event":"dance","streamSid":"{stream_sid}"}}"#),
+                        ] {
+                            let _ = socket.send(Message::Text(bad.into())).await;
+                        }
+                        let _ = socket
+                            .send(Message::Text(media::app_mark(&stream_sid, "ok").into()))
+                            .await;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(TwilioMessage::Media { .. }) => {
+                frames += 1;
+                match &script {
+                    WsScript::CloseAfter { frames: n } if frames >= *n => {
+                        let _ = socket.send(Message::Close(None)).await;
+                        // Drain until the peer answers the close.
+                        while let Some(Ok(m)) = socket.recv().await {
+                            if let Message::Close(_) = m {
+                                break;
+                            }
+                        }
+                        return;
+                    }
+                    WsScript::DropAfter { frames: n } if frames >= *n => {
+                        // Dropping the socket without a close frame.
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(TwilioMessage::Stop { .. }) => {}
+            _ => {}
+        }
+    }
+}
+
+pub fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Caller audio of `ms` milliseconds of a 440 Hz tone.
+pub fn tone(ms: u32) -> Arc<FrameSet> {
+    let n = ms as usize * 8;
+    let pcm: Vec<i16> = (0..n)
+        .map(|i| ((i as f64 / 8000.0 * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16)
+        .collect();
+    Arc::new(FrameSet::from_pcm(&pcm))
+}
+
+/// Places a call with short timeouts suitable for tests.
+pub async fn call(url: &str, audio_ms: u32, tweak: impl FnOnce(&mut CallConfig)) -> CallResult {
+    let mut cfg = CallConfig::new(url, tone(audio_ms));
+    cfg.caller.tail = Duration::from_millis(300);
+    cfg.max_duration = Duration::from_secs(20);
+    cfg.webhook_timeout = Duration::from_secs(3);
+    cfg.no_audio_timeout = None;
+    tweak(&mut cfg);
+    Engine::new().place_call(cfg, None).await
+}
+
+pub fn param<'a>(seen: &'a Seen, name: &str) -> Option<&'a str> {
+    seen.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn events(msgs: &[String]) -> Vec<String> {
+    msgs.iter()
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(m).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
