@@ -61,10 +61,7 @@ pub struct CallResult {
 enum Next {
     Continue,
     Replace(Fetched),
-    End {
-        status: CallStatus,
-        reason: String,
-    },
+    End { status: CallStatus, reason: String },
 }
 
 struct Fork {
@@ -206,7 +203,10 @@ impl Call<'_> {
                     Ok(f) => f,
                     Err(f2) => {
                         self.failures.push(f2);
-                        return (CallStatus::Failed, "no TwiML from voice or fallback URL".into());
+                        return (
+                            CallStatus::Failed,
+                            "no TwiML from voice or fallback URL".into(),
+                        );
                     }
                 }
             }
@@ -353,9 +353,9 @@ impl Call<'_> {
             Verb::Play(play) => {
                 self.verb_event(
                     node,
-                    play.url
-                        .clone()
-                        .unwrap_or_else(|| format!("digits {}", play.digits.as_deref().unwrap_or(""))),
+                    play.url.clone().unwrap_or_else(|| {
+                        format!("digits {}", play.digits.as_deref().unwrap_or(""))
+                    }),
                 );
                 self.play(play, doc_url).await
             }
@@ -369,7 +369,10 @@ impl Call<'_> {
             Verb::Gather(g) => {
                 self.verb_event(
                     node,
-                    format!("timeout {} s, finishOnKey {:?}", g.timeout_secs, g.finish_on_key),
+                    format!(
+                        "timeout {} s, finishOnKey {:?}",
+                        g.timeout_secs, g.finish_on_key
+                    ),
                 );
                 self.gather(g, doc_url).await
             }
@@ -402,7 +405,10 @@ impl Call<'_> {
                     // Twilio honours <Reject> only before the call is answered.
                     self.warn(
                         12200,
-                        format!("<Reject> at line {} after the call was answered hangs up", node.line),
+                        format!(
+                            "<Reject> at line {} after the call was answered hangs up",
+                            node.line
+                        ),
                     );
                     Next::End {
                         status: CallStatus::Completed,
@@ -412,8 +418,14 @@ impl Call<'_> {
             }
             Verb::Redirect(r) => {
                 self.verb_event(node, r.url.clone());
-                self.follow("redirect", doc_url, Some(&r.url), r.method.into(), Vec::new())
-                    .await
+                self.follow(
+                    "redirect",
+                    doc_url,
+                    Some(&r.url),
+                    r.method.into(),
+                    Vec::new(),
+                )
+                .await
             }
             Verb::Connect(c) => match &c.target {
                 ConnectTarget::Stream(s) => {
@@ -433,8 +445,14 @@ impl Call<'_> {
                     }
                     match &c.action {
                         Some(action) => {
-                            self.follow("action", doc_url, Some(action), c.method.into(), Vec::new())
-                                .await
+                            self.follow(
+                                "action",
+                                doc_url,
+                                Some(action),
+                                c.method.into(),
+                                Vec::new(),
+                            )
+                            .await
                         }
                         None => Next::Continue,
                     }
@@ -520,7 +538,13 @@ impl Call<'_> {
             let digits = play.digits.as_deref().unwrap_or("");
             let ms: u64 = digits
                 .chars()
-                .map(|c| if c.eq_ignore_ascii_case(&'w') { 500 } else { 100 })
+                .map(|c| {
+                    if c.eq_ignore_ascii_case(&'w') {
+                        500
+                    } else {
+                        100
+                    }
+                })
                 .sum();
             if self.wait(Duration::from_millis(ms)).await {
                 return self.ended_next();
@@ -535,7 +559,11 @@ impl Call<'_> {
                 return Next::Continue;
             }
         };
-        let loops = if play.loop_count == 0 { 1000 } else { play.loop_count };
+        let loops = if play.loop_count == 0 {
+            1000
+        } else {
+            play.loop_count
+        };
         self.outbound.set(Some(frames.clone()));
         let ended = self.wait(frames.duration() * loops).await;
         self.outbound.set(None);
@@ -568,7 +596,10 @@ impl Call<'_> {
         if !resp.status().is_success() {
             return Err(fail(format!("HTTP {}", resp.status().as_u16())));
         }
-        let bytes = resp.bytes().await.map_err(|e| fail(webhook::root_cause(&e)))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| fail(webhook::root_cause(&e)))?;
         let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, &url)
             .map_err(|e| fail(e.to_string()))?;
         let frames = Arc::new(FrameSet::from_pcm(&pcm));
@@ -628,8 +659,8 @@ impl Call<'_> {
                 return self.ended_next();
             }
         }
-        let complete = !finished_on.is_empty()
-            || g.num_digits.is_some_and(|n| digits.len() >= n as usize);
+        let complete =
+            !finished_on.is_empty() || g.num_digits.is_some_and(|n| digits.len() >= n as usize);
         if !complete && self.wait(Duration::from_secs(g.timeout_secs.into())).await {
             return self.ended_next();
         }
@@ -641,8 +672,14 @@ impl Call<'_> {
             ("Digits".to_string(), digits),
             ("FinishedOnKey".to_string(), finished_on),
         ];
-        self.follow("action", doc_url, g.action.as_deref(), g.method.into(), extra)
-            .await
+        self.follow(
+            "action",
+            doc_url,
+            g.action.as_deref(),
+            g.method.into(),
+            extra,
+        )
+        .await
     }
 
     fn start_stream(
@@ -651,12 +688,11 @@ impl Call<'_> {
         doc_url: &str,
         bidirectional: bool,
     ) -> Result<(JoinHandle<StreamOutcome>, watch::Sender<bool>), Failure> {
-        let url = webhook::resolve_stream(doc_url, &s.url).map_err(|cause| {
-            Failure::StreamConnect {
+        let url =
+            webhook::resolve_stream(doc_url, &s.url).map_err(|cause| Failure::StreamConnect {
                 url: s.url.clone(),
                 cause,
-            }
-        })?;
+            })?;
         let tracks = if bidirectional {
             Tracks::Inbound
         } else {
@@ -699,7 +735,8 @@ impl Call<'_> {
             // The caller talks from the first stream's start and hangs up once its audio
             // and the tail are over.
             self.caller_hangup_armed = true;
-            let talk = self.cfg.caller.audio.duration() + self.cfg.caller.tail;
+            let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
+            let talk = audio + tail;
             let end_tx = self.end_tx.clone();
             tokio::spawn(async move {
                 let Ok(at) = started_rx.await else { return };
@@ -709,8 +746,9 @@ impl Call<'_> {
                         return false;
                     }
                     *r = Some(format!(
-                        "caller hung up after its audio and {:.1} s tail",
-                        talk.as_secs_f64()
+                        "caller hung up ({:.1} s of audio + {:.1} s tail)",
+                        audio.as_secs_f64(),
+                        tail.as_secs_f64()
                     ));
                     true
                 });

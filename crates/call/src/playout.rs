@@ -9,6 +9,9 @@ use std::collections::VecDeque;
 
 /// μ-law at 8 kHz: one byte is 125 µs of audio.
 const US_PER_BYTE: u64 = 125;
+/// Silence between two pieces of app audio shorter than this is an underrun (the app fell
+/// behind mid-reply); longer silence is a pause between replies.
+const UNDERRUN_MAX_GAP_US: u64 = 500_000;
 
 /// A mark the app sent, waiting for the audio ahead of it to play out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +79,10 @@ impl Playout {
     pub fn push_media(&mut self, now_us: u64, bytes: &[u8]) -> u64 {
         let start = if self.busy_until_us < now_us {
             // The buffer ran dry before this audio arrived: the caller heard silence meanwhile.
-            if self.first_heard_us.is_some() {
-                self.underrun_us += now_us - self.busy_until_us;
+            // Only short gaps count: a longer one is a pause between replies, not a stall.
+            let gap = now_us - self.busy_until_us;
+            if self.first_heard_us.is_some() && gap < UNDERRUN_MAX_GAP_US {
+                self.underrun_us += gap;
             }
             now_us
         } else {
@@ -268,11 +273,7 @@ mod tests {
         // Audio has not played out, but even at a later time with busy_until in the past the
         // second mark must queue behind the first rather than jump ahead.
         assert!(p.push_mark(0, "b".into()).is_none());
-        let names: Vec<_> = p
-            .due_marks(100 * MS)
-            .into_iter()
-            .map(|m| m.name)
-            .collect();
+        let names: Vec<_> = p.due_marks(100 * MS).into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["a", "b"]);
     }
 

@@ -360,7 +360,7 @@ pub struct StreamReport {
     pub audio_received_ms: u64,
     /// App audio dropped by `clear` before being heard, in ms.
     pub audio_cleared_ms: u64,
-    /// Silence heard between app audio because it arrived late, in ms.
+    /// Silence heard inside app replies (gaps under 500 ms between its audio chunks), in ms.
     pub underrun_ms: u64,
     /// From `start` to the first app `media`.
     pub time_to_first_audio_ms: Option<f64>,

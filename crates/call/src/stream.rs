@@ -22,9 +22,7 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::playout::Playout;
-use crate::report::{
-    EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport,
-};
+use crate::report::{EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport};
 use crate::timeline::Timeline;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,7 +158,10 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
                 report,
                 stream_connect_failure(
                     &spec.url,
-                    format!("no answer to the upgrade within {} s", CONNECT_TIMEOUT.as_secs()),
+                    format!(
+                        "no answer to the upgrade within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
                 ),
             );
         }
@@ -627,12 +628,7 @@ impl Driver {
         End::Stopped
     }
 
-    fn finish(
-        mut self,
-        mut report: StreamReport,
-        end: End,
-        ctx: &StreamCtx,
-    ) -> StreamOutcome {
+    fn finish(mut self, mut report: StreamReport, end: End, ctx: &StreamCtx) -> StreamOutcome {
         let ended = self.ended_at.unwrap_or_else(Instant::now);
         let t0 = self.t0.unwrap_or(ended);
         let end_us = us_since(t0, ended);

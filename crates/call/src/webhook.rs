@@ -144,7 +144,11 @@ pub(crate) async fn fetch_twiml(
         error: e.to_string(),
     })?;
     timeline.emit(EventKind::Twiml {
-        verbs: doc.verbs.iter().map(|n| n.verb.name().to_string()).collect(),
+        verbs: doc
+            .verbs
+            .iter()
+            .map(|n| n.verb.name().to_string())
+            .collect(),
     });
     Ok(Fetched {
         doc,

@@ -42,7 +42,17 @@ async fn connect_stream_speaks_twilio_protocol_and_echoes_marks_after_playout() 
     assert_eq!(http.len(), 1);
     let seen = &http[0];
     assert_eq!(seen.method, "POST");
-    for name in ["AccountSid", "ApiVersion", "CallSid", "CallStatus", "Called", "Caller", "Direction", "From", "To"] {
+    for name in [
+        "AccountSid",
+        "ApiVersion",
+        "CallSid",
+        "CallStatus",
+        "Called",
+        "Caller",
+        "Direction",
+        "From",
+        "To",
+    ] {
         assert!(param(seen, name).is_some(), "missing {name}");
     }
     assert_eq!(param(seen, "CallStatus"), Some("ringing"));
@@ -52,15 +62,33 @@ async fn connect_stream_speaks_twilio_protocol_and_echoes_marks_after_playout() 
     assert!(dialtone_protocol::sid::is_valid("CA", &call_sid));
     assert_eq!(call_sid, r.call_sid);
     let sig = seen.headers["x-twilio-signature"].to_str().unwrap();
-    assert!(signing::validate(TOKEN, &app.url("/voice"), &seen.params, sig));
-    assert!(!signing::validate("wrong-token", &app.url("/voice"), &seen.params, sig));
+    assert!(signing::validate(
+        TOKEN,
+        &app.url("/voice"),
+        &seen.params,
+        sig
+    ));
+    assert!(!signing::validate(
+        "wrong-token",
+        &app.url("/voice"),
+        &seen.params,
+        sig
+    ));
     assert_eq!(seen.headers["user-agent"], "TwilioProxy/1.1");
-    assert_eq!(seen.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(
+        seen.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
 
     // The upgrade carries a signature over the stream URL with no params.
     let ws_headers = app.log.lock().unwrap().ws_headers.clone();
     let ws_sig = ws_headers[0]["x-twilio-signature"].to_str().unwrap();
-    assert!(signing::validate(TOKEN, &format!("{}/media", app.base_ws), &[], ws_sig));
+    assert!(signing::validate(
+        TOKEN,
+        &format!("{}/media", app.base_ws),
+        &[],
+        ws_sig
+    ));
 
     // The messages: connected, start, media..., mark echo, stop; sequence numbers count
     // every message after connected.
@@ -78,13 +106,20 @@ async fn connect_stream_speaks_twilio_protocol_and_echoes_marks_after_playout() 
     assert_eq!(start["start"]["tracks"], serde_json::json!(["inbound"]));
     assert_eq!(start["start"]["mediaFormat"]["encoding"], "audio/x-mulaw");
     assert_eq!(start["start"]["mediaFormat"]["sampleRate"], 8000);
-    assert_eq!(start["start"]["customParameters"]["FirstName"], "Jane \"J\"");
+    assert_eq!(
+        start["start"]["customParameters"]["FirstName"],
+        "Jane \"J\""
+    );
     let stream_sid = start["streamSid"].as_str().unwrap().to_string();
     assert!(dialtone_protocol::sid::is_valid("MZ", &stream_sid));
     let mut chunk = 0;
     for (i, m) in msgs.iter().enumerate().skip(1) {
         let v = json(m);
-        assert_eq!(v["sequenceNumber"], (i as u64).to_string(), "message {i}: {m}");
+        assert_eq!(
+            v["sequenceNumber"],
+            (i as u64).to_string(),
+            "message {i}: {m}"
+        );
         assert_eq!(v["streamSid"], stream_sid.as_str());
         if v["event"] == "media" {
             chunk += 1;
@@ -113,8 +148,13 @@ async fn connect_stream_speaks_twilio_protocol_and_echoes_marks_after_playout() 
 #[tokio::test]
 async fn clear_drops_queued_audio_and_echoes_pending_marks_at_once() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#))],
-        WsScript::ClearAfter { clear_after: Duration::from_millis(300) },
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#),
+        )],
+        WsScript::ClearAfter {
+            clear_after: Duration::from_millis(300),
+        },
     )
     .await;
     let res = call(&app.url("/voice"), 1200, |_| {}).await;
@@ -127,7 +167,11 @@ async fn clear_drops_queued_audio_and_echoes_pending_marks_at_once() {
         assert!((250.0..900.0).contains(&rtt), "rtt {rtt}");
     }
     // 2 s queued, about 0.3 s played before the clear.
-    assert!((1500..1800).contains(&s.audio_cleared_ms), "{}", s.audio_cleared_ms);
+    assert!(
+        (1500..1800).contains(&s.audio_cleared_ms),
+        "{}",
+        s.audio_cleared_ms
+    );
     let ev = events(&app.ws_messages()[0].1);
     let marks: Vec<_> = app.ws_messages()[0]
         .1
@@ -195,16 +239,35 @@ async fn start_stream_forks_both_tracks_and_stop_ends_it() {
     assert_eq!(r.end_reason, "<Hangup>");
     let msgs = &app.ws_messages()[0].1;
     let start = json(&msgs[1]);
-    assert_eq!(start["start"]["tracks"], serde_json::json!(["inbound", "outbound"]));
-    let media: Vec<_> = msgs.iter().map(|m| json(m)).filter(|v| v["event"] == "media").collect();
-    let inbound = media.iter().filter(|v| v["media"]["track"] == "inbound").count();
-    let outbound: Vec<_> = media.iter().filter(|v| v["media"]["track"] == "outbound").collect();
+    assert_eq!(
+        start["start"]["tracks"],
+        serde_json::json!(["inbound", "outbound"])
+    );
+    let media: Vec<_> = msgs
+        .iter()
+        .map(|m| json(m))
+        .filter(|v| v["event"] == "media")
+        .collect();
+    let inbound = media
+        .iter()
+        .filter(|v| v["media"]["track"] == "inbound")
+        .count();
+    let outbound: Vec<_> = media
+        .iter()
+        .filter(|v| v["media"]["track"] == "outbound")
+        .collect();
     assert_eq!(inbound, outbound.len());
     // <Say> lasts 1.2 s: the fork stops right after it.
     assert!((55..=70).contains(&inbound), "{inbound}");
     // Outbound carries the <Say> audio, not silence.
     let silence = dialtone_audio::frames::silence_b64();
-    assert!(outbound.iter().filter(|v| v["media"]["payload"] != silence).count() > 40);
+    assert!(
+        outbound
+            .iter()
+            .filter(|v| v["media"]["payload"] != silence)
+            .count()
+            > 40
+    );
     assert_eq!(outbound[0]["media"]["chunk"], "1");
     assert_eq!(events(msgs).last().unwrap(), "stop");
     assert!(r.duration_ms >= 2200.0, "{}", r.duration_ms);
@@ -221,7 +284,10 @@ async fn gather_posts_digits_to_its_action() {
         WsScript::Silent,
     )
     .await;
-    let res = call(&app.url("/voice"), 100, |c| c.caller.gather_digits = "12342#".into()).await;
+    let res = call(&app.url("/voice"), 100, |c| {
+        c.caller.gather_digits = "12342#".into()
+    })
+    .await;
     assert!(res.report.is_success(), "{:#?}", res.report.failures);
     let http = app.http();
     assert_eq!(http.len(), 3);
@@ -235,7 +301,10 @@ async fn gather_posts_digits_to_its_action() {
 #[tokio::test]
 async fn gather_without_input_falls_through_to_the_next_verb() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Gather action="/digits" timeout="1"/><Say>no input</Say>"#))],
+        vec![(
+            "/voice",
+            twiml(r#"<Gather action="/digits" timeout="1"/><Say>no input</Say>"#),
+        )],
         WsScript::Silent,
     )
     .await;
@@ -251,7 +320,10 @@ async fn redirect_follows_relative_urls_with_post_and_get() {
     let app = TestApp::start(
         vec![
             ("/voice", twiml("<Redirect>next</Redirect><Say>never</Say>")),
-            ("/next", twiml(r#"<Redirect method="GET">/third?x=1</Redirect>"#)),
+            (
+                "/next",
+                twiml(r#"<Redirect method="GET">/third?x=1</Redirect>"#),
+            ),
             ("/third", twiml("<Hangup/>")),
         ],
         WsScript::Silent,
@@ -274,7 +346,10 @@ async fn redirect_follows_relative_urls_with_post_and_get() {
 #[tokio::test]
 async fn voice_webhook_with_get_puts_params_in_the_query() {
     let app = TestApp::start(vec![("/voice", twiml("<Hangup/>"))], WsScript::Silent).await;
-    let res = call(&app.url("/voice"), 100, |c| c.method = dialtone_call::HttpMethod::Get).await;
+    let res = call(&app.url("/voice"), 100, |c| {
+        c.method = dialtone_call::HttpMethod::Get
+    })
+    .await;
     assert!(res.report.is_success());
     let seen = &app.http()[0];
     assert_eq!(seen.method, "GET");
@@ -288,7 +363,10 @@ async fn play_fetches_wav_and_loops_and_pause_takes_its_time() {
     let wav = common_wav(300);
     let app = TestApp::start(
         vec![
-            ("/voice", twiml(r#"<Play loop="2">/clip.wav</Play><Pause length="1"/>"#)),
+            (
+                "/voice",
+                twiml(r#"<Play loop="2">/clip.wav</Play><Pause length="1"/>"#),
+            ),
             ("/clip.wav", Reply::Bytes("audio/wav", wav)),
         ],
         WsScript::Silent,
@@ -297,8 +375,16 @@ async fn play_fetches_wav_and_loops_and_pause_takes_its_time() {
     let res = call(&app.url("/voice"), 100, |_| {}).await;
     assert!(res.report.is_success(), "{:#?}", res.report.failures);
     // 2 × 0.3 s + 1 s.
-    assert!(res.report.duration_ms >= 1600.0, "{}", res.report.duration_ms);
-    assert!(res.report.duration_ms < 2500.0, "{}", res.report.duration_ms);
+    assert!(
+        res.report.duration_ms >= 1600.0,
+        "{}",
+        res.report.duration_ms
+    );
+    assert!(
+        res.report.duration_ms < 2500.0,
+        "{}",
+        res.report.duration_ms
+    );
 }
 
 #[tokio::test]
@@ -306,7 +392,10 @@ async fn play_of_a_bad_wav_is_reported_and_the_document_goes_on() {
     let app = TestApp::start(
         vec![
             ("/voice", twiml(r#"<Play>/clip.wav</Play><Hangup/>"#)),
-            ("/clip.wav", Reply::Bytes("audio/wav", b"this is not audio".to_vec())),
+            (
+                "/clip.wav",
+                Reply::Bytes("audio/wav", b"this is not audio".to_vec()),
+            ),
         ],
         WsScript::Silent,
     )
@@ -324,7 +413,11 @@ async fn play_of_a_bad_wav_is_reported_and_the_document_goes_on() {
 
 #[tokio::test]
 async fn reject_ends_an_inbound_call_busy() {
-    let app = TestApp::start(vec![("/voice", twiml(r#"<Reject reason="busy"/>"#))], WsScript::Silent).await;
+    let app = TestApp::start(
+        vec![("/voice", twiml(r#"<Reject reason="busy"/>"#))],
+        WsScript::Silent,
+    )
+    .await;
     let res = call(&app.url("/voice"), 100, |_| {}).await;
     assert_eq!(res.report.status, "busy");
     assert!(!res.report.is_success());
@@ -334,12 +427,18 @@ async fn reject_ends_an_inbound_call_busy() {
 #[tokio::test]
 async fn stream_dtmf_is_sent_as_twilio_dtmf_messages() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#))],
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#),
+        )],
         WsScript::Silent,
     )
     .await;
     let res = call(&app.url("/voice"), 600, |c| {
-        c.caller.stream_dtmf = vec![(Duration::from_millis(200), '5'), (Duration::from_millis(300), '#')]
+        c.caller.stream_dtmf = vec![
+            (Duration::from_millis(200), '5'),
+            (Duration::from_millis(300), '#'),
+        ]
     })
     .await;
     assert_eq!(res.report.streams[0].dtmf_sent, 2);
@@ -358,7 +457,10 @@ async fn stream_dtmf_is_sent_as_twilio_dtmf_messages() {
 #[tokio::test]
 async fn invalid_app_messages_are_ignored_counted_and_the_call_goes_on() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#))],
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#),
+        )],
         WsScript::Garbage,
     )
     .await;
@@ -366,8 +468,18 @@ async fn invalid_app_messages_are_ignored_counted_and_the_call_goes_on() {
     let s = &res.report.streams[0];
     assert_eq!(s.invalid_messages, 4, "{:#?}", s.invalid_samples);
     assert!(s.invalid_samples[0].raw.contains("not json"));
-    assert!(s.invalid_samples.iter().any(|m| m.reason.to_lowercase().contains("streamsid")), "{:#?}", s.invalid_samples);
-    assert_eq!(s.marks.len(), 1, "the valid mark after the garbage still counts");
+    assert!(
+        s.invalid_samples
+            .iter()
+            .any(|m| m.reason.to_lowercase().contains("streamsid")),
+        "{:#?}",
+        s.invalid_samples
+    );
+    assert_eq!(
+        s.marks.len(),
+        1,
+        "the valid mark after the garbage still counts"
+    );
     assert_eq!(s.closed_by, "dialtone");
     assert!(res.report.is_success());
 }
@@ -375,7 +487,9 @@ async fn invalid_app_messages_are_ignored_counted_and_the_call_goes_on() {
 fn common_wav(ms: u32) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.wav");
-    let pcm: Vec<i16> = (0..ms * 16).map(|i| ((i as f64 / 16000.0 * 300.0 * std::f64::consts::TAU).sin() * 9000.0) as i16).collect();
+    let pcm: Vec<i16> = (0..ms * 16)
+        .map(|i| ((i as f64 / 16000.0 * 300.0 * std::f64::consts::TAU).sin() * 9000.0) as i16)
+        .collect();
     // Written at 8 kHz by our writer, then the test app serves the bytes.
     dialtone_audio::wav::write_8k(&path, &pcm[..(ms * 8) as usize]).unwrap();
     std::fs::read(&path).unwrap()

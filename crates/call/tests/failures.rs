@@ -33,7 +33,10 @@ async fn webhook_http_errors_are_11200_with_hints() {
     let app = TestApp::start(
         vec![
             ("/500", Reply::Raw(500, "text/plain", "boom".into())),
-            ("/403", Reply::Raw(403, "text/plain", "invalid signature".into())),
+            (
+                "/403",
+                Reply::Raw(403, "text/plain", "invalid signature".into()),
+            ),
         ],
         WsScript::Silent,
     )
@@ -57,11 +60,17 @@ async fn webhook_http_errors_are_11200_with_hints() {
 #[tokio::test]
 async fn webhook_timeout_is_reported_with_its_bound() {
     let app = TestApp::start(
-        vec![("/slow", Reply::Slow(Duration::from_secs(3), "<Response/>".into()))],
+        vec![(
+            "/slow",
+            Reply::Slow(Duration::from_secs(3), "<Response/>".into()),
+        )],
         WsScript::Silent,
     )
     .await;
-    let res = call(&app.url("/slow"), 100, |c| c.webhook_timeout = Duration::from_millis(500)).await;
+    let res = call(&app.url("/slow"), 100, |c| {
+        c.webhook_timeout = Duration::from_millis(500)
+    })
+    .await;
     let f = &res.report.failures[0];
     assert!(matches!(f, Failure::WebhookTimeout { .. }), "{f:?}");
     assert_eq!(f.code(), 11200);
@@ -70,7 +79,10 @@ async fn webhook_timeout_is_reported_with_its_bound() {
 #[tokio::test]
 async fn json_answer_is_12300_invalid_content_type() {
     let app = TestApp::start(
-        vec![("/voice", Reply::Raw(200, "application/json", "{\"ok\":true}".into()))],
+        vec![(
+            "/voice",
+            Reply::Raw(200, "application/json", "{\"ok\":true}".into()),
+        )],
         WsScript::Silent,
     )
     .await;
@@ -83,7 +95,12 @@ async fn json_answer_is_12300_invalid_content_type() {
 #[tokio::test]
 async fn malformed_xml_is_12100_with_its_line() {
     let app = TestApp::start(
-        vec![("/voice", Reply::Twiml("<Response>\n<Say>a</Say>\n<Redirect>/x?a=1&b=2</Redirect>\n</Response>".into()))],
+        vec![(
+            "/voice",
+            Reply::Twiml(
+                "<Response>\n<Say>a</Say>\n<Redirect>/x?a=1&b=2</Redirect>\n</Response>".into(),
+            ),
+        )],
         WsScript::Silent,
     )
     .await;
@@ -97,7 +114,10 @@ async fn malformed_xml_is_12100_with_its_line() {
 #[tokio::test]
 async fn unknown_verb_is_12200_naming_element_and_line() {
     let app = TestApp::start(
-        vec![("/voice", Reply::Twiml("<Response>\n  <Say>hi</Say>\n  <Speak>hi</Speak>\n</Response>".into()))],
+        vec![(
+            "/voice",
+            Reply::Twiml("<Response>\n  <Say>hi</Say>\n  <Speak>hi</Speak>\n</Response>".into()),
+        )],
         WsScript::Silent,
     )
     .await;
@@ -117,13 +137,19 @@ async fn fallback_url_gets_error_code_and_continues_the_call() {
         WsScript::Silent,
     )
     .await;
-    let res = call(&app.url("/voice"), 100, |c| c.fallback_url = Some(app.url("/fallback"))).await;
+    let res = call(&app.url("/voice"), 100, |c| {
+        c.fallback_url = Some(app.url("/fallback"))
+    })
+    .await;
     assert_eq!(res.report.status, "completed");
     assert_eq!(res.report.end_reason, "<Hangup>");
     let http = app.http();
     assert_eq!(http[1].uri, "/fallback");
     assert_eq!(param(&http[1], "ErrorCode"), Some("11200"));
-    assert_eq!(param(&http[1], "ErrorUrl"), Some(app.url("/voice").as_str()));
+    assert_eq!(
+        param(&http[1], "ErrorUrl"),
+        Some(app.url("/voice").as_str())
+    );
     // The voice URL's failure is still reported.
     assert_eq!(res.report.failures.len(), 1);
 }
@@ -131,24 +157,39 @@ async fn fallback_url_gets_error_code_and_continues_the_call() {
 #[tokio::test]
 async fn refused_upgrade_is_31920_and_twiml_continues() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Connect><Stream url="{ws}/refuse"/></Connect><Say>after</Say>"#))],
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/refuse"/></Connect><Say>after</Say>"#),
+        )],
         WsScript::Silent,
     )
     .await;
     let res = call(&app.url("/voice"), 100, |_| {}).await;
     let f = &res.report.failures[0];
-    assert!(matches!(f, Failure::StreamUpgradeRefused { status: 404, .. }), "{f:?}");
+    assert!(
+        matches!(f, Failure::StreamUpgradeRefused { status: 404, .. }),
+        "{f:?}"
+    );
     assert_eq!(f.code(), 31920);
     assert!(f.to_string().contains("refused with HTTP 404"), "{f}");
     assert_eq!(res.report.end_reason, "end of TwiML");
-    assert!(res.report.timeline.iter().any(|e| matches!(&e.kind, dialtone_call::EventKind::Verb { verb, .. } if verb == "Say")));
+    assert!(
+        res.report.timeline.iter().any(
+            |e| matches!(&e.kind, dialtone_call::EventKind::Verb { verb, .. } if verb == "Say")
+        )
+    );
 }
 
 #[tokio::test]
 async fn unreachable_stream_is_reported() {
     let port = closed_port().await;
     let app = TestApp::start(
-        vec![("/voice", Reply::Twiml(format!(r#"<Response><Connect><Stream url="ws://127.0.0.1:{port}/m"/></Connect></Response>"#)))],
+        vec![(
+            "/voice",
+            Reply::Twiml(format!(
+                r#"<Response><Connect><Stream url="ws://127.0.0.1:{port}/m"/></Connect></Response>"#
+            )),
+        )],
         WsScript::Silent,
     )
     .await;
@@ -161,7 +202,10 @@ async fn unreachable_stream_is_reported() {
 #[tokio::test]
 async fn dropped_socket_without_close_is_31903() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#))],
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#),
+        )],
         WsScript::DropAfter { frames: 5 },
     )
     .await;
@@ -174,11 +218,17 @@ async fn dropped_socket_without_close_is_31903() {
 #[tokio::test]
 async fn silent_app_fails_with_no_audio_back() {
     let app = TestApp::start(
-        vec![("/voice", twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#))],
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#),
+        )],
         WsScript::Silent,
     )
     .await;
-    let res = call(&app.url("/voice"), 800, |c| c.no_audio_timeout = Some(Duration::from_millis(500))).await;
+    let res = call(&app.url("/voice"), 800, |c| {
+        c.no_audio_timeout = Some(Duration::from_millis(500))
+    })
+    .await;
     assert_eq!(res.report.status, "completed");
     let f = &res.report.failures[0];
     assert_eq!(f.step(), "app_audio");

@@ -1,1 +1,58 @@
-fn main() {}
+//! `dialtone`: a local Twilio Programmable Voice simulator and Media Streams load generator.
+//!
+//! `main` only parses flags, installs logging and maps the outcome to an exit code; each
+//! subcommand lives in its own module with its options.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod call;
+mod units;
+
+/// A local Twilio Programmable Voice simulator and Media Streams load generator.
+#[derive(Debug, Parser)]
+#[command(name = "dialtone", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Place one call against a voice app, exactly as Twilio would, and report every step.
+    Call(call::CallOpts),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Call(opts) => call::run(opts).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

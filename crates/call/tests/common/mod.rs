@@ -84,7 +84,12 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Log::default()));
         let state = AppState {
-            routes: Arc::new(routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect()),
+            routes: Arc::new(
+                routes
+                    .into_iter()
+                    .map(|(p, r)| (p.to_string(), r))
+                    .collect(),
+            ),
             ws_script,
             log: log.clone(),
             base_ws: Arc::new(Mutex::new(format!("ws://{addr}"))),
@@ -145,11 +150,9 @@ async fn handle(
     });
     let base_ws = st.base_ws.lock().unwrap().clone();
     match st.routes.get(&path).cloned() {
-        Some(Reply::Twiml(t)) => (
-            [("content-type", "text/xml")],
-            t.replace("{ws}", &base_ws),
-        )
-            .into_response(),
+        Some(Reply::Twiml(t)) => {
+            ([("content-type", "text/xml")], t.replace("{ws}", &base_ws)).into_response()
+        }
         Some(Reply::Raw(status, ct, body)) => (
             StatusCode::from_u16(status).unwrap(),
             [("content-type", ct)],
@@ -183,7 +186,9 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
         log.lock().unwrap().ws[index].1.push(text.to_string());
         let parsed = media::parse_twilio_message(text.as_str());
         match parsed {
-            Ok(TwilioMessage::Start { stream_sid: sid, .. }) => {
+            Ok(TwilioMessage::Start {
+                stream_sid: sid, ..
+            }) => {
                 stream_sid = sid;
                 match &script {
                     WsScript::ReplyWithMark { chunk_ms, n_chunks } => {
@@ -192,7 +197,9 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
                         let payload = base64_of(&chunk.mulaw()[..bytes]);
                         for _ in 0..*n_chunks {
                             let _ = socket
-                                .send(Message::Text(media::app_media(&stream_sid, &payload).into()))
+                                .send(Message::Text(
+                                    media::app_media(&stream_sid, &payload).into(),
+                                ))
                                 .await;
                         }
                         let _ = socket
@@ -202,7 +209,9 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
                     WsScript::ClearAfter { clear_after } => {
                         let payload = base64_of(&vec![0x20u8; 16000]);
                         let _ = socket
-                            .send(Message::Text(media::app_media(&stream_sid, &payload).into()))
+                            .send(Message::Text(
+                                media::app_media(&stream_sid, &payload).into(),
+                            ))
                             .await;
                         for m in ["a", "b"] {
                             let _ = socket

@@ -1,0 +1,400 @@
+//! `dialtone call`: one call, a live timeline of every step, a summary, and an exit code that
+//! says whether the call path worked.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use dialtone_audio::FrameSet;
+use dialtone_call::{
+    CallConfig, CallEvent, CallReport, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Engine, EventKind,
+    HttpMethod,
+};
+
+use crate::units::{parse_digits, parse_duration, parse_timed_dtmf};
+
+/// The caller's audio when `--audio` is not given: a caller asking about an order.
+const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
+
+/// Options of `dialtone call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallOpts {
+    /// The app's voice webhook URL. Without it, dialtone starts its reference voice app on a
+    /// loopback port and calls that.
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// HTTP method for the voice webhook.
+    #[arg(long, default_value = "POST", value_parser = parse_method)]
+    method: HttpMethod,
+    /// Fallback URL requested when the voice URL fails (Twilio's VoiceFallbackUrl).
+    #[arg(long, value_name = "URL")]
+    fallback: Option<String>,
+    /// Caller number (From).
+    #[arg(long, default_value = "+15005550006")]
+    from: String,
+    /// Called number (To).
+    #[arg(long, default_value = "+15005550001")]
+    to: String,
+    /// WAV file the caller speaks into the stream (any common WAV shape). Defaults to a
+    /// built-in caller utterance.
+    #[arg(long, value_name = "FILE.wav")]
+    audio: Option<PathBuf>,
+    /// Auth token that signs every request (X-Twilio-Signature).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = DEFAULT_AUTH_TOKEN, hide_env_values = true)]
+    auth_token: String,
+    /// Account SID sent as AccountSid.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = DEFAULT_ACCOUNT_SID)]
+    account_sid: String,
+    /// Call SID to use (default: random CA…).
+    #[arg(long)]
+    call_sid: Option<String>,
+    /// Digits the caller keys at <Gather> prompts, consumed in order (e.g. `1234#`).
+    #[arg(long, value_parser = parse_digits, default_value = "")]
+    dtmf: String,
+    /// `dtmf` messages on the bidirectional stream: TIME:DIGITS from the stream's start
+    /// (e.g. `2s:5`); repeatable.
+    #[arg(long = "stream-dtmf", value_name = "TIME:DIGITS", value_parser = parse_timed_dtmf)]
+    stream_dtmf: Vec<Vec<(Duration, char)>>,
+    /// How long the caller stays after its audio ends before hanging up.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    tail: Duration,
+    /// Hang up after this long whatever happens.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    max_duration: Duration,
+    /// Twilio's timeout for TwiML requests.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    webhook_timeout: Duration,
+    /// Fail the call when a <Connect><Stream> gets no app audio within this (0 disables).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    no_audio_timeout: Duration,
+    /// Write what the caller heard from the app as 8 kHz 16-bit WAV into this directory.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// With --record, also write what the caller sent.
+    #[arg(long, requires = "record")]
+    record_sent: bool,
+    /// Print the report as JSON on stdout (the timeline is then not printed live).
+    #[arg(long)]
+    json: bool,
+    /// Print only the summary (or the JSON).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_method(s: &str) -> Result<HttpMethod, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "POST" => Ok(HttpMethod::Post),
+        "GET" => Ok(HttpMethod::Get),
+        _ => Err(format!("{s:?}: Twilio webhooks use POST or GET")),
+    }
+}
+
+/// Runs `dialtone call`.
+pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
+    let frames = match &opts.audio {
+        Some(path) => dialtone_audio::load_frames(path)
+            .with_context(|| format!("cannot use --audio {}", path.display()))?,
+        None => {
+            let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
+                .context("built-in caller audio")?;
+            FrameSet::from_pcm(&pcm)
+        }
+    };
+    if let Some(dir) = &opts.record {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --record directory {}", dir.display()))?;
+    }
+    let (url, bot) = match &opts.webhook {
+        Some(u) => {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("--webhook {u:?} must be an http:// or https:// URL");
+            }
+            (u.clone(), None)
+        }
+        None => {
+            let (url, handle) = start_reference_app(&opts.auth_token).await?;
+            (url, Some(handle))
+        }
+    };
+
+    let mut cfg = CallConfig::new(url, Arc::new(frames));
+    cfg.method = opts.method;
+    cfg.fallback_url = opts.fallback.clone();
+    cfg.account_sid = opts.account_sid.clone();
+    cfg.auth_token = opts.auth_token.clone();
+    cfg.from = opts.from.clone();
+    cfg.to = opts.to.clone();
+    cfg.call_sid = opts.call_sid.clone();
+    cfg.caller.tail = opts.tail;
+    cfg.caller.gather_digits = opts.dtmf.clone();
+    cfg.caller.stream_dtmf = opts.stream_dtmf.iter().flatten().copied().collect();
+    cfg.caller.stream_dtmf.sort_by_key(|(t, _)| *t);
+    cfg.max_duration = opts.max_duration;
+    cfg.webhook_timeout = opts.webhook_timeout;
+    cfg.no_audio_timeout = (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout);
+    cfg.record = opts.record.is_some();
+
+    let live = !opts.json && !opts.quiet;
+    let sink: Option<dialtone_call::EventSink> = live.then(|| {
+        Arc::new(|e: &CallEvent| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", format_event(e));
+        }) as dialtone_call::EventSink
+    });
+    let engine = Engine::new();
+    let result = engine.place_call(cfg, sink).await;
+    if let Some(h) = bot {
+        h.abort();
+    }
+
+    if let Some(dir) = &opts.record {
+        for a in &result.audio {
+            let base = dir.join(format!("{}-{}", result.report.call_sid, a.stream_sid));
+            write_mulaw_wav(&base.with_extension("heard.wav"), &a.heard)?;
+            if opts.record_sent {
+                write_mulaw_wav(&base.with_extension("sent.wav"), &a.sent)?;
+            }
+        }
+    }
+    let report = &result.report;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print_summary(report, opts.record.as_deref());
+    }
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn start_reference_app(
+    auth_token: &str,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot bind a loopback port for the reference app")?;
+    let addr = listener.local_addr()?;
+    let config = dialtone_bot::BotConfig {
+        auth_token: auth_token.to_string(),
+        ..dialtone_bot::BotConfig::default()
+    };
+    let handle = tokio::spawn(async move {
+        if let Err(e) = dialtone_bot::serve(listener, config, std::future::pending()).await {
+            tracing::error!("reference app stopped: {e}");
+        }
+    });
+    println!("reference voice app listening on http://{addr} (no --webhook given)");
+    Ok((format!("http://{addr}/voice"), handle))
+}
+
+fn write_mulaw_wav(path: &std::path::Path, mulaw: &[u8]) -> anyhow::Result<()> {
+    let mut pcm = Vec::with_capacity(mulaw.len());
+    dialtone_audio::mulaw::decode_slice(mulaw, &mut pcm);
+    dialtone_audio::wav::write_8k(path, &pcm)?;
+    Ok(())
+}
+
+fn format_event(e: &CallEvent) -> String {
+    let t = format!("{:>9.3}s", e.at.as_secs_f64());
+    let (step, what) = match &e.kind {
+        EventKind::WebhookSent {
+            purpose,
+            url,
+            method,
+        } => ("webhook", format!("{method} {url} ({purpose})")),
+        EventKind::WebhookAnswered {
+            status,
+            elapsed,
+            content_type,
+            bytes,
+        } => (
+            "webhook",
+            format!(
+                "HTTP {status} in {:.1} ms, {content_type:?}, {bytes} bytes",
+                ms(*elapsed)
+            ),
+        ),
+        EventKind::Twiml { verbs } => ("twiml", verbs.join(", ")),
+        EventKind::Verb { verb, line, detail } => {
+            ("verb", format!("<{verb}> line {line} {detail}"))
+        }
+        EventKind::StreamConnecting { url, bidirectional } => (
+            "stream",
+            format!(
+                "upgrading {url} ({})",
+                if *bidirectional {
+                    "bidirectional <Connect>"
+                } else {
+                    "unidirectional <Start>"
+                }
+            ),
+        ),
+        EventKind::StreamConnected {
+            stream_sid,
+            elapsed,
+        } => (
+            "stream",
+            format!(
+                "101 Switching Protocols in {:.1} ms, {stream_sid}",
+                ms(*elapsed)
+            ),
+        ),
+        EventKind::StartSent { tracks, .. } => (
+            "stream",
+            format!(
+                "connected + start sent (tracks {}); media every 20 ms",
+                tracks.join("+")
+            ),
+        ),
+        EventKind::FirstAudioBack { after_start, .. } => (
+            "audio",
+            format!("first app audio {:.1} ms after start", ms(*after_start)),
+        ),
+        EventKind::MarkEchoed {
+            name,
+            round_trip,
+            cleared,
+            ..
+        } => (
+            "mark",
+            format!(
+                "echoed {name:?} after {:.1} ms{}",
+                ms(*round_trip),
+                if *cleared { " (cleared)" } else { "" }
+            ),
+        ),
+        EventKind::Clear {
+            dropped_ms,
+            marks_echoed,
+            ..
+        } => (
+            "clear",
+            format!("dropped {dropped_ms} ms of queued audio, echoed {marks_echoed} marks"),
+        ),
+        EventKind::Dtmf { digits } => ("dtmf", digits.clone()),
+        EventKind::InvalidMessage { reason, raw, .. } => (
+            "warning",
+            format!("31951 ignored app message: {reason}: {raw}"),
+        ),
+        EventKind::StopSent { .. } => ("stream", "stop sent, closing".to_string()),
+        EventKind::StreamClosed {
+            by,
+            code,
+            frames_sent,
+            ..
+        } => (
+            "stream",
+            format!(
+                "closed by {by}{} after {frames_sent} frames",
+                code.map(|c| format!(" (code {c})")).unwrap_or_default()
+            ),
+        ),
+        EventKind::Warning { code, message } => ("warning", format!("{code} {message}")),
+        EventKind::Ended { status, reason } => ("call", format!("{status}: {reason}")),
+    };
+    format!("{t}  {step:<8} {what}")
+}
+
+fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
+    println!();
+    println!(
+        "call {}  {}  ({:.1} s): {}",
+        r.call_sid,
+        r.status,
+        r.duration_ms / 1e3,
+        r.end_reason
+    );
+    if !r.webhook_ms.is_empty() {
+        let list: Vec<String> = r.webhook_ms.iter().map(|m| format!("{m:.1}")).collect();
+        println!("  webhook round trips: {} ms", list.join(", "));
+    }
+    for s in &r.streams {
+        println!(
+            "  stream {} ({}) {}",
+            s.name,
+            if s.bidirectional {
+                "bidirectional"
+            } else {
+                "fork"
+            },
+            s.url
+        );
+        println!(
+            "    frames sent {}  lateness p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            s.frames_sent, s.lateness.p50_ms, s.lateness.p99_ms, s.lateness.max_ms
+        );
+        if s.bidirectional {
+            println!(
+                "    app media {} msgs ({} ms of audio, {} ms cleared, {} ms underrun)  first audio {}",
+                s.media_received,
+                s.audio_received_ms,
+                s.audio_cleared_ms,
+                s.underrun_ms,
+                s.time_to_first_audio_ms
+                    .map_or("never".to_string(), |m| format!("{m:.1} ms after start"))
+            );
+            let rtts: Vec<String> = s
+                .marks
+                .iter()
+                .map(|m| match m.round_trip_ms {
+                    Some(v) if m.cleared => format!("{}={v:.0}ms(cleared)", m.name),
+                    Some(v) => format!("{}={v:.0}ms", m.name),
+                    None => format!("{}=never", m.name),
+                })
+                .collect();
+            if !rtts.is_empty() {
+                println!("    marks: {}", rtts.join("  "));
+            }
+            if s.clears > 0 {
+                println!("    clears: {}", s.clears);
+            }
+        }
+        if s.invalid_messages > 0 {
+            println!(
+                "    31951 ignored app messages: {} (first: {})",
+                s.invalid_messages,
+                s.invalid_samples
+                    .first()
+                    .map(|m| format!("{}: {}", m.reason, m.raw))
+                    .unwrap_or_default()
+            );
+        }
+        println!(
+            "    closed by {} after {:.1} s",
+            s.closed_by,
+            s.duration_ms / 1e3
+        );
+    }
+    for (code, w) in &r.warnings {
+        println!("  warning {code}: {w}");
+    }
+    if let Some(dir) = record {
+        println!("  recordings in {}", dir.display());
+    }
+    if r.is_success() {
+        println!("OK");
+    } else {
+        for f in &r.failures {
+            let code = f.code();
+            let code = if code == 0 {
+                String::new()
+            } else {
+                format!(" [{code}]")
+            };
+            println!("FAILED at {}{code}: {f}", f.step());
+        }
+        if r.failures.is_empty() {
+            println!("FAILED: call ended {}", r.status);
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
