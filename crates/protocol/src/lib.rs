@@ -1,1 +1,13 @@
-//! placeholder
+//! Twilio wire formats, pure (no IO): resource SIDs, the `X-Twilio-Signature`
+//! algorithm, voice webhook parameters and their form encoding, Media Streams WebSocket
+//! messages in both directions, and Twilio's error/warning catalogue.
+//!
+//! Everything here exists so that dialtone's traffic is indistinguishable from Twilio's
+//! to a correct app; the facts each module relies on, and how sure they are, are noted
+//! where they are used (see also `docs/twilio-protocol.md` in the shared docs).
+
+pub mod errors;
+pub mod media;
+pub mod sid;
+pub mod signing;
+pub mod webhook;
