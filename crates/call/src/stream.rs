@@ -487,7 +487,13 @@ impl Driver {
         sink: &mut WsSink,
     ) -> Result<(), tungstenite::Error> {
         let now_us = us_since(t0, Instant::now());
-        let msg = match media::parse_app_message(text, &self.ids.stream_sid) {
+        // Lenient about extra fields: widely used apps add e.g. `media.track`, and Twilio plays
+        // their audio.
+        let msg = match media::parse_app_message_with(
+            text,
+            &self.ids.stream_sid,
+            media::Strictness::Lenient,
+        ) {
             Ok(m) => m,
             Err(v) => {
                 self.invalid_message(ctx, v.to_string(), text.to_string());

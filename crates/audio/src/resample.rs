@@ -1,0 +1,221 @@
+//! Band-limited sample-rate conversion to 8 kHz (Kaiser-windowed sinc,
+//! polyphase), so prompts recorded at 44.1/48 kHz do not alias on the phone line.
+//!
+//! This is deliberately not dasp's `Sinc` interpolator: the only published
+//! release (dasp 0.11.0) swaps the left/right taps (fixed upstream in
+//! RustAudio/dasp#143, never released), which leaves ~50 % error at fractional
+//! positions, and it never low-passes when downsampling, so at integer ratios
+//! (48k → 8k) it degenerates into plain sample dropping. It is also ~20× slower
+//! because it evaluates sin/cos for every tap of every output sample.
+
+use crate::frames::SAMPLE_RATE;
+
+/// Fraction of the lower Nyquist frequency kept as passband: the -6 dB point
+/// is at 0.92 × 4 kHz = 3.68 kHz, so the telephone band (300-3400 Hz) is flat
+/// and the stopband starts just below 4 kHz.
+const ROLLOFF: f64 = 0.92;
+/// Sinc zero crossings on each side of the centre. With the Kaiser window
+/// below this gives a ~580 Hz transition band (at 8 kHz) and ~80 dB rejection.
+const ZERO_CROSSINGS: f64 = 32.0;
+/// Kaiser window shape: β = 8 ≈ 0.1102 × (80 dB − 8.7), i.e. ~80 dB stopband.
+const KAISER_BETA: f64 = 8.0;
+/// Rates whose phase pattern repeats within this many output samples get an
+/// exact coefficient row per phase; odder rates share this many rows and
+/// interpolate linearly between neighbours (sub-1e-5 coefficient error).
+const MAX_PHASES: u64 = 512;
+
+/// Band-limited resampling of mono f32 samples in [-1, 1] from `from_rate` to
+/// 8000 Hz. Identity when `from_rate == 8000`; empty output when `from_rate == 0`.
+///
+/// Output length is `round(len × 8000 / from_rate)` and output sample `j` is
+/// aligned with input time `j × from_rate / 8000` (no delay). Content above
+/// ~3.7 kHz (or above the input's own Nyquist when upsampling) is removed
+/// rather than folded back; the signal is treated as zero outside its ends.
+pub fn to_8k(samples: &[f32], from_rate: u32) -> Vec<f32> {
+    if from_rate == SAMPLE_RATE {
+        return samples.to_vec();
+    }
+    if from_rate == 0 || samples.is_empty() {
+        return Vec::new();
+    }
+    let from = u64::from(from_rate);
+    let to = u64::from(SAMPLE_RATE);
+    let out_len = ((samples.len() as u64 * to + from / 2) / from) as usize;
+    let kernel = Kernel::new(from_rate);
+    let taps = kernel.taps;
+
+    // Zero padding lets every output be one contiguous dot product with no
+    // bounds special-casing at the ends. Tap k of output j reads input index
+    // i - half + 1 + k, i.e. padded index i + k.
+    let lead = kernel.half - 1;
+    let mut padded = vec![0.0f32; lead + samples.len() + taps + 2];
+    padded[lead..lead + samples.len()].copy_from_slice(samples);
+
+    let mut blended = vec![0.0f32; taps];
+    let mut out = Vec::with_capacity(out_len);
+    for j in 0..out_len as u64 {
+        // Exact rational position: i + rem / to input samples.
+        let num = j * from;
+        let i = (num / to) as usize;
+        let scaled = (num % to) * kernel.phases;
+        let (row, frac) = (scaled / to, scaled % to);
+        let window = &padded[i..i + taps];
+        let value = if frac == 0 {
+            dot(kernel.row(row as usize), window)
+        } else {
+            let alpha = frac as f32 / to as f32;
+            let (a, b) = (kernel.row(row as usize), kernel.row(row as usize + 1));
+            for ((c, &x), &y) in blended.iter_mut().zip(a).zip(b) {
+                *c = x + alpha * (y - x);
+            }
+            dot(&blended, window)
+        };
+        out.push(value);
+    }
+    out
+}
+
+/// Polyphase coefficient table: row `r` holds the taps for an output that
+/// falls `r / phases` of the way between two input samples. Row `phases`
+/// (a whole sample) exists so interpolation between rows never wraps.
+struct Kernel {
+    /// Taps per side; each row has `2 * half` taps.
+    half: usize,
+    taps: usize,
+    phases: u64,
+    coefficients: Vec<f32>,
+}
+
+impl Kernel {
+    fn new(from_rate: u32) -> Kernel {
+        let from = u64::from(from_rate);
+        let to = u64::from(SAMPLE_RATE);
+        // Cutoff in cycles per input sample: below the lower of the two
+        // Nyquist frequencies (anti-aliasing down, anti-imaging up).
+        let cutoff = 0.5 * ROLLOFF * (to.min(from) as f64 / from as f64);
+        let reach = ZERO_CROSSINGS / (2.0 * cutoff); // kernel half-length, input samples
+        let half = reach.ceil() as usize + 1;
+        let taps = 2 * half;
+        let exact_phases = to / gcd(from, to);
+        let phases = exact_phases.min(MAX_PHASES);
+        let i0_beta = bessel_i0(KAISER_BETA);
+
+        let mut coefficients = Vec::with_capacity((phases as usize + 1) * taps);
+        let mut row = vec![0.0f64; taps];
+        for r in 0..=phases {
+            let phase = r as f64 / phases as f64;
+            for (k, c) in row.iter_mut().enumerate() {
+                // Distance from the output instant back to tap k's input sample.
+                let d = phase + (half - 1) as f64 - k as f64;
+                *c = windowed_sinc(d, cutoff, reach, i0_beta);
+            }
+            // Unit DC gain per row; otherwise tiny per-phase gain differences
+            // would modulate loud signals at the phase-pattern rate.
+            let sum: f64 = row.iter().sum();
+            coefficients.extend(row.iter().map(|c| (c / sum) as f32));
+        }
+        Kernel {
+            half,
+            taps,
+            phases,
+            coefficients,
+        }
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.coefficients[r * self.taps..(r + 1) * self.taps]
+    }
+}
+
+/// Ideal low-pass impulse response at `cutoff` (cycles/sample) shaped by a
+/// Kaiser window that reaches zero at ±`reach` samples.
+fn windowed_sinc(d: f64, cutoff: f64, reach: f64, i0_beta: f64) -> f64 {
+    let x = d / reach;
+    if x.abs() >= 1.0 {
+        return 0.0;
+    }
+    let arg = 2.0 * cutoff * d;
+    let sinc = if arg == 0.0 {
+        1.0
+    } else {
+        (std::f64::consts::PI * arg).sin() / (std::f64::consts::PI * arg)
+    };
+    let window = bessel_i0(KAISER_BETA * (1.0 - x * x).sqrt()) / i0_beta;
+    2.0 * cutoff * sinc * window
+}
+
+/// Modified Bessel function of the first kind, order 0 (power series; it
+/// converges fast for the β used here).
+fn bessel_i0(x: f64) -> f64 {
+    let quarter_sq = x * x / 4.0;
+    let (mut sum, mut term, mut k) = (1.0, 1.0, 1.0);
+    while term > sum * 1e-12 {
+        term *= quarter_sq / (k * k);
+        sum += term;
+        k += 1.0;
+    }
+    sum
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Dot product with eight independent accumulators: float addition is not
+/// associative, so the compiler will not vectorise a single running sum.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for lane in 0..8 {
+            acc[lane] += x[lane] * y[lane];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_and_degenerate_inputs() {
+        let x = [0.1f32, -0.5, 0.25];
+        assert_eq!(to_8k(&x, 8000), x);
+        assert!(to_8k(&x, 0).is_empty());
+        assert!(to_8k(&[], 44100).is_empty());
+    }
+
+    #[test]
+    fn rows_have_unit_gain_and_are_symmetric() {
+        for rate in [11025, 16000, 44100, 48000, 6000, 7999] {
+            let k = Kernel::new(rate);
+            for r in 0..=k.phases as usize {
+                let sum: f32 = k.row(r).iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "rate {rate} row {r} sum {sum}");
+            }
+            // Phase 0 is centred on tap half-1: h(d) = h(-d).
+            let row = k.row(0);
+            for m in 1..k.half - 1 {
+                let (l, r) = (row[k.half - 1 - m], row[k.half - 1 + m]);
+                assert!((l - r).abs() < 1e-6, "rate {rate} tap {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn bessel_matches_reference() {
+        // I0(1) and I0(8) from Abramowitz & Stegun tables.
+        assert!((bessel_i0(1.0) - 1.266_065_877_752_008).abs() < 1e-12);
+        assert!((bessel_i0(8.0) - 427.564_115_721_804_7).abs() < 1e-8);
+    }
+}

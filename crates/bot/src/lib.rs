@@ -1,0 +1,215 @@
+//! The reference voice app: a small, production-shaped axum service that answers a
+//! call with signed-webhook TwiML, talks over a bidirectional Media Stream with
+//! turn-taking and barge-in, and is dialtone's embedded default target.
+//!
+//! It is deliberately the app a user would write against real Twilio: it validates
+//! `X-Twilio-Signature` on the webhook *and* on the WebSocket upgrade, returns
+//! `<Say>` + `<Connect><Stream>`, detects the caller's turns with an energy VAD clocked
+//! by the media `timestamp`s, answers each turn with a short clip followed by a `mark`,
+//! and sends `clear` when the caller talks over that clip.
+//!
+//! # Layout
+//! - [`BotConfig`] / [`VadConfig`]: everything the app needs, with working defaults.
+//! - [`router`] builds the axum [`Router`]; [`serve`] runs it on a bound listener until a
+//!   shutdown future resolves.
+//! - `voice`: the `/voice` webhook (signature check, caller check, TwiML).
+//! - `media`: the `/media` WebSocket (signature check on upgrade, per-call session).
+//! - [`vad`]: the pure energy voice-activity detector the session feeds.
+//!
+//! # Routes
+//! - `POST /voice` (form body) or `GET /voice` (query): TwiML.
+//! - `GET /media`: the Media Streams WebSocket.
+//! - `GET /health`: `200 ok`, for readiness probes.
+
+#![warn(missing_docs)]
+
+mod media;
+mod session;
+mod signature;
+pub mod vad;
+mod voice;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use dialtone_audio::FrameSet;
+use tokio::sync::watch;
+
+/// The auth token the bot expects when none is configured. It equals dialtone's own
+/// default signing token, so the embedded target accepts dialtone's calls out of the box.
+pub const DEFAULT_AUTH_TOKEN: &str = "dialtone-local-auth-token";
+
+/// Everything the bot needs. [`Default`] gives a working local setup.
+#[derive(Clone)]
+pub struct BotConfig {
+    /// Auth token used to validate `X-Twilio-Signature` (webhook and WebSocket upgrade).
+    pub auth_token: String,
+    /// Base URL the app believes it is reached at, e.g. `https://bot.example.com`, used to
+    /// rebuild the URL Twilio signed and to write the `<Stream url>` (`http`→`ws`,
+    /// `https`→`wss`, path `/media` appended). A path prefix is kept (the route paths
+    /// are appended to it), for apps behind a proxy that strips it. `None`: `http://`
+    /// plus the request's `Host` header, i.e. `http://{local_addr}` as the caller
+    /// addressed it.
+    pub public_url: Option<String>,
+    /// Caller numbers (`From`) allowed to talk to the bot; `None` lets everyone in.
+    /// Others hear a short apology and are hung up on.
+    pub registered: Option<Vec<String>>,
+    /// Text of the `<Say>` played before the stream connects.
+    pub greeting: String,
+    /// What the bot says after each caller turn. Default: [`beep_boop`].
+    pub reply_audio: Arc<FrameSet>,
+    /// Turn detection thresholds.
+    pub vad: VadConfig,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            auth_token: DEFAULT_AUTH_TOKEN.to_owned(),
+            public_url: None,
+            registered: None,
+            greeting: "Hello! You are talking to the dialtone reference bot.".to_owned(),
+            reply_audio: Arc::new(beep_boop()),
+            vad: VadConfig::default(),
+        }
+    }
+}
+
+impl fmt::Debug for BotConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The auth token is a secret: configs end up in logs.
+        f.debug_struct("BotConfig")
+            .field("auth_token", &"<redacted>")
+            .field("public_url", &self.public_url)
+            .field("registered", &self.registered)
+            .field("greeting", &self.greeting)
+            .field("reply_audio", &self.reply_audio)
+            .field("vad", &self.vad)
+            .finish()
+    }
+}
+
+/// Energy VAD thresholds (see [`vad`] for the exact rules).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VadConfig {
+    /// A 20 ms frame whose RMS level is at or above this is voiced. Default −35 dBFS:
+    /// well above line noise and μ-law silence, well below normal speech (−25…−10).
+    pub threshold_dbfs: f32,
+    /// Consecutive voiced time needed before speech counts as started. Default 100 ms,
+    /// enough to ignore clicks and single loud frames.
+    pub min_speech_ms: u32,
+    /// Unvoiced time needed to end a turn. Default 500 ms, longer than the pauses
+    /// between words but short enough for a snappy reply.
+    pub hangover_ms: u32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self {
+            threshold_dbfs: -35.0,
+            min_speech_ms: 100,
+            hangover_ms: 500,
+        }
+    }
+}
+
+/// The default reply: 600 ms of synthetic "beep-boop", a 300 ms 880 Hz tone then a
+/// 300 ms 587 Hz tone at about −12 dBFS, each with 10 ms linear fades so the cuts do
+/// not click. 30 frames of 20 ms; loud enough to trip a caller-side VAD, and
+/// unmistakable in a recording.
+pub fn beep_boop() -> FrameSet {
+    const RATE: f32 = 8000.0;
+    const HALF: usize = 2400; // 300 ms at 8 kHz
+    const FADE: usize = 80; // 10 ms
+    const AMPLITUDE: f32 = 8000.0; // ≈ −12 dBFS peak
+    let tone = |freq: f32| {
+        (0..HALF).map(move |i| {
+            let edge = i.min(HALF - 1 - i);
+            let gain = if edge < FADE {
+                edge as f32 / FADE as f32
+            } else {
+                1.0
+            };
+            let phase = std::f32::consts::TAU * freq * i as f32 / RATE;
+            (AMPLITUDE * gain * phase.sin()) as i16
+        })
+    };
+    let pcm: Vec<i16> = tone(880.0).chain(tone(587.33)).collect();
+    FrameSet::from_pcm(&pcm)
+}
+
+/// State shared by every request: the config and the "shutting down" signal that
+/// open WebSockets watch so they can close instead of outliving the server.
+#[derive(Clone)]
+struct AppState {
+    config: Arc<BotConfig>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The bot's routes: `POST|GET /voice`, `GET /media` (WebSocket), `GET /health`.
+///
+/// Streams opened through a router built here run until the peer closes them; use
+/// [`serve`] to have them closed on shutdown as well.
+pub fn router(config: BotConfig) -> Router {
+    // The sender is dropped at once; handlers read a closed channel as "never".
+    let (_tx, rx) = watch::channel(false);
+    app(config, rx)
+}
+
+fn app(config: BotConfig, shutdown: watch::Receiver<bool>) -> Router {
+    let state = AppState {
+        config: Arc::new(config),
+        shutdown,
+    };
+    Router::new()
+        .route("/voice", get(voice::voice).post(voice::voice))
+        .route("/media", get(media::media))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Serves the bot on `listener` until `shutdown` resolves. Then it stops accepting,
+/// lets in-flight HTTP requests finish, and tells every open media stream to close
+/// (WebSocket close 1001 "going away").
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: BotConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = watch::channel(false);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "reference bot listening");
+    }
+    axum::serve(listener, app(config, rx))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Upgraded connections are not tracked by axum's graceful shutdown: tell them.
+            let _ = tx.send(true);
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beep_boop_is_600_ms_and_audible() {
+        let beep = beep_boop();
+        assert_eq!(beep.len(), 30);
+        let mid = beep
+            .frame(7)
+            .iter()
+            .map(|&c| dialtone_audio::mulaw::decode(c));
+        assert!(vad::rms_dbfs(mid) > VadConfig::default().threshold_dbfs);
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let text = format!("{:?}", BotConfig::default());
+        assert!(!text.contains(DEFAULT_AUTH_TOKEN));
+    }
+}

@@ -1,0 +1,124 @@
+//! `/media`: the Media Streams WebSocket. Checks the upgrade's signature, then drives
+//! one [`Session`] per connection until Twilio sends `stop`, the socket closes, or the
+//! server shuts down.
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::watch;
+
+use crate::AppState;
+use crate::session::{Flow, Session};
+use crate::signature::{self, Rejection};
+
+/// `GET /media`: refuse the upgrade (403) unless `X-Twilio-Signature` signs the
+/// stream URL (`ws(s)://{host}/media`, no parameters), as Twilio does.
+pub(crate) async fn media(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, Rejection> {
+    let base = signature::ws_base(&signature::http_base(&state.config, &headers)?);
+    signature::check(
+        &state.config,
+        &headers,
+        signature::request_url(&base, &uri),
+        &[],
+    )?;
+    Ok(ws.on_upgrade(move |socket: WebSocket| async move {
+        let session = Session::new(state.config.reply_audio.clone(), &state.config.vad);
+        drive(socket, session, state.shutdown).await;
+    }))
+}
+
+/// Why the driver stopped, for the end-of-call log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Stop,
+    Closed,
+    SendFailed,
+    Shutdown,
+}
+
+/// Pumps messages between `socket` and `session`. Generic over the socket so unit
+/// tests could drive it with channels; axum's `WebSocket` is one such socket.
+async fn drive<S, E>(mut socket: S, mut session: Session, mut shutdown: watch::Receiver<bool>)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+    E: std::fmt::Display,
+{
+    // Reused for every message: replies are ~30 strings, so no per-turn Vec churn.
+    let mut out: Vec<String> = Vec::new();
+    let end = loop {
+        let next = tokio::select! {
+            next = socket.next() => next,
+            () = shutting_down(&mut shutdown) => break End::Shutdown,
+        };
+        let flow = match next {
+            None | Some(Ok(Message::Close(_))) => break End::Closed,
+            Some(Err(err)) => {
+                tracing::debug!(call_sid = session.call_sid(), %err, "websocket error");
+                break End::Closed;
+            }
+            Some(Ok(Message::Text(text))) => session.on_text(text.as_str(), &mut out),
+            Some(Ok(Message::Binary(_))) => {
+                session.on_binary();
+                Flow::Continue
+            }
+            // Pings are answered by the WebSocket layer itself.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+        };
+        if !out.is_empty() && send_all(&mut socket, &mut out).await.is_err() {
+            break End::SendFailed;
+        }
+        if flow == Flow::Stop {
+            break End::Stop;
+        }
+    };
+    if matches!(end, End::Stop | End::Shutdown) {
+        let code = if end == End::Stop {
+            close_code::NORMAL
+        } else {
+            close_code::AWAY
+        };
+        let frame = CloseFrame {
+            code,
+            reason: "".into(),
+        };
+        // Best effort: the peer may already be gone.
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+    let stats = session.stats();
+    tracing::info!(
+        call_sid = session.call_sid(),
+        ?end,
+        media = stats.media,
+        turns = stats.turns,
+        barge_ins = stats.barge_ins,
+        marks_echoed = stats.marks_echoed,
+        ignored = stats.ignored,
+        "stream ended"
+    );
+}
+
+/// Queues every message of `out` and flushes once: a reply goes out as one burst.
+async fn send_all<S: Sink<Message> + Unpin>(
+    socket: &mut S,
+    out: &mut Vec<String>,
+) -> Result<(), S::Error> {
+    for text in out.drain(..) {
+        socket.feed(Message::Text(text.into())).await?;
+    }
+    socket.flush().await
+}
+
+/// Resolves once the server starts shutting down; never, if nobody can signal it.
+async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    let closed = rx.wait_for(|&down| down).await.is_err();
+    if closed {
+        std::future::pending::<()>().await;
+    }
+}

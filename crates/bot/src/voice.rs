@@ -1,0 +1,122 @@
+//! `/voice`: the call webhook. Validates the signature, turns away unregistered
+//! callers, and answers everyone else with a greeting and a bidirectional stream.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::signature::{self, Rejection};
+
+/// The TwiML an unregistered caller gets.
+const NOT_REGISTERED: &str = concat!(
+    r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+    "<Response><Say>Sorry, this number is not registered.</Say><Hangup/></Response>"
+);
+
+/// `POST /voice` (form body) or `GET /voice` (query string).
+pub(crate) async fn voice(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Rejection> {
+    let config = &state.config;
+    let base = signature::http_base(config, &headers)?;
+    // Twilio signs the full URL (query included) plus, for POST, the sorted form
+    // fields; for GET its parameters are already in the URL, so none are appended.
+    let signed_params: Vec<(String, String)> = if method == Method::POST {
+        form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        Vec::new()
+    };
+    signature::check(
+        config,
+        &headers,
+        signature::request_url(&base, &uri),
+        &signed_params,
+    )?;
+
+    let call_params: Vec<(String, String)> = if method == Method::POST {
+        signed_params
+    } else {
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect()
+    };
+    let param = |name: &str| {
+        call_params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let (from, call_sid) = (param("From"), param("CallSid"));
+
+    let registered = config
+        .registered
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|n| n == from));
+    let twiml = if registered {
+        tracing::info!(call_sid, from, "answering call");
+        let stream_url = format!("{}/media", signature::ws_base(&base));
+        connect_twiml(&config.greeting, &stream_url, from, call_sid)
+    } else {
+        tracing::info!(call_sid, from, "caller not registered; hanging up");
+        NOT_REGISTERED.to_owned()
+    };
+    Ok(([(header::CONTENT_TYPE, "text/xml")], twiml).into_response())
+}
+
+/// `<Say>{greeting}</Say><Connect><Stream url=…>` with the caller and call SID passed
+/// as `<Parameter>`s, so the stream handler knows who it is talking to.
+fn connect_twiml(greeting: &str, stream_url: &str, from: &str, call_sid: &str) -> String {
+    let mut out = String::with_capacity(256 + greeting.len() + stream_url.len());
+    out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>"#);
+    escape_into(&mut out, greeting);
+    out.push_str(r#"</Say><Connect><Stream url=""#);
+    escape_into(&mut out, stream_url);
+    out.push_str(r#""><Parameter name="caller" value=""#);
+    escape_into(&mut out, from);
+    out.push_str(r#""/><Parameter name="callSid" value=""#);
+    escape_into(&mut out, call_sid);
+    out.push_str(r#""/></Stream></Connect></Response>"#);
+    out
+}
+
+/// Appends `text` escaped for both element content and double-quoted attributes.
+/// Control characters XML 1.0 forbids are dropped rather than producing a document
+/// Twilio would reject (12100).
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c < ' ' => {}
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twiml_is_escaped() {
+        let xml = connect_twiml("Hi <you> & \"them\"", "ws://h:1/media", "+1&2", "CA'1\u{1}");
+        assert_eq!(
+            xml,
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Hi &lt;you&gt; &amp; &quot;them&quot;</Say>"#,
+                r#"<Connect><Stream url="ws://h:1/media"><Parameter name="caller" value="+1&amp;2"/>"#,
+                r#"<Parameter name="callSid" value="CA&apos;1"/></Stream></Connect></Response>"#
+            )
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! `parse(to_xml(doc))` gives back `doc`: a hand-built rich document, and a property test over
+//! random valid documents whose strings include characters that need escaping.
+
+mod common;
+
+use dialtone_twiml::{
+    Connect, ConnectTarget, Dial, DialNoun, Document, Gather, GatherInput, Method, Node, Pause,
+    Play, Record, Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Track,
+    Verb, parse,
+};
+use proptest::prelude::*;
+
+fn rich() -> Document {
+    let verbs = vec![
+        Verb::Start(Start {
+            action: Some("/started?a=1&b=2".into()),
+            method: Method::Get,
+            target: StartTarget::Stream(Stream {
+                url: "wss://h/fork?x=\"1\"".into(),
+                name: Some("fork <1>".into()),
+                track: Track::Both,
+                status_callback: Some("https://h/ss".into()),
+                status_callback_method: Method::Get,
+                connector_name: None,
+                parameters: vec![
+                    ("k&".into(), "v'\"<>\n\t\r".into()),
+                    ("empty".into(), String::new()),
+                ],
+            }),
+        }),
+        Verb::Say(Say {
+            text: "Tom & Jerry <3 \"quotes\" 'apos' €".into(),
+            voice: Some("Polly.Joanna".into()),
+            language: Some("en-US".into()),
+            loop_count: 0,
+        }),
+        Verb::Gather(Gather {
+            input: vec![GatherInput::Speech, GatherInput::Dtmf],
+            action: Some("/g".into()),
+            method: Method::Get,
+            timeout_secs: 0,
+            num_digits: Some(4),
+            finish_on_key: String::new(),
+            action_on_empty_result: true,
+            speech_timeout: Some("auto".into()),
+            language: Some("fr-FR".into()),
+            hints: Some("a, b".into()),
+            barge_in: false,
+            profanity_filter: false,
+            speech_model: Some("phone_call".into()),
+            partial_result_callback: Some("/p".into()),
+            partial_result_callback_method: Method::Get,
+            max_speech_time_secs: Some(30),
+            children: vec![
+                Node::new(Verb::Say(Say {
+                    text: "Press 1".into(),
+                    ..Say::default()
+                })),
+                Node::new(Verb::Play(Play {
+                    url: Some("/a.wav".into()),
+                    loop_count: 3,
+                    digits: None,
+                })),
+                Node::new(Verb::Pause(Pause { length_secs: 2 })),
+            ],
+        }),
+        Verb::Play(Play {
+            url: Some("https://h/a.wav?x=1&y=2".into()),
+            loop_count: 2,
+            digits: Some("ww1#".into()),
+        }),
+        Verb::Play(Play {
+            url: None,
+            loop_count: 1,
+            digits: Some("9".into()),
+        }),
+        Verb::Record(Record {
+            action: Some("/rec".into()),
+            method: Method::Get,
+            timeout_secs: 0,
+            finish_on_key: String::new(),
+            max_length_secs: 30,
+            play_beep: false,
+            trim: Some("do-not-trim".into()),
+            recording_status_callback: Some("/rs".into()),
+            recording_status_callback_method: Method::Get,
+            recording_status_callback_event: Some("completed".into()),
+            transcribe: true,
+            transcribe_callback: Some("/t".into()),
+        }),
+        Verb::Stop(Stop {
+            stream_name: Some("fork <1>".into()),
+            other: None,
+        }),
+        Verb::Stop(Stop {
+            stream_name: None,
+            other: Some("Siprec".into()),
+        }),
+        Verb::Stop(Stop::default()),
+        Verb::Dial(Dial {
+            action: Some("/d".into()),
+            method: Method::Get,
+            timeout_secs: 10,
+            caller_id: Some("+15550000000".into()),
+            time_limit_secs: 60,
+            target: "+15551112222".into(),
+            nouns: vec![
+                DialNoun {
+                    name: "Number".into(),
+                    value: "+15551112222".into(),
+                    attributes: vec![
+                        ("sendDigits".into(), "ww1".into()),
+                        ("url".into(), "/w?a&b".into()),
+                    ],
+                },
+                DialNoun {
+                    name: "Client".into(),
+                    value: "alice & bob".into(),
+                    attributes: vec![],
+                },
+            ],
+            hangup_on_star: true,
+            answer_on_bridge: true,
+            record: Some("record-from-answer".into()),
+            ring_tone: Some("us".into()),
+            recording_status_callback: Some("/drs".into()),
+        }),
+        Verb::Dial(Dial {
+            target: "+1 (555) <x>".into(),
+            ..Dial::default()
+        }),
+        Verb::Connect(Connect {
+            action: Some("/after".into()),
+            method: Method::Post,
+            target: ConnectTarget::Stream(Stream {
+                url: "/relative/media".into(),
+                parameters: vec![("token".into(), "abc".into())],
+                ..Stream::default()
+            }),
+        }),
+        Verb::Connect(Connect {
+            action: None,
+            method: Method::Get,
+            target: ConnectTarget::Other {
+                name: "Room".into(),
+            },
+        }),
+        Verb::Start(Start {
+            action: None,
+            method: Method::Post,
+            target: StartTarget::Other {
+                name: "Transcription".into(),
+            },
+        }),
+        Verb::Unsupported {
+            name: "Enqueue".into(),
+        },
+        Verb::Redirect(Redirect {
+            url: "/next?a=1&b=2".into(),
+            method: Method::Get,
+        }),
+        Verb::Reject(Reject {
+            reason: RejectReason::Busy,
+        }),
+        Verb::Reject(Reject {
+            reason: RejectReason::Rejected,
+        }),
+        Verb::Hangup,
+    ];
+    Document {
+        verbs: verbs.into_iter().map(Node::new).collect(),
+    }
+}
+
+#[test]
+fn rich_document_round_trips() {
+    let doc = rich();
+    let xml = doc.to_xml();
+    assert!(
+        xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#),
+        "{xml}"
+    );
+    assert!(xml.ends_with("</Response>"));
+    assert!(!xml.contains('\n'), "one line: {xml}");
+    let back = parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    assert_eq!(back, doc);
+    // Idempotent: serializing the parsed document gives the same bytes.
+    assert_eq!(back.to_xml(), xml);
+}
+
+#[test]
+fn to_xml_omits_defaults_and_escapes() {
+    let doc = Document {
+        verbs: vec![
+            Node::new(Verb::Say(Say {
+                text: "a & b".into(),
+                ..Say::default()
+            })),
+            Node::new(Verb::Pause(Pause::default())),
+            Node::new(Verb::Gather(Gather::default())),
+            Node::new(Verb::Hangup),
+        ],
+    };
+    assert_eq!(
+        doc.to_xml(),
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>a &amp; b</Say><Pause/><Gather></Gather><Hangup/></Response>"#
+    );
+    assert_eq!(
+        Document::default().to_xml(),
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#
+    );
+}
+
+#[test]
+fn node_equality_ignores_line() {
+    let a = Node {
+        line: 3,
+        verb: Verb::Hangup,
+    };
+    let b = Node {
+        line: 9,
+        verb: Verb::Hangup,
+    };
+    assert_eq!(a, b);
+    assert_ne!(a, Node::new(Verb::Reject(Reject::default())));
+}
+
+// ---------------------------------------------------------------- property test
+
+/// Free text with XML-special characters; whitespace-normalized like `Say::text`.
+fn text() -> impl Strategy<Value = String> {
+    r#"[a-zA-Z0-9 &<>"'é€;#]{0,16}"#
+        .prop_map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Non-empty content that survives trimming (URLs, numbers, noun values).
+fn word() -> impl Strategy<Value = String> {
+    r#"[a-zA-Z0-9/&<>"'?=.+_-][a-zA-Z0-9/&<>"'?=.+_ -]{0,10}[a-zA-Z0-9/&<>"'?=._-]"#
+}
+
+/// Attribute values keep everything, including tabs and newlines.
+fn attr() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 &<>\"'\t\n\r/:?=é]{0,12}"
+}
+
+fn opt_attr() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(attr())
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    prop_oneof![Just(Method::Get), Just(Method::Post)]
+}
+
+fn say() -> impl Strategy<Value = Verb> {
+    (text(), opt_attr(), opt_attr(), 0u32..5).prop_map(|(text, voice, language, loop_count)| {
+        Verb::Say(Say {
+            text,
+            voice,
+            language,
+            loop_count,
+        })
+    })
+}
+
+fn play(digits_allowed: bool) -> impl Strategy<Value = Verb> {
+    let digits = if digits_allowed {
+        proptest::option::of("[0-9*#wW]{1,6}").boxed()
+    } else {
+        Just(None).boxed()
+    };
+    (proptest::option::of(word()), 0u32..4, digits).prop_map(|(url, loop_count, digits)| {
+        let url = if url.is_none() && digits.is_none() {
+            Some("/a.wav".to_owned())
+        } else {
+            url
+        };
+        Verb::Play(Play {
+            url,
+            loop_count,
+            digits,
+        })
+    })
+}
+
+fn pause() -> impl Strategy<Value = Verb> {
+    (1u32..100).prop_map(|length_secs| Verb::Pause(Pause { length_secs }))
+}
+
+fn gather() -> impl Strategy<Value = Verb> {
+    let input = prop_oneof![
+        Just(vec![GatherInput::Dtmf]),
+        Just(vec![GatherInput::Speech]),
+        Just(vec![GatherInput::Dtmf, GatherInput::Speech]),
+        Just(vec![GatherInput::Speech, GatherInput::Dtmf]),
+    ];
+    let speech_timeout = proptest::option::of(prop_oneof![
+        Just("auto".to_owned()),
+        (0u32..20).prop_map(|n| n.to_string())
+    ]);
+    let children = proptest::collection::vec(prop_oneof![say(), play(false), pause()], 0..4);
+    let a = (
+        input,
+        opt_attr(),
+        method(),
+        0u32..20,
+        proptest::option::of(1u32..10),
+        "[0-9*#]?",
+        any::<bool>(),
+        speech_timeout,
+    );
+    let b = (
+        opt_attr(),
+        opt_attr(),
+        any::<bool>(),
+        any::<bool>(),
+        opt_attr(),
+        opt_attr(),
+        method(),
+        proptest::option::of(1u32..60),
+    );
+    (a, b, children).prop_map(|(a, b, children)| {
+        Verb::Gather(Gather {
+            input: a.0,
+            action: a.1,
+            method: a.2,
+            timeout_secs: a.3,
+            num_digits: a.4,
+            finish_on_key: a.5,
+            action_on_empty_result: a.6,
+            speech_timeout: a.7,
+            language: b.0,
+            hints: b.1,
+            barge_in: b.2,
+            profanity_filter: b.3,
+            speech_model: b.4,
+            partial_result_callback: b.5,
+            partial_result_callback_method: b.6,
+            max_speech_time_secs: b.7,
+            children: children.into_iter().map(Node::new).collect(),
+        })
+    })
+}
+
+fn stream() -> impl Strategy<Value = Stream> {
+    let url = prop_oneof![
+        word().prop_map(|w| format!("wss://h/{w}")),
+        word().prop_map(|w| format!("/{w}"))
+    ];
+    let track = prop_oneof![
+        Just(Track::Inbound),
+        Just(Track::Outbound),
+        Just(Track::Both)
+    ];
+    let params = proptest::collection::vec(("[a-z&<\"]{1,8}", attr()), 0..3);
+    (
+        url,
+        opt_attr(),
+        track,
+        opt_attr(),
+        method(),
+        opt_attr(),
+        params,
+    )
+        .prop_map(
+            |(
+                url,
+                name,
+                track,
+                status_callback,
+                status_callback_method,
+                connector_name,
+                parameters,
+            )| Stream {
+                url,
+                name,
+                track,
+                status_callback,
+                status_callback_method,
+                connector_name,
+                parameters,
+            },
+        )
+}
+
+fn record() -> impl Strategy<Value = Verb> {
+    let trim = proptest::option::of(prop_oneof![
+        Just("trim-silence".to_owned()),
+        Just("do-not-trim".to_owned())
+    ]);
+    let a = (
+        opt_attr(),
+        method(),
+        0u32..30,
+        "[0-9*#]{0,4}",
+        1u32..4000,
+        any::<bool>(),
+    );
+    let b = (
+        trim,
+        opt_attr(),
+        method(),
+        opt_attr(),
+        any::<bool>(),
+        opt_attr(),
+    );
+    (a, b).prop_map(|(a, b)| {
+        Verb::Record(Record {
+            action: a.0,
+            method: a.1,
+            timeout_secs: a.2,
+            finish_on_key: a.3,
+            max_length_secs: a.4,
+            play_beep: a.5,
+            trim: b.0,
+            recording_status_callback: b.1,
+            recording_status_callback_method: b.2,
+            recording_status_callback_event: b.3,
+            transcribe: b.4,
+            transcribe_callback: b.5,
+        })
+    })
+}
+
+fn dial() -> impl Strategy<Value = Verb> {
+    let noun = (
+        prop_oneof![Just("Number"), Just("Client"), Just("Sip"), Just("Queue")],
+        word(),
+        opt_attr(),
+        opt_attr(),
+    )
+        .prop_map(|(name, value, url, status)| {
+            let mut attributes = Vec::new();
+            if let Some(url) = url {
+                attributes.push(("url".to_owned(), url));
+            }
+            if name != "Queue"
+                && let Some(status) = status
+            {
+                attributes.push(("statusCallback".to_owned(), status));
+            }
+            DialNoun {
+                name: name.to_owned(),
+                value,
+                attributes,
+            }
+        });
+    let nouns = proptest::collection::vec(noun, 0..3);
+    let a = (
+        opt_attr(),
+        method(),
+        0u32..100,
+        opt_attr(),
+        0u32..20000,
+        word(),
+        nouns,
+    );
+    let b = (
+        any::<bool>(),
+        any::<bool>(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+    );
+    (a, b).prop_map(|(a, b)| {
+        let target = a.6.first().map_or(a.5, |n| n.value.clone());
+        Verb::Dial(Dial {
+            action: a.0,
+            method: a.1,
+            timeout_secs: a.2,
+            caller_id: a.3,
+            time_limit_secs: a.4,
+            target,
+            nouns: a.6,
+            hangup_on_star: b.0,
+            answer_on_bridge: b.1,
+            record: b.2,
+            ring_tone: b.3,
+            recording_status_callback: b.4,
+        })
+    })
+}
+
+fn verb() -> impl Strategy<Value = Verb> {
+    let other =
+        |names: &'static [&'static str]| proptest::sample::select(names).prop_map(str::to_owned);
+    prop_oneof![
+        say(),
+        play(true),
+        pause(),
+        gather(),
+        Just(Verb::Hangup),
+        prop_oneof![Just(RejectReason::Rejected), Just(RejectReason::Busy)]
+            .prop_map(|reason| Verb::Reject(Reject { reason })),
+        (word(), method()).prop_map(|(url, method)| Verb::Redirect(Redirect { url, method })),
+        (
+            opt_attr(),
+            method(),
+            prop_oneof![
+                stream().prop_map(ConnectTarget::Stream),
+                other(&["Room", "ConversationRelay", "VirtualAgent"])
+                    .prop_map(|name| ConnectTarget::Other { name }),
+            ]
+        )
+            .prop_map(|(action, method, target)| Verb::Connect(Connect {
+                action,
+                method,
+                target
+            })),
+        (
+            opt_attr(),
+            method(),
+            prop_oneof![
+                stream().prop_map(StartTarget::Stream),
+                other(&["Siprec", "Transcription", "Recording"])
+                    .prop_map(|name| StartTarget::Other { name }),
+            ]
+        )
+            .prop_map(|(action, method, target)| Verb::Start(Start {
+                action,
+                method,
+                target
+            })),
+        prop_oneof![
+            opt_attr().prop_map(|stream_name| Stop {
+                stream_name,
+                other: None
+            }),
+            other(&["Siprec", "Transcription"]).prop_map(|name| Stop {
+                stream_name: None,
+                other: Some(name)
+            }),
+        ]
+        .prop_map(Verb::Stop),
+        record(),
+        dial(),
+        other(&["Enqueue", "Leave", "Pay", "Refer", "Echo", "Sms", "Queue"])
+            .prop_map(|name| Verb::Unsupported { name }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn random_documents_round_trip(verbs in proptest::collection::vec(verb(), 0..8)) {
+        let doc = Document { verbs: verbs.into_iter().map(Node::new).collect() };
+        let xml = doc.to_xml();
+        let back = parse(&xml).map_err(|e| TestCaseError::fail(format!("{e}\n{xml}")))?;
+        prop_assert_eq!(back.verbs, doc.verbs, "{}", xml);
+    }
+}
