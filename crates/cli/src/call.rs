@@ -189,7 +189,7 @@ async fn start_reference_app(
             tracing::error!("reference app stopped: {e}");
         }
     });
-    println!("reference voice app listening on http://{addr} (no --webhook given)");
+    eprintln!("reference voice app listening on http://{addr} (no --webhook given)");
     Ok((format!("http://{addr}/voice"), handle))
 }
 
