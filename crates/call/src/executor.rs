@@ -29,7 +29,13 @@ pub const SAY_MS_PER_WORD: u64 = 400;
 pub struct Engine {
     http: reqwest::Client,
     play_cache: Mutex<HashMap<String, Arc<FrameSet>>>,
+    /// One second of `<Say>` tone, looped by forks that carry the outbound track.
+    say_tone: Arc<FrameSet>,
 }
+
+/// `<Play>` files kept per engine; past this the cache starts over (a load run plays a few
+/// files many times, not many files).
+const PLAY_CACHE_MAX: usize = 64;
 
 impl Default for Engine {
     fn default() -> Self {
@@ -77,7 +83,8 @@ struct Call<'e> {
     /// Set when the call must end (caller hung up, max duration); carries the reason.
     end: watch::Receiver<Option<String>>,
     end_tx: Arc<watch::Sender<Option<String>>>,
-    caller_hangup_armed: bool,
+    /// Set once the first stream has started and the caller's hang-up timer runs.
+    caller_hangup_armed: Arc<std::sync::atomic::AtomicBool>,
     digits: std::collections::VecDeque<char>,
     outbound: Arc<OutboundAudio>,
     forks: Vec<(String, Fork)>,
@@ -94,6 +101,7 @@ impl Engine {
         Self {
             http: webhook::http_client(),
             play_cache: Mutex::new(HashMap::new()),
+            say_tone: Arc::new(tone_frames(Duration::from_secs(1))),
         }
     }
 
@@ -132,7 +140,7 @@ impl Engine {
             timeline: timeline.clone(),
             end,
             end_tx,
-            caller_hangup_armed: false,
+            caller_hangup_armed: Arc::default(),
             digits,
             outbound: Arc::new(OutboundAudio::default()),
             forks: Vec::new(),
@@ -518,8 +526,7 @@ impl Call<'_> {
     async fn say(&mut self, text: &str, loops: u32) -> Next {
         let words = text.split_whitespace().count().max(1) as u64;
         let once = Duration::from_millis((words * SAY_MS_PER_WORD).max(500));
-        let frames = Arc::new(tone_frames(once));
-        self.outbound.set(Some(frames));
+        self.outbound.set(Some(self.engine.say_tone.clone()));
         let ended = if loops == 0 {
             // loop="0" repeats until the caller hangs up.
             self.wait(self.cfg.max_duration).await
@@ -603,11 +610,11 @@ impl Call<'_> {
         let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, &url)
             .map_err(|e| fail(e.to_string()))?;
         let frames = Arc::new(FrameSet::from_pcm(&pcm));
-        self.engine
-            .play_cache
-            .lock()
-            .expect("cache")
-            .insert(url, frames.clone());
+        let mut cache = self.engine.play_cache.lock().expect("cache");
+        if cache.len() >= PLAY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(url, frames.clone());
         Ok(frames)
     }
 
@@ -664,7 +671,8 @@ impl Call<'_> {
         if !complete && self.wait(Duration::from_secs(g.timeout_secs.into())).await {
             return self.ended_next();
         }
-        if digits.is_empty() && finished_on.is_empty() && !g.action_on_empty_result {
+        // The finish key alone is not input: Twilio only lets it end input that has digits.
+        if digits.is_empty() && !g.action_on_empty_result {
             // No input: Twilio moves on to the next verb without a request.
             return Next::Continue;
         }
@@ -693,6 +701,22 @@ impl Call<'_> {
                 url: s.url.clone(),
                 cause,
             })?;
+        // The app validates the upgrade's signature over the URL as written in its TwiML, so
+        // that is what is signed; a wss:// URL is dialled as plain ws:// because local apps
+        // serve plain WebSocket and this build carries no TLS.
+        let sign_url = url.clone();
+        let url = match url.strip_prefix("wss://") {
+            Some(rest) => {
+                self.warn(
+                    0,
+                    format!(
+                        "{url}: connecting without TLS (ws://{rest}); the signature covers the wss:// URL"
+                    ),
+                );
+                format!("ws://{rest}")
+            }
+            None => url,
+        };
         let tracks = if bidirectional {
             Tracks::Inbound
         } else {
@@ -706,6 +730,7 @@ impl Call<'_> {
         let (started_tx, started_rx) = oneshot::channel();
         let spec = StreamSpec {
             url,
+            sign_url,
             name: s.name.clone(),
             bidirectional,
             tracks,
@@ -731,15 +756,18 @@ impl Call<'_> {
             stop: stop_rx,
             started: Some(started_tx),
         };
-        if !self.caller_hangup_armed {
+        {
             // The caller talks from the first stream's start and hangs up once its audio
-            // and the tail are over.
-            self.caller_hangup_armed = true;
+            // and the tail are over. A stream that never starts leaves the timer unarmed.
             let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
             let talk = audio + tail;
             let end_tx = self.end_tx.clone();
+            let armed = self.caller_hangup_armed.clone();
             tokio::spawn(async move {
                 let Ok(at) = started_rx.await else { return };
+                if armed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 tokio::time::sleep_until(at + talk).await;
                 end_tx.send_if_modified(|r| {
                     if r.is_some() {
@@ -765,14 +793,33 @@ impl Call<'_> {
     ) -> Option<StreamOutcome> {
         let mut end = self.end.clone();
         tokio::select! {
-            r = &mut handle => return r.ok(),
+            r = &mut handle => return self.joined(r),
             _ = end.wait_for(|r| r.is_some()) => {}
         }
         let _ = stop.send(true);
-        handle.await.ok()
+        let r = handle.await;
+        self.joined(r)
+    }
+
+    /// A stream task that panicked is a dialtone bug: say so instead of losing it silently.
+    fn joined(
+        &mut self,
+        r: Result<StreamOutcome, tokio::task::JoinError>,
+    ) -> Option<StreamOutcome> {
+        r.map_err(|e| self.warn(0, format!("internal error: stream task failed: {e}")))
+            .ok()
     }
 
     fn record_stream(&mut self, o: StreamOutcome) {
+        if !o.report.bidirectional && o.report.closed_by == "app" {
+            self.warn(
+                31921,
+                format!(
+                    "the app closed the <Start> stream {}; the call goes on",
+                    o.report.name
+                ),
+            );
+        }
         self.failures.extend(o.failures);
         if let (Some(heard), Some(sent)) = (o.heard, o.sent) {
             self.audio.push(StreamAudio {
@@ -792,7 +839,8 @@ impl Call<'_> {
         self.forks = kept;
         for (_, fork) in stopping {
             let _ = fork.stop.send(true);
-            if let Ok(o) = fork.handle.await {
+            let r = fork.handle.await;
+            if let Some(o) = self.joined(r) {
                 self.record_stream(o);
             }
         }

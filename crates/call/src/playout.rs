@@ -55,6 +55,8 @@ pub struct Playout {
     bytes_received: u64,
     bytes_dropped: u64,
     underrun_us: u64,
+    /// Silence right after a `clear` is the app's choice, not an underrun.
+    after_clear: bool,
 }
 
 /// What a `clear` did.
@@ -81,7 +83,7 @@ impl Playout {
             // The buffer ran dry before this audio arrived: the caller heard silence meanwhile.
             // Only short gaps count: a longer one is a pause between replies, not a stall.
             let gap = now_us - self.busy_until_us;
-            if self.first_heard_us.is_some() && gap < UNDERRUN_MAX_GAP_US {
+            if self.first_heard_us.is_some() && !self.after_clear && gap < UNDERRUN_MAX_GAP_US {
                 self.underrun_us += gap;
             }
             now_us
@@ -89,6 +91,7 @@ impl Playout {
             self.busy_until_us
         };
         self.busy_until_us = start + bytes.len() as u64 * US_PER_BYTE;
+        self.after_clear = false;
         self.bytes_received += bytes.len() as u64;
         self.first_heard_us.get_or_insert(start);
         if let Some(segments) = &mut self.segments {
@@ -143,6 +146,7 @@ impl Playout {
         let dropped_us = self.busy_until_us.saturating_sub(now_us);
         self.bytes_dropped += dropped_us / US_PER_BYTE;
         self.busy_until_us = self.busy_until_us.min(now_us);
+        self.after_clear = true;
         if let Some(segments) = &mut self.segments {
             segments.retain_mut(|s| {
                 if s.start_us >= now_us {

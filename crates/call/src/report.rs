@@ -184,6 +184,20 @@ pub enum Failure {
         /// Start of the body, to show what the app said.
         body: String,
     },
+    /// More than 10 redirects.
+    #[error("webhook redirected more than 10 times: {url}")]
+    WebhookRedirects {
+        /// URL requested.
+        url: String,
+    },
+    /// The TwiML body exceeded Twilio's 64 KB limit.
+    #[error("TwiML response larger than {limit} bytes: {url}")]
+    TwimlTooLarge {
+        /// URL requested.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The response was not TwiML by its Content-Type.
     #[error("webhook answered with Content-Type {content_type:?}, not TwiML (text/xml): {url}")]
     InvalidContentType {
@@ -226,6 +240,18 @@ pub enum Failure {
         /// Frames sent before the drop.
         frames_sent: u64,
     },
+    /// The app stopped reading its socket: a write could not complete.
+    #[error(
+        "stream stalled: the app stopped reading its WebSocket (a write waited {secs} s) after {frames_sent} frames: {url}"
+    )]
+    StreamStalled {
+        /// Stream URL.
+        url: String,
+        /// The write bound.
+        secs: u64,
+        /// Frames sent before the stall.
+        frames_sent: u64,
+    },
     /// A bidirectional stream ran but the app never sent audio.
     #[error("no audio back from the app within {secs} s of the stream start: {url}")]
     NoAudioBack {
@@ -256,11 +282,15 @@ impl Failure {
         match self {
             Failure::WebhookUnreachable { .. } => 11205,
             Failure::WebhookTimeout { .. } | Failure::WebhookStatus { .. } => 11200,
+            Failure::WebhookRedirects { .. } => 11215,
+            Failure::TwimlTooLarge { .. } => 11750,
             Failure::InvalidContentType { .. } => 12300,
             Failure::Twiml { code, .. } => *code,
             Failure::StreamUpgradeRefused { .. } => 31920,
             Failure::StreamConnect { .. } => 31920,
             Failure::StreamDropped { .. } => 31903,
+            // dialtone's own finding: Twilio has no code for an app that stops reading.
+            Failure::StreamStalled { .. } => 0,
             Failure::NoAudioBack { .. } => 0,
             Failure::PlayFailed { .. } => 11200,
             Failure::Rejected { .. } => 0,
@@ -273,12 +303,14 @@ impl Failure {
             Failure::WebhookUnreachable { .. }
             | Failure::WebhookTimeout { .. }
             | Failure::WebhookStatus { .. }
+            | Failure::WebhookRedirects { .. }
             | Failure::InvalidContentType { .. } => "webhook",
+            Failure::TwimlTooLarge { .. } => "twiml",
             Failure::Twiml { .. } => "twiml",
             Failure::StreamUpgradeRefused { .. } | Failure::StreamConnect { .. } => {
                 "stream_connect"
             }
-            Failure::StreamDropped { .. } => "stream",
+            Failure::StreamDropped { .. } | Failure::StreamStalled { .. } => "stream",
             Failure::NoAudioBack { .. } => "app_audio",
             Failure::PlayFailed { .. } => "play",
             Failure::Rejected { .. } => "rejected",
@@ -372,7 +404,7 @@ pub struct StreamReport {
     pub invalid_messages: u64,
     /// The first few ignored messages with their reasons.
     pub invalid_samples: Vec<InvalidMessage>,
-    /// Who closed: `app`, `dialtone`, `dropped`, or `never_opened`.
+    /// Who closed: `app`, `dialtone`, `dropped`, `stalled`, or `never_opened`.
     pub closed_by: &'static str,
     /// Close code received or sent.
     pub close_code: Option<u16>,

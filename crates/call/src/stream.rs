@@ -26,6 +26,9 @@ use crate::report::{EventKind, Failure, InvalidMessage, LatencySummary, MarkReco
 use crate::timeline::Timeline;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write that cannot complete for this long means the app stopped reading its socket; the
+/// stream is abandoned rather than letting the call hang past its max duration.
+const WRITE_STALL: Duration = Duration::from_secs(5);
 /// How many ignored messages are kept verbatim in the report (all are counted).
 const INVALID_SAMPLES: usize = 5;
 
@@ -62,7 +65,10 @@ impl OutboundAudio {
 
 /// One `<Stream>` to run.
 pub(crate) struct StreamSpec {
+    /// Where to connect.
     pub(crate) url: String,
+    /// The URL the upgrade's signature covers (as written in the TwiML).
+    pub(crate) sign_url: String,
     pub(crate) name: Option<String>,
     pub(crate) bidirectional: bool,
     pub(crate) tracks: Tracks,
@@ -142,7 +148,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
             return fail(report, stream_connect_failure(&spec.url, cause));
         }
     };
-    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.url), &[]);
+    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.sign_url), &[]);
     request.headers_mut().insert(
         "X-Twilio-Signature",
         signature.parse().expect("base64 is a valid header value"),
@@ -238,6 +244,8 @@ enum End {
     AppClosed(Option<u16>),
     /// The connection broke.
     Dropped,
+    /// The app stopped reading: a write could not complete.
+    Stalled,
 }
 
 struct Driver {
@@ -321,14 +329,19 @@ impl Driver {
         rx: &mut mpsc::Receiver<Inbound>,
         ctx: &mut StreamCtx,
     ) -> End {
-        if send(sink, media::connected()).await.is_err() {
-            return End::Dropped;
+        if *ctx.stop.borrow() {
+            // The call ended while the upgrade was in flight: close without starting.
+            let _ = timeout(WRITE_STALL, sink.close()).await;
+            return End::Stopped;
+        }
+        if let Err(e) = send(sink, media::connected()).await {
+            return self.send_failed(e, rx).await;
         }
         let seq = self.next_seq();
         let tracks = self.start_tracks();
         let start = media::start(seq, &self.ids, &tracks, &self.parameters);
-        if send(sink, start).await.is_err() {
-            return End::Dropped;
+        if let Err(e) = send(sink, start).await {
+            return self.send_failed(e, rx).await;
         }
         let t0 = Instant::now();
         self.t0 = Some(t0);
@@ -364,8 +377,8 @@ impl Driver {
                 }
                 msg = rx.recv() => match msg {
                     Some(Inbound::Text(text)) => {
-                        if self.on_app_text(&text, t0, ctx, sink).await.is_err() {
-                            return End::Dropped;
+                        if let Err(e) = self.on_app_text(&text, t0, ctx, sink).await {
+                            return self.send_failed(e, rx).await;
                         }
                     }
                     Some(Inbound::Binary(len)) => self.invalid_message(
@@ -375,7 +388,7 @@ impl Driver {
                     ),
                     Some(Inbound::Closed(code)) => {
                         // Completes the close handshake tungstenite has queued.
-                        let _ = sink.close().await;
+                        let _ = timeout(WRITE_STALL, sink.close()).await;
                         return End::AppClosed(code);
                     }
                     Some(Inbound::Dropped) | None => return End::Dropped,
@@ -386,8 +399,8 @@ impl Driver {
             // Every frame whose time has come goes now, late ones included: skipping would
             // hide the generator's own stalls from the lateness figures.
             while frame_due(t0, k) <= now {
-                if self.send_frame(sink, ctx, k).await.is_err() {
-                    return End::Dropped;
+                if let Err(e) = self.send_frame(sink, ctx, k).await {
+                    return self.send_failed(e, rx).await;
                 }
                 let late = Instant::now().saturating_duration_since(frame_due(t0, k));
                 self.lateness
@@ -400,11 +413,8 @@ impl Driver {
                 }
                 next_dtmf += 1;
                 let seq = self.next_seq();
-                if send(sink, media::dtmf(seq, &self.ids.stream_sid, digit))
-                    .await
-                    .is_err()
-                {
-                    return End::Dropped;
+                if let Err(e) = send(sink, media::dtmf(seq, &self.ids.stream_sid, digit)).await {
+                    return self.send_failed(e, rx).await;
                 }
                 self.dtmf_sent += 1;
                 ctx.timeline.emit(EventKind::Dtmf {
@@ -413,8 +423,8 @@ impl Driver {
             }
             let now_us = us_since(t0, Instant::now());
             for echo in self.playout.due_marks(now_us) {
-                if self.echo_mark(sink, ctx, echo, now_us).await.is_err() {
-                    return End::Dropped;
+                if let Err(e) = self.echo_mark(sink, ctx, echo, now_us).await {
+                    return self.send_failed(e, rx).await;
                 }
             }
             self.check_no_audio(ctx, t0);
@@ -427,7 +437,7 @@ impl Driver {
         sink: &mut WsSink,
         ctx: &StreamCtx,
         k: u64,
-    ) -> Result<(), tungstenite::Error> {
+    ) -> Result<(), SendError> {
         let ts = k * 20;
         if matches!(self.tracks, Tracks::Inbound | Tracks::Both) {
             let audio = &ctx.caller_audio;
@@ -455,7 +465,7 @@ impl Driver {
                 payload,
                 &self.ids.stream_sid,
             );
-            sink.send(Message::Text(self.buf.as_str().into())).await?;
+            send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
             self.frames_sent += 1;
         }
         if matches!(self.tracks, Tracks::Outbound | Tracks::Both) {
@@ -473,7 +483,7 @@ impl Driver {
                 payload,
                 &self.ids.stream_sid,
             );
-            sink.send(Message::Text(self.buf.as_str().into())).await?;
+            send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
             self.frames_sent += 1;
         }
         Ok(())
@@ -485,7 +495,7 @@ impl Driver {
         t0: Instant,
         ctx: &StreamCtx,
         sink: &mut WsSink,
-    ) -> Result<(), tungstenite::Error> {
+    ) -> Result<(), SendError> {
         let now_us = us_since(t0, Instant::now());
         // Lenient about extra fields: widely used apps add e.g. `media.track`, and Twilio plays
         // their audio.
@@ -557,7 +567,7 @@ impl Driver {
         ctx: &StreamCtx,
         echo: crate::playout::MarkEcho,
         now_us: u64,
-    ) -> Result<(), tungstenite::Error> {
+    ) -> Result<(), SendError> {
         let seq = self.next_seq();
         send(sink, media::mark(seq, &self.ids.stream_sid, &echo.name)).await?;
         let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
@@ -588,11 +598,14 @@ impl Driver {
                 raw: raw.clone(),
             });
         }
-        ctx.timeline.emit(EventKind::InvalidMessage {
-            stream_sid: self.ids.stream_sid.clone(),
-            reason,
-            raw,
-        });
+        // Counted always, shown a few times: a misbehaving app must not grow the timeline.
+        if self.invalid <= INVALID_SAMPLES as u64 {
+            ctx.timeline.emit(EventKind::InvalidMessage {
+                stream_sid: self.ids.stream_sid.clone(),
+                reason,
+                raw,
+            });
+        }
     }
 
     fn check_no_audio(&mut self, ctx: &StreamCtx, t0: Instant) {
@@ -613,15 +626,40 @@ impl Driver {
         }
     }
 
+    /// A write failed: tell a clean close by the app (its Close frame may still be queued
+    /// behind other messages) from a broken or stalled socket.
+    async fn send_failed(&mut self, e: SendError, rx: &mut mpsc::Receiver<Inbound>) -> End {
+        if let SendError::Stalled = e {
+            return End::Stalled;
+        }
+        let closed = timeout(Duration::from_millis(100), async {
+            while let Some(m) = rx.recv().await {
+                match m {
+                    Inbound::Closed(code) => return Some(code),
+                    Inbound::Dropped => return None,
+                    _ => {}
+                }
+            }
+            None
+        })
+        .await;
+        match closed {
+            Ok(Some(code)) => End::AppClosed(code),
+            _ => End::Dropped,
+        }
+    }
+
     async fn stop(&mut self, sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>) -> End {
         let seq = self.next_seq();
         let _ = send(sink, media::stop(seq, &self.ids)).await;
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
+        let _ = send_msg(
+            sink,
+            Message::Close(Some(CloseFrame {
                 code: CloseCode::Normal,
                 reason: "".into(),
-            })))
-            .await;
+            })),
+        )
+        .await;
         // Give the app a moment to answer the close so the handshake completes cleanly.
         let _ = timeout(Duration::from_secs(1), async {
             while let Some(m) = rx.recv().await {
@@ -649,6 +687,14 @@ impl Driver {
             End::AppClosed(code) => {
                 report.closed_by = "app";
                 report.close_code = code;
+            }
+            End::Stalled => {
+                report.closed_by = "stalled";
+                self.failures.push(Failure::StreamStalled {
+                    url: self.url.clone(),
+                    secs: WRITE_STALL.as_secs(),
+                    frames_sent: self.frames_sent,
+                });
             }
             End::Dropped => {
                 report.closed_by = "dropped";
@@ -707,6 +753,22 @@ fn us_since(t0: Instant, now: Instant) -> u64 {
     now.saturating_duration_since(t0).as_micros() as u64
 }
 
-async fn send(sink: &mut WsSink, text: String) -> Result<(), tungstenite::Error> {
-    sink.send(Message::Text(text.into())).await
+/// Why a write to the app's socket failed.
+enum SendError {
+    /// The socket refused the write (closed or broken).
+    Socket,
+    /// The write did not complete within [`WRITE_STALL`]: the app stopped reading.
+    Stalled,
+}
+
+async fn send_msg(sink: &mut WsSink, msg: Message) -> Result<(), SendError> {
+    match timeout(WRITE_STALL, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendError::Socket),
+        Err(_) => Err(SendError::Stalled),
+    }
+}
+
+async fn send(sink: &mut WsSink, text: String) -> Result<(), SendError> {
+    send_msg(sink, Message::Text(text.into())).await
 }

@@ -46,17 +46,38 @@ pub(crate) async fn fetch_twiml(
     timeout: Duration,
     timeline: &Timeline,
 ) -> Result<Fetched, Failure> {
+    // Sign exactly what goes on the wire: the parsed form of the URL (e.g. with the `/`
+    // path an authority-only URL gets), which is also what the app sees.
+    let base = match url::Url::parse(req.url) {
+        Ok(u) if u.scheme() == "http" => u.to_string(),
+        Ok(u) if u.scheme() == "https" => {
+            return Err(Failure::WebhookUnreachable {
+                url: req.url.to_string(),
+                cause: "https:// needs TLS, which this dialtone build does not include; \
+                        reach local apps over http://"
+                    .into(),
+            });
+        }
+        Ok(u) => {
+            return Err(Failure::WebhookUnreachable {
+                url: req.url.to_string(),
+                cause: format!("unsupported URL scheme {:?}", u.scheme()),
+            });
+        }
+        Err(e) => {
+            return Err(Failure::WebhookUnreachable {
+                url: req.url.to_string(),
+                cause: format!("invalid URL: {e}"),
+            });
+        }
+    };
     let (wire_url, body, signature) = match req.method {
         HttpMethod::Post => {
-            let sig = signing::signature(auth_token, &signing::url_to_sign(req.url), &req.params);
-            (
-                req.url.to_string(),
-                Some(params::form_encode(&req.params)),
-                sig,
-            )
+            let sig = signing::signature(auth_token, &signing::url_to_sign(&base), &req.params);
+            (base.clone(), Some(params::form_encode(&req.params)), sig)
         }
         HttpMethod::Get => {
-            let full = params::append_query(req.url, &req.params);
+            let full = params::append_query(&base, &req.params);
             let sig = signing::signature(auth_token, &signing::url_to_sign(&full), &[]);
             (full, None, sig)
         }
@@ -98,10 +119,15 @@ pub(crate) async fn fetch_twiml(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let bytes = response
-        .bytes()
+    let bytes = read_limited(response, TWIML_MAX_BYTES)
         .await
-        .map_err(|e| classify(&wire_url, timeout, &e))?;
+        .map_err(|e| match e {
+            Limited::TooLarge => Failure::TwimlTooLarge {
+                url: wire_url.clone(),
+                limit: TWIML_MAX_BYTES,
+            },
+            Limited::Http(e) => classify(&wire_url, timeout, &e),
+        })?;
     timeline.emit(EventKind::WebhookAnswered {
         status,
         elapsed: started.elapsed(),
@@ -150,10 +176,34 @@ pub(crate) async fn fetch_twiml(
             .map(|n| n.verb.name().to_string())
             .collect(),
     });
-    Ok(Fetched {
-        doc,
-        url: final_url,
-    })
+    // Relative URLs resolve against the document's URL: the one requested (without the
+    // parameters a GET appended), or where a redirect led.
+    let url = if final_url == wire_url {
+        base
+    } else {
+        final_url
+    };
+    Ok(Fetched { doc, url })
+}
+
+/// Twilio's limit on a TwiML response body (error 11750).
+const TWIML_MAX_BYTES: usize = 64 * 1024;
+
+enum Limited {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// Reads a body up to `limit` bytes, so a misbehaving app cannot grow memory without bound.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Limited> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Limited::Http)? {
+        if out.len() + chunk.len() > limit {
+            return Err(Limited::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> Failure {
@@ -161,6 +211,11 @@ fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> Failure {
         return Failure::WebhookTimeout {
             url: url.to_string(),
             secs: timeout.as_secs(),
+        };
+    }
+    if e.is_redirect() {
+        return Failure::WebhookRedirects {
+            url: url.to_string(),
         };
     }
     Failure::WebhookUnreachable {

@@ -234,3 +234,47 @@ async fn silent_app_fails_with_no_audio_back() {
     assert_eq!(f.step(), "app_audio");
     assert!(f.to_string().contains("no audio back"), "{f}");
 }
+
+#[tokio::test]
+async fn oversized_twiml_is_11750() {
+    let big = format!("<Response><Say>{}</Say></Response>", "word ".repeat(20_000));
+    let app = TestApp::start(vec![("/voice", Reply::Twiml(big))], WsScript::Silent).await;
+    let res = call(&app.url("/voice"), 100, |_| {}).await;
+    assert_eq!(
+        res.report.failures[0].code(),
+        11750,
+        "{:?}",
+        res.report.failures
+    );
+}
+
+#[tokio::test]
+async fn caller_still_hangs_up_when_the_first_stream_was_refused() {
+    let app = TestApp::start(
+        vec![(
+            "/voice",
+            twiml(
+                r#"<Connect><Stream url="{ws}/refuse"/></Connect><Connect><Stream url="{ws}/media"/></Connect><Pause length="30"/>"#,
+            ),
+        )],
+        WsScript::Silent,
+    )
+    .await;
+    let res = call(&app.url("/voice"), 500, |_| {}).await;
+    assert!(
+        res.report.end_reason.contains("caller hung up"),
+        "{}",
+        res.report.end_reason
+    );
+    assert!(res.report.duration_ms < 5000.0);
+    assert_eq!(res.report.streams.len(), 2);
+    assert_eq!(res.report.streams[0].closed_by, "never_opened");
+    assert_eq!(res.report.streams[1].closed_by, "dialtone");
+}
+
+#[tokio::test]
+async fn https_webhook_is_refused_with_a_clear_cause() {
+    let res = call("https://127.0.0.1:9/voice", 100, |_| {}).await;
+    let f = res.report.failures[0].to_string();
+    assert!(f.contains("https:// needs TLS"), "{f}");
+}

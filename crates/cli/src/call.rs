@@ -110,8 +110,14 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     }
     let (url, bot) = match &opts.webhook {
         Some(u) => {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                bail!("--webhook {u:?} must be an http:// or https:// URL");
+            if u.starts_with("https://") {
+                bail!(
+                    "--webhook {u:?}: https:// needs TLS, which this build does not include; \
+                     point dialtone at the app's local http:// address"
+                );
+            }
+            if !u.starts_with("http://") {
+                bail!("--webhook {u:?} must be an http:// URL");
             }
             (u.clone(), None)
         }
@@ -151,6 +157,13 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         h.abort();
     }
 
+    let report = &result.report;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print_summary(report, opts.record.as_deref());
+    }
+    // Recordings come after the report, so a failed write never hides the results.
     if let Some(dir) = &opts.record {
         for a in &result.audio {
             let base = dir.join(format!("{}-{}", result.report.call_sid, a.stream_sid));
@@ -159,12 +172,6 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
                 write_mulaw_wav(&base.with_extension("sent.wav"), &a.sent)?;
             }
         }
-    }
-    let report = &result.report;
-    if opts.json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print_summary(report, opts.record.as_deref());
     }
     Ok(if report.is_success() {
         ExitCode::SUCCESS
