@@ -1,0 +1,116 @@
+//! The `dialtone` binary as a user runs it: exit codes, messages, JSON and recordings.
+
+use std::process::Command;
+
+fn dialtone() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dialtone"))
+}
+
+#[test]
+fn bad_wav_is_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.wav");
+    std::fs::write(&path, "these are notes, not audio").unwrap();
+    let out = dialtone()
+        .args(["call", "--audio"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.wav") && err.contains("not a WAV"),
+        "{err}"
+    );
+
+    let out = dialtone()
+        .args(["call", "--audio", "/nonexistent/caller.wav"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/caller.wav"));
+}
+
+#[test]
+fn bad_flags_are_exit_2_with_the_reason() {
+    let out = dialtone()
+        .args(["call", "--tail", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+
+    let out = dialtone()
+        .args(["call", "--webhook", "ftp://127.0.0.1/voice"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://"));
+
+    let out = dialtone().args(["call", "--dtmf", "12x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unreachable_webhook_is_exit_1_naming_the_step() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = dialtone()
+        .args(["call", "--quiet", "--webhook"])
+        .arg(format!("http://127.0.0.1:{port}/voice"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAILED at webhook [11205]"), "{text}");
+}
+
+#[test]
+fn default_call_against_the_reference_app_completes_with_json_and_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dialtone()
+        .args([
+            "call",
+            "--json",
+            "--tail",
+            "1s",
+            "--record-sent",
+            "--record",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["status"], "completed");
+    let stream = &report["streams"][0];
+    assert!(stream["media_received"].as_u64().unwrap() > 0);
+    assert!(!stream["marks"].as_array().unwrap().is_empty());
+    // What the caller heard and sent, as 8 kHz 16-bit mono WAV.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for path in names {
+        let reader = hound::WavReader::open(&path).unwrap();
+        let spec = reader.spec();
+        assert_eq!(
+            (spec.sample_rate, spec.channels, spec.bits_per_sample),
+            (8000, 1, 16)
+        );
+        // The stream lasted the caller's 6.7 s of audio plus the 1 s tail.
+        let secs = reader.duration() as f64 / 8000.0;
+        assert!((7.0..9.0).contains(&secs), "{path:?}: {secs} s");
+    }
+}
