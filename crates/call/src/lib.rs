@@ -21,6 +21,6 @@ mod webhook;
 
 pub use config::{CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
 pub use executor::{CallResult, Engine, SAY_MS_PER_WORD, StreamAudio};
-pub use report::{CallEvent, CallReport, EventKind, Failure, StreamReport};
+pub use report::{CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram};
 pub use timeline::EventSink;
 pub use webhook::http_client;

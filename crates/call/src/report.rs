@@ -410,6 +410,15 @@ pub struct StreamReport {
     pub close_code: Option<u16>,
     /// Stream length from `start` to close.
     pub duration_ms: f64,
+    /// Every frame's lateness in µs (1 µs – 60 s, 2 significant digits: ~20 KB), for load
+    /// runs to merge into their own histograms.
+    #[serde(skip)]
+    pub lateness_us: hdrhistogram::Histogram<u64>,
+}
+
+/// The lateness histogram every stream records into.
+pub fn new_lateness_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).expect("static bounds")
 }
 
 /// Everything a finished call reports.

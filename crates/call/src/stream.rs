@@ -133,6 +133,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         closed_by: "never_opened",
         close_code: None,
         duration_ms: 0.0,
+        lateness_us: crate::report::new_lateness_histogram(),
     };
     let fail = |report: StreamReport, f: Failure| StreamOutcome {
         report,
@@ -293,7 +294,7 @@ impl Driver {
             chunk_out: 0,
             frames_sent: 0,
             dtmf_sent: 0,
-            lateness: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds"),
+            lateness: crate::report::new_lateness_histogram(),
             playout: Playout::new(ctx.record),
             t0: None,
             ended_at: None,
@@ -726,6 +727,7 @@ impl Driver {
         report.frames_sent = self.frames_sent;
         report.dtmf_sent = self.dtmf_sent;
         report.lateness = LatencySummary::from_us(&self.lateness);
+        report.lateness_us = self.lateness;
         report.media_received = self.media_received;
         report.audio_received_ms = self.playout.bytes_received() / 8;
         report.audio_cleared_ms = self.playout.bytes_dropped() / 8;
