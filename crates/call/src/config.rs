@@ -56,6 +56,9 @@ pub struct CallConfig {
     pub url: String,
     /// Method for the voice webhook.
     pub method: HttpMethod,
+    /// Inline TwiML to start from instead of requesting `url` (REST `Twiml`); `url` is then
+    /// only the base for relative URLs.
+    pub twiml: Option<String>,
     /// Requested when the voice URL fails (Twilio's `VoiceFallbackUrl`).
     pub fallback_url: Option<String>,
     /// Account the call belongs to.
@@ -88,6 +91,7 @@ impl CallConfig {
         Self {
             url: url.into(),
             method: HttpMethod::Post,
+            twiml: None,
             fallback_url: None,
             account_sid: DEFAULT_ACCOUNT_SID.to_string(),
             auth_token: DEFAULT_AUTH_TOKEN.to_string(),

@@ -5,7 +5,9 @@
 //! - [`config`]: what a call needs (app URL, numbers, token, the caller's script).
 //! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
 //!   classes with Twilio's error codes).
-//! - `executor`: runs TwiML verbs in order ([`Engine::place_call`]).
+//! - `executor`: runs TwiML verbs in order ([`Engine::place_call`]); `executor/verbs.rs`
+//!   what each verb does, `executor/streams.rs` the call's streams; [`CallHandle`] hangs up
+//!   or redirects a live call.
 //! - `stream`: the Media Streams WebSocket client with real-time pacing on an absolute
 //!   schedule.
 //! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
@@ -20,7 +22,9 @@ mod timeline;
 mod webhook;
 
 pub use config::{CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
-pub use executor::{CallResult, Engine, SAY_MS_PER_WORD, StreamAudio};
+pub use executor::{
+    CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
+};
 pub use report::{CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram};
 pub use timeline::EventSink;
 pub use webhook::http_client;

@@ -1,0 +1,499 @@
+//! Executes TwiML for one call the way Twilio does: verbs in order, a new document replacing
+//! the current one on `action`/`<Redirect>`, `<Connect><Stream>` blocking until the stream
+//! ends, `<Start><Stream>` forking, and falling off the end hanging up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_protocol::sid;
+use dialtone_protocol::webhook::{self as params, CallInfo, CallStatus, Direction};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::sleep;
+
+use crate::config::{CallConfig, HttpMethod};
+use crate::report::{CallReport, EventKind, Failure, StreamReport};
+use crate::stream::{OutboundAudio, StreamOutcome};
+use crate::timeline::{EventSink, Timeline};
+use crate::webhook::{self, Fetched, TwimlRequest};
+
+/// `<Say>` is timed at 150 words per minute (Twilio's voices speak at about that rate),
+/// with a floor of half a second.
+pub const SAY_MS_PER_WORD: u64 = 400;
+
+/// Places calls; holds what calls share (HTTP connection pool, fetched `<Play>` audio).
+pub struct Engine {
+    http: reqwest::Client,
+    play_cache: Mutex<HashMap<String, Arc<FrameSet>>>,
+    /// One second of `<Say>` tone, looped by forks that carry the outbound track.
+    say_tone: Arc<FrameSet>,
+}
+
+/// `<Play>` files kept per engine; past this the cache starts over (a load run plays a few
+/// files many times, not many files).
+const PLAY_CACHE_MAX: usize = 64;
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Audio the caller heard from the app and sent, per stream, when recording.
+#[derive(Debug, Clone)]
+pub struct StreamAudio {
+    /// Stream SID.
+    pub stream_sid: String,
+    /// What the caller heard (μ-law 8 kHz), on the stream's timeline.
+    pub heard: Vec<u8>,
+    /// What the caller sent on the inbound track (μ-law 8 kHz).
+    pub sent: Vec<u8>,
+}
+
+/// A finished call: its report and, when recording, its audio.
+#[derive(Debug)]
+pub struct CallResult {
+    /// Everything measured.
+    pub report: CallReport,
+    /// Per-stream audio (empty unless `record` was set).
+    pub audio: Vec<StreamAudio>,
+}
+
+/// What the executor does after a verb.
+enum Next {
+    Continue,
+    Replace(Fetched),
+    End { status: CallStatus, reason: String },
+}
+
+struct Fork {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<StreamOutcome>,
+}
+
+struct Call<'e> {
+    engine: &'e Engine,
+    cfg: CallConfig,
+    info: CallInfo,
+    timeline: Arc<Timeline>,
+    /// Set when the call must end (caller hung up, max duration); carries the reason.
+    end: watch::Receiver<Option<String>>,
+    end_tx: Arc<watch::Sender<Option<String>>>,
+    /// New TwiML requested from outside (REST update), taken when the current verb yields.
+    redirect: watch::Receiver<Option<Redirect>>,
+    redirect_tx: Arc<watch::Sender<Option<Redirect>>>,
+    /// URL of the document executing (relative URLs resolve against it).
+    doc_url: String,
+    /// Set once the first stream has started and the caller's hang-up timer runs.
+    caller_hangup_armed: Arc<std::sync::atomic::AtomicBool>,
+    digits: std::collections::VecDeque<char>,
+    outbound: Arc<OutboundAudio>,
+    forks: Vec<(String, Fork)>,
+    streams: Vec<StreamReport>,
+    audio: Vec<StreamAudio>,
+    failures: Vec<Failure>,
+    warnings: Vec<(u16, String)>,
+    documents: u32,
+}
+
+impl Engine {
+    /// An engine with a fresh connection pool.
+    pub fn new() -> Self {
+        Self {
+            http: webhook::http_client(),
+            play_cache: Mutex::new(HashMap::new()),
+            say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
+        }
+    }
+
+    /// Places one call and runs it to its end. Never panics on app behaviour: every failure
+    /// is in the report.
+    pub async fn place_call(&self, cfg: CallConfig, sink: Option<EventSink>) -> CallResult {
+        self.prepare(cfg).run(sink).await
+    }
+
+    /// Sets a call up without starting it, so its [`CallHandle`] can be handed out first.
+    pub fn prepare(&self, cfg: CallConfig) -> PreparedCall<'_> {
+        let call_sid = cfg.call_sid.clone().unwrap_or_else(|| sid::random("CA"));
+        let (end_tx, _) = watch::channel(None);
+        let (redirect_tx, _) = watch::channel(None);
+        PreparedCall {
+            engine: self,
+            cfg,
+            handle: CallHandle {
+                call_sid,
+                end: Arc::new(end_tx),
+                redirect: Arc::new(redirect_tx),
+            },
+        }
+    }
+}
+
+/// Steers a live call from outside, as the REST API's call update does.
+#[derive(Clone, Debug)]
+pub struct CallHandle {
+    call_sid: String,
+    end: Arc<watch::Sender<Option<String>>>,
+    redirect: Arc<watch::Sender<Option<Redirect>>>,
+}
+
+/// New TwiML for a live call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redirect {
+    /// Fetch TwiML from this URL.
+    Url {
+        /// Absolute URL.
+        url: String,
+        /// Method to fetch it with.
+        method: HttpMethod,
+    },
+    /// Run this TwiML document.
+    Twiml(String),
+}
+
+impl CallHandle {
+    /// The call's SID.
+    pub fn call_sid(&self) -> &str {
+        &self.call_sid
+    }
+
+    /// Hangs the call up (first reason wins); streams get `stop`.
+    pub fn hangup(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.end.send_if_modified(|r| {
+            if r.is_some() {
+                return false;
+            }
+            *r = Some(reason);
+            true
+        });
+    }
+
+    /// Replaces the running TwiML, interrupting the current verb (a `<Connect>` stream is
+    /// stopped first).
+    pub fn redirect(&self, to: Redirect) {
+        self.redirect.send_replace(Some(to));
+    }
+
+    /// True once the call has been told to end.
+    pub fn is_ended(&self) -> bool {
+        self.end.borrow().is_some()
+    }
+}
+
+/// A call set up by [`Engine::prepare`], not yet running.
+pub struct PreparedCall<'e> {
+    engine: &'e Engine,
+    cfg: CallConfig,
+    handle: CallHandle,
+}
+
+impl PreparedCall<'_> {
+    /// A handle to steer the call once it runs.
+    pub fn handle(&self) -> CallHandle {
+        self.handle.clone()
+    }
+
+    /// Runs the call to its end.
+    pub async fn run(self, sink: Option<EventSink>) -> CallResult {
+        let PreparedCall {
+            engine,
+            cfg,
+            handle,
+        } = self;
+        let call_sid = handle.call_sid.clone();
+        let timeline = Arc::new(Timeline::new(sink));
+        let info = CallInfo {
+            account_sid: cfg.account_sid.clone(),
+            call_sid: call_sid.clone(),
+            from: cfg.from.clone(),
+            to: cfg.to.clone(),
+            direction: cfg.direction,
+            call_token: None,
+            caller_country: "US".into(),
+            called_country: "US".into(),
+            parent_call_sid: None,
+        };
+        let end_tx = handle.end.clone();
+        let end = end_tx.subscribe();
+        let redirect_tx = handle.redirect.clone();
+        let redirect = redirect_tx.subscribe();
+        let max = cfg.max_duration;
+        let max_tx = end_tx.clone();
+        let max_timer = tokio::spawn(async move {
+            sleep(max).await;
+            max_tx.send_if_modified(|r| {
+                r.get_or_insert_with(|| format!("max duration {} s reached", max.as_secs()));
+                true
+            });
+        });
+        let digits = cfg.caller.gather_digits.chars().collect();
+        let doc_url = cfg.url.clone();
+        let mut call = Call {
+            engine,
+            cfg,
+            info,
+            timeline: timeline.clone(),
+            end,
+            end_tx,
+            redirect,
+            redirect_tx,
+            doc_url,
+            caller_hangup_armed: Arc::default(),
+            digits,
+            outbound: Arc::new(OutboundAudio::default()),
+            forks: Vec::new(),
+            streams: Vec::new(),
+            audio: Vec::new(),
+            failures: Vec::new(),
+            warnings: Vec::new(),
+            documents: 0,
+        };
+        let (status, reason) = call.run().await;
+        call.stop_forks(None).await;
+        max_timer.abort();
+        timeline.emit(EventKind::Ended {
+            status: status.as_str(),
+            reason: reason.clone(),
+        });
+        let events = timeline.take();
+        let webhook_ms = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::WebhookAnswered { elapsed, .. } => Some(elapsed.as_secs_f64() * 1e3),
+                _ => None,
+            })
+            .collect();
+        CallResult {
+            report: CallReport {
+                call_sid,
+                status: status.as_str(),
+                end_reason: reason,
+                duration_ms: events.last().map_or(0.0, |e| e.at.as_secs_f64() * 1e3),
+                webhook_ms,
+                failures: call.failures,
+                warnings: call.warnings,
+                streams: call.streams,
+                timeline: events,
+            },
+            audio: call.audio,
+        }
+    }
+}
+
+impl Call<'_> {
+    async fn run(&mut self) -> (CallStatus, String) {
+        let first_status = match self.info.direction {
+            Direction::Inbound => CallStatus::Ringing,
+            _ => CallStatus::InProgress,
+        };
+        let url = self.cfg.url.clone();
+        let first = match self.cfg.twiml.clone() {
+            // Calls created with inline TwiML (REST `Twiml`) start from it, no request.
+            Some(t) => self.inline(&t),
+            None => {
+                self.request("voice", &url, self.cfg.method, first_status, Vec::new())
+                    .await
+            }
+        };
+        let mut current = match first {
+            Ok(f) => f,
+            Err(failure) => {
+                let Some(fallback) = self.cfg.fallback_url.clone() else {
+                    self.failures.push(failure);
+                    return (CallStatus::Failed, "no TwiML from the voice URL".into());
+                };
+                let extra = vec![
+                    ("ErrorCode".to_string(), failure.code().to_string()),
+                    ("ErrorUrl".to_string(), url.clone()),
+                ];
+                self.failures.push(failure);
+                match self
+                    .request("fallback", &fallback, HttpMethod::Post, first_status, extra)
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(f2) => {
+                        self.failures.push(f2);
+                        return (
+                            CallStatus::Failed,
+                            "no TwiML from voice or fallback URL".into(),
+                        );
+                    }
+                }
+            }
+        };
+        loop {
+            let doc_url = current.url.clone();
+            self.doc_url = doc_url.clone();
+            let verbs = std::mem::take(&mut current.doc.verbs);
+            let mut replaced = None;
+            for (index, node) in verbs.iter().enumerate() {
+                let first_verb = self.documents == 1 && index == 0;
+                let next = if self.interrupt_pending() {
+                    self.interrupted().await
+                } else {
+                    self.execute(node, &doc_url, first_verb).await
+                };
+                match next {
+                    Next::Continue => {}
+                    Next::Replace(f) => {
+                        replaced = Some(f);
+                        break;
+                    }
+                    Next::End { status, reason } => return (status, reason),
+                }
+            }
+            match replaced {
+                Some(f) => current = f,
+                None => {
+                    if let Some(reason) = self.ended() {
+                        return (CallStatus::Completed, reason);
+                    }
+                    return (CallStatus::Completed, "end of TwiML".into());
+                }
+            }
+        }
+    }
+
+    fn ended(&self) -> Option<String> {
+        self.end.borrow().clone()
+    }
+
+    /// Sleeps `d`, or less if the call ends or is redirected; true when interrupted.
+    async fn wait(&mut self, d: Duration) -> bool {
+        let mut end = self.end.clone();
+        let mut redirect = self.redirect.clone();
+        tokio::select! {
+            _ = sleep(d) => self.interrupt_pending(),
+            _ = end.wait_for(|r| r.is_some()) => true,
+            _ = redirect.wait_for(|r| r.is_some()) => true,
+        }
+    }
+
+    /// The call ended or new TwiML is waiting.
+    fn interrupt_pending(&self) -> bool {
+        self.ended().is_some() || self.redirect.borrow().is_some()
+    }
+
+    /// What to do after an interruption: end, or run the TwiML a redirect brought.
+    async fn interrupted(&mut self) -> Next {
+        if let Some(reason) = self.ended() {
+            return Next::End {
+                status: CallStatus::Completed,
+                reason,
+            };
+        }
+        let doc_url = self.doc_url.clone();
+        match self.redirect_tx.send_replace(None) {
+            Some(Redirect::Url { url, method }) => {
+                self.follow("redirect", &doc_url, Some(&url), method, Vec::new())
+                    .await
+            }
+            Some(Redirect::Twiml(t)) => match self.inline(&t) {
+                Ok(f) => Next::Replace(f),
+                Err(failure) => {
+                    self.failures.push(failure);
+                    Next::End {
+                        status: CallStatus::Completed,
+                        reason: "invalid TwiML in a live update".into(),
+                    }
+                }
+            },
+            None => Next::Continue,
+        }
+    }
+
+    /// Parses TwiML handed over directly (REST `Twiml`), not fetched.
+    fn inline(&mut self, twiml: &str) -> Result<Fetched, Failure> {
+        let doc = dialtone_twiml::parse(twiml).map_err(|e| Failure::Twiml {
+            url: "(inline TwiML)".into(),
+            code: e.code(),
+            error: e.to_string(),
+        })?;
+        self.timeline.emit(EventKind::Twiml {
+            verbs: doc
+                .verbs
+                .iter()
+                .map(|n| n.verb.name().to_string())
+                .collect(),
+        });
+        self.documents += 1;
+        Ok(Fetched {
+            doc,
+            url: self.doc_url.clone(),
+        })
+    }
+
+    async fn request(
+        &mut self,
+        purpose: &'static str,
+        url: &str,
+        method: HttpMethod,
+        status: CallStatus,
+        extra: Vec<(String, String)>,
+    ) -> Result<Fetched, Failure> {
+        let mut p = params::voice_params(&self.info, status);
+        p.extend(extra);
+        let req = TwimlRequest {
+            purpose,
+            url,
+            method,
+            params: p,
+        };
+        let r = webhook::fetch_twiml(
+            &self.engine.http,
+            &self.cfg.auth_token,
+            req,
+            self.cfg.webhook_timeout,
+            &self.timeline,
+        )
+        .await;
+        if r.is_ok() {
+            self.documents += 1;
+        }
+        r
+    }
+
+    /// Requests the TwiML that replaces the current document; a failure ends the call.
+    async fn follow(
+        &mut self,
+        purpose: &'static str,
+        doc_url: &str,
+        target: Option<&str>,
+        method: HttpMethod,
+        extra: Vec<(String, String)>,
+    ) -> Next {
+        let url = match webhook::resolve(doc_url, target.unwrap_or(doc_url)) {
+            Ok(u) => u,
+            Err(e) => {
+                self.failures.push(Failure::WebhookUnreachable {
+                    url: target.unwrap_or_default().to_string(),
+                    cause: e,
+                });
+                return Next::End {
+                    status: CallStatus::Completed,
+                    reason: format!("bad {purpose} URL"),
+                };
+            }
+        };
+        match self
+            .request(purpose, &url, method, CallStatus::InProgress, extra)
+            .await
+        {
+            Ok(f) => Next::Replace(f),
+            Err(failure) => {
+                self.failures.push(failure);
+                Next::End {
+                    status: CallStatus::Completed,
+                    reason: format!("no TwiML from the {purpose} URL"),
+                }
+            }
+        }
+    }
+}
+
+mod streams;
+mod verbs;

@@ -1,0 +1,172 @@
+//! The call's Media Streams: opening them, blocking in `<Connect>`, stopping `<Start>` forks.
+
+use dialtone_protocol::media::StreamIds;
+use dialtone_protocol::sid;
+use dialtone_twiml::Track;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{Call, StreamAudio};
+use crate::report::Failure;
+use crate::stream::{self, StreamCtx, StreamOutcome, StreamSpec, Tracks};
+use crate::webhook;
+
+impl Call<'_> {
+    pub(super) fn start_stream(
+        &mut self,
+        s: &dialtone_twiml::Stream,
+        doc_url: &str,
+        bidirectional: bool,
+    ) -> Result<(JoinHandle<StreamOutcome>, watch::Sender<bool>), Failure> {
+        let url =
+            webhook::resolve_stream(doc_url, &s.url).map_err(|cause| Failure::StreamConnect {
+                url: s.url.clone(),
+                cause,
+            })?;
+        // The app validates the upgrade's signature over the URL as written in its TwiML, so
+        // that is what is signed; a wss:// URL is dialled as plain ws:// because local apps
+        // serve plain WebSocket and this build carries no TLS.
+        let sign_url = url.clone();
+        let url = match url.strip_prefix("wss://") {
+            Some(rest) => {
+                self.warn(
+                    0,
+                    format!(
+                        "{url}: connecting without TLS (ws://{rest}); the signature covers the wss:// URL"
+                    ),
+                );
+                format!("ws://{rest}")
+            }
+            None => url,
+        };
+        let tracks = if bidirectional {
+            Tracks::Inbound
+        } else {
+            match s.track {
+                Track::Inbound => Tracks::Inbound,
+                Track::Outbound => Tracks::Outbound,
+                Track::Both => Tracks::Both,
+            }
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (started_tx, started_rx) = oneshot::channel();
+        let spec = StreamSpec {
+            url,
+            sign_url,
+            name: s.name.clone(),
+            bidirectional,
+            tracks,
+            parameters: s.parameters.clone(),
+            ids: StreamIds {
+                account_sid: self.info.account_sid.clone(),
+                call_sid: self.info.call_sid.clone(),
+                stream_sid: sid::random("MZ"),
+            },
+        };
+        let ctx = StreamCtx {
+            auth_token: self.cfg.auth_token.clone(),
+            caller_audio: self.cfg.caller.audio.clone(),
+            dtmf: if bidirectional {
+                self.cfg.caller.stream_dtmf.clone()
+            } else {
+                Vec::new()
+            },
+            outbound: self.outbound.clone(),
+            record: self.cfg.record,
+            no_audio_timeout: self.cfg.no_audio_timeout,
+            timeline: self.timeline.clone(),
+            stop: stop_rx,
+            started: Some(started_tx),
+        };
+        {
+            // The caller talks from the first stream's start and hangs up once its audio
+            // and the tail are over. A stream that never starts leaves the timer unarmed.
+            let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
+            let talk = audio + tail;
+            let end_tx = self.end_tx.clone();
+            let armed = self.caller_hangup_armed.clone();
+            tokio::spawn(async move {
+                let Ok(at) = started_rx.await else { return };
+                if armed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                tokio::time::sleep_until(at + talk).await;
+                end_tx.send_if_modified(|r| {
+                    if r.is_some() {
+                        return false;
+                    }
+                    *r = Some(format!(
+                        "caller hung up ({:.1} s of audio + {:.1} s tail)",
+                        audio.as_secs_f64(),
+                        tail.as_secs_f64()
+                    ));
+                    true
+                });
+            });
+        }
+        Ok((tokio::spawn(stream::run_stream(spec, ctx)), stop_tx))
+    }
+
+    /// Blocks in `<Connect>` until the app closes the stream or the call ends.
+    pub(super) async fn await_connect(
+        &mut self,
+        mut handle: JoinHandle<StreamOutcome>,
+        stop: watch::Sender<bool>,
+    ) -> Option<StreamOutcome> {
+        let mut end = self.end.clone();
+        let mut redirect = self.redirect.clone();
+        tokio::select! {
+            r = &mut handle => return self.joined(r),
+            _ = end.wait_for(|r| r.is_some()) => {}
+            _ = redirect.wait_for(|r| r.is_some()) => {}
+        }
+        let _ = stop.send(true);
+        let r = handle.await;
+        self.joined(r)
+    }
+
+    /// A stream task that panicked is a dialtone bug: say so instead of losing it silently.
+    pub(super) fn joined(
+        &mut self,
+        r: Result<StreamOutcome, tokio::task::JoinError>,
+    ) -> Option<StreamOutcome> {
+        r.map_err(|e| self.warn(0, format!("internal error: stream task failed: {e}")))
+            .ok()
+    }
+
+    pub(super) fn record_stream(&mut self, o: StreamOutcome) {
+        if !o.report.bidirectional && o.report.closed_by == "app" {
+            self.warn(
+                31921,
+                format!(
+                    "the app closed the <Start> stream {}; the call goes on",
+                    o.report.name
+                ),
+            );
+        }
+        self.failures.extend(o.failures);
+        if let (Some(heard), Some(sent)) = (o.heard, o.sent) {
+            self.audio.push(StreamAudio {
+                stream_sid: o.report.stream_sid.clone(),
+                heard,
+                sent,
+            });
+        }
+        self.streams.push(o.report);
+    }
+
+    /// Stops forks by name, or all of them; waits for each to send `stop` and close.
+    pub(super) async fn stop_forks(&mut self, name: Option<&str>) {
+        let (stopping, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.forks)
+            .into_iter()
+            .partition(|(n, _)| name.is_none_or(|want| n == want));
+        self.forks = kept;
+        for (_, fork) in stopping {
+            let _ = fork.stop.send(true);
+            let r = fork.handle.await;
+            if let Some(o) = self.joined(r) {
+                self.record_stream(o);
+            }
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The verbs of a TwiML document and what each does to the call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_protocol::webhook::{CallStatus, Direction};
+use dialtone_twiml::{ConnectTarget, Node, StartTarget, Verb};
+
+use super::{Call, Fork, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
+use crate::report::{EventKind, Failure};
+use crate::webhook;
+
+impl Call<'_> {
+    pub(super) fn verb_event(&self, node: &Node, detail: String) {
+        self.timeline.emit(EventKind::Verb {
+            verb: node.verb.name().to_string(),
+            line: node.line,
+            detail,
+        });
+    }
+
+    pub(super) fn warn(&mut self, code: u16, message: String) {
+        self.timeline.emit(EventKind::Warning {
+            code,
+            message: message.clone(),
+        });
+        self.warnings.push((code, message));
+    }
+
+    pub(super) async fn execute(&mut self, node: &Node, doc_url: &str, first_verb: bool) -> Next {
+        match &node.verb {
+            Verb::Say(say) => {
+                self.verb_event(node, format!("{:?}", truncate(&say.text, 60)));
+                self.say(&say.text, say.loop_count).await
+            }
+            Verb::Play(play) => {
+                self.verb_event(
+                    node,
+                    play.url.clone().unwrap_or_else(|| {
+                        format!("digits {}", play.digits.as_deref().unwrap_or(""))
+                    }),
+                );
+                self.play(play, doc_url).await
+            }
+            Verb::Pause(p) => {
+                self.verb_event(node, format!("{} s", p.length_secs));
+                if self.wait(Duration::from_secs(p.length_secs.into())).await {
+                    return self.interrupted().await;
+                }
+                Next::Continue
+            }
+            Verb::Gather(g) => {
+                self.verb_event(
+                    node,
+                    format!(
+                        "timeout {} s, finishOnKey {:?}",
+                        g.timeout_secs, g.finish_on_key
+                    ),
+                );
+                self.gather(g, doc_url).await
+            }
+            Verb::Hangup => {
+                self.verb_event(node, String::new());
+                Next::End {
+                    status: CallStatus::Completed,
+                    reason: "<Hangup>".into(),
+                }
+            }
+            Verb::Reject(r) => {
+                let reason = match r.reason {
+                    dialtone_twiml::RejectReason::Busy => "busy",
+                    dialtone_twiml::RejectReason::Rejected => "rejected",
+                };
+                self.verb_event(node, format!("reason {reason}"));
+                if first_verb && self.info.direction == Direction::Inbound {
+                    self.failures.push(Failure::Rejected {
+                        reason: reason.into(),
+                    });
+                    Next::End {
+                        status: if reason == "busy" {
+                            CallStatus::Busy
+                        } else {
+                            CallStatus::NoAnswer
+                        },
+                        reason: format!("<Reject reason=\"{reason}\">"),
+                    }
+                } else {
+                    // Twilio honours <Reject> only before the call is answered.
+                    self.warn(
+                        12200,
+                        format!(
+                            "<Reject> at line {} after the call was answered hangs up",
+                            node.line
+                        ),
+                    );
+                    Next::End {
+                        status: CallStatus::Completed,
+                        reason: "<Reject> after answer".into(),
+                    }
+                }
+            }
+            Verb::Redirect(r) => {
+                self.verb_event(node, r.url.clone());
+                self.follow(
+                    "redirect",
+                    doc_url,
+                    Some(&r.url),
+                    r.method.into(),
+                    Vec::new(),
+                )
+                .await
+            }
+            Verb::Connect(c) => match &c.target {
+                ConnectTarget::Stream(s) => {
+                    self.verb_event(node, format!("<Stream url={:?}>", s.url));
+                    let outcome = match self.start_stream(s, doc_url, true) {
+                        Ok((handle, stop)) => self.await_connect(handle, stop).await,
+                        Err(f) => {
+                            self.failures.push(f);
+                            None
+                        }
+                    };
+                    if let Some(o) = outcome {
+                        self.record_stream(o);
+                    }
+                    if self.interrupt_pending() {
+                        return self.interrupted().await;
+                    }
+                    match &c.action {
+                        Some(action) => {
+                            self.follow(
+                                "action",
+                                doc_url,
+                                Some(action),
+                                c.method.into(),
+                                Vec::new(),
+                            )
+                            .await
+                        }
+                        None => Next::Continue,
+                    }
+                }
+                ConnectTarget::Other { name } => {
+                    self.verb_event(node, format!("<{name}>"));
+                    self.warn(0, format!("<Connect><{name}> is not simulated; skipped"));
+                    Next::Continue
+                }
+            },
+            Verb::Start(s) => match &s.target {
+                StartTarget::Stream(stream) => {
+                    self.verb_event(node, format!("<Stream url={:?}>", stream.url));
+                    match self.start_stream(stream, doc_url, false) {
+                        Ok((handle, stop)) => {
+                            let name = stream.name.clone().unwrap_or_default();
+                            self.forks.push((name, Fork { stop, handle }));
+                        }
+                        Err(f) => self.failures.push(f),
+                    }
+                    Next::Continue
+                }
+                StartTarget::Other { name } => {
+                    self.verb_event(node, format!("<{name}>"));
+                    self.warn(0, format!("<Start><{name}> is not simulated; skipped"));
+                    Next::Continue
+                }
+            },
+            Verb::Stop(s) => {
+                self.verb_event(node, format!("<Stream name={:?}>", s.stream_name));
+                match &s.stream_name {
+                    Some(name) => self.stop_forks(Some(name)).await,
+                    None => self.warn(0, "<Stop> without a named <Stream>; nothing stopped".into()),
+                }
+                Next::Continue
+            }
+            Verb::Record(r) => {
+                self.verb_event(node, format!("timeout {} s", r.timeout_secs));
+                self.warn(
+                    0,
+                    "<Record> is not simulated: the caller stays silent, an empty recording; \
+                     TwiML continues"
+                        .into(),
+                );
+                if self.wait(Duration::from_secs(r.timeout_secs.into())).await {
+                    return self.interrupted().await;
+                }
+                Next::Continue
+            }
+            Verb::Dial(d) => {
+                self.verb_event(node, d.target.clone());
+                self.warn(0, "<Dial> is not simulated; skipped".into());
+                Next::Continue
+            }
+            Verb::Unsupported { name } => {
+                self.verb_event(node, String::new());
+                self.warn(0, format!("<{name}> is not simulated; skipped"));
+                Next::Continue
+            }
+        }
+    }
+
+    pub(super) async fn say(&mut self, text: &str, loops: u32) -> Next {
+        let words = text.split_whitespace().count().max(1) as u64;
+        let once = Duration::from_millis((words * SAY_MS_PER_WORD).max(500));
+        self.outbound.set(Some(self.engine.say_tone.clone()));
+        let ended = if loops == 0 {
+            // loop="0" repeats until the caller hangs up.
+            self.wait(self.cfg.max_duration).await
+        } else {
+            self.wait(once * loops).await
+        };
+        self.outbound.set(None);
+        if ended {
+            return self.interrupted().await;
+        }
+        Next::Continue
+    }
+
+    pub(super) async fn play(&mut self, play: &dialtone_twiml::Play, doc_url: &str) -> Next {
+        let Some(src) = &play.url else {
+            let digits = play.digits.as_deref().unwrap_or("");
+            let ms: u64 = digits
+                .chars()
+                .map(|c| {
+                    if c.eq_ignore_ascii_case(&'w') {
+                        500
+                    } else {
+                        100
+                    }
+                })
+                .sum();
+            if self.wait(Duration::from_millis(ms)).await {
+                return self.interrupted().await;
+            }
+            return Next::Continue;
+        };
+        let frames = match self.fetch_audio(doc_url, src).await {
+            Ok(f) => f,
+            Err(f) => {
+                // Twilio skips a <Play> it cannot fetch and goes on with the document.
+                self.failures.push(f);
+                return Next::Continue;
+            }
+        };
+        let loops = if play.loop_count == 0 {
+            1000
+        } else {
+            play.loop_count
+        };
+        self.outbound.set(Some(frames.clone()));
+        let ended = self.wait(frames.duration() * loops).await;
+        self.outbound.set(None);
+        if ended {
+            return self.interrupted().await;
+        }
+        Next::Continue
+    }
+
+    pub(super) async fn fetch_audio(
+        &self,
+        doc_url: &str,
+        src: &str,
+    ) -> Result<Arc<FrameSet>, Failure> {
+        let url = webhook::resolve(doc_url, src).map_err(|cause| Failure::PlayFailed {
+            url: src.to_string(),
+            cause,
+        })?;
+        if let Some(f) = self.engine.play_cache.lock().expect("cache").get(&url) {
+            return Ok(f.clone());
+        }
+        let fail = |cause: String| Failure::PlayFailed {
+            url: url.clone(),
+            cause,
+        };
+        let resp = self
+            .engine
+            .http
+            .get(&url)
+            .timeout(self.cfg.webhook_timeout)
+            .send()
+            .await
+            .map_err(|e| fail(webhook::root_cause(&e)))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| fail(webhook::root_cause(&e)))?;
+        let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, &url)
+            .map_err(|e| fail(e.to_string()))?;
+        let frames = Arc::new(FrameSet::from_pcm(&pcm));
+        let mut cache = self.engine.play_cache.lock().expect("cache");
+        if cache.len() >= PLAY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(url, frames.clone());
+        Ok(frames)
+    }
+
+    pub(super) async fn gather(&mut self, g: &dialtone_twiml::Gather, doc_url: &str) -> Next {
+        for child in &g.children {
+            let next = match &child.verb {
+                Verb::Say(s) => self.say(&s.text, s.loop_count).await,
+                Verb::Play(p) => self.play(p, doc_url).await,
+                Verb::Pause(p) => {
+                    if self.wait(Duration::from_secs(p.length_secs.into())).await {
+                        self.interrupted().await
+                    } else {
+                        Next::Continue
+                    }
+                }
+                _ => Next::Continue,
+            };
+            if !matches!(next, Next::Continue) {
+                return next;
+            }
+        }
+        let dtmf = g.input.contains(&dialtone_twiml::GatherInput::Dtmf);
+        let mut digits = String::new();
+        let mut finished_on = String::new();
+        if dtmf {
+            while let Some(c) = self.digits.pop_front() {
+                if !g.finish_on_key.is_empty() && g.finish_on_key.contains(c) {
+                    finished_on.push(c);
+                    break;
+                }
+                digits.push(c);
+                if g.num_digits.is_some_and(|n| digits.len() >= n as usize) {
+                    break;
+                }
+            }
+        } else {
+            self.warn(
+                0,
+                "<Gather input=\"speech\"> is not simulated: no speech result".into(),
+            );
+        }
+        let typed = digits.len() + finished_on.len();
+        if typed > 0 {
+            self.timeline.emit(EventKind::Dtmf {
+                digits: format!("{digits}{finished_on}"),
+            });
+            // The caller keys one digit every 100 ms.
+            if self.wait(Duration::from_millis(100 * typed as u64)).await {
+                return self.interrupted().await;
+            }
+        }
+        let complete =
+            !finished_on.is_empty() || g.num_digits.is_some_and(|n| digits.len() >= n as usize);
+        if !complete && self.wait(Duration::from_secs(g.timeout_secs.into())).await {
+            return self.interrupted().await;
+        }
+        // The finish key alone is not input: Twilio only lets it end input that has digits.
+        if digits.is_empty() && !g.action_on_empty_result {
+            // No input: Twilio moves on to the next verb without a request.
+            return Next::Continue;
+        }
+        let extra = vec![
+            ("Digits".to_string(), digits),
+            ("FinishedOnKey".to_string(), finished_on),
+        ];
+        self.follow(
+            "action",
+            doc_url,
+            g.action.as_deref(),
+            g.method.into(),
+            extra,
+        )
+        .await
+    }
+}
+
+/// What `<Say>` sounds like to the outbound track: a soft 440 Hz tone, so a fork's outbound
+/// audio is distinguishable from silence.
+pub(super) fn tone_frames(d: Duration) -> FrameSet {
+    let n = (d.as_millis() as usize) * 8;
+    let pcm: Vec<i16> = (0..n)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            (3000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+        })
+        .collect();
+    FrameSet::from_pcm(&pcm)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    let t: String = s.chars().take(n).collect();
+    if t.len() < s.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
