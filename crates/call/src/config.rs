@@ -47,6 +47,20 @@ pub struct CallerScript {
     pub gather_digits: String,
     /// `dtmf` messages sent on a bidirectional stream at offsets from its start.
     pub stream_dtmf: Vec<(Duration, char)>,
+    /// Ground truth of `audio`: when each caller turn's speech starts and ends, and its
+    /// words. Empty when unknown.
+    pub turns: Vec<TurnTruth>,
+}
+
+/// One caller turn in the caller's audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnTruth {
+    /// Speech start, from the start of the audio.
+    pub start: Duration,
+    /// Speech end, from the start of the audio.
+    pub end: Duration,
+    /// What is said.
+    pub text: String,
 }
 
 /// Everything needed to place one call.
@@ -104,6 +118,7 @@ impl CallConfig {
                 tail: Duration::from_secs(2),
                 gather_digits: String::new(),
                 stream_dtmf: Vec::new(),
+                turns: Vec::new(),
             },
             max_duration: Duration::from_secs(4 * 3600),
             webhook_timeout: Duration::from_secs(15),

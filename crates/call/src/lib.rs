@@ -11,6 +11,7 @@
 //! - `stream`: the Media Streams WebSocket client with real-time pacing on an absolute
 //!   schedule.
 //! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
+//! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`report`]: the timeline, failures and measurements a call returns.
 
 pub mod config;
@@ -19,9 +20,12 @@ pub mod playout;
 pub mod report;
 mod stream;
 mod timeline;
+pub mod turns;
 mod webhook;
 
-pub use config::{CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+pub use config::{
+    CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod, TurnTruth,
+};
 pub use executor::{
     CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
 };

@@ -410,6 +410,9 @@ pub struct StreamReport {
     pub close_code: Option<u16>,
     /// Stream length from `start` to close.
     pub duration_ms: f64,
+    /// The caller's turns as the app experienced them (when the caller's audio has ground
+    /// truth).
+    pub turns: Vec<crate::turns::TurnReport>,
     /// Every frame's lateness in µs (1 µs – 60 s, 2 significant digits: ~20 KB), for load
     /// runs to merge into their own histograms.
     #[serde(skip)]

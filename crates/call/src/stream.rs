@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{
 use crate::playout::Playout;
 use crate::report::{EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport};
 use crate::timeline::Timeline;
+use crate::turns::TurnTracker;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that cannot complete for this long means the app stopped reading its socket; the
@@ -80,6 +81,7 @@ pub(crate) struct StreamSpec {
 pub(crate) struct StreamCtx {
     pub(crate) auth_token: String,
     pub(crate) caller_audio: Arc<FrameSet>,
+    pub(crate) turns: Vec<crate::config::TurnTruth>,
     pub(crate) dtmf: Vec<(Duration, char)>,
     pub(crate) outbound: Arc<OutboundAudio>,
     pub(crate) record: bool,
@@ -133,6 +135,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         closed_by: "never_opened",
         close_code: None,
         duration_ms: 0.0,
+        turns: Vec::new(),
         lateness_us: crate::report::new_lateness_histogram(),
     };
     let fail = |report: StreamReport, f: Failure| StreamOutcome {
@@ -262,7 +265,10 @@ struct Driver {
     dtmf_sent: u64,
     lateness: Histogram<u64>,
     playout: Playout,
+    turns: TurnTracker,
     t0: Option<Instant>,
+    /// Unix time (ms) of `t0`, to put turns on the wall clock apps report milestones in.
+    wall0_unix_ms: f64,
     ended_at: Option<Instant>,
     media_received: u64,
     first_audio_at: Option<Duration>,
@@ -296,7 +302,9 @@ impl Driver {
             dtmf_sent: 0,
             lateness: crate::report::new_lateness_histogram(),
             playout: Playout::new(ctx.record),
+            turns: TurnTracker::new(&ctx.turns),
             t0: None,
+            wall0_unix_ms: 0.0,
             ended_at: None,
             media_received: 0,
             first_audio_at: None,
@@ -346,6 +354,9 @@ impl Driver {
         }
         let t0 = Instant::now();
         self.t0 = Some(t0);
+        self.wall0_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
         ctx.timeline.emit(EventKind::StartSent {
             stream_sid: self.ids.stream_sid.clone(),
             tracks: tracks
@@ -403,6 +414,9 @@ impl Driver {
                 if let Err(e) = self.send_frame(sink, ctx, k).await {
                     return self.send_failed(e, rx).await;
                 }
+                let sent_us = us_since(t0, Instant::now());
+                let playing = self.playout.busy_until_us() > sent_us;
+                self.turns.on_frame_sent(k, sent_us, playing);
                 let late = Instant::now().saturating_duration_since(frame_due(t0, k));
                 self.lateness
                     .saturating_record((late.as_micros() as u64).max(1));
@@ -524,7 +538,8 @@ impl Driver {
         match msg {
             AppMessage::Media { payload } => {
                 self.media_received += 1;
-                self.playout.push_media(now_us, &payload);
+                let heard_us = self.playout.push_media(now_us, &payload);
+                self.turns.on_app_media(now_us, heard_us);
                 if self.first_audio_at.is_none() {
                     let after = Duration::from_micros(now_us);
                     self.first_audio_at = Some(after);
@@ -549,6 +564,7 @@ impl Driver {
             AppMessage::Clear => {
                 self.clears += 1;
                 let out = self.playout.clear(now_us);
+                self.turns.on_clear(now_us);
                 ctx.timeline.emit(EventKind::Clear {
                     stream_sid: self.ids.stream_sid.clone(),
                     dropped_ms: out.dropped_ms,
@@ -738,6 +754,7 @@ impl Driver {
         report.invalid_messages = self.invalid;
         report.invalid_samples = self.invalid_samples;
         report.duration_ms = end_us as f64 / 1e3;
+        report.turns = self.turns.finish(self.wall0_unix_ms);
         StreamOutcome {
             heard: self.playout.heard_mulaw(end_us),
             sent: self.sent,

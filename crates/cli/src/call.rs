@@ -362,6 +362,9 @@ fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
                 println!("    clears: {}", s.clears);
             }
         }
+        for t in &s.turns {
+            print_turn(t);
+        }
         if s.invalid_messages > 0 {
             println!(
                 "    31951 ignored app messages: {} (first: {})",
@@ -399,6 +402,44 @@ fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
         if r.failures.is_empty() {
             println!("FAILED: call ended {}", r.status);
         }
+    }
+}
+
+fn print_turn(t: &dialtone_call::turns::TurnReport) {
+    let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} ms"));
+    println!(
+        "    turn {}: speech {:.2}–{:.2} s {:?}",
+        t.index + 1,
+        t.start_ms / 1e3,
+        t.end_ms / 1e3,
+        t.text
+    );
+    println!(
+        "      reply {} after speech end (heard {}){}",
+        opt(t.reply_ms),
+        opt(t.reply_heard_ms),
+        if t.barge_in {
+            format!(
+                "; barge-in over app audio: clear {}",
+                t.clear_after_ms
+                    .map_or("never sent".to_string(), |v| format!(
+                        "{v:.0} ms after speech start"
+                    ))
+            )
+        } else {
+            String::new()
+        }
+    );
+    for (name, latency, text) in &t.milestones {
+        println!(
+            "      {name:<20} {latency:>7.0} ms{}",
+            text.as_deref()
+                .map(|x| format!("  {x:?}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(wer) = t.wer {
+        println!("      transcript WER {:.1}%", wer * 100.0);
     }
 }
 

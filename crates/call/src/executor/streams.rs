@@ -66,6 +66,11 @@ impl Call<'_> {
         let ctx = StreamCtx {
             auth_token: self.cfg.auth_token.clone(),
             caller_audio: self.cfg.caller.audio.clone(),
+            turns: if matches!(tracks, Tracks::Outbound) {
+                Vec::new()
+            } else {
+                self.cfg.caller.turns.clone()
+            },
             dtmf: if bidirectional {
                 self.cfg.caller.stream_dtmf.clone()
             } else {
