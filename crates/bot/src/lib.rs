@@ -15,6 +15,8 @@
 //! - `voice`: the `/voice` webhook (signature check, caller check, TwiML).
 //! - `media`: the `/media` WebSocket (signature check on upgrade, per-call session).
 //! - [`vad`]: the pure energy voice-activity detector the session feeds.
+//! - `events`: milestone records (`vad.speech_start`, `vad.speech_end`,
+//!   `reply.first_audio`) POSTed to [`BotConfig::events_url`] by one background task.
 //!
 //! # Routes
 //! - `POST /voice` (form body) or `GET /voice` (query): TwiML.
@@ -23,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+mod events;
 mod media;
 mod session;
 mod signature;
@@ -31,7 +34,7 @@ mod voice;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::routing::get;
@@ -63,6 +66,12 @@ pub struct BotConfig {
     pub reply_audio: Arc<FrameSet>,
     /// Turn detection thresholds.
     pub vad: VadConfig,
+    /// Where to POST milestone records (JSON, `docs/milestones.md`): `vad.speech_start`
+    /// and `vad.speech_end` stamped with the wall-clock time the VAD detected them, and
+    /// `reply.first_audio` when a reply's first media was sent. `None`: no reporting.
+    /// Records are queued (bounded) and POSTed by one background task, so a slow
+    /// endpoint costs dropped records, never a late media loop.
+    pub events_url: Option<String>,
 }
 
 impl Default for BotConfig {
@@ -74,6 +83,7 @@ impl Default for BotConfig {
             greeting: "Hello! You are talking to the dialtone reference bot.".to_owned(),
             reply_audio: Arc::new(beep_boop()),
             vad: VadConfig::default(),
+            events_url: None,
         }
     }
 }
@@ -88,6 +98,7 @@ impl fmt::Debug for BotConfig {
             .field("greeting", &self.greeting)
             .field("reply_audio", &self.reply_audio)
             .field("vad", &self.vad)
+            .field("events_url", &self.events_url)
             .finish()
     }
 }
@@ -147,6 +158,26 @@ pub fn beep_boop() -> FrameSet {
 struct AppState {
     config: Arc<BotConfig>,
     shutdown: watch::Receiver<bool>,
+    /// The milestone reporter, started by the first stream (it needs a runtime, which
+    /// [`router`] may be called without). Dropped with the router, which ends its task.
+    reporter: Arc<OnceLock<Option<events::Reporter>>>,
+}
+
+impl AppState {
+    /// The shared reporter when `events_url` is set. Call from inside the runtime.
+    fn reporter(&self) -> Option<events::Reporter> {
+        self.reporter
+            .get_or_init(|| {
+                let url = self.config.events_url.clone()?;
+                let counters = Arc::new(events::EventCounters::default());
+                Some(events::Reporter::spawn(
+                    url,
+                    events::QUEUE_CAPACITY,
+                    counters,
+                ))
+            })
+            .clone()
+    }
 }
 
 /// The bot's routes: `POST|GET /voice`, `GET /media` (WebSocket), `GET /health`.
@@ -163,6 +194,7 @@ fn app(config: BotConfig, shutdown: watch::Receiver<bool>) -> Router {
     let state = AppState {
         config: Arc::new(config),
         shutdown,
+        reporter: Arc::new(OnceLock::new()),
     };
     Router::new()
         .route("/voice", get(voice::voice).post(voice::voice))

@@ -2,6 +2,8 @@
 //! one [`Session`] per connection until Twilio sends `stop`, the socket closes, or the
 //! server shuts down.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::{HeaderMap, Uri};
@@ -10,7 +12,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::AppState;
-use crate::session::{Flow, Session};
+use crate::events::{self, Record, Reporter};
+use crate::session::{Flow, Milestone, Session};
 use crate::signature::{self, Rejection};
 
 /// `GET /media`: refuse the upgrade (403) unless `X-Twilio-Signature` signs the
@@ -30,7 +33,8 @@ pub(crate) async fn media(
     )?;
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
         let session = Session::new(state.config.reply_audio.clone(), &state.config.vad);
-        drive(socket, session, state.shutdown).await;
+        let reporter = state.reporter();
+        drive(socket, session, reporter, state.shutdown).await;
     }))
 }
 
@@ -45,8 +49,12 @@ enum End {
 
 /// Pumps messages between `socket` and `session`. Generic over the socket so unit
 /// tests could drive it with channels; axum's `WebSocket` is one such socket.
-async fn drive<S, E>(mut socket: S, mut session: Session, mut shutdown: watch::Receiver<bool>)
-where
+async fn drive<S, E>(
+    mut socket: S,
+    mut session: Session,
+    reporter: Option<Reporter>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
     E: std::fmt::Display,
 {
@@ -71,8 +79,18 @@ where
             // Pings are answered by the WebSocket layer itself.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
         };
+        // Detection happened while handling this message: stamp it now, before sending.
+        let reply_queued = report_detections(&mut session, reporter.as_ref());
         if !out.is_empty() && send_all(&mut socket, &mut out).await.is_err() {
             break End::SendFailed;
+        }
+        if let (true, Some(reporter)) = (reply_queued, &reporter) {
+            reporter.report(Record {
+                call_sid: session.call_sid().to_owned(),
+                name: "reply.first_audio",
+                ts_ms: events::now_ms(),
+                stream_ms: None,
+            });
         }
         if flow == Flow::Stop {
             break End::Stop;
@@ -92,6 +110,15 @@ where
         let _ = socket.send(Message::Close(Some(frame))).await;
     }
     let stats = session.stats();
+    if let Some(counters) = reporter.as_ref().map(Reporter::counters) {
+        // Server-wide totals so far: a non-zero drop count means the endpoint lags.
+        tracing::debug!(
+            sent = counters.sent.load(Ordering::Relaxed),
+            dropped = counters.dropped.load(Ordering::Relaxed),
+            failed = counters.failed.load(Ordering::Relaxed),
+            "milestone reporting"
+        );
+    }
     tracing::info!(
         call_sid = session.call_sid(),
         ?end,
@@ -102,6 +129,37 @@ where
         ignored = stats.ignored,
         "stream ended"
     );
+}
+
+/// Reports the VAD milestones of the last message, stamped with the wall clock now.
+/// Returns whether a reply was queued (its milestone is stamped once it is sent).
+fn report_detections(session: &mut Session, reporter: Option<&Reporter>) -> bool {
+    let ts_ms = events::now_ms();
+    let mut records = Vec::new();
+    let mut reply_queued = false;
+    for milestone in session.drain_milestones() {
+        let (name, at_ms) = match milestone {
+            Milestone::SpeechStart { at_ms } => ("vad.speech_start", at_ms),
+            Milestone::SpeechEnd { at_ms } => ("vad.speech_end", at_ms),
+            Milestone::ReplyQueued => {
+                reply_queued = true;
+                continue;
+            }
+        };
+        records.push((name, at_ms));
+    }
+    // Allocation-free for the many messages that detect nothing.
+    if let Some(reporter) = reporter {
+        for (name, at_ms) in records {
+            reporter.report(Record {
+                call_sid: session.call_sid().to_owned(),
+                name,
+                ts_ms,
+                stream_ms: Some(at_ms),
+            });
+        }
+    }
+    reply_queued
 }
 
 /// Queues every message of `out` and flushes once: a reply goes out as one burst.

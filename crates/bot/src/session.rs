@@ -44,6 +44,18 @@ pub(crate) struct Stats {
     pub(crate) ignored: u64,
 }
 
+/// Something the session detected or did that is worth a milestone record. The driver
+/// stamps it with the wall clock: the session itself only knows media time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Milestone {
+    /// The VAD opened a turn; `at_ms` is the media time of its first voiced frame.
+    SpeechStart { at_ms: u64 },
+    /// The VAD closed a turn; `at_ms` is the media time its trailing silence began.
+    SpeechEnd { at_ms: u64 },
+    /// A reply's media is in this message's output.
+    ReplyQueued,
+}
+
 /// A reply sent whose `mark` has not come back yet, i.e. possibly still playing.
 #[derive(Debug)]
 struct Pending {
@@ -62,6 +74,8 @@ pub(crate) struct Session {
     /// `CA…` from `start`, for logs.
     call_sid: String,
     pending: VecDeque<Pending>,
+    /// Milestones since the driver last drained them (one message's worth).
+    milestones: Vec<Milestone>,
     stats: Stats,
 }
 
@@ -74,6 +88,7 @@ impl Session {
             stream_sid: None,
             call_sid: String::new(),
             pending: VecDeque::new(),
+            milestones: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -81,6 +96,12 @@ impl Session {
     /// Counters so far.
     pub(crate) fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Milestones produced by the last messages, oldest first; the driver drains them
+    /// after each message, so this never holds more than one message's worth.
+    pub(crate) fn drain_milestones(&mut self) -> std::vec::Drain<'_, Milestone> {
+        self.milestones.drain(..)
     }
 
     /// The call SID from `start` (empty before it).
@@ -210,6 +231,7 @@ impl Session {
     /// Barge-in: the caller talks while a reply may still be playing, so drop the rest.
     fn on_speech_start(&mut self, at_ms: u64, out: &mut Vec<String>) {
         tracing::debug!(call_sid = %self.call_sid, at_ms, "caller speaking");
+        self.milestones.push(Milestone::SpeechStart { at_ms });
         if !self.pending.iter().any(|p| !p.cleared) {
             return;
         }
@@ -226,6 +248,7 @@ impl Session {
     /// and a mark to learn when it has played.
     fn on_turn_end(&mut self, at_ms: u64, speech_ms: u64, out: &mut Vec<String>) {
         let Some(sid) = &self.stream_sid else { return };
+        self.milestones.push(Milestone::SpeechEnd { at_ms });
         self.stats.turns += 1;
         let mark = format!("reply-{}", self.stats.turns);
         tracing::info!(call_sid = %self.call_sid, at_ms, speech_ms, %mark, "turn ended; replying");
@@ -234,6 +257,7 @@ impl Session {
             out.push(media::app_media(sid, self.reply.b64(k)));
         }
         out.push(media::app_mark(sid, &mark));
+        self.milestones.push(Milestone::ReplyQueued);
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
         }
@@ -349,6 +373,23 @@ mod tests {
             ),
             (2, 1, 2, 0)
         );
+    }
+
+    #[test]
+    fn milestones_follow_the_vad_and_the_reply() {
+        let (mut s, mut seq) = started();
+        let mut ts = 102;
+        feed(&mut s, &mut seq, &mut ts, 25, true);
+        let got: Vec<Milestone> = s.drain_milestones().collect();
+        assert_eq!(got, [Milestone::SpeechStart { at_ms: 102 }]);
+        feed(&mut s, &mut seq, &mut ts, 30, false);
+        let got: Vec<Milestone> = s.drain_milestones().collect();
+        // Speech ran 102..602; the turn closes 500 ms later, and the reply goes out.
+        assert_eq!(
+            got,
+            [Milestone::SpeechEnd { at_ms: 602 }, Milestone::ReplyQueued]
+        );
+        assert_eq!(s.drain_milestones().count(), 0);
     }
 
     #[test]
