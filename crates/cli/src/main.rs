@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod call;
+mod serve_cmd;
 mod units;
 
 /// A local Twilio Programmable Voice simulator and Media Streams load generator.
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Place one call against a voice app, exactly as Twilio would, and report every step.
     Call(call::CallOpts),
+    /// Run a local Twilio-compatible REST API (Calls, numbers, recordings) with a web page.
+    Serve(serve_cmd::ServeOpts),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Call(opts) => call::run(opts).await,
+            Command::Serve(opts) => serve_cmd::run(opts).await,
         }
     });
     match result {

@@ -1,0 +1,232 @@
+//! Status callbacks, signed like every Twilio request: call progress events
+//! (`initiated`, `ringing`, `answered`, `completed`) to the call's `StatusCallback` with
+//! Twilio's parameters, and stream status events (`stream-started`, `stream-stopped`,
+//! `stream-error`) to a `<Stream statusCallback>`.
+//!
+//! Each call leg has one bounded queue and one sender task, so its callbacks leave in firing
+//! order; a full queue drops the callback and says so in the call's timeline (Twilio does
+//! not retry either). Responses are ignored; failures are noted as warning 15003.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use dialtone_call::HttpMethod;
+use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
+use tokio::sync::mpsc;
+
+use crate::Shared;
+use crate::format::{iso8601, rfc2822};
+
+/// Callbacks waiting to be sent for one leg; more are dropped.
+const QUEUE: usize = 32;
+/// How long one callback may take.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where a call's progress events go and which are wanted.
+#[derive(Debug, Clone)]
+pub(crate) struct CallbackTarget {
+    pub(crate) url: String,
+    pub(crate) method: HttpMethod,
+    /// Subscribed events; `completed` stands for every terminal status.
+    pub(crate) events: Vec<String>,
+}
+
+/// A stream's `statusCallback`.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamTarget {
+    pub(crate) url: String,
+    pub(crate) method: HttpMethod,
+    pub(crate) name: Option<String>,
+}
+
+struct Job {
+    url: String,
+    method: HttpMethod,
+    params: Vec<(String, String)>,
+    what: String,
+}
+
+/// One leg's callback sender.
+pub(crate) struct Callbacks {
+    shared: Arc<Shared>,
+    call_sid: String,
+    info: CallInfo,
+    target: Option<CallbackTarget>,
+    seq: AtomicU32,
+    tx: Option<mpsc::Sender<Job>>,
+}
+
+impl Callbacks {
+    /// A sender for the leg `info` (signed with its account's token).
+    pub(crate) fn new(shared: Arc<Shared>, info: CallInfo, target: Option<CallbackTarget>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let tx = match shared.task_guard() {
+            Some(guard) => {
+                tokio::spawn(send_all(shared.clone(), info.call_sid.clone(), rx, guard));
+                Some(tx)
+            }
+            None => None,
+        };
+        Self {
+            call_sid: info.call_sid.clone(),
+            shared,
+            info,
+            target,
+            seq: AtomicU32::new(0),
+            tx,
+        }
+    }
+
+    /// Sends progress `event` (`initiated|ringing|answered|completed`) with `CallStatus`
+    /// `status`, if subscribed; `extra` adds terminal fields.
+    pub(crate) fn progress(&self, event: &str, status: &str, extra: Vec<(String, String)>) {
+        let Some(target) = &self.target else { return };
+        if !target.events.iter().any(|e| e == event) {
+            return;
+        }
+        let mut params = webhook::voice_params(&self.info, CallStatus::Queued);
+        for (name, value) in params.iter_mut() {
+            if name == "CallStatus" {
+                *value = status.to_string();
+            }
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        params.push(("CallbackSource".into(), "call-progress-events".into()));
+        params.push(("SequenceNumber".into(), seq.to_string()));
+        params.push(("Timestamp".into(), rfc2822(SystemTime::now())));
+        params.extend(extra);
+        webhook::sort_params(&mut params);
+        self.enqueue(Job {
+            url: target.url.clone(),
+            method: target.method,
+            params,
+            what: format!("status callback {event} ({status})"),
+        });
+    }
+
+    /// Sends a stream status event to the stream's own callback.
+    pub(crate) fn stream(
+        &self,
+        target: &StreamTarget,
+        stream_sid: &str,
+        event: &str,
+        error: Option<String>,
+    ) {
+        let mut params = vec![
+            ("AccountSid".to_string(), self.info.account_sid.clone()),
+            ("CallSid".to_string(), self.info.call_sid.clone()),
+            ("StreamEvent".to_string(), event.to_string()),
+            (
+                "StreamName".to_string(),
+                target
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| stream_sid.to_string()),
+            ),
+            ("StreamSid".to_string(), stream_sid.to_string()),
+            ("Timestamp".to_string(), iso8601(SystemTime::now())),
+        ];
+        if let Some(e) = error {
+            params.push(("StreamError".into(), e));
+        }
+        webhook::sort_params(&mut params);
+        self.enqueue(Job {
+            url: target.url.clone(),
+            method: target.method,
+            params,
+            what: format!("stream status callback {event}"),
+        });
+    }
+
+    fn enqueue(&self, job: Job) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(e) = tx.try_send(job) {
+            let what = match e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j.what,
+            };
+            self.shared.store.log(
+                &self.call_sid,
+                "warn",
+                format!("{what} dropped: {QUEUE} callbacks already waiting"),
+            );
+        }
+    }
+}
+
+async fn send_all(
+    shared: Arc<Shared>,
+    call_sid: String,
+    mut rx: mpsc::Receiver<Job>,
+    _guard: mpsc::Sender<()>,
+) {
+    while let Some(job) = rx.recv().await {
+        let outcome = send(&shared, &job).await;
+        let (level, text) = match outcome {
+            Ok(status) if (200..300).contains(&status) => {
+                ("info", format!("{} → HTTP {status}", job.what))
+            }
+            Ok(status) => (
+                "warn",
+                format!("{} → HTTP {status} (warning 15003)", job.what),
+            ),
+            Err(e) => ("warn", format!("{} failed: {e} (warning 15003)", job.what)),
+        };
+        shared.store.log(&call_sid, level, text);
+    }
+}
+
+async fn send(shared: &Shared, job: &Job) -> Result<u16, String> {
+    let token = signing_token(shared, &job.params);
+    let req = match job.method {
+        HttpMethod::Post => {
+            let signed = webhook::signed_post(&token, &job.url, &job.params);
+            shared
+                .http
+                .post(&job.url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header(dialtone_protocol::signing::HEADER, signed.signature)
+                .body(signed.body)
+        }
+        HttpMethod::Get => {
+            let (url, signature) = webhook::signed_get(&token, &job.url, &job.params);
+            shared
+                .http
+                .get(url)
+                .header(dialtone_protocol::signing::HEADER, signature)
+        }
+    };
+    let resp = req
+        .header("User-Agent", "TwilioProxy/1.1")
+        .header("Accept", "*/*")
+        .header(
+            "I-Twilio-Idempotency-Token",
+            dialtone_protocol::sid::random("").as_str(),
+        )
+        .timeout(TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| root_cause(&e))?;
+    Ok(resp.status().as_u16())
+}
+
+/// Callbacks are signed with the token of the account in their `AccountSid`.
+fn signing_token(shared: &Shared, params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .find(|(n, _)| n == "AccountSid")
+        .and_then(|(_, sid)| shared.account(sid))
+        .map_or_else(
+            || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
+            |a| a.auth_token.clone(),
+        )
+}
+
+/// The innermost error's words (reqwest's outer message is generic).
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,268 @@
+//! The caller leg of a two-leg call: its TwiML (the created call's `Url` or `Twiml`) turned
+//! into the audio the called app hears. `<Play>` plays the WAV, `<Say>` is a voiced tone as
+//! long as Twilio would speak the words (`SAY_MS_PER_WORD`), `<Pause>` is silence, `<Play
+//! digits>` keys DTMF; the leg hangs up where its TwiML ends or hangs up.
+//!
+//! The engine takes a caller's audio before the call starts, so the caller leg's TwiML is
+//! requested when the number is dialled rather than when the app answers; its audio cannot
+//! change mid-call (a REST redirect of the caller leg is noted, not followed).
+
+use std::time::Duration;
+
+use dialtone_audio::{FrameSet, mulaw};
+use dialtone_call::{HttpMethod, SAY_MS_PER_WORD};
+use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
+use dialtone_twiml::{Document, Verb};
+
+/// Longest caller audio built (bounds memory whatever the TwiML says).
+const MAX_AUDIO: Duration = Duration::from_secs(600);
+/// Bytes of μ-law per millisecond.
+const PER_MS: usize = 8;
+
+/// What the caller leg sends into the call.
+#[derive(Debug)]
+pub(crate) struct CallerAudio {
+    pub(crate) frames: FrameSet,
+    /// Digits keyed (`<Play digits>`), at their offsets.
+    pub(crate) dtmf: Vec<(Duration, char)>,
+    /// What was approximated or skipped, for the call's timeline.
+    pub(crate) notes: Vec<String>,
+}
+
+/// Requests the caller leg's TwiML as Twilio requests an answered outbound-api call's `Url`.
+pub(crate) async fn fetch_twiml(
+    http: &reqwest::Client,
+    token: &str,
+    url: &str,
+    method: HttpMethod,
+    info: &CallInfo,
+) -> Result<Document, String> {
+    let params = webhook::voice_params(info, CallStatus::InProgress);
+    let req = match method {
+        HttpMethod::Post => {
+            let signed = webhook::signed_post(token, url, &params);
+            http.post(url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header(dialtone_protocol::signing::HEADER, signed.signature)
+                .body(signed.body)
+        }
+        HttpMethod::Get => {
+            let (full, signature) = webhook::signed_get(token, url, &params);
+            http.get(full)
+                .header(dialtone_protocol::signing::HEADER, signature)
+        }
+    };
+    let resp = req
+        .header("User-Agent", "TwilioProxy/1.1")
+        .header("Accept", "*/*")
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("{url} answered HTTP {}", status.as_u16()));
+    }
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
+    dialtone_twiml::parse(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+/// Renders the caller leg's TwiML into audio, at most `limit` long. `base` resolves
+/// relative `<Play>` URLs.
+pub(crate) async fn render(
+    http: &reqwest::Client,
+    doc: &Document,
+    base: &str,
+    limit: Duration,
+) -> CallerAudio {
+    let cap = limit.min(MAX_AUDIO).as_millis() as usize * PER_MS;
+    let mut r = Renderer {
+        out: Vec::new(),
+        dtmf: Vec::new(),
+        notes: Vec::new(),
+        cap,
+    };
+    'verbs: for node in &doc.verbs {
+        let children: Vec<&Verb> = match &node.verb {
+            Verb::Gather(g) => {
+                r.notes.push(format!(
+                    "caller leg <Gather> (line {}): its prompts play; no input is simulated",
+                    node.line
+                ));
+                g.children.iter().map(|c| &c.verb).collect()
+            }
+            v => vec![v],
+        };
+        for verb in children {
+            if !r.verb(http, verb, base, node.line).await || r.full() {
+                break 'verbs;
+            }
+        }
+    }
+    CallerAudio {
+        frames: FrameSet::from_mulaw(&r.out),
+        dtmf: r.dtmf,
+        notes: r.notes,
+    }
+}
+
+struct Renderer {
+    out: Vec<u8>,
+    dtmf: Vec<(Duration, char)>,
+    notes: Vec<String>,
+    cap: usize,
+}
+
+impl Renderer {
+    fn full(&self) -> bool {
+        self.out.len() >= self.cap
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_millis((self.out.len() / PER_MS) as u64)
+    }
+
+    fn silence(&mut self, ms: u64) {
+        let n = (ms as usize * PER_MS).min(self.cap.saturating_sub(self.out.len()));
+        self.out.resize(self.out.len() + n, mulaw::SILENCE);
+    }
+
+    fn pcm(&mut self, pcm: &[i16]) {
+        let room = self.cap.saturating_sub(self.out.len());
+        mulaw::encode_slice(&pcm[..pcm.len().min(room)], &mut self.out);
+    }
+
+    /// Renders one verb; false when the leg hangs up here.
+    async fn verb(&mut self, http: &reqwest::Client, verb: &Verb, base: &str, line: u32) -> bool {
+        match verb {
+            Verb::Say(s) => {
+                let words = s.text.split_whitespace().count().max(1) as u64;
+                let once = (words * SAY_MS_PER_WORD).max(500);
+                for _ in 0..loops(s.loop_count) {
+                    let tone = speech_tone(once);
+                    self.pcm(&tone);
+                }
+            }
+            Verb::Pause(p) => self.silence(u64::from(p.length_secs) * 1000),
+            Verb::Play(p) => match (&p.url, &p.digits) {
+                (Some(src), _) => match fetch_wav(http, base, src).await {
+                    Ok(pcm) => {
+                        for _ in 0..loops(p.loop_count) {
+                            self.pcm(&pcm);
+                        }
+                    }
+                    Err(e) => self.notes.push(format!("caller leg <Play> skipped: {e}")),
+                },
+                (None, Some(digits)) => {
+                    for c in digits.chars() {
+                        if c.eq_ignore_ascii_case(&'w') {
+                            self.silence(500);
+                        } else {
+                            self.dtmf.push((self.now(), c));
+                            self.silence(100);
+                        }
+                    }
+                }
+                (None, None) => {}
+            },
+            Verb::Hangup | Verb::Reject(_) => return false,
+            Verb::Record(rec) => {
+                // The caller records the app: it stays silent until Record's silence timeout
+                // or maxLength would end it; the app's own words are not heard here.
+                let secs = u64::from(rec.max_length_secs.min(rec.timeout_secs.max(1) * 6));
+                self.notes.push(format!(
+                    "caller leg <Record> (line {line}): {secs} s of silence; nothing is recorded"
+                ));
+                self.silence(secs * 1000);
+            }
+            other => self.notes.push(format!(
+                "caller leg <{}> (line {line}) is not simulated; skipped",
+                other.name()
+            )),
+        }
+        true
+    }
+}
+
+/// `loop="0"` means "until hang-up": once is what a caller leg can usefully send.
+fn loops(n: u32) -> u32 {
+    n.clamp(1, 100)
+}
+
+/// What `<Say>` sounds like from the caller: a voiced 200 Hz buzz with harmonics, shaped into
+/// syllables (4 per second), loud enough for any voice-activity detector.
+fn speech_tone(ms: u64) -> Vec<i16> {
+    let n = ms as usize * PER_MS;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let tau = std::f32::consts::TAU;
+            let voice = (tau * 200.0 * t).sin()
+                + 0.5 * (tau * 400.0 * t).sin()
+                + 0.25 * (tau * 800.0 * t).sin();
+            let syllable = 0.55 + 0.45 * (tau * 4.0 * t).sin();
+            (voice * syllable * 4000.0) as i16
+        })
+        .collect()
+}
+
+async fn fetch_wav(http: &reqwest::Client, base: &str, src: &str) -> Result<Vec<i16>, String> {
+    let url = url::Url::parse(base)
+        .and_then(|b| b.join(src.trim()))
+        .map_err(|e| format!("bad URL {src:?}: {e}"))?
+        .to_string();
+    let resp = http
+        .get(&url)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
+    dialtone_audio::wav::load_8k_from_bytes(&bytes, &url).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn say_pause_digits_and_hangup() {
+        let doc = dialtone_twiml::parse(
+            r#"<Response><Say>one two three</Say><Pause length="1"/><Play digits="1w2"/>
+               <Hangup/><Pause length="30"/></Response>"#,
+        )
+        .unwrap();
+        let http = dialtone_call::http_client();
+        let a = render(&http, &doc, "http://127.0.0.1:9/", Duration::from_secs(60)).await;
+        // 1.2 s of Say, 1 s pause, 100 + 500 + 100 ms of digits; the Pause after Hangup never runs.
+        assert_eq!(a.frames.duration(), Duration::from_millis(2900));
+        assert_eq!(
+            a.dtmf,
+            [
+                (Duration::from_millis(2200), '1'),
+                (Duration::from_millis(2800), '2')
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn limit_and_unreachable_play() {
+        let doc = dialtone_twiml::parse(
+            r#"<Response><Play>http://127.0.0.1:9/x.wav</Play><Pause length="100"/><Dial>+1</Dial></Response>"#,
+        )
+        .unwrap();
+        let http = dialtone_call::http_client();
+        let a = render(&http, &doc, "http://127.0.0.1:9/", Duration::from_secs(3)).await;
+        assert_eq!(a.frames.duration(), Duration::from_secs(3));
+        assert!(a.notes[0].contains("<Play> skipped"), "{:?}", a.notes);
+    }
+}

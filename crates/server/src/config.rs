@@ -1,0 +1,406 @@
+//! What `dialtone serve` runs with: accounts and their auth tokens, the phone numbers it
+//! hosts (each routed to a voice URL like a Twilio account's numbers), and the simulation
+//! knobs. Read from a TOML file in two stages: [`FileConfig`] mirrors the file, and
+//! [`ServerConfig::from_file`] validates it into what the server uses.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_call::HttpMethod;
+use serde::Deserialize;
+
+/// The account used when the config file names none (dialtone's usual local default).
+pub const DEFAULT_ACCOUNT_SID: &str = dialtone_call::DEFAULT_ACCOUNT_SID;
+/// The auth token of the default account.
+pub const DEFAULT_AUTH_TOKEN: &str = dialtone_call::DEFAULT_AUTH_TOKEN;
+/// The number hosted by default (routed to the reference app when the CLI starts one).
+pub const DEFAULT_NUMBER: &str = "+15005550001";
+
+/// What a non-hosted callee says when no `far_end_audio` is configured.
+const BUILTIN_FAR_END: &[u8] = include_bytes!("../../../audio/hello.wav");
+
+/// Errors in the config file or the values derived from it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {path}: {message}")]
+    Toml {
+        /// The file.
+        path: String,
+        /// The parser's words (line and key named).
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    /// The far-end audio file could not be used.
+    #[error(transparent)]
+    Audio(#[from] dialtone_audio::AudioError),
+}
+
+/// The config file as written (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Base URL the server is reached at by apps (recording URLs in callbacks use it);
+    /// default `http://{listen address}`.
+    pub public_url: Option<String>,
+    /// WAV a callee that dialtone does not host plays into the call (default: a built-in
+    /// caller utterance).
+    pub far_end_audio: Option<PathBuf>,
+    /// Directory of WAVs served under `/audio/` (handy for `<Play>` in caller TwiML).
+    pub audio_dir: Option<PathBuf>,
+    /// How long an outbound call rings before it is answered, in ms (default 1000).
+    pub ring_ms: Option<u64>,
+    /// How long a caller stays on the line after its audio ends, in ms (default 2000).
+    pub caller_tail_ms: Option<u64>,
+    /// Calls that run at once; more wait `queued` (default 100).
+    pub max_concurrent_calls: Option<usize>,
+    /// Calls that may wait `queued`; more are refused with 429/20429 (default 1000).
+    pub max_queued_calls: Option<usize>,
+    /// Finished calls kept for the API and the web page (default 500).
+    pub history: Option<usize>,
+    /// Longest a call may last, in seconds (default 4 h, Twilio's `TimeLimit` default).
+    pub max_call_secs: Option<u64>,
+    /// Refuse a `From` that is not one of the account's numbers or verified caller IDs
+    /// (21210), as Twilio does. Off by default so existing scripts run unchanged.
+    pub require_known_from: Option<bool>,
+    /// Accounts and their credentials.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+    /// Numbers hosted by the accounts.
+    #[serde(default)]
+    pub numbers: Vec<NumberConfig>,
+}
+
+/// One account in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// `AC` + 32 hex.
+    pub sid: String,
+    /// Primary auth token: HTTP Basic password and the key that signs webhooks.
+    pub auth_token: String,
+    /// Shown in the web page.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// API keys (`SK…` + secret) accepted for Basic auth.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+    /// Numbers allowed as `From` besides the account's own, when `require_known_from`.
+    #[serde(default)]
+    pub verified_caller_ids: Vec<String>,
+}
+
+/// An API key: Basic auth as `SK…:secret` with the account SID in the path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// `SK` + 32 hex.
+    pub sid: String,
+    /// The key's secret.
+    pub secret: String,
+}
+
+/// One hosted number: where its calls go, like a Twilio number's voice configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberConfig {
+    /// E.164, e.g. `+15005550001`.
+    pub phone_number: String,
+    /// Owning account (default: the first account).
+    #[serde(default)]
+    pub account_sid: Option<String>,
+    /// Shown in the API (default: the number formatted).
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// The voice webhook called for inbound calls.
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    /// `POST` (default) or `GET`.
+    #[serde(default)]
+    pub voice_method: Option<String>,
+    /// Requested when the voice URL fails.
+    #[serde(default)]
+    pub voice_fallback_url: Option<String>,
+    /// Receives the terminal status callback of inbound calls.
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    /// `POST` (default) or `GET`.
+    #[serde(default)]
+    pub status_callback_method: Option<String>,
+}
+
+/// A validated account.
+#[derive(Clone)]
+pub struct Account {
+    /// `AC…`.
+    pub sid: String,
+    /// Auth token.
+    pub auth_token: String,
+    /// Display name.
+    pub friendly_name: String,
+    /// API keys: (sid, secret).
+    pub api_keys: Vec<(String, String)>,
+    /// Extra allowed `From` numbers.
+    pub verified_caller_ids: Vec<String>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens are secrets: configs end up in logs.
+        f.debug_struct("Account")
+            .field("sid", &self.sid)
+            .field("friendly_name", &self.friendly_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the server runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on from the file (`None`: the CLI's default).
+    pub listen: Option<String>,
+    /// Accounts; the first is the default owner of numbers.
+    pub accounts: Vec<Account>,
+    /// Numbers hosted at start (more can be created through the API).
+    pub numbers: Vec<NumberConfig>,
+    /// Base URL apps reach the server at; `None`: `http://{bound address}`.
+    pub public_url: Option<String>,
+    /// What a callee that dialtone does not host says.
+    pub far_end_audio: Arc<FrameSet>,
+    /// Directory served under `/audio/`.
+    pub audio_dir: Option<PathBuf>,
+    /// Ring time of outbound calls.
+    pub ring: Duration,
+    /// How long a caller stays after its audio.
+    pub caller_tail: Duration,
+    /// Calls running at once.
+    pub max_concurrent_calls: usize,
+    /// Calls waiting `queued` at most.
+    pub max_queued_calls: usize,
+    /// Finished calls kept.
+    pub history: usize,
+    /// Longest call.
+    pub max_call: Duration,
+    /// Enforce 21210 on unknown `From`.
+    pub require_known_from: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::from_file(FileConfig::default(), Path::new("."))
+            .expect("the built-in defaults are valid")
+    }
+}
+
+impl ServerConfig {
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Toml {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_file(file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Validates a parsed file; relative paths in it are taken from `base_dir`.
+    pub fn from_file(file: FileConfig, base_dir: &Path) -> Result<Self, ConfigError> {
+        let mut accounts = Vec::new();
+        for a in file.accounts {
+            if !dialtone_protocol::sid::is_valid("AC", &a.sid) {
+                return Err(ConfigError::Invalid(format!(
+                    "account sid {:?} is not AC + 32 hex digits",
+                    a.sid
+                )));
+            }
+            if a.auth_token.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "account {} has an empty auth_token",
+                    a.sid
+                )));
+            }
+            accounts.push(Account {
+                friendly_name: a
+                    .friendly_name
+                    .unwrap_or_else(|| format!("{} (dialtone)", a.sid)),
+                sid: a.sid,
+                auth_token: a.auth_token,
+                api_keys: a.api_keys.into_iter().map(|k| (k.sid, k.secret)).collect(),
+                verified_caller_ids: a.verified_caller_ids,
+            });
+        }
+        if accounts.is_empty() {
+            accounts.push(Account {
+                sid: DEFAULT_ACCOUNT_SID.into(),
+                auth_token: DEFAULT_AUTH_TOKEN.into(),
+                friendly_name: "dialtone local account".into(),
+                api_keys: Vec::new(),
+                verified_caller_ids: Vec::new(),
+            });
+        }
+        for n in &file.numbers {
+            validate_number(n, &accounts)?;
+        }
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+        let far_end_audio = match file.far_end_audio {
+            Some(p) => dialtone_audio::load_frames(&resolve(p))?,
+            None => FrameSet::from_pcm(&dialtone_audio::wav::load_8k_from_bytes(
+                BUILTIN_FAR_END,
+                "built-in hello.wav",
+            )?),
+        };
+        let positive = |v: Option<usize>, default: usize, name: &str| match v {
+            Some(0) => Err(ConfigError::Invalid(format!("{name} must be at least 1"))),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        Ok(Self {
+            listen: file.listen,
+            accounts,
+            numbers: file.numbers,
+            public_url: file.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            far_end_audio: Arc::new(far_end_audio),
+            audio_dir: file.audio_dir.map(resolve),
+            ring: Duration::from_millis(file.ring_ms.unwrap_or(1000)),
+            caller_tail: Duration::from_millis(file.caller_tail_ms.unwrap_or(2000)),
+            max_concurrent_calls: positive(file.max_concurrent_calls, 100, "max_concurrent_calls")?,
+            max_queued_calls: positive(file.max_queued_calls, 1000, "max_queued_calls")?,
+            history: positive(file.history, 500, "history")?,
+            max_call: Duration::from_secs(file.max_call_secs.unwrap_or(4 * 3600).max(1)),
+            require_known_from: file.require_known_from.unwrap_or(false),
+        })
+    }
+
+    /// Adds (or replaces) a hosted number routed to `voice_url`, owned by the first
+    /// account.
+    pub fn host_number(&mut self, phone_number: &str, voice_url: &str) {
+        self.numbers.retain(|n| n.phone_number != phone_number);
+        self.numbers.push(NumberConfig {
+            phone_number: phone_number.into(),
+            account_sid: None,
+            friendly_name: None,
+            voice_url: Some(voice_url.into()),
+            voice_method: None,
+            voice_fallback_url: None,
+            status_callback: None,
+            status_callback_method: None,
+        });
+    }
+}
+
+fn validate_number(n: &NumberConfig, accounts: &[Account]) -> Result<(), ConfigError> {
+    if !crate::format::is_phone_number(&n.phone_number) {
+        return Err(ConfigError::Invalid(format!(
+            "number {:?} is not an E.164 phone number",
+            n.phone_number
+        )));
+    }
+    if let Some(a) = &n.account_sid
+        && !accounts.iter().any(|acc| &acc.sid == a)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "number {} belongs to unknown account {a}",
+            n.phone_number
+        )));
+    }
+    for m in [&n.voice_method, &n.status_callback_method]
+        .into_iter()
+        .flatten()
+    {
+        parse_method(m).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "number {}: method {m:?} is not GET or POST",
+                n.phone_number
+            ))
+        })?;
+    }
+    for u in [&n.voice_url, &n.voice_fallback_url, &n.status_callback]
+        .into_iter()
+        .flatten()
+    {
+        if !crate::format::is_http_url(u) {
+            return Err(ConfigError::Invalid(format!(
+                "number {}: {u:?} is not an http(s) URL",
+                n.phone_number
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `GET`/`POST` in any case.
+pub(crate) fn parse_method(s: &str) -> Option<HttpMethod> {
+    match s.to_ascii_uppercase().as_str() {
+        "POST" => Some(HttpMethod::Post),
+        "GET" => Some(HttpMethod::Get),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_one_account_and_no_numbers() {
+        let c = ServerConfig::default();
+        assert_eq!(c.accounts.len(), 1);
+        assert_eq!(c.accounts[0].sid, DEFAULT_ACCOUNT_SID);
+        assert!(c.numbers.is_empty());
+        assert!(!c.far_end_audio.is_empty());
+    }
+
+    #[test]
+    fn file_with_numbers_parses() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            ring_ms = 10
+            [[accounts]]
+            sid = "AC11111111111111111111111111111111"
+            auth_token = "secret"
+            [[numbers]]
+            phone_number = "+15551230000"
+            voice_url = "http://127.0.0.1:3000/voice"
+            voice_method = "get"
+            "#,
+        )
+        .unwrap();
+        let c = ServerConfig::from_file(file, Path::new(".")).unwrap();
+        assert_eq!(c.ring, Duration::from_millis(10));
+        assert_eq!(c.numbers[0].phone_number, "+15551230000");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = |toml_text: &str| {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            ServerConfig::from_file(file, Path::new("."))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("[[accounts]]\nsid = \"AC1\"\nauth_token = \"x\"").contains("AC1"));
+        assert!(bad("[[numbers]]\nphone_number = \"555\"").contains("E.164"));
+        assert!(
+            bad("[[numbers]]\nphone_number = \"+15551230000\"\nvoice_url = \"ftp://x\"")
+                .contains("ftp://x")
+        );
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Twilio's REST value formats: RFC 2822 dates in UTC, phone numbers (E.164 checks and the
+//! national `*_formatted` form), and the URL checks behind 21205.
+
+use std::time::SystemTime;
+
+/// `Tue, 31 Aug 2010 20:36:28 +0000`: what Twilio puts in `date_created` and friends, and in
+/// status callbacks' `Timestamp`. (HTTP dates are the same fields with `GMT`.)
+pub fn rfc2822(t: SystemTime) -> String {
+    let http = httpdate::fmt_http_date(t);
+    match http.strip_suffix(" GMT") {
+        Some(head) => format!("{head} +0000"),
+        None => http,
+    }
+}
+
+/// `2010-08-31T20:36:28.000Z`: ISO 8601 in UTC, as stream status callbacks carry it.
+pub fn iso8601(t: SystemTime) -> String {
+    let (date, secs, ms) = civil(t);
+    format!(
+        "{date}T{:02}:{:02}:{:02}.{ms:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `2010-08-31`: the form of the Calls list's `StartTime`/`EndTime` filters.
+pub fn date(t: SystemTime) -> String {
+    civil(t).0
+}
+
+/// (`YYYY-MM-DD`, seconds into the day, milliseconds) in UTC.
+fn civil(t: SystemTime) -> (String, u64, u32) {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let days = (since.as_secs() / 86_400) as i64;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        since.as_secs() % 86_400,
+        since.subsec_millis(),
+    )
+}
+
+/// E.164: `+` then 2 to 15 digits, the first not `0`.
+pub fn is_phone_number(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// A valid call endpoint: an E.164 number, `client:name`, or a `sip:` URI.
+pub fn is_call_endpoint(s: &str) -> bool {
+    is_phone_number(s)
+        || s.strip_prefix("client:").is_some_and(|n| !n.is_empty())
+        || s.strip_prefix("sip:").is_some_and(|n| n.contains('@'))
+}
+
+/// A valid caller ID for `From`: as [`is_call_endpoint`], plus short codes and
+/// alphanumeric sender IDs Twilio accepts for some products (letters, digits, spaces, up
+/// to 11 characters).
+pub fn is_caller_id(s: &str) -> bool {
+    is_call_endpoint(s)
+        || (!s.is_empty()
+            && s.len() <= 11
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+            && s.bytes().any(|b| b.is_ascii_alphabetic()))
+}
+
+/// Twilio's `*_formatted` fields: the national format for NANP numbers
+/// (`(555) 987-0000`), the number unchanged otherwise.
+pub fn national(s: &str) -> String {
+    match s.strip_prefix("+1") {
+        Some(d) if d.len() == 10 && d.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("({}) {}-{}", &d[..3], &d[3..6], &d[6..])
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+pub fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc2822_matches_twilio() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_283_286_988);
+        assert_eq!(rfc2822(t), "Tue, 31 Aug 2010 20:36:28 +0000");
+        assert_eq!(iso8601(t), "2010-08-31T20:36:28.000Z");
+        assert_eq!(date(t), "2010-08-31");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(date(leap), "2000-02-29");
+    }
+
+    #[test]
+    fn numbers() {
+        assert!(is_phone_number("+15005550006"));
+        assert!(!is_phone_number("15005550006"));
+        assert!(!is_phone_number("+1500x550006"));
+        assert!(!is_phone_number("+0123"));
+        assert!(is_call_endpoint("client:alice"));
+        assert!(is_call_endpoint("sip:bob@example.com"));
+        assert!(!is_call_endpoint("bob"));
+        assert!(is_caller_id("ACME"));
+        assert_eq!(national("+15559870000"), "(555) 987-0000");
+        assert_eq!(national("+442071838750"), "+442071838750");
+    }
+
+    #[test]
+    fn urls() {
+        assert!(is_http_url("http://127.0.0.1:3000/voice"));
+        assert!(is_http_url("https://example.com"));
+        assert!(!is_http_url("ftp://example.com"));
+        assert!(!is_http_url("/voice"));
+    }
+}

@@ -1,0 +1,237 @@
+//! `dialtone serve`: a local stand-in for Twilio's Programmable Voice REST API. Scripts that
+//! use the official helper libraries run against it by changing only the base URL: calls are
+//! created, fetched, listed, updated and deleted with Twilio's JSON, paging, errors and status
+//! lifecycle; calls to hosted numbers ring those numbers' voice apps through the call engine;
+//! status callbacks are signed; recordings are WAVs; a read-only web page shows it all live.
+//!
+//! # Layout
+//! - [`config`]: accounts, hosted numbers and simulation knobs (TOML, two stages).
+//! - `store`: calls, numbers and recordings in memory, bounded by `history`.
+//! - `auth`, `params`, [`error`]: Basic auth, form parameters, Twilio-shaped errors (one
+//!   `IntoResponse`).
+//! - `resources`: the resources' JSON and list paging, exactly as Twilio shapes them.
+//! - `calls_api`, `numbers_api`, `recordings_api`: the REST handlers.
+//! - `runner`: one call's life (queue, ring, answer, the engine, the end); `caller_leg` turns
+//!   the caller leg's TwiML into audio for two-leg calls; `callbacks` sends status callbacks.
+//! - `web`: the page at `/`; `wav`: WAV bytes for players and recordings.
+//!
+//! # Routes
+//! - `/2010-04-01/Accounts/{AC}/Calls.json`, `…/Calls/{CA}.json`, `…/Calls/{CA}/Recordings.json`
+//! - `/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json`, `…/IncomingPhoneNumbers/{PN}.json`
+//! - `/2010-04-01/Accounts/{AC}/Recordings.json`, `…/Recordings/{RE}.json`, media at
+//!   `…/Recordings/{RE}` or `{RE}.wav` (no auth, as Twilio's default)
+//! - `/` the web page, `/calls/{CA}/streams/{n}/{heard|sent}.wav`, `/audio/{file}`, `/health`
+
+pub mod config;
+pub mod error;
+pub mod format;
+
+mod auth;
+mod callbacks;
+mod caller_leg;
+mod calls_api;
+mod numbers_api;
+mod observe;
+mod params;
+mod recordings_api;
+mod resources;
+mod runner;
+mod store;
+mod wav;
+mod web;
+
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::get;
+use dialtone_call::Engine;
+use tokio::sync::{Semaphore, mpsc};
+
+pub use config::{ConfigError, FileConfig, ServerConfig};
+pub use error::ApiError;
+
+use crate::store::{NumberRecord, Store};
+
+/// State every handler and call task shares.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    /// Base URL apps reach the server at (no trailing `/`).
+    pub(crate) public_url: String,
+    pub(crate) store: Store,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) http: reqwest::Client,
+    /// One permit per running call.
+    pub(crate) permits: Arc<Semaphore>,
+    /// Calls waiting for a permit.
+    pub(crate) queued: AtomicUsize,
+    /// Cloned into every task; taken (dropped) at shutdown so the receiver sees the end.
+    guard: Mutex<Option<mpsc::Sender<()>>>,
+    drained: tokio::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+impl Shared {
+    /// A guard for a new task, or `None` once shutting down.
+    pub(crate) fn task_guard(&self) -> Option<mpsc::Sender<()>> {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The account with this SID.
+    pub(crate) fn account(&self, sid: &str) -> Option<&config::Account> {
+        self.config.accounts.iter().find(|a| a.sid == sid)
+    }
+}
+
+/// The simulator: its router and its calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+impl Simulator {
+    /// A simulator hosting `config`'s accounts and numbers; `public_url` is where apps reach
+    /// it (`http://127.0.0.1:8080`), used in recording URLs.
+    pub fn new(config: ServerConfig, public_url: &str) -> Self {
+        let store = Store::new(config.history);
+        let now = SystemTime::now();
+        for n in &config.numbers {
+            let method = |m: &Option<String>| {
+                m.as_deref()
+                    .and_then(config::parse_method)
+                    .unwrap_or_default()
+            };
+            store.insert_number(NumberRecord {
+                sid: dialtone_protocol::sid::random("PN"),
+                account_sid: n
+                    .account_sid
+                    .clone()
+                    .unwrap_or_else(|| config.accounts[0].sid.clone()),
+                phone_number: n.phone_number.clone(),
+                friendly_name: n
+                    .friendly_name
+                    .clone()
+                    .unwrap_or_else(|| format::national(&n.phone_number)),
+                voice_url: n.voice_url.clone(),
+                voice_method: method(&n.voice_method),
+                voice_fallback_url: n.voice_fallback_url.clone(),
+                voice_fallback_method: dialtone_call::HttpMethod::Post,
+                status_callback: n.status_callback.clone(),
+                status_callback_method: method(&n.status_callback_method),
+                created: now,
+                updated: now,
+            });
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| public_url.trim_end_matches('/').to_string());
+        Self {
+            shared: Arc::new(Shared {
+                permits: Arc::new(Semaphore::new(config.max_concurrent_calls)),
+                config,
+                public_url,
+                store,
+                engine: Arc::new(Engine::new()),
+                http: dialtone_call::http_client(),
+                queued: AtomicUsize::new(0),
+                guard: Mutex::new(Some(tx)),
+                drained: tokio::sync::Mutex::new(rx),
+            }),
+        }
+    }
+
+    /// Where apps reach the server.
+    pub fn public_url(&self) -> &str {
+        &self.shared.public_url
+    }
+
+    /// The routes (see the crate docs).
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/Calls.json", get(calls_api::list).post(calls_api::create))
+            .route(
+                "/Calls/{file}",
+                get(calls_api::fetch)
+                    .post(calls_api::update)
+                    .delete(calls_api::delete),
+            )
+            .route(
+                "/Calls/{call}/Recordings.json",
+                get(recordings_api::list_for_call),
+            )
+            .route(
+                "/IncomingPhoneNumbers.json",
+                get(numbers_api::list).post(numbers_api::create),
+            )
+            .route(
+                "/IncomingPhoneNumbers/{file}",
+                get(numbers_api::fetch)
+                    .post(numbers_api::update)
+                    .delete(numbers_api::delete),
+            )
+            .route("/Recordings.json", get(recordings_api::list))
+            .route(
+                "/Recordings/{file}",
+                get(recordings_api::fetch).delete(recordings_api::delete),
+            );
+        Router::new()
+            .nest("/2010-04-01/Accounts/{account}", api)
+            .route("/2010-04-01/Accounts/{file}", get(calls_api::fetch_account))
+            .route("/", get(web::index))
+            .route("/_dialtone/version", get(web::version))
+            .route("/calls/{call}/streams/{n}/{file}", get(web::stream_audio))
+            .route("/audio/{file}", get(web::audio_file))
+            .route("/health", get(|| async { "ok" }))
+            .fallback(web::not_found)
+            .layer(axum::middleware::from_fn(error::log_errors))
+            .with_state(self.shared.clone())
+    }
+
+    /// Hangs up every live call, cancels queued ones, and waits up to `grace` for their
+    /// tasks (and status callbacks) to finish. True when everything drained in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.shared
+            .guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for (sid, control) in self.shared.store.live_handles() {
+            match control.handle {
+                Some(h) => h.hangup("dialtone serve is shutting down"),
+                None => {
+                    self.shared.store.update_call(&sid, |c| {
+                        c.control.cancel = Some(dialtone_protocol::webhook::CallStatus::Canceled);
+                    });
+                }
+            }
+        }
+        // Queued calls wait on permits: closing the semaphore wakes them to end canceled.
+        self.shared.permits.close();
+        let mut rx = self.shared.drained.lock().await;
+        tokio::time::timeout(grace, rx.recv()).await.is_ok()
+    }
+}
+
+/// Serves the simulator on `listener` until `shutdown` resolves, then hangs up live calls
+/// and waits (10 s at most) for them and their callbacks to finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let sim = Simulator::new(config, &format!("http://{addr}"));
+    let stopping = sim.clone();
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Live calls end first so that their final callbacks still go out.
+            if !stopping.shutdown(Duration::from_secs(10)).await {
+                tracing::warn!("some calls did not finish within 10 s of shutdown");
+            }
+        })
+        .await
+}

@@ -1,0 +1,281 @@
+//! Watches a leg the engine runs: every engine event becomes a line of the call's timeline,
+//! the first TwiML that does not `<Reject>` answers an inbound leg, and streams whose
+//! `statusCallback` is known get their stream status callbacks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dialtone_call::{CallEvent, EventKind, EventSink};
+use dialtone_twiml::{ConnectTarget, Document, StartTarget, Verb};
+
+use crate::Shared;
+use crate::callbacks::{Callbacks, StreamTarget};
+
+type OnAnswer = Box<dyn FnOnce() + Send>;
+
+/// One engine-run leg's observer.
+pub(crate) struct Observer {
+    shared: Arc<Shared>,
+    sid: String,
+    cb: Arc<Callbacks>,
+    on_answer: Mutex<Option<OnAnswer>>,
+    stream_started: AtomicBool,
+    streams: Mutex<Streams>,
+}
+
+#[derive(Default)]
+struct Streams {
+    /// `(url, target)` of every `<Stream statusCallback>` known from inline TwiML.
+    targets: Vec<(String, StreamTarget)>,
+    /// The target of the stream being connected.
+    connecting: Option<StreamTarget>,
+    by_sid: HashMap<String, StreamTarget>,
+}
+
+impl Observer {
+    /// Observes leg `sid`; `on_answer` runs once, at the first TwiML that does not reject
+    /// (`None` when the leg was answered before the engine ran).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        sid: String,
+        cb: Arc<Callbacks>,
+        on_answer: Option<OnAnswer>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            sid,
+            cb,
+            on_answer: Mutex::new(on_answer),
+            stream_started: AtomicBool::new(false),
+            streams: Mutex::default(),
+        })
+    }
+
+    /// Learns the `<Stream statusCallback>`s of a TwiML document the server holds.
+    pub(crate) fn learn_streams(&self, doc: &Document) {
+        let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        for node in &doc.verbs {
+            let stream = match &node.verb {
+                Verb::Connect(c) => match &c.target {
+                    ConnectTarget::Stream(s) => Some(s),
+                    _ => None,
+                },
+                Verb::Start(st) => match &st.target {
+                    StartTarget::Stream(s) => Some(s),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(stream) = stream
+                && let Some(url) = &stream.status_callback
+            {
+                s.targets.push((
+                    stream.url.clone(),
+                    StreamTarget {
+                        url: url.clone(),
+                        method: stream.status_callback_method.into(),
+                        name: stream.name.clone(),
+                    },
+                ));
+            }
+        }
+    }
+
+    /// True once a stream has started on this leg.
+    pub(crate) fn stream_started(&self) -> bool {
+        self.stream_started.load(Ordering::Relaxed)
+    }
+
+    /// The engine's event sink for this leg.
+    pub(crate) fn sink(self: &Arc<Self>) -> EventSink {
+        let me = self.clone();
+        Arc::new(move |e: &CallEvent| me.on_event(e))
+    }
+
+    fn on_event(&self, e: &CallEvent) {
+        if let EventKind::Twiml { verbs } = &e.kind
+            && verbs.first().is_none_or(|v| v != "Reject")
+        {
+            let answer = self
+                .on_answer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(answer) = answer {
+                answer();
+            }
+        }
+        self.stream_callbacks(&e.kind);
+        // The end is logged once, with its final status, when the leg finishes.
+        if !matches!(e.kind, EventKind::Ended { .. }) {
+            let (level, text) = describe(&e.kind);
+            self.shared.store.log(&self.sid, level, text);
+        }
+    }
+
+    fn stream_callbacks(&self, kind: &EventKind) {
+        let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        match kind {
+            EventKind::StreamConnecting { url, .. } => {
+                if let Some(t) = s.connecting.take() {
+                    self.cb.stream(
+                        &t,
+                        &dialtone_protocol::sid::random("MZ"),
+                        "stream-error",
+                        Some("connection failed".into()),
+                    );
+                }
+                let strip = |u: &str| {
+                    u.split_once("://")
+                        .map_or(u.to_string(), |(_, r)| r.to_string())
+                };
+                s.connecting = s
+                    .targets
+                    .iter()
+                    .find(|(u, _)| strip(u) == strip(url) || url.ends_with(u.as_str()))
+                    .map(|(_, t)| t.clone());
+            }
+            EventKind::StreamConnected { stream_sid, .. } => {
+                self.stream_started.store(true, Ordering::Relaxed);
+                if let Some(t) = s.connecting.take() {
+                    self.cb.stream(&t, stream_sid, "stream-started", None);
+                    s.by_sid.insert(stream_sid.clone(), t);
+                }
+            }
+            EventKind::StreamClosed { stream_sid, by, .. } => {
+                if let Some(t) = s.by_sid.remove(stream_sid) {
+                    if *by == "dropped" || *by == "stalled" {
+                        let why = format!("the WebSocket was {by} (31903)");
+                        self.cb.stream(&t, stream_sid, "stream-error", Some(why));
+                    } else {
+                        self.cb.stream(&t, stream_sid, "stream-stopped", None);
+                    }
+                }
+            }
+            EventKind::Ended { .. } => {
+                if let Some(t) = s.connecting.take() {
+                    self.cb.stream(
+                        &t,
+                        &dialtone_protocol::sid::random("MZ"),
+                        "stream-error",
+                        Some("connection failed".into()),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+/// One timeline line per engine event: (level, words).
+fn describe(kind: &EventKind) -> (&'static str, String) {
+    match kind {
+        EventKind::WebhookSent {
+            purpose,
+            url,
+            method,
+        } => ("info", format!("{purpose} request {method} {url}")),
+        EventKind::WebhookAnswered {
+            status,
+            elapsed,
+            content_type,
+            bytes,
+        } => (
+            if (200..300).contains(status) {
+                "ok"
+            } else {
+                "fail"
+            },
+            format!(
+                "HTTP {status} in {} ({content_type}, {bytes} bytes)",
+                ms(*elapsed)
+            ),
+        ),
+        EventKind::Twiml { verbs } => ("info", format!("TwiML: {}", verbs.join(", "))),
+        EventKind::Verb { verb, line, detail } => (
+            "info",
+            format!("<{verb}> line {line} {detail}")
+                .trim_end()
+                .to_string(),
+        ),
+        EventKind::StreamConnecting { url, bidirectional } => (
+            "info",
+            format!(
+                "stream connecting to {url} ({})",
+                if *bidirectional {
+                    "<Connect>"
+                } else {
+                    "<Start> fork"
+                }
+            ),
+        ),
+        EventKind::StreamConnected {
+            stream_sid,
+            elapsed,
+        } => (
+            "ok",
+            format!("stream {stream_sid} connected in {}", ms(*elapsed)),
+        ),
+        EventKind::StartSent { tracks, .. } => (
+            "info",
+            format!("connected + start sent, tracks {}", tracks.join("+")),
+        ),
+        EventKind::FirstAudioBack { after_start, .. } => (
+            "ok",
+            format!("first app audio {} after start", ms(*after_start)),
+        ),
+        EventKind::MarkEchoed {
+            name,
+            round_trip,
+            cleared,
+            ..
+        } => (
+            "info",
+            format!(
+                "mark {name:?} echoed after {}{}",
+                ms(*round_trip),
+                if *cleared { " (cleared)" } else { "" }
+            ),
+        ),
+        EventKind::Clear {
+            dropped_ms,
+            marks_echoed,
+            ..
+        } => (
+            "info",
+            format!("clear: {dropped_ms} ms of audio dropped, {marks_echoed} marks echoed"),
+        ),
+        EventKind::Dtmf { digits } => ("info", format!("DTMF {digits}")),
+        EventKind::InvalidMessage { reason, raw, .. } => (
+            "warn",
+            format!("ignored app message (31951): {reason}: {raw}"),
+        ),
+        EventKind::StopSent { stream_sid } => ("info", format!("stop sent on {stream_sid}")),
+        EventKind::StreamClosed {
+            stream_sid,
+            by,
+            code,
+            frames_sent,
+        } => (
+            if *by == "dropped" || *by == "stalled" {
+                "fail"
+            } else {
+                "info"
+            },
+            format!(
+                "stream {stream_sid} closed by {by}{} after {frames_sent} frames",
+                code.map(|c| format!(" ({c})")).unwrap_or_default()
+            ),
+        ),
+        EventKind::Warning { code, message } => ("warn", format!("warning {code}: {message}")),
+        EventKind::Ended { status, reason } => (
+            if *status == "completed" { "ok" } else { "fail" },
+            format!("ended {status}: {reason}"),
+        ),
+    }
+}

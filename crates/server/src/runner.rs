@@ -1,0 +1,610 @@
+//! One created call's life: it waits `queued` for a permit, sends `initiated`, rings, and then
+//! either rings a hosted number's app as a second, inbound leg (two-leg call: the caller leg's
+//! TwiML becomes the audio the app hears) or runs its own TwiML against a simulated callee
+//! (far-end audio). The end sets the status, keeps the audio, makes the recording, and sends
+//! the terminal status callback.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use dialtone_call::{CallConfig, CallResult, HttpMethod, Redirect};
+use dialtone_protocol::sid;
+use dialtone_protocol::webhook::{CallInfo, CallStatus, Direction};
+use tokio::sync::mpsc;
+
+use crate::Shared;
+use crate::callbacks::{CallbackTarget, Callbacks};
+use crate::caller_leg;
+use crate::observe::Observer;
+use crate::store::{CallRecord, Control, NumberRecord, RecordingRecord, StreamClip};
+
+/// A call as created through the REST API.
+#[derive(Debug, Clone)]
+pub(crate) struct CallPlan {
+    pub(crate) sid: String,
+    pub(crate) account_sid: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) url: Option<String>,
+    pub(crate) method: HttpMethod,
+    pub(crate) twiml: Option<String>,
+    pub(crate) fallback_url: Option<String>,
+    pub(crate) callback: Option<CallbackTarget>,
+    pub(crate) send_digits: String,
+    /// Channels of the recording when `Record=true`.
+    pub(crate) record_channels: Option<u16>,
+    pub(crate) time_limit: Duration,
+}
+
+/// Runs the call in its own task; `guard` lets shutdown wait for it.
+pub(crate) fn spawn(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
+    tokio::spawn(async move {
+        let _guard = guard;
+        run(shared, plan).await;
+    });
+}
+
+/// One leg's bookkeeping: its record, timeline clock and callbacks.
+pub(crate) struct Leg {
+    shared: Arc<Shared>,
+    sid: String,
+    cb: Arc<Callbacks>,
+}
+
+impl Leg {
+    fn log(&self, level: &'static str, text: impl Into<String>) {
+        self.shared.store.log(&self.sid, level, text.into());
+    }
+
+    fn set_status(&self, status: CallStatus) {
+        self.shared.store.update_call(&self.sid, |c| {
+            if !c.status.is_terminal() {
+                c.status = status;
+            }
+        });
+    }
+
+    /// The callee answered: `in-progress`, start time, `answered` callback (once).
+    fn answer(&self) {
+        let first = self.shared.store.update_call(&self.sid, |c| {
+            if c.status.is_terminal() || c.started.is_some() {
+                return false;
+            }
+            c.status = CallStatus::InProgress;
+            c.started = Some(SystemTime::now());
+            true
+        });
+        if first == Some(true) {
+            self.log("ok", "answered (in-progress)");
+            self.cb.progress("answered", "in-progress", Vec::new());
+        }
+    }
+
+    /// `Status=canceled|completed` arrived before the call was answered.
+    fn cancelled(&self) -> Option<CallStatus> {
+        self.shared.store.call(&self.sid).and_then(|c| {
+            c.control
+                .cancel
+                .or(c.status.is_terminal().then_some(c.status))
+        })
+    }
+
+    fn pending(&self) -> Option<Redirect> {
+        self.shared
+            .store
+            .update_call(&self.sid, |c| c.control.pending.take())
+            .flatten()
+    }
+
+    /// Ends the leg: status (unless a REST update already ended it), outcome, audio,
+    /// recording, and the terminal callback.
+    fn finish(
+        &self,
+        status: CallStatus,
+        reason: String,
+        failures: Vec<String>,
+        audio: Vec<StreamClip>,
+        recording: Option<(u16, Vec<u8>, Vec<u8>)>,
+    ) {
+        let now = SystemTime::now();
+        let updated = self.shared.store.update_call(&self.sid, |c| {
+            if !c.status.is_terminal() {
+                c.status = status;
+            }
+            c.ended.get_or_insert(now);
+            c.outcome = Some(reason.clone());
+            c.failures = failures;
+            c.audio = audio;
+            c.control.handle = None;
+            c.clone()
+        });
+        let Some(call) = updated else { return };
+        let mut extra = Vec::new();
+        let secs = match (call.started, call.ended) {
+            (Some(s), Some(e)) => e.duration_since(s).unwrap_or_default().as_secs(),
+            _ => 0,
+        };
+        extra.push(("CallDuration".to_string(), secs.to_string()));
+        if call.status == CallStatus::Completed {
+            extra.push(("Duration".to_string(), secs.div_ceil(60).max(1).to_string()));
+        }
+        let sip = match call.status {
+            CallStatus::Completed => "200",
+            CallStatus::Busy => "486",
+            CallStatus::NoAnswer | CallStatus::Canceled => "487",
+            _ => "500",
+        };
+        extra.push(("SipResponseCode".to_string(), sip.to_string()));
+        if let Some((channels, own, other)) = recording {
+            let rec = make_recording(&call, channels, &own, &other);
+            let url = format!(
+                "{}{}/Recordings/{}",
+                self.shared.public_url,
+                crate::resources::account_path(&rec.account_sid),
+                rec.sid
+            );
+            extra.push(("RecordingDuration".into(), rec.duration_secs().to_string()));
+            extra.push(("RecordingSid".into(), rec.sid.clone()));
+            extra.push(("RecordingUrl".into(), url.clone()));
+            self.log(
+                "ok",
+                format!("recording {} ({} s): {url}", rec.sid, rec.duration_secs()),
+            );
+            self.shared.store.insert_recording(rec);
+        }
+        self.log(
+            if call.status == CallStatus::Completed {
+                "ok"
+            } else {
+                "fail"
+            },
+            format!("{}: {reason}", call.status.as_str()),
+        );
+        self.cb.progress("completed", call.status.as_str(), extra);
+    }
+}
+
+async fn run(shared: Arc<Shared>, plan: CallPlan) {
+    let permit = shared.permits.clone().acquire_owned().await;
+    shared.queued.fetch_sub(1, Ordering::Relaxed);
+    let info = CallInfo {
+        account_sid: plan.account_sid.clone(),
+        call_sid: plan.sid.clone(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        direction: Direction::OutboundApi,
+        call_token: None,
+        caller_country: "US".into(),
+        called_country: "US".into(),
+        parent_call_sid: None,
+    };
+    let cb = Arc::new(Callbacks::new(shared.clone(), info, plan.callback.clone()));
+    let leg = Arc::new(Leg {
+        shared: shared.clone(),
+        sid: plan.sid.clone(),
+        cb,
+    });
+    let Ok(_permit) = permit else {
+        leg.finish(
+            CallStatus::Canceled,
+            "server shut down while queued".into(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        return;
+    };
+    if let Some(s) = leg.cancelled() {
+        leg.finish(
+            s,
+            "canceled through the REST API while queued".into(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        return;
+    }
+    leg.cb.progress("initiated", "initiated", Vec::new());
+    leg.set_status(CallStatus::Ringing);
+    leg.log("info", format!("ringing {}", plan.to));
+    leg.cb.progress("ringing", "ringing", Vec::new());
+    match shared.store.number_by_phone(&plan.to) {
+        Some(n) if n.voice_url.is_some() => two_legs(leg, plan, n).await,
+        _ => one_leg(leg, plan).await,
+    }
+}
+
+/// Base for relative URLs in inline TwiML.
+fn base_url(shared: &Shared, plan: &CallPlan) -> String {
+    plan.url
+        .clone()
+        .unwrap_or_else(|| format!("{}/", shared.public_url))
+}
+
+fn engine_config(
+    shared: &Shared,
+    account_sid: &str,
+    url: String,
+    audio: Arc<dialtone_audio::FrameSet>,
+) -> CallConfig {
+    let mut cfg = CallConfig::new(url, audio);
+    cfg.account_sid = account_sid.to_string();
+    cfg.auth_token = shared.account(account_sid).map_or_else(
+        || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
+        |a| a.auth_token.clone(),
+    );
+    cfg.caller.tail = shared.config.caller_tail;
+    // Twilio never fails a call because an app is quiet.
+    cfg.no_audio_timeout = None;
+    cfg.record = true;
+    cfg
+}
+
+/// `SendDigits` keyed one every 100 ms (`w` waits 500 ms) from a second after the stream
+/// starts.
+fn digit_schedule(digits: &str) -> Vec<(Duration, char)> {
+    let mut at = Duration::from_secs(1);
+    let mut out = Vec::new();
+    for c in digits.chars() {
+        if c.eq_ignore_ascii_case(&'w') {
+            at += Duration::from_millis(500);
+        } else {
+            out.push((at, c));
+            at += Duration::from_millis(100);
+        }
+    }
+    out
+}
+
+/// A call to a number dialtone does not host: the created leg runs its TwiML, the callee
+/// plays the far-end audio.
+async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
+    let shared = leg.shared.clone();
+    // Ring, noticing a cancel at once.
+    let ring_end = tokio::time::Instant::now() + shared.config.ring;
+    while tokio::time::Instant::now() < ring_end && leg.cancelled().is_none() {
+        tokio::time::sleep(Duration::from_millis(50).min(ring_end - tokio::time::Instant::now()))
+            .await;
+    }
+    if let Some(s) = leg.cancelled() {
+        leg.finish(
+            s,
+            "canceled through the REST API while ringing".into(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        return;
+    }
+    leg.answer();
+    let (mut url, mut twiml) = (plan.url.clone(), plan.twiml.clone());
+    match leg.pending() {
+        Some(Redirect::Url { url: u, .. }) => (url, twiml) = (Some(u), None),
+        Some(Redirect::Twiml(t)) => twiml = Some(t),
+        None => {}
+    }
+    let base = url.clone().unwrap_or_else(|| base_url(&shared, &plan));
+    let mut cfg = engine_config(
+        &shared,
+        &plan.account_sid,
+        base,
+        shared.config.far_end_audio.clone(),
+    );
+    cfg.method = plan.method;
+    cfg.twiml = twiml.clone();
+    cfg.fallback_url = plan.fallback_url.clone();
+    cfg.from = plan.from.clone();
+    cfg.to = plan.to.clone();
+    cfg.direction = Direction::OutboundApi;
+    cfg.call_sid = Some(plan.sid.clone());
+    cfg.caller.gather_digits = plan.send_digits.clone();
+    cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
+    cfg.max_duration = plan.time_limit.min(shared.config.max_call);
+    let observer = Observer::new(shared.clone(), plan.sid.clone(), leg.cb.clone(), None);
+    if let Some(doc) = twiml.as_deref().and_then(|t| dialtone_twiml::parse(t).ok()) {
+        observer.learn_streams(&doc);
+    }
+    leg.log(
+        "info",
+        format!(
+            "callee {} is not hosted here: it plays the far-end audio",
+            plan.to
+        ),
+    );
+    let engine = shared.engine.clone();
+    let prepared = engine.prepare(cfg);
+    attach(&shared, &plan.sid, prepared.handle(), true);
+    let result = prepared.run(Some(observer.sink())).await;
+    let (status, reason, failures) = outcome(&result);
+    let clips = clips(&result);
+    // The created leg's party is the app (what the callee heard); the other, the callee.
+    let recording = plan
+        .record_channels
+        .map(|ch| (ch, concat(&clips, true), concat(&clips, false)));
+    leg.finish(status, reason, failures, clips, recording);
+}
+
+/// A call to a hosted number: the app's inbound leg runs in the engine, hearing the caller
+/// leg's TwiML rendered as audio.
+async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
+    let shared = leg.shared.clone();
+    let caller_info = CallInfo {
+        account_sid: plan.account_sid.clone(),
+        call_sid: plan.sid.clone(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        direction: Direction::OutboundApi,
+        call_token: None,
+        caller_country: "US".into(),
+        called_country: "US".into(),
+        parent_call_sid: None,
+    };
+    let base = base_url(&shared, &plan);
+    let token = shared
+        .account(&plan.account_sid)
+        .map_or_else(String::new, |a| a.auth_token.clone());
+    let (url, twiml) = match leg.pending() {
+        Some(Redirect::Url { url, .. }) => (Some(url), None),
+        Some(Redirect::Twiml(t)) => (None, Some(t)),
+        None => (plan.url.clone(), plan.twiml.clone()),
+    };
+    let doc = match (&twiml, &url) {
+        (Some(t), _) => dialtone_twiml::parse(t).map_err(|e| format!("(inline TwiML): {e}")),
+        (None, Some(u)) => {
+            leg.log(
+                "info",
+                format!(
+                    "caller leg requests its TwiML: {} {u}",
+                    plan.method.as_str()
+                ),
+            );
+            caller_leg::fetch_twiml(&shared.http, &token, u, plan.method, &caller_info).await
+        }
+        (None, None) => Err("no Url or Twiml".to_string()),
+    };
+    let doc = match doc {
+        Ok(d) => d,
+        Err(e) => {
+            let why = format!("the caller leg's TwiML failed: {e}");
+            leg.finish(CallStatus::Failed, why.clone(), vec![why], Vec::new(), None);
+            return;
+        }
+    };
+    let names: Vec<&str> = doc.verbs.iter().map(|n| n.verb.name()).collect();
+    leg.log("info", format!("caller leg TwiML: {}", names.join(", ")));
+    let audio = caller_leg::render(&shared.http, &doc, &base, plan.time_limit).await;
+    for note in &audio.notes {
+        leg.log("warn", note.clone());
+    }
+    let audio_len = audio.frames.duration();
+    leg.log(
+        "info",
+        format!("caller leg audio: {:.1} s", audio_len.as_secs_f64()),
+    );
+
+    let app_sid = sid::random("CA");
+    let voice_url = number.voice_url.clone().unwrap_or_default();
+    let now = SystemTime::now();
+    shared.store.insert_call(CallRecord {
+        sid: app_sid.clone(),
+        account_sid: number.account_sid.clone(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        direction: Direction::Inbound,
+        status: CallStatus::Ringing,
+        created: now,
+        updated: now,
+        started: None,
+        ended: None,
+        phone_number_sid: Some(number.sid.clone()),
+        peer_sid: Some(plan.sid.clone()),
+        source: voice_url.clone(),
+        control: Control {
+            redirectable: true,
+            ..Control::default()
+        },
+        timeline: Vec::new(),
+        timeline_dropped: 0,
+        outcome: None,
+        failures: Vec::new(),
+        audio: Vec::new(),
+        recording_sids: Vec::new(),
+    });
+    shared
+        .store
+        .update_call(&plan.sid, |c| c.peer_sid = Some(app_sid.clone()));
+    leg.log(
+        "info",
+        format!(
+            "{} is hosted here: ringing its app {voice_url} as inbound call {app_sid}",
+            plan.to
+        ),
+    );
+
+    let app_info = CallInfo {
+        account_sid: number.account_sid.clone(),
+        call_sid: app_sid.clone(),
+        direction: Direction::Inbound,
+        ..caller_info
+    };
+    let app_target = number.status_callback.clone().map(|url| CallbackTarget {
+        url,
+        method: number.status_callback_method,
+        events: vec!["completed".into()],
+    });
+    let app_leg = Arc::new(Leg {
+        shared: shared.clone(),
+        sid: app_sid.clone(),
+        cb: Arc::new(Callbacks::new(shared.clone(), app_info, app_target)),
+    });
+    let mut cfg = engine_config(
+        &shared,
+        &number.account_sid,
+        voice_url,
+        Arc::new(audio.frames),
+    );
+    cfg.method = number.voice_method;
+    cfg.fallback_url = number.voice_fallback_url.clone();
+    cfg.from = plan.from.clone();
+    cfg.to = plan.to.clone();
+    cfg.direction = Direction::Inbound;
+    cfg.call_sid = Some(app_sid.clone());
+    // The caller leg hangs up where its TwiML ends; a short grace lets the app's last reply out.
+    cfg.caller.tail = Duration::from_millis(500);
+    let keyed: String = audio.dtmf.iter().map(|(_, c)| c).collect();
+    cfg.caller.gather_digits = format!("{}{keyed}", plan.send_digits);
+    cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
+    cfg.caller.stream_dtmf.extend(audio.dtmf.iter().copied());
+    cfg.caller.stream_dtmf.sort_by_key(|(t, _)| *t);
+    cfg.max_duration = plan.time_limit.min(shared.config.max_call);
+
+    let engine = shared.engine.clone();
+    let prepared = engine.prepare(cfg);
+    let handle = prepared.handle();
+    attach(&shared, &app_sid, handle.clone(), true);
+    attach(&shared, &plan.sid, handle.clone(), false);
+    let observer_slot: Arc<std::sync::OnceLock<Arc<Observer>>> = Arc::default();
+    let on_answer = {
+        let (leg, app_leg, handle, slot) = (
+            leg.clone(),
+            app_leg.clone(),
+            handle.clone(),
+            observer_slot.clone(),
+        );
+        Box::new(move || {
+            app_leg.answer();
+            leg.answer();
+            // Without a stream the engine has no caller clock: hang up where the caller
+            // leg's TwiML ends. With one, the engine's own hang-up (audio + tail) applies.
+            tokio::spawn(async move {
+                tokio::time::sleep(audio_len + Duration::from_millis(500)).await;
+                if !slot.get().is_some_and(|o| o.stream_started()) {
+                    handle.hangup("the caller leg's TwiML ended");
+                }
+            });
+        }) as Box<dyn FnOnce() + Send>
+    };
+    let observer = Observer::new(
+        shared.clone(),
+        app_sid.clone(),
+        app_leg.cb.clone(),
+        Some(on_answer),
+    );
+    let _ = observer_slot.set(observer.clone());
+    let result = prepared.run(Some(observer.sink())).await;
+    let (status, reason, failures) = outcome(&result);
+    let clips = clips(&result);
+    app_leg.finish(
+        status,
+        reason.clone(),
+        failures.clone(),
+        clips.clone(),
+        None,
+    );
+    // The caller leg's party is what it sent; the other party is the app.
+    let recording = plan
+        .record_channels
+        .map(|ch| (ch, concat(&clips, false), concat(&clips, true)));
+    let swapped = clips
+        .into_iter()
+        .map(|c| StreamClip {
+            heard: c.sent.clone(),
+            sent: c.heard.clone(),
+            ..c
+        })
+        .collect();
+    leg.finish(
+        status,
+        format!("the app's leg {app_sid} ended: {reason}"),
+        failures,
+        swapped,
+        recording,
+    );
+}
+
+/// Stores the engine handle on a call so REST updates can steer it; a hang-up that arrived
+/// in between is applied at once.
+fn attach(shared: &Shared, sid: &str, handle: dialtone_call::CallHandle, redirectable: bool) {
+    let ended = shared.store.update_call(sid, |c| {
+        c.control.handle = Some(handle.clone());
+        c.control.redirectable = redirectable;
+        c.status.is_terminal()
+    });
+    if ended == Some(true) {
+        handle.hangup("hung up through the REST API");
+    }
+}
+
+fn outcome(result: &CallResult) -> (CallStatus, String, Vec<String>) {
+    let r = &result.report;
+    let status = match r.status {
+        "busy" => CallStatus::Busy,
+        "no-answer" => CallStatus::NoAnswer,
+        "failed" => CallStatus::Failed,
+        "canceled" => CallStatus::Canceled,
+        _ => CallStatus::Completed,
+    };
+    let failures = r
+        .failures
+        .iter()
+        .map(|f| format!("{} [{}]: {f}", f.step(), f.code()))
+        .collect();
+    (status, r.end_reason.clone(), failures)
+}
+
+fn clips(result: &CallResult) -> Vec<StreamClip> {
+    result
+        .audio
+        .iter()
+        .map(|a| StreamClip {
+            stream_sid: a.stream_sid.clone(),
+            heard: Arc::new(a.heard.clone()),
+            sent: Arc::new(a.sent.clone()),
+        })
+        .collect()
+}
+
+/// Every stream's heard (or sent) audio, one after the other.
+fn concat(clips: &[StreamClip], heard: bool) -> Vec<u8> {
+    clips
+        .iter()
+        .flat_map(|c| if heard { c.heard.iter() } else { c.sent.iter() })
+        .copied()
+        .collect()
+}
+
+/// A recording of `call`: `own` is its party, `other` the far party (μ-law); silence as long
+/// as the answered call when no stream carried audio.
+fn make_recording(call: &CallRecord, channels: u16, own: &[u8], other: &[u8]) -> RecordingRecord {
+    let decode = |b: &[u8]| -> Vec<i16> {
+        b.iter()
+            .map(|&c| dialtone_audio::mulaw::decode(c))
+            .collect()
+    };
+    let (mut a, mut b) = (decode(own), decode(other));
+    let n = a.len().max(b.len()).max(if a.is_empty() && b.is_empty() {
+        let secs = match (call.started, call.ended) {
+            (Some(s), Some(e)) => e
+                .duration_since(s)
+                .unwrap_or_default()
+                .min(Duration::from_secs(600)),
+            _ => Duration::ZERO,
+        };
+        secs.as_millis() as usize * 8
+    } else {
+        0
+    });
+    a.resize(n, 0);
+    b.resize(n, 0);
+    let now = SystemTime::now();
+    RecordingRecord {
+        sid: sid::random("RE"),
+        account_sid: call.account_sid.clone(),
+        call_sid: call.sid.clone(),
+        created: now,
+        started: call.started.unwrap_or(now),
+        channels,
+        pcm: Arc::new((a, b)),
+    }
+}

@@ -1,0 +1,325 @@
+//! The server's memory: calls (live and recent), hosted numbers and recordings. One mutex,
+//! held only for short copies and updates, never across an `.await`. Finished calls beyond
+//! `history` are forgotten oldest first, with their audio and recordings, so a long-running
+//! server's memory stays bounded.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use dialtone_call::{CallHandle, HttpMethod, Redirect};
+use dialtone_protocol::webhook::{CallStatus, Direction};
+
+/// Most timeline lines kept per call (the rest are counted).
+const TIMELINE_MAX: usize = 400;
+
+/// One call leg as the REST API and the web page see it.
+#[derive(Debug, Clone)]
+pub(crate) struct CallRecord {
+    pub(crate) sid: String,
+    pub(crate) account_sid: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) direction: Direction,
+    pub(crate) status: CallStatus,
+    pub(crate) created: SystemTime,
+    pub(crate) updated: SystemTime,
+    pub(crate) started: Option<SystemTime>,
+    pub(crate) ended: Option<SystemTime>,
+    /// The hosted number this leg came in on (inbound legs) or was placed from.
+    pub(crate) phone_number_sid: Option<String>,
+    /// The other leg of a call between two parties dialtone simulates.
+    pub(crate) peer_sid: Option<String>,
+    /// What the leg runs: its voice URL, or `(inline TwiML)`.
+    pub(crate) source: String,
+    pub(crate) control: Control,
+    pub(crate) timeline: Vec<TimelineLine>,
+    pub(crate) timeline_dropped: usize,
+    /// Why the call ended, in words; failures follow.
+    pub(crate) outcome: Option<String>,
+    pub(crate) failures: Vec<String>,
+    /// What each stream's caller heard and sent (μ-law), for the web page's players.
+    pub(crate) audio: Vec<StreamClip>,
+    pub(crate) recording_sids: Vec<String>,
+}
+
+/// How a live call is steered by REST updates.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Control {
+    /// The engine's handle once the call runs.
+    pub(crate) handle: Option<CallHandle>,
+    /// Set by `Status=canceled|completed` before the call runs.
+    pub(crate) cancel: Option<CallStatus>,
+    /// `Url`/`Twiml` given while queued: used when the call is answered.
+    pub(crate) pending: Option<Redirect>,
+    /// False for the caller leg of a two-leg call, whose audio is fixed when it is answered.
+    pub(crate) redirectable: bool,
+}
+
+/// One line of a call's timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct TimelineLine {
+    /// Milliseconds since the call was created.
+    pub(crate) at_ms: u64,
+    /// `info`, `ok`, `warn` or `fail`: how the page colours it.
+    pub(crate) level: &'static str,
+    pub(crate) text: String,
+}
+
+/// Audio of one stream.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamClip {
+    pub(crate) stream_sid: String,
+    pub(crate) heard: Arc<Vec<u8>>,
+    pub(crate) sent: Arc<Vec<u8>>,
+}
+
+/// A hosted phone number (IncomingPhoneNumber).
+#[derive(Debug, Clone)]
+pub(crate) struct NumberRecord {
+    pub(crate) sid: String,
+    pub(crate) account_sid: String,
+    pub(crate) phone_number: String,
+    pub(crate) friendly_name: String,
+    pub(crate) voice_url: Option<String>,
+    pub(crate) voice_method: HttpMethod,
+    pub(crate) voice_fallback_url: Option<String>,
+    pub(crate) voice_fallback_method: HttpMethod,
+    pub(crate) status_callback: Option<String>,
+    pub(crate) status_callback_method: HttpMethod,
+    pub(crate) created: SystemTime,
+    pub(crate) updated: SystemTime,
+}
+
+/// A call recording: both parties, 8 kHz.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordingRecord {
+    pub(crate) sid: String,
+    pub(crate) account_sid: String,
+    pub(crate) call_sid: String,
+    pub(crate) created: SystemTime,
+    pub(crate) started: SystemTime,
+    /// 1 (mixed) or 2 (caller, callee): what `RecordingChannels` asked for.
+    pub(crate) channels: u16,
+    /// This leg's party and the other party, as 16-bit PCM of equal length.
+    pub(crate) pcm: Arc<(Vec<i16>, Vec<i16>)>,
+}
+
+impl RecordingRecord {
+    /// Length in whole seconds, rounded up as Twilio bills.
+    pub(crate) fn duration_secs(&self) -> u64 {
+        (self.pcm.0.len() as u64).div_ceil(8000)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: VecDeque<CallRecord>,
+    numbers: Vec<NumberRecord>,
+    recordings: Vec<RecordingRecord>,
+}
+
+/// Shared state of the server.
+pub(crate) struct Store {
+    inner: Mutex<Inner>,
+    history: usize,
+    /// Bumped on every change: the web page reloads when it moves.
+    version: AtomicU64,
+}
+
+impl Store {
+    pub(crate) fn new(history: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            history,
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes so far.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    fn lock_mut(&self) -> MutexGuard<'_, Inner> {
+        self.version.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a call, forgetting the oldest finished calls beyond `history`.
+    pub(crate) fn insert_call(&self, call: CallRecord) {
+        let mut inner = self.lock_mut();
+        inner.calls.push_back(call);
+        let finished = inner
+            .calls
+            .iter()
+            .filter(|c| c.status.is_terminal())
+            .count();
+        let mut excess = finished.saturating_sub(self.history);
+        if excess == 0 {
+            return;
+        }
+        let mut gone = Vec::new();
+        inner.calls.retain(|c| {
+            if excess > 0 && c.status.is_terminal() {
+                excess -= 1;
+                gone.push(c.sid.clone());
+                false
+            } else {
+                true
+            }
+        });
+        inner.recordings.retain(|r| !gone.contains(&r.call_sid));
+    }
+
+    /// A copy of one call.
+    pub(crate) fn call(&self, sid: &str) -> Option<CallRecord> {
+        self.lock().calls.iter().find(|c| c.sid == sid).cloned()
+    }
+
+    /// Copies of the calls `keep` accepts, newest first.
+    pub(crate) fn calls(&self, keep: impl Fn(&CallRecord) -> bool) -> Vec<CallRecord> {
+        self.lock()
+            .calls
+            .iter()
+            .rev()
+            .filter(|c| keep(c))
+            .cloned()
+            .collect()
+    }
+
+    /// Changes one call under the lock; `None` if it is gone.
+    pub(crate) fn update_call<R>(
+        &self,
+        sid: &str,
+        f: impl FnOnce(&mut CallRecord) -> R,
+    ) -> Option<R> {
+        let mut inner = self.lock_mut();
+        let call = inner.calls.iter_mut().find(|c| c.sid == sid)?;
+        let r = f(call);
+        call.updated = SystemTime::now();
+        Some(r)
+    }
+
+    /// Appends a timeline line to a call, stamped from the call's creation.
+    pub(crate) fn log(&self, sid: &str, level: &'static str, text: String) {
+        self.update_call(sid, |c| {
+            let at_ms = SystemTime::now()
+                .duration_since(c.created)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            if c.timeline.len() < TIMELINE_MAX {
+                c.timeline.push(TimelineLine { at_ms, level, text });
+            } else {
+                c.timeline_dropped += 1;
+            }
+        });
+    }
+
+    /// Removes a finished call; `Err(())` if it is still live.
+    pub(crate) fn delete_call(&self, sid: &str) -> Option<Result<(), ()>> {
+        let mut inner = self.lock_mut();
+        let i = inner.calls.iter().position(|c| c.sid == sid)?;
+        if !inner.calls[i].status.is_terminal() {
+            return Some(Err(()));
+        }
+        inner.calls.remove(i);
+        inner.recordings.retain(|r| r.call_sid != sid);
+        Some(Ok(()))
+    }
+
+    /// Calls not yet ended.
+    pub(crate) fn live_handles(&self) -> Vec<(String, Control)> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| !c.status.is_terminal())
+            .map(|c| (c.sid.clone(), c.control.clone()))
+            .collect()
+    }
+
+    pub(crate) fn insert_number(&self, n: NumberRecord) {
+        self.lock_mut().numbers.push(n);
+    }
+
+    pub(crate) fn numbers(&self) -> Vec<NumberRecord> {
+        self.lock().numbers.clone()
+    }
+
+    /// The hosted number `phone`, whichever account owns it (a call from one account to
+    /// another's number reaches it, as on Twilio).
+    pub(crate) fn number_by_phone(&self, phone: &str) -> Option<NumberRecord> {
+        self.lock()
+            .numbers
+            .iter()
+            .find(|n| n.phone_number == phone)
+            .cloned()
+    }
+
+    pub(crate) fn update_number<R>(
+        &self,
+        sid: &str,
+        f: impl FnOnce(&mut NumberRecord) -> R,
+    ) -> Option<R> {
+        let mut inner = self.lock_mut();
+        let n = inner.numbers.iter_mut().find(|n| n.sid == sid)?;
+        let r = f(n);
+        n.updated = SystemTime::now();
+        Some(r)
+    }
+
+    pub(crate) fn delete_number(&self, sid: &str) -> bool {
+        let mut inner = self.lock_mut();
+        let before = inner.numbers.len();
+        inner.numbers.retain(|n| n.sid != sid);
+        inner.numbers.len() != before
+    }
+
+    /// Adds a recording and links it to its call.
+    pub(crate) fn insert_recording(&self, r: RecordingRecord) {
+        let mut inner = self.lock_mut();
+        if let Some(c) = inner.calls.iter_mut().find(|c| c.sid == r.call_sid) {
+            c.recording_sids.push(r.sid.clone());
+        }
+        inner.recordings.push(r);
+    }
+
+    pub(crate) fn recording(&self, sid: &str) -> Option<RecordingRecord> {
+        self.lock()
+            .recordings
+            .iter()
+            .find(|r| r.sid == sid)
+            .cloned()
+    }
+
+    /// Recordings `keep` accepts, newest first.
+    pub(crate) fn recordings(
+        &self,
+        keep: impl Fn(&RecordingRecord) -> bool,
+    ) -> Vec<RecordingRecord> {
+        self.lock()
+            .recordings
+            .iter()
+            .rev()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn delete_recording(&self, sid: &str) -> bool {
+        let mut inner = self.lock_mut();
+        let before = inner.recordings.len();
+        inner.recordings.retain(|r| r.sid != sid);
+        let gone = inner.recordings.len() != before;
+        for c in inner.calls.iter_mut() {
+            c.recording_sids.retain(|s| s != sid);
+        }
+        gone
+    }
+}

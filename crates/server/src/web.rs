@@ -1,0 +1,267 @@
+//! The read-only page at `/`: hosted numbers, live and recent calls with their timelines,
+//! outcomes, audio players (what each stream's caller heard and sent) and recordings. A
+//! small script polls a change counter and reloads the page when something changed (and no
+//! audio is playing), so it follows calls live without flicker.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::format::rfc2822;
+use crate::store::CallRecord;
+
+/// Calls shown in the "recent" list.
+const RECENT: usize = 50;
+
+/// `GET /`.
+pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
+    let calls = shared.store.calls(|_| true);
+    let (live, done): (Vec<CallRecord>, Vec<CallRecord>) =
+        calls.into_iter().partition(|c| !c.status.is_terminal());
+    let mut h = String::with_capacity(16 * 1024);
+    h.push_str(HEAD);
+    let _ = write!(
+        h,
+        "<header><h1>dialtone serve</h1><p>Twilio-compatible REST API at <code>{url}</code> \
+         &middot; {n} live &middot; {m} recent</p></header>",
+        url = esc(&shared.public_url),
+        n = live.len(),
+        m = done.len(),
+    );
+    numbers(&mut h, &shared);
+    h.push_str("<h2>Live calls</h2>");
+    if live.is_empty() {
+        h.push_str("<p class=empty>No call in progress.</p>");
+    }
+    for c in &live {
+        call_card(&mut h, &shared, c, true);
+    }
+    h.push_str("<h2>Recent calls</h2>");
+    if done.is_empty() {
+        h.push_str("<p class=empty>No finished call yet.</p>");
+    }
+    for (i, c) in done.iter().take(RECENT).enumerate() {
+        call_card(&mut h, &shared, c, i < 3);
+    }
+    let _ = write!(
+        h,
+        "<script>const v0={};{SCRIPT}</script></body></html>",
+        shared.store.version()
+    );
+    Html(h)
+}
+
+fn numbers(h: &mut String, shared: &Shared) {
+    h.push_str("<h2>Numbers</h2><table class=nums><tr><th>number</th><th>voice URL</th><th>account</th></tr>");
+    for n in shared.store.numbers() {
+        let _ = write!(
+            h,
+            "<tr><td><b>{}</b></td><td><code>{} {}</code></td><td><code>{}</code></td></tr>",
+            esc(&n.phone_number),
+            n.voice_method.as_str(),
+            esc(n.voice_url.as_deref().unwrap_or("(none)")),
+            esc(&n.account_sid),
+        );
+    }
+    h.push_str("</table>");
+    let _ = write!(
+        h,
+        "<details class=howto><summary>Point the official clients here</summary><pre>\
+         # Python\nclient = Client(\"{ac}\", auth_token)\nclient.api.base_url = \"{u}\"\n\n\
+         // Node\nconst client = require('twilio')(\"{ac}\", authToken);\nclient.api.baseUrl = '{u}';</pre></details>",
+        ac = esc(&shared.config.accounts[0].sid),
+        u = esc(&shared.public_url),
+    );
+}
+
+fn call_card(h: &mut String, shared: &Shared, c: &CallRecord, open: bool) {
+    let secs = match (c.started, c.ended) {
+        (Some(s), Some(e)) => format!("{} s", e.duration_since(s).unwrap_or_default().as_secs()),
+        (Some(s), None) => format!(
+            "{} s so far",
+            SystemTime::now()
+                .duration_since(s)
+                .unwrap_or_default()
+                .as_secs()
+        ),
+        _ => "not answered".into(),
+    };
+    let _ = write!(
+        h,
+        "<section class=call id={sid}><div class=top><span class=\"status {st}\">{st}</span> \
+         <b>{from}</b> &rarr; <b>{to}</b> <span class=dir>{dir}</span> \
+         <code class=sid>{sid}</code> <span class=muted>{when} &middot; {secs}</span></div>",
+        sid = esc(&c.sid),
+        st = c.status.as_str(),
+        from = esc(&c.from),
+        to = esc(&c.to),
+        dir = c.direction.as_str(),
+        when = rfc2822(c.created),
+    );
+    let _ = write!(h, "<div class=muted>runs <code>{}</code>", esc(&c.source));
+    if let Some(peer) = &c.peer_sid {
+        let _ = write!(
+            h,
+            " &middot; other leg <a href=\"#{p}\"><code>{p}</code></a>",
+            p = esc(peer)
+        );
+    }
+    h.push_str("</div>");
+    if let Some(o) = &c.outcome {
+        let _ = write!(h, "<div class=outcome>{}</div>", esc(o));
+    }
+    for f in &c.failures {
+        let _ = write!(h, "<div class=failure>FAILED {}</div>", esc(f));
+    }
+    for (i, clip) in c.audio.iter().enumerate() {
+        let base = format!("/calls/{}/streams/{i}", c.sid);
+        let _ = write!(
+            h,
+            "<div class=audio><span>stream <code>{s}</code> ({:.1} s)</span> \
+             <label>heard <audio controls preload=none src=\"{base}/heard.wav\"></audio></label> \
+             <label>sent <audio controls preload=none src=\"{base}/sent.wav\"></audio></label></div>",
+            clip.heard.len().max(clip.sent.len()) as f64 / 8000.0,
+            s = esc(&clip.stream_sid),
+        );
+    }
+    for r in &c.recording_sids {
+        let url = format!(
+            "{}/Recordings/{r}.wav",
+            crate::resources::account_path(&c.account_sid)
+        );
+        let _ = write!(
+            h,
+            "<div class=audio><span>recording <code>{r}</code></span> \
+             <audio controls preload=none src=\"{u}\"></audio> <a href=\"{u}\">{u}</a></div>",
+            r = esc(r),
+            u = esc(&url),
+        );
+    }
+    let _ = write!(
+        h,
+        "<details{}><summary>timeline ({} steps)</summary><table class=tl>",
+        if open { " open" } else { "" },
+        c.timeline.len()
+    );
+    for line in &c.timeline {
+        let _ = write!(
+            h,
+            "<tr class={}><td class=t>{:.3} s</td><td>{}</td></tr>",
+            line.level,
+            line.at_ms as f64 / 1000.0,
+            esc(&line.text)
+        );
+    }
+    if c.timeline_dropped > 0 {
+        let _ = write!(
+            h,
+            "<tr><td></td><td>… {} more</td></tr>",
+            c.timeline_dropped
+        );
+    }
+    h.push_str("</table></details></section>");
+    let _ = shared;
+}
+
+/// `GET /_dialtone/version`: the change counter the page polls.
+pub(crate) async fn version(State(shared): State<Arc<Shared>>) -> String {
+    shared.store.version().to_string()
+}
+
+/// `GET /calls/{CA}/streams/{n}/{heard|sent}.wav`.
+pub(crate) async fn stream_audio(
+    State(shared): State<Arc<Shared>>,
+    Path((call, n, file)): Path<(String, usize, String)>,
+) -> Response {
+    let clip = shared
+        .store
+        .call(&call)
+        .and_then(|c| c.audio.get(n).cloned());
+    let bytes = match (clip, file.as_str()) {
+        (Some(c), "heard.wav") => crate::wav::from_mulaw(&c.heard),
+        (Some(c), "sent.wav") => crate::wav::from_mulaw(&c.sent),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response()
+}
+
+/// `GET /audio/{file}`: `hello.wav` (built in) or a WAV from `audio_dir`.
+pub(crate) async fn audio_file(
+    State(shared): State<Arc<Shared>>,
+    Path(file): Path<String>,
+) -> Response {
+    const HELLO: &[u8] = include_bytes!("../../../audio/hello.wav");
+    if file.contains("..") || !file.ends_with(".wav") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let bytes = match &shared.config.audio_dir {
+        Some(dir) => match tokio::fs::read(dir.join(&file)).await {
+            Ok(b) => b,
+            Err(_) if file == "hello.wav" => HELLO.to_vec(),
+            Err(_) => return StatusCode::NOT_FOUND.into_response(),
+        },
+        None if file == "hello.wav" => HELLO.to_vec(),
+        None => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response()
+}
+
+/// Unknown routes: Twilio's 20404 JSON under the API, a plain 404 elsewhere.
+pub(crate) async fn not_found(uri: OriginalUri) -> Response {
+    if uri.0.path().starts_with("/2010-04-01/") {
+        ApiError::NotFound {
+            path: uri.0.path().to_string(),
+        }
+        .into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}
+
+/// HTML-escapes text and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const HEAD: &str = r#"<!doctype html><html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1"><title>dialtone serve</title><style>
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:16px 24px;color:#1d2330;background:#f6f7f9}
+header h1{margin:0;font-size:22px}header p{margin:2px 0 8px;color:#555}
+h2{font-size:16px;margin:22px 0 8px;border-bottom:1px solid #dde1e6;padding-bottom:4px}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
+table.nums{border-collapse:collapse}table.nums td,table.nums th{padding:3px 12px 3px 0;text-align:left}
+.call{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:10px 14px;margin:10px 0}
+.top{font-size:15px}.muted,.dir{color:#667}.sid{color:#445}
+.status{display:inline-block;border-radius:10px;padding:0 9px;font-size:12px;font-weight:600;color:#fff;background:#8a94a6}
+.status.in-progress,.status.ringing,.status.queued{background:#2f7de1}.status.completed{background:#1f9d55}
+.status.failed,.status.busy,.status.no-answer{background:#d64545}.status.canceled{background:#b7791f}
+.outcome{margin-top:4px}.failure{color:#b42318;font-weight:600}
+.audio{margin:6px 0;display:flex;gap:10px;align-items:center;flex-wrap:wrap}.audio audio{height:30px;vertical-align:middle}
+table.tl{border-collapse:collapse;width:100%;margin-top:4px}table.tl td{padding:1px 8px 1px 0;vertical-align:top}
+td.t{color:#667;white-space:nowrap;text-align:right;width:70px;font:12px ui-monospace,monospace}
+tr.ok td:last-child{color:#1f7a45}tr.warn td:last-child{color:#a15c00}tr.fail td:last-child{color:#b42318;font-weight:600}
+.empty{color:#667}.howto pre{background:#fff;border:1px solid #dde1e6;padding:8px;border-radius:6px}
+summary{cursor:pointer;color:#334}
+</style></head><body>"#;
+
+const SCRIPT: &str = r#"
+setInterval(async()=>{try{const v=+(await (await fetch('/_dialtone/version')).text());
+const playing=[...document.querySelectorAll('audio')].some(a=>!a.paused);
+if(v!==v0&&!playing)location.reload();}catch(e){}},1500);"#;

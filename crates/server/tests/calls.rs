@@ -1,0 +1,301 @@
+//! Real calls over real sockets: `dialtone serve` on a loopback port, the reference voice app
+//! as the hosted number's app, and a capture server receiving status callbacks, each checked
+//! against `X-Twilio-Signature` the way Twilio's helper libraries check it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use dialtone_protocol::signing;
+use dialtone_protocol::webhook::form_encode;
+use dialtone_server::ServerConfig;
+use dialtone_server::config::{DEFAULT_ACCOUNT_SID as AC, DEFAULT_AUTH_TOKEN as TOKEN};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// A received callback: path and parameters, its signature already checked.
+type Hit = (String, Vec<(String, String)>);
+
+struct World {
+    api: String,
+    capture: String,
+    hits: mpsc::Receiver<Hit>,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn bot() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(dialtone_bot::serve(
+        l,
+        dialtone_bot::BotConfig::default(),
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+async fn capture(tx: mpsc::Sender<Hit>) -> String {
+    async fn hit(
+        State((tx, base)): State<(mpsc::Sender<Hit>, Arc<String>)>,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> &'static str {
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let url = format!("{base}{uri}");
+        let sig = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            signing::validate(TOKEN, &url, &params, sig),
+            "bad signature on {url}"
+        );
+        let _ = tx.send((uri.path().to_string(), params)).await;
+        "ok"
+    }
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let app = axum::Router::new()
+        .fallback(hit)
+        .with_state((tx, Arc::new(base.clone())));
+    tokio::spawn(async move { axum::serve(l, app).await });
+    base
+}
+
+async fn world() -> World {
+    let bot = bot().await;
+    let (tx, hits) = mpsc::channel(64);
+    let capture = capture(tx).await;
+    let mut config = ServerConfig {
+        ring: Duration::from_millis(50),
+        ..ServerConfig::default()
+    };
+    config.host_number("+15005550001", &format!("{bot}/voice"));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", l.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(dialtone_server::run(l, config, async {
+        let _ = stopped.await;
+    }));
+    World {
+        api,
+        capture,
+        hits,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+        server,
+    }
+}
+
+impl World {
+    async fn post(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let body = form_encode(
+            &params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        let resp = self
+            .http
+            .post(format!("{}/2010-04-01/Accounts/{AC}/{path}", self.api))
+            .basic_auth(AC, Some(TOKEN))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let bytes = self
+            .http
+            .get(format!("{}/2010-04-01/Accounts/{AC}/{path}", self.api))
+            .basic_auth(AC, Some(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Callbacks until one on `path` carries `CallStatus=completed` (or 60 s pass).
+    async fn callbacks_until_completed(&mut self) -> Vec<Hit> {
+        let mut out = Vec::new();
+        while let Ok(Some(h)) =
+            tokio::time::timeout(Duration::from_secs(60), self.hits.recv()).await
+        {
+            let done =
+                h.1.iter()
+                    .any(|(k, v)| k == "CallStatus" && v == "completed");
+            out.push(h);
+            if done {
+                break;
+            }
+        }
+        out
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+fn param<'a>(h: &'a Hit, name: &str) -> &'a str {
+    h.1.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn two_leg_call_to_the_reference_app_completes_with_callbacks_and_recording() {
+    let mut w = world().await;
+    let cb = format!("{}/status", w.capture);
+    let (status, created) = w
+        .post(
+            "Calls.json",
+            &[
+                ("To", "+15005550001"),
+                ("From", "+15005550006"),
+                ("Twiml", "<Response><Say>one two three four five six</Say><Pause length=\"3\"/></Response>"),
+                ("Record", "true"),
+                ("RecordingChannels", "dual"),
+                ("StatusCallback", &cb),
+                ("StatusCallbackEvent", "initiated"),
+                ("StatusCallbackEvent", "ringing"),
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "completed"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let sid = created["sid"].as_str().unwrap().to_string();
+    let hits = w.callbacks_until_completed().await;
+    let statuses: Vec<&str> = hits.iter().map(|h| param(h, "CallStatus")).collect();
+    assert_eq!(
+        statuses,
+        ["initiated", "ringing", "in-progress", "completed"]
+    );
+    let seq: Vec<&str> = hits.iter().map(|h| param(h, "SequenceNumber")).collect();
+    assert_eq!(seq, ["0", "1", "2", "3"]);
+    let last = hits.last().unwrap();
+    assert_eq!(param(last, "CallSid"), sid);
+    assert_eq!(param(last, "Direction"), "outbound-api");
+    assert_eq!(param(last, "CallbackSource"), "call-progress-events");
+    assert!(param(last, "Timestamp").ends_with("+0000"));
+    assert!(param(last, "CallDuration").parse::<u64>().unwrap() >= 5);
+    let rec_url = param(last, "RecordingUrl").to_string();
+    assert!(rec_url.contains("/Recordings/RE"), "{rec_url}");
+
+    let call = w.get(&format!("Calls/{sid}.json")).await;
+    assert_eq!(call["status"], "completed");
+    assert!(call["start_time"].is_string() && call["end_time"].is_string());
+    // The app's inbound leg is a call of its own.
+    let list = w.get("Calls.json?To=%2B15005550001").await;
+    let dirs: Vec<&str> = list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(dirs, ["inbound", "outbound-api"]);
+
+    // The recording: two channels, the caller's buzz on the first, the bot's reply on the second.
+    let wav = w
+        .http
+        .get(format!("{rec_url}.wav"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2);
+    let samples: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let energy = |ch: usize| {
+        samples
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .map(|s| i64::from(*s).abs())
+            .sum::<i64>()
+    };
+    assert!(energy(0) > 0, "caller channel is silent");
+    assert!(
+        energy(1) > 0,
+        "the app's reply is missing from the recording"
+    );
+    let recs = w.get(&format!("Calls/{sid}/Recordings.json")).await;
+    assert_eq!(recs["recordings"][0]["call_sid"], sid.as_str());
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn live_hang_up_then_21220_and_stream_callbacks() {
+    let mut w = world().await;
+    let bot_ws = {
+        // A second bot for the stream, addressed directly from inline TwiML.
+        let b = bot().await;
+        b.replacen("http://", "ws://", 1)
+    };
+    let twiml = format!(
+        "<Response><Connect><Stream url=\"{bot_ws}/media\" statusCallback=\"{}/stream\"/></Connect></Response>",
+        w.capture
+    );
+    let (status, created) = w
+        .post(
+            "Calls.json",
+            &[
+                ("To", "+15551112222"),
+                ("From", "+15005550006"),
+                ("Twiml", &twiml),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let sid = created["sid"].as_str().unwrap().to_string();
+    let started = tokio::time::timeout(Duration::from_secs(20), w.hits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.0, "/stream");
+    assert_eq!(param(&started, "StreamEvent"), "stream-started");
+    assert_eq!(param(&started, "CallSid"), sid);
+    assert!(param(&started, "StreamSid").starts_with("MZ"));
+    let (status, hung) = w
+        .post(&format!("Calls/{sid}.json"), &[("Status", "completed")])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(hung["status"], "completed");
+    let stopped = tokio::time::timeout(Duration::from_secs(20), w.hits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(param(&stopped, "StreamEvent"), "stream-stopped");
+    let (status, err) = w
+        .post(
+            &format!("Calls/{sid}.json"),
+            &[("Url", "http://127.0.0.1:9/x")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err["code"], 21220);
+    w.stop().await;
+}
