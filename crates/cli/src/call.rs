@@ -9,16 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use dialtone_audio::FrameSet;
 use dialtone_call::{
     CallConfig, CallEvent, CallReport, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Engine, EventKind,
     HttpMethod,
 };
 
+use crate::caller::CallerArgs;
 use crate::units::{parse_digits, parse_duration, parse_timed_dtmf};
-
-/// The caller's audio when `--audio` is not given: a caller asking about an order.
-const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
 
 /// Options of `dialtone call`.
 #[derive(Debug, Args)]
@@ -39,10 +36,8 @@ pub(crate) struct CallOpts {
     /// Called number (To).
     #[arg(long, default_value = "+15005550001")]
     to: String,
-    /// WAV file the caller speaks into the stream (any common WAV shape). Defaults to a
-    /// built-in caller utterance.
-    #[arg(long, value_name = "FILE.wav")]
-    audio: Option<PathBuf>,
+    #[command(flatten)]
+    caller: CallerArgs,
     /// Auth token that signs every request (X-Twilio-Signature).
     #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = DEFAULT_AUTH_TOKEN, hide_env_values = true)]
     auth_token: String,
@@ -77,6 +72,16 @@ pub(crate) struct CallOpts {
     /// With --record, also write what the caller sent.
     #[arg(long, requires = "record")]
     record_sent: bool,
+    /// Where dialtone listens for the app's milestone records (POST /events); the reference
+    /// app reports there by itself.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    events_listen: std::net::SocketAddr,
+    /// A JSON-lines milestone log written by the app, matched to this call after it ends.
+    #[arg(long, value_name = "FILE")]
+    milestones: Option<PathBuf>,
+    /// How long to wait after the call for late milestone records.
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    milestone_grace: Duration,
     /// Print the report as JSON on stdout (the timeline is then not printed live).
     #[arg(long)]
     json: bool,
@@ -95,15 +100,26 @@ fn parse_method(s: &str) -> Result<HttpMethod, String> {
 
 /// Runs `dialtone call`.
 pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
-    let frames = match &opts.audio {
-        Some(path) => dialtone_audio::load_frames(path)
-            .with_context(|| format!("cannot use --audio {}", path.display()))?,
-        None => {
-            let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
-                .context("built-in caller audio")?;
-            FrameSet::from_pcm(&pcm)
+    let cache = dialtone_audio::AudioCache::new();
+    let caller = opts.caller.resolve(&cache)?;
+    let milestone_log = match &opts.milestones {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --milestones {}", path.display()))?;
+            Some(dialtone_metrics::ingest::ingest_jsonl(&text))
         }
+        None => None,
     };
+    let events_listener = tokio::net::TcpListener::bind(opts.events_listen)
+        .await
+        .with_context(|| format!("cannot listen for milestones on {}", opts.events_listen))?;
+    let events_url = format!("http://{}/events", events_listener.local_addr()?);
+    let collector = dialtone_events::Collector::new();
+    let events_task = tokio::spawn(dialtone_events::serve(
+        events_listener,
+        collector.clone(),
+        std::future::pending(),
+    ));
     if let Some(dir) = &opts.record {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create --record directory {}", dir.display()))?;
@@ -122,12 +138,21 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
             (u.clone(), None)
         }
         None => {
-            let (url, handle) = start_reference_app(&opts.auth_token).await?;
+            let (url, handle) = start_reference_app(&opts.auth_token, &events_url).await?;
             (url, Some(handle))
         }
     };
 
-    let mut cfg = CallConfig::new(url, Arc::new(frames));
+    if !opts.json {
+        println!(
+            "caller audio {:?} ({:.1} s, {} turns); milestones accepted at {events_url}",
+            caller.name,
+            caller.frames.duration().as_secs_f64(),
+            caller.turns.len()
+        );
+    }
+    let mut cfg = CallConfig::new(url, caller.frames.clone());
+    cfg.caller.turns = caller.turns.clone();
     cfg.method = opts.method;
     cfg.fallback_url = opts.fallback.clone();
     cfg.account_sid = opts.account_sid.clone();
@@ -152,9 +177,28 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         }) as dialtone_call::EventSink
     });
     let engine = Engine::new();
-    let result = engine.place_call(cfg, sink).await;
+    let mut result = engine.place_call(cfg, sink).await;
+    // Apps report milestones asynchronously: give late ones a moment.
+    tokio::time::sleep(opts.milestone_grace).await;
     if let Some(h) = bot {
         h.abort();
+    }
+    events_task.abort();
+    let mut milestones = collector.take(&result.report.call_sid);
+    if let Some(log) = &milestone_log {
+        milestones.extend(
+            log.records
+                .iter()
+                .filter(|m| m.call_sid == result.report.call_sid)
+                .cloned(),
+        );
+    }
+    let unmatched = dialtone_events::attach(&mut result.report, &milestones);
+    for m in &unmatched {
+        result.report.warnings.push((
+            0,
+            format!("milestone {} matched no caller turn", m.name),
+        ));
     }
 
     let report = &result.report;
@@ -182,6 +226,7 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
 
 async fn start_reference_app(
     auth_token: &str,
+    events_url: &str,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -189,6 +234,7 @@ async fn start_reference_app(
     let addr = listener.local_addr()?;
     let config = dialtone_bot::BotConfig {
         auth_token: auth_token.to_string(),
+        events_url: Some(events_url.to_string()),
         ..dialtone_bot::BotConfig::default()
     };
     let handle = tokio::spawn(async move {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod call;
+mod caller;
 mod serve_cmd;
 mod units;
 

@@ -114,3 +114,30 @@ fn default_call_against_the_reference_app_completes_with_json_and_recordings() {
         assert!((7.0..9.0).contains(&secs), "{path:?}: {secs} s");
     }
 }
+
+#[test]
+fn barge_in_script_reports_turns_milestones_and_the_clear() {
+    let out = dialtone()
+        .args(["call", "--json", "--script", "barge_in", "--tail", "0.5s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let turns = report["streams"][0]["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 3, "{turns:#?}");
+    // The caller talks over the app's first reply: the app clears, and says so in time.
+    assert_eq!(turns[1]["barge_in"], true);
+    let clear = turns[1]["clear_after_ms"].as_f64().unwrap();
+    assert!((0.0..1000.0).contains(&clear), "{clear}");
+    for t in turns {
+        assert!(t["reply_ms"].as_f64().is_some(), "{t}");
+        let names: Vec<_> = t["milestones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m[0].as_str().unwrap().to_string())
+            .collect();
+        assert!(names.contains(&"vad.speech_end".to_string()), "{names:?}");
+    }
+}

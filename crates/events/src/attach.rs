@@ -1,0 +1,46 @@
+//! Puts an app's milestones into a call's report: each matched to the caller turn it belongs
+//! to, with its latency from the turn's true speech start or end, and the word error rate of
+//! its final transcript.
+
+use dialtone_call::CallReport;
+use dialtone_metrics::matching::{TurnClock, match_turns};
+use dialtone_metrics::milestone::Milestone;
+
+/// Matches `milestones` (this call's) to the turns of every stream in `report`; returns the
+/// milestones no turn could take.
+pub fn attach(report: &mut CallReport, milestones: &[Milestone]) -> Vec<Milestone> {
+    let mut unmatched = Vec::new();
+    let mut any_turns = false;
+    for stream in &mut report.streams {
+        if stream.turns.is_empty() {
+            continue;
+        }
+        any_turns = true;
+        let clocks: Vec<TurnClock> = stream
+            .turns
+            .iter()
+            .map(|t| TurnClock {
+                index: t.index,
+                start_ms: t.start_unix_ms,
+                end_ms: t.end_unix_ms,
+                text: t.text.clone(),
+            })
+            .collect();
+        let matched = match_turns(&clocks, milestones);
+        for tm in matched.per_turn {
+            if let Some(turn) = stream.turns.iter_mut().find(|t| t.index == tm.index) {
+                turn.milestones = tm
+                    .milestones
+                    .into_iter()
+                    .map(|e| (e.name, e.latency_ms as f64, e.text))
+                    .collect();
+                turn.wer = tm.wer;
+            }
+        }
+        unmatched.extend(matched.unmatched);
+    }
+    if !any_turns {
+        unmatched.extend_from_slice(milestones);
+    }
+    unmatched
+}
