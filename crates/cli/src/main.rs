@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod call;
 mod caller;
+mod metrics_cmd;
 mod serve_cmd;
 mod units;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Place one call against a voice app, exactly as Twilio would, and report every step.
     Call(call::CallOpts),
+    /// Summarise a JSON-lines log of app milestones: event, count, avg, p50, p95, p99, max.
+    Metrics(metrics_cmd::MetricsOpts),
     /// Run a local Twilio-compatible REST API (Calls, numbers, recordings) with a web page.
     Serve(serve_cmd::ServeOpts),
 }
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Call(opts) => call::run(opts).await,
+            Command::Metrics(opts) => metrics_cmd::run(opts),
             Command::Serve(opts) => serve_cmd::run(opts).await,
         }
     });
