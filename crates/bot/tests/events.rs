@@ -104,7 +104,7 @@ async fn bot_posts_its_real_vad_and_reply_milestones() {
         .await
         .expect("send");
     // As fast as the socket takes them, with real-time media timestamps (the bot's
-    // clock); the wall-clock send time of each frame is kept to check causality.
+    // clock); when each frame was handed to the socket is kept to check causality.
     let total = audio.frames.len() + 40; // 800 ms of silence closes the last turn
     let mut sent_at = Vec::with_capacity(total);
     for k in 0..total {
@@ -116,8 +116,9 @@ async fn bot_posts_its_real_vad_and_reply_milestones() {
         let seq = k as u64 + 2;
         let ts = FIRST_TS + 20 * k as u64;
         let msg = media::media(seq, Track::Inbound, k as u64 + 1, ts, payload, STREAM_SID);
-        tx.send(Message::text(msg)).await.expect("send media");
+        // Stamped before the send: the bot may handle the frame before `send` returns.
         sent_at.push(now_ms());
+        tx.send(Message::text(msg)).await.expect("send media");
     }
     tx.send(Message::text(media::stop(total as u64 + 2, &ids)))
         .await
