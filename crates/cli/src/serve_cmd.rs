@@ -49,7 +49,14 @@ pub(crate) struct ServeOpts {
 }
 
 /// Runs `dialtone serve` until a shutdown signal.
-pub(crate) async fn run(opts: ServeOpts) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(mut opts: ServeOpts) -> anyhow::Result<ExitCode> {
+    // An empty environment variable (compose files often pass `${VAR:-}`) means unset.
+    let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    opts.voice_url = set(opts.voice_url.take());
+    opts.public_url = set(opts.public_url.take());
+    opts.account_sid = set(opts.account_sid.take());
+    opts.auth_token = set(opts.auth_token.take());
+    opts.config = opts.config.take().filter(|p| !p.as_os_str().is_empty());
     let mut config = match &opts.config {
         Some(path) => ServerConfig::load(path)
             .with_context(|| format!("cannot use --config {}", path.display()))?,
@@ -86,6 +93,9 @@ pub(crate) async fn run(opts: ServeOpts) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let mut bot_url = None;
     if let Some(url) = &opts.voice_url {
+        if !dialtone_server::format::is_http_url(url) {
+            bail!("--voice-url {url:?} is not an http(s) URL");
+        }
         config.host_number(DEFAULT_NUMBER, url);
     } else if config.numbers.is_empty() && !opts.no_bot {
         let url = start_reference_app(&config.accounts[0].auth_token).await?;
@@ -111,9 +121,6 @@ fn override_account(config: &mut ServerConfig, opts: &ServeOpts) -> anyhow::Resu
         first.sid = sid.clone();
     }
     if let Some(token) = &opts.auth_token {
-        if token.is_empty() {
-            bail!("--auth-token is empty");
-        }
         first.auth_token = token.clone();
     }
     Ok(())
