@@ -1,0 +1,437 @@
+//! `dialtone load`: many calls on a deterministic schedule — full Twilio-exact calls against a
+//! voice webhook, or bare Media Streams with `--stream` — with live progress, a summary, an
+//! `--out` directory (JSON, `.hlog`, HTML) and `--threshold` gates.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use dialtone_audio::{AudioCache, FrameSet};
+use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+use dialtone_load::calls::{CallDefaults, CallRun};
+use dialtone_load::output::{OutputFormat, print_report, write_dir};
+use dialtone_load::scenario::{
+    Callers, Profile, Utterance, load_audio, load_scenario, number_pool,
+};
+use dialtone_load::stream::StreamRun;
+use dialtone_load::threshold::Threshold;
+use dialtone_load::{Arrival, Extent, Finished, Progress, Shard, Workload};
+use tokio::sync::watch;
+
+use crate::units::parse_duration;
+
+/// The caller's audio when `--audio` is not given.
+pub(crate) const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
+
+/// How live progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// A rewriting line on a terminal, plain lines otherwise.
+    Auto,
+    /// A line that rewrites itself.
+    Tty,
+    /// One line every few seconds (CI logs).
+    Plain,
+    /// Nothing while running.
+    Off,
+}
+
+/// Options of `dialtone load`.
+#[derive(Debug, Args)]
+pub(crate) struct LoadOpts {
+    /// The app's voice webhook; every call is a full call (webhook, TwiML, stream, marks).
+    /// Without it (and without --stream), dialtone starts its reference voice app and loads that.
+    #[arg(long, value_name = "URL", conflicts_with = "stream")]
+    webhook: Option<String>,
+    /// Skip the webhook: open Media Streams straight to this ws:// URL (tests a stream handler
+    /// alone; the lean path the capacity bench uses).
+    #[arg(long, value_name = "URL")]
+    stream: Option<String>,
+    /// Number of calls (all shards together).
+    #[arg(
+        long,
+        visible_alias = "streams",
+        value_name = "N",
+        conflicts_with = "duration"
+    )]
+    calls: Option<u64>,
+    /// Keep calls arriving for this long instead of a fixed count.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "stream")]
+    duration: Option<Duration>,
+    /// Most calls in progress at once (default: 50; with --stream: every stream).
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// Steady arrival rate in calls per second, reached after --ramp (default: the calls'
+    /// starts are spread evenly over --ramp).
+    #[arg(long, value_name = "CALLS_PER_S", conflicts_with = "stream")]
+    rate: Option<f64>,
+    /// Ramp-up: the arrival rate rises from 0 over this long.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    ramp: Duration,
+    /// With --stream: seconds of media per stream.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", requires = "stream")]
+    seconds: Duration,
+    /// With --stream: worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0, requires = "stream")]
+    threads: usize,
+    /// Caller audio: a WAV file or a folder of WAVs (one picked per call). Default: a built-in
+    /// caller utterance (call mode) or μ-law silence (stream mode).
+    #[arg(long, value_name = "PATH")]
+    audio: Option<PathBuf>,
+    /// TOML scenario with weighted caller profiles (see docs/load.md).
+    #[arg(long, value_name = "FILE", conflicts_with = "stream")]
+    scenario: Option<PathBuf>,
+    /// First caller number (From) of the pool.
+    #[arg(long, default_value = "+15005550100")]
+    from: String,
+    /// Size of the caller-number pool, counting up from --from.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    callers: u32,
+    /// Called number (To).
+    #[arg(long, default_value = "+15005550001")]
+    to: String,
+    /// Seed: the same flags and seed give the same schedule, callers, audio and SIDs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run only slice I of N (0-based), e.g. 2/4; merge outputs with `dialtone report merge`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Write summary.json, histograms.hlog and report.html into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A pass/fail gate, e.g. 'turn_latency p95 < 900ms' or 'error_rate < 1%' (repeatable);
+    /// exit code 1 when any fails.
+    #[arg(long, value_name = "EXPR")]
+    threshold: Vec<Threshold>,
+    /// Live progress display.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but failures.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Auth token that signs every request.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = DEFAULT_AUTH_TOKEN, hide_env_values = true)]
+    auth_token: String,
+    /// Account SID.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = DEFAULT_ACCOUNT_SID)]
+    account_sid: String,
+    /// Caller stays this long after its audio before hanging up.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    tail: Duration,
+    /// Hang up every call after this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    max_duration: Duration,
+    /// Twilio's timeout for TwiML requests.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    webhook_timeout: Duration,
+    /// Fail a call whose <Connect><Stream> gets no app audio within this (0 disables).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    no_audio_timeout: Duration,
+    /// dialtone's own frame lateness above this marks the generator as the bottleneck.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    lateness_bound: Duration,
+    /// After Ctrl-C, calls in progress get this long to finish before they are cut.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    drain: Duration,
+}
+
+impl LoadOpts {
+    /// The options `dialtone demo` runs: `calls` calls against `webhook`.
+    pub(crate) fn demo(webhook: String, calls: u64, concurrency: usize, ramp: Duration) -> Self {
+        Self {
+            webhook: Some(webhook),
+            stream: None,
+            calls: Some(calls),
+            duration: None,
+            concurrency: Some(concurrency),
+            rate: None,
+            ramp,
+            seconds: Duration::from_secs(30),
+            threads: 0,
+            audio: None,
+            scenario: None,
+            from: "+15005550100".into(),
+            callers: 20,
+            to: "+15005550001".into(),
+            seed: 1,
+            shard: None,
+            out: None,
+            threshold: Vec::new(),
+            progress: ProgressMode::Auto,
+            json: false,
+            quiet: false,
+            auth_token: DEFAULT_AUTH_TOKEN.into(),
+            account_sid: DEFAULT_ACCOUNT_SID.into(),
+            tail: Duration::from_secs(2),
+            max_duration: Duration::from_secs(300),
+            webhook_timeout: Duration::from_secs(15),
+            no_audio_timeout: Duration::from_secs(10),
+            lateness_bound: Duration::from_millis(10),
+            drain: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets `--out`.
+    pub(crate) fn with_out(mut self, out: Option<PathBuf>) -> Self {
+        self.out = out;
+        self
+    }
+}
+
+/// Runs `dialtone load`.
+pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
+    let format = if opts.json {
+        OutputFormat::Json
+    } else if opts.quiet {
+        OutputFormat::Quiet
+    } else {
+        OutputFormat::Text
+    };
+    let mode = match opts.progress {
+        ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
+        ProgressMode::Auto => ProgressMode::Plain,
+        m if opts.quiet => m.min_quiet(),
+        m => m,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(stop_on_signal(stop_tx, stop_flag.clone()));
+    let mut printer = ProgressPrinter::new(mode);
+    let finished = if let Some(url) = &opts.stream {
+        let run = stream_run(&opts, url)?;
+        let flag = stop_flag.clone();
+        tokio::task::spawn_blocking(move || {
+            dialtone_load::stream::run(&run, flag, |p| printer.show(p)).map(|f| (f, printer))
+        })
+        .await
+        .context("the stream runner stopped unexpectedly")?
+        .map(|(f, mut p)| {
+            p.done();
+            f
+        })?
+    } else {
+        let (url, bot) = match &opts.webhook {
+            Some(u) => (u.clone(), None),
+            None => {
+                let (url, handle) = crate::demo_cmd::start_bot(&opts.auth_token).await?;
+                (url, Some(handle))
+            }
+        };
+        let run = call_run(&opts, url)?;
+        let f = dialtone_load::calls::run(run, stop_rx, |p| printer.show(p)).await;
+        printer.done();
+        if let Some(b) = bot {
+            b.abort();
+        }
+        f
+    };
+    signals.abort();
+    finish(finished, &opts.threshold, opts.out.as_deref(), format)
+}
+
+impl ProgressMode {
+    fn min_quiet(self) -> Self {
+        ProgressMode::Off
+    }
+}
+
+/// Thresholds, report, files, exit code: shared by `load`, `demo` and `report merge`.
+pub(crate) fn finish(
+    mut finished: Finished,
+    thresholds: &[Threshold],
+    out: Option<&std::path::Path>,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let s = &mut finished.summary;
+    s.thresholds = thresholds
+        .iter()
+        .map(|t| t.check(&finished.totals, s))
+        .collect();
+    let s = &finished.summary;
+    let mut stdout = std::io::stdout().lock();
+    print_report(&mut stdout, s, format)?;
+    stdout.flush()?;
+    if let Some(dir) = out {
+        write_dir(dir, s, &finished.totals, &finished.hlog)
+            .with_context(|| format!("cannot write --out {}", dir.display()))?;
+        if format == OutputFormat::Text {
+            println!("  results     {}", dir.display());
+        }
+    }
+    let failed: Vec<_> = s.thresholds.iter().filter(|t| !t.passed).collect();
+    for t in &failed {
+        eprintln!("threshold failed: {}: {}", t.expr, t.detail);
+    }
+    let nothing_worked = s.calls.finished > 0 && s.calls.succeeded == 0;
+    if nothing_worked && format != OutputFormat::Text {
+        eprintln!("no call succeeded");
+    }
+    Ok(if failed.is_empty() && !nothing_worked {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// First Ctrl-C / SIGTERM: stop starting calls and wind down; results are still written.
+async fn stop_on_signal(stop: watch::Sender<bool>, flag: Arc<AtomicBool>) {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    eprintln!("\nstopping: no new calls; finishing the ones in progress, then writing results");
+    flag.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
+}
+
+fn default_audio() -> anyhow::Result<FrameSet> {
+    let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
+        .context("built-in caller audio")?;
+    Ok(FrameSet::from_pcm(&pcm))
+}
+
+fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
+    let audio = match &opts.audio {
+        Some(p) => dialtone_audio::load_frames(p)
+            .with_context(|| format!("cannot use --audio {}", p.display()))?,
+        None => FrameSet::silence(0),
+    };
+    Ok(StreamRun {
+        url: url.to_string(),
+        streams: opts.calls.unwrap_or(1),
+        media: opts.seconds,
+        ramp: opts.ramp,
+        threads: opts.threads,
+        audio: Arc::new(audio),
+        account_sid: opts.account_sid.clone(),
+        auth_token: opts.auth_token.clone(),
+        seed: opts.seed,
+        shard: opts.shard.unwrap_or_default(),
+        lateness_bound: opts.lateness_bound,
+    })
+}
+
+fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
+    if !url.starts_with("http://") {
+        anyhow::bail!("--webhook {url:?} must be an http:// URL (this build has no TLS)");
+    }
+    let cache = AudioCache::new();
+    let audio = match &opts.audio {
+        Some(p) => load_audio(&cache, p)?,
+        None => vec![Utterance::detect(Arc::new(default_audio()?))],
+    };
+    let default = Profile {
+        name: "default".into(),
+        weight: 1,
+        audio,
+        tail: opts.tail,
+        dtmf: String::new(),
+        stream_dtmf: Vec::new(),
+        hangup_after: None,
+    };
+    let profiles = match &opts.scenario {
+        Some(path) => load_scenario(path, &cache, &default)?,
+        None => vec![default],
+    };
+    let extent = match (opts.calls, opts.duration) {
+        (_, Some(d)) => Extent::Duration(d),
+        (Some(n), None) => Extent::Calls(n),
+        (None, None) => Extent::Calls(10),
+    };
+    let arrival = match opts.rate {
+        Some(per_sec) => Arrival::Rate {
+            per_sec,
+            ramp: opts.ramp,
+        },
+        None => Arrival::Spread { ramp: opts.ramp },
+    };
+    let workload = Workload {
+        extent,
+        arrival,
+        concurrency: opts.concurrency.unwrap_or(50),
+        seed: opts.seed,
+        shard: opts.shard.unwrap_or_default(),
+    };
+    workload.validate()?;
+    Ok(CallRun {
+        workload,
+        callers: Callers {
+            profiles,
+            numbers: number_pool(&opts.from, opts.callers)?,
+        },
+        defaults: CallDefaults {
+            url,
+            method: HttpMethod::Post,
+            account_sid: opts.account_sid.clone(),
+            auth_token: opts.auth_token.clone(),
+            to: opts.to.clone(),
+            max_duration: opts.max_duration,
+            webhook_timeout: opts.webhook_timeout,
+            no_audio_timeout: (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout),
+        },
+        lateness_bound: opts.lateness_bound,
+        drain: opts.drain,
+    })
+}
+
+/// Prints the live view: a rewriting line on a terminal, a plain line every 5 s otherwise.
+pub(crate) struct ProgressPrinter {
+    mode: ProgressMode,
+    shown: bool,
+}
+
+impl ProgressPrinter {
+    pub(crate) fn new(mode: ProgressMode) -> Self {
+        Self { mode, shown: false }
+    }
+
+    pub(crate) fn show(&mut self, p: &Progress) {
+        let line = format!(
+            "[{:>5.0}s] active {:>5}  started {:>6}  {:>4} calls/s  {:>7} frames/s  lateness p50 {:.2} ms p99 {:.2} ms  failed {}",
+            p.elapsed_s,
+            p.active,
+            p.started,
+            p.calls_per_s,
+            p.frames_per_s,
+            p.lateness.p50_ms,
+            p.lateness.p99_ms,
+            p.failed
+        );
+        let mut err = std::io::stderr().lock();
+        match self.mode {
+            ProgressMode::Tty => {
+                let _ = write!(err, "\r\x1b[2K{line}");
+                self.shown = true;
+            }
+            ProgressMode::Plain if (p.elapsed_s.round() as u64) % 5 == 0 => {
+                let _ = writeln!(err, "{line}");
+            }
+            _ => {}
+        }
+        let _ = err.flush();
+    }
+
+    pub(crate) fn done(&mut self) {
+        if self.shown {
+            eprintln!();
+            self.shown = false;
+        }
+    }
+}

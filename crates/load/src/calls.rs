@@ -1,0 +1,302 @@
+//! The full-call runner: every call goes through the call engine (signed webhook, TwiML,
+//! Media Streams, marks/clear). One engine is shared; a semaphore bounds concurrency and its
+//! owned permit moves into each call's task, so calls never wait on each other, and a failed
+//! or panicking call is classified and counted without touching the others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use dialtone_call::{CallConfig, CallEvent, Engine, EventKind, EventSink, HttpMethod};
+use dialtone_protocol::sid;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
+
+use crate::collector::{Collector, Finished, Progress, RunInfo};
+use crate::plan::Workload;
+use crate::sample::CallSample;
+use crate::scenario::Callers;
+use crate::summary::WorkloadInfo;
+
+/// What every call of a run shares.
+#[derive(Debug, Clone)]
+pub struct CallDefaults {
+    /// The app's voice webhook.
+    pub url: String,
+    /// Its method.
+    pub method: HttpMethod,
+    /// Account SID.
+    pub account_sid: String,
+    /// Auth token that signs requests.
+    pub auth_token: String,
+    /// Called number.
+    pub to: String,
+    /// Hang-up bound for every call.
+    pub max_duration: Duration,
+    /// TwiML request timeout.
+    pub webhook_timeout: Duration,
+    /// No-app-audio bound on bidirectional streams.
+    pub no_audio_timeout: Option<Duration>,
+}
+
+/// A full-call load run.
+pub struct CallRun {
+    /// The schedule.
+    pub workload: Workload,
+    /// Caller profiles and numbers.
+    pub callers: Callers,
+    /// What calls share.
+    pub defaults: CallDefaults,
+    /// Frame lateness above this counts against the generator.
+    pub lateness_bound: Duration,
+    /// After a stop, calls in progress get this long to finish before they are cut.
+    pub drain: Duration,
+}
+
+enum Msg {
+    Started(Option<u64>),
+    Done(Box<CallSample>),
+}
+
+/// Runs the calls of `run` until the schedule is done or `stop` turns true, calling
+/// `on_second` once a second with the live view. Returns the collected results (also after
+/// a stop: every call that finished is in them).
+pub async fn run(
+    run: CallRun,
+    mut stop: watch::Receiver<bool>,
+    mut on_second: impl FnMut(&Progress),
+) -> Finished {
+    let started_wall = SystemTime::now();
+    let start = Instant::now();
+    let mut collector = Collector::new(started_wall);
+    if let crate::Extent::Calls(n) = run.workload.extent {
+        collector.set_scheduled(run.workload.slots().count() as u64);
+        let _ = n;
+    }
+    let info = RunInfo {
+        mode: "call".into(),
+        target: run.defaults.url.clone(),
+        shard: run.workload.shard,
+        workload: workload_info(&run),
+        interrupted: false,
+        lateness_bound: run.lateness_bound,
+        cores: crate::proc_stats::cores(),
+    };
+    let active = Arc::new(AtomicI64::new(0));
+    let open_streams = Arc::new(AtomicI64::new(0));
+    let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+    let dispatcher = tokio::spawn(dispatch(
+        Arc::new(run),
+        start,
+        tx,
+        stop.clone(),
+        active.clone(),
+        open_streams.clone(),
+    ));
+    let mut ticker = interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Started(delay)) => collector.call_started(delay),
+                Some(Msg::Done(s)) => collector.add_call(*s),
+                None => break,
+            },
+            _ = ticker.tick() => {
+                let open = open_streams.load(Ordering::Relaxed).max(0) as u64;
+                collector.tick(start.elapsed(), active.load(Ordering::Relaxed).max(0) as u64, Some(open * 50));
+                on_second(&collector.progress());
+            }
+            _ = stop.changed() => {}
+        }
+    }
+    let interrupted = *stop.borrow();
+    let _ = dispatcher.await;
+    collector.tick(
+        start.elapsed(),
+        0,
+        Some(open_streams.load(Ordering::Relaxed).max(0) as u64 * 50),
+    );
+    collector.finish(RunInfo {
+        interrupted,
+        ..info
+    })
+}
+
+fn workload_info(run: &CallRun) -> WorkloadInfo {
+    let w = &run.workload;
+    let (rate, ramp) = match w.arrival {
+        crate::Arrival::Rate { per_sec, ramp } => (Some(per_sec), ramp),
+        crate::Arrival::Spread { ramp } => (None, ramp),
+    };
+    WorkloadInfo {
+        calls: match w.extent {
+            crate::Extent::Calls(n) => Some(n),
+            crate::Extent::Duration(_) => None,
+        },
+        duration_s: w.deadline().map(|d| d.as_secs_f64()),
+        concurrency: w.concurrency as u64,
+        rate_per_s: rate,
+        ramp_s: ramp.as_secs_f64(),
+        seed: w.seed,
+        media_s: None,
+        profiles: run
+            .callers
+            .profiles
+            .iter()
+            .map(|p| (p.name.clone(), p.weight))
+            .collect(),
+    }
+}
+
+async fn dispatch(
+    run: Arc<CallRun>,
+    start: Instant,
+    tx: mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+    active: Arc<AtomicI64>,
+    open_streams: Arc<AtomicI64>,
+) {
+    let engine = Arc::new(Engine::new());
+    let sem = Arc::new(Semaphore::new(
+        run.workload.shard.part_of(run.workload.concurrency),
+    ));
+    let mut tasks = JoinSet::new();
+    let deadline = run.workload.deadline().map(|d| start + d);
+    for slot in run.workload.slots() {
+        let due = slot.due.map(|d| start + d);
+        if let Some(due) = due {
+            if deadline.is_some_and(|end| due >= end) {
+                break;
+            }
+            tokio::select! {
+                _ = sleep_until(due) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        let permit = tokio::select! {
+            p = sem.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stop.wait_for(|s| *s) => break,
+            _ = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => break,
+        };
+        reap(&mut tasks, &tx).await;
+        let delay = due.map(|d| Instant::now().saturating_duration_since(d).as_micros() as u64);
+        if tx.send(Msg::Started(delay)).await.is_err() {
+            break;
+        }
+        let cfg = call_config(&run, slot.index);
+        let (tx, engine, active, open) = (
+            tx.clone(),
+            engine.clone(),
+            active.clone(),
+            open_streams.clone(),
+        );
+        active.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let _permit = permit;
+            let sink = stream_gauge(open.clone());
+            let result = engine.place_call(cfg, Some(sink)).await;
+            // Streams the call left open in the gauge (e.g. dropped sockets) are closed now.
+            active.fetch_sub(1, Ordering::Relaxed);
+            let sample = CallSample::from_report(result.report);
+            let _ = tx.send(Msg::Done(Box::new(sample))).await;
+        });
+    }
+    // Stopped or done dispatching: let calls in progress finish (bounded after a stop).
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            panicked(r, &tx).await;
+        }
+    };
+    if *stop.borrow() {
+        let _ = timeout(run.drain, drain).await;
+    } else {
+        tokio::select! {
+            _ = drain => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        if *stop.borrow() {
+            let rest = async {
+                while let Some(r) = tasks.join_next().await {
+                    panicked(r, &tx).await;
+                }
+            };
+            let _ = timeout(run.drain, rest).await;
+        }
+    }
+    let cut = tasks.len() as u64;
+    tasks.abort_all();
+    for _ in 0..cut {
+        let _ = tx
+            .send(Msg::Done(Box::new(CallSample {
+                outcome: "interrupted".into(),
+                values: Vec::new(),
+                lateness: Vec::new(),
+                frames_sent: 0,
+                media_received: 0,
+            })))
+            .await;
+    }
+    active.store(0, Ordering::Relaxed);
+}
+
+async fn reap(tasks: &mut JoinSet<()>, tx: &mpsc::Sender<Msg>) {
+    while let Some(r) = tasks.try_join_next() {
+        panicked(r, tx).await;
+    }
+}
+
+/// A call task that panicked still counts, as its own outcome class.
+async fn panicked(r: Result<(), tokio::task::JoinError>, tx: &mpsc::Sender<Msg>) {
+    if let Err(e) = r
+        && e.is_panic()
+    {
+        let _ = tx
+            .send(Msg::Done(Box::new(CallSample {
+                outcome: "dialtone_panic".into(),
+                values: Vec::new(),
+                lateness: Vec::new(),
+                frames_sent: 0,
+                media_received: 0,
+            })))
+            .await;
+    }
+}
+
+/// Counts open streams from the call's own timeline, for the live frames/s figure.
+fn stream_gauge(open: Arc<AtomicI64>) -> EventSink {
+    Arc::new(move |e: &CallEvent| match e.kind {
+        EventKind::StartSent { .. } => {
+            open.fetch_add(1, Ordering::Relaxed);
+        }
+        EventKind::StreamClosed { .. } => {
+            open.fetch_sub(1, Ordering::Relaxed);
+        }
+        _ => {}
+    })
+}
+
+/// Call `index`'s config: the shared defaults plus its seeded caller, audio and SID.
+fn call_config(run: &CallRun, index: u64) -> CallConfig {
+    let d = &run.defaults;
+    let choice = run.callers.choose(run.workload.seed, index);
+    let mut cfg = CallConfig::new(d.url.clone(), choice.audio.frames.clone());
+    cfg.caller.turns = choice.audio.turns.clone();
+    cfg.method = d.method;
+    cfg.account_sid = d.account_sid.clone();
+    cfg.auth_token = d.auth_token.clone();
+    cfg.from = choice.from.to_string();
+    cfg.to = d.to.clone();
+    cfg.call_sid = Some(sid::seeded("CA", run.workload.seed, index));
+    cfg.caller.tail = choice.profile.tail;
+    cfg.caller.gather_digits = choice.profile.dtmf.clone();
+    cfg.caller.stream_dtmf = choice.profile.stream_dtmf.clone();
+    cfg.max_duration = choice
+        .profile
+        .hangup_after
+        .map_or(d.max_duration, |h| h.min(d.max_duration));
+    cfg.webhook_timeout = d.webhook_timeout;
+    cfg.no_audio_timeout = d.no_audio_timeout;
+    cfg
+}

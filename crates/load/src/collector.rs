@@ -1,0 +1,445 @@
+//! The one place results flow to: call samples (call mode) and worker intervals (stream mode)
+//! are merged here into run totals, per-second series and the `.hlog` interval log. Nothing
+//! here does IO or waits; the runners own the clock and call [`Collector::tick`] once a second.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+
+use crate::metrics::{Metric, Recorder, Stats, round3};
+use crate::proc_stats::{CpuSample, cpu_sample, max_rss_kib};
+use crate::sample::{CallSample, OK};
+use crate::summary::{
+    CallCounts, FrameCounts, Generator, SCHEMA, SeriesPoint, Summary, WorkloadInfo,
+};
+
+/// One stream worker's second: what it recorded and counted since its last report.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerInterval {
+    /// Histograms recorded in the interval.
+    pub rec: Recorder,
+    /// Streams started (connect begun).
+    pub started: u64,
+    /// Streams finished.
+    pub finished: u64,
+    /// Finished streams by outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Frames sent.
+    pub frames: u64,
+    /// Frames due by the end of the interval that were sent or are overdue.
+    pub expected: u64,
+    /// Frames that waited in dialtone's buffer because the socket was full.
+    pub backpressured: u64,
+    /// App media messages received.
+    pub app_media: u64,
+}
+
+/// What a live progress line shows.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+    /// Calls in progress.
+    pub active: u64,
+    /// Calls started so far.
+    pub started: u64,
+    /// Calls finished so far.
+    pub finished: u64,
+    /// Calls failed so far.
+    pub failed: u64,
+    /// Calls started in the last second.
+    pub calls_per_s: u64,
+    /// Frames in the last second.
+    pub frames_per_s: u64,
+    /// Frame lateness so far.
+    pub lateness: Stats,
+}
+
+/// Merges everything a run measures.
+pub struct Collector {
+    started_wall: SystemTime,
+    elapsed: Duration,
+    total: Recorder,
+    interval: Recorder,
+    outcomes: BTreeMap<String, u64>,
+    calls: CallCounts,
+    frames: FrameCounts,
+    cur: SeriesPoint,
+    series: Vec<SeriesPoint>,
+    hlog: Vec<u8>,
+    serializer: V2DeflateSerializer,
+    cpu_start: Option<CpuSample>,
+    cpu_last: Option<CpuSample>,
+    cpu_peak: Option<f64>,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new(SystemTime::now())
+    }
+}
+
+impl Collector {
+    /// A collector for a run that starts now (`started_wall` stamps the `.hlog`).
+    pub fn new(started_wall: SystemTime) -> Self {
+        let mut hlog = Vec::new();
+        let mut serializer = V2DeflateSerializer::new();
+        // The header: start/base time and the legend standard tools expect. Interval
+        // timestamps are then seconds since the base time.
+        if let Ok(mut w) = IntervalLogWriterBuilder::new()
+            .add_comment(
+                "dialtone load: one tagged interval histogram per metric per second, values in µs",
+            )
+            .with_start_time(started_wall)
+            .with_base_time(started_wall)
+            .begin_log_with(&mut hlog, &mut serializer)
+        {
+            let _ = w.write_comment("");
+        }
+        hlog.extend_from_slice(
+            b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+        );
+        let cpu = cpu_sample();
+        Self {
+            started_wall,
+            elapsed: Duration::ZERO,
+            total: Recorder::new(),
+            interval: Recorder::new(),
+            outcomes: BTreeMap::new(),
+            calls: CallCounts::default(),
+            frames: FrameCounts::default(),
+            cur: SeriesPoint::default(),
+            series: Vec::new(),
+            hlog,
+            serializer,
+            cpu_start: cpu,
+            cpu_last: cpu,
+            cpu_peak: None,
+        }
+    }
+
+    /// Calls in this process's slice (count-bound runs).
+    pub fn set_scheduled(&mut self, n: u64) {
+        self.calls.scheduled = n;
+    }
+
+    /// A call was placed.
+    pub fn call_started(&mut self, start_delay_us: Option<u64>) {
+        self.calls.started += 1;
+        self.cur.started += 1;
+        if let Some(us) = start_delay_us {
+            self.interval.record(Metric::StartDelay, us);
+        }
+    }
+
+    /// A full call finished.
+    pub fn add_call(&mut self, s: CallSample) {
+        for (m, us) in &s.values {
+            self.interval.record(*m, *us);
+        }
+        for h in &s.lateness {
+            self.interval.add_histogram(Metric::FrameLateness, h);
+        }
+        self.frames.sent += s.frames_sent;
+        self.frames.app_media_received += s.media_received;
+        self.finish_one(&s.outcome, 1);
+    }
+
+    fn finish_one(&mut self, outcome: &str, n: u64) {
+        self.calls.finished += n;
+        self.cur.finished += n;
+        if outcome == OK {
+            self.calls.succeeded += n;
+        } else {
+            self.calls.failed += n;
+            self.cur.errors += n;
+        }
+        *self.outcomes.entry(outcome.to_string()).or_default() += n;
+    }
+
+    /// A stream worker's interval.
+    pub fn add_interval(&mut self, w: &WorkerInterval) {
+        self.interval.merge(&w.rec);
+        self.calls.started += w.started;
+        self.cur.started += w.started;
+        for (k, n) in &w.outcomes {
+            self.finish_one(k, *n);
+        }
+        self.frames.sent += w.frames;
+        self.frames.expected += w.expected;
+        self.frames.backpressured += w.backpressured;
+        self.frames.app_media_received += w.app_media;
+        self.cur.frames += w.frames;
+    }
+
+    /// Closes the current second at `elapsed` since the start: one series point, one set of
+    /// `.hlog` intervals. `active` is the number of calls in progress; `frames` overrides the
+    /// second's frame count (call mode estimates it from open streams).
+    pub fn tick(&mut self, elapsed: Duration, active: u64, frames: Option<u64>) -> &SeriesPoint {
+        let start = self.elapsed;
+        let len = elapsed.saturating_sub(start);
+        self.elapsed = elapsed;
+        let lat = self.interval.get(Metric::FrameLateness);
+        let ms = |q: f64| {
+            if lat.is_empty() {
+                0.0
+            } else {
+                round3(lat.value_at_quantile(q) as f64 / 1000.0)
+            }
+        };
+        let now_cpu = cpu_sample();
+        let cpu_pct = match (self.cpu_last, now_cpu) {
+            (Some(a), Some(b)) if !len.is_zero() => Some(round3(
+                100.0 * (b.total_s() - a.total_s()) / len.as_secs_f64(),
+            )),
+            _ => None,
+        };
+        self.cpu_last = now_cpu;
+        if let Some(c) = cpu_pct {
+            self.cpu_peak = Some(self.cpu_peak.map_or(c, |p: f64| p.max(c)));
+        }
+        let mut point = std::mem::take(&mut self.cur);
+        point.t_s = elapsed.as_secs_f64().round() as u32;
+        point.active_calls = active;
+        point.lateness_p50_ms = ms(0.5);
+        point.lateness_p99_ms = ms(0.99);
+        point.cpu_pct = cpu_pct;
+        if let Some(f) = frames {
+            point.frames = f;
+        }
+        self.write_intervals(start, len);
+        self.total.merge(&self.interval);
+        self.interval.reset();
+        self.series.push(point);
+        self.series.last().expect("just pushed")
+    }
+
+    fn write_intervals(&mut self, start: Duration, len: Duration) {
+        let Ok(mut w) =
+            IntervalLogWriterBuilder::new().begin_log_with(&mut self.hlog, &mut self.serializer)
+        else {
+            return;
+        };
+        for m in Metric::ALL {
+            let h = self.interval.get(*m);
+            if h.is_empty() {
+                continue;
+            }
+            let tag = Tag::new(m.name());
+            if let Err(e) = w.write_histogram(h, start, len, tag) {
+                tracing::warn!("cannot serialise the {} interval: {e}", m.name());
+            }
+        }
+    }
+
+    /// The live view.
+    pub fn progress(&self) -> Progress {
+        let last = self.series.last().cloned().unwrap_or_default();
+        let mut lat = self.total.get(Metric::FrameLateness).clone();
+        lat.add(self.interval.get(Metric::FrameLateness)).ok();
+        Progress {
+            elapsed_s: self.elapsed.as_secs_f64(),
+            active: last.active_calls,
+            started: self.calls.started,
+            finished: self.calls.finished,
+            failed: self.calls.failed,
+            calls_per_s: last.started,
+            frames_per_s: last.frames,
+            lateness: Stats::of(&lat),
+        }
+    }
+
+    /// Ends the run: the summary (without thresholds), the run's total histograms and the
+    /// `.hlog` text. Call [`Collector::tick`] first so the last partial second is in.
+    pub fn finish(mut self, run: RunInfo) -> Finished {
+        if !self.interval.is_empty() {
+            let t = self.elapsed + Duration::from_millis(1);
+            self.tick(t, 0, None);
+        }
+        self.calls.not_started = self.calls.scheduled.saturating_sub(self.calls.started);
+        let cpu_end = cpu_sample();
+        let (user, sys) = match (self.cpu_start, cpu_end) {
+            (Some(a), Some(b)) => (Some(b.user_s - a.user_s), Some(b.sys_s - a.sys_s)),
+            _ => (None, None),
+        };
+        let per_frame = |s: Option<f64>| {
+            s.filter(|_| self.frames.sent > 0)
+                .map(|s| round3(s * 1e6 / self.frames.sent as f64))
+        };
+        let mut generator = Generator {
+            verdict: String::new(),
+            reasons: Vec::new(),
+            lateness_bound_ms: run.lateness_bound.as_secs_f64() * 1000.0,
+            cores: run.cores,
+            cpu_peak_pct: self.cpu_peak,
+            cpu_user_s: user.map(round3),
+            cpu_sys_s: sys.map(round3),
+            user_us_per_frame: per_frame(user),
+            sys_us_per_frame: per_frame(sys),
+            max_rss_kib: max_rss_kib(),
+        };
+        judge_generator(&mut generator, &self.total, &self.series, &run.mode);
+        let metrics = Metric::ALL
+            .iter()
+            .filter(|m| !self.total.get(**m).is_empty())
+            .map(|m| (m.name().to_string(), Stats::of(self.total.get(*m))))
+            .collect();
+        let summary = Summary {
+            schema: SCHEMA.to_string(),
+            dialtone_version: env!("CARGO_PKG_VERSION").to_string(),
+            mode: run.mode,
+            target: run.target,
+            started_at_unix_ms: self
+                .started_wall
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            elapsed_s: round3(self.elapsed.as_secs_f64()),
+            interrupted: run.interrupted,
+            shards: vec![run.shard],
+            workload: run.workload,
+            calls: self.calls,
+            frames: self.frames,
+            outcomes: self.outcomes,
+            metrics,
+            series: self.series,
+            generator,
+            thresholds: Vec::new(),
+        };
+        Finished {
+            summary,
+            totals: self.total,
+            hlog: self.hlog,
+        }
+    }
+}
+
+/// A finished run.
+pub struct Finished {
+    /// The report.
+    pub summary: Summary,
+    /// Whole-run histograms, per metric.
+    pub totals: Recorder,
+    /// The interval log text.
+    pub hlog: Vec<u8>,
+}
+
+/// What the collector cannot know by itself.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// `call` or `stream`.
+    pub mode: String,
+    /// URL.
+    pub target: String,
+    /// The slice run.
+    pub shard: crate::plan::Shard,
+    /// The workload as configured.
+    pub workload: WorkloadInfo,
+    /// Stopped early.
+    pub interrupted: bool,
+    /// Own lateness above this means dialtone was late.
+    pub lateness_bound: Duration,
+    /// Cores available.
+    pub cores: u32,
+}
+
+/// Seconds in which dialtone used at least this share of all cores count as saturated.
+const SATURATED_SHARE: f64 = 0.9;
+
+/// Decides whether dialtone limited the run: its own frame lateness past the bound, or its
+/// CPU saturated for a noticeable part of the run. Either way the app is not to blame for
+/// what was measured meanwhile (coordinated omission made visible, not hidden).
+pub(crate) fn judge_generator(
+    g: &mut Generator,
+    totals: &Recorder,
+    series: &[SeriesPoint],
+    mode: &str,
+) {
+    let lat = totals.get(Metric::FrameLateness);
+    if !lat.is_empty() {
+        let p99 = lat.value_at_quantile(0.99) as f64 / 1000.0;
+        if p99 > g.lateness_bound_ms {
+            g.reasons.push(if mode == "stream" {
+                format!(
+                    "dialtone's own frame lateness p99 {p99:.1} ms is past the {:.1} ms bound: \
+                     it could not keep the 20 ms schedule (its sends are non-blocking, so this is \
+                     dialtone, not the app)",
+                    g.lateness_bound_ms
+                )
+            } else {
+                format!(
+                    "frame lateness p99 {p99:.1} ms is past the {:.1} ms bound: dialtone fell \
+                     behind or the app stopped reading its socket (see CPU below)",
+                    g.lateness_bound_ms
+                )
+            });
+        }
+    }
+    let cap = 100.0 * f64::from(g.cores.max(1)) * SATURATED_SHARE;
+    let measured: Vec<f64> = series.iter().filter_map(|p| p.cpu_pct).collect();
+    let saturated = measured.iter().filter(|&&c| c >= cap).count();
+    if !measured.is_empty() && saturated * 5 >= measured.len() && saturated > 0 {
+        g.reasons.push(format!(
+            "dialtone's CPU was at ≥ {:.0}% of its {} cores in {saturated} of {} seconds",
+            SATURATED_SHARE * 100.0,
+            g.cores,
+            measured.len()
+        ));
+    }
+    g.verdict = if g.reasons.is_empty() {
+        "ok"
+    } else {
+        "bottleneck"
+    }
+    .to_string();
+}
+
+/// Sums histograms per metric from `.hlog` text (all intervals, every tag this build
+/// knows); also returns per-second lateness intervals for series.
+pub fn read_hlog(text: &[u8]) -> Result<HlogTotals, crate::LoadError> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut totals = Recorder::new();
+    let mut lateness_by_second: BTreeMap<u32, Histogram<u64>> = BTreeMap::new();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(text) {
+        let entry =
+            entry.map_err(|e| crate::LoadError::Input(format!("unreadable .hlog: {e:?}")))?;
+        let LogEntry::Interval(ih) = entry else {
+            continue;
+        };
+        let Some(metric) = ih.tag().and_then(|t| Metric::from_name(t.as_str())) else {
+            continue;
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(ih.encoded_histogram())
+            .map_err(|e| crate::LoadError::Input(format!("bad histogram in .hlog: {e}")))?;
+        let h: Histogram<u64> = de
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| crate::LoadError::Input(format!("bad histogram in .hlog: {e:?}")))?;
+        totals.add_histogram(metric, &h);
+        if metric == Metric::FrameLateness {
+            let sec = (ih.start_timestamp() + ih.duration()).as_secs_f64().round() as u32;
+            lateness_by_second
+                .entry(sec)
+                .or_insert_with(crate::metrics::new_histogram)
+                .add(&h)
+                .ok();
+        }
+    }
+    Ok(HlogTotals {
+        totals,
+        lateness_by_second,
+    })
+}
+
+/// What an `.hlog` holds, summed.
+pub struct HlogTotals {
+    /// Per metric, all intervals added.
+    pub totals: Recorder,
+    /// Frame lateness per second (interval end, rounded).
+    pub lateness_by_second: BTreeMap<u32, Histogram<u64>>,
+}

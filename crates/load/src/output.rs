@@ -1,0 +1,313 @@
+//! Results out: the terminal summary, the `--out DIR` files (`summary.json`,
+//! `histograms.hlog`, `report.html`) and `report merge`, which adds shard outputs up
+//! (histograms merged from their `.hlog`s, never averaged).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::LoadError;
+use crate::collector::read_hlog;
+use crate::metrics::{Metric, Recorder, Stats, round3};
+use crate::summary::{SeriesPoint, Summary};
+
+mod html;
+
+pub use html::render_html;
+
+/// File names inside an output directory.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// The interval log.
+pub const HLOG_FILE: &str = "histograms.hlog";
+/// The HTML report.
+pub const HTML_FILE: &str = "report.html";
+
+/// Output formats of the terminal report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Human-readable summary.
+    Text,
+    /// `summary.json` on stdout.
+    Json,
+    /// Nothing.
+    Quiet,
+}
+
+/// Prints the report in `format`.
+pub fn print_report(out: &mut dyn Write, s: &Summary, format: OutputFormat) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Quiet => Ok(()),
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, s)?;
+            writeln!(out)
+        }
+        OutputFormat::Text => print_text(out, s),
+    }
+}
+
+fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let c = &s.calls;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "dialtone load ({} mode) → {}{}",
+        s.mode,
+        s.target,
+        if s.interrupted { "  [interrupted]" } else { "" }
+    )?;
+    if s.shards.len() > 1 || s.shards.first().is_some_and(|sh| sh.count > 1) {
+        let list: Vec<String> = s
+            .shards
+            .iter()
+            .map(|sh| format!("{}/{}", sh.index, sh.count))
+            .collect();
+        writeln!(out, "  shards      {}", list.join(" "))?;
+    }
+    writeln!(
+        out,
+        "  calls       {} started, {} finished: {} ok, {} failed{}   in {:.1} s",
+        c.started,
+        c.finished,
+        c.succeeded,
+        c.failed,
+        if c.not_started > 0 {
+            format!(", {} not started", c.not_started)
+        } else {
+            String::new()
+        },
+        s.elapsed_s
+    )?;
+    if s.frames.sent > 0 {
+        write!(out, "  frames      {} media sent", s.frames.sent)?;
+        if s.frames.app_media_received > 0 {
+            write!(out, ", {} app media received", s.frames.app_media_received)?;
+        }
+        if s.frames.backpressured > 0 {
+            write!(out, ", {} waited on a full socket", s.frames.backpressured)?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "  outcomes")?;
+    for (k, n) in &s.outcomes {
+        writeln!(out, "    {k:<28} {n}")?;
+    }
+    writeln!(
+        out,
+        "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "metric (ms)", "count", "p50", "p90", "p95", "p99", "p99.9", "max"
+    )?;
+    for m in Metric::ALL {
+        if let Some(st) = s.metrics.get(m.name()) {
+            writeln!(
+                out,
+                "  {:<16} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                m.name(),
+                st.count,
+                st.p50_ms,
+                st.p90_ms,
+                st.p95_ms,
+                st.p99_ms,
+                st.p99_9_ms,
+                st.max_ms
+            )?;
+        }
+    }
+    let g = &s.generator;
+    let cpu = match (g.cpu_user_s, g.cpu_sys_s) {
+        (Some(u), Some(sy)) => format!(
+            "cpu user {u:.2} s + sys {sy:.2} s{}",
+            match (g.user_us_per_frame, g.sys_us_per_frame) {
+                (Some(a), Some(b)) => format!(" ({a:.2} + {b:.2} µs/frame)"),
+                _ => String::new(),
+            }
+        ),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "  generator   {}  {}{}",
+        g.verdict,
+        cpu,
+        g.max_rss_kib
+            .map(|k| format!(", peak RSS {:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_default()
+    )?;
+    for r in &g.reasons {
+        writeln!(out, "    ! {r}")?;
+    }
+    for t in &s.thresholds {
+        if t.passed {
+            writeln!(out, "  threshold   ok      {}", t.expr)?;
+        } else {
+            writeln!(out, "  threshold   FAILED  {}: {}", t.expr, t.detail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `summary.json`, `histograms.hlog` and `report.html` into `dir`.
+pub fn write_dir(dir: &Path, s: &Summary, totals: &Recorder, hlog: &[u8]) -> Result<(), LoadError> {
+    let w = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| LoadError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    std::fs::create_dir_all(dir).map_err(|source| LoadError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let json = serde_json::to_vec_pretty(s).expect("the summary always serialises");
+    w(SUMMARY_FILE, &json)?;
+    w(HLOG_FILE, hlog)?;
+    w(HTML_FILE, render_html(s, totals).as_bytes())
+}
+
+/// Reads shard output directories and adds them up: counts and outcomes summed, series
+/// aligned by second and summed, every metric's histogram merged from the `.hlog`s and its
+/// percentiles recomputed. Returns the merged summary, histograms and concatenated `.hlog`.
+pub fn merge_dirs(dirs: &[&Path]) -> Result<(Summary, Recorder, Vec<u8>), LoadError> {
+    let mut merged: Option<Summary> = None;
+    let mut totals = Recorder::new();
+    let mut lateness: BTreeMap<u32, hdrhistogram::Histogram<u64>> = BTreeMap::new();
+    let mut hlog = Vec::new();
+    for dir in dirs {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p)
+                .map_err(|e| LoadError::Input(format!("cannot read {}: {e}", p.display())))
+        };
+        let s: Summary = serde_json::from_slice(&read(SUMMARY_FILE)?).map_err(|e| {
+            LoadError::Input(format!(
+                "{}: not a dialtone summary: {e}",
+                dir.join(SUMMARY_FILE).display()
+            ))
+        })?;
+        if s.schema != crate::summary::SCHEMA {
+            return Err(LoadError::Input(format!(
+                "{}: schema {:?}, this dialtone reads {:?}",
+                dir.display(),
+                s.schema,
+                crate::summary::SCHEMA
+            )));
+        }
+        let text = read(HLOG_FILE)?;
+        let h = read_hlog(&text)?;
+        totals.merge(&h.totals);
+        for (sec, hist) in h.lateness_by_second {
+            lateness
+                .entry(sec)
+                .or_insert_with(crate::metrics::new_histogram)
+                .add(&hist)
+                .ok();
+        }
+        hlog.extend_from_slice(format!("#[dialtone shard {}]\n", dir.display()).as_bytes());
+        hlog.extend_from_slice(&text);
+        merged = Some(match merged {
+            None => s,
+            Some(m) => add(m, s),
+        });
+    }
+    let mut m = merged
+        .ok_or_else(|| LoadError::Invalid("report merge needs at least one directory".into()))?;
+    m.shards.sort_by_key(|s| (s.count, s.index));
+    m.metrics = Metric::ALL
+        .iter()
+        .filter(|x| !totals.get(**x).is_empty())
+        .map(|x| (x.name().to_string(), Stats::of(totals.get(*x))))
+        .collect();
+    for p in &mut m.series {
+        if let Some(h) = lateness.get(&p.t_s).filter(|h| !h.is_empty()) {
+            p.lateness_p50_ms = round3(h.value_at_quantile(0.5) as f64 / 1000.0);
+            p.lateness_p99_ms = round3(h.value_at_quantile(0.99) as f64 / 1000.0);
+        }
+    }
+    let mut generator = m.generator.clone();
+    generator.reasons.clear();
+    crate::collector::judge_generator(&mut generator, &totals, &m.series, &m.mode.clone());
+    // A shard's own verdict (e.g. its CPU) still counts in the merged one.
+    generator.reasons.extend(
+        m.generator
+            .reasons
+            .iter()
+            .filter(|r| r.contains("CPU"))
+            .cloned(),
+    );
+    generator.reasons.dedup();
+    generator.verdict = if generator.reasons.is_empty() {
+        "ok"
+    } else {
+        "bottleneck"
+    }
+    .into();
+    m.generator = generator;
+    m.thresholds.clear();
+    Ok((m, totals, hlog))
+}
+
+fn add(mut a: Summary, b: Summary) -> Summary {
+    a.elapsed_s = a.elapsed_s.max(b.elapsed_s);
+    a.started_at_unix_ms = a.started_at_unix_ms.min(b.started_at_unix_ms);
+    a.interrupted |= b.interrupted;
+    a.shards.extend(b.shards);
+    let (x, y) = (&mut a.calls, &b.calls);
+    x.scheduled += y.scheduled;
+    x.started += y.started;
+    x.finished += y.finished;
+    x.succeeded += y.succeeded;
+    x.failed += y.failed;
+    x.not_started += y.not_started;
+    let (x, y) = (&mut a.frames, &b.frames);
+    x.sent += y.sent;
+    x.expected += y.expected;
+    x.app_media_received += y.app_media_received;
+    x.backpressured += y.backpressured;
+    for (k, n) in b.outcomes {
+        *a.outcomes.entry(k).or_default() += n;
+    }
+    let mut by_t: BTreeMap<u32, SeriesPoint> = a.series.into_iter().map(|p| (p.t_s, p)).collect();
+    for p in b.series {
+        let e = by_t.entry(p.t_s).or_insert_with(|| SeriesPoint {
+            t_s: p.t_s,
+            ..SeriesPoint::default()
+        });
+        e.active_calls += p.active_calls;
+        e.started += p.started;
+        e.finished += p.finished;
+        e.errors += p.errors;
+        e.frames += p.frames;
+        e.cpu_pct = match (e.cpu_pct, p.cpu_pct) {
+            (Some(x), Some(y)) => Some(x + y),
+            (x, y) => x.or(y),
+        };
+    }
+    a.series = by_t.into_values().collect();
+    let (g, h) = (&mut a.generator, &b.generator);
+    g.cores += h.cores;
+    g.cpu_user_s = sum_opt(g.cpu_user_s, h.cpu_user_s);
+    g.cpu_sys_s = sum_opt(g.cpu_sys_s, h.cpu_sys_s);
+    g.cpu_peak_pct = match (g.cpu_peak_pct, h.cpu_peak_pct) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    };
+    g.max_rss_kib = g.max_rss_kib.max(h.max_rss_kib);
+    g.reasons.extend(h.reasons.iter().cloned());
+    let frames = a.frames.sent as f64;
+    g.user_us_per_frame = g
+        .cpu_user_s
+        .filter(|_| frames > 0.0)
+        .map(|s| round3(s * 1e6 / frames));
+    g.sys_us_per_frame = g
+        .cpu_sys_s
+        .filter(|_| frames > 0.0)
+        .map(|s| round3(s * 1e6 / frames));
+    a
+}
+
+fn sum_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(round3(x + y)),
+        (x, y) => x.or(y),
+    }
+}

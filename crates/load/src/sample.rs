@@ -1,0 +1,89 @@
+//! What one finished call contributes to a run: its outcome class and its measurements, taken
+//! from the engine's `CallReport` (never the report itself: the collector keeps histograms and
+//! counters, not one record per call).
+
+use dialtone_call::CallReport;
+use hdrhistogram::Histogram;
+
+use crate::metrics::Metric;
+
+/// The outcome key of a clean call.
+pub const OK: &str = "ok";
+
+/// One finished call, reduced to what the collector records.
+#[derive(Debug)]
+pub struct CallSample {
+    /// `ok`, or the failure class: the failed step and Twilio's code (`stream_connect 31920`).
+    pub outcome: String,
+    /// Scalar measurements in µs.
+    pub values: Vec<(Metric, u64)>,
+    /// Every frame's lateness, per stream (the engine's own histograms).
+    pub lateness: Vec<Histogram<u64>>,
+    /// Media frames sent on all streams.
+    pub frames_sent: u64,
+    /// App media messages received.
+    pub media_received: u64,
+}
+
+/// The failure class of a call: its first failure's step and code, or its final status when
+/// it ended without a failure but not `completed` (e.g. `busy`).
+pub fn outcome_of(report: &CallReport) -> String {
+    match report.failures.first() {
+        Some(f) if f.code() != 0 => format!("{} {}", f.step(), f.code()),
+        Some(f) => f.step().to_string(),
+        None if report.status == "completed" => OK.to_string(),
+        None => format!("status {}", report.status),
+    }
+}
+
+fn us(ms: f64) -> u64 {
+    (ms * 1000.0).round().max(0.0) as u64
+}
+
+impl CallSample {
+    /// Reduces a finished call (its start delay is recorded when it starts). Taking `report`
+    /// by value lets the lateness histograms move instead of being copied.
+    pub fn from_report(report: CallReport) -> CallSample {
+        let outcome = outcome_of(&report);
+        let mut values = Vec::new();
+        values.extend(
+            report
+                .webhook_ms
+                .iter()
+                .map(|&ms| (Metric::Webhook, us(ms))),
+        );
+        let mut lateness = Vec::with_capacity(report.streams.len());
+        let (mut frames_sent, mut media_received) = (0, 0);
+        for s in report.streams {
+            if let Some(ms) = s.connect_ms {
+                values.push((Metric::WsConnect, us(ms)));
+            }
+            if let Some(ms) = s.time_to_first_audio_ms {
+                values.push((Metric::FirstAudio, us(ms)));
+            }
+            values.extend(
+                s.marks
+                    .iter()
+                    .filter_map(|m| m.round_trip_ms)
+                    .map(|ms| (Metric::MarkRoundTrip, us(ms))),
+            );
+            for t in &s.turns {
+                values.extend(t.reply_ms.map(|ms| (Metric::TurnLatency, us(ms))));
+                values.extend(t.reply_heard_ms.map(|ms| (Metric::TurnHeard, us(ms))));
+                values.extend(t.clear_after_ms.map(|ms| (Metric::BargeIn, us(ms))));
+            }
+            frames_sent += s.frames_sent;
+            media_received += s.media_received;
+            if !s.lateness_us.is_empty() {
+                lateness.push(s.lateness_us);
+            }
+        }
+        CallSample {
+            outcome,
+            values,
+            lateness,
+            frames_sent,
+            media_received,
+        }
+    }
+}

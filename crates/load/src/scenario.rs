@@ -1,0 +1,375 @@
+//! What callers do: one or more weighted call profiles (audio, DTMF, early hang-up, long
+//! calls), from flags or a TOML scenario file. Each call's profile, caller number and audio
+//! file are picked from its index and the seed, so a run is reproducible.
+//!
+//! ```toml
+//! # scenario.toml
+//! [[call]]
+//! name = "order-status"      # shown in outcomes
+//! weight = 3                 # relative share of calls
+//! audio = "audio/"           # a WAV or a folder of WAVs (default: the built-in utterance)
+//! tail = "2s"                # caller stays this long after its audio
+//! dtmf = "1#"                # digits keyed at <Gather>
+//! stream_dtmf = ["2s:5"]     # dtmf messages on the stream, TIME:DIGITS
+//!
+//! [[call]]
+//! name = "hang-up-early"
+//! weight = 1
+//! hangup_after = "3s"        # the caller hangs up this long after the call starts
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_audio::{AudioCache, FrameSet};
+use dialtone_call::TurnTruth;
+use serde::Deserialize;
+
+use crate::LoadError;
+use crate::plan::{mix, pick_weighted};
+
+/// One kind of caller, resolved (audio loaded and encoded once).
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Name used in reports.
+    pub name: String,
+    /// Relative share of calls.
+    pub weight: u32,
+    /// Utterances to pick from (one per call).
+    pub audio: Vec<Utterance>,
+    /// Time on the line after the audio.
+    pub tail: Duration,
+    /// Digits keyed at `<Gather>`.
+    pub dtmf: String,
+    /// `dtmf` messages on the bidirectional stream.
+    pub stream_dtmf: Vec<(Duration, char)>,
+    /// The caller hangs up this long after the call starts.
+    pub hangup_after: Option<Duration>,
+}
+
+/// One caller utterance: its frames (encoded once, shared) and its speech turns, so every
+/// call reports per-turn latency.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    /// 20 ms μ-law frames.
+    pub frames: Arc<FrameSet>,
+    /// Where the caller speaks (energy-detected, or the corpus manifest's ground truth).
+    pub turns: Vec<TurnTruth>,
+}
+
+impl Utterance {
+    /// Frames with turns found by the corpus's energy detector on the μ-law the call sends.
+    pub fn detect(frames: Arc<FrameSet>) -> Utterance {
+        let mut pcm = Vec::with_capacity(frames.mulaw().len());
+        dialtone_audio::mulaw::decode_slice(frames.mulaw(), &mut pcm);
+        let e = &dialtone_corpus::energy::segments;
+        let turns = e(
+            &pcm,
+            dialtone_corpus::energy::DEFAULT_THRESHOLD_DBFS,
+            dialtone_corpus::energy::DEFAULT_MIN_SPEECH_MS,
+            dialtone_corpus::energy::DEFAULT_HANGOVER_MS,
+        )
+        .into_iter()
+        .map(|(a, b)| TurnTruth {
+            start: Duration::from_millis(u64::from(a)),
+            end: Duration::from_millis(u64::from(b)),
+            text: String::new(),
+        })
+        .collect();
+        Utterance { frames, turns }
+    }
+}
+
+/// The caller side of a run: profiles and the caller-number pool.
+#[derive(Debug, Clone)]
+pub struct Callers {
+    /// Weighted profiles (at least one).
+    pub profiles: Vec<Profile>,
+    /// Caller numbers (`From`), picked per call.
+    pub numbers: Vec<String>,
+}
+
+/// The per-call choice made from the seed.
+#[derive(Debug, Clone)]
+pub struct CallerChoice<'a> {
+    /// Which profile.
+    pub profile: &'a Profile,
+    /// Which utterance.
+    pub audio: &'a Utterance,
+    /// Which caller number.
+    pub from: &'a str,
+}
+
+impl Callers {
+    /// Picks call `index`'s profile, utterance and number.
+    pub fn choose(&self, seed: u64, index: u64) -> CallerChoice<'_> {
+        let weights: Vec<u32> = self.profiles.iter().map(|p| p.weight).collect();
+        let profile = &self.profiles[pick_weighted(&weights, mix(seed, index, 1))];
+        let audio = &profile.audio[(mix(seed, index, 2) % profile.audio.len() as u64) as usize];
+        let from = &self.numbers[(mix(seed, index, 3) % self.numbers.len() as u64) as usize];
+        CallerChoice {
+            profile,
+            audio,
+            from,
+        }
+    }
+}
+
+/// A pool of `count` numbers counting up from `first` (`+15005550100` → `…0101`, …).
+pub fn number_pool(first: &str, count: u32) -> Result<Vec<String>, LoadError> {
+    let digits = first.trim_start_matches('+');
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 18 {
+        return Err(LoadError::Invalid(format!(
+            "--from {first:?}: expected an E.164 number like +15005550100"
+        )));
+    }
+    let base: u64 = digits.parse().expect("checked digits");
+    let plus = if first.starts_with('+') { "+" } else { "" };
+    Ok((0..u64::from(count.max(1)))
+        .map(|i| format!("{plus}{:0width$}", base + i, width = digits.len()))
+        .collect())
+}
+
+/// Loads a WAV file, or every `.wav` in a folder (sorted by name, so choices are stable).
+pub fn load_audio(cache: &AudioCache, path: &Path) -> Result<Vec<Utterance>, LoadError> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| LoadError::Input(format!("cannot read {}: {e}", path.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if files.is_empty() {
+        return Err(LoadError::Input(format!(
+            "{}: no .wav files in this folder",
+            path.display()
+        )));
+    }
+    files
+        .iter()
+        .map(|f| {
+            cache
+                .get(f)
+                .map(Utterance::detect)
+                .map_err(|e| LoadError::Input(format!("cannot use audio {}: {e}", f.display())))
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    call: Vec<ProfileSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileSpec {
+    name: String,
+    #[serde(default = "one")]
+    weight: u32,
+    audio: Option<PathBuf>,
+    tail: Option<String>,
+    #[serde(default)]
+    dtmf: String,
+    #[serde(default)]
+    stream_dtmf: Vec<String>,
+    hangup_after: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Reads a scenario file. Relative audio paths resolve against the file's folder;
+/// `default` fills in what an entry leaves out (flags' values).
+pub fn load_scenario(
+    path: &Path,
+    cache: &AudioCache,
+    default: &Profile,
+) -> Result<Vec<Profile>, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::Input(format!("cannot read scenario {}: {e}", path.display())))?;
+    parse_scenario(
+        &text,
+        path.parent().unwrap_or(Path::new(".")),
+        cache,
+        default,
+    )
+    .map_err(|e| LoadError::Input(format!("scenario {}: {e}", path.display())))
+}
+
+/// Parses scenario TOML text (see the module docs).
+pub fn parse_scenario(
+    text: &str,
+    base: &Path,
+    cache: &AudioCache,
+    default: &Profile,
+) -> Result<Vec<Profile>, LoadError> {
+    let file: ScenarioFile =
+        toml::from_str(text).map_err(|e| LoadError::Invalid(e.message().to_string()))?;
+    if file.call.is_empty() {
+        return Err(LoadError::Invalid("no [[call]] entries".into()));
+    }
+    if file.call.iter().all(|c| c.weight == 0) {
+        return Err(LoadError::Invalid("every [[call]] has weight 0".into()));
+    }
+    file.call
+        .into_iter()
+        .map(|spec| {
+            let bad = |what: &str, e: String| {
+                LoadError::Invalid(format!("[[call]] {:?}: {what}: {e}", spec.name))
+            };
+            let audio = match &spec.audio {
+                Some(p) => load_audio(cache, &base.join(p))?,
+                None => default.audio.clone(),
+            };
+            let tail = match &spec.tail {
+                Some(t) => parse_duration(t).map_err(|e| bad("tail", e))?,
+                None => default.tail,
+            };
+            let hangup_after = match &spec.hangup_after {
+                Some(t) => Some(parse_duration(t).map_err(|e| bad("hangup_after", e))?),
+                None => default.hangup_after,
+            };
+            let mut stream_dtmf = Vec::new();
+            for s in &spec.stream_dtmf {
+                stream_dtmf.extend(parse_timed_dtmf(s).map_err(|e| bad("stream_dtmf", e))?);
+            }
+            stream_dtmf.sort_by_key(|(t, _)| *t);
+            if let Some(c) = spec.dtmf.chars().find(|&c| !is_dtmf(c)) {
+                return Err(bad("dtmf", format!("{c:?} is not a DTMF digit")));
+            }
+            Ok(Profile {
+                name: spec.name.clone(),
+                weight: spec.weight,
+                audio,
+                tail,
+                dtmf: spec.dtmf.clone(),
+                stream_dtmf,
+                hangup_after,
+            })
+        })
+        .collect()
+}
+
+/// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 2s, 1.5m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("{s:?} is not a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn parse_timed_dtmf(s: &str) -> Result<Vec<(Duration, char)>, String> {
+    let (time, digits) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected TIME:DIGITS, e.g. 2s:1"))?;
+    let at = parse_duration(time)?;
+    digits
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if is_dtmf(c) {
+                Ok((at + Duration::from_millis(100 * i as u64), c))
+            } else {
+                Err(format!("{c:?} is not a DTMF digit"))
+            }
+        })
+        .collect()
+}
+
+fn is_dtmf(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '*' | '#' | 'A' | 'B' | 'C' | 'D')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_profile() -> Profile {
+        Profile {
+            name: "default".into(),
+            weight: 1,
+            audio: vec![Utterance::detect(Arc::new(FrameSet::silence(10)))],
+            tail: Duration::from_secs(2),
+            dtmf: String::new(),
+            stream_dtmf: Vec::new(),
+            hangup_after: None,
+        }
+    }
+
+    #[test]
+    fn scenario_entries_inherit_and_override() {
+        let text = r#"
+            [[call]]
+            name = "a"
+            weight = 3
+            dtmf = "1#"
+            stream_dtmf = ["2s:5"]
+            [[call]]
+            name = "b"
+            hangup_after = "1.5s"
+            tail = "30s"
+        "#;
+        let p =
+            parse_scenario(text, Path::new("."), &AudioCache::new(), &default_profile()).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].weight, 3);
+        assert_eq!(p[0].tail, Duration::from_secs(2));
+        assert_eq!(p[0].stream_dtmf, vec![(Duration::from_secs(2), '5')]);
+        assert_eq!(p[1].hangup_after, Some(Duration::from_millis(1500)));
+        assert_eq!(p[1].tail, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn scenario_errors_name_the_entry() {
+        let err = parse_scenario(
+            "[[call]]\nname = \"x\"\ndtmf = \"9z\"\n",
+            Path::new("."),
+            &AudioCache::new(),
+            &default_profile(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"x\""), "{err}");
+        assert!(
+            parse_scenario(
+                "[[call]]\nname = \"x\"\nspeed = 3\n",
+                Path::new("."),
+                &AudioCache::new(),
+                &default_profile()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn number_pools_count_up() {
+        assert_eq!(
+            number_pool("+15005550198", 3).unwrap(),
+            vec!["+15005550198", "+15005550199", "+15005550200"]
+        );
+        assert!(number_pool("caller", 2).is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! The lean `--stream` runner: Media Streams straight to a WebSocket URL, no webhook. This is
+//! the path the capacity bench measures, built for thousands of streams per core: a few paced
+//! worker threads (one per core by default), each driving its share of the streams from one
+//! timer wheel with pre-built frames and one write per frame; lateness against the absolute
+//! schedule goes into per-worker HDR histograms merged once a second by the collector.
+//!
+//! Each stream speaks Twilio's messages in Twilio's order: `connected`, `start`
+//! (`sequenceNumber` 1), a `media` frame every 20 ms (the caller audio, then μ-law silence),
+//! `mark` echoes when the app sends marks (after their audio's playout, as Twilio does),
+//! `stop`, and a close handshake. Stream *i* carries `CA`/`MZ` + *i* as 32 hex digits and
+//! connects at `i × ramp / N`.
+
+mod worker;
+pub(crate) mod ws;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::{Duration, SystemTime};
+
+use dialtone_audio::FrameSet;
+use tokio::time::Instant;
+
+use crate::LoadError;
+use crate::collector::{Collector, Finished, Progress, RunInfo};
+use crate::plan::Shard;
+use crate::summary::WorkloadInfo;
+
+/// A `--stream` run.
+#[derive(Debug, Clone)]
+pub struct StreamRun {
+    /// `ws://host:port/path`.
+    pub url: String,
+    /// Streams across all shards.
+    pub streams: u64,
+    /// Media per stream.
+    pub media: Duration,
+    /// Stream starts spread over this.
+    pub ramp: Duration,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Caller audio (silence follows it).
+    pub audio: Arc<FrameSet>,
+    /// `accountSid` in `start`/`stop`.
+    pub account_sid: String,
+    /// Signs the upgrade (`X-Twilio-Signature`).
+    pub auth_token: String,
+    /// Seed (WebSocket keys and masks).
+    pub seed: u64,
+    /// This process's slice.
+    pub shard: Shard,
+    /// Own lateness above this means dialtone was late.
+    pub lateness_bound: Duration,
+}
+
+/// What every worker reads.
+pub(crate) struct Shared {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+    signature: String,
+    account_sid: String,
+    frames: u32,
+    audio: Arc<FrameSet>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicI64>,
+    seed: u64,
+}
+
+impl Shared {
+    #[inline]
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+/// Splits `ws://host:port/path?query` into (host:port, path) and resolves it.
+fn target(url: &str) -> Result<(SocketAddr, String, String), LoadError> {
+    if url.starts_with("wss://") {
+        return Err(LoadError::Target(format!(
+            "{url}: wss:// needs TLS, which this build does not include; use the app's local ws:// address"
+        )));
+    }
+    let Some(rest) = url.strip_prefix("ws://") else {
+        return Err(LoadError::Target(format!("{url}: expected a ws:// URL")));
+    };
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let with_port = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| LoadError::Target(format!("{url}: cannot resolve {host}: {e}")))?
+        .next()
+        .ok_or_else(|| LoadError::Target(format!("{url}: {host} has no address")))?;
+    Ok((addr, host.to_string(), path.to_string()))
+}
+
+/// Runs the streams until they are done or `stop` is set, calling `on_second` with the live
+/// view once a second. Blocking: call it from a thread of its own (`spawn_blocking`).
+pub fn run(
+    run: &StreamRun,
+    stop: Arc<AtomicBool>,
+    mut on_second: impl FnMut(&Progress),
+) -> Result<Finished, LoadError> {
+    let (addr, host, path) = target(&run.url)?;
+    if run.streams == 0 {
+        return Err(LoadError::Invalid("--streams must be at least 1".into()));
+    }
+    let frames = (run.media.as_millis() / 20) as u32;
+    let threads = match run.threads {
+        0 => crate::proc_stats::cores() as usize,
+        n => n,
+    };
+    let started_wall = SystemTime::now();
+    let epoch = Instant::now();
+    let shared = Arc::new(Shared {
+        addr,
+        host,
+        path,
+        signature: dialtone_protocol::signing::signature(&run.auth_token, &run.url, &[]),
+        account_sid: run.account_sid.clone(),
+        frames,
+        audio: run.audio.clone(),
+        epoch,
+        stop: stop.clone(),
+        active: Arc::new(AtomicI64::new(0)),
+        seed: run.seed,
+    });
+    // Stream i connects at i × ramp / N; streams go to workers round-robin so each worker's
+    // load rises evenly during the ramp.
+    let ramp_us = run.ramp.as_micros() as u64;
+    let mine: Vec<u64> = (0..run.streams).filter(|&i| run.shard.owns(i)).collect();
+    let mut plans: Vec<Vec<(u64, u64)>> = vec![Vec::new(); threads];
+    for (n, &i) in mine.iter().enumerate() {
+        let at = (u128::from(i) * u128::from(ramp_us) / u128::from(run.streams)) as u64;
+        plans[n % threads].push((i, at));
+    }
+    let mut collector = Collector::new(started_wall);
+    collector.set_scheduled(mine.len() as u64);
+    let (tx, rx) = sync_channel(64 * threads);
+    let mut handles = Vec::new();
+    for (w, plan) in plans.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        let (shared, tx) = (shared.clone(), tx.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("dialtone-stream-{w}"))
+            .spawn(move || worker::run(&shared, plan, tx))
+            .map_err(|e| LoadError::Target(format!("cannot start a worker thread: {e}")))?;
+        handles.push(h);
+    }
+    drop(tx);
+    let mut next = Duration::from_secs(1);
+    loop {
+        let wait = next.saturating_sub(epoch.elapsed());
+        match rx.recv_timeout(wait) {
+            Ok(interval) => collector.add_interval(&interval),
+            Err(RecvTimeoutError::Timeout) => {
+                let active = shared.active.load(Ordering::Relaxed).max(0) as u64;
+                collector.tick(epoch.elapsed(), active, None);
+                on_second(&collector.progress());
+                next += Duration::from_secs(1);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let mut io_error = None;
+    for h in handles {
+        if let Ok(Err(e)) = h.join() {
+            io_error = Some(e);
+        }
+    }
+    if let Some(e) = io_error {
+        tracing::error!("a stream worker stopped on an IO error: {e}");
+    }
+    collector.tick(epoch.elapsed(), 0, None);
+    let info = RunInfo {
+        mode: "stream".into(),
+        target: run.url.clone(),
+        shard: run.shard,
+        workload: WorkloadInfo {
+            calls: Some(run.streams),
+            duration_s: None,
+            concurrency: run.streams,
+            rate_per_s: None,
+            ramp_s: run.ramp.as_secs_f64(),
+            seed: run.seed,
+            media_s: Some(run.media.as_secs_f64()),
+            profiles: [("stream".to_string(), 1)].into(),
+        },
+        interrupted: stop.load(Ordering::Relaxed),
+        lateness_bound: run.lateness_bound,
+        cores: crate::proc_stats::cores(),
+    };
+    Ok(collector.finish(info))
+}

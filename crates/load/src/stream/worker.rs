@@ -1,0 +1,662 @@
+//! One paced worker thread: a mio event loop driving many Media Streams connections from a
+//! 20-slot, 1 ms timer wheel. Each stream's frames fall on one slot (its start is aligned to a
+//! whole ms), so a tick touches only the streams due in that ms; frames are formatted into a
+//! reused buffer, masked and written with one `write` each; nothing is allocated per frame.
+//! Lateness is taken against the absolute schedule `t0 + 20 ms·k` and recorded into the
+//! worker's own HDR histogram, sent to the collector once a second.
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::Duration;
+
+use dialtone_call::playout::{MarkEcho, Playout};
+use dialtone_protocol::media::{self, AppMessage, StreamIds, Track};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use super::Shared;
+use super::ws::{self, Upgrade};
+use crate::collector::WorkerInterval;
+use crate::metrics::Metric;
+use crate::plan::mix;
+
+/// A stream whose upgrade has not completed by then fails (`stream_connect`).
+const CONNECT_TIMEOUT_US: u64 = 10_000_000;
+/// After `stop` and our close frame, the app gets this long to close back.
+const CLOSE_TIMEOUT_US: u64 = 5_000_000;
+/// A socket that has not accepted our bytes for this long is abandoned: the app stopped
+/// reading (the engine's 5 s write bound).
+const STALL_US: u64 = 5_000_000;
+/// Bytes buffered for a full socket before the stream is abandoned.
+const MAX_PENDING: usize = 1 << 20;
+/// Milliseconds in one frame period: the wheel's size.
+const SLOTS: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Connecting,
+    Upgrading,
+    Streaming,
+    Closing,
+    Done,
+}
+
+struct Conn {
+    sock: Option<TcpStream>,
+    state: State,
+    index: u64,
+    ids: StreamIds,
+    /// Next media frame (0-based).
+    k: u32,
+    /// Next `sequenceNumber` (every message after `connected` counts).
+    seq: u64,
+    /// The ms (since the epoch) frame 0 is due.
+    t0_ms: u64,
+    connect_us: u64,
+    start_us: u64,
+    deadline_us: u64,
+    rx: Vec<u8>,
+    pending: Vec<u8>,
+    pending_since_us: u64,
+    rng: u32,
+    playout: Option<Box<Playout>>,
+}
+
+/// Scratch buffers and counters shared by every stream of the worker.
+struct Out {
+    text: String,
+    frame: Vec<u8>,
+    stats: WorkerInterval,
+}
+
+impl Conn {
+    fn mask(&mut self) -> [u8; 4] {
+        // xorshift32: masks need not be secret here, only not constant.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x.to_ne_bytes()
+    }
+
+    fn now_rel(&self, now_us: u64) -> u64 {
+        now_us.saturating_sub(self.start_us)
+    }
+}
+
+pub(super) fn run(
+    shared: &Shared,
+    starts: Vec<(u64, u64)>,
+    tx: SyncSender<WorkerInterval>,
+) -> std::io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut conns: Vec<Conn> = starts
+        .iter()
+        .map(|&(index, _)| Conn {
+            sock: None,
+            state: State::Waiting,
+            index,
+            ids: StreamIds {
+                account_sid: shared.account_sid.clone(),
+                call_sid: format!("CA{index:032x}"),
+                stream_sid: format!("MZ{index:032x}"),
+            },
+            k: 0,
+            seq: 1,
+            t0_ms: 0,
+            connect_us: 0,
+            start_us: 0,
+            deadline_us: 0,
+            rx: Vec::new(),
+            pending: Vec::new(),
+            pending_since_us: 0,
+            rng: (mix(shared.seed, index, 9) as u32) | 1,
+            playout: None,
+        })
+        .collect();
+    let mut wheel: Vec<Vec<u32>> = vec![Vec::new(); SLOTS as usize];
+    let mut out = Out {
+        text: String::with_capacity(512),
+        frame: Vec::with_capacity(1024),
+        stats: WorkerInterval::default(),
+    };
+    let mut rbuf = vec![0u8; 64 << 10];
+    let mut next_start = 0usize;
+    let mut live = conns.len();
+    let mut tick_ms = shared.now_us() / 1000;
+    let mut next_report_us = 1_000_000u64;
+    let mut next_sweep_us = 0u64;
+    let mut stopping = false;
+    while live > 0 {
+        let now = shared.now_us();
+        if !stopping && shared.stop.load(Ordering::Relaxed) {
+            stopping = true;
+            for c in conns.iter_mut() {
+                match c.state {
+                    State::Waiting => c.state = State::Done,
+                    State::Streaming => finish_stream(c, &mut out, shared, now),
+                    State::Connecting | State::Upgrading => {
+                        fail(c, &mut out, shared, "interrupted")
+                    }
+                    _ => {}
+                }
+            }
+            live = conns.iter().filter(|c| c.state != State::Done).count();
+        }
+        while !stopping && next_start < starts.len() && starts[next_start].1 <= now {
+            let c = &mut conns[next_start];
+            connect(c, next_start, &poll, shared, &mut out, now);
+            if c.state == State::Done {
+                live -= 1;
+            }
+            next_start += 1;
+        }
+        let now_ms = shared.now_us() / 1000;
+        while tick_ms <= now_ms {
+            live -= tick(tick_ms, &mut wheel, &mut conns, &mut out, shared);
+            tick_ms += 1;
+        }
+        if now >= next_sweep_us {
+            next_sweep_us = now + 100_000;
+            live -= sweep(&mut conns, &mut out, shared, now);
+        }
+        if now >= next_report_us {
+            next_report_us = (now / 1_000_000 + 1) * 1_000_000;
+            report(&mut out.stats, &tx, false);
+        }
+        if live == 0 {
+            break;
+        }
+        let mut wake = (tick_ms * 1000).min(next_sweep_us).min(next_report_us);
+        if !stopping && next_start < starts.len() {
+            wake = wake.min(starts[next_start].1);
+        }
+        let wait = wake.saturating_sub(shared.now_us());
+        poll.poll(&mut events, Some(Duration::from_micros(wait)))?;
+        for ev in events.iter() {
+            let ci = ev.token().0;
+            let Some(c) = conns.get_mut(ci) else { continue };
+            let before = c.state;
+            if ev.is_writable() {
+                on_writable(c, &mut out, shared);
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                on_readable(c, &mut out, shared, &mut rbuf, &mut wheel, ci);
+            }
+            if before != State::Done && c.state == State::Done {
+                live -= 1;
+            }
+        }
+    }
+    report(&mut out.stats, &tx, true);
+    Ok(())
+}
+
+/// Sends the interval to the collector; a full channel keeps it accumulating (the hot path
+/// never blocks on reporting), except the last one, which must arrive.
+fn report(stats: &mut WorkerInterval, tx: &SyncSender<WorkerInterval>, last: bool) {
+    let interval = std::mem::take(stats);
+    if last {
+        let _ = tx.send(interval);
+        return;
+    }
+    match tx.try_send(interval) {
+        Ok(()) => {}
+        Err(TrySendError::Full(back)) => *stats = back,
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+fn connect(c: &mut Conn, ci: usize, poll: &Poll, shared: &Shared, out: &mut Out, now: u64) {
+    out.stats.started += 1;
+    out.stats.expected += u64::from(shared.frames);
+    shared.active.fetch_add(1, Ordering::Relaxed);
+    c.connect_us = now;
+    c.deadline_us = now + CONNECT_TIMEOUT_US;
+    match TcpStream::connect(shared.addr) {
+        Ok(mut s) => {
+            let _ = s.set_nodelay(true);
+            if poll
+                .registry()
+                .register(&mut s, Token(ci), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                return fail(c, out, shared, "stream_connect 31920");
+            }
+            c.sock = Some(s);
+            c.state = State::Connecting;
+        }
+        Err(_) => fail(c, out, shared, "stream_connect 31920"),
+    }
+}
+
+fn nonce(shared: &Shared, index: u64) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    n[..8].copy_from_slice(&mix(shared.seed, index, 10).to_le_bytes());
+    n[8..].copy_from_slice(&mix(shared.seed, index, 11).to_le_bytes());
+    n
+}
+
+fn on_writable(c: &mut Conn, out: &mut Out, shared: &Shared) {
+    match c.state {
+        State::Connecting => {
+            let Some(sock) = c.sock.as_ref() else { return };
+            if matches!(sock.take_error(), Ok(Some(_)) | Err(_)) || sock.peer_addr().is_err() {
+                return fail(c, out, shared, "stream_connect 31920");
+            }
+            let key = ws::key(nonce(shared, c.index));
+            let req = ws::upgrade_request(&shared.path, &shared.host, &key, &shared.signature);
+            c.state = State::Upgrading;
+            write_bytes(c, out, shared, &req, false);
+        }
+        State::Upgrading | State::Streaming | State::Closing => flush(c, out, shared),
+        State::Waiting | State::Done => {}
+    }
+}
+
+fn on_readable(
+    c: &mut Conn,
+    out: &mut Out,
+    shared: &Shared,
+    rbuf: &mut [u8],
+    wheel: &mut [Vec<u32>],
+    ci: usize,
+) {
+    loop {
+        if c.state == State::Done {
+            return;
+        }
+        let Some(sock) = c.sock.as_mut() else { return };
+        match sock.read(rbuf) {
+            Ok(0) => {
+                return match c.state {
+                    State::Closing => done(c, out, shared, None),
+                    State::Connecting | State::Upgrading => {
+                        fail(c, out, shared, "stream_connect 31920")
+                    }
+                    _ => fail(c, out, shared, "stream 31903"),
+                };
+            }
+            Ok(n) => {
+                c.rx.extend_from_slice(&rbuf[..n]);
+                on_bytes(c, out, shared, wheel, ci);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => {
+                let class = match c.state {
+                    State::Connecting | State::Upgrading => "stream_connect 31920",
+                    State::Closing => return done(c, out, shared, None),
+                    _ => "stream 31903",
+                };
+                return fail(c, out, shared, class);
+            }
+        }
+    }
+}
+
+fn on_bytes(c: &mut Conn, out: &mut Out, shared: &Shared, wheel: &mut [Vec<u32>], ci: usize) {
+    if c.state == State::Upgrading {
+        let accept = ws::accept_for(&ws::key(nonce(shared, c.index)));
+        match ws::parse_upgrade(&c.rx, &accept) {
+            Upgrade::Incomplete if c.rx.len() < 16 << 10 => return,
+            Upgrade::Incomplete | Upgrade::Refused(_) => {
+                return fail(c, out, shared, "stream_connect 31920");
+            }
+            Upgrade::Accepted(used) => {
+                c.rx.drain(..used);
+                started(c, out, shared, wheel, ci);
+            }
+        }
+    }
+    let mut at = 0;
+    loop {
+        let (opcode, fin, payload_range, used) = match ws::parse_frame(&c.rx[at..]) {
+            Ok(Some((f, used))) => {
+                let text = match f.payload {
+                    std::borrow::Cow::Borrowed(p) => {
+                        let start = p.as_ptr() as usize - c.rx[at..].as_ptr() as usize;
+                        Some((at + start, at + start + p.len()))
+                    }
+                    // Masked server frames are a protocol error; their content is ignored.
+                    std::borrow::Cow::Owned(_) => None,
+                };
+                (f.opcode, f.fin, text, used)
+            }
+            Ok(None) => break,
+            Err(()) => return fail(c, out, shared, "stream 31903"),
+        };
+        at += used;
+        let payload = payload_range.map(|(a, b)| c.rx[a..b].to_vec());
+        on_frame(c, out, shared, opcode, fin, payload.as_deref());
+        if c.state == State::Done {
+            return;
+        }
+    }
+    c.rx.drain(..at);
+    if c.rx.capacity() > 64 << 10 && c.rx.is_empty() {
+        c.rx = Vec::new();
+    }
+}
+
+fn on_frame(
+    c: &mut Conn,
+    out: &mut Out,
+    shared: &Shared,
+    opcode: u8,
+    fin: bool,
+    payload: Option<&[u8]>,
+) {
+    match opcode {
+        ws::OP_CLOSE => {
+            if c.state == State::Closing {
+                done(c, out, shared, None);
+            } else {
+                // The app ended the stream: answer the close, as a client must.
+                let mask = c.mask();
+                out.frame.clear();
+                ws::push_close(&mut out.frame, mask);
+                let bytes = std::mem::take(&mut out.frame);
+                write_bytes(c, out, shared, &bytes, false);
+                out.frame = bytes;
+                done(c, out, shared, Some("closed_by_app"));
+            }
+        }
+        ws::OP_PING => {
+            let mask = c.mask();
+            out.frame.clear();
+            ws::push_frame(
+                &mut out.frame,
+                ws::OP_PONG,
+                payload.unwrap_or_default(),
+                mask,
+            );
+            let bytes = std::mem::take(&mut out.frame);
+            write_bytes(c, out, shared, &bytes, false);
+            out.frame = bytes;
+        }
+        ws::OP_TEXT if fin => {
+            let Some(text) = payload.and_then(|p| std::str::from_utf8(p).ok()) else {
+                return;
+            };
+            on_app_message(c, out, shared, text);
+        }
+        ws::OP_BINARY | ws::OP_TEXT | ws::OP_PONG | 0 => {}
+        _ => {}
+    }
+}
+
+fn on_app_message(c: &mut Conn, out: &mut Out, shared: &Shared, text: &str) {
+    if c.state != State::Streaming {
+        return;
+    }
+    let now = shared.now_us();
+    let rel = c.now_rel(now);
+    let Ok(msg) =
+        media::parse_app_message_with(text, &c.ids.stream_sid, media::Strictness::Lenient)
+    else {
+        return;
+    };
+    let playout = c
+        .playout
+        .get_or_insert_with(|| Box::new(Playout::new(false)));
+    let echoes = match msg {
+        AppMessage::Media { payload } => {
+            if playout.bytes_received() == 0 {
+                out.stats.rec.record(Metric::FirstAudio, rel);
+            }
+            out.stats.app_media += 1;
+            playout.push_media(rel, &payload);
+            Vec::new()
+        }
+        AppMessage::Mark { name } => playout.push_mark(rel, name).into_iter().collect(),
+        AppMessage::Clear => playout.clear(rel).echoes,
+    };
+    send_echoes(c, out, shared, echoes, rel);
+}
+
+fn send_echoes(c: &mut Conn, out: &mut Out, shared: &Shared, echoes: Vec<MarkEcho>, rel: u64) {
+    for e in echoes {
+        out.stats
+            .rec
+            .record(Metric::MarkRoundTrip, rel.saturating_sub(e.received_us));
+        let text = media::mark(c.seq, &c.ids.stream_sid, &e.name);
+        c.seq += 1;
+        send_text(c, out, shared, &text);
+    }
+}
+
+/// The upgrade succeeded: `connected`, `start`, and the stream joins the wheel.
+fn started(c: &mut Conn, out: &mut Out, shared: &Shared, wheel: &mut [Vec<u32>], ci: usize) {
+    let now = shared.now_us();
+    out.stats.rec.record(Metric::WsConnect, now - c.connect_us);
+    send_text(c, out, shared, &media::connected());
+    let start = media::start(c.seq, &c.ids, &[Track::Inbound], &[]);
+    c.seq += 1;
+    send_text(c, out, shared, &start);
+    if c.state == State::Done {
+        return;
+    }
+    c.start_us = now;
+    // Frame 0 is due at the next whole ms, so every frame of this stream falls on one slot.
+    c.t0_ms = now / 1000 + 1;
+    c.state = State::Streaming;
+    wheel[(c.t0_ms % SLOTS) as usize].push(ci as u32);
+}
+
+/// Processes wheel slot `ms`: every stream due then sends its frame (and any it owes).
+/// Returns how many streams ended.
+fn tick(
+    ms: u64,
+    wheel: &mut [Vec<u32>],
+    conns: &mut [Conn],
+    out: &mut Out,
+    shared: &Shared,
+) -> usize {
+    let slot = (ms % SLOTS) as usize;
+    let mut ids = std::mem::take(&mut wheel[slot]);
+    let mut ended = 0;
+    ids.retain(|&ci| {
+        let c = &mut conns[ci as usize];
+        if c.state != State::Streaming {
+            return false;
+        }
+        if c.t0_ms > ms {
+            return true;
+        }
+        while c.k < shared.frames && c.t0_ms + SLOTS * u64::from(c.k) <= ms {
+            send_media(c, out, shared);
+            if c.state != State::Streaming {
+                ended += 1;
+                return false;
+            }
+        }
+        let rel = c.now_rel(shared.now_us());
+        if let Some(p) = c.playout.as_mut() {
+            if p.next_deadline_us().is_some_and(|d| d <= rel) {
+                let echoes = p.due_marks(rel);
+                send_echoes(c, out, shared, echoes, rel);
+            }
+        }
+        if c.k >= shared.frames && c.state == State::Streaming {
+            finish_stream(c, out, shared, shared.now_us());
+        }
+        if c.state == State::Done {
+            ended += 1;
+        }
+        c.state == State::Streaming
+    });
+    wheel[slot] = ids;
+    ended
+}
+
+/// The hot path: one media frame into the reused buffers, masked, one write.
+#[inline]
+fn send_media(c: &mut Conn, out: &mut Out, shared: &Shared) {
+    let k = c.k;
+    let due_us = (c.t0_ms + SLOTS * u64::from(k)) * 1000;
+    let payload = if (k as usize) < shared.audio.len() {
+        shared.audio.b64(k as usize)
+    } else {
+        dialtone_audio::frames::silence_b64()
+    };
+    out.text.clear();
+    media::write_media(
+        &mut out.text,
+        c.seq,
+        Track::Inbound,
+        u64::from(k) + 1,
+        u64::from(k) * 20,
+        payload,
+        &c.ids.stream_sid,
+    );
+    c.seq += 1;
+    c.k += 1;
+    let mask = c.mask();
+    out.frame.clear();
+    ws::push_frame(&mut out.frame, ws::OP_TEXT, out.text.as_bytes(), mask);
+    let now = shared.now_us();
+    out.stats
+        .rec
+        .record(Metric::FrameLateness, now.saturating_sub(due_us));
+    out.stats.frames += 1;
+    let bytes = std::mem::take(&mut out.frame);
+    write_bytes(c, out, shared, &bytes, true);
+    out.frame = bytes;
+}
+
+fn send_text(c: &mut Conn, out: &mut Out, shared: &Shared, text: &str) {
+    let mask = c.mask();
+    out.frame.clear();
+    ws::push_frame(&mut out.frame, ws::OP_TEXT, text.as_bytes(), mask);
+    let bytes = std::mem::take(&mut out.frame);
+    write_bytes(c, out, shared, &bytes, false);
+    out.frame = bytes;
+}
+
+/// Writes now, or queues behind bytes a full socket left (counted as backpressure).
+fn write_bytes(c: &mut Conn, out: &mut Out, shared: &Shared, bytes: &[u8], media: bool) {
+    let Some(sock) = c.sock.as_mut() else { return };
+    if !c.pending.is_empty() {
+        if media {
+            out.stats.backpressured += 1;
+        }
+        c.pending.extend_from_slice(bytes);
+        if c.pending.len() > MAX_PENDING {
+            fail(c, out, shared, "stream stalled");
+        }
+        return;
+    }
+    let mut at = 0;
+    while at < bytes.len() {
+        match sock.write(&bytes[at..]) {
+            Ok(0) => return fail(c, out, shared, "stream 31903"),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => return fail(c, out, shared, "stream 31903"),
+        }
+    }
+    if at < bytes.len() {
+        if media {
+            out.stats.backpressured += 1;
+        }
+        c.pending.extend_from_slice(&bytes[at..]);
+        c.pending_since_us = shared.now_us();
+    }
+}
+
+fn flush(c: &mut Conn, out: &mut Out, shared: &Shared) {
+    let Some(sock) = c.sock.as_mut() else { return };
+    let mut at = 0;
+    while at < c.pending.len() {
+        match sock.write(&c.pending[at..]) {
+            Ok(0) => return fail(c, out, shared, "stream 31903"),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => return fail(c, out, shared, "stream 31903"),
+        }
+    }
+    c.pending.drain(..at);
+    if at > 0 {
+        c.pending_since_us = shared.now_us();
+    }
+    if c.pending.is_empty() && c.pending.capacity() > 64 << 10 {
+        c.pending = Vec::new();
+    }
+}
+
+/// All frames sent (or a stop requested): `stop`, then our close frame; the app closes back.
+fn finish_stream(c: &mut Conn, out: &mut Out, shared: &Shared, now: u64) {
+    let stop = media::stop(c.seq, &c.ids);
+    c.seq += 1;
+    send_text(c, out, shared, &stop);
+    if c.state == State::Done {
+        return;
+    }
+    let mask = c.mask();
+    out.frame.clear();
+    ws::push_close(&mut out.frame, mask);
+    let bytes = std::mem::take(&mut out.frame);
+    write_bytes(c, out, shared, &bytes, false);
+    out.frame = bytes;
+    if c.state != State::Done {
+        c.state = State::Closing;
+        c.deadline_us = now + CLOSE_TIMEOUT_US;
+    }
+}
+
+/// Timeouts: upgrades that never finish, closes never answered, sockets that stopped
+/// draining. Returns how many streams ended.
+fn sweep(conns: &mut [Conn], out: &mut Out, shared: &Shared, now: u64) -> usize {
+    let mut ended = 0;
+    for c in conns.iter_mut() {
+        let before = c.state;
+        match c.state {
+            State::Connecting | State::Upgrading if now > c.deadline_us => {
+                fail(c, out, shared, "stream_connect 31920")
+            }
+            State::Closing if now > c.deadline_us => done(c, out, shared, None),
+            State::Streaming | State::Closing
+                if !c.pending.is_empty() && now - c.pending_since_us > STALL_US =>
+            {
+                fail(c, out, shared, "stream stalled")
+            }
+            _ => {}
+        }
+        if before != State::Done && c.state == State::Done {
+            ended += 1;
+        }
+    }
+    ended
+}
+
+fn fail(c: &mut Conn, out: &mut Out, shared: &Shared, class: &'static str) {
+    done(c, out, shared, Some(class));
+}
+
+/// The stream is over: `None` is a clean end.
+fn done(c: &mut Conn, out: &mut Out, shared: &Shared, class: Option<&'static str>) {
+    if c.state == State::Done {
+        return;
+    }
+    let was_started = c.state != State::Waiting;
+    c.state = State::Done;
+    c.sock = None;
+    c.rx = Vec::new();
+    c.pending = Vec::new();
+    c.playout = None;
+    if was_started {
+        shared.active.fetch_sub(1, Ordering::Relaxed);
+        out.stats.finished += 1;
+        *out.stats
+            .outcomes
+            .entry(class.unwrap_or(crate::sample::OK).to_string())
+            .or_default() += 1;
+    }
+}

@@ -1,0 +1,169 @@
+//! The run's report as data: the `summary.json` contract (`schema.json` beside this crate),
+//! built from the collector's histograms and counters, and read back by `report merge`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Stats;
+use crate::plan::Shard;
+
+/// Identifies the summary format; bumped on an incompatible change.
+pub const SCHEMA: &str = "dialtone-load/1";
+
+/// Everything a run reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// dialtone's version.
+    pub dialtone_version: String,
+    /// `call` (full call path) or `stream` (Media Streams only).
+    pub mode: String,
+    /// The webhook or stream URL.
+    pub target: String,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// Run length.
+    pub elapsed_s: f64,
+    /// Stopped early by Ctrl-C / SIGTERM.
+    pub interrupted: bool,
+    /// The shard slices this report covers (one, or several after a merge).
+    pub shards: Vec<Shard>,
+    /// What was asked for.
+    pub workload: WorkloadInfo,
+    /// Calls by stage.
+    pub calls: CallCounts,
+    /// Media frames.
+    pub frames: FrameCounts,
+    /// Finished calls by outcome class (`ok`, or failed step and Twilio code).
+    pub outcomes: BTreeMap<String, u64>,
+    /// One entry per metric with samples, by metric name.
+    pub metrics: BTreeMap<String, Stats>,
+    /// One point per second of the run.
+    pub series: Vec<SeriesPoint>,
+    /// Whether dialtone itself limited the run.
+    pub generator: Generator,
+    /// `--threshold` verdicts.
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// The workload as configured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadInfo {
+    /// Call count, when the run is bound by a count.
+    pub calls: Option<u64>,
+    /// Arrival window, when bound by a duration.
+    pub duration_s: Option<f64>,
+    /// Concurrency limit (all shards).
+    pub concurrency: u64,
+    /// Steady arrival rate, calls/s, when set.
+    pub rate_per_s: Option<f64>,
+    /// Ramp-up.
+    pub ramp_s: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Stream mode: media seconds per stream.
+    pub media_s: Option<f64>,
+    /// Caller profiles and their weights.
+    pub profiles: BTreeMap<String, u32>,
+}
+
+/// Calls by stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CallCounts {
+    /// In this process's slice of the schedule (known up front for count-bound runs).
+    pub scheduled: u64,
+    /// Placed.
+    pub started: u64,
+    /// Finished (any outcome).
+    pub finished: u64,
+    /// Finished with outcome `ok`.
+    pub succeeded: u64,
+    /// Finished with a failure.
+    pub failed: u64,
+    /// Scheduled but never started (the run was interrupted).
+    pub not_started: u64,
+}
+
+/// Media frame counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FrameCounts {
+    /// `media` messages sent.
+    pub sent: u64,
+    /// Stream mode: frames the schedule called for by the end (sent + overdue).
+    pub expected: u64,
+    /// App `media` messages received.
+    pub app_media_received: u64,
+    /// Stream mode: frames that found the socket full and waited in dialtone's buffer (the
+    /// app, or the network, was not reading fast enough).
+    pub backpressured: u64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeriesPoint {
+    /// Seconds since the start (end of the interval).
+    pub t_s: u32,
+    /// Calls in progress at the end of the second.
+    pub active_calls: u64,
+    /// Calls started in the second.
+    pub started: u64,
+    /// Calls finished in the second.
+    pub finished: u64,
+    /// Calls that finished with a failure in the second.
+    pub errors: u64,
+    /// Media frames sent in the second (call mode: open streams × 50, the engine's pace).
+    pub frames: u64,
+    /// Frame lateness p50 in the second.
+    pub lateness_p50_ms: f64,
+    /// Frame lateness p99 in the second.
+    pub lateness_p99_ms: f64,
+    /// dialtone's CPU in the second, % of one core.
+    pub cpu_pct: Option<f64>,
+}
+
+/// Whether the generator, not the app, was the limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Generator {
+    /// `ok` or `bottleneck`.
+    pub verdict: String,
+    /// Why, in words (empty when ok).
+    pub reasons: Vec<String>,
+    /// Frame lateness above which dialtone counts itself late.
+    pub lateness_bound_ms: f64,
+    /// Cores available to dialtone.
+    pub cores: u32,
+    /// Peak CPU over any second, % of one core.
+    pub cpu_peak_pct: Option<f64>,
+    /// User CPU time.
+    pub cpu_user_s: Option<f64>,
+    /// System CPU time.
+    pub cpu_sys_s: Option<f64>,
+    /// User CPU per frame sent, µs.
+    pub user_us_per_frame: Option<f64>,
+    /// System CPU per frame sent, µs.
+    pub sys_us_per_frame: Option<f64>,
+    /// Peak resident memory, KiB.
+    pub max_rss_kib: Option<u64>,
+}
+
+/// One `--threshold` and its verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    /// The expression as given.
+    pub expr: String,
+    /// Passed.
+    pub passed: bool,
+    /// The measured value, in the expression's unit.
+    pub actual: Option<f64>,
+    /// Why it failed, in words.
+    pub detail: String,
+}
+
+impl Summary {
+    /// True when the generator kept up.
+    pub fn generator_ok(&self) -> bool {
+        self.generator.verdict == "ok"
+    }
+}

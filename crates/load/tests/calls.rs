@@ -1,0 +1,149 @@
+//! Full-call load runs against the real reference voice app on a loopback port: every call
+//! goes through the engine, outcomes are classified, histograms add up, and a dead target
+//! costs counted failures, never a hang or a panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+use dialtone_load::calls::{self, CallDefaults, CallRun};
+use dialtone_load::collector::read_hlog;
+use dialtone_load::scenario::{Callers, Profile, Utterance};
+use dialtone_load::{Arrival, Extent, Metric, Shard, Workload};
+use tokio::sync::watch;
+
+async fn start_bot() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(dialtone_bot::serve(
+        listener,
+        dialtone_bot::BotConfig::default(),
+        std::future::pending(),
+    ));
+    format!("http://{addr}/voice")
+}
+
+fn hello() -> Utterance {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../audio/hello.wav"
+    ))
+    .unwrap();
+    let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, "hello.wav").unwrap();
+    Utterance::detect(Arc::new(FrameSet::from_pcm(&pcm)))
+}
+
+fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
+    CallRun {
+        workload: Workload {
+            extent: Extent::Calls(calls),
+            arrival: Arrival::Spread {
+                ramp: Duration::from_millis(500),
+            },
+            concurrency,
+            seed: 3,
+            shard: Shard::default(),
+        },
+        callers: Callers {
+            profiles: vec![Profile {
+                name: "hello".into(),
+                weight: 1,
+                audio: vec![hello()],
+                tail: Duration::from_millis(500),
+                dtmf: String::new(),
+                stream_dtmf: Vec::new(),
+                hangup_after: None,
+            }],
+            numbers: vec!["+15005550100".into(), "+15005550101".into()],
+        },
+        defaults: CallDefaults {
+            url,
+            method: HttpMethod::Post,
+            account_sid: DEFAULT_ACCOUNT_SID.into(),
+            auth_token: DEFAULT_AUTH_TOKEN.into(),
+            to: "+15005550001".into(),
+            max_duration: Duration::from_secs(60),
+            webhook_timeout: Duration::from_secs(15),
+            no_audio_timeout: Some(Duration::from_secs(10)),
+        },
+        lateness_bound: Duration::from_millis(50),
+        drain: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_calls_against_the_reference_app_are_measured() {
+    let url = start_bot().await;
+    let (_stop_tx, stop) = watch::channel(false);
+    let f = calls::run(run_of(url, 4, 2), stop, |_| {}).await;
+    let s = &f.summary;
+    assert_eq!(s.mode, "call");
+    assert_eq!(s.calls.scheduled, 4);
+    assert_eq!(s.calls.started, 4);
+    assert_eq!(s.calls.finished, 4);
+    assert_eq!(s.outcomes.get("ok"), Some(&4), "{:?}", s.outcomes);
+    assert_eq!(s.metrics["webhook"].count, 4);
+    assert_eq!(s.metrics["ws_connect"].count, 4);
+    assert_eq!(s.metrics["start_delay"].count, 4);
+    assert!(
+        s.metrics.contains_key("turn_latency"),
+        "{:?}",
+        s.metrics.keys()
+    );
+    assert_eq!(s.metrics["frame_lateness"].count, s.frames.sent);
+    assert!(s.frames.sent > 4 * 100);
+    // The interval log holds every sample: its intervals add up to the totals.
+    let h = read_hlog(&f.hlog).unwrap();
+    for m in Metric::ALL {
+        assert_eq!(
+            h.totals.get(*m).len(),
+            f.totals.get(*m).len(),
+            "{}",
+            m.name()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_app_costs_classified_failures() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (_stop_tx, stop) = watch::channel(false);
+    let f = calls::run(run_of(format!("http://{dead}/voice"), 3, 3), stop, |_| {}).await;
+    let s = &f.summary;
+    assert_eq!(s.calls.finished, 3);
+    assert_eq!(s.calls.failed, 3);
+    assert_eq!(
+        s.outcomes.get("webhook 11205"),
+        Some(&3),
+        "{:?}",
+        s.outcomes
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_the_run_and_keeps_results() {
+    let url = start_bot().await;
+    let (stop_tx, stop) = watch::channel(false);
+    let mut run = run_of(url, 50, 2);
+    run.workload.arrival = Arrival::Spread {
+        ramp: Duration::from_secs(30),
+    };
+    run.drain = Duration::from_millis(200);
+    let mut seconds = 0;
+    let f = calls::run(run, stop, move |_| {
+        seconds += 1;
+        if seconds == 2 {
+            let _ = stop_tx.send(true);
+        }
+    })
+    .await;
+    let s = &f.summary;
+    assert!(s.interrupted);
+    assert!(s.calls.started < 50);
+    assert_eq!(s.calls.finished, s.calls.started);
+    assert_eq!(s.calls.not_started, 50 - s.calls.started);
+}

@@ -1,0 +1,179 @@
+//! The lean `--stream` path against a real WebSocket server on loopback: the exact Twilio
+//! messages in order (connected, start, media every 20 ms with counters, stop, close), mark
+//! echoes after the app's audio has played, and refused upgrades classified.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_load::stream::{self, StreamRun};
+use dialtone_load::{Finished, Shard};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Accepts streams; records every text message per connection; when `mark_back`, answers
+/// `start` with 40 ms of audio and a mark.
+async fn server(mark_back: bool) -> (String, mpsc::UnboundedReceiver<(Vec<String>, bool)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/stream", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
+                let mut seen = Vec::new();
+                let mut closed = false;
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Text(t) => {
+                            let t = t.to_string();
+                            if mark_back && t.contains("\"event\":\"start\"") {
+                                let sid: Value = serde_json::from_str(&t).unwrap();
+                                let sid = sid["streamSid"].as_str().unwrap().to_string();
+                                let payload = "/".repeat(424) + "//8=";
+                                let media = format!(
+                                    r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{payload}"}}}}"#
+                                );
+                                ws.send(Message::text(media)).await.unwrap();
+                                let mark = format!(
+                                    r#"{{"event":"mark","streamSid":"{sid}","mark":{{"name":"m1"}}}}"#
+                                );
+                                ws.send(Message::text(mark)).await.unwrap();
+                            }
+                            seen.push(t);
+                        }
+                        Message::Close(_) => {
+                            closed = true;
+                        }
+                        _ => {}
+                    }
+                }
+                let _ = tx.send((seen, closed));
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn plan(url: String, streams: u64, frames: u64) -> StreamRun {
+    StreamRun {
+        url,
+        streams,
+        media: Duration::from_millis(20 * frames),
+        ramp: Duration::from_millis(100),
+        threads: 2,
+        audio: Arc::new(FrameSet::silence(0)),
+        account_sid: dialtone_call::DEFAULT_ACCOUNT_SID.into(),
+        auth_token: dialtone_call::DEFAULT_AUTH_TOKEN.into(),
+        seed: 1,
+        shard: Shard::default(),
+        lateness_bound: Duration::from_millis(50),
+    }
+}
+
+async fn run(p: StreamRun) -> Finished {
+    tokio::task::spawn_blocking(move || stream::run(&p, Arc::new(AtomicBool::new(false)), |_| {}))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_speak_twilio_messages_in_order() {
+    let (url, mut rx) = server(false).await;
+    let f = run(plan(url, 3, 10)).await;
+    let s = &f.summary;
+    assert_eq!(s.calls.finished, 3);
+    assert_eq!(s.outcomes.get("ok"), Some(&3), "{:?}", s.outcomes);
+    assert_eq!(s.frames.sent, 30);
+    assert_eq!(s.metrics["frame_lateness"].count, 30);
+    assert_eq!(s.metrics["ws_connect"].count, 3);
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        let (msgs, closed) = rx.recv().await.unwrap();
+        assert!(closed, "the client closes with a close frame");
+        assert_eq!(msgs.len(), 13, "connected, start, 10 media, stop");
+        assert_eq!(
+            msgs[0],
+            r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#
+        );
+        let start: Value = serde_json::from_str(&msgs[1]).unwrap();
+        assert_eq!(start["event"], "start");
+        assert_eq!(start["sequenceNumber"], "1");
+        let sid = start["streamSid"].as_str().unwrap().to_string();
+        assert_eq!(start["start"]["callSid"].as_str().unwrap()[2..], sid[2..]);
+        assert_eq!(start["start"]["mediaFormat"]["sampleRate"], 8000);
+        for k in 0..10 {
+            let m: Value = serde_json::from_str(&msgs[2 + k]).unwrap();
+            assert_eq!(m["event"], "media");
+            assert_eq!(m["sequenceNumber"], (k + 2).to_string());
+            assert_eq!(m["media"]["chunk"], (k + 1).to_string());
+            assert_eq!(m["media"]["timestamp"], (k * 20).to_string());
+            assert_eq!(m["media"]["track"], "inbound");
+            assert_eq!(m["media"]["payload"], "/".repeat(212) + "/w==");
+            assert_eq!(m["streamSid"], sid.as_str());
+        }
+        let stop: Value = serde_json::from_str(&msgs[12]).unwrap();
+        assert_eq!(stop["event"], "stop");
+        assert_eq!(stop["sequenceNumber"], "12");
+        sids.push(sid);
+    }
+    sids.sort();
+    assert_eq!(
+        sids,
+        (0..3u64).map(|i| format!("MZ{i:032x}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marks_are_echoed_after_their_audio_played() {
+    let (url, mut rx) = server(true).await;
+    let f = run(plan(url, 1, 25)).await;
+    let (msgs, _) = rx.recv().await.unwrap();
+    let mark = msgs
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m).unwrap())
+        .find(|m| m["event"] == "mark")
+        .expect("a mark echo");
+    assert_eq!(mark["mark"]["name"], "m1");
+    let s = &f.summary;
+    assert_eq!(s.frames.app_media_received, 1);
+    // 320 bytes of μ-law is 40 ms of playout: the echo waits for it.
+    assert!(
+        s.metrics["mark_rtt"].min_ms >= 39.0,
+        "{:?}",
+        s.metrics["mark_rtt"]
+    );
+    assert_eq!(s.metrics["first_audio"].count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_upgrades_and_dead_ports_are_classified() {
+    // A plain HTTP server that refuses the upgrade.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let f = run(plan(format!("ws://{addr}/stream"), 2, 5)).await;
+    assert_eq!(f.summary.outcomes.get("stream_connect 31920"), Some(&2));
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let f = run(plan(format!("ws://{dead}/stream"), 2, 5)).await;
+    assert_eq!(f.summary.calls.failed, 2);
+    assert_eq!(f.summary.frames.sent, 0);
+}
