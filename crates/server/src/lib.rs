@@ -13,6 +13,7 @@
 //! - `calls_api`, `numbers_api`, `recordings_api`: the REST handlers.
 //! - `runner`: one call's life (queue, ring, answer, the engine, the end); `caller_leg` turns
 //!   the caller leg's TwiML into audio for two-leg calls; `callbacks` sends status callbacks.
+//! - `capture`: a finished call's stream audio and recording.
 //! - `web`: the page at `/`; `wav`: WAV bytes for players and recordings.
 //!
 //! # Routes
@@ -30,6 +31,7 @@ mod auth;
 mod callbacks;
 mod caller_leg;
 mod calls_api;
+mod capture;
 mod numbers_api;
 mod observe;
 mod params;

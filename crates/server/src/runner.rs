@@ -16,8 +16,9 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::callbacks::{CallbackTarget, Callbacks};
 use crate::caller_leg;
+use crate::capture::{clips, concat, make_recording};
 use crate::observe::Observer;
-use crate::store::{CallRecord, Control, NumberRecord, RecordingRecord, StreamClip};
+use crate::store::{CallRecord, Control, NumberRecord, StreamClip};
 
 /// A call as created through the REST API.
 #[derive(Debug, Clone)]
@@ -464,7 +465,8 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     let handle = prepared.handle();
     attach(&shared, &app_sid, handle.clone(), true);
     attach(&shared, &plan.sid, handle.clone(), false);
-    let observer_slot: Arc<std::sync::OnceLock<Arc<Observer>>> = Arc::default();
+    // Weak: the hang-up timer must not keep the observer (and its callback queue) alive.
+    let observer_slot: Arc<std::sync::OnceLock<std::sync::Weak<Observer>>> = Arc::default();
     let on_answer = {
         let (leg, app_leg, handle, slot) = (
             leg.clone(),
@@ -479,7 +481,8 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
             // leg's TwiML ends. With one, the engine's own hang-up (audio + tail) applies.
             tokio::spawn(async move {
                 tokio::time::sleep(audio_len + Duration::from_millis(500)).await;
-                if !slot.get().is_some_and(|o| o.stream_started()) {
+                let observer = slot.get().and_then(std::sync::Weak::upgrade);
+                if !observer.is_some_and(|o| o.stream_started()) {
                     handle.hangup("the caller leg's TwiML ended");
                 }
             });
@@ -491,7 +494,7 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
         app_leg.cb.clone(),
         Some(on_answer),
     );
-    let _ = observer_slot.set(observer.clone());
+    let _ = observer_slot.set(Arc::downgrade(&observer));
     let result = prepared.run(Some(observer.sink())).await;
     let (status, reason, failures) = outcome(&result);
     let clips = clips(&result);
@@ -551,60 +554,4 @@ fn outcome(result: &CallResult) -> (CallStatus, String, Vec<String>) {
         .map(|f| format!("{} [{}]: {f}", f.step(), f.code()))
         .collect();
     (status, r.end_reason.clone(), failures)
-}
-
-fn clips(result: &CallResult) -> Vec<StreamClip> {
-    result
-        .audio
-        .iter()
-        .map(|a| StreamClip {
-            stream_sid: a.stream_sid.clone(),
-            heard: Arc::new(a.heard.clone()),
-            sent: Arc::new(a.sent.clone()),
-        })
-        .collect()
-}
-
-/// Every stream's heard (or sent) audio, one after the other.
-fn concat(clips: &[StreamClip], heard: bool) -> Vec<u8> {
-    clips
-        .iter()
-        .flat_map(|c| if heard { c.heard.iter() } else { c.sent.iter() })
-        .copied()
-        .collect()
-}
-
-/// A recording of `call`: `own` is its party, `other` the far party (μ-law); silence as long
-/// as the answered call when no stream carried audio.
-fn make_recording(call: &CallRecord, channels: u16, own: &[u8], other: &[u8]) -> RecordingRecord {
-    let decode = |b: &[u8]| -> Vec<i16> {
-        b.iter()
-            .map(|&c| dialtone_audio::mulaw::decode(c))
-            .collect()
-    };
-    let (mut a, mut b) = (decode(own), decode(other));
-    let n = a.len().max(b.len()).max(if a.is_empty() && b.is_empty() {
-        let secs = match (call.started, call.ended) {
-            (Some(s), Some(e)) => e
-                .duration_since(s)
-                .unwrap_or_default()
-                .min(Duration::from_secs(600)),
-            _ => Duration::ZERO,
-        };
-        secs.as_millis() as usize * 8
-    } else {
-        0
-    });
-    a.resize(n, 0);
-    b.resize(n, 0);
-    let now = SystemTime::now();
-    RecordingRecord {
-        sid: sid::random("RE"),
-        account_sid: call.account_sid.clone(),
-        call_sid: call.sid.clone(),
-        created: now,
-        started: call.started.unwrap_or(now),
-        channels,
-        pcm: Arc::new((a, b)),
-    }
 }

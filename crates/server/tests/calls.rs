@@ -299,3 +299,41 @@ async fn live_hang_up_then_21220_and_stream_callbacks() {
     assert_eq!(err["code"], 21220);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_hangs_up_live_calls_and_drains() {
+    let mut w = world().await;
+    let cb = format!("{}/status", w.capture);
+    let (status, created) = w
+        .post(
+            "Calls.json",
+            &[
+                ("To", "+15005550001"),
+                ("From", "+15005550006"),
+                ("Twiml", "<Response><Pause length=\"60\"/></Response>"),
+                ("StatusCallback", &cb),
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "completed"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let answered = tokio::time::timeout(Duration::from_secs(20), w.hits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(param(&answered, "CallStatus"), "in-progress");
+    let t = tokio::time::Instant::now();
+    let _ = w.stop.take().unwrap().send(());
+    let completed = tokio::time::timeout(Duration::from_secs(10), w.hits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(param(&completed, "CallStatus"), "completed");
+    (&mut w.server).await.unwrap().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+}

@@ -1,0 +1,72 @@
+//! What a finished call leaves behind: each stream's audio for the web page's players, and
+//! the recording of both parties.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dialtone_call::CallResult;
+use dialtone_protocol::sid;
+
+use crate::store::{CallRecord, RecordingRecord, StreamClip};
+
+/// Each stream's audio, shared (not copied again) by the call's record.
+pub(crate) fn clips(result: &CallResult) -> Vec<StreamClip> {
+    result
+        .audio
+        .iter()
+        .map(|a| StreamClip {
+            stream_sid: a.stream_sid.clone(),
+            heard: Arc::new(a.heard.clone()),
+            sent: Arc::new(a.sent.clone()),
+        })
+        .collect()
+}
+
+/// Every stream's heard (or sent) audio, one after the other.
+pub(crate) fn concat(clips: &[StreamClip], heard: bool) -> Vec<u8> {
+    clips
+        .iter()
+        .flat_map(|c| if heard { c.heard.iter() } else { c.sent.iter() })
+        .copied()
+        .collect()
+}
+
+/// A recording of `call`: `own` is its party, `other` the far party (μ-law); silence as long
+/// as the answered call when no stream carried audio.
+pub(crate) fn make_recording(
+    call: &CallRecord,
+    channels: u16,
+    own: &[u8],
+    other: &[u8],
+) -> RecordingRecord {
+    let decode = |b: &[u8]| -> Vec<i16> {
+        b.iter()
+            .map(|&c| dialtone_audio::mulaw::decode(c))
+            .collect()
+    };
+    let (mut a, mut b) = (decode(own), decode(other));
+    let n = a.len().max(b.len()).max(if a.is_empty() && b.is_empty() {
+        let secs = match (call.started, call.ended) {
+            (Some(s), Some(e)) => e
+                .duration_since(s)
+                .unwrap_or_default()
+                .min(Duration::from_secs(600)),
+            _ => Duration::ZERO,
+        };
+        secs.as_millis() as usize * 8
+    } else {
+        0
+    });
+    a.resize(n, 0);
+    b.resize(n, 0);
+    let now = SystemTime::now();
+    RecordingRecord {
+        sid: sid::random("RE"),
+        account_sid: call.account_sid.clone(),
+        call_sid: call.sid.clone(),
+        created: now,
+        started: call.started.unwrap_or(now),
+        channels,
+        pcm: Arc::new((a, b)),
+    }
+}
