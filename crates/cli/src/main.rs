@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod call;
+mod caller;
 mod demo_cmd;
 mod load_cmd;
-mod report_cmd;
-mod caller;
 mod metrics_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod units;
 
@@ -28,14 +28,14 @@ struct Cli {
 enum Command {
     /// Place one call against a voice app, exactly as Twilio would, and report every step.
     Call(call::CallOpts),
+    /// Summarise a JSON-lines log of app milestones: event, count, avg, p50, p95, p99, max.
+    Metrics(metrics_cmd::MetricsOpts),
     /// Load a voice app with many calls (or a stream handler with many Media Streams).
     Load(load_cmd::LoadOpts),
     /// Run a short load against the built-in reference voice app and print the report.
     Demo(demo_cmd::DemoOpts),
     /// Work with load results (`report merge DIR...`).
     Report(report_cmd::ReportOpts),
-    /// Summarise a JSON-lines log of app milestones: event, count, avg, p50, p95, p99, max.
-    Metrics(metrics_cmd::MetricsOpts),
     /// Run a local Twilio-compatible REST API (Calls, numbers, recordings) with a web page.
     Serve(serve_cmd::ServeOpts),
 }
@@ -62,10 +62,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Call(opts) => call::run(opts).await,
+            Command::Metrics(opts) => metrics_cmd::run(opts),
             Command::Load(opts) => load_cmd::run(opts).await,
             Command::Demo(opts) => demo_cmd::run(opts).await,
             Command::Report(opts) => report_cmd::run(opts),
-            Command::Metrics(opts) => metrics_cmd::run(opts),
             Command::Serve(opts) => serve_cmd::run(opts).await,
         }
     });
