@@ -121,6 +121,17 @@ pub(crate) async fn create(
         })?),
         None => shared.config.max_call,
     };
+    // Twilio rings for `Timeout` seconds (default 60, at most 600).
+    let ring_timeout = match p.get("Timeout") {
+        Some(v) => Duration::from_secs(
+            v.parse::<u64>()
+                .map_err(|_| {
+                    ApiError::invalid(21218, format!("Timeout must be a number of seconds: {v}"))
+                })?
+                .clamp(1, 600),
+        ),
+        None => Duration::from_secs(60),
+    };
     let plan = CallPlan {
         sid: sid::random("CA"),
         account_sid: account.sid.clone(),
@@ -132,6 +143,7 @@ pub(crate) async fn create(
         fallback_url: p.url("FallbackUrl")?,
         callback,
         send_digits: p.get("SendDigits").unwrap_or_default().to_string(),
+        ring_timeout,
         record_channels: record.then_some(channels),
         time_limit,
     };

@@ -33,6 +33,8 @@ pub(crate) struct CallPlan {
     pub(crate) fallback_url: Option<String>,
     pub(crate) callback: Option<CallbackTarget>,
     pub(crate) send_digits: String,
+    /// `Timeout`: how long the callee may ring before the call is `no-answer`.
+    pub(crate) ring_timeout: Duration,
     /// Channels of the recording when `Record=true`.
     pub(crate) record_channels: Option<u16>,
     pub(crate) time_limit: Duration,
@@ -262,8 +264,9 @@ fn digit_schedule(digits: &str) -> Vec<(Duration, char)> {
 /// plays the far-end audio.
 async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
     let shared = leg.shared.clone();
-    // Ring, noticing a cancel at once.
-    let ring_end = tokio::time::Instant::now() + shared.config.ring;
+    // Ring, noticing a cancel at once; a callee that rings past `Timeout` is not answered.
+    let ring = shared.config.ring.min(plan.ring_timeout);
+    let ring_end = tokio::time::Instant::now() + ring;
     while tokio::time::Instant::now() < ring_end && leg.cancelled().is_none() {
         tokio::time::sleep(Duration::from_millis(50).min(ring_end - tokio::time::Instant::now()))
             .await;
@@ -276,6 +279,14 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
             Vec::new(),
             None,
         );
+        return;
+    }
+    if shared.config.ring > plan.ring_timeout {
+        let why = format!(
+            "no answer within Timeout ({} s)",
+            plan.ring_timeout.as_secs()
+        );
+        leg.finish(CallStatus::NoAnswer, why, Vec::new(), Vec::new(), None);
         return;
     }
     leg.answer();

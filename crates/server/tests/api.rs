@@ -220,3 +220,31 @@ async fn list_pages_have_exactly_twilios_keys() {
     assert_eq!(page2["next_page_uri"], Value::Null);
     s.shutdown(std::time::Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn ringing_past_timeout_is_no_answer() {
+    let config = ServerConfig {
+        ring: std::time::Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let s = Simulator::new(config, "http://127.0.0.1:2010");
+    let t = DEFAULT_AUTH_TOKEN;
+    let body = "To=%2B15551112222&From=%2B15005550006&Url=http://127.0.0.1:9/voice&Timeout=1";
+    let (status, created) = call(&s, "POST", &calls_path(), body, t).await;
+    assert_eq!(status, 201);
+    let one = format!(
+        "/2010-04-01/Accounts/{AC}/Calls/{}.json",
+        created["sid"].as_str().unwrap()
+    );
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        last = call(&s, "GET", &one, "", t).await.1;
+        if last["status"] == "no-answer" {
+            break;
+        }
+    }
+    assert_eq!(last["status"], "no-answer", "{last}");
+    assert_eq!(last["duration"], "0");
+    assert!(s.shutdown(std::time::Duration::from_secs(5)).await);
+}
