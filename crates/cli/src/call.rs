@@ -195,10 +195,10 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     }
     let unmatched = dialtone_events::attach(&mut result.report, &milestones);
     for m in &unmatched {
-        result.report.warnings.push((
-            0,
-            format!("milestone {} matched no caller turn", m.name),
-        ));
+        result
+            .report
+            .warnings
+            .push((0, format!("milestone {} matched no caller turn", m.name)));
     }
 
     let report = &result.report;

@@ -49,7 +49,10 @@ async fn live_vad_milestones_and_transcripts_land_on_the_right_turns() {
     // turn 1's (WER = 1 / its word count), 150 ms after each true end.
     let turns = result.report.streams[0].turns.clone();
     let planted = turns[1].text.replacen("presentation", "presidential", 1);
-    assert_ne!(planted, turns[1].text, "turn 1 should contain the word 'presentation'");
+    assert_ne!(
+        planted, turns[1].text,
+        "turn 1 should contain the word 'presentation'"
+    );
     for (t, text) in [(&turns[0], turns[0].text.clone()), (&turns[1], planted)] {
         milestones.push(Milestone {
             call_sid: call_sid.clone(),
@@ -64,11 +67,23 @@ async fn live_vad_milestones_and_transcripts_land_on_the_right_turns() {
     let turns = &result.report.streams[0].turns;
     for t in turns {
         let names: Vec<_> = t.milestones.iter().map(|(n, _, _)| n.as_str()).collect();
-        assert!(names.contains(&"vad.speech_start"), "turn {}: {names:?}", t.index);
-        assert!(names.contains(&"vad.speech_end"), "turn {}: {names:?}", t.index);
+        assert!(
+            names.contains(&"vad.speech_start"),
+            "turn {}: {names:?}",
+            t.index
+        );
+        assert!(
+            names.contains(&"vad.speech_end"),
+            "turn {}: {names:?}",
+            t.index
+        );
         for (name, latency, _) in &t.milestones {
             // The app noticed after the truth, and within its hangover plus slack.
-            assert!((0.0..1500.0).contains(latency), "turn {} {name}: {latency}", t.index);
+            assert!(
+                (0.0..1500.0).contains(latency),
+                "turn {} {name}: {latency}",
+                t.index
+            );
         }
         assert!(t.reply_ms.is_some(), "turn {} got no reply", t.index);
     }
