@@ -61,6 +61,14 @@ pub enum EventKind {
         url: String,
         /// `<Connect>` (true) or `<Start>` fork (false).
         bidirectional: bool,
+        /// The stream's SID (`MZ…`), as `start` will carry it.
+        stream_sid: String,
+        /// The `<Stream name>`, if any.
+        name: Option<String>,
+        /// The `<Stream statusCallback>`, resolved against the document, if any.
+        status_callback: Option<String>,
+        /// `statusCallbackMethod` (`POST` unless set).
+        status_callback_method: &'static str,
     },
     /// The upgrade succeeded (HTTP 101).
     StreamConnected {

@@ -71,6 +71,10 @@ pub(crate) struct StreamSpec {
     /// The URL the upgrade's signature covers (as written in the TwiML).
     pub(crate) sign_url: String,
     pub(crate) name: Option<String>,
+    /// `<Stream statusCallback>`, resolved; reported in the timeline for whoever sends
+    /// stream status callbacks (the REST server).
+    pub(crate) status_callback: Option<String>,
+    pub(crate) status_callback_method: crate::config::HttpMethod,
     pub(crate) bidirectional: bool,
     pub(crate) tracks: Tracks,
     pub(crate) parameters: Vec<(String, String)>,
@@ -160,6 +164,10 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
     ctx.timeline.emit(EventKind::StreamConnecting {
         url: spec.url.clone(),
         bidirectional: spec.bidirectional,
+        stream_sid: stream_sid.clone(),
+        name: spec.name.clone(),
+        status_callback: spec.status_callback.clone(),
+        status_callback_method: spec.status_callback_method.as_str(),
     });
     let connect_started = Instant::now();
     let ws = match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {

@@ -238,7 +238,7 @@ async fn start_stream_forks_both_tracks_and_stop_ends_it() {
         vec![(
             "/voice",
             twiml(
-                r#"<Start><Stream name="fork1" url="{ws}/fork" track="both_tracks"/></Start>
+                r#"<Start><Stream name="fork1" url="{ws}/fork" track="both_tracks" statusCallback="/stream-status"/></Start>
 <Say>one two three</Say>
 <Stop><Stream name="fork1"/></Stop>
 <Pause length="1"/>
@@ -286,6 +286,21 @@ async fn start_stream_forks_both_tracks_and_stop_ends_it() {
     assert_eq!(outbound[0]["media"]["chunk"], "1");
     assert_eq!(events(msgs).last().unwrap(), "stop");
     assert!(r.duration_ms >= 2200.0, "{}", r.duration_ms);
+    // The stream's identity and statusCallback are announced for whoever sends stream
+    // status callbacks (the REST server).
+    let announced = r.timeline.iter().find_map(|e| match &e.kind {
+        EventKind::StreamConnecting {
+            name,
+            status_callback,
+            stream_sid,
+            ..
+        } => Some((name.clone(), status_callback.clone(), stream_sid.clone())),
+        _ => None,
+    });
+    let (name, cb, sid) = announced.unwrap();
+    assert_eq!(name.as_deref(), Some("fork1"));
+    assert_eq!(cb, Some(app.url("/stream-status")));
+    assert_eq!(json(&msgs[1])["streamSid"], sid.as_str());
 }
 
 #[tokio::test]

@@ -277,7 +277,9 @@ fn format_event(e: &CallEvent) -> String {
         EventKind::Verb { verb, line, detail } => {
             ("verb", format!("<{verb}> line {line} {detail}"))
         }
-        EventKind::StreamConnecting { url, bidirectional } => (
+        EventKind::StreamConnecting {
+            url, bidirectional, ..
+        } => (
             "stream",
             format!(
                 "upgrading {url} ({})",

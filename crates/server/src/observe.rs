@@ -117,7 +117,13 @@ impl Observer {
     fn stream_callbacks(&self, kind: &EventKind) {
         let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         match kind {
-            EventKind::StreamConnecting { url, .. } => {
+            EventKind::StreamConnecting {
+                url,
+                name,
+                status_callback,
+                status_callback_method,
+                ..
+            } => {
                 if let Some(t) = s.connecting.take() {
                     self.cb.stream(
                         &t,
@@ -130,11 +136,24 @@ impl Observer {
                     u.split_once("://")
                         .map_or(u.to_string(), |(_, r)| r.to_string())
                 };
-                s.connecting = s
-                    .targets
-                    .iter()
-                    .find(|(u, _)| strip(u) == strip(url) || url.ends_with(u.as_str()))
-                    .map(|(_, t)| t.clone());
+                // The engine reports the stream's statusCallback for any TwiML (fetched or
+                // inline); the targets noted from inline TwiML remain the fallback.
+                s.connecting = match status_callback {
+                    Some(cb) => Some(StreamTarget {
+                        url: cb.clone(),
+                        method: if *status_callback_method == "GET" {
+                            dialtone_call::HttpMethod::Get
+                        } else {
+                            dialtone_call::HttpMethod::Post
+                        },
+                        name: name.clone(),
+                    }),
+                    None => s
+                        .targets
+                        .iter()
+                        .find(|(u, _)| strip(u) == strip(url) || url.ends_with(u.as_str()))
+                        .map(|(_, t)| t.clone()),
+                };
             }
             EventKind::StreamConnected { stream_sid, .. } => {
                 self.stream_started.store(true, Ordering::Relaxed);
@@ -203,7 +222,9 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
                 .trim_end()
                 .to_string(),
         ),
-        EventKind::StreamConnecting { url, bidirectional } => (
+        EventKind::StreamConnecting {
+            url, bidirectional, ..
+        } => (
             "info",
             format!(
                 "stream connecting to {url} ({})",

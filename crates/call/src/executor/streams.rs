@@ -54,6 +54,11 @@ impl Call<'_> {
             url,
             sign_url,
             name: s.name.clone(),
+            status_callback: s
+                .status_callback
+                .as_deref()
+                .and_then(|cb| webhook::resolve(doc_url, cb).ok()),
+            status_callback_method: s.status_callback_method.into(),
             bidirectional,
             tracks,
             parameters: s.parameters.clone(),
