@@ -1,17 +1,23 @@
 //! Matching an app's milestones to the caller's ground-truth turns, and sorting records
 //! by whether their call is one dialtone placed.
 //!
-//! Assignment rule: a milestone belongs to the **last turn whose true start minus
-//! [`EARLY_MS`] is at or before the milestone's timestamp**. The 300 ms of slack keep a
-//! `vad.speech_start` stamped a little early (clock skew between the app's machine and
-//! dialtone's, or a VAD that back-dates its onset) with its own turn, while everything
-//! an app reports after a turn (its end, transcript, reply) stays with that turn until
-//! the next one begins. Milestones before the first turn (e.g. a greeting's
-//! `tts.first_audio`) or without a timestamp are unmatched.
+//! Assignment rule: a milestone belongs to the **last turn that had started by its `ts`**
+//! — the turn being spoken, or the one most recently spoken — where *onset* milestones
+//! (`vad.speech_start`, and any name with a `.start` segment such as `stt.start`) may be
+//! up to [`EARLY_MS`] (300 ms) early: a VAD that back-dates its onset, or a little clock
+//! skew, must not push a turn's start into the previous turn. Other milestones get no
+//! such slack, because they are often *late*: with a 500 ms hangover a VAD reports the end
+//! of a turn 500 ms after it, and a caller who answers 700 ms after the previous turn
+//! would otherwise have that turn's `vad.speech_end` taken by their answer.
 //!
-//! Latency anchor: `vad.speech_start` and names with a `.start` segment (`stt.start`,
-//! `transcript.started`) are measured from the turn's true **start**; everything else
-//! (`vad.speech_end`, `transcript.*`, `llm.*`, `tts.*`, …) from its true **end**.
+//! A milestone before every turn (a greeting's `tts.first_audio`) or without a timestamp
+//! is unmatched. An app slower than the caller — a turn-1 milestone that arrives after
+//! turn 2 has started — cannot be told apart by time from a turn-2 milestone, and goes to
+//! turn 2, where its latency from turn 2's end is typically negative.
+//!
+//! Latency anchor: onset milestones are measured from the turn's true **start**;
+//! everything else (`vad.speech_end`, `transcript.*`, `llm.*`, `tts.*`, …) from its true
+//! **end** (negative for a `transcript.partial` during speech).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +26,8 @@ use serde::Serialize;
 use crate::milestone::Milestone;
 use crate::wer::wer;
 
-/// How long before a turn's true start a milestone may be stamped and still belong to it.
+/// How long before a turn's true start an onset milestone may be stamped and still
+/// belong to it.
 pub const EARLY_MS: i64 = 300;
 
 /// Most distinct unknown call SIDs listed by [`partition_known`]; more are only counted,
@@ -95,13 +102,15 @@ pub struct TurnMilestones {
 pub struct Matched {
     /// One entry per turn, in turn order, including turns with no milestones.
     pub per_turn: Vec<TurnMilestones>,
-    /// Milestones with no turn: no timestamp, or earlier than the first turn allows.
+    /// Milestones with no turn: no timestamp, or earlier than any turn allows.
     pub unmatched: Vec<Milestone>,
 }
 
 /// Assigns each milestone of one call to a turn and measures its latency (rules in the
-/// module documentation). `turns` may come in any order; `milestones` are the call's.
+/// module documentation). `turns` may come in any order; `milestones` are the call's, in
+/// any order.
 pub fn match_turns(turns: &[TurnClock], milestones: &[Milestone]) -> Matched {
+    // Turns in time order; ends follow the same order since turns do not overlap.
     let mut order: Vec<usize> = (0..turns.len()).collect();
     order.sort_by_key(|&i| (turns[i].start_ms, turns[i].index));
     let mut per_turn: Vec<TurnMilestones> = order
@@ -118,15 +127,15 @@ pub fn match_turns(turns: &[TurnClock], milestones: &[Milestone]) -> Matched {
             unmatched.push(m.clone());
             continue;
         };
-        // Sorted by start: the last turn that may own `ts` is just before the first
-        // that may not.
-        let owners = order.partition_point(|&i| turns[i].start_ms - EARLY_MS <= ts);
+        let anchor = Anchor::for_name(&m.name);
+        let slack = if anchor == Anchor::Start { EARLY_MS } else { 0 };
+        // The last turn with start − slack ≤ ts is just before the first without.
+        let owners = order.partition_point(|&i| turns[i].start_ms - slack <= ts);
         let Some(slot) = owners.checked_sub(1) else {
             unmatched.push(m.clone());
             continue;
         };
         let turn = &turns[order[slot]];
-        let anchor = Anchor::for_name(&m.name);
         let from = match anchor {
             Anchor::Start => turn.start_ms,
             Anchor::End => turn.end_ms,

@@ -22,9 +22,15 @@ fn ms(name: &str, ts: i64, text: Option<&str>) -> Milestone {
 
 /// The `session` script's five turns, as the engine would clock them.
 fn session_turns() -> Vec<TurnClock> {
+    let turns = script_turns("session");
+    assert_eq!(turns.len(), 5);
+    turns
+}
+
+/// A corpus script's turns placed on the wall clock from `T0`.
+fn script_turns(name: &str) -> Vec<TurnClock> {
     let corpus = Corpus::open(&Corpus::default_dir()).expect("corpus");
-    let entry = corpus.get("session").expect("session script");
-    assert_eq!(entry.turns.len(), 5);
+    let entry = corpus.get(name).expect("corpus script");
     entry
         .turns
         .iter()
@@ -98,6 +104,45 @@ fn every_turn_gets_its_milestones_and_latencies() {
     }
 }
 
+/// The `rapid` script answers 700 ms after each turn, and a VAD with a 500 ms hangover
+/// reports the end of a turn less than 300 ms before the next starts: end milestones still
+/// belong to the turn that ended (only onsets may be early).
+#[test]
+fn quick_answers_do_not_steal_the_previous_turns_milestones() {
+    let turns = script_turns("rapid");
+    assert_eq!(turns.len(), 4);
+    let mut app = Vec::new();
+    for t in &turns {
+        app.push(ms("vad.speech_start", t.start_ms + 80, None));
+        app.push(ms("transcript.partial", t.start_ms + 150, Some("y")));
+        app.push(ms("vad.speech_end", t.end_ms + 480, None));
+        app.push(ms("transcript.final", t.end_ms + 600, Some(&t.text)));
+    }
+    // The end is reported within 300 ms of the next turn's start.
+    assert!(turns[1].start_ms - 300 < turns[0].end_ms + 480);
+    let matched = match_turns(&turns, &app);
+    assert!(matched.unmatched.is_empty(), "{:?}", matched.unmatched);
+    for (k, turn) in matched.per_turn.iter().enumerate() {
+        let partial = turns[k].start_ms + 150 - turns[k].end_ms;
+        let got: Vec<(&str, i64)> = turn
+            .milestones
+            .iter()
+            .map(|e| (e.name.as_str(), e.latency_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("vad.speech_start", 80),
+                ("transcript.partial", partial),
+                ("vad.speech_end", 480),
+                ("transcript.final", 600),
+            ],
+            "turn {k}"
+        );
+        assert_eq!(turn.wer, Some(0.0));
+    }
+}
+
 #[test]
 fn assignment_rule_at_the_boundaries() {
     let turns = vec![
@@ -121,10 +166,12 @@ fn assignment_rule_at_the_boundaries() {
         ms("tts.first_audio", 13_699, None), // still turn 0
         ms("stt.started", 13_700, None),     // 300 ms before turn 1: turn 1, from its start
         ms("transcript.final", 15_400, Some("anything")), // no reference text: no WER
+        ms("vad.speech_end", 13_850, None),  // 150 ms before turn 1: only onsets may be early
+        ms("vad.speech_end", 9_800, None),   // before any turn: unmatched
     ];
     let matched = match_turns(&turns, &app);
-    assert_eq!(matched.unmatched.len(), 1);
-    assert_eq!(matched.unmatched[0].ts_ms, Some(9_699));
+    let unmatched: Vec<Option<i64>> = matched.unmatched.iter().map(|m| m.ts_ms).collect();
+    assert_eq!(unmatched, [Some(9_699), Some(9_800)]);
     let lat = |k: usize| -> Vec<i64> {
         matched.per_turn[k]
             .milestones
@@ -132,7 +179,7 @@ fn assignment_rule_at_the_boundaries() {
             .map(|e| e.latency_ms)
             .collect()
     };
-    assert_eq!(lat(0), [-300, -1000, 1699]);
+    assert_eq!(lat(0), [-300, -1000, 1699, 1850]);
     assert_eq!(lat(1), [-300, 400]);
     assert_eq!(matched.per_turn[0].wer, None);
     assert_eq!(matched.per_turn[1].wer, None);
