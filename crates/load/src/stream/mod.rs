@@ -10,6 +10,7 @@
 //! `stop`, and a close handshake. Stream *i* carries `CA`/`MZ` + *i* as 32 hex digits and
 //! connects at `i × ramp / N`.
 
+mod media_frame;
 mod worker;
 pub(crate) mod ws;
 

@@ -66,7 +66,6 @@ struct Conn {
 
 /// Scratch buffers and counters shared by every stream of the worker.
 struct Out {
-    text: String,
     frame: Vec<u8>,
     stats: WorkerInterval,
 }
@@ -120,7 +119,6 @@ pub(super) fn run(
         .collect();
     let mut wheel: Vec<Vec<u32>> = vec![Vec::new(); SLOTS as usize];
     let mut out = Out {
-        text: String::with_capacity(512),
         frame: Vec::with_capacity(1024),
         stats: WorkerInterval::default(),
     };
@@ -475,8 +473,9 @@ fn tick(
                 return false;
             }
         }
-        let rel = c.now_rel(shared.now_us());
-        if let Some(p) = c.playout.as_mut() {
+        if c.playout.is_some() {
+            let rel = c.now_rel(shared.now_us());
+            let p = c.playout.as_mut().expect("checked");
             if p.next_deadline_us().is_some_and(|d| d <= rel) {
                 let echoes = p.due_marks(rel);
                 send_echoes(c, out, shared, echoes, rel);
@@ -494,7 +493,9 @@ fn tick(
     ended
 }
 
-/// The hot path: one media frame into the reused buffers, masked, one write.
+/// The hot path: one media frame formatted straight after room for its header in the
+/// reused buffer, sealed (header + mask) in place, one write. No allocation, one copy of
+/// the payload.
 #[inline]
 fn send_media(c: &mut Conn, out: &mut Out, shared: &Shared) {
     let k = c.k;
@@ -504,11 +505,13 @@ fn send_media(c: &mut Conn, out: &mut Out, shared: &Shared) {
     } else {
         dialtone_audio::frames::silence_b64()
     };
-    out.text.clear();
-    media::write_media(
-        &mut out.text,
+    let mut bytes = std::mem::take(&mut out.frame);
+    bytes.clear();
+    // Room for the frame header, filled in by `seal_medium_text`.
+    bytes.extend_from_slice(&[0; ws::MEDIUM_HEADER]);
+    super::media_frame::push_inbound_media(
+        &mut bytes,
         c.seq,
-        Track::Inbound,
         u64::from(k) + 1,
         u64::from(k) * 20,
         payload,
@@ -517,14 +520,12 @@ fn send_media(c: &mut Conn, out: &mut Out, shared: &Shared) {
     c.seq += 1;
     c.k += 1;
     let mask = c.mask();
-    out.frame.clear();
-    ws::push_frame(&mut out.frame, ws::OP_TEXT, out.text.as_bytes(), mask);
+    ws::seal_medium_text(&mut bytes, mask);
     let now = shared.now_us();
     out.stats
         .rec
         .record(Metric::FrameLateness, now.saturating_sub(due_us));
     out.stats.frames += 1;
-    let bytes = std::mem::take(&mut out.frame);
     write_bytes(c, out, shared, &bytes, true);
     out.frame = bytes;
 }
