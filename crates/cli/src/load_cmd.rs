@@ -403,16 +403,17 @@ impl ProgressPrinter {
     }
 
     pub(crate) fn show(&mut self, p: &Progress) {
+        let lateness = if p.lateness.count == 0 {
+            "–".to_string()
+        } else {
+            format!(
+                "p50 {:.2} ms p99 {:.2} ms",
+                p.lateness.p50_ms, p.lateness.p99_ms
+            )
+        };
         let line = format!(
-            "[{:>5.0}s] active {:>5}  started {:>6}  {:>4} calls/s  {:>7} frames/s  lateness p50 {:.2} ms p99 {:.2} ms  failed {}",
-            p.elapsed_s,
-            p.active,
-            p.started,
-            p.calls_per_s,
-            p.frames_per_s,
-            p.lateness.p50_ms,
-            p.lateness.p99_ms,
-            p.failed
+            "[{:>5.0}s] active {:>5}  started {:>6}  {:>4} calls/s  {:>7} frames/s  lateness {lateness}  failed {}",
+            p.elapsed_s, p.active, p.started, p.calls_per_s, p.frames_per_s, p.failed
         );
         let mut err = std::io::stderr().lock();
         match self.mode {

@@ -83,8 +83,13 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
     let t = |f: fn(&crate::summary::SeriesPoint) -> f64| -> Vec<(f64, f64)> {
         s.series.iter().map(|p| (f64::from(p.t_s), f(p))).collect()
     };
+    let lateness_title = if s.mode == "call" {
+        "Frame lateness per second (ms; a call's frames count when it ends)"
+    } else {
+        "Frame lateness per second (ms)"
+    };
     h.push_str(&chart(
-        "Frame lateness per second (ms)",
+        lateness_title,
         &[
             Line {
                 name: "p50",
