@@ -193,6 +193,27 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
                 .cloned(),
         );
     }
+    // Records for other call SIDs are the app's mistake worth showing, not silently dropped.
+    for (sid, records) in collector.drain() {
+        result.report.warnings.push((
+            0,
+            format!(
+                "{} milestone record(s) for unknown call SID {sid:?} (this call is {})",
+                records.len(),
+                result.report.call_sid
+            ),
+        ));
+    }
+    let counts = collector.counts();
+    if counts.bad > 0 {
+        result.report.warnings.push((
+            0,
+            format!(
+                "{} malformed milestone record(s) were refused with HTTP 400",
+                counts.bad
+            ),
+        ));
+    }
     let unmatched = dialtone_events::attach(&mut result.report, &milestones);
     for m in &unmatched {
         result
