@@ -97,6 +97,8 @@ pub struct CallConfig {
     pub no_audio_timeout: Option<Duration>,
     /// Keep what the caller heard (and what it sent) for writing WAVs.
     pub record: bool,
+    /// Write every exchange of the call here (`--capture`).
+    pub capture: Option<std::sync::Arc<crate::capture::Capture>>,
 }
 
 impl CallConfig {
@@ -124,6 +126,7 @@ impl CallConfig {
             webhook_timeout: Duration::from_secs(15),
             no_audio_timeout: Some(Duration::from_secs(10)),
             record: false,
+            capture: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! every step.
 //!
 //! # Layout
+//! - [`capture`]: every exchange of a call as JSON lines (`--capture`).
 //! - [`config`]: what a call needs (app URL, numbers, token, the caller's script).
 //! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
 //!   classes with Twilio's error codes).
@@ -14,6 +15,7 @@
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`report`]: the timeline, failures and measurements a call returns.
 
+pub mod capture;
 pub mod config;
 mod executor;
 pub mod playout;

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::{
     protocol::frame::coding::CloseCode,
 };
 
+use crate::capture::Captured;
 use crate::playout::Playout;
 use crate::report::{EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport};
 use crate::timeline::Timeline;
@@ -200,6 +201,10 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
     };
     let connect_elapsed = connect_started.elapsed();
     report.connect_ms = Some(connect_elapsed.as_secs_f64() * 1e3);
+    ctx.timeline.capture(&Captured::WsOpen {
+        stream_sid: &stream_sid,
+        url: &spec.url,
+    });
     ctx.timeline.emit(EventKind::StreamConnected {
         stream_sid: stream_sid.clone(),
         elapsed: connect_elapsed,
@@ -261,6 +266,8 @@ enum End {
 }
 
 struct Driver {
+    /// The call's timeline, for `--capture` of every message.
+    timeline: Arc<Timeline>,
     ids: StreamIds,
     url: String,
     bidirectional: bool,
@@ -298,6 +305,7 @@ type WsSink = futures_util::stream::SplitSink<
 impl Driver {
     fn new(spec: &StreamSpec, ctx: &StreamCtx) -> Self {
         Self {
+            timeline: ctx.timeline.clone(),
             ids: spec.ids.clone(),
             url: spec.url.clone(),
             bidirectional: spec.bidirectional,
@@ -327,6 +335,20 @@ impl Driver {
         }
     }
 
+    /// Captures a message dialtone sends (no-op without `--capture`).
+    fn cap_out(&self, text: &str) {
+        self.timeline.capture(&Captured::WsOut {
+            stream_sid: &self.ids.stream_sid,
+            text,
+        });
+    }
+
+    /// Sends one text message, captured.
+    async fn send_text(&self, sink: &mut WsSink, text: String) -> Result<(), SendError> {
+        self.cap_out(&text);
+        send(sink, text).await
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -351,13 +373,13 @@ impl Driver {
             let _ = timeout(WRITE_STALL, sink.close()).await;
             return End::Stopped;
         }
-        if let Err(e) = send(sink, media::connected()).await {
+        if let Err(e) = self.send_text(sink, media::connected()).await {
             return self.send_failed(e, rx).await;
         }
         let seq = self.next_seq();
         let tracks = self.start_tracks();
         let start = media::start(seq, &self.ids, &tracks, &self.parameters);
-        if let Err(e) = send(sink, start).await {
+        if let Err(e) = self.send_text(sink, start).await {
             return self.send_failed(e, rx).await;
         }
         let t0 = Instant::now();
@@ -436,7 +458,10 @@ impl Driver {
                 }
                 next_dtmf += 1;
                 let seq = self.next_seq();
-                if let Err(e) = send(sink, media::dtmf(seq, &self.ids.stream_sid, digit)).await {
+                if let Err(e) = self
+                    .send_text(sink, media::dtmf(seq, &self.ids.stream_sid, digit))
+                    .await
+                {
                     return self.send_failed(e, rx).await;
                 }
                 self.dtmf_sent += 1;
@@ -488,6 +513,7 @@ impl Driver {
                 payload,
                 &self.ids.stream_sid,
             );
+            self.cap_out(&self.buf);
             send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
             self.frames_sent += 1;
         }
@@ -506,6 +532,7 @@ impl Driver {
                 payload,
                 &self.ids.stream_sid,
             );
+            self.cap_out(&self.buf);
             send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
             self.frames_sent += 1;
         }
@@ -520,6 +547,10 @@ impl Driver {
         sink: &mut WsSink,
     ) -> Result<(), SendError> {
         let now_us = us_since(t0, Instant::now());
+        self.timeline.capture(&Captured::WsIn {
+            stream_sid: &self.ids.stream_sid,
+            text,
+        });
         // Lenient about extra fields: widely used apps add e.g. `media.track`, and Twilio plays
         // their audio.
         let msg = match media::parse_app_message_with(
@@ -594,7 +625,8 @@ impl Driver {
         now_us: u64,
     ) -> Result<(), SendError> {
         let seq = self.next_seq();
-        send(sink, media::mark(seq, &self.ids.stream_sid, &echo.name)).await?;
+        self.send_text(sink, media::mark(seq, &self.ids.stream_sid, &echo.name))
+            .await?;
         let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
         // Echoes come in the order marks were queued, so the first unanswered record is it.
         if let Some(rec) = self
@@ -676,7 +708,7 @@ impl Driver {
 
     async fn stop(&mut self, sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>) -> End {
         let seq = self.next_seq();
-        let _ = send(sink, media::stop(seq, &self.ids)).await;
+        let _ = self.send_text(sink, media::stop(seq, &self.ids)).await;
         let _ = send_msg(
             sink,
             Message::Close(Some(CloseFrame {
@@ -729,6 +761,11 @@ impl Driver {
                 });
             }
         }
+        ctx.timeline.capture(&Captured::WsClose {
+            stream_sid: &self.ids.stream_sid,
+            by: report.closed_by,
+            code: report.close_code,
+        });
         ctx.timeline.emit(EventKind::StreamClosed {
             stream_sid: self.ids.stream_sid.clone(),
             by: report.closed_by,

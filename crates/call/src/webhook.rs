@@ -8,6 +8,7 @@ use dialtone_protocol::{signing, webhook as params};
 use dialtone_twiml::Document;
 use tokio::time::Instant;
 
+use crate::capture::Captured;
 use crate::config::HttpMethod;
 use crate::report::{EventKind, Failure};
 use crate::timeline::Timeline;
@@ -93,7 +94,7 @@ pub(crate) async fn fetch_twiml(
     };
     builder = builder
         .timeout(timeout)
-        .header("X-Twilio-Signature", signature)
+        .header("X-Twilio-Signature", signature.clone())
         .header("User-Agent", "TwilioProxy/1.1")
         .header("Accept", "*/*")
         .header("Cache-Control", "max-age=259200")
@@ -101,6 +102,13 @@ pub(crate) async fn fetch_twiml(
             "I-Twilio-Idempotency-Token",
             dialtone_protocol::sid::random("").to_lowercase(),
         );
+    timeline.capture(&Captured::HttpRequest {
+        purpose: req.purpose,
+        method: req.method.as_str(),
+        url: &wire_url,
+        signature: &signature,
+        body: body.as_deref().unwrap_or(""),
+    });
     if let Some(body) = body {
         builder = builder
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -134,6 +142,14 @@ pub(crate) async fn fetch_twiml(
         content_type: content_type.clone(),
         bytes: bytes.len(),
     });
+    if timeline.capturing() {
+        timeline.capture(&Captured::HttpResponse {
+            url: &wire_url,
+            status,
+            content_type: &content_type,
+            body: &String::from_utf8_lossy(&bytes),
+        });
+    }
     if !(200..300).contains(&status) {
         return Err(Failure::WebhookStatus {
             url: wire_url,

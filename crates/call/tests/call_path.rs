@@ -591,3 +591,73 @@ async fn finish_key_alone_is_no_input() {
     assert_eq!(res.report.end_reason, "<Hangup>");
     assert_eq!(app.http().len(), 1);
 }
+
+#[tokio::test]
+async fn capture_records_every_exchange_byte_for_byte() {
+    let app = TestApp::start(
+        vec![(
+            "/voice",
+            twiml(r#"<Connect><Stream url="{ws}/media"/></Connect>"#),
+        )],
+        WsScript::ReplyWithMark {
+            chunk_ms: 100,
+            n_chunks: 1,
+        },
+    )
+    .await;
+    let buf = SharedBuf::default();
+    let capture = std::sync::Arc::new(dialtone_call::capture::Capture::new(Box::new(buf.clone())));
+    let res = call(&app.url("/voice"), 300, |c| {
+        c.capture = Some(capture.clone())
+    })
+    .await;
+    assert!(res.report.is_success(), "{:#?}", res.report.failures);
+    capture.finish().unwrap();
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| json(l)).collect();
+    assert_eq!(lines.len() as u64, capture.records());
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(&kinds[..3], ["http_request", "http_response", "ws_open"]);
+    assert_eq!(kinds.last(), Some(&"ws_close"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["call_sid"] == res.report.call_sid.as_str())
+    );
+    let times: Vec<f64> = lines.iter().map(|l| l["t_ms"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "times go forward");
+    assert!(lines[1]["body"].as_str().unwrap().contains("<Connect>"));
+    // What dialtone sent is exactly what the app received, in order.
+    let sent: Vec<String> = lines
+        .iter()
+        .filter(|l| l["kind"] == "ws_out")
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, app.ws_messages()[0].1);
+    // And the app's messages are there too: its media and its mark.
+    let got: Vec<String> = lines
+        .iter()
+        .filter(|l| l["kind"] == "ws_in")
+        .map(|l| {
+            json(l["text"].as_str().unwrap())["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, ["media", "mark"]);
+}
+
+/// A `Write` whose bytes the test can read back.
+#[derive(Clone, Default)]
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -204,7 +204,8 @@ impl PreparedCall<'_> {
             handle,
         } = self;
         let call_sid = handle.call_sid.clone();
-        let timeline = Arc::new(Timeline::new(sink));
+        let capture = cfg.capture.clone().map(|c| (c, call_sid.clone()));
+        let timeline = Arc::new(Timeline::new(sink, capture));
         let info = CallInfo {
             account_sid: cfg.account_sid.clone(),
             call_sid: call_sid.clone(),
