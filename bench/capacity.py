@@ -160,6 +160,8 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q"], cwd=os.path.join(PEERS_DIR, "sink"), check=True)
 
     results = [search(g, a.d, a) for g in a.gens + a.peers]
+    os.makedirs(OUT, exist_ok=True)
+    json.dump(results, open(os.path.join(OUT, "capacity.json"), "w"), indent=1, default=str)
     by = {r["gen"]: r for r in results}
     # Memory per call and connection at the end of the ramp, at N = mem_n.
     mem = {}
@@ -171,7 +173,7 @@ def main():
     print()
     print(f"## Capacity on this machine (D={a.d} s, RAMP={a.ramp:g} s, lean sink; pass: >= 99.9 % delivered, p99 <= 5 ms)")
     print()
-    print("| generator | max sustained N | sink p99 @N (ms) | CPU % @N (of 200) | user µs/frame | sys µs/frame | RSS per call @%d (KiB) |" % a.mem_n)
+    print(f"| generator | max sustained N | sink p99 @N (ms) | CPU % @N (of 200) | user µs/frame | sys µs/frame | RSS per call @{a.mem_n} (KiB) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         row = r["row"]

@@ -1,5 +1,6 @@
 //! `dialtone demo`: the embedded default. Starts the reference voice app in-process on a
-//! loopback port and runs a short load against it (tens of full calls, under a minute), then
+//! loopback port (through `load`, which does so when no `--webhook` is given) and runs a short
+//! load against it (tens of full calls, under a minute), then
 //! prints the report.
 
 use std::path::PathBuf;
@@ -24,22 +25,28 @@ pub(crate) struct DemoOpts {
 
 /// Runs `dialtone demo`.
 pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<ExitCode> {
-    let (url, bot) = start_bot(dialtone_call::DEFAULT_AUTH_TOKEN).await?;
+    // Without a webhook, `load` starts the reference app itself, wired to its milestone
+    // endpoint, so the demo's report includes the app's own milestones.
+    let load = LoadOpts::demo(
+        None,
+        opts.calls,
+        opts.calls as usize,
+        Duration::from_secs(5),
+    )
+    .with_out(opts.out);
     println!(
         "dialtone demo: {} full calls (signed webhook, TwiML, Media Streams, marks) against the \
-         reference voice app at {url}, started over 5 s",
+         reference voice app on a loopback port, started over 5 s",
         opts.calls
     );
-    let load = LoadOpts::demo(url, opts.calls, opts.calls as usize, Duration::from_secs(5))
-        .with_out(opts.out);
-    let code = crate::load_cmd::run(load).await;
-    bot.abort();
-    code
+    crate::load_cmd::run(load).await
 }
 
 /// Starts the reference voice app on `127.0.0.1:0`; returns its voice URL and task.
+/// The app reports its milestones to `events_url`.
 pub(crate) async fn start_bot(
     auth_token: &str,
+    events_url: Option<String>,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -47,6 +54,7 @@ pub(crate) async fn start_bot(
     let addr = listener.local_addr()?;
     let config = dialtone_bot::BotConfig {
         auth_token: auth_token.to_string(),
+        events_url,
         ..dialtone_bot::BotConfig::default()
     };
     let handle = tokio::spawn(async move {

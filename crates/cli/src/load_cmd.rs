@@ -141,13 +141,26 @@ pub(crate) struct LoadOpts {
     /// After Ctrl-C, calls in progress get this long to finish before they are cut.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     drain: Duration,
+    /// Where dialtone accepts the app's milestone records (POST /events), matched to each
+    /// call's turns (the reference app reports there by itself).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    events_listen: std::net::SocketAddr,
+    /// How long to wait after each call for its late milestone records.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    milestone_grace: Duration,
 }
 
 impl LoadOpts {
-    /// The options `dialtone demo` runs: `calls` calls against `webhook`.
-    pub(crate) fn demo(webhook: String, calls: u64, concurrency: usize, ramp: Duration) -> Self {
+    /// The options `dialtone demo` runs: `calls` calls against `webhook` (`None`: the
+    /// reference app, started in-process).
+    pub(crate) fn demo(
+        webhook: Option<String>,
+        calls: u64,
+        concurrency: usize,
+        ramp: Duration,
+    ) -> Self {
         Self {
-            webhook: Some(webhook),
+            webhook,
             stream: None,
             calls: Some(calls),
             duration: None,
@@ -176,6 +189,8 @@ impl LoadOpts {
             no_audio_timeout: Duration::from_secs(10),
             lateness_bound: Duration::from_millis(10),
             drain: Duration::from_secs(10),
+            events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            milestone_grace: Duration::from_millis(500),
         }
     }
 
@@ -218,19 +233,35 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
             f
         })?
     } else {
+        let events = dialtone_events::Collector::new();
+        let listener = tokio::net::TcpListener::bind(opts.events_listen)
+            .await
+            .with_context(|| format!("cannot listen for milestones on {}", opts.events_listen))?;
+        let events_url = format!("http://{}/events", listener.local_addr()?);
+        let events_task = tokio::spawn(dialtone_events::serve(
+            listener,
+            events.clone(),
+            std::future::pending(),
+        ));
         let (url, bot) = match &opts.webhook {
             Some(u) => (u.clone(), None),
             None => {
-                let (url, handle) = crate::demo_cmd::start_bot(&opts.auth_token).await?;
+                let (url, handle) =
+                    crate::demo_cmd::start_bot(&opts.auth_token, Some(events_url.clone())).await?;
                 (url, Some(handle))
             }
         };
-        let run = call_run(&opts, url)?;
+        if format == OutputFormat::Text && opts.webhook.is_some() {
+            eprintln!("app milestones accepted at {events_url}");
+        }
+        let mut run = call_run(&opts, url)?;
+        run.milestones = Some((events, opts.milestone_grace));
         let f = dialtone_load::calls::run(run, stop_rx, |p| printer.show(p)).await;
         printer.done();
         if let Some(b) = bot {
             b.abort();
         }
+        events_task.abort();
         f
     };
     signals.abort();
@@ -388,6 +419,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         },
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,
+        milestones: None,
     })
 }
 

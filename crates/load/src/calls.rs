@@ -52,6 +52,9 @@ pub struct CallRun {
     pub lateness_bound: Duration,
     /// After a stop, calls in progress get this long to finish before they are cut.
     pub drain: Duration,
+    /// Where the app's milestone records arrive (dialtone's events endpoint), and how long to
+    /// wait after a call for late ones; they are matched to the call's turns.
+    pub milestones: Option<(dialtone_events::Collector, Duration)>,
 }
 
 enum Msg {
@@ -193,12 +196,19 @@ async fn dispatch(
             open_streams.clone(),
         );
         active.fetch_add(1, Ordering::Relaxed);
+        let milestones = run.milestones.clone();
         tasks.spawn(async move {
-            let _permit = permit;
             let sink = stream_gauge(open.clone());
-            let result = engine.place_call(cfg, Some(sink)).await;
-            // Streams the call left open in the gauge (e.g. dropped sockets) are closed now.
+            let mut result = engine.place_call(cfg, Some(sink)).await;
+            drop(permit);
             active.fetch_sub(1, Ordering::Relaxed);
+            if let Some((events, grace)) = milestones {
+                // Apps report milestones asynchronously: give late ones a moment (the call's
+                // concurrency slot is already free).
+                tokio::time::sleep(grace).await;
+                let records = events.take(&result.report.call_sid);
+                dialtone_events::attach(&mut result.report, &records);
+            }
             let sample = CallSample::from_report(result.report);
             let _ = tx.send(Msg::Done(Box::new(sample))).await;
         });

@@ -40,6 +40,10 @@ metrics! {
     TurnLatency => "turn_latency", "turn latency: the caller's true end of speech to the app's first reply audio";
     TurnHeard => "turn_heard", "heard latency: the caller's true end of speech to the reply starting to be heard";
     BargeIn => "barge_in", "barge-in reaction: the caller starts talking over the app to the app's clear";
+    VadStart => "vad_start", "app milestone vad.speech_start: the caller's true start of speech to the app noticing it";
+    VadEnd => "vad_end", "app milestone vad.speech_end: the caller's true end of speech to the app noticing it";
+    Transcript => "transcript", "app milestone transcript.final: the caller's true end of speech to the app's final transcript";
+    AppReply => "app_reply", "app milestone reply.first_audio: the caller's true end of speech to the app sending its reply";
     StartDelay => "start_delay", "call start delay: scheduled arrival to the call actually starting (queueing for a concurrency slot or a late generator)";
 }
 

@@ -36,6 +36,17 @@ pub fn outcome_of(report: &CallReport) -> String {
     }
 }
 
+/// The metric an app milestone (reported to dialtone's events endpoint) is recorded under.
+fn milestone_metric(name: &str) -> Option<Metric> {
+    match name {
+        "vad.speech_start" => Some(Metric::VadStart),
+        "vad.speech_end" => Some(Metric::VadEnd),
+        "transcript.final" => Some(Metric::Transcript),
+        "reply.first_audio" => Some(Metric::AppReply),
+        _ => None,
+    }
+}
+
 fn us(ms: f64) -> u64 {
     (ms * 1000.0).round().max(0.0) as u64
 }
@@ -71,6 +82,9 @@ impl CallSample {
                 values.extend(t.reply_ms.map(|ms| (Metric::TurnLatency, us(ms))));
                 values.extend(t.reply_heard_ms.map(|ms| (Metric::TurnHeard, us(ms))));
                 values.extend(t.clear_after_ms.map(|ms| (Metric::BargeIn, us(ms))));
+                for (name, ms, _) in &t.milestones {
+                    values.extend(milestone_metric(name).map(|m| (m, us(*ms))));
+                }
             }
             frames_sent += s.frames_sent;
             media_received += s.media_received;

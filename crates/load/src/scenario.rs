@@ -131,8 +131,13 @@ pub fn number_pool(first: &str, count: u32) -> Result<Vec<String>, LoadError> {
         .collect())
 }
 
-/// Loads a WAV file, or every `.wav` in a folder (sorted by name, so choices are stable).
+/// Loads a WAV file, a corpus folder (one with a `manifest.json`: every entry with speech, with
+/// the manifest's ground-truth turns and words), or every `.wav` in a folder (sorted by name,
+/// so choices are stable; turns found by the energy detector).
 pub fn load_audio(cache: &AudioCache, path: &Path) -> Result<Vec<Utterance>, LoadError> {
+    if path.join(dialtone_corpus::MANIFEST).is_file() {
+        return load_corpus(cache, path);
+    }
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| LoadError::Input(format!("cannot read {}: {e}", path.display())))?
@@ -159,6 +164,40 @@ pub fn load_audio(cache: &AudioCache, path: &Path) -> Result<Vec<Utterance>, Loa
                 .map_err(|e| LoadError::Input(format!("cannot use audio {}: {e}", f.display())))
         })
         .collect()
+}
+
+fn load_corpus(cache: &AudioCache, dir: &Path) -> Result<Vec<Utterance>, LoadError> {
+    let bad = |e: dialtone_corpus::CorpusError| {
+        LoadError::Input(format!("corpus {}: {e}", dir.display()))
+    };
+    let corpus = dialtone_corpus::Corpus::open(dir).map_err(bad)?;
+    let mut out = Vec::new();
+    for entry in corpus.entries() {
+        if entry.kind == dialtone_corpus::Kind::Noise {
+            continue;
+        }
+        let audio = corpus.load(&entry.name, cache).map_err(bad)?;
+        let turns = audio
+            .turns
+            .into_iter()
+            .map(|t| TurnTruth {
+                start: Duration::from_millis(u64::from(t.start_ms)),
+                end: Duration::from_millis(u64::from(t.end_ms)),
+                text: t.text,
+            })
+            .collect();
+        out.push(Utterance {
+            frames: audio.frames,
+            turns,
+        });
+    }
+    if out.is_empty() {
+        return Err(LoadError::Input(format!(
+            "corpus {}: no entries with speech",
+            dir.display()
+        )));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,21 +5,24 @@
 //! Lateness is taken against the absolute schedule `t0 + 20 ms·k` and recorded into the
 //! worker's own HDR histogram, sent to the collector once a second.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
 
-use dialtone_call::playout::{MarkEcho, Playout};
-use dialtone_protocol::media::{self, AppMessage, StreamIds, Track};
+use dialtone_call::playout::Playout;
+use dialtone_protocol::media::{self, StreamIds, Track};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+mod inbound;
+
 use super::Shared;
-use super::ws::{self, Upgrade};
+use super::ws;
 use crate::collector::WorkerInterval;
 use crate::metrics::Metric;
 use crate::plan::mix;
+use inbound::{on_readable, send_echoes};
 
 /// A stream whose upgrade has not completed by then fails (`stream_connect`).
 const CONNECT_TIMEOUT_US: u64 = 10_000_000;
@@ -253,178 +256,6 @@ fn on_writable(c: &mut Conn, out: &mut Out, shared: &Shared) {
         }
         State::Upgrading | State::Streaming | State::Closing => flush(c, out, shared),
         State::Waiting | State::Done => {}
-    }
-}
-
-fn on_readable(
-    c: &mut Conn,
-    out: &mut Out,
-    shared: &Shared,
-    rbuf: &mut [u8],
-    wheel: &mut [Vec<u32>],
-    ci: usize,
-) {
-    loop {
-        if c.state == State::Done {
-            return;
-        }
-        let Some(sock) = c.sock.as_mut() else { return };
-        match sock.read(rbuf) {
-            Ok(0) => {
-                return match c.state {
-                    State::Closing => done(c, out, shared, None),
-                    State::Connecting | State::Upgrading => {
-                        fail(c, out, shared, "stream_connect 31920")
-                    }
-                    _ => fail(c, out, shared, "stream 31903"),
-                };
-            }
-            Ok(n) => {
-                c.rx.extend_from_slice(&rbuf[..n]);
-                on_bytes(c, out, shared, wheel, ci);
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => {
-                let class = match c.state {
-                    State::Connecting | State::Upgrading => "stream_connect 31920",
-                    State::Closing => return done(c, out, shared, None),
-                    _ => "stream 31903",
-                };
-                return fail(c, out, shared, class);
-            }
-        }
-    }
-}
-
-fn on_bytes(c: &mut Conn, out: &mut Out, shared: &Shared, wheel: &mut [Vec<u32>], ci: usize) {
-    if c.state == State::Upgrading {
-        let accept = ws::accept_for(&ws::key(nonce(shared, c.index)));
-        match ws::parse_upgrade(&c.rx, &accept) {
-            Upgrade::Incomplete if c.rx.len() < 16 << 10 => return,
-            Upgrade::Incomplete | Upgrade::Refused(_) => {
-                return fail(c, out, shared, "stream_connect 31920");
-            }
-            Upgrade::Accepted(used) => {
-                c.rx.drain(..used);
-                started(c, out, shared, wheel, ci);
-            }
-        }
-    }
-    let mut at = 0;
-    loop {
-        let (opcode, fin, payload_range, used) = match ws::parse_frame(&c.rx[at..]) {
-            Ok(Some((f, used))) => {
-                let text = match f.payload {
-                    std::borrow::Cow::Borrowed(p) => {
-                        let start = p.as_ptr() as usize - c.rx[at..].as_ptr() as usize;
-                        Some((at + start, at + start + p.len()))
-                    }
-                    // Masked server frames are a protocol error; their content is ignored.
-                    std::borrow::Cow::Owned(_) => None,
-                };
-                (f.opcode, f.fin, text, used)
-            }
-            Ok(None) => break,
-            Err(()) => return fail(c, out, shared, "stream 31903"),
-        };
-        at += used;
-        let payload = payload_range.map(|(a, b)| c.rx[a..b].to_vec());
-        on_frame(c, out, shared, opcode, fin, payload.as_deref());
-        if c.state == State::Done {
-            return;
-        }
-    }
-    c.rx.drain(..at);
-    if c.rx.capacity() > 64 << 10 && c.rx.is_empty() {
-        c.rx = Vec::new();
-    }
-}
-
-fn on_frame(
-    c: &mut Conn,
-    out: &mut Out,
-    shared: &Shared,
-    opcode: u8,
-    fin: bool,
-    payload: Option<&[u8]>,
-) {
-    match opcode {
-        ws::OP_CLOSE => {
-            if c.state == State::Closing {
-                done(c, out, shared, None);
-            } else {
-                // The app ended the stream: answer the close, as a client must.
-                let mask = c.mask();
-                out.frame.clear();
-                ws::push_close(&mut out.frame, mask);
-                let bytes = std::mem::take(&mut out.frame);
-                write_bytes(c, out, shared, &bytes, false);
-                out.frame = bytes;
-                done(c, out, shared, Some("closed_by_app"));
-            }
-        }
-        ws::OP_PING => {
-            let mask = c.mask();
-            out.frame.clear();
-            ws::push_frame(
-                &mut out.frame,
-                ws::OP_PONG,
-                payload.unwrap_or_default(),
-                mask,
-            );
-            let bytes = std::mem::take(&mut out.frame);
-            write_bytes(c, out, shared, &bytes, false);
-            out.frame = bytes;
-        }
-        ws::OP_TEXT if fin => {
-            let Some(text) = payload.and_then(|p| std::str::from_utf8(p).ok()) else {
-                return;
-            };
-            on_app_message(c, out, shared, text);
-        }
-        ws::OP_BINARY | ws::OP_TEXT | ws::OP_PONG | 0 => {}
-        _ => {}
-    }
-}
-
-fn on_app_message(c: &mut Conn, out: &mut Out, shared: &Shared, text: &str) {
-    if c.state != State::Streaming {
-        return;
-    }
-    let now = shared.now_us();
-    let rel = c.now_rel(now);
-    let Ok(msg) =
-        media::parse_app_message_with(text, &c.ids.stream_sid, media::Strictness::Lenient)
-    else {
-        return;
-    };
-    let playout = c
-        .playout
-        .get_or_insert_with(|| Box::new(Playout::new(false)));
-    let echoes = match msg {
-        AppMessage::Media { payload } => {
-            if playout.bytes_received() == 0 {
-                out.stats.rec.record(Metric::FirstAudio, rel);
-            }
-            out.stats.app_media += 1;
-            playout.push_media(rel, &payload);
-            Vec::new()
-        }
-        AppMessage::Mark { name } => playout.push_mark(rel, name).into_iter().collect(),
-        AppMessage::Clear => playout.clear(rel).echoes,
-    };
-    send_echoes(c, out, shared, echoes, rel);
-}
-
-fn send_echoes(c: &mut Conn, out: &mut Out, shared: &Shared, echoes: Vec<MarkEcho>, rel: u64) {
-    for e in echoes {
-        out.stats
-            .rec
-            .record(Metric::MarkRoundTrip, rel.saturating_sub(e.received_us));
-        let text = media::mark(c.seq, &c.ids.stream_sid, &e.name);
-        c.seq += 1;
-        send_text(c, out, shared, &text);
     }
 }
 
