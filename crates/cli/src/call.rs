@@ -82,6 +82,10 @@ pub(crate) struct CallOpts {
     /// How long to wait after the call for late milestone records.
     #[arg(long, default_value = "300ms", value_parser = parse_duration)]
     milestone_grace: Duration,
+    /// Write every exchange of the call (TwiML requests and responses, every WebSocket
+    /// message both ways, with times) to FILE as JSON lines; see docs/capture.md.
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
     /// Print the report as JSON on stdout (the timeline is then not printed live).
     #[arg(long)]
     json: bool,
@@ -151,7 +155,18 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
             caller.turns.len()
         );
     }
+    let capture = match &opts.capture {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create --capture {}", path.display()))?;
+            Some(Arc::new(dialtone_call::capture::Capture::new(Box::new(
+                std::io::BufWriter::new(file),
+            ))))
+        }
+        None => None,
+    };
     let mut cfg = CallConfig::new(url, caller.frames.clone());
+    cfg.capture = capture.clone();
     cfg.caller.turns = caller.turns.clone();
     cfg.method = opts.method;
     cfg.fallback_url = opts.fallback.clone();
@@ -222,6 +237,18 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
             .push((0, format!("milestone {} matched no caller turn", m.name)));
     }
 
+    if let (Some(c), Some(path)) = (&capture, &opts.capture) {
+        match c.finish() {
+            Ok(()) if !opts.json => {
+                println!("captured {} records to {}", c.records(), path.display())
+            }
+            Ok(()) => {}
+            Err(e) => result
+                .report
+                .warnings
+                .push((0, format!("capture {} is incomplete: {e}", path.display()))),
+        }
+    }
     let report = &result.report;
     if opts.json {
         println!("{}", serde_json::to_string_pretty(report)?);
