@@ -7,6 +7,7 @@ where they are installed, the peer tools -- all in one invocation, then the rati
     bench/capacity.py                          # dialtone, floorgen, loadgen; ladder 500 1000 1500 2000
     bench/capacity.py --ladder 1000 1500 1750 --d 20
     bench/capacity.py --gens dialtone --peers asyncio k6-deadline   # peers need the harness's setup
+    bench/capacity.py --interleave 1000 1250 1500   # generators alternate at each N, 3 rounds
 
 Verdict per step (the harness's criterion): >= 99.9 % of frames delivered and sink lateness
 p99 <= 5 ms. As in the harness's search.py: climb the ladder until a step fails; a borderline
@@ -140,6 +141,49 @@ def search(gen, d, args):
     return {"gen": gen, "n": best, "fail": fail, "row": best_row, "tried": tried}
 
 
+def interleave(a):
+    rows = {}
+    for rnd in range(a.repeats):
+        for n in a.interleave:
+            for g in a.gens + a.peers:
+                print(f"[round {rnd + 1}]", end="")
+                rows.setdefault((g, n), []).append(run(g, n, a.d, a))
+    print()
+    print(f"## Interleaved (D={a.d} s, RAMP={a.ramp:g} s, lean sink, {a.repeats} rounds; verdict: median p99 <= 5 ms, all delivered)")
+    print()
+    print("| generator | " + " | ".join(f"N={n}: p99 ms (runs)" for n in a.interleave)
+          + " | max sustained N | user µs/frame @max | sys µs/frame @max | RSS per call @max (KiB) |")
+    print("|---|" + "---|" * (len(a.interleave) + 4))
+    best = {}
+    for g in a.gens + a.peers:
+        cells, top = [], None
+        for n in a.interleave:
+            rs = rows[(g, n)]
+            p99s = [r["lateness_p99_ms"] if r["lateness_p99_ms"] is not None else float("inf") for r in rs]
+            med = statistics.median(p99s)
+            ok = med <= 5.0 and statistics.median(r["delivered_pct"] for r in rs) >= 99.9
+            cells.append(" / ".join(f"{p:.1f}" for p in p99s) + (" ✓" if ok else " ✗"))
+            if ok:
+                top = n
+        best[g] = top
+        if top:
+            rs = rows[(g, top)]
+            med = lambda k: statistics.median(r[k] for r in rs)
+            tail = f"{top} | {med('user_us_per_frame'):.2f} | {med('sys_us_per_frame'):.2f} | {med('peer_max_rss_mb') * 1024 / top:.1f}"
+        else:
+            tail = "0 | – | – | –"
+        print(f"| {g} | " + " | ".join(cells) + f" | {tail} |")
+    if best.get("dialtone"):
+        print()
+        for g, n in best.items():
+            if g != "dialtone" and n:
+                print(f"- dialtone ÷ {g}: N {best['dialtone'] / n:.2f}x")
+        p = max(README_PEERS, key=README_PEERS.get)
+        print(f"- dialtone ÷ best peer from the harness README ({p}, {README_PEERS[p]}): {best['dialtone'] / README_PEERS[p]:.1f}x")
+    json.dump({f"{g}@{n}": v for (g, n), v in rows.items()}, open(os.path.join(OUT, "interleave.json"), "w"),
+              indent=1, default=str)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--d", type=int, default=20)
@@ -152,6 +196,9 @@ def main():
     ap.add_argument("--quiet-wait", type=float, default=300, help="seconds to wait for a quiet machine before a run")
     ap.add_argument("--mem-n", type=int, default=1000, help="N of the memory-per-call check")
     ap.add_argument("--no-build", action="store_true", help="use $DIALTONE (or target/release/dialtone) as is")
+    ap.add_argument("--interleave", type=int, nargs="+", metavar="N",
+                    help="instead of the ladder: at each N run the generators one after the other, "
+                         "--repeats rounds, so machine noise hits them alike; verdict = median p99")
     a = ap.parse_args()
 
     if not a.no_build:
@@ -159,6 +206,8 @@ def main():
     if not os.path.exists(os.path.join(PEERS_DIR, "sink", "target", "release", "sink-lean")):
         subprocess.run(["cargo", "build", "--release", "-q"], cwd=os.path.join(PEERS_DIR, "sink"), check=True)
 
+    if a.interleave:
+        return interleave(a)
     results = [search(g, a.d, a) for g in a.gens + a.peers]
     os.makedirs(OUT, exist_ok=True)
     json.dump(results, open(os.path.join(OUT, "capacity.json"), "w"), indent=1, default=str)
