@@ -73,9 +73,22 @@ pub async fn run(
     let started_wall = SystemTime::now();
     let start = Instant::now();
     let mut collector = Collector::new(started_wall);
-    if let crate::Extent::Calls(n) = run.workload.extent {
-        collector.set_scheduled(run.workload.slots().count() as u64);
-        let _ = n;
+    // Calls due in this slice: known up front for a count, and for a duration with a rate.
+    // Those that never start (every slot busy until the end) are reported as not started, so
+    // queueing cannot hide offered load.
+    match (run.workload.extent, run.workload.arrival) {
+        (crate::Extent::Calls(_), _) => {
+            collector.set_scheduled(run.workload.slots().count() as u64);
+        }
+        (crate::Extent::Duration(d), crate::Arrival::Rate { .. }) => {
+            let due = run
+                .workload
+                .slots()
+                .take_while(|s| s.due.is_some_and(|t| t < d))
+                .count();
+            collector.set_scheduled(due as u64);
+        }
+        (crate::Extent::Duration(_), crate::Arrival::Spread { .. }) => {}
     }
     let info = RunInfo {
         mode: "call".into(),
