@@ -2,6 +2,8 @@
 # dialtone benchmarks. Each prints its figures beside a baseline measured in the same run.
 #   bench/run.sh            # frame building (ratio vs baseline) + a 60 s call's pacing
 #   SECONDS_OF_CALL=20 bench/run.sh
+# Load capacity against the shared harness's sink (floorgen, loadgen, peers, ratios):
+#   bench/capacity.py            (see docs/load.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p dialtone -p dialtone-bench

@@ -2,6 +2,7 @@
 //! goes through the engine, outcomes are classified, histograms add up, and a dead target
 //! costs counted failures, never a hang or a panic.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use dialtone_audio::FrameSet;
 use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
 use dialtone_load::calls::{self, CallDefaults, CallRun};
 use dialtone_load::collector::read_hlog;
-use dialtone_load::scenario::{Callers, Profile, Utterance};
+use dialtone_load::scenario::{Callers, Profile, Utterance, load_audio};
 use dialtone_load::{Arrival, Extent, Metric, Shard, Workload};
 use tokio::sync::watch;
 
@@ -104,6 +105,25 @@ async fn full_calls_against_the_reference_app_are_measured() {
             m.name()
         );
     }
+}
+
+#[test]
+fn a_corpus_folder_gives_ground_truth_turns_and_a_wav_folder_detected_ones() {
+    let cache = dialtone_audio::AudioCache::new();
+    let corpus = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../audio"));
+    let utterances = load_audio(&cache, corpus).unwrap();
+    assert!(utterances.len() > 1);
+    assert!(
+        utterances
+            .iter()
+            .any(|u| u.turns.len() > 1 && u.turns.iter().all(|t| !t.text.is_empty())),
+        "multi-turn scripts with their words"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(corpus.join("hello.wav"), dir.path().join("a.wav")).unwrap();
+    let wavs = load_audio(&cache, dir.path()).unwrap();
+    assert_eq!(wavs.len(), 1);
+    assert!(!wavs[0].turns.is_empty() && wavs[0].turns[0].text.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
