@@ -614,7 +614,7 @@ async fn capture_records_every_exchange_byte_for_byte() {
     assert!(res.report.is_success(), "{:#?}", res.report.failures);
     capture.finish().unwrap();
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| json(l)).collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(json).collect();
     assert_eq!(lines.len() as u64, capture.records());
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(&kinds[..3], ["http_request", "http_response", "ws_open"]);
