@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bot_cmd;
 mod call;
 mod caller;
 mod demo_cmd;
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Place one call against a voice app, exactly as Twilio would, and report every step.
     Call(call::CallOpts),
+    /// Run the reference voice app on its own (a model app and a target for call/load).
+    Bot(bot_cmd::BotOpts),
     /// Summarise a JSON-lines log of app milestones: event, count, avg, p50, p95, p99, max.
     Metrics(metrics_cmd::MetricsOpts),
     /// Load a voice app with many calls (or a stream handler with many Media Streams).
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Call(opts) => call::run(opts).await,
+            Command::Bot(opts) => bot_cmd::run(opts).await,
             Command::Metrics(opts) => metrics_cmd::run(opts),
             Command::Load(opts) => load_cmd::run(opts).await,
             Command::Demo(opts) => demo_cmd::run(opts).await,

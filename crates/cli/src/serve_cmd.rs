@@ -175,7 +175,7 @@ fn print_banner(config: &ServerConfig, addr: SocketAddr, bot_url: Option<&str>, 
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

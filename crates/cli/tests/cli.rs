@@ -141,3 +141,40 @@ fn barge_in_script_reports_turns_milestones_and_the_clear() {
         assert!(names.contains(&"vad.speech_end".to_string()), "{names:?}");
     }
 }
+
+#[test]
+fn bot_runs_alone_and_a_call_against_it_completes() {
+    use std::io::{BufRead, BufReader};
+    let mut bot = dialtone()
+        .args(["bot", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(bot.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+    let out = dialtone()
+        .args([
+            "call",
+            "--json",
+            "--script",
+            "answer_yes",
+            "--tail",
+            "0.5s",
+            "--webhook",
+        ])
+        .arg(format!("{base}/voice"))
+        .output()
+        .unwrap();
+    let _ = bot.kill();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let turns = report["streams"][0]["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0]["text"], "Yes.");
+    assert!(turns[0]["reply_ms"].as_f64().is_some());
+}

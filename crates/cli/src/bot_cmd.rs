@@ -1,0 +1,54 @@
+//! `dialtone bot`: the reference voice app on its own, as a model of a production app and a
+//! target for `dialtone call`/`load` (or for real Twilio through a tunnel).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+/// Options of `dialtone bot`.
+#[derive(Debug, Args)]
+pub(crate) struct BotOpts {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:3000", env = "DIALTONE_BOT_LISTEN")]
+    listen: SocketAddr,
+    /// Auth token it validates X-Twilio-Signature with.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = dialtone_bot::DEFAULT_AUTH_TOKEN, hide_env_values = true)]
+    auth_token: String,
+    /// Base URL it is reached at, when not the listen address (e.g. behind a proxy).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Where it POSTs its milestones (`dialtone call` prints its events URL).
+    #[arg(long, value_name = "URL", env = "DIALTONE_EVENTS_URL")]
+    events_url: Option<String>,
+    /// Only these caller numbers get through (repeatable); others hear a rejection.
+    #[arg(long = "registered", value_name = "NUMBER")]
+    registered: Vec<String>,
+}
+
+/// Runs the reference app until Ctrl-C or SIGTERM.
+pub(crate) async fn run(opts: BotOpts) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let config = dialtone_bot::BotConfig {
+        auth_token: opts.auth_token,
+        public_url: opts.public_url,
+        registered: (!opts.registered.is_empty()).then_some(opts.registered),
+        events_url: opts.events_url.clone(),
+        ..dialtone_bot::BotConfig::default()
+    };
+    println!("reference voice app listening on http://{addr}");
+    println!("  voice webhook  http://{addr}/voice   (POST or GET, X-Twilio-Signature checked)");
+    println!("  media stream   ws://{addr}/media");
+    match &opts.events_url {
+        Some(u) => println!("  milestones to  {u}"),
+        None => println!("  milestones     not reported (--events-url)"),
+    }
+    dialtone_bot::serve(listener, config, crate::serve_cmd::shutdown_signal())
+        .await
+        .context("reference voice app")?;
+    Ok(ExitCode::SUCCESS)
+}
