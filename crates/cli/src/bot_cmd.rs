@@ -1,6 +1,7 @@
 //! `dialtone bot`: the reference voice app on its own, as a model of a production app and a
 //! target for `dialtone call`/`load` (or for real Twilio through a tunnel).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -40,13 +41,21 @@ pub(crate) async fn run(opts: BotOpts) -> anyhow::Result<ExitCode> {
         events_url: opts.events_url.clone(),
         ..dialtone_bot::BotConfig::default()
     };
-    println!("reference voice app listening on http://{addr}");
-    println!("  voice webhook  http://{addr}/voice   (POST or GET, X-Twilio-Signature checked)");
-    println!("  media stream   ws://{addr}/media");
-    match &opts.events_url {
-        Some(u) => println!("  milestones to  {u}"),
-        None => println!("  milestones     not reported (--events-url)"),
-    }
+    // Written without println!: a closed stdout (a supervisor that stopped reading) must not
+    // take the app down.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "reference voice app listening on http://{addr}");
+    let _ = writeln!(
+        out,
+        "  voice webhook  http://{addr}/voice   (POST or GET, X-Twilio-Signature checked)"
+    );
+    let _ = writeln!(out, "  media stream   ws://{addr}/media");
+    let _ = match &opts.events_url {
+        Some(u) => writeln!(out, "  milestones to  {u}"),
+        None => writeln!(out, "  milestones     not reported (--events-url)"),
+    };
+    let _ = out.flush();
+    drop(out);
     dialtone_bot::serve(listener, config, crate::serve_cmd::shutdown_signal())
         .await
         .context("reference voice app")?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use dialtone_audio::{AudioCache, FrameSet};
 use dialtone_call::TurnTruth;
-use dialtone_corpus::{Corpus, Turn, energy};
+use dialtone_corpus::{Corpus, Turn};
 
 /// The caller's audio when neither `--audio` nor `--script` is given.
 const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
@@ -74,23 +74,12 @@ impl CallerArgs {
         }
         let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
             .context("built-in caller audio")?;
-        let turns = energy::segments(
-            &pcm,
-            energy::DEFAULT_THRESHOLD_DBFS,
-            energy::DEFAULT_MIN_SPEECH_MS,
-            energy::DEFAULT_HANGOVER_MS,
-        )
-        .into_iter()
-        .map(|(start_ms, end_ms)| Turn {
-            start_ms,
-            end_ms,
-            text: String::new(),
-        })
-        .collect::<Vec<_>>();
+        let audio =
+            dialtone_corpus::from_frames("hello".into(), Arc::new(FrameSet::from_pcm(&pcm)));
         Ok(Caller {
-            name: "hello".into(),
-            frames: Arc::new(FrameSet::from_pcm(&pcm)),
-            turns: truths(&turns),
+            name: audio.name,
+            frames: audio.frames,
+            turns: truths(&audio.turns),
         })
     }
 }

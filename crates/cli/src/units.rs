@@ -3,29 +3,9 @@
 
 use std::time::Duration;
 
-/// Parses `20ms`, `1.5s`, `2m`, `1h` or a plain number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 2s, 1.5m)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("{s:?} is not a non-negative duration"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
+/// Parses `20ms`, `1.5s`, `2m`, `1h` or a plain number of seconds (the same rules as
+/// scenario files).
+pub(crate) use dialtone_load::scenario::parse_duration;
 
 /// Parses `TIME:DIGITS` (e.g. `2s:1`, `3.5:42#`): digits sent 100 ms apart from TIME on.
 pub(crate) fn parse_timed_dtmf(s: &str) -> Result<Vec<(Duration, char)>, String> {

@@ -151,9 +151,10 @@ fn bot_runs_alone_and_a_call_against_it_completes() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(bot.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut reader = BufReader::new(bot.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
+    // Keep draining so the app's later output never meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     let base = first.trim().rsplit(' ').next().unwrap().to_string();
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
     let out = dialtone()
@@ -170,6 +171,7 @@ fn bot_runs_alone_and_a_call_against_it_completes() {
         .output()
         .unwrap();
     let _ = bot.kill();
+    let _ = bot.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -243,6 +243,16 @@ impl Corpus {
 /// app hears), text empty.
 pub fn from_wav(path: &Path, cache: &AudioCache) -> Result<CallerAudio, CorpusError> {
     let frames = cache.get(path)?;
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    Ok(from_frames(name, frames))
+}
+
+/// Caller audio for frames with no manifest: turns found by [`energy::segments`] with its
+/// defaults on the μ-law itself (what the app hears), text empty.
+pub fn from_frames(name: String, frames: Arc<dialtone_audio::FrameSet>) -> CallerAudio {
     let mut pcm = Vec::with_capacity(frames.mulaw().len());
     mulaw::decode_slice(frames.mulaw(), &mut pcm);
     let turns = energy::segments(
@@ -258,15 +268,11 @@ pub fn from_wav(path: &Path, cache: &AudioCache) -> Result<CallerAudio, CorpusEr
         text: String::new(),
     })
     .collect();
-    let name = path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |s| s.to_string_lossy().into_owned(),
-    );
-    Ok(CallerAudio {
+    CallerAudio {
         name,
         frames,
         turns,
-    })
+    }
 }
 
 fn invalid(entry: &Entry, reason: String) -> CorpusError {
