@@ -211,9 +211,9 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         OutputFormat::Text
     };
     let mode = match opts.progress {
+        m if opts.quiet => m.min_quiet(),
         ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
         ProgressMode::Auto => ProgressMode::Plain,
-        m if opts.quiet => m.min_quiet(),
         m => m,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -330,6 +330,9 @@ async fn stop_on_signal(stop: watch::Sender<bool>, flag: Arc<AtomicBool>) {
     eprintln!("\nstopping: no new calls; finishing the ones in progress, then writing results");
     flag.store(true, Ordering::Relaxed);
     let _ = stop.send(true);
+    // Keep the sender alive: dropping it would make every `stop.changed()` return at once
+    // and spin the call loop through the drain.
+    std::future::pending::<()>().await;
 }
 
 fn default_audio() -> anyhow::Result<FrameSet> {

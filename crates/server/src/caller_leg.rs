@@ -141,7 +141,14 @@ impl Renderer {
             Verb::Say(s) => {
                 let words = s.text.split_whitespace().count().max(1) as u64;
                 let once = (words * SAY_MS_PER_WORD).max(500);
+                // Never render more than the leg can still hold: a huge <Say> must not cost
+                // memory or minutes.
+                let room_ms = (self.cap.saturating_sub(self.out.len()) / PER_MS) as u64;
+                let once = once.min(room_ms.max(1));
                 for _ in 0..loops(s.loop_count) {
+                    if self.full() {
+                        break;
+                    }
                     let tone = speech_tone(once);
                     self.pcm(&tone);
                 }

@@ -197,7 +197,12 @@ pub(crate) async fn audio_file(
     Path(file): Path<String>,
 ) -> Response {
     const HELLO: &[u8] = include_bytes!("../../../audio/hello.wav");
-    if file.contains("..") || !file.ends_with(".wav") {
+    // One plain file name only: an absolute or nested path would escape the audio folder.
+    let plain = matches!(
+        std::path::Path::new(&file).components().collect::<Vec<_>>()[..],
+        [std::path::Component::Normal(_)]
+    );
+    if !plain || !file.ends_with(".wav") {
         return StatusCode::NOT_FOUND.into_response();
     }
     let bytes = match &shared.config.audio_dir {

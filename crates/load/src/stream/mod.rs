@@ -176,8 +176,11 @@ pub fn run(
     }
     let mut io_error = None;
     for h in handles {
-        if let Ok(Err(e)) = h.join() {
-            io_error = Some(e);
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => io_error = Some(e),
+            // A worker that panicked lost its streams' results: say so, never silently.
+            Err(_) => tracing::error!("a stream worker panicked; its streams' results are lost"),
         }
     }
     if let Some(e) = io_error {

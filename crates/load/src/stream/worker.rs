@@ -218,6 +218,9 @@ fn connect(c: &mut Conn, ci: usize, poll: &Poll, shared: &Shared, out: &mut Out,
     shared.active.fetch_add(1, Ordering::Relaxed);
     c.connect_us = now;
     c.deadline_us = now + CONNECT_TIMEOUT_US;
+    // Counted as started above, so a failure from here on must be recorded as one (an
+    // immediate EMFILE must not vanish from the counts).
+    c.state = State::Connecting;
     match TcpStream::connect(shared.addr) {
         Ok(mut s) => {
             let _ = s.set_nodelay(true);
@@ -455,7 +458,7 @@ fn sweep(conns: &mut [Conn], out: &mut Out, shared: &Shared, now: u64) -> usize 
             }
             State::Closing if now > c.deadline_us => done(c, out, shared, None),
             State::Streaming | State::Closing
-                if !c.pending.is_empty() && now - c.pending_since_us > STALL_US =>
+                if !c.pending.is_empty() && now.saturating_sub(c.pending_since_us) > STALL_US =>
             {
                 fail(c, out, shared, "stream stalled")
             }
