@@ -153,6 +153,22 @@ def test_list_pages_through_next_page_uri(client):
     assert len(client.calls.list(page_size=1, limit=3)) == 3
 
 
+def test_start_time_filters_take_the_clients_datetimes(client):
+    import datetime
+    call = client.calls.create(to="+15551110000", from_="+15005550006",
+                               twiml="<Response><Pause length=\"30\"/></Response>")
+    wait_for(client, call.sid, {"in-progress"})
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # twilio-python sends these as full ISO 8601 timestamps; Twilio filters by UTC day.
+    today = [c.sid for c in client.calls.list(start_time=now)]
+    assert call.sid in today
+    later = [c.sid for c in client.calls.list(start_time_after=now - datetime.timedelta(days=1))]
+    assert call.sid in later
+    before = [c.sid for c in client.calls.list(start_time_before=now - datetime.timedelta(days=1))]
+    assert call.sid not in before
+    client.calls(call.sid).update(status="completed")
+
+
 def test_update_hangs_up_a_live_call_then_21220(client):
     call = client.calls.create(to="+15551110000", from_="+15005550006",
                                twiml="<Response><Pause length=\"30\"/></Response>")

@@ -251,8 +251,21 @@ pub(crate) async fn list(
             .filter(|(n, v)| FILTERS.contains(&n.as_str()) && !v.is_empty())
             .cloned()
             .collect();
+    // Twilio filters calls by UTC day; twilio-python sends a full ISO 8601 timestamp
+    // (`2026-01-01T00:00:00Z`) for these, so compare by its date part.
+    let by_day = |name: &str, v: &str| -> String {
+        if name.starts_with("StartTime") || name.starts_with("EndTime") {
+            v.split('T').next().unwrap_or(v).to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let match_filters: Vec<(String, String)> = filters
+        .iter()
+        .map(|(n, v)| (n.clone(), by_day(n, v)))
+        .collect();
     let keep = |c: &CallRecord| {
-        filters.iter().all(|(name, v)| {
+        match_filters.iter().all(|(name, v)| {
             let day = |t: Option<SystemTime>| t.map(date);
             match name.as_str() {
                 "To" => &c.to == v,
