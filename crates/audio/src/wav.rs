@@ -5,6 +5,11 @@ use std::path::Path;
 
 use crate::{AudioError, mulaw, resample};
 
+/// Lowest sample rate accepted (below it a header is corrupt, not audio).
+const MIN_RATE: u32 = 1_000;
+/// Highest sample rate accepted (768 kHz: the top of professional audio).
+const MAX_RATE: u32 = 768_000;
+
 /// Reads a WAV file of any common shape: 8-48 kHz (any rate really), mono or
 /// stereo (or more channels: mixed down by averaging), 8/16/24/32-bit integer
 /// PCM, 32/64-bit float and G.711 mu-law; returns mono 8 kHz i16 PCM.
@@ -192,8 +197,13 @@ fn parse_fmt(chunk: &[u8]) -> Result<Format, String> {
     if channels == 0 {
         return Err("0 channels".into());
     }
-    if sample_rate == 0 {
-        return Err("sample rate 0 Hz".into());
+    // Real audio lives between telephone-band and studio rates; anything else is a corrupt
+    // header, and resampling from it would size filters and buffers by the absurd ratio
+    // (found by fuzzing: a 1 GHz header asked for 18 GB).
+    if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
+        return Err(format!(
+            "sample rate {sample_rate} Hz (supported: {MIN_RATE}–{MAX_RATE} Hz)"
+        ));
     }
     // The container is normally bits rounded up to bytes, but a wider block
     // (24-bit values in 4-byte containers, 12-bit in 2) is legal; `shift_for`

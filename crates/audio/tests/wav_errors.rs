@@ -117,7 +117,11 @@ fn other_unsupported_shapes() {
             "16-bit float samples",
         ),
         ("nochan.wav", fmt_body(1, 0, 8000, 2, 16), "0 channels"),
-        ("norate.wav", fmt_body(1, 1, 0, 2, 16), "sample rate 0 Hz"),
+        (
+            "norate.wav",
+            fmt_body(1, 1, 0, 2, 16),
+            "sample rate 0 Hz (supported: 1000–768000 Hz)",
+        ),
         (
             "guid.wav",
             unknown_guid,
