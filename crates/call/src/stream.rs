@@ -502,40 +502,45 @@ impl Driver {
                 }
             }
             self.chunk_in += 1;
-            self.seq += 1;
-            self.buf.clear();
-            media::write_media(
-                &mut self.buf,
-                self.seq,
-                Track::Inbound,
-                self.chunk_in,
-                ts,
-                payload,
-                &self.ids.stream_sid,
-            );
-            self.cap_out(&self.buf);
-            send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
-            self.frames_sent += 1;
+            let chunk = self.chunk_in;
+            self.send_media(sink, Track::Inbound, chunk, ts, payload)
+                .await?;
         }
         if matches!(self.tracks, Tracks::Outbound | Tracks::Both) {
             let playing = ctx.outbound.frame_b64_at(Instant::now());
             let payload = playing.as_deref().unwrap_or(silence_b64());
             self.chunk_out += 1;
-            self.seq += 1;
-            self.buf.clear();
-            media::write_media(
-                &mut self.buf,
-                self.seq,
-                Track::Outbound,
-                self.chunk_out,
-                ts,
-                payload,
-                &self.ids.stream_sid,
-            );
-            self.cap_out(&self.buf);
-            send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
-            self.frames_sent += 1;
+            let chunk = self.chunk_out;
+            self.send_media(sink, Track::Outbound, chunk, ts, payload)
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Formats one `media` message into the reused buffer (counters only; the payload's
+    /// base64 is precomputed) and sends it, captured.
+    async fn send_media(
+        &mut self,
+        sink: &mut WsSink,
+        track: Track,
+        chunk: u64,
+        ts: u64,
+        payload: &str,
+    ) -> Result<(), SendError> {
+        self.seq += 1;
+        self.buf.clear();
+        media::write_media(
+            &mut self.buf,
+            self.seq,
+            track,
+            chunk,
+            ts,
+            payload,
+            &self.ids.stream_sid,
+        );
+        self.cap_out(&self.buf);
+        send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
+        self.frames_sent += 1;
         Ok(())
     }
 
