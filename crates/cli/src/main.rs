@@ -13,6 +13,7 @@ mod caller;
 mod demo_cmd;
 mod load_cmd;
 mod metrics_cmd;
+mod replay_cmd;
 mod report_cmd;
 mod serve_cmd;
 mod units;
@@ -41,6 +42,8 @@ enum Command {
     Report(report_cmd::ReportOpts),
     /// Run a local Twilio-compatible REST API (Calls, numbers, recordings) with a web page.
     Serve(serve_cmd::ServeOpts),
+    /// Replay the caller's side of a captured call against an app and report divergences.
+    Replay(replay_cmd::ReplayOpts),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             Command::Demo(opts) => demo_cmd::run(opts).await,
             Command::Report(opts) => report_cmd::run(opts),
             Command::Serve(opts) => serve_cmd::run(opts).await,
+            Command::Replay(opts) => replay_cmd::run(opts).await,
         }
     });
     match result {

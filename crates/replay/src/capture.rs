@@ -1,0 +1,314 @@
+//! Reading a `--capture` JSON-lines file (format: `docs/capture.md`) into the one call to
+//! replay: its voice webhook exchange and its first stream, with every message's position
+//! relative to the other direction's (file order is causal order, `t_ms` is pacing).
+//!
+//! These are our own `Deserialize` types rather than `dialtone-call`'s writer types, so the
+//! replay crate stays below the call engine.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::ReplayError;
+
+#[derive(Deserialize)]
+struct Line {
+    t_ms: f64,
+    call_sid: String,
+    #[serde(flatten)]
+    record: Record,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Record {
+    HttpRequest {
+        purpose: String,
+        method: String,
+        url: String,
+        body: String,
+    },
+    HttpResponse {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+    WsOpen {
+        stream_sid: String,
+        url: String,
+    },
+    WsOut {
+        stream_sid: String,
+        text: String,
+    },
+    WsIn {
+        stream_sid: String,
+        text: String,
+    },
+    WsClose {
+        stream_sid: String,
+        by: String,
+        code: Option<u16>,
+    },
+}
+
+/// The captured voice webhook request.
+#[derive(Debug, Clone)]
+pub struct CapturedRequest {
+    /// `POST` or `GET`.
+    pub method: String,
+    /// URL as sent (query included for GET).
+    pub url: String,
+    /// Form body (empty for GET).
+    pub body: String,
+}
+
+/// The app's captured answer to it.
+#[derive(Debug, Clone)]
+pub struct CapturedResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Declared Content-Type.
+    pub content_type: String,
+    /// Body text (the TwiML).
+    pub body: String,
+}
+
+/// A message dialtone sent on the stream.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// Milliseconds after the capture's `ws_open`.
+    pub offset_ms: f64,
+    /// The exact text.
+    pub text: String,
+    /// App messages captured before this one (for `--fast`'s causal waits).
+    pub ins_before: usize,
+}
+
+/// A message the app sent on the stream.
+#[derive(Debug, Clone)]
+pub struct In {
+    /// Milliseconds after the capture's `ws_open`.
+    pub offset_ms: f64,
+    /// The exact text.
+    pub text: String,
+    /// `ws_out` messages captured before it.
+    pub after_out: usize,
+}
+
+/// How the captured stream closed.
+#[derive(Debug, Clone)]
+pub struct Close {
+    /// `app`, `dialtone`, `dropped`, `stalled`.
+    pub by: String,
+    /// Close code, if any.
+    pub code: Option<u16>,
+    /// Milliseconds after the capture's `ws_open`.
+    pub offset_ms: f64,
+    /// `ws_out` messages captured before it.
+    pub after_out: usize,
+    /// App messages captured before it.
+    pub ins_before: usize,
+}
+
+/// The captured stream to replay.
+#[derive(Debug, Clone)]
+pub struct CapturedStream {
+    /// `MZ…`.
+    pub stream_sid: String,
+    /// URL it connected to.
+    pub url: String,
+    /// What dialtone sent, in order.
+    pub outs: Vec<Out>,
+    /// What the app sent, in order.
+    pub ins: Vec<In>,
+    /// Its close; `None` when the capture is incomplete.
+    pub close: Option<Close>,
+}
+
+/// One call of a capture file.
+#[derive(Debug, Clone)]
+pub struct CapturedCall {
+    /// `CA…`.
+    pub call_sid: String,
+    /// The voice webhook request.
+    pub request: CapturedRequest,
+    /// The app's answer, if captured.
+    pub response: Option<CapturedResponse>,
+    /// The first stream of the call.
+    pub stream: Option<CapturedStream>,
+    /// Streams after the first (not replayed).
+    pub other_streams: usize,
+    /// Calls in the file (all of them, the chosen one included).
+    pub calls_in_file: usize,
+}
+
+/// Reads `path` and picks the call `call_sid` (default: the first call in the file).
+pub fn read(path: &Path, call_sid: Option<&str>) -> Result<CapturedCall, ReplayError> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| ReplayError::Io {
+        path: shown.clone(),
+        cause: e.to_string(),
+    })?;
+    let mut builder = Builder::default();
+    let mut calls: Vec<String> = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let number = i + 1;
+        let invalid = |cause: String| ReplayError::InvalidLine {
+            path: shown.clone(),
+            line: number,
+            cause,
+        };
+        let line = line.map_err(|e| invalid(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line = serde_json::from_str(&line).map_err(|e| invalid(e.to_string()))?;
+        if !parsed.t_ms.is_finite() {
+            return Err(invalid("t_ms is not a finite number".into()));
+        }
+        if !calls.contains(&parsed.call_sid) {
+            calls.push(parsed.call_sid.clone());
+        }
+        let wanted = call_sid.unwrap_or(&calls[0]);
+        if parsed.call_sid == wanted {
+            builder.push(parsed);
+        }
+    }
+    let Some(first) = calls.first() else {
+        return Err(ReplayError::EmptyCapture { path: shown });
+    };
+    let sid = call_sid.unwrap_or(first).to_string();
+    if !calls.contains(&sid) {
+        let mut listed: Vec<&str> = calls.iter().take(5).map(String::as_str).collect();
+        if calls.len() > 5 {
+            listed.push("…");
+        }
+        return Err(ReplayError::NoSuchCall {
+            path: shown,
+            call_sid: sid,
+            calls: listed.join(", "),
+        });
+    }
+    builder.finish(shown, sid, calls.len())
+}
+
+#[derive(Default)]
+struct Builder {
+    request: Option<CapturedRequest>,
+    response: Option<CapturedResponse>,
+    /// The voice request's URL, to pair it with its response.
+    awaiting_response: bool,
+    stream: Option<CapturedStream>,
+    /// `t_ms` of the replayed stream's `ws_open`.
+    open_t: f64,
+    other_streams: usize,
+}
+
+impl Builder {
+    fn push(&mut self, line: Line) {
+        match line.record {
+            Record::HttpRequest {
+                purpose,
+                method,
+                url,
+                body,
+                ..
+            } if purpose == "voice" && self.request.is_none() => {
+                self.request = Some(CapturedRequest { method, url, body });
+                self.awaiting_response = true;
+            }
+            Record::HttpRequest { .. } => self.awaiting_response = false,
+            Record::HttpResponse {
+                status,
+                content_type,
+                body,
+            } if self.awaiting_response => {
+                self.response = Some(CapturedResponse {
+                    status,
+                    content_type,
+                    body,
+                });
+                self.awaiting_response = false;
+            }
+            Record::HttpResponse { .. } => {}
+            Record::WsOpen { stream_sid, url } => {
+                if self.stream.is_some() {
+                    self.other_streams += 1;
+                    return;
+                }
+                self.open_t = line.t_ms;
+                self.stream = Some(CapturedStream {
+                    stream_sid,
+                    url,
+                    outs: Vec::new(),
+                    ins: Vec::new(),
+                    close: None,
+                });
+            }
+            Record::WsOut { stream_sid, text } => {
+                let open_t = self.open_t;
+                if let Some(s) = self.stream_mut(&stream_sid) {
+                    s.outs.push(Out {
+                        offset_ms: line.t_ms - open_t,
+                        text,
+                        ins_before: s.ins.len(),
+                    });
+                }
+            }
+            Record::WsIn { stream_sid, text } => {
+                let open_t = self.open_t;
+                if let Some(s) = self.stream_mut(&stream_sid) {
+                    s.ins.push(In {
+                        offset_ms: line.t_ms - open_t,
+                        text,
+                        after_out: s.outs.len(),
+                    });
+                }
+            }
+            Record::WsClose {
+                stream_sid,
+                by,
+                code,
+            } => {
+                let open_t = self.open_t;
+                if let Some(s) = self.stream_mut(&stream_sid) {
+                    s.close = Some(Close {
+                        by,
+                        code,
+                        offset_ms: line.t_ms - open_t,
+                        after_out: s.outs.len(),
+                        ins_before: s.ins.len(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The replayed stream, if `sid` is it and it has not closed yet.
+    fn stream_mut(&mut self, sid: &str) -> Option<&mut CapturedStream> {
+        self.stream
+            .as_mut()
+            .filter(|s| s.stream_sid == sid && s.close.is_none())
+    }
+
+    fn finish(
+        self,
+        path: String,
+        call_sid: String,
+        calls_in_file: usize,
+    ) -> Result<CapturedCall, ReplayError> {
+        let Some(request) = self.request else {
+            return Err(ReplayError::NoVoiceRequest { path, call_sid });
+        };
+        Ok(CapturedCall {
+            call_sid,
+            request,
+            response: self.response,
+            stream: self.stream,
+            other_streams: self.other_streams,
+            calls_in_file,
+        })
+    }
+}

@@ -1,0 +1,525 @@
+//! Comparing the replay with the capture: the webhook answer, the app's messages index by
+//! index, the stream's end and where it happened, timing drift; and the verdict.
+
+use crate::ReplayOptions;
+use crate::capture::{CapturedCall, CapturedStream};
+use crate::report::{CloseReport, Divergence, Report, Side, StreamSummary, Timing, WebhookReport};
+use crate::stream::{End, Run, WRITE_STALL};
+use crate::webhook::{Answer, normalize_authority};
+
+/// Payloads longer than this are shown truncated.
+const SHOW_MAX: usize = 240;
+
+/// Builds the report.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+pub(crate) fn build(
+    opts: &ReplayOptions,
+    path: &str,
+    cap: &CapturedCall,
+    cs: &CapturedStream,
+    answer: &Answer,
+    webhook_url: &url::Url,
+    stream_url: String,
+    url_source: &'static str,
+    run: Result<Run, u16>,
+) -> Report {
+    let mut divergences = Vec::new();
+    let mut notes = Vec::new();
+
+    // Step 1: the webhook.
+    let captured_status = cap.response.as_ref().map(|r| r.status);
+    if captured_status != Some(answer.status) {
+        divergences.push(Divergence {
+            kind: "webhook_status",
+            app_message: None,
+            after_ws_out: None,
+            captured: captured_status.map(|s| s.to_string()),
+            replayed: Some(answer.status.to_string()),
+            description: format!(
+                "the webhook answered HTTP {} (capture: {})",
+                answer.status,
+                captured_status.map_or("no answer".to_string(), |s| s.to_string())
+            ),
+        });
+    }
+    let captured_twiml = cap
+        .response
+        .as_ref()
+        .map(|r| normalize_authority(&r.body, &cap.request.url, webhook_url));
+    let twiml_matches = captured_twiml.as_deref() == Some(answer.body.as_str());
+    if !twiml_matches {
+        divergences.push(Divergence {
+            kind: "twiml",
+            app_message: None,
+            after_ws_out: None,
+            captured: captured_twiml.as_deref().map(show),
+            replayed: Some(show(&answer.body)),
+            description: "the webhook's TwiML differs from the capture's".into(),
+        });
+    }
+    if let Some(r) = &cap.response
+        && captured_twiml.as_deref() != Some(r.body.as_str())
+    {
+        notes.push(format!(
+            "the captured TwiML was compared with {} in place of the capture's host:port",
+            authority(webhook_url)
+        ));
+    }
+    if url_source == "capture" {
+        notes.push(
+            "the new TwiML has no <Stream>; connected to the captured stream URL".to_string(),
+        );
+    }
+    if cap.calls_in_file > 1 {
+        notes.push(format!(
+            "the file holds {} calls; this is {} (pick another with --call-sid)",
+            cap.calls_in_file, cap.call_sid
+        ));
+    }
+    if cap.other_streams > 0 {
+        notes.push(format!(
+            "the call had {} more stream(s); only the first is replayed",
+            cap.other_streams
+        ));
+    }
+
+    let captured_side = cs.close.as_ref().map(|c| {
+        let text = match c.by.as_str() {
+            "app" => format!(
+                "the app closed the socket ({}) after {}",
+                code_words(c.code),
+                out_words(cs, c.after_out)
+            ),
+            "dropped" => format!(
+                "the app dropped the socket (no close frame) after {}",
+                out_words(cs, c.after_out)
+            ),
+            "stalled" => format!(
+                "the app stopped reading (a write blocked {} s) at {}",
+                WRITE_STALL.as_secs(),
+                out_words(cs, c.after_out)
+            ),
+            _ => format!(
+                "the app kept the socket open; dialtone closed it ({}) after {}",
+                code_words(c.code),
+                out_words(cs, c.after_out)
+            ),
+        };
+        Side {
+            by: c.by.clone(),
+            code: c.code,
+            after_ws_out: c.after_out,
+            text,
+        }
+    });
+
+    let run = match run {
+        Ok(run) => run,
+        Err(status) => {
+            divergences.push(Divergence {
+                kind: "upgrade",
+                app_message: None,
+                after_ws_out: Some(0),
+                captured: Some("101".into()),
+                replayed: Some(status.to_string()),
+                description: format!(
+                    "the app refused the stream's WebSocket upgrade with HTTP {status} \
+                     (capture: connected)"
+                ),
+            });
+            let replayed = Side {
+                by: "refused".into(),
+                code: None,
+                after_ws_out: 0,
+                text: format!("the app refused the upgrade (HTTP {status})"),
+            };
+            return finish(
+                opts,
+                path,
+                cap,
+                cs,
+                answer,
+                (stream_url, url_source),
+                None,
+                CloseReport {
+                    captured: captured_side,
+                    replayed,
+                    matches: false,
+                },
+                divergences,
+                notes,
+                Timing::default(),
+            );
+        }
+    };
+
+    // Steps 3–4: app messages index by index, then the end.
+    let same = |a: &str, b: &str| {
+        if opts.ignore_payloads {
+            a == b || shape(a) == shape(b)
+        } else {
+            a == b
+        }
+    };
+    let mut matching = 0;
+    let mut drift = Vec::new();
+    let mut message_div: Option<(usize, Divergence)> = None;
+    for i in 0..cs.ins.len().max(run.received.len()) {
+        let (c, r) = (cs.ins.get(i), run.received.get(i));
+        let div = match (c, r) {
+            (Some(c), Some(r)) if same(&c.text, &r.text) => {
+                matching += 1;
+                drift.push(r.offset_ms - c.offset_ms);
+                continue;
+            }
+            (Some(c), Some(r)) => (
+                c.after_out.min(r.after_out),
+                Divergence {
+                    kind: "app_message",
+                    app_message: Some(i + 1),
+                    after_ws_out: Some(r.after_out),
+                    captured: Some(show(&c.text)),
+                    replayed: Some(show(&r.text)),
+                    description: format!(
+                        "app message #{} differs (received after ws_out #{}; capture: after #{})",
+                        i + 1,
+                        r.after_out,
+                        c.after_out
+                    ),
+                },
+            ),
+            (Some(c), None) => (
+                c.after_out,
+                Divergence {
+                    kind: "app_message",
+                    app_message: Some(i + 1),
+                    after_ws_out: Some(c.after_out),
+                    captured: Some(show(&c.text)),
+                    replayed: None,
+                    description: format!(
+                        "app message #{} never came (capture: after ws_out #{}); the app sent {} \
+                         messages, the capture holds {}",
+                        i + 1,
+                        c.after_out,
+                        run.received.len(),
+                        cs.ins.len()
+                    ),
+                },
+            ),
+            (None, Some(r)) => (
+                r.after_out,
+                Divergence {
+                    kind: "app_message",
+                    app_message: Some(i + 1),
+                    after_ws_out: Some(r.after_out),
+                    captured: None,
+                    replayed: Some(show(&r.text)),
+                    description: format!(
+                        "extra app message #{} after ws_out #{} (the capture holds {} app messages)",
+                        i + 1,
+                        r.after_out,
+                        cs.ins.len()
+                    ),
+                },
+            ),
+            (None, None) => unreachable!("i is below the longer length"),
+        };
+        if message_div.is_none() {
+            message_div = Some(div);
+        }
+    }
+
+    let replayed = replayed_side(cs, &run, opts);
+    let close_matches = match (&cs.close, run.end) {
+        (None, End::DialtoneClosed(_)) => true,
+        (None, _) => false,
+        (Some(c), end) => {
+            let at = c.after_out == run.end_after_out;
+            match (c.by.as_str(), end) {
+                ("dialtone", End::DialtoneClosed(code)) => c.code.unwrap_or(1000) == code,
+                ("app", End::AppClosed(code)) => at && c.code == code,
+                ("dropped", End::Dropped) | ("stalled", End::Stalled) => at,
+                _ => false,
+            }
+        }
+    };
+    let close_div = (!close_matches).then(|| {
+        let captured = captured_side
+            .as_ref()
+            .map_or("no ws_close (incomplete capture)".to_string(), |c| {
+                c.text.clone()
+            });
+        (
+            run.end_after_out
+                .min(cs.close.as_ref().map_or(usize::MAX, |c| c.after_out)),
+            Divergence {
+                kind: "close",
+                app_message: None,
+                after_ws_out: Some(run.end_after_out),
+                captured: None,
+                replayed: None,
+                description: format!("{} (capture: {captured})", replayed.text),
+            },
+        )
+    });
+    // The stream's divergences in the order they happened: a missing or extra message caused
+    // by an earlier close is reported after that close.
+    let mut stream_divs: Vec<(usize, u8, Divergence)> = Vec::new();
+    if let Some((at, d)) = message_div {
+        let tie = if d.captured.is_some() && d.replayed.is_some() {
+            0
+        } else {
+            2
+        };
+        stream_divs.push((at, tie, d));
+    }
+    if let Some((at, d)) = close_div {
+        stream_divs.push((at, 1, d));
+    }
+    stream_divs.sort_by_key(|(at, tie, _)| (*at, *tie));
+    divergences.extend(stream_divs.into_iter().map(|(_, _, d)| d));
+
+    if run.received_not_kept > 0 {
+        notes.push(format!(
+            "{} app messages past the captured count were counted but not kept",
+            run.received_not_kept
+        ));
+    }
+    let timing = timing(&drift, !opts.fast);
+    let summary = StreamSummaryParts {
+        sent: run.sent,
+        received: run.received.len() + run.received_not_kept as usize,
+        matching,
+        binary: run.binary_frames,
+    };
+    finish(
+        opts,
+        path,
+        cap,
+        cs,
+        answer,
+        (stream_url, url_source),
+        Some(summary),
+        CloseReport {
+            captured: captured_side,
+            replayed,
+            matches: close_matches,
+        },
+        divergences,
+        notes,
+        timing,
+    )
+}
+
+struct StreamSummaryParts {
+    sent: usize,
+    received: usize,
+    matching: usize,
+    binary: u64,
+}
+
+#[allow(clippy::too_many_arguments)] // the report's parts, gathered by `build`
+fn finish(
+    opts: &ReplayOptions,
+    path: &str,
+    cap: &CapturedCall,
+    cs: &CapturedStream,
+    answer: &Answer,
+    (stream_url, url_source): (String, &'static str),
+    parts: Option<StreamSummaryParts>,
+    close: CloseReport,
+    divergences: Vec<Divergence>,
+    notes: Vec<String>,
+    timing: Timing,
+) -> Report {
+    let matches = divergences.is_empty();
+    let reproduced = close.matches;
+    let captured_text = close
+        .captured
+        .as_ref()
+        .map_or("the capture has no ws_close", |c| c.text.as_str());
+    let verdict = match (reproduced, divergences.first()) {
+        (true, None) => format!("REPRODUCED: {captured_text}, as in the capture"),
+        (true, Some(d)) => format!(
+            "OUTCOME REPRODUCED ({captured_text}), but the app's answers diverged: {}",
+            d.description
+        ),
+        (false, _) => format!(
+            "NOT REPRODUCED: in the capture {captured_text}; in the replay {}",
+            close.replayed.text
+        ),
+    };
+    Report {
+        capture: path.to_string(),
+        call_sid: cap.call_sid.clone(),
+        pacing: if opts.fast { "fast" } else { "real-time" },
+        ignore_payloads: opts.ignore_payloads,
+        webhook: WebhookReport {
+            method: cap.request.method.to_uppercase(),
+            url: answer.url.clone(),
+            captured_status: cap.response.as_ref().map(|r| r.status),
+            status: answer.status,
+            content_type: answer.content_type.clone(),
+            twiml_matches: !divergences.iter().any(|d| d.kind == "twiml"),
+        },
+        stream: StreamSummary {
+            url: stream_url,
+            url_source,
+            stream_sid: cs.stream_sid.clone(),
+            upgrade_refused: close
+                .replayed
+                .by
+                .eq("refused")
+                .then(|| divergences.iter().find(|d| d.kind == "upgrade"))
+                .flatten()
+                .and_then(|d| d.replayed.as_deref()?.parse().ok()),
+            ws_out_captured: cs.outs.len(),
+            ws_out_sent: parts.as_ref().map_or(0, |p| p.sent),
+            app_messages_captured: cs.ins.len(),
+            app_messages_received: parts.as_ref().map_or(0, |p| p.received),
+            app_messages_matching: parts.as_ref().map_or(0, |p| p.matching),
+            binary_frames: parts.as_ref().map_or(0, |p| p.binary),
+        },
+        close,
+        divergences,
+        timing,
+        matches,
+        reproduced,
+        verdict,
+        notes,
+    }
+}
+
+fn replayed_side(cs: &CapturedStream, run: &Run, opts: &ReplayOptions) -> Side {
+    let at = run.end_after_out;
+    let (by, code, text) = match run.end {
+        End::AppClosed(code) => (
+            "app",
+            code,
+            format!(
+                "the app closed the socket ({}) after {}",
+                code_words(code),
+                out_words(cs, at)
+            ),
+        ),
+        End::Dropped => (
+            "dropped",
+            None,
+            format!(
+                "the app dropped the socket (no close frame) after {}",
+                out_words(cs, at)
+            ),
+        ),
+        End::Stalled => (
+            "stalled",
+            None,
+            format!(
+                "the app stopped reading (a write blocked {} s) at {}",
+                WRITE_STALL.as_secs(),
+                out_words(cs, at)
+            ),
+        ),
+        End::DialtoneClosed(code) => (
+            "dialtone",
+            Some(code),
+            format!(
+                "the app kept the socket open; dialtone closed it ({}) after {}",
+                code_words(Some(code)),
+                out_words(cs, at)
+            ),
+        ),
+        End::KeptOpen => (
+            "kept_open",
+            None,
+            format!(
+                "the app kept the socket open (through {} and a {} ms grace)",
+                out_words(cs, at),
+                opts.grace.as_millis()
+            ),
+        ),
+    };
+    Side {
+        by: by.to_string(),
+        code,
+        after_ws_out: at,
+        text,
+    }
+}
+
+/// "ws_out #58 (media, sequenceNumber 57)": the position and what the message was.
+fn out_words(cs: &CapturedStream, n: usize) -> String {
+    let Some(out) = n.checked_sub(1).and_then(|i| cs.outs.get(i)) else {
+        return format!("ws_out #{n} (none sent)");
+    };
+    let v: Option<serde_json::Value> = serde_json::from_str(&out.text).ok();
+    let event = v
+        .as_ref()
+        .and_then(|v| v["event"].as_str().map(str::to_string));
+    let seq = v
+        .as_ref()
+        .and_then(|v| v["sequenceNumber"].as_str().map(str::to_string));
+    match (event, seq) {
+        (Some(e), Some(s)) => format!("ws_out #{n} ({e}, sequenceNumber {s})"),
+        (Some(e), None) => format!("ws_out #{n} ({e})"),
+        _ => format!("ws_out #{n}"),
+    }
+}
+
+fn code_words(code: Option<u16>) -> String {
+    code.map_or("no code".to_string(), |c| format!("code {c}"))
+}
+
+fn authority(u: &url::Url) -> String {
+    match u.port() {
+        Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
+        None => u.host_str().unwrap_or("").to_string(),
+    }
+}
+
+/// A message with its `media.payload` blanked, for `--ignore-payloads`: apps' audio is often
+/// not deterministic, their framing is. Non-JSON text compares as itself.
+fn shape(text: &str) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v["event"] == "media"
+        && let Some(p) = v.get_mut("media").and_then(|m| m.get_mut("payload"))
+    {
+        *p = serde_json::Value::String(String::new());
+    }
+    Some(v)
+}
+
+/// Long payloads cut to [`SHOW_MAX`] characters, with the full length.
+fn show(text: &str) -> String {
+    if text.chars().count() <= SHOW_MAX {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(SHOW_MAX).collect();
+    format!("{cut}… ({} bytes)", text.len())
+}
+
+fn timing(drift: &[f64], meaningful: bool) -> Timing {
+    if drift.is_empty() {
+        return Timing {
+            meaningful,
+            ..Timing::default()
+        };
+    }
+    let mut abs: Vec<f64> = drift.iter().map(|d| d.abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        let i = ((p * abs.len() as f64).ceil() as usize).clamp(1, abs.len()) - 1;
+        round(abs[i])
+    };
+    Timing {
+        matched: drift.len(),
+        mean_ms: Some(round(drift.iter().sum::<f64>() / drift.len() as f64)),
+        p50_ms: Some(pct(0.50)),
+        p95_ms: Some(pct(0.95)),
+        max_ms: abs.last().copied().map(round),
+        meaningful,
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}

@@ -1,0 +1,185 @@
+//! Replays the caller's side of one captured call (`dialtone call --capture`) against an app
+//! and reports where the app's answers diverge from the capture's.
+//!
+//! - [`capture`]: reading a capture file and picking one call.
+//! - [`replay`]: the voice webhook sent again, the stream reconnected and every captured
+//!   `ws_out` message sent byte for byte (real-time or `--fast`), the close reproduced.
+//! - [`Report`]: the comparison — first divergence, close, timing drift — and whether the
+//!   capture's outcome was reproduced.
+//!
+//! The format is described in `docs/capture.md`, the replay in `docs/replay.md`.
+
+pub mod capture;
+mod compare;
+mod report;
+mod stream;
+mod webhook;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use report::{CloseReport, Divergence, Report, Side, StreamSummary, Timing, WebhookReport};
+
+/// What to replay and how.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The capture file.
+    pub file: PathBuf,
+    /// The call to replay (default: the file's first call).
+    pub call_sid: Option<String>,
+    /// The app's voice webhook URL (`http://` only).
+    pub webhook: String,
+    /// Auth token that signs the webhook and the upgrade.
+    pub auth_token: String,
+    /// Send back to back (causal order kept) instead of at the captured offsets.
+    pub fast: bool,
+    /// Compare the app's `media` messages by shape, not payload.
+    pub ignore_payloads: bool,
+    /// How long to wait for the app's own close when the capture's ended by the app.
+    pub grace: Duration,
+}
+
+impl ReplayOptions {
+    /// Options with the defaults: first call, real-time pacing, exact payloads, 1 s grace.
+    pub fn new(file: impl Into<PathBuf>, webhook: impl Into<String>, auth_token: &str) -> Self {
+        Self {
+            file: file.into(),
+            call_sid: None,
+            webhook: webhook.into(),
+            auth_token: auth_token.to_string(),
+            fast: false,
+            ignore_payloads: false,
+            grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Bad input: the replay could not be run (exit code 2), as opposed to a divergence.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The capture file could not be opened or read.
+    #[error("cannot read capture {path}: {cause}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS's words.
+        cause: String,
+    },
+    /// A line is not a capture record.
+    #[error("{path}:{line}: not a valid capture line: {cause}")]
+    InvalidLine {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// The file holds no records.
+    #[error("{path}: the capture is empty")]
+    EmptyCapture {
+        /// The file.
+        path: String,
+    },
+    /// `--call-sid` names a call the file does not hold.
+    #[error("{path}: no call {call_sid} in the capture (it holds: {calls})")]
+    NoSuchCall {
+        /// The file.
+        path: String,
+        /// The SID asked for.
+        call_sid: String,
+        /// The first SIDs present.
+        calls: String,
+    },
+    /// The call has no voice webhook request to replay.
+    #[error("{path}: call {call_sid} has no voice webhook request (http_request, purpose voice)")]
+    NoVoiceRequest {
+        /// The file.
+        path: String,
+        /// The call.
+        call_sid: String,
+    },
+    /// The call never opened a stream, so there is nothing to replay past the webhook.
+    #[error(
+        "{path}: call {call_sid} has no stream (no ws_open line); replay needs a captured <Stream>"
+    )]
+    NoStream {
+        /// The file.
+        path: String,
+        /// The call.
+        call_sid: String,
+    },
+    /// A URL that cannot be used.
+    #[error("{url}: {why}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why not.
+        why: String,
+    },
+    /// The webhook could not be reached (or gave no usable answer).
+    #[error("webhook {url} unreachable: {cause}")]
+    WebhookUnreachable {
+        /// The URL.
+        url: String,
+        /// The innermost cause.
+        cause: String,
+    },
+    /// The stream's WebSocket could not be reached.
+    #[error("stream {url} unreachable: {cause}")]
+    StreamUnreachable {
+        /// The URL.
+        url: String,
+        /// The innermost cause.
+        cause: String,
+    },
+}
+
+/// Runs the replay: webhook, stream, comparison.
+pub async fn replay(opts: &ReplayOptions) -> Result<Report, ReplayError> {
+    let webhook_url = webhook::check_http_url(&opts.webhook)?;
+    let cap = capture::read(&opts.file, opts.call_sid.as_deref())?;
+    let path = opts.file.display().to_string();
+    let Some(cap_stream) = cap.stream.as_ref() else {
+        return Err(ReplayError::NoStream {
+            path,
+            call_sid: cap.call_sid.clone(),
+        });
+    };
+
+    let answer = webhook::send(&webhook_url, &cap.request, &opts.auth_token).await?;
+    let (stream_url, url_source) = match webhook::stream_url(&answer.body, &webhook_url) {
+        Some(u) => (u, "twiml"),
+        None => (cap_stream.url.clone(), "capture"),
+    };
+    if let Some(rest) = stream_url.strip_prefix("wss://") {
+        return Err(ReplayError::BadUrl {
+            url: format!("wss://{rest}"),
+            why: "wss:// needs TLS, which this dialtone build does not include".into(),
+        });
+    }
+    if !stream_url.starts_with("ws://") {
+        return Err(ReplayError::BadUrl {
+            url: stream_url,
+            why: "not a ws:// URL".into(),
+        });
+    }
+    let stream_opts = stream::StreamOpts {
+        url: &stream_url,
+        auth_token: &opts.auth_token,
+        fast: opts.fast,
+        grace: opts.grace,
+    };
+    let run = stream::replay(&stream_opts, cap_stream).await?;
+    Ok(compare::build(
+        opts,
+        &path,
+        &cap,
+        cap_stream,
+        &answer,
+        &webhook_url,
+        stream_url,
+        url_source,
+        run,
+    ))
+}

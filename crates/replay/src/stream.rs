@@ -1,0 +1,306 @@
+//! Steps 2–4: the stream's WebSocket opened with a signed upgrade (as the call engine does),
+//! every captured `ws_out` sent byte for byte at its captured offset (or back to back with
+//! `--fast`), the app's messages read concurrently, and the capture's close reproduced.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dialtone_protocol::signing;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::{
+    self, Message, client::IntoClientRequest, protocol::CloseFrame,
+};
+
+use crate::ReplayError;
+use crate::capture::CapturedStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Same bound as the call engine: a write blocked this long means the app stopped reading.
+pub(crate) const WRITE_STALL: Duration = Duration::from_secs(5);
+/// `--fast`: how long to wait for an app message the capture shows before the next send.
+/// After one such wait runs out the app has diverged, and later sends no longer wait.
+const FAST_WAIT: Duration = Duration::from_secs(2);
+/// App messages kept beyond the captured count (the rest are only counted), so a runaway
+/// app costs bounded memory.
+const EXTRA_KEPT: usize = 10_000;
+
+/// An app message received during the replay.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) offset_ms: f64,
+    pub(crate) text: String,
+    /// `ws_out` messages sent (or being sent) when it arrived.
+    pub(crate) after_out: usize,
+}
+
+/// How the replayed stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The app sent a close frame.
+    AppClosed(Option<u16>),
+    /// The connection broke without a close frame.
+    Dropped,
+    /// A write blocked for [`WRITE_STALL`].
+    Stalled,
+    /// We closed it with this code, as the capture did.
+    DialtoneClosed(u16),
+    /// The capture ended by the app's doing, but this app kept the socket open through the
+    /// grace period.
+    KeptOpen,
+}
+
+/// The replayed stream.
+#[derive(Debug)]
+pub(crate) struct Run {
+    /// `ws_out` messages sent (attempted, like the capture, which records before sending).
+    pub(crate) sent: usize,
+    pub(crate) received: Vec<Received>,
+    /// Text messages beyond the kept bound.
+    pub(crate) received_not_kept: u64,
+    pub(crate) binary_frames: u64,
+    pub(crate) end: End,
+    /// `ws_out` messages sent when the end happened.
+    pub(crate) end_after_out: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    received: usize,
+    /// The app's close (`Some(code)`) or drop (`None`), with `ws_out` sent at that moment.
+    ended: Option<(Option<Option<u16>>, usize)>,
+}
+
+struct ReaderOut {
+    received: Vec<Received>,
+    not_kept: u64,
+    binary: u64,
+}
+
+/// Options of the stream step.
+pub(crate) struct StreamOpts<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) auth_token: &'a str,
+    pub(crate) fast: bool,
+    pub(crate) grace: Duration,
+}
+
+/// Connects and replays `cap`. An upgrade the app refuses with an HTTP status comes back as
+/// `Ok(Err(status))`: that is the app answering differently, not bad input.
+pub(crate) async fn replay(
+    opts: &StreamOpts<'_>,
+    cap: &CapturedStream,
+) -> Result<Result<Run, u16>, ReplayError> {
+    let connect_err = |cause: String| ReplayError::StreamUnreachable {
+        url: opts.url.to_string(),
+        cause,
+    };
+    let mut request = opts
+        .url
+        .into_client_request()
+        .map_err(|e| connect_err(crate::webhook::root_cause(&e)))?;
+    // Signed as Twilio signs the upgrade: the stream URL, no parameters.
+    let signature = signing::signature(opts.auth_token, &signing::url_to_sign(opts.url), &[]);
+    request.headers_mut().insert(
+        signing::HEADER,
+        signature.parse().expect("base64 is a valid header value"),
+    );
+    // No Nagle: `--fast` waits on the app's answers, and a delayed small write would add
+    // tens of milliseconds to every one of those round trips.
+    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let ws = match timeout(CONNECT_TIMEOUT, connect).await {
+        Err(_) => {
+            return Err(connect_err(format!(
+                "no answer to the upgrade within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            return Ok(Err(response.status().as_u16()));
+        }
+        Ok(Err(e)) => return Err(connect_err(crate::webhook::root_cause(&e))),
+        Ok(Ok((ws, _))) => ws,
+    };
+    let open = Instant::now();
+    let (mut sink, mut source) = ws.split();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let (progress_tx, mut progress) = watch::channel(Progress::default());
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let keep = cap.ins.len() + EXTRA_KEPT;
+    let reader_sent = sent.clone();
+    let reader = tokio::spawn(async move {
+        let mut out = ReaderOut {
+            received: Vec::new(),
+            not_kept: 0,
+            binary: 0,
+        };
+        let end = loop {
+            let msg = tokio::select! {
+                biased;
+                _ = &mut stop_rx => return out,
+                m = source.next() => m,
+            };
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if out.received.len() < keep {
+                        out.received.push(Received {
+                            offset_ms: open.elapsed().as_secs_f64() * 1e3,
+                            text: t.as_str().to_owned(),
+                            after_out: reader_sent.load(Ordering::SeqCst),
+                        });
+                    } else {
+                        out.not_kept += 1;
+                    }
+                    progress_tx.send_modify(|p| p.received += 1);
+                }
+                Some(Ok(Message::Binary(_))) => out.binary += 1,
+                Some(Ok(Message::Close(frame))) => break Some(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            }
+        };
+        let at = reader_sent.load(Ordering::SeqCst);
+        progress_tx.send_modify(|p| p.ended = Some((end, at)));
+        // Stay alive until told, so the sender's watch never sees a closed channel.
+        let _ = stop_rx.await;
+        out
+    });
+
+    let mut end: Option<End> = None;
+    let mut waits = opts.fast;
+    for out in &cap.outs {
+        if opts.fast {
+            if waits && !wait_received(&mut progress, out.ins_before, FAST_WAIT).await {
+                waits = false;
+            }
+        } else {
+            let due = open + Duration::from_secs_f64(out.offset_ms.max(0.0) / 1e3);
+            tokio::select! {
+                _ = sleep_until(due) => {}
+                _ = app_ended(&mut progress) => {}
+            }
+        }
+        if progress.borrow().ended.is_some() {
+            break;
+        }
+        sent.fetch_add(1, Ordering::SeqCst);
+        match timeout(
+            WRITE_STALL,
+            sink.send(Message::Text(out.text.as_str().into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                // The socket is gone: the reader tells a close frame from a drop.
+                let _ = timeout(opts.grace, app_ended(&mut progress)).await;
+                if progress.borrow().ended.is_none() {
+                    end = Some(End::Dropped);
+                }
+                break;
+            }
+            Err(_) => {
+                end = Some(End::Stalled);
+                break;
+            }
+        }
+    }
+    if end.is_none() && progress.borrow().ended.is_none() {
+        end = finish(opts, cap, open, &mut sink, &mut progress).await;
+    }
+    let mut end_after_out = sent.load(Ordering::SeqCst);
+    let end = match (end, progress.borrow().ended) {
+        (Some(e), _) => e,
+        // The app's own close or drop came first: that is the end, where the reader saw it.
+        (None, Some((how, at))) => {
+            end_after_out = at;
+            how.map_or(End::Dropped, End::AppClosed)
+        }
+        (None, None) => End::Dropped,
+    };
+    // Complete (or start) the close handshake before letting go of the socket.
+    let _ = timeout(Duration::from_secs(1), sink.close()).await;
+    let _ = stop_tx.send(());
+    let out = reader.await.unwrap_or(ReaderOut {
+        received: Vec::new(),
+        not_kept: 0,
+        binary: 0,
+    });
+    Ok(Ok(Run {
+        sent: sent.load(Ordering::SeqCst),
+        received: out.received,
+        received_not_kept: out.not_kept,
+        binary_frames: out.binary,
+        end,
+        end_after_out,
+    }))
+}
+
+/// Everything captured was sent and the app is still connected: reproduce the capture's
+/// close. `None` when the app closed or dropped the socket first (the reader has the verdict).
+async fn finish(
+    opts: &StreamOpts<'_>,
+    cap: &CapturedStream,
+    open: Instant,
+    sink: &mut (impl SinkExt<Message> + Unpin),
+    progress: &mut watch::Receiver<Progress>,
+) -> Option<End> {
+    let close = cap.close.as_ref();
+    if close.is_none_or(|c| c.by == "dialtone") {
+        if opts.fast {
+            let want = close.map_or(cap.ins.len(), |c| c.ins_before);
+            wait_received(progress, want, FAST_WAIT).await;
+        }
+        if progress.borrow().ended.is_some() {
+            return None;
+        }
+        // An incomplete capture (no ws_close) ends as a normal call would.
+        let code = close.and_then(|c| c.code).unwrap_or(1000);
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "".into(),
+        };
+        let _ = timeout(WRITE_STALL, sink.send(Message::Close(Some(frame)))).await;
+        // Let the app answer the close, as the engine does, so its last messages arrive.
+        let _ = timeout(Duration::from_secs(1), app_ended(progress)).await;
+        return Some(End::DialtoneClosed(code));
+    }
+    // The app closed, dropped or stalled the capture's socket: wait until the capture's
+    // close time (real time only) plus a grace for this app to do the same.
+    let captured_at = if opts.fast {
+        Instant::now()
+    } else {
+        let offset = close.map_or(0.0, |c| c.offset_ms.max(0.0));
+        (open + Duration::from_secs_f64(offset / 1e3)).max(Instant::now())
+    };
+    let _ = tokio::time::timeout_at(captured_at + opts.grace, app_ended(progress)).await;
+    if progress.borrow().ended.is_some() {
+        None
+    } else {
+        Some(End::KeptOpen)
+    }
+}
+
+/// Waits until the app has sent `n` messages or ended; false on timeout.
+async fn wait_received(
+    progress: &mut watch::Receiver<Progress>,
+    n: usize,
+    limit: Duration,
+) -> bool {
+    timeout(
+        limit,
+        progress.wait_for(|p| p.received >= n || p.ended.is_some()),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
+}
+
+/// Resolves when the app has closed or dropped the socket.
+async fn app_ended(progress: &mut watch::Receiver<Progress>) {
+    if progress.wait_for(|p| p.ended.is_some()).await.is_err() {
+        // The reader is gone without a verdict; never resolve rather than spin.
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,200 @@
+//! Step 1: the captured voice webhook request sent again — same method and form body —
+//! to the app under test, re-signed for its URL, and the stream URL found in its answer.
+
+use std::time::Duration;
+
+use dialtone_protocol::signing;
+use dialtone_twiml::{ConnectTarget, StartTarget, Verb};
+
+use crate::ReplayError;
+use crate::capture::CapturedRequest;
+
+/// Twilio's default webhook timeout.
+const TIMEOUT: Duration = Duration::from_secs(15);
+/// Twilio refuses larger TwiML documents (11750); a runaway app costs no more than this.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The app's answer to the replayed webhook.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    /// The URL requested (query included for GET).
+    pub(crate) url: String,
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: String,
+}
+
+/// Checks that `url` is an `http://` URL this build can reach.
+pub(crate) fn check_http_url(url: &str) -> Result<url::Url, ReplayError> {
+    let bad = |why: &str| ReplayError::BadUrl {
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let parsed = url::Url::parse(url).map_err(|e| bad(&format!("invalid URL: {e}")))?;
+    match parsed.scheme() {
+        "http" => Ok(parsed),
+        "https" => Err(bad(
+            "https:// needs TLS, which this dialtone build does not include; reach local apps \
+             over http://",
+        )),
+        other => Err(bad(&format!(
+            "unsupported URL scheme {other:?} (use http://)"
+        ))),
+    }
+}
+
+/// Sends the captured request to `webhook`, signed with `auth_token`.
+pub(crate) async fn send(
+    webhook: &url::Url,
+    req: &CapturedRequest,
+    auth_token: &str,
+) -> Result<Answer, ReplayError> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .build()
+        .expect("static HTTP client configuration");
+    let get = req.method.eq_ignore_ascii_case("GET");
+    let base = webhook.to_string();
+    // The captured parameters, byte for byte: the POST body as it was, or for GET the
+    // captured query string moved onto the new URL. The signature is recomputed because the
+    // URL (and maybe the token) differ from the capture's.
+    let (wire_url, body, signature) = if get {
+        let query = req.url.split_once('?').map_or("", |(_, q)| q);
+        let query = query.split('#').next().unwrap_or("");
+        let wire = if query.is_empty() {
+            base
+        } else if base.contains('?') {
+            format!("{base}&{query}")
+        } else {
+            format!("{base}?{query}")
+        };
+        let sig = signing::signature(auth_token, &signing::url_to_sign(&wire), &[]);
+        (wire, None, sig)
+    } else {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(req.body.as_bytes())
+            .into_owned()
+            .collect();
+        let sig = signing::signature(auth_token, &signing::url_to_sign(&base), &form);
+        (base, Some(req.body.clone()), sig)
+    };
+    let mut builder = if get {
+        http.get(&wire_url)
+    } else {
+        http.post(&wire_url)
+    };
+    builder = builder
+        .timeout(TIMEOUT)
+        .header(signing::HEADER, signature)
+        .header("User-Agent", "TwilioProxy/1.1")
+        .header("Accept", "*/*");
+    if let Some(body) = body {
+        builder = builder
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+    }
+    let unreachable = |cause: String| ReplayError::WebhookUnreachable {
+        url: wire_url.clone(),
+        cause,
+    };
+    let mut response = builder.send().await.map_err(|e| {
+        if e.is_timeout() {
+            unreachable(format!("no answer within {} s", TIMEOUT.as_secs()))
+        } else {
+            unreachable(root_cause(&e))
+        }
+    })?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| unreachable(root_cause(&e)))?
+    {
+        if bytes.len() + chunk.len() > BODY_LIMIT {
+            return Err(unreachable(format!(
+                "the answer is larger than {} KB",
+                BODY_LIMIT / 1024
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        url: wire_url,
+        status,
+        content_type,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// The first `<Connect><Stream>` or `<Start><Stream>` URL of a TwiML document, resolved
+/// against the webhook URL (connected to and signed). `None` when the body is not TwiML or holds no stream.
+pub(crate) fn stream_url(twiml: &str, webhook: &url::Url) -> Option<String> {
+    let doc = dialtone_twiml::parse(twiml).ok()?;
+    let url = doc.verbs.iter().find_map(|node| match &node.verb {
+        Verb::Connect(c) => match &c.target {
+            ConnectTarget::Stream(s) => Some(s.url.clone()),
+            ConnectTarget::Other { .. } => None,
+        },
+        Verb::Start(s) => match &s.target {
+            StartTarget::Stream(s) => Some(s.url.clone()),
+            StartTarget::Other { .. } => None,
+        },
+        _ => None,
+    })?;
+    if url.is_empty() {
+        return None;
+    }
+    // A relative stream URL resolves against the webhook, on the WebSocket scheme.
+    let joined = webhook.join(&url).ok()?;
+    let s = joined.to_string();
+    Some(match joined.scheme() {
+        "http" => s.replacen("http", "ws", 1),
+        "https" => s.replacen("https", "wss", 1),
+        _ => s,
+    })
+}
+
+/// The innermost error's words ("Connection refused (os error 111)"), which say more than
+/// the outer "error sending request".
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    let mut words = e.to_string();
+    while let Some(next) = cur.source() {
+        words = next.to_string();
+        cur = next;
+    }
+    words
+}
+
+/// The captured TwiML with the captured webhook's authority swapped for the new one, so an
+/// app that builds its stream URL from the Host header still compares equal.
+pub(crate) fn normalize_authority(
+    captured_body: &str,
+    captured_url: &str,
+    new: &url::Url,
+) -> String {
+    let Ok(old) = url::Url::parse(captured_url) else {
+        return captured_body.to_string();
+    };
+    let authority = |u: &url::Url| {
+        let host = u.host_str().unwrap_or("");
+        match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        }
+    };
+    let (old_a, new_a) = (authority(&old), authority(new));
+    if old_a.is_empty() || old_a == new_a {
+        return captured_body.to_string();
+    }
+    captured_body
+        .replace(&format!("//{old_a}/"), &format!("//{new_a}/"))
+        .replace(&format!("//{old_a}\""), &format!("//{new_a}\""))
+}
