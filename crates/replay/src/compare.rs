@@ -154,81 +154,7 @@ pub(crate) fn build(
     };
 
     // Steps 3–4: app messages index by index, then the end.
-    let same = |a: &str, b: &str| {
-        if opts.ignore_payloads {
-            a == b || shape(a) == shape(b)
-        } else {
-            a == b
-        }
-    };
-    let mut matching = 0;
-    let mut drift = Vec::new();
-    let mut message_div: Option<(usize, Divergence)> = None;
-    for i in 0..cs.ins.len().max(run.received.len()) {
-        let (c, r) = (cs.ins.get(i), run.received.get(i));
-        let div = match (c, r) {
-            (Some(c), Some(r)) if same(&c.text, &r.text) => {
-                matching += 1;
-                drift.push(r.offset_ms - c.offset_ms);
-                continue;
-            }
-            (Some(c), Some(r)) => (
-                c.after_out.min(r.after_out),
-                Divergence {
-                    kind: "app_message",
-                    app_message: Some(i + 1),
-                    after_ws_out: Some(r.after_out),
-                    captured: Some(show(&c.text)),
-                    replayed: Some(show(&r.text)),
-                    description: format!(
-                        "app message #{} differs (received after ws_out #{}; capture: after #{})",
-                        i + 1,
-                        r.after_out,
-                        c.after_out
-                    ),
-                },
-            ),
-            (Some(c), None) => (
-                c.after_out,
-                Divergence {
-                    kind: "app_message",
-                    app_message: Some(i + 1),
-                    after_ws_out: Some(c.after_out),
-                    captured: Some(show(&c.text)),
-                    replayed: None,
-                    description: format!(
-                        "app message #{} never came (capture: after ws_out #{}); the app sent {} \
-                         messages, the capture holds {}",
-                        i + 1,
-                        c.after_out,
-                        run.received.len(),
-                        cs.ins.len()
-                    ),
-                },
-            ),
-            (None, Some(r)) => (
-                r.after_out,
-                Divergence {
-                    kind: "app_message",
-                    app_message: Some(i + 1),
-                    after_ws_out: Some(r.after_out),
-                    captured: None,
-                    replayed: Some(show(&r.text)),
-                    description: format!(
-                        "extra app message #{} after ws_out #{} (the capture holds {} app messages)",
-                        i + 1,
-                        r.after_out,
-                        cs.ins.len()
-                    ),
-                },
-            ),
-            (None, None) => unreachable!("i is below the longer length"),
-        };
-        if message_div.is_none() {
-            message_div = Some(div);
-        }
-    }
-
+    let (matching, drift, message_div) = compare_messages(cs, &run, opts.ignore_payloads);
     let replayed = replayed_side(cs, &run, opts);
     let close_matches = match (&cs.close, run.end) {
         (None, End::DialtoneClosed(_)) => true,
@@ -309,6 +235,91 @@ pub(crate) fn build(
         notes,
         timing,
     )
+}
+
+/// App messages compared index by index: how many are identical, the drift of those, and
+/// the first difference with the `ws_out` position it happened at.
+fn compare_messages(
+    cs: &CapturedStream,
+    run: &Run,
+    ignore_payloads: bool,
+) -> (usize, Vec<f64>, Option<(usize, Divergence)>) {
+    let same = |a: &str, b: &str| {
+        if ignore_payloads {
+            a == b || shape(a) == shape(b)
+        } else {
+            a == b
+        }
+    };
+    let mut matching = 0;
+    let mut drift = Vec::new();
+    let mut message_div: Option<(usize, Divergence)> = None;
+    for i in 0..cs.ins.len().max(run.received.len()) {
+        let (c, r) = (cs.ins.get(i), run.received.get(i));
+        let div = match (c, r) {
+            (Some(c), Some(r)) if same(&c.text, &r.text) => {
+                matching += 1;
+                drift.push(r.offset_ms - c.offset_ms);
+                continue;
+            }
+            (Some(c), Some(r)) => (
+                c.after_out.min(r.after_out),
+                Divergence {
+                    kind: "app_message",
+                    app_message: Some(i + 1),
+                    after_ws_out: Some(r.after_out),
+                    captured: Some(show(&c.text)),
+                    replayed: Some(show(&r.text)),
+                    description: format!(
+                        "app message #{} differs (received after ws_out #{}; capture: after #{})",
+                        i + 1,
+                        r.after_out,
+                        c.after_out
+                    ),
+                },
+            ),
+            (Some(c), None) => (
+                c.after_out,
+                Divergence {
+                    kind: "app_message",
+                    app_message: Some(i + 1),
+                    after_ws_out: Some(c.after_out),
+                    captured: Some(show(&c.text)),
+                    replayed: None,
+                    description: format!(
+                        "app message #{} never came (capture: after ws_out #{}); the app sent {} \
+                         messages, the capture holds {}",
+                        i + 1,
+                        c.after_out,
+                        run.received.len(),
+                        cs.ins.len()
+                    ),
+                },
+            ),
+            (None, Some(r)) => (
+                r.after_out,
+                Divergence {
+                    kind: "app_message",
+                    app_message: Some(i + 1),
+                    after_ws_out: Some(r.after_out),
+                    captured: None,
+                    replayed: Some(show(&r.text)),
+                    description: format!(
+                        "extra app message #{} after ws_out #{} (the capture holds {} app messages)",
+                        i + 1,
+                        r.after_out,
+                        cs.ins.len()
+                    ),
+                },
+            ),
+            (None, None) => unreachable!("i is below the longer length"),
+        };
+        if message_div.is_none() {
+            message_div = Some(div);
+        }
+    }
+
+    (matching, drift, message_div)
 }
 
 struct StreamSummaryParts {
