@@ -99,6 +99,15 @@ pub struct CallConfig {
     pub record: bool,
     /// Write every exchange of the call here (`--capture`).
     pub capture: Option<std::sync::Arc<crate::capture::Capture>>,
+    /// Makes everything random about the call reproducible: its SIDs (unless `call_sid` is
+    /// set) and its fault schedule.
+    pub seed: Option<u64>,
+    /// Faults to inject (`--faults`); scheduled from `seed` (a random one, reported in the
+    /// timeline, when unset).
+    pub faults: Option<Arc<crate::faults::FaultSpec>>,
+    /// Virtual time (`--fast`): frames carry their real timestamps but go out as fast as
+    /// the app reads them; `<Say>`, `<Play>` and `<Pause>` take no time.
+    pub fast: bool,
 }
 
 impl CallConfig {
@@ -127,6 +136,9 @@ impl CallConfig {
             no_audio_timeout: Some(Duration::from_secs(10)),
             record: false,
             capture: None,
+            seed: None,
+            faults: None,
+            fast: false,
         }
     }
 }
@@ -135,3 +147,27 @@ impl CallConfig {
 pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 /// The auth token dialtone signs with when none is configured.
 pub const DEFAULT_AUTH_TOKEN: &str = "dialtone-local-auth-token";
+
+/// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 2s, 1.5m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("{s:?} is not a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}

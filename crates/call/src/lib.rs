@@ -18,6 +18,7 @@
 pub mod capture;
 pub mod config;
 mod executor;
+pub mod faults;
 pub mod playout;
 pub mod report;
 mod stream;

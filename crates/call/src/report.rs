@@ -144,6 +144,11 @@ pub enum EventKind {
         /// Media frames sent on the stream.
         frames_sent: u64,
     },
+    /// dialtone injected a fault on purpose (`--faults`).
+    Fault {
+        /// What, in words.
+        what: String,
+    },
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.
@@ -173,12 +178,12 @@ pub enum Failure {
         cause: String,
     },
     /// No answer within Twilio's timeout.
-    #[error("webhook timed out after {secs} s: {url}")]
+    #[error("webhook timed out after {} s: {url}", *ms as f64 / 1e3)]
     WebhookTimeout {
         /// URL requested.
         url: String,
-        /// Timeout in seconds.
-        secs: u64,
+        /// Timeout in milliseconds.
+        ms: u64,
     },
     /// The webhook answered with a non-2xx status.
     #[error("webhook returned HTTP {status}{hint}: {url}")]
@@ -421,6 +426,9 @@ pub struct StreamReport {
     /// The caller's turns as the app experienced them (when the caller's audio has ground
     /// truth).
     pub turns: Vec<crate::turns::TurnReport>,
+    /// What injected faults did on this stream (`--faults`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::faults::FaultCounts>,
     /// Every frame's lateness in µs (1 µs – 60 s, 2 significant digits: ~20 KB), for load
     /// runs to merge into their own histograms.
     #[serde(skip)]

@@ -6,6 +6,8 @@
 //! the socket's write half, the pacing schedule and the playout queue. Frame k is due at
 //! `start + 20 ms·k`; frames are never skipped, and each one's lateness is recorded.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::capture::Captured;
+use crate::faults::{FaultCounts, StreamFaults};
 use crate::playout::Playout;
 use crate::report::{EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport};
 use crate::timeline::Timeline;
@@ -94,8 +97,43 @@ pub(crate) struct StreamCtx {
     pub(crate) timeline: Arc<Timeline>,
     /// Set to true to send `stop` and close (call ended, or `<Stop>`).
     pub(crate) stop: watch::Receiver<bool>,
-    /// Told when `start` has gone out.
+    /// Told when `start` has gone out, if this stream claimed the caller's hang-up.
     pub(crate) started: Option<oneshot::Sender<Instant>>,
+    /// The caller's hang-up, claimed by the first stream to start.
+    pub(crate) hangup: Option<CallerHangup>,
+    /// Injected faults (`--faults`).
+    pub(crate) faults: Option<StreamFaults>,
+    /// Virtual time (`--fast`).
+    pub(crate) fast: bool,
+}
+
+/// The caller hangs up this long after the first stream's start. The stream that claims it
+/// ends the call on its own frame clock (real or virtual), so the frames before that moment,
+/// and only those, go out: a seeded run sends the same frames every time.
+#[derive(Clone)]
+pub(crate) struct CallerHangup {
+    pub(crate) after: Duration,
+    pub(crate) armed: Arc<AtomicBool>,
+    pub(crate) end: Arc<watch::Sender<Option<String>>>,
+    pub(crate) reason: String,
+}
+
+impl CallerHangup {
+    /// True for the first stream to ask.
+    fn claim(&self) -> bool {
+        !self.armed.swap(true, Ordering::SeqCst)
+    }
+
+    /// Ends the call (the first reason wins).
+    pub(crate) fn fire(&self) {
+        self.end.send_if_modified(|r| {
+            if r.is_some() {
+                return false;
+            }
+            *r = Some(self.reason.clone());
+            true
+        });
+    }
 }
 
 /// How a stream went.
@@ -141,6 +179,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         close_code: None,
         duration_ms: 0.0,
         turns: Vec::new(),
+        faults: None,
         lateness_us: crate::report::new_lateness_histogram(),
     };
     let fail = |report: StreamReport, f: Failure| StreamOutcome {
@@ -214,6 +253,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
     // Bounded: a slow driver makes the reader wait, which pushes back on the app's socket
     // instead of buffering without limit.
     let (tx, mut rx) = mpsc::channel::<Inbound>(256);
+    let slow_read = ctx.faults.as_ref().and_then(|f| f.spec().slow_read);
     let reader = tokio::spawn(async move {
         while let Some(msg) = source.next().await {
             let item = match msg {
@@ -234,6 +274,10 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
             };
             if tx.send(item).await.is_err() {
                 return;
+            }
+            if let Some(pause) = slow_read {
+                // Injected slow reader: the app's writes back up into its socket.
+                tokio::time::sleep(pause).await;
             }
         }
         let _ = tx.send(Inbound::Dropped).await;
@@ -263,6 +307,8 @@ enum End {
     Dropped,
     /// The app stopped reading: a write could not complete.
     Stalled,
+    /// An injected fault ended the stream: a dropped connection (`None`) or a close frame.
+    Injected(Option<u16>),
 }
 
 struct Driver {
@@ -295,6 +341,20 @@ struct Driver {
     failures: Vec<Failure>,
     no_audio_checked: bool,
     buf: String,
+    /// Virtual time (`--fast`): the clock is the schedule itself.
+    fast: bool,
+    /// Virtual time since `t0`, µs.
+    virt_us: u64,
+    faults: Option<StreamFaults>,
+    fault_counts: FaultCounts,
+    /// Messages of a frame swapped with the next one, sent after it.
+    swapped: Vec<String>,
+    /// Mark echoes seen so far (each one's fault hangs off its index).
+    echoes: u64,
+    /// Echoes held back by `mark_delay`: (due µs, echo).
+    delayed_echoes: VecDeque<(u64, crate::playout::MarkEcho)>,
+    /// The caller's hang-up, when this stream claimed it.
+    hangup: Option<CallerHangup>,
 }
 
 type WsSink = futures_util::stream::SplitSink<
@@ -332,6 +392,42 @@ impl Driver {
             failures: Vec::new(),
             no_audio_checked: false,
             buf: String::with_capacity(512),
+            fast: ctx.fast,
+            virt_us: 0,
+            fault_counts: FaultCounts::default(),
+            faults: ctx.faults.clone(),
+            swapped: Vec::new(),
+            echoes: 0,
+            delayed_echoes: VecDeque::new(),
+            hangup: None,
+        }
+    }
+
+    /// Now, on the stream's clock: the wall clock, or in virtual time the schedule.
+    fn now(&self, t0: Instant) -> Instant {
+        if self.fast {
+            t0 + Duration::from_micros(self.virt_us)
+        } else {
+            Instant::now()
+        }
+    }
+
+    /// Waits for `deadline`; in virtual time, jumps to it (after letting the app's messages
+    /// in).
+    async fn sleep_until(&mut self, t0: Instant, deadline: Instant) {
+        if self.fast {
+            tokio::task::yield_now().await;
+            self.virt_us = self.virt_us.max(us_since(t0, deadline));
+        } else {
+            sleep_until(deadline).await;
+        }
+    }
+
+    /// When frame k goes out: its slot, or its faulty send time.
+    fn frame_at(&mut self, t0: Instant, k: u64) -> Instant {
+        match &mut self.faults {
+            Some(f) => t0 + Duration::from_micros(f.send_offset_us(k)),
+            None => frame_due(t0, k),
         }
     }
 
@@ -397,13 +493,25 @@ impl Driver {
                 })
                 .collect(),
         });
-        if let Some(started) = ctx.started.take() {
-            let _ = started.send(t0);
+        if let Some(h) = ctx.hangup.take().filter(CallerHangup::claim) {
+            self.hangup = Some(h);
+            if let Some(started) = ctx.started.take() {
+                let _ = started.send(t0);
+            }
         }
         let mut next_dtmf = 0usize;
         let mut k: u64 = 0;
         loop {
-            let mut deadline = frame_due(t0, k);
+            let mut deadline = self.frame_at(t0, k);
+            if let Some(h) = &self.hangup {
+                deadline = deadline.min(t0 + h.after);
+            }
+            if let Some(at) = self.injected_end_at() {
+                deadline = deadline.min(t0 + at);
+            }
+            if let Some((us, _)) = self.delayed_echoes.front() {
+                deadline = deadline.min(t0 + Duration::from_micros(*us));
+            }
             if let Some(us) = self.playout.next_deadline_us() {
                 deadline = deadline.min(t0 + Duration::from_micros(us));
             }
@@ -435,22 +543,48 @@ impl Driver {
                     }
                     Some(Inbound::Dropped) | None => return End::Dropped,
                 },
-                _ = sleep_until(deadline) => {}
+                _ = self.sleep_until(t0, deadline) => {}
             }
-            let now = Instant::now();
+            let now = self.now(t0);
             // Every frame whose time has come goes now, late ones included: skipping would
             // hide the generator's own stalls from the lateness figures.
-            while frame_due(t0, k) <= now {
+            while self.frame_at(t0, k) <= now && !self.past_end(k) {
                 if let Err(e) = self.send_frame(sink, ctx, k).await {
                     return self.send_failed(e, rx).await;
                 }
-                let sent_us = us_since(t0, Instant::now());
+                let sent = self.now(t0);
+                let sent_us = us_since(t0, sent);
+                if self.faults.is_some() && self.frame_at(t0, k) > frame_due(t0, k) {
+                    self.fault_counts.delayed += 1;
+                }
                 let playing = self.playout.busy_until_us() > sent_us;
                 self.turns.on_frame_sent(k, sent_us, playing);
-                let late = Instant::now().saturating_duration_since(frame_due(t0, k));
-                self.lateness
-                    .saturating_record((late.as_micros() as u64).max(1));
+                if !self.fast {
+                    let late = sent.saturating_duration_since(self.frame_at(t0, k));
+                    self.lateness
+                        .saturating_record((late.as_micros() as u64).max(1));
+                }
                 k += 1;
+            }
+            if let Some(at) = self.injected_end_at()
+                && now >= t0 + at
+            {
+                return self.inject_end(sink, rx, ctx).await;
+            }
+            if let Some(after) = self.hangup.as_ref().map(|h| h.after)
+                && now >= t0 + after
+            {
+                // Every frame of the caller's time goes out, however late faults made it.
+                while Duration::from_micros(k * 20_000) < after {
+                    if let Err(e) = self.send_frame(sink, ctx, k).await {
+                        return self.send_failed(e, rx).await;
+                    }
+                    k += 1;
+                }
+                if let Some(h) = &self.hangup {
+                    h.fire();
+                }
+                return self.stop(sink, rx).await;
             }
             while let Some((at, digit)) = ctx.dtmf.get(next_dtmf).copied() {
                 if t0 + at > now {
@@ -469,8 +603,17 @@ impl Driver {
                     digits: digit.to_string(),
                 });
             }
-            let now_us = us_since(t0, Instant::now());
+            let now_us = us_since(t0, self.now(t0));
             for echo in self.playout.due_marks(now_us) {
+                if let Err(e) = self.release_echo(sink, ctx, echo, now_us).await {
+                    return self.send_failed(e, rx).await;
+                }
+            }
+            while let Some((due, _)) = self.delayed_echoes.front() {
+                if *due > now_us {
+                    break;
+                }
+                let (_, echo) = self.delayed_echoes.pop_front().expect("checked");
                 if let Err(e) = self.echo_mark(sink, ctx, echo, now_us).await {
                     return self.send_failed(e, rx).await;
                 }
@@ -487,6 +630,19 @@ impl Driver {
         k: u64,
     ) -> Result<(), SendError> {
         let ts = k * 20;
+        let fate = self.faults.as_ref().map(|f| f.frame(k)).unwrap_or_default();
+        if fate.paused {
+            self.fault_counts.paused += 1;
+            if let Some(sent) = &mut self.sent {
+                // The caller spoke; the app never got it.
+                sent.extend_from_slice(&[0xFF; 160]);
+            }
+            return Ok(());
+        }
+        if fate.seq_skip > 0 {
+            self.seq += fate.seq_skip;
+            self.fault_counts.seq_gaps += 1;
+        }
         if matches!(self.tracks, Tracks::Inbound | Tracks::Both) {
             let audio = &ctx.caller_audio;
             let payload = if (k as usize) < audio.len() {
@@ -503,7 +659,7 @@ impl Driver {
             }
             self.chunk_in += 1;
             let chunk = self.chunk_in;
-            self.send_media(sink, Track::Inbound, chunk, ts, payload)
+            self.send_media(sink, Track::Inbound, chunk, ts, payload, k, fate)
                 .await?;
         }
         if matches!(self.tracks, Tracks::Outbound | Tracks::Both) {
@@ -511,14 +667,28 @@ impl Driver {
             let payload = playing.as_deref().unwrap_or(silence_b64());
             self.chunk_out += 1;
             let chunk = self.chunk_out;
-            self.send_media(sink, Track::Outbound, chunk, ts, payload)
+            self.send_media(sink, Track::Outbound, chunk, ts, payload, k, fate)
                 .await?;
         }
+        if !fate.swapped && !self.swapped.is_empty() {
+            // The frame held back by a swap goes after this one.
+            for text in std::mem::take(&mut self.swapped) {
+                self.send_wire(sink, text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a faulty frame's message, captured, counted.
+    async fn send_wire(&mut self, sink: &mut WsSink, text: String) -> Result<(), SendError> {
+        self.send_text(sink, text).await?;
+        self.frames_sent += 1;
         Ok(())
     }
 
     /// Formats one `media` message into the reused buffer (counters only; the payload's
     /// base64 is precomputed) and sends it, captured.
+    #[allow(clippy::too_many_arguments)]
     async fn send_media(
         &mut self,
         sink: &mut WsSink,
@@ -526,6 +696,8 @@ impl Driver {
         chunk: u64,
         ts: u64,
         payload: &str,
+        k: u64,
+        fate: crate::faults::FrameFate,
     ) -> Result<(), SendError> {
         self.seq += 1;
         self.buf.clear();
@@ -538,10 +710,130 @@ impl Driver {
             payload,
             &self.ids.stream_sid,
         );
+        if let Some(faults) = &self.faults
+            && fate != crate::faults::FrameFate::default()
+        {
+            let mut text = self.buf.clone();
+            if let Some(how) = fate.corrupt {
+                text = faults.corrupt(how, &text, &self.ids.stream_sid, k);
+                let c = &mut self.fault_counts;
+                match how {
+                    crate::faults::Corrupt::BadJson => c.bad_json += 1,
+                    crate::faults::Corrupt::BadBase64 => c.bad_base64 += 1,
+                    crate::faults::Corrupt::WrongSid => c.wrong_sid += 1,
+                }
+            }
+            if fate.lost {
+                self.fault_counts.lost += 1;
+                return Ok(());
+            }
+            if fate.swapped {
+                self.fault_counts.reordered += 1;
+                self.swapped.push(text);
+                return Ok(());
+            }
+            if fate.duplicated {
+                self.fault_counts.duplicated += 1;
+                self.send_wire(sink, text.clone()).await?;
+            }
+            return self.send_wire(sink, text).await;
+        }
         self.cap_out(&self.buf);
         send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
         self.frames_sent += 1;
         Ok(())
+    }
+
+    /// Frame k's slot is at or past the caller's hang-up or an injected end: it never goes
+    /// out, so the frames sent do not depend on how the two race.
+    fn past_end(&self, k: u64) -> bool {
+        let slot = Duration::from_micros(k * 20_000);
+        self.hangup.as_ref().is_some_and(|h| slot >= h.after)
+            || self.injected_end_at().is_some_and(|at| slot >= at)
+    }
+
+    /// When an injected `drop` or `close` ends the stream, from its start.
+    fn injected_end_at(&self) -> Option<Duration> {
+        let spec = self.faults.as_ref()?.spec();
+        match (spec.drop_at, spec.close_at) {
+            (Some(d), Some((c, _))) => Some(d.min(c)),
+            (Some(d), None) => Some(d),
+            (None, Some((c, _))) => Some(c),
+            (None, None) => None,
+        }
+    }
+
+    /// Ends the stream the injected way: the TCP connection dropped (no `stop`, no close
+    /// frame), or a close frame with the configured code (no `stop`).
+    async fn inject_end(
+        &mut self,
+        sink: &mut WsSink,
+        rx: &mut mpsc::Receiver<Inbound>,
+        ctx: &StreamCtx,
+    ) -> End {
+        let spec = self.faults.as_ref().expect("faults armed").spec();
+        let close = match (spec.drop_at, spec.close_at) {
+            (Some(d), Some((c, code))) if c < d => Some(code),
+            (None, Some((_, code))) => Some(code),
+            _ => None,
+        };
+        let what = match close {
+            Some(code) => format!("close {code}"),
+            None => "drop".to_string(),
+        };
+        ctx.timeline.emit(EventKind::Fault {
+            what: match close {
+                Some(code) => format!("close frame {code} sent without stop"),
+                None => "TCP connection dropped without stop or close frame".into(),
+            },
+        });
+        self.fault_counts.ended = Some(what);
+        if let Some(code) = close {
+            let _ = send_msg(
+                sink,
+                Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "".into(),
+                })),
+            )
+            .await;
+            let _ = timeout(Duration::from_secs(1), async {
+                while let Some(m) = rx.recv().await {
+                    if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        // Dropping the halves (on return) closes the socket without a close frame.
+        End::Injected(close)
+    }
+
+    /// An echo the playout released: sent now, later, or never, as the mark faults say.
+    async fn release_echo(
+        &mut self,
+        sink: &mut WsSink,
+        ctx: &StreamCtx,
+        echo: crate::playout::MarkEcho,
+        now_us: u64,
+    ) -> Result<(), SendError> {
+        let n = self.echoes;
+        self.echoes += 1;
+        match self.faults.as_ref().map(|f| f.mark(n)) {
+            None => self.echo_mark(sink, ctx, echo, now_us).await,
+            Some(None) => {
+                self.fault_counts.marks_dropped += 1;
+                Ok(())
+            }
+            Some(Some(delay)) if delay.is_zero() => self.echo_mark(sink, ctx, echo, now_us).await,
+            Some(Some(delay)) => {
+                self.fault_counts.marks_delayed += 1;
+                let due = now_us + delay.as_micros() as u64;
+                self.delayed_echoes.push_back((due, echo));
+                Ok(())
+            }
+        }
     }
 
     async fn on_app_text(
@@ -551,7 +843,7 @@ impl Driver {
         ctx: &StreamCtx,
         sink: &mut WsSink,
     ) -> Result<(), SendError> {
-        let now_us = us_since(t0, Instant::now());
+        let now_us = us_since(t0, self.now(t0));
         self.timeline.capture(&Captured::WsIn {
             stream_sid: &self.ids.stream_sid,
             text,
@@ -602,7 +894,7 @@ impl Driver {
                 });
                 if let Some(echo) = self.playout.push_mark(now_us, name) {
                     debug_assert_eq!(index, self.marks.len() - 1);
-                    self.echo_mark(sink, ctx, echo, now_us).await?;
+                    self.release_echo(sink, ctx, echo, now_us).await?;
                 }
             }
             AppMessage::Clear => {
@@ -615,7 +907,7 @@ impl Driver {
                     marks_echoed: out.echoes.len(),
                 });
                 for echo in out.echoes {
-                    self.echo_mark(sink, ctx, echo, now_us).await?;
+                    self.release_echo(sink, ctx, echo, now_us).await?;
                 }
             }
         }
@@ -679,7 +971,7 @@ impl Driver {
         }
         if self.first_audio_at.is_some() {
             self.no_audio_checked = true;
-        } else if t0.elapsed() >= limit {
+        } else if self.now(t0).saturating_duration_since(t0) >= limit {
             self.no_audio_checked = true;
             self.failures.push(Failure::NoAudioBack {
                 url: self.url.clone(),
@@ -712,6 +1004,9 @@ impl Driver {
     }
 
     async fn stop(&mut self, sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>) -> End {
+        for text in std::mem::take(&mut self.swapped) {
+            let _ = self.send_wire(sink, text).await;
+        }
         let seq = self.next_seq();
         let _ = self.send_text(sink, media::stop(seq, &self.ids)).await;
         let _ = send_msg(
@@ -737,7 +1032,11 @@ impl Driver {
     fn finish(mut self, mut report: StreamReport, end: End, ctx: &StreamCtx) -> StreamOutcome {
         let ended = self.ended_at.unwrap_or_else(Instant::now);
         let t0 = self.t0.unwrap_or(ended);
-        let end_us = us_since(t0, ended);
+        let end_us = if self.fast {
+            self.virt_us
+        } else {
+            us_since(t0, ended)
+        };
         match end {
             End::Stopped => {
                 report.closed_by = "dialtone";
@@ -757,6 +1056,10 @@ impl Driver {
                     secs: WRITE_STALL.as_secs(),
                     frames_sent: self.frames_sent,
                 });
+            }
+            End::Injected(code) => {
+                report.closed_by = "dialtone";
+                report.close_code = code;
             }
             End::Dropped => {
                 report.closed_by = "dropped";
@@ -804,6 +1107,9 @@ impl Driver {
         report.invalid_messages = self.invalid;
         report.invalid_samples = self.invalid_samples;
         report.duration_ms = end_us as f64 / 1e3;
+        if self.faults.is_some() {
+            report.faults = Some(std::mem::take(&mut self.fault_counts));
+        }
         report.turns = self.turns.finish(self.wall0_unix_ms);
         StreamOutcome {
             heard: self.playout.heard_mulaw(end_us),

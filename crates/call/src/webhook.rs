@@ -226,7 +226,7 @@ fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> Failure {
     if e.is_timeout() {
         return Failure::WebhookTimeout {
             url: url.to_string(),
-            secs: timeout.as_secs(),
+            ms: timeout.as_millis() as u64,
         };
     }
     if e.is_redirect() {

@@ -86,6 +86,17 @@ pub(crate) struct CallOpts {
     /// message both ways, with times) to FILE as JSON lines; see docs/capture.md.
     #[arg(long, value_name = "FILE")]
     capture: Option<PathBuf>,
+    /// Inject faults on a seeded schedule, e.g. 'loss=0.02,dup=0.01,jitter=30ms,drop=8s'
+    /// (keys: docs/faults.md). The same --seed gives the same frames, byte for byte.
+    #[arg(long, value_name = "SPEC")]
+    faults: Option<dialtone_call::faults::FaultSpec>,
+    /// Seed for everything random about the call: its SIDs and fault schedule.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Virtual time: frames carry their real timestamps but go out as fast as the app reads
+    /// them, and <Say>/<Play>/<Pause> take no time (a 60 s call in a fraction of a second).
+    #[arg(long)]
+    fast: bool,
     /// Print the report as JSON on stdout (the timeline is then not printed live).
     #[arg(long)]
     json: bool,
@@ -183,6 +194,9 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     cfg.webhook_timeout = opts.webhook_timeout;
     cfg.no_audio_timeout = (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout);
     cfg.record = opts.record.is_some();
+    cfg.seed = opts.seed;
+    cfg.faults = opts.faults.clone().map(Arc::new);
+    cfg.fast = opts.fast;
 
     let live = !opts.json && !opts.quiet;
     let sink: Option<dialtone_call::EventSink> = live.then(|| {
@@ -229,12 +243,25 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
             ),
         ));
     }
-    let unmatched = dialtone_events::attach(&mut result.report, &milestones);
-    for m in &unmatched {
-        result
-            .report
-            .warnings
-            .push((0, format!("milestone {} matched no caller turn", m.name)));
+    if opts.fast {
+        // Milestones are stamped on the app's wall clock; turns ran on virtual time.
+        if !milestones.is_empty() {
+            result.report.warnings.push((
+                0,
+                format!(
+                    "{} milestone record(s) not matched to turns: --fast runs on virtual time",
+                    milestones.len()
+                ),
+            ));
+        }
+    } else {
+        let unmatched = dialtone_events::attach(&mut result.report, &milestones);
+        for m in &unmatched {
+            result
+                .report
+                .warnings
+                .push((0, format!("milestone {} matched no caller turn", m.name)));
+        }
     }
 
     if let (Some(c), Some(path)) = (&capture, &opts.capture) {
@@ -398,6 +425,7 @@ fn format_event(e: &CallEvent) -> String {
                 code.map(|c| format!(" (code {c})")).unwrap_or_default()
             ),
         ),
+        EventKind::Fault { what } => ("fault", what.clone()),
         EventKind::Warning { code, message } => ("warning", format!("{code} {message}")),
         EventKind::Ended { status, reason } => ("call", format!("{status}: {reason}")),
     };
@@ -471,6 +499,9 @@ fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
                     .unwrap_or_default()
             );
         }
+        if let Some(f) = &s.faults {
+            println!("    faults injected: {}", fault_summary(f));
+        }
         println!(
             "    closed by {} after {:.1} s",
             s.closed_by,
@@ -541,4 +572,33 @@ fn print_turn(t: &dialtone_call::turns::TurnReport) {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// What the injected faults did, in words: only the kinds that happened.
+fn fault_summary(f: &dialtone_call::faults::FaultCounts) -> String {
+    let mut parts: Vec<String> = [
+        (f.delayed, "frames delayed"),
+        (f.paused, "frames paused"),
+        (f.lost, "lost"),
+        (f.duplicated, "duplicated"),
+        (f.reordered, "reordered"),
+        (f.seq_gaps, "sequence gaps"),
+        (f.bad_json, "bad JSON"),
+        (f.bad_base64, "bad base64"),
+        (f.wrong_sid, "wrong streamSid"),
+        (f.marks_delayed, "mark echoes delayed"),
+        (f.marks_dropped, "mark echoes never sent"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if let Some(end) = &f.ended {
+        parts.push(format!("ended by {end}"));
+    }
+    if parts.is_empty() {
+        "none this time".into()
+    } else {
+        parts.join(", ")
+    }
 }

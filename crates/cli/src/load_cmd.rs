@@ -135,6 +135,10 @@ pub(crate) struct LoadOpts {
     /// Fail a call whose <Connect><Stream> gets no app audio within this (0 disables).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     no_audio_timeout: Duration,
+    /// Inject faults into the calls, each on a schedule from --seed, e.g.
+    /// 'calls=0.2,loss=0.02,dup=0.01,jitter=30ms,drop=8s' (keys: docs/faults.md).
+    #[arg(long, value_name = "SPEC", conflicts_with = "stream")]
+    faults: Option<dialtone_call::faults::FaultSpec>,
     /// dialtone's own frame lateness above this marks the generator as the bottleneck.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     lateness_bound: Duration,
@@ -187,6 +191,7 @@ impl LoadOpts {
             max_duration: Duration::from_secs(300),
             webhook_timeout: Duration::from_secs(15),
             no_audio_timeout: Duration::from_secs(10),
+            faults: None,
             lateness_bound: Duration::from_millis(10),
             drain: Duration::from_secs(10),
             events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -419,6 +424,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
             max_duration: opts.max_duration,
             webhook_timeout: opts.webhook_timeout,
             no_audio_timeout: (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout),
+            faults: opts.faults.clone().map(Arc::new),
         },
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,

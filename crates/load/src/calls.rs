@@ -38,6 +38,8 @@ pub struct CallDefaults {
     pub webhook_timeout: Duration,
     /// No-app-audio bound on bidirectional streams.
     pub no_audio_timeout: Option<Duration>,
+    /// Faults injected into every call (`--faults`), each call on its own seeded schedule.
+    pub faults: Option<std::sync::Arc<dialtone_call::faults::FaultSpec>>,
 }
 
 /// A full-call load run.
@@ -312,6 +314,9 @@ fn call_config(run: &CallRun, index: u64) -> CallConfig {
     cfg.from = choice.from.to_string();
     cfg.to = d.to.clone();
     cfg.call_sid = Some(sid::seeded("CA", run.workload.seed, index));
+    // Stream SIDs and fault schedules follow the run's seed too.
+    cfg.seed = Some(crate::plan::mix(run.workload.seed, index, 0xFA17));
+    cfg.faults = d.faults.clone();
     cfg.caller.tail = choice.profile.tail;
     cfg.caller.gather_digits = choice.profile.dtmf.clone();
     cfg.caller.stream_dtmf = choice.profile.stream_dtmf.clone();

@@ -179,16 +179,9 @@ fn rate_due(i: u64, r: f64, ramp: Duration) -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// SplitMix64: a tiny, well-mixed, platform-independent hash of (seed, index, salt), so each
-/// per-call choice is reproducible and independent of scheduling order.
-pub fn mix(seed: u64, index: u64, salt: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+/// SplitMix64 of (seed, index, salt), shared with the fault schedules so every seeded
+/// choice of a run is reproducible and independent of scheduling order.
+pub use dialtone_call::faults::mix;
 
 /// Picks an index in `0..weights.len()` with probability proportional to its weight.
 pub fn pick_weighted(weights: &[u32], roll: u64) -> usize {

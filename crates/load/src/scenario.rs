@@ -297,29 +297,9 @@ pub fn parse_scenario(
         .collect()
 }
 
-/// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 2s, 1.5m)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("{s:?} is not a non-negative duration"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
+/// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds (one parser for flags, scenario
+/// files and fault specs).
+pub use dialtone_call::config::parse_duration;
 
 fn parse_timed_dtmf(s: &str) -> Result<Vec<(Duration, char)>, String> {
     let (time, digits) = s

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use dialtone_audio::FrameSet;
 use dialtone_load::stream::{self, StreamRun};

@@ -293,6 +293,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
                 code.map(|c| format!(" ({c})")).unwrap_or_default()
             ),
         ),
+        EventKind::Fault { what } => ("warn", format!("fault injected: {what}")),
         EventKind::Warning { code, message } => ("warn", format!("warning {code}: {message}")),
         EventKind::Ended { status, reason } => (
             if *status == "completed" { "ok" } else { "fail" },

@@ -88,6 +88,12 @@ struct Call<'e> {
     doc_url: String,
     /// Set once the first stream has started and the caller's hang-up timer runs.
     caller_hangup_armed: Arc<std::sync::atomic::AtomicBool>,
+    /// The call's seed: SIDs and the fault schedule derive from it.
+    seed: u64,
+    /// The faults this call gets (`None` when there are none, or `calls=` spared it).
+    faults: Option<Arc<crate::faults::FaultSpec>>,
+    /// Streams opened so far (each one's SID and fault schedule hang off its index).
+    streams_opened: u64,
     digits: std::collections::VecDeque<char>,
     outbound: Arc<OutboundAudio>,
     forks: Vec<(String, Fork)>,
@@ -97,6 +103,10 @@ struct Call<'e> {
     warnings: Vec<(u16, String)>,
     documents: u32,
 }
+
+/// How long an injected webhook timeout (`webhook_timeout=`) waits: long enough for the
+/// request to reach a local app, too short for any answer.
+const FAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_millis(1);
 
 impl Engine {
     /// An engine with a fresh connection pool.
@@ -116,7 +126,10 @@ impl Engine {
 
     /// Sets a call up without starting it, so its [`CallHandle`] can be handed out first.
     pub fn prepare(&self, cfg: CallConfig) -> PreparedCall<'_> {
-        let call_sid = cfg.call_sid.clone().unwrap_or_else(|| sid::random("CA"));
+        let call_sid = cfg.call_sid.clone().unwrap_or_else(|| match cfg.seed {
+            Some(seed) => sid::seeded("CA", seed, 0),
+            None => sid::random("CA"),
+        });
         let (end_tx, _) = watch::channel(None);
         let (redirect_tx, _) = watch::channel(None);
         PreparedCall {
@@ -231,6 +244,17 @@ impl PreparedCall<'_> {
             });
         });
         let digits = cfg.caller.gather_digits.chars().collect();
+        let seed = cfg.seed.unwrap_or_else(rand::random);
+        let faults = cfg
+            .faults
+            .clone()
+            .filter(|f| !f.is_empty() || f.webhook_timeout > 0.0)
+            .filter(|f| f.applies_to_call(seed));
+        if let Some(f) = &faults {
+            timeline.emit(EventKind::Fault {
+                what: format!("faults armed: {f} (seed {seed}: rerun with --seed {seed})"),
+            });
+        }
         let doc_url = cfg.url.clone();
         let mut call = Call {
             engine,
@@ -243,6 +267,9 @@ impl PreparedCall<'_> {
             redirect_tx,
             doc_url,
             caller_hangup_armed: Arc::default(),
+            seed,
+            faults,
+            streams_opened: 0,
             digits,
             outbound: Arc::new(OutboundAudio::default()),
             forks: Vec::new(),
@@ -365,6 +392,11 @@ impl Call<'_> {
 
     /// Sleeps `d`, or less if the call ends or is redirected; true when interrupted.
     async fn wait(&mut self, d: Duration) -> bool {
+        if self.cfg.fast {
+            // Virtual time: verbs take no time (they still run in order).
+            tokio::task::yield_now().await;
+            return self.interrupt_pending();
+        }
         let mut end = self.end.clone();
         let mut redirect = self.redirect.clone();
         tokio::select! {
@@ -444,11 +476,26 @@ impl Call<'_> {
             method,
             params: p,
         };
+        let mut timeout = self.cfg.webhook_timeout;
+        if purpose == "voice"
+            && self
+                .faults
+                .as_ref()
+                .is_some_and(|f| f.webhook_times_out(self.seed))
+        {
+            timeout = FAULT_WEBHOOK_TIMEOUT;
+            self.timeline.emit(EventKind::Fault {
+                what: format!(
+                    "voice webhook abandoned after {} ms, as Twilio abandons a slow one",
+                    timeout.as_millis()
+                ),
+            });
+        }
         let r = webhook::fetch_twiml(
             &self.engine.http,
             &self.cfg.auth_token,
             req,
-            self.cfg.webhook_timeout,
+            timeout,
             &self.timeline,
         )
         .await;

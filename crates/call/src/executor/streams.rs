@@ -8,7 +8,10 @@ use tokio::task::JoinHandle;
 
 use super::{Call, StreamAudio};
 use crate::report::Failure;
-use crate::stream::{self, StreamCtx, StreamOutcome, StreamSpec, Tracks};
+use crate::stream::{self, CallerHangup, StreamCtx, StreamOutcome, StreamSpec, Tracks};
+
+/// How long after the caller's planned hang-up the backstop timer fires.
+const HANGUP_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(200);
 use crate::webhook;
 
 impl Call<'_> {
@@ -50,6 +53,8 @@ impl Call<'_> {
         };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (started_tx, started_rx) = oneshot::channel();
+        let index = self.streams_opened;
+        self.streams_opened += 1;
         let spec = StreamSpec {
             url,
             sign_url,
@@ -65,8 +70,23 @@ impl Call<'_> {
             ids: StreamIds {
                 account_sid: self.info.account_sid.clone(),
                 call_sid: self.info.call_sid.clone(),
-                stream_sid: sid::random("MZ"),
+                stream_sid: match self.cfg.seed {
+                    Some(seed) => sid::seeded("MZ", seed, index),
+                    None => sid::random("MZ"),
+                },
             },
+        };
+        let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
+        let talk = audio + tail;
+        let hangup = CallerHangup {
+            after: talk,
+            armed: self.caller_hangup_armed.clone(),
+            end: self.end_tx.clone(),
+            reason: format!(
+                "caller hung up ({:.1} s of audio + {:.1} s tail)",
+                audio.as_secs_f64(),
+                tail.as_secs_f64()
+            ),
         };
         let ctx = StreamCtx {
             auth_token: self.cfg.auth_token.clone(),
@@ -87,31 +107,20 @@ impl Call<'_> {
             timeline: self.timeline.clone(),
             stop: stop_rx,
             started: Some(started_tx),
+            hangup: Some(hangup.clone()),
+            faults: self.faults.as_ref().map(|f| f.for_stream(self.seed, index)),
+            fast: self.cfg.fast,
         };
-        {
+        if !self.cfg.fast {
             // The caller talks from the first stream's start and hangs up once its audio
-            // and the tail are over. A stream that never starts leaves the timer unarmed.
-            let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
-            let talk = audio + tail;
-            let end_tx = self.end_tx.clone();
-            let armed = self.caller_hangup_armed.clone();
+            // and the tail are over. The stream that claims the hang-up ends the call on
+            // its own frame clock, so exactly the frames before that moment go out; this
+            // timer is the backstop for when that stream ends first (a stopped fork).
+            // In virtual time only the stream's clock counts.
             tokio::spawn(async move {
                 let Ok(at) = started_rx.await else { return };
-                if armed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                tokio::time::sleep_until(at + talk).await;
-                end_tx.send_if_modified(|r| {
-                    if r.is_some() {
-                        return false;
-                    }
-                    *r = Some(format!(
-                        "caller hung up ({:.1} s of audio + {:.1} s tail)",
-                        audio.as_secs_f64(),
-                        tail.as_secs_f64()
-                    ));
-                    true
-                });
+                tokio::time::sleep_until(at + talk + HANGUP_BACKSTOP).await;
+                hangup.fire();
             });
         }
         Ok((tokio::spawn(stream::run_stream(spec, ctx)), stop_tx))
