@@ -260,6 +260,7 @@ async fn dispatch(
                 lateness: Vec::new(),
                 frames_sent: 0,
                 media_received: 0,
+                faults: Vec::new(),
             })))
             .await;
     }
@@ -284,6 +285,7 @@ async fn panicked(r: Result<(), tokio::task::JoinError>, tx: &mpsc::Sender<Msg>)
                 lateness: Vec::new(),
                 frames_sent: 0,
                 media_received: 0,
+                faults: Vec::new(),
             })))
             .await;
     }

@@ -65,6 +65,7 @@ pub struct Collector {
     total: Recorder,
     interval: Recorder,
     outcomes: BTreeMap<String, u64>,
+    faults: BTreeMap<String, u64>,
     calls: CallCounts,
     frames: FrameCounts,
     cur: SeriesPoint,
@@ -109,6 +110,7 @@ impl Collector {
             total: Recorder::new(),
             interval: Recorder::new(),
             outcomes: BTreeMap::new(),
+            faults: BTreeMap::new(),
             calls: CallCounts::default(),
             frames: FrameCounts::default(),
             cur: SeriesPoint::default(),
@@ -145,6 +147,9 @@ impl Collector {
         }
         self.frames.sent += s.frames_sent;
         self.frames.app_media_received += s.media_received;
+        for (k, n) in s.faults {
+            *self.faults.entry(k).or_default() += n;
+        }
         self.finish_one(&s.outcome, 1);
     }
 
@@ -303,6 +308,7 @@ impl Collector {
             calls: self.calls,
             frames: self.frames,
             outcomes: self.outcomes,
+            faults: self.faults,
             metrics,
             series: self.series,
             generator,

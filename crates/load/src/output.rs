@@ -91,6 +91,12 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     for (k, n) in &s.outcomes {
         writeln!(out, "    {k:<28} {n}")?;
     }
+    if !s.faults.is_empty() {
+        writeln!(out, "  faults injected")?;
+        for (k, n) in &s.faults {
+            writeln!(out, "    {k:<28} {n}")?;
+        }
+    }
     writeln!(
         out,
         "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -263,6 +269,9 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     x.expected += y.expected;
     x.app_media_received += y.app_media_received;
     x.backpressured += y.backpressured;
+    for (k, n) in b.faults {
+        *a.faults.entry(k).or_default() += n;
+    }
     for (k, n) in b.outcomes {
         *a.outcomes.entry(k).or_default() += n;
     }

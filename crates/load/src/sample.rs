@@ -23,6 +23,8 @@ pub struct CallSample {
     pub frames_sent: u64,
     /// App media messages received.
     pub media_received: u64,
+    /// Injected faults by kind (`--faults`), summed over the call's streams.
+    pub faults: Vec<(String, u64)>,
 }
 
 /// The failure class of a call: its first failure's step and code, or its final status when
@@ -65,7 +67,20 @@ impl CallSample {
         );
         let mut lateness = Vec::with_capacity(report.streams.len());
         let (mut frames_sent, mut media_received) = (0, 0);
+        let mut faults = Vec::new();
+        for e in &report.timeline {
+            if let dialtone_call::EventKind::Fault { what } = &e.kind {
+                if what.starts_with("faults armed") {
+                    faults.push(("calls with faults".to_string(), 1));
+                } else if what.starts_with("voice webhook abandoned") {
+                    faults.push(("webhooks abandoned".to_string(), 1));
+                }
+            }
+        }
         for s in report.streams {
+            if let Some(f) = &s.faults {
+                faults.extend(fault_kinds(f));
+            }
             if let Some(ms) = s.connect_ms {
                 values.push((Metric::WsConnect, us(ms)));
             }
@@ -98,6 +113,33 @@ impl CallSample {
             lateness,
             frames_sent,
             media_received,
+            faults,
         }
     }
+}
+
+/// A stream's fault counts as (kind, count) pairs, the ones that happened: the summary's
+/// `faults` keys.
+fn fault_kinds(f: &dialtone_call::faults::FaultCounts) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = [
+        ("frames delayed", f.delayed),
+        ("frames paused", f.paused),
+        ("frames lost", f.lost),
+        ("frames duplicated", f.duplicated),
+        ("frames reordered", f.reordered),
+        ("sequence gaps", f.seq_gaps),
+        ("bad json", f.bad_json),
+        ("bad base64", f.bad_base64),
+        ("wrong streamSid", f.wrong_sid),
+        ("mark echoes delayed", f.marks_delayed),
+        ("mark echoes dropped", f.marks_dropped),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    if let Some(end) = &f.ended {
+        out.push((format!("streams ended by {end}"), 1));
+    }
+    out
 }

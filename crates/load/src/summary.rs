@@ -38,6 +38,9 @@ pub struct Summary {
     pub frames: FrameCounts,
     /// Finished calls by outcome class (`ok`, or failed step and Twilio code).
     pub outcomes: BTreeMap<String, u64>,
+    /// Injected faults by kind (`--faults`); empty without faults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub faults: BTreeMap<String, u64>,
     /// One entry per metric with samples, by metric name.
     pub metrics: BTreeMap<String, Stats>,
     /// One point per second of the run.
