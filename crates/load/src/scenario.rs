@@ -281,9 +281,7 @@ pub fn parse_scenario(
                 stream_dtmf.extend(parse_timed_dtmf(s).map_err(|e| bad("stream_dtmf", e))?);
             }
             stream_dtmf.sort_by_key(|(t, _)| *t);
-            if let Some(c) = spec.dtmf.chars().find(|&c| !is_dtmf(c)) {
-                return Err(bad("dtmf", format!("{c:?} is not a DTMF digit")));
-            }
+            parse_digits(&spec.dtmf).map_err(|e| bad("dtmf", e))?;
             Ok(Profile {
                 name: spec.name.clone(),
                 weight: spec.weight,
@@ -300,28 +298,7 @@ pub fn parse_scenario(
 /// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds (one parser for flags, scenario
 /// files and fault specs).
 pub use dialtone_call::config::parse_duration;
-
-fn parse_timed_dtmf(s: &str) -> Result<Vec<(Duration, char)>, String> {
-    let (time, digits) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?}: expected TIME:DIGITS, e.g. 2s:1"))?;
-    let at = parse_duration(time)?;
-    digits
-        .chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if is_dtmf(c) {
-                Ok((at + Duration::from_millis(100 * i as u64), c))
-            } else {
-                Err(format!("{c:?} is not a DTMF digit"))
-            }
-        })
-        .collect()
-}
-
-fn is_dtmf(c: char) -> bool {
-    c.is_ascii_digit() || matches!(c, '*' | '#' | 'A' | 'B' | 'C' | 'D')
-}
+use dialtone_call::config::{parse_digits, parse_timed_dtmf};
 
 #[cfg(test)]
 mod tests {
