@@ -971,7 +971,8 @@ impl Driver {
         }
         if self.first_audio_at.is_some() {
             self.no_audio_checked = true;
-        } else if self.now(t0).saturating_duration_since(t0) >= limit {
+        } else if t0.elapsed() >= limit {
+            // Wall clock even in virtual time: a slow app is slow in real time.
             self.no_audio_checked = true;
             self.failures.push(Failure::NoAudioBack {
                 url: self.url.clone(),
@@ -1086,7 +1087,7 @@ impl Driver {
             && self.first_audio_at.is_none()
             && ctx
                 .no_audio_timeout
-                .is_some_and(|l| Duration::from_micros(end_us) >= l)
+                .is_some_and(|l| ended.saturating_duration_since(t0) >= l)
         {
             self.failures.push(Failure::NoAudioBack {
                 url: self.url.clone(),
