@@ -17,6 +17,8 @@
 //! - [`vad`]: the pure energy voice-activity detector the session feeds.
 //! - `events`: milestone records (`vad.speech_start`, `vad.speech_end`,
 //!   `reply.first_audio`) POSTed to [`BotConfig::events_url`] by one background task.
+//! - [`misbehave`]: deliberate faults ([`BotConfig::misbehave`]) for testing callers against
+//!   a failing app.
 //!
 //! # Routes
 //! - `POST /voice` (form body) or `GET /voice` (query): TwiML.
@@ -27,6 +29,7 @@
 
 mod events;
 mod media;
+pub mod misbehave;
 mod session;
 mod signature;
 pub mod vad;
@@ -40,6 +43,8 @@ use axum::Router;
 use axum::routing::get;
 use dialtone_audio::FrameSet;
 use tokio::sync::watch;
+
+pub use misbehave::{Behaviour, Misbehave, MisbehaveError};
 
 /// The auth token the bot expects when none is configured. It equals dialtone's own
 /// default signing token, so the embedded target accepts dialtone's calls out of the box.
@@ -72,6 +77,9 @@ pub struct BotConfig {
     /// Records are queued (bounded) and POSTed by one background task, so a slow
     /// endpoint costs dropped records, never a late media loop.
     pub events_url: Option<String>,
+    /// Deliberate faults for a fraction of calls (HTTP 500, invalid TwiML, refused upgrade,
+    /// dropped or unread stream, crash on a duplicated frame). Default: none.
+    pub misbehave: Misbehave,
 }
 
 impl Default for BotConfig {
@@ -84,6 +92,7 @@ impl Default for BotConfig {
             reply_audio: Arc::new(beep_boop()),
             vad: VadConfig::default(),
             events_url: None,
+            misbehave: Misbehave::default(),
         }
     }
 }
@@ -99,6 +108,7 @@ impl fmt::Debug for BotConfig {
             .field("reply_audio", &self.reply_audio)
             .field("vad", &self.vad)
             .field("events_url", &self.events_url)
+            .field("misbehave", &self.misbehave)
             .finish()
     }
 }

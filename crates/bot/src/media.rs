@@ -1,23 +1,25 @@
 //! `/media`: the Media Streams WebSocket. Checks the upgrade's signature, then drives
 //! one [`Session`] per connection until Twilio sends `stop`, the socket closes, or the
-//! server shuts down.
+//! server shuts down — or until a configured fault (`misbehave`) drops or abandons it.
 
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::AppState;
 use crate::events::{self, Record, Reporter};
+use crate::misbehave::{self, Action, StreamFaults};
 use crate::session::{Flow, Milestone, Session};
 use crate::signature::{self, Rejection};
 
 /// `GET /media`: refuse the upgrade (403) unless `X-Twilio-Signature` signs the
-/// stream URL (`ws(s)://{host}/media`, no parameters), as Twilio does.
+/// stream URL (`ws(s)://{host}/media`, plus the query the webhook wrote), as Twilio does.
+/// A signed upgrade marked `?misbehave=refuse_upgrade` is refused too.
 pub(crate) async fn media(
     State(state): State<AppState>,
     uri: Uri,
@@ -31,10 +33,15 @@ pub(crate) async fn media(
         signature::request_url(&base, &uri),
         &[],
     )?;
+    if misbehave::upgrade_refused(uri.query()) {
+        tracing::info!("misbehave refuse_upgrade");
+        return Ok((StatusCode::FORBIDDEN, "upgrade refused (misbehave)").into_response());
+    }
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
         let session = Session::new(state.config.reply_audio.clone(), &state.config.vad);
+        let faults = StreamFaults::new(&state.config.misbehave);
         let reporter = state.reporter();
-        drive(socket, session, reporter, state.shutdown).await;
+        drive(socket, session, faults, reporter, state.shutdown).await;
     }))
 }
 
@@ -45,6 +52,10 @@ enum End {
     Closed,
     SendFailed,
     Shutdown,
+    /// A fault dropped the connection (abrupt close, or the duplicate-frame "crash").
+    Dropped,
+    /// A fault stopped reading (`never_read`); the socket was held, then dropped.
+    Abandoned,
 }
 
 /// Pumps messages between `socket` and `session`. Generic over the socket so unit
@@ -52,6 +63,7 @@ enum End {
 async fn drive<S, E>(
     mut socket: S,
     mut session: Session,
+    mut faults: StreamFaults,
     reporter: Option<Reporter>,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -71,7 +83,20 @@ async fn drive<S, E>(
                 tracing::debug!(call_sid = session.call_sid(), %err, "websocket error");
                 break End::Closed;
             }
-            Some(Ok(Message::Text(text))) => session.on_text(text.as_str(), &mut out),
+            Some(Ok(Message::Text(text))) => {
+                if faults.before(text.as_str()) == Action::Drop {
+                    break End::Dropped;
+                }
+                let flow = session.on_text(text.as_str(), &mut out);
+                match faults.after(session.call_sid(), session.stats().media) {
+                    Action::Continue => flow,
+                    Action::Drop => break End::Dropped,
+                    Action::StopReading => {
+                        hold(&mut shutdown).await;
+                        break End::Abandoned;
+                    }
+                }
+            }
             Some(Ok(Message::Binary(_))) => {
                 session.on_binary();
                 Flow::Continue
@@ -171,6 +196,16 @@ async fn send_all<S: Sink<Message> + Unpin>(
         socket.feed(Message::Text(text.into())).await?;
     }
     socket.flush().await
+}
+
+/// A `never_read` stream: keep the socket open, unread, for [`misbehave::NEVER_READ_HOLD`]
+/// or until shutdown. The caller's writes fill the socket buffers and then block.
+async fn hold(shutdown: &mut watch::Receiver<bool>) {
+    tracing::info!("misbehave never_read: no longer reading this stream");
+    tokio::select! {
+        () = tokio::time::sleep(misbehave::NEVER_READ_HOLD) => {}
+        () = shutting_down(shutdown) => {}
+    }
 }
 
 /// Resolves once the server starts shutting down; never, if nobody can signal it.

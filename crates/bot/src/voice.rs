@@ -3,10 +3,11 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::misbehave::{self, Behaviour};
 use crate::signature::{self, Rejection};
 
 /// The TwiML an unregistered caller gets.
@@ -54,13 +55,35 @@ pub(crate) async fn voice(
     };
     let (from, call_sid) = (param("From"), param("CallSid"));
 
+    // Deliberate faults (`BotConfig::misbehave`), after the signature check like a real
+    // app's bug would be.
+    let fault = config.misbehave.for_call(call_sid);
+    match fault {
+        Some(Behaviour::Http500) => {
+            tracing::info!(call_sid, "misbehave http500");
+            let plain = [(header::CONTENT_TYPE, "text/plain")];
+            let body = misbehave::HTTP500_BODY;
+            return Ok((StatusCode::INTERNAL_SERVER_ERROR, plain, body).into_response());
+        }
+        Some(Behaviour::BadTwiml) => {
+            tracing::info!(call_sid, "misbehave bad_twiml");
+            let xml = [(header::CONTENT_TYPE, "text/xml")];
+            return Ok((xml, misbehave::BAD_TWIML).into_response());
+        }
+        _ => {}
+    }
+
     let registered = config
         .registered
         .as_ref()
         .is_none_or(|list| list.iter().any(|n| n == from));
     let twiml = if registered {
         tracing::info!(call_sid, from, "answering call");
-        let stream_url = format!("{}/media", signature::ws_base(&base));
+        let mut stream_url = format!("{}/media", signature::ws_base(&base));
+        if fault == Some(Behaviour::RefuseUpgrade) {
+            // The upgrade carries no call SID: mark the URL so `/media` knows to refuse it.
+            stream_url.push_str(&format!("?{}=refuse_upgrade", misbehave::UPGRADE_QUERY));
+        }
         connect_twiml(&config.greeting, &stream_url, from, call_sid)
     } else {
         tracing::info!(call_sid, from, "caller not registered; hanging up");

@@ -26,6 +26,17 @@ pub(crate) struct BotOpts {
     /// Only these caller numbers get through (repeatable); others hear a rejection.
     #[arg(long = "registered", value_name = "NUMBER")]
     registered: Vec<String>,
+    /// Misbehave on purpose, to test a caller against a faulty app: comma-separated
+    /// `FAULT=FRACTION` (share of calls, chosen from each CallSid, so a seeded load hits the
+    /// same calls every time; shares add up to at most 1) and flags. Faults: `http500`
+    /// (webhook answers 500), `bad_twiml` (unclosed tag, 12100), `refuse_upgrade` (the
+    /// stream URL gets `?misbehave=refuse_upgrade` and that upgrade answers 403),
+    /// `abrupt_close` (TCP dropped without a close frame after 1 s of media), `never_read`
+    /// (stops reading after `start`, holds the socket). Flag: `crash_on_duplicate` (every
+    /// stream: a repeated inbound sequenceNumber/chunk logs `crash: duplicated media frame
+    /// seq=N` to stderr and drops the socket). E.g. `http500=0.1,never_read=0.05`.
+    #[arg(long, value_name = "SPEC", default_value = "none")]
+    misbehave: dialtone_bot::Misbehave,
 }
 
 /// Runs the reference app until Ctrl-C or SIGTERM.
@@ -39,6 +50,7 @@ pub(crate) async fn run(opts: BotOpts) -> anyhow::Result<ExitCode> {
         public_url: opts.public_url,
         registered: (!opts.registered.is_empty()).then_some(opts.registered),
         events_url: opts.events_url.clone(),
+        misbehave: opts.misbehave.clone(),
         ..dialtone_bot::BotConfig::default()
     };
     // Written without println!: a closed stdout (a supervisor that stopped reading) must not
@@ -54,6 +66,9 @@ pub(crate) async fn run(opts: BotOpts) -> anyhow::Result<ExitCode> {
         Some(u) => writeln!(out, "  milestones to  {u}"),
         None => writeln!(out, "  milestones     not reported (--events-url)"),
     };
+    if !opts.misbehave.is_none() {
+        let _ = writeln!(out, "  MISBEHAVING    {}", opts.misbehave);
+    }
     let _ = out.flush();
     drop(out);
     dialtone_bot::serve(listener, config, crate::serve_cmd::shutdown_signal())
