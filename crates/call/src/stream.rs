@@ -210,7 +210,13 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         status_callback_method: spec.status_callback_method.as_str(),
     });
     let connect_started = Instant::now();
-    let ws = match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    let handshake = async {
+        let tcp = open_socket(&spec.url).await?;
+        tokio_tungstenite::client_async(request, tcp)
+            .await
+            .map_err(ConnectError::Ws)
+    };
+    let ws = match timeout(CONNECT_TIMEOUT, handshake).await {
         Err(_) => {
             return fail(
                 report,
@@ -223,7 +229,10 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
                 ),
             );
         }
-        Ok(Err(tungstenite::Error::Http(response))) => {
+        Ok(Err(ConnectError::Tcp(cause))) => {
+            return fail(report, stream_connect_failure(&spec.url, cause));
+        }
+        Ok(Err(ConnectError::Ws(tungstenite::Error::Http(response)))) => {
             return fail(
                 report,
                 Failure::StreamUpgradeRefused {
@@ -232,7 +241,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
                 },
             );
         }
-        Ok(Err(e)) => {
+        Ok(Err(ConnectError::Ws(e))) => {
             let cause = crate::webhook::root_cause(&e);
             return fail(report, stream_connect_failure(&spec.url, cause));
         }
@@ -288,6 +297,51 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
     driver.ended_at = Some(Instant::now());
     reader.abort();
     driver.finish(report, end, &ctx)
+}
+
+/// Kernel send buffer of a stream's socket. Linux grows loopback send buffers to ~4 MiB,
+/// which at ~20 kB/s of media hides an app that stopped reading for minutes; a small buffer
+/// makes the write stall show within seconds and keeps a stalled stream's kernel memory
+/// small. (The kernel doubles the value.)
+const STREAM_SNDBUF: u32 = 16 * 1024;
+
+enum ConnectError {
+    /// DNS or TCP connect failed (the cause in words).
+    Tcp(String),
+    /// The WebSocket handshake failed.
+    Ws(tungstenite::Error),
+}
+
+/// Connects the stream's TCP socket: small send buffer, no Nagle (each frame is due now).
+async fn open_socket(url: &str) -> Result<tokio::net::TcpStream, ConnectError> {
+    let u = url::Url::parse(url).map_err(|e| ConnectError::Tcp(format!("invalid URL ({e})")))?;
+    let host = match u.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err(ConnectError::Tcp("the URL has no host".into())),
+    };
+    let port = u.port_or_known_default().unwrap_or(80);
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| ConnectError::Tcp(format!("cannot resolve {host}: {e}")))?;
+    let mut last = format!("{host} resolved to no address");
+    for addr in addrs {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(|e| ConnectError::Tcp(e.to_string()))?;
+        let _ = socket.set_send_buffer_size(STREAM_SNDBUF);
+        match socket.connect(addr).await {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(ConnectError::Tcp(last))
 }
 
 fn stream_connect_failure(url: &str, cause: String) -> Failure {
@@ -358,7 +412,7 @@ struct Driver {
 }
 
 type WsSink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
     Message,
 >;
 

@@ -278,3 +278,43 @@ async fn https_webhook_is_refused_with_a_clear_cause() {
     let f = res.report.failures[0].to_string();
     assert!(f.contains("https:// needs TLS"), "{f}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_stops_reading_is_found_stalled_within_seconds() {
+    // An app that upgrades, then never reads its socket again: its buffers fill and the
+    // writes block. dialtone's small socket send buffer makes that show in seconds, not
+    // after minutes of filling the kernel's default loopback buffer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(sock).await {
+                held.push(ws);
+            }
+        }
+    });
+    let app = TestApp::start(
+        vec![(
+            "/voice",
+            Reply::Twiml(format!(
+                r#"<Response><Connect><Stream url="ws://{addr}/media"/></Connect></Response>"#
+            )),
+        )],
+        WsScript::Silent,
+    )
+    .await;
+    let res = call(&app.url("/voice"), 60_000, |c| {
+        c.max_duration = Duration::from_secs(60)
+    })
+    .await;
+    let f = &res.report.failures[0];
+    assert!(matches!(f, Failure::StreamStalled { .. }), "{f:?}");
+    assert_eq!(res.report.streams[0].closed_by, "stalled");
+    // Stalled long before the 60 s of audio ran out: at most ~20 s of frames went out.
+    assert!(
+        res.report.streams[0].frames_sent < 1000,
+        "{}",
+        res.report.streams[0].frames_sent
+    );
+}
