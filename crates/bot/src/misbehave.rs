@@ -32,19 +32,25 @@ pub enum Behaviour {
     /// After `start` the app never reads the socket again and holds it open (for
     /// [`NEVER_READ_HOLD`] at most, or until the server shuts down).
     NeverRead,
+    /// The app reads every message and never answers: no audio, no marks (dialtone's
+    /// "no audio back"). Also a deterministic target: what dialtone sends to it depends on
+    /// nothing the app does.
+    Mute,
 }
 
 impl Behaviour {
     /// Every per-call fault, in stacking order.
-    pub const ALL: [Behaviour; 5] = [
+    pub const ALL: [Behaviour; 6] = [
         Behaviour::Http500,
         Behaviour::BadTwiml,
         Behaviour::RefuseUpgrade,
         Behaviour::AbruptClose,
         Behaviour::NeverRead,
+        Behaviour::Mute,
     ];
 
-    /// The spec key: `http500`, `bad_twiml`, `refuse_upgrade`, `abrupt_close`, `never_read`.
+    /// The spec key: `http500`, `bad_twiml`, `refuse_upgrade`, `abrupt_close`, `never_read`,
+    /// `mute`.
     pub fn key(self) -> &'static str {
         match self {
             Behaviour::Http500 => "http500",
@@ -52,6 +58,7 @@ impl Behaviour {
             Behaviour::RefuseUpgrade => "refuse_upgrade",
             Behaviour::AbruptClose => "abrupt_close",
             Behaviour::NeverRead => "never_read",
+            Behaviour::Mute => "mute",
         }
     }
 
@@ -82,7 +89,7 @@ pub(crate) const UPGRADE_QUERY: &str = "misbehave";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Misbehave {
     /// Fraction of calls per fault, indexed like [`Behaviour::ALL`]; their sum is ≤ 1.
-    fractions: [f64; 5],
+    fractions: [f64; Behaviour::ALL.len()],
     /// Every stream tracks inbound `sequenceNumber`/`chunk` and, on a repeat, logs
     /// `crash: duplicated media frame seq=N` to stderr and drops the socket without a close
     /// frame, as an app whose handler panicked would.
@@ -138,7 +145,7 @@ pub fn call_point(call_sid: &str) -> f64 {
 pub enum MisbehaveError {
     /// A key that is neither a fault nor `crash_on_duplicate`.
     #[error(
-        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read or crash_on_duplicate)"
+        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute or crash_on_duplicate)"
     )]
     UnknownKey(String),
     /// A fault given without `=FRACTION`.
@@ -181,7 +188,7 @@ impl FromStr for Misbehave {
         if spec.is_empty() || spec == "none" {
             return Ok(out);
         }
-        let mut seen = [false; 5];
+        let mut seen = [false; Behaviour::ALL.len()];
         for entry in spec.split(',') {
             let entry = entry.trim();
             if entry.is_empty() {
@@ -256,6 +263,8 @@ pub(crate) enum Action {
     Drop,
     /// Stop reading and hold the socket.
     StopReading,
+    /// Keep reading, send nothing.
+    Mute,
 }
 
 /// One stream's faults: decided from the call SID once `start` has been read, plus the
@@ -323,6 +332,7 @@ impl StreamFaults {
         }
         match self.behaviour.flatten() {
             Some(Behaviour::NeverRead) => Action::StopReading,
+            Some(Behaviour::Mute) => Action::Mute,
             Some(Behaviour::AbruptClose) if media >= ABRUPT_CLOSE_AFTER_MEDIA => Action::Drop,
             _ => Action::Continue,
         }
@@ -371,7 +381,7 @@ mod tests {
     #[test]
     fn full_spec_parses_and_prints_canonically() {
         let m = parse(
-            "never_read=0.1, crash_on_duplicate,http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1",
+            "never_read=0.1, crash_on_duplicate,http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,mute=0.1",
         )
         .unwrap();
         assert!(m.crash_on_duplicate);
@@ -380,7 +390,7 @@ mod tests {
         }
         assert_eq!(
             m.to_string(),
-            "http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,never_read=0.1,crash_on_duplicate"
+            "http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,never_read=0.1,mute=0.1,crash_on_duplicate"
         );
         assert_eq!(parse(&m.to_string()).unwrap(), m);
         assert!(parse("").unwrap().is_none());

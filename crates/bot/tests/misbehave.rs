@@ -192,3 +192,54 @@ async fn never_read_stops_reading_after_start() {
     }
     panic!("200,000 frames went through: the bot is reading");
 }
+
+/// Plays 1 s of loud tone then 1.5 s of silence (a caller turn the VAD answers), closes,
+/// and returns how many `media` messages the bot sent back.
+async fn media_back_after_a_turn(spec: &str) -> usize {
+    let b = bot(spec).await;
+    let mut ws = open_stream(b.addr).await;
+    let pcm: Vec<i16> = (0..8000)
+        .map(|i| ((i as f64 / 8000.0 * 440.0 * std::f64::consts::TAU).sin() * 12000.0) as i16)
+        .collect();
+    let speech = dialtone_audio::FrameSet::from_pcm(&pcm);
+    for k in 0..125u64 {
+        let payload = if (k as usize) < speech.len() {
+            speech.b64(k as usize)
+        } else {
+            frames::silence_b64()
+        };
+        let text = media::media(
+            k + 2,
+            Track::Inbound,
+            k + 1,
+            k * 20,
+            payload,
+            &ids().stream_sid,
+        );
+        ws.send(Message::text(text)).await.unwrap();
+    }
+    ws.send(Message::text(media::stop(127, &ids())))
+        .await
+        .unwrap();
+    let mut back = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(Ok(m)) = ws.next().await {
+            match m {
+                Message::Text(t) if t.contains("\"event\":\"media\"") => back += 1,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    back
+}
+
+#[tokio::test]
+async fn mute_reads_everything_and_never_answers() {
+    assert!(
+        media_back_after_a_turn("none").await > 0,
+        "the bot answers a turn"
+    );
+    assert_eq!(media_back_after_a_turn("mute=1").await, 0);
+}
