@@ -32,6 +32,8 @@ pub struct CallSample {
 pub fn outcome_of(report: &CallReport) -> String {
     match report.failures.first() {
         Some(f) if f.code() != 0 => format!("{} {}", f.step(), f.code()),
+        // No Twilio code: name the kind, so a stall is not mistaken for another stream error.
+        Some(dialtone_call::Failure::StreamStalled { .. }) => "stream stalled".to_string(),
         Some(f) => f.step().to_string(),
         None if report.status == "completed" => OK.to_string(),
         None => format!("status {}", report.status),

@@ -20,7 +20,7 @@ const CALLS: u64 = 40;
 const SEED: u64 = 11;
 /// Every fault at 10 %, plus the duplicate-frame crash (which dialtone's in-order frames must
 /// never trip).
-const SPEC: &str = "http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,never_read=0.1,crash_on_duplicate";
+const SPEC: &str = "http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,never_read=0.1,mute=0.1,crash_on_duplicate";
 /// Far above what 40 short calls plus the in-process bot need (tens of MiB), far below what
 /// buffering a stalled stream's frames without bound would cost.
 const RSS_BOUND_KIB: u64 = 256 * 1024;
@@ -44,9 +44,12 @@ fn expected_class(b: Option<Behaviour>) -> &'static str {
         Some(Behaviour::RefuseUpgrade) => "stream_connect 31920",
         Some(Behaviour::AbruptClose) => "stream 31903",
         // The bot holds the socket unread, so no reply comes: `app_audio` once the no-audio
-        // bound passes, or `stream` (stalled) if dialtone's write blocks first. Which one
+        // bound passes, or `stream stalled` if dialtone's write blocks first. Which one
         // depends on the socket buffers (see docs/load.md, "Faulty apps").
-        Some(Behaviour::NeverRead) => "app_audio|stream",
+        Some(Behaviour::NeverRead) => "app_audio|stream stalled",
+        // Reads but never answers: `app_audio` (it shares the key above, whose count is the
+        // sum of both classes).
+        Some(Behaviour::Mute) => "app_audio|stream stalled",
     }
 }
 
