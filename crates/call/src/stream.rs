@@ -843,22 +843,7 @@ impl Driver {
         });
         self.fault_counts.ended = Some(what);
         if let Some(code) = close {
-            let _ = send_msg(
-                sink,
-                Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: "".into(),
-                })),
-            )
-            .await;
-            let _ = timeout(Duration::from_secs(1), async {
-                while let Some(m) = rx.recv().await {
-                    if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
-                        break;
-                    }
-                }
-            })
-            .await;
+            close_and_wait(sink, rx, CloseCode::from(code)).await;
         }
         // Dropping the halves (on return) closes the socket without a close frame.
         End::Injected(close)
@@ -1064,23 +1049,7 @@ impl Driver {
         }
         let seq = self.next_seq();
         let _ = self.send_text(sink, media::stop(seq, &self.ids)).await;
-        let _ = send_msg(
-            sink,
-            Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })),
-        )
-        .await;
-        // Give the app a moment to answer the close so the handshake completes cleanly.
-        let _ = timeout(Duration::from_secs(1), async {
-            while let Some(m) = rx.recv().await {
-                if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
-                    break;
-                }
-            }
-        })
-        .await;
+        close_and_wait(sink, rx, CloseCode::Normal).await;
         End::Stopped
     }
 
@@ -1173,6 +1142,24 @@ impl Driver {
             failures: self.failures,
         }
     }
+}
+
+/// Sends a close frame and gives the app a moment to answer it, so the handshake completes
+/// cleanly.
+async fn close_and_wait(sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>, code: CloseCode) {
+    let frame = CloseFrame {
+        code,
+        reason: "".into(),
+    };
+    let _ = send_msg(sink, Message::Close(Some(frame))).await;
+    let _ = timeout(Duration::from_secs(1), async {
+        while let Some(m) = rx.recv().await {
+            if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn frame_due(t0: Instant, k: u64) -> Instant {
