@@ -160,7 +160,15 @@ fn prob(v: &str) -> Result<f64, String> {
 impl fmt::Display for FaultSpec {
     /// The canonical spec string (parses back to the same spec).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        // Exact to the microsecond, so the printed spec gives the same schedule.
+        let ms = |d: Duration| {
+            let us = d.as_micros();
+            if us % 1000 == 0 {
+                format!("{}ms", us / 1000)
+            } else {
+                format!("{}.{:03}ms", us / 1000, us % 1000)
+            }
+        };
         let mut parts = Vec::new();
         if let Some(c) = self.calls {
             parts.push(format!("calls={c}"));
@@ -468,6 +476,9 @@ mod tests {
         assert_eq!(s.burst, Some((0.01, Duration::from_millis(300))));
         assert_eq!(s.close_at, Some((Duration::from_secs(9), 1011)));
         assert_eq!(s.to_string().parse::<FaultSpec>().unwrap(), s);
+        let sub_ms: FaultSpec = "jitter=1.5ms,mark_delay=0.25ms".parse().unwrap();
+        assert_eq!(sub_ms.to_string(), "jitter=1.500ms,mark_delay=0.250ms");
+        assert_eq!(sub_ms.to_string().parse::<FaultSpec>().unwrap(), sub_ms);
         assert!(!s.is_empty());
         assert!("calls=0.5".parse::<FaultSpec>().unwrap().is_empty());
 
@@ -513,6 +524,21 @@ mod tests {
         assert!((25..=80).contains(&lost), "{lost}");
         assert!((25..=80).contains(&dup), "{dup}");
         assert!(a.iter().any(|(_, f)| f.seq_skip > 0));
+    }
+
+    #[test]
+    fn a_certain_burst_sends_frames_in_groups() {
+        // Every burst holds 100 ms: frames go out five at a time, at the end of each hold.
+        let mut f = "burst=1:100ms"
+            .parse::<FaultSpec>()
+            .unwrap()
+            .for_stream(1, 0);
+        let at: Vec<u64> = (0..15).map(|k| f.send_offset_us(k)).collect();
+        assert_eq!(
+            at,
+            [[100_000; 5], [200_000; 5], [300_000; 5]].concat(),
+            "{at:?}"
+        );
     }
 
     #[test]

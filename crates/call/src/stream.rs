@@ -7,7 +7,6 @@
 //! `start + 20 ms·k`; frames are never skipped, and each one's lateness is recorded.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,21 +106,56 @@ pub(crate) struct StreamCtx {
     pub(crate) fast: bool,
 }
 
-/// The caller hangs up this long after the first stream's start. The stream that claims it
+/// The caller hangs up `talk` after the first stream's start. The stream that claims it
 /// ends the call on its own frame clock (real or virtual), so the frames before that moment,
 /// and only those, go out: a seeded run sends the same frames every time.
 #[derive(Clone)]
 pub(crate) struct CallerHangup {
-    pub(crate) after: Duration,
-    pub(crate) armed: Arc<AtomicBool>,
+    pub(crate) talk: Duration,
+    pub(crate) state: Arc<Mutex<HangupState>>,
     pub(crate) end: Arc<watch::Sender<Option<String>>>,
     pub(crate) reason: String,
 }
 
+/// Who holds the caller's hang-up.
+#[derive(Debug, Default)]
+pub(crate) struct HangupState {
+    /// A stream has claimed it (and, in real time, keeps it even after it ended).
+    claimed: bool,
+    /// The claiming stream is still running it on its frame clock.
+    running: bool,
+    /// In virtual time, what is left of the caller's time for the next stream to run.
+    left: Option<Duration>,
+}
+
 impl CallerHangup {
-    /// True for the first stream to ask.
-    fn claim(&self) -> bool {
-        !self.armed.swap(true, Ordering::SeqCst)
+    /// For the first stream to ask (or, in virtual time, the next one after it ended
+    /// early): how long after its start the caller hangs up.
+    fn claim(&self) -> Option<Duration> {
+        let mut st = self.state.lock().expect("hang-up lock");
+        if st.claimed {
+            return None;
+        }
+        st.claimed = true;
+        st.running = true;
+        Some(st.left.take().unwrap_or(self.talk))
+    }
+
+    /// The claiming stream ended before the hang-up. In real time the caller still hangs up
+    /// at its wall-clock moment (the backstop timer, now without its grace); in virtual time
+    /// there is no wall clock, so the time left passes to the next stream.
+    fn release(&self, left_in_virtual_time: Option<Duration>) {
+        let mut st = self.state.lock().expect("hang-up lock");
+        st.running = false;
+        if let Some(left) = left_in_virtual_time {
+            st.claimed = false;
+            st.left = Some(left);
+        }
+    }
+
+    /// True while the claiming stream runs the hang-up itself.
+    pub(crate) fn running(&self) -> bool {
+        self.state.lock().expect("hang-up lock").running
     }
 
     /// Ends the call (the first reason wins).
@@ -294,6 +328,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
 
     let mut driver = Driver::new(&spec, &ctx);
     let end = driver.run(&mut sink, &mut rx, &mut ctx).await;
+    driver.release_hangup();
     driver.ended_at = Some(Instant::now());
     reader.abort();
     driver.finish(report, end, &ctx)
@@ -407,8 +442,11 @@ struct Driver {
     echoes: u64,
     /// Echoes held back by `mark_delay`: (due µs, echo).
     delayed_echoes: VecDeque<(u64, crate::playout::MarkEcho)>,
-    /// The caller's hang-up, when this stream claimed it.
-    hangup: Option<CallerHangup>,
+    /// The caller's hang-up and when it falls, when this stream claimed it.
+    hangup: Option<(CallerHangup, Duration)>,
+    /// Per mark record: answered (echoed or lost to `mark_loss`); echoes settle the first
+    /// open record of their name, so a lost echo is never credited to a later mark.
+    marks_settled: Vec<bool>,
 }
 
 type WsSink = futures_util::stream::SplitSink<
@@ -454,6 +492,7 @@ impl Driver {
             echoes: 0,
             delayed_echoes: VecDeque::new(),
             hangup: None,
+            marks_settled: Vec::new(),
         }
     }
 
@@ -547,8 +586,10 @@ impl Driver {
                 })
                 .collect(),
         });
-        if let Some(h) = ctx.hangup.take().filter(CallerHangup::claim) {
-            self.hangup = Some(h);
+        if let Some(h) = ctx.hangup.take()
+            && let Some(after) = h.claim()
+        {
+            self.hangup = Some((h, after));
             if let Some(started) = ctx.started.take() {
                 let _ = started.send(t0);
             }
@@ -557,8 +598,8 @@ impl Driver {
         let mut k: u64 = 0;
         loop {
             let mut deadline = self.frame_at(t0, k);
-            if let Some(h) = &self.hangup {
-                deadline = deadline.min(t0 + h.after);
+            if let Some((_, after)) = &self.hangup {
+                deadline = deadline.min(t0 + *after);
             }
             if let Some(at) = self.injected_end_at() {
                 deadline = deadline.min(t0 + at);
@@ -576,6 +617,11 @@ impl Driver {
                 biased;
                 changed = ctx.stop.changed() => {
                     if changed.is_err() || *ctx.stop.borrow() {
+                        if self.hangup_due(t0) {
+                            // The backstop beat a driver running late: still the caller's
+                            // hang-up, with all of its frames.
+                            return self.hang_up(sink, rx, ctx, t0, k).await;
+                        }
                         return self.stop(sink, rx).await;
                     }
                 }
@@ -600,62 +646,38 @@ impl Driver {
                 _ = self.sleep_until(t0, deadline) => {}
             }
             let now = self.now(t0);
-            // Every frame whose time has come goes now, late ones included: skipping would
-            // hide the generator's own stalls from the lateness figures.
-            while self.frame_at(t0, k) <= now && !self.past_end(k) {
-                if let Err(e) = self.send_frame(sink, ctx, k).await {
+            // Frames and DTMF go in schedule order, every one whose time has come, late ones
+            // included (skipping would hide the generator's own stalls from the lateness
+            // figures): the order never depends on how late the driver woke.
+            loop {
+                let frame = (!self.past_end(t0, k))
+                    .then(|| self.frame_at(t0, k))
+                    .filter(|at| *at <= now);
+                let digit = ctx
+                    .dtmf
+                    .get(next_dtmf)
+                    .copied()
+                    .filter(|(at, _)| t0 + *at <= now && frame.is_none_or(|f| t0 + *at <= f));
+                let sent = if let Some((_, digit)) = digit {
+                    next_dtmf += 1;
+                    self.send_dtmf(sink, ctx, digit).await
+                } else if frame.is_some() {
+                    k += 1;
+                    self.send_scheduled_frame(sink, ctx, t0, k - 1).await
+                } else {
+                    break;
+                };
+                if let Err(e) = sent {
                     return self.send_failed(e, rx).await;
                 }
-                let sent = self.now(t0);
-                let sent_us = us_since(t0, sent);
-                if self.faults.is_some() && self.frame_at(t0, k) > frame_due(t0, k) {
-                    self.fault_counts.delayed += 1;
-                }
-                let playing = self.playout.busy_until_us() > sent_us;
-                self.turns.on_frame_sent(k, sent_us, playing);
-                if !self.fast {
-                    let late = sent.saturating_duration_since(self.frame_at(t0, k));
-                    self.lateness
-                        .saturating_record((late.as_micros() as u64).max(1));
-                }
-                k += 1;
             }
             if let Some(at) = self.injected_end_at()
                 && now >= t0 + at
             {
                 return self.inject_end(sink, rx, ctx).await;
             }
-            if let Some(after) = self.hangup.as_ref().map(|h| h.after)
-                && now >= t0 + after
-            {
-                // Every frame of the caller's time goes out, however late faults made it.
-                while Duration::from_micros(k * 20_000) < after {
-                    if let Err(e) = self.send_frame(sink, ctx, k).await {
-                        return self.send_failed(e, rx).await;
-                    }
-                    k += 1;
-                }
-                if let Some(h) = &self.hangup {
-                    h.fire();
-                }
-                return self.stop(sink, rx).await;
-            }
-            while let Some((at, digit)) = ctx.dtmf.get(next_dtmf).copied() {
-                if t0 + at > now {
-                    break;
-                }
-                next_dtmf += 1;
-                let seq = self.next_seq();
-                if let Err(e) = self
-                    .send_text(sink, media::dtmf(seq, &self.ids.stream_sid, digit))
-                    .await
-                {
-                    return self.send_failed(e, rx).await;
-                }
-                self.dtmf_sent += 1;
-                ctx.timeline.emit(EventKind::Dtmf {
-                    digits: digit.to_string(),
-                });
+            if self.hangup_due(t0) {
+                return self.hang_up(sink, rx, ctx, t0, k).await;
             }
             let now_us = us_since(t0, self.now(t0));
             for echo in self.playout.due_marks(now_us) {
@@ -673,6 +695,87 @@ impl Driver {
                 }
             }
             self.check_no_audio(ctx, t0);
+        }
+    }
+
+    /// Sends frame k and books it: turns, lateness against its (faulty) schedule, delay.
+    async fn send_scheduled_frame(
+        &mut self,
+        sink: &mut WsSink,
+        ctx: &StreamCtx,
+        t0: Instant,
+        k: u64,
+    ) -> Result<(), SendError> {
+        self.send_frame(sink, ctx, k).await?;
+        let sent = self.now(t0);
+        let sent_us = us_since(t0, sent);
+        let scheduled = self.frame_at(t0, k);
+        if self.faults.is_some() && scheduled > frame_due(t0, k) {
+            self.fault_counts.delayed += 1;
+        }
+        let playing = self.playout.busy_until_us() > sent_us;
+        self.turns.on_frame_sent(k, sent_us, playing);
+        if !self.fast {
+            let late = sent.saturating_duration_since(scheduled);
+            self.lateness
+                .saturating_record((late.as_micros() as u64).max(1));
+        }
+        Ok(())
+    }
+
+    async fn send_dtmf(
+        &mut self,
+        sink: &mut WsSink,
+        ctx: &StreamCtx,
+        digit: char,
+    ) -> Result<(), SendError> {
+        let seq = self.next_seq();
+        self.send_text(sink, media::dtmf(seq, &self.ids.stream_sid, digit))
+            .await?;
+        self.dtmf_sent += 1;
+        ctx.timeline.emit(EventKind::Dtmf {
+            digits: digit.to_string(),
+        });
+        Ok(())
+    }
+
+    /// This stream runs the caller's hang-up and its moment has come.
+    fn hangup_due(&self, t0: Instant) -> bool {
+        self.hangup
+            .as_ref()
+            .is_some_and(|(_, after)| self.now(t0) >= t0 + *after)
+    }
+
+    /// The caller hangs up: every frame of its time goes out (however late faults made
+    /// them), the call is ended, the stream stopped.
+    async fn hang_up(
+        &mut self,
+        sink: &mut WsSink,
+        rx: &mut mpsc::Receiver<Inbound>,
+        ctx: &StreamCtx,
+        t0: Instant,
+        mut k: u64,
+    ) -> End {
+        let Some((h, after)) = self.hangup.take() else {
+            return self.stop(sink, rx).await;
+        };
+        while Duration::from_micros(k * 20_000) < after {
+            if let Err(e) = self.send_scheduled_frame(sink, ctx, t0, k).await {
+                return self.send_failed(e, rx).await;
+            }
+            k += 1;
+        }
+        h.fire();
+        self.stop(sink, rx).await
+    }
+
+    /// The claiming stream ended before the caller hung up: hand the hang-up back.
+    fn release_hangup(&mut self) {
+        if let Some((h, after)) = self.hangup.take() {
+            let left = self
+                .fast
+                .then(|| after.saturating_sub(Duration::from_micros(self.virt_us)));
+            h.release(left);
         }
     }
 
@@ -767,6 +870,10 @@ impl Driver {
         if let Some(faults) = &self.faults
             && fate != crate::faults::FrameFate::default()
         {
+            if fate.lost {
+                self.fault_counts.lost += 1;
+                return Ok(());
+            }
             let mut text = self.buf.clone();
             if let Some(how) = fate.corrupt {
                 text = faults.corrupt(how, &text, &self.ids.stream_sid, k);
@@ -776,10 +883,6 @@ impl Driver {
                     crate::faults::Corrupt::BadBase64 => c.bad_base64 += 1,
                     crate::faults::Corrupt::WrongSid => c.wrong_sid += 1,
                 }
-            }
-            if fate.lost {
-                self.fault_counts.lost += 1;
-                return Ok(());
             }
             if fate.swapped {
                 self.fault_counts.reordered += 1;
@@ -798,12 +901,22 @@ impl Driver {
         Ok(())
     }
 
-    /// Frame k's slot is at or past the caller's hang-up or an injected end: it never goes
-    /// out, so the frames sent do not depend on how the two race.
-    fn past_end(&self, k: u64) -> bool {
+    /// Frame k never goes out in the main loop: its slot is at or past the caller's hang-up
+    /// (which flushes the frames before it), or it is scheduled at or past an injected end.
+    /// Decided on the schedule, so the frames sent never depend on how late the driver woke.
+    fn past_end(&mut self, t0: Instant, k: u64) -> bool {
         let slot = Duration::from_micros(k * 20_000);
-        self.hangup.as_ref().is_some_and(|h| slot >= h.after)
-            || self.injected_end_at().is_some_and(|at| slot >= at)
+        if self
+            .hangup
+            .as_ref()
+            .is_some_and(|(_, after)| slot >= *after)
+        {
+            return true;
+        }
+        match self.injected_end_at() {
+            Some(at) => self.frame_at(t0, k) >= t0 + at,
+            None => false,
+        }
     }
 
     /// When an injected `drop` or `close` ends the stream, from its start.
@@ -863,6 +976,7 @@ impl Driver {
             None => self.echo_mark(sink, ctx, echo, now_us).await,
             Some(None) => {
                 self.fault_counts.marks_dropped += 1;
+                self.settle_mark(&echo.name);
                 Ok(())
             }
             Some(Some(delay)) if delay.is_zero() => self.echo_mark(sink, ctx, echo, now_us).await,
@@ -931,6 +1045,7 @@ impl Driver {
                     round_trip_ms: None,
                     cleared: false,
                 });
+                self.marks_settled.push(false);
                 if let Some(echo) = self.playout.push_mark(now_us, name) {
                     debug_assert_eq!(index, self.marks.len() - 1);
                     self.release_echo(sink, ctx, echo, now_us).await?;
@@ -964,12 +1079,8 @@ impl Driver {
         self.send_text(sink, media::mark(seq, &self.ids.stream_sid, &echo.name))
             .await?;
         let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
-        // Echoes come in the order marks were queued, so the first unanswered record is it.
-        if let Some(rec) = self
-            .marks
-            .iter_mut()
-            .find(|m| m.round_trip_ms.is_none() && m.name == echo.name)
-        {
+        if let Some(i) = self.settle_mark(&echo.name) {
+            let rec = &mut self.marks[i];
             rec.round_trip_ms = Some(rtt.as_secs_f64() * 1e3);
             rec.cleared = echo.cleared;
         }
@@ -980,6 +1091,15 @@ impl Driver {
             cleared: echo.cleared,
         });
         Ok(())
+    }
+
+    /// Echoes come in the order marks were queued, so the first open record of the name is
+    /// the one answered (or lost).
+    fn settle_mark(&mut self, name: &str) -> Option<usize> {
+        let i = (0..self.marks.len())
+            .find(|&i| !self.marks_settled[i] && self.marks[i].name == name)?;
+        self.marks_settled[i] = true;
+        Some(i)
     }
 
     fn invalid_message(&mut self, ctx: &StreamCtx, reason: String, raw: String) {

@@ -139,6 +139,11 @@ pub(crate) struct LoadOpts {
     /// 'calls=0.2,loss=0.02,dup=0.01,jitter=30ms,drop=8s' (keys: docs/faults.md).
     #[arg(long, value_name = "SPEC", conflicts_with = "stream")]
     faults: Option<dialtone_call::faults::FaultSpec>,
+    /// Write every call's exchanges (TwiML, every WebSocket message both ways) to FILE as
+    /// JSON lines, for `dialtone replay FILE --call-sid CA…` (docs/capture.md). About 20 kB
+    /// per call-second.
+    #[arg(long, value_name = "FILE", conflicts_with = "stream")]
+    capture: Option<std::path::PathBuf>,
     /// dialtone's own frame lateness above this marks the generator as the bottleneck.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     lateness_bound: Duration,
@@ -192,6 +197,7 @@ impl LoadOpts {
             webhook_timeout: Duration::from_secs(15),
             no_audio_timeout: Duration::from_secs(10),
             faults: None,
+            capture: None,
             lateness_bound: Duration::from_millis(10),
             drain: Duration::from_secs(10),
             events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -261,8 +267,26 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         }
         let mut run = call_run(&opts, url)?;
         run.milestones = Some((events, opts.milestone_grace));
+        let capture = match &opts.capture {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("cannot create --capture {}", path.display()))?;
+                Some(Arc::new(dialtone_call::capture::Capture::new(Box::new(
+                    std::io::BufWriter::new(file),
+                ))))
+            }
+            None => None,
+        };
+        run.defaults.capture = capture.clone();
         let f = dialtone_load::calls::run(run, stop_rx, |p| printer.show(p)).await;
         printer.done();
+        if let (Some(c), Some(path)) = (&capture, &opts.capture) {
+            // The results are written whatever happened to the capture.
+            match c.finish() {
+                Ok(()) => eprintln!("captured {} records to {}", c.records(), path.display()),
+                Err(e) => eprintln!("warning: capture {} is incomplete: {e}", path.display()),
+            }
+        }
         if let Some(b) = bot {
             b.abort();
         }
@@ -425,6 +449,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
             webhook_timeout: opts.webhook_timeout,
             no_audio_timeout: (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout),
             faults: opts.faults.clone().map(Arc::new),
+            capture: None,
         },
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,

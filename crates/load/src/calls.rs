@@ -40,6 +40,8 @@ pub struct CallDefaults {
     pub no_audio_timeout: Option<Duration>,
     /// Faults injected into every call (`--faults`), each call on its own seeded schedule.
     pub faults: Option<std::sync::Arc<dialtone_call::faults::FaultSpec>>,
+    /// Every call's exchanges written here (`--capture`), for `dialtone replay --call-sid`.
+    pub capture: Option<std::sync::Arc<dialtone_call::capture::Capture>>,
 }
 
 /// A full-call load run.
@@ -261,6 +263,7 @@ async fn dispatch(
                 frames_sent: 0,
                 media_received: 0,
                 faults: Vec::new(),
+                failure: None,
             })))
             .await;
     }
@@ -286,6 +289,7 @@ async fn panicked(r: Result<(), tokio::task::JoinError>, tx: &mpsc::Sender<Msg>)
                 frames_sent: 0,
                 media_received: 0,
                 faults: Vec::new(),
+                failure: None,
             })))
             .await;
     }
@@ -319,6 +323,7 @@ fn call_config(run: &CallRun, index: u64) -> CallConfig {
     // Stream SIDs and fault schedules follow the run's seed too.
     cfg.seed = Some(crate::plan::mix(run.workload.seed, index, 0xFA17));
     cfg.faults = d.faults.clone();
+    cfg.capture = d.capture.clone();
     cfg.caller.tail = choice.profile.tail;
     cfg.caller.gather_digits = choice.profile.dtmf.clone();
     cfg.caller.stream_dtmf = choice.profile.stream_dtmf.clone();

@@ -13,7 +13,8 @@ use crate::metrics::{Metric, Recorder, Stats, round3};
 use crate::proc_stats::{CpuSample, cpu_sample, max_rss_kib};
 use crate::sample::{CallSample, OK};
 use crate::summary::{
-    CallCounts, FrameCounts, Generator, SCHEMA, SeriesPoint, Summary, WorkloadInfo,
+    CallCounts, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator, SCHEMA, SeriesPoint,
+    Summary, WorkloadInfo,
 };
 
 /// One stream worker's second: what it recorded and counted since its last report.
@@ -66,6 +67,7 @@ pub struct Collector {
     interval: Recorder,
     outcomes: BTreeMap<String, u64>,
     faults: BTreeMap<String, u64>,
+    examples: BTreeMap<String, Vec<FailureExample>>,
     calls: CallCounts,
     frames: FrameCounts,
     cur: SeriesPoint,
@@ -111,6 +113,7 @@ impl Collector {
             interval: Recorder::new(),
             outcomes: BTreeMap::new(),
             faults: BTreeMap::new(),
+            examples: BTreeMap::new(),
             calls: CallCounts::default(),
             frames: FrameCounts::default(),
             cur: SeriesPoint::default(),
@@ -149,6 +152,12 @@ impl Collector {
         self.frames.app_media_received += s.media_received;
         for (k, n) in s.faults {
             *self.faults.entry(k).or_default() += n;
+        }
+        if let Some((call_sid, error)) = s.failure {
+            let list = self.examples.entry(s.outcome.clone()).or_default();
+            if list.len() < EXAMPLES_PER_OUTCOME {
+                list.push(FailureExample { call_sid, error });
+            }
         }
         self.finish_one(&s.outcome, 1);
     }
@@ -309,6 +318,7 @@ impl Collector {
             frames: self.frames,
             outcomes: self.outcomes,
             faults: self.faults,
+            examples: self.examples,
             metrics,
             series: self.series,
             generator,

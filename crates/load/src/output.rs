@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::LoadError;
 use crate::collector::read_hlog;
 use crate::metrics::{Metric, Recorder, Stats, round3};
-use crate::summary::{SeriesPoint, Summary};
+use crate::summary::{EXAMPLES_PER_OUTCOME, SeriesPoint, Summary};
 
 mod html;
 
@@ -90,6 +90,10 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     writeln!(out, "  outcomes")?;
     for (k, n) in &s.outcomes {
         writeln!(out, "    {k:<28} {n}")?;
+        if let Some(e) = s.examples.get(k).and_then(|l| l.first()) {
+            let error: String = e.error.chars().take(100).collect();
+            writeln!(out, "      e.g. {} {error}", e.call_sid)?;
+        }
     }
     if !s.faults.is_empty() {
         writeln!(out, "  faults injected")?;
@@ -271,6 +275,11 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     x.backpressured += y.backpressured;
     for (k, n) in b.faults {
         *a.faults.entry(k).or_default() += n;
+    }
+    for (k, list) in b.examples {
+        let mine = a.examples.entry(k).or_default();
+        let room = EXAMPLES_PER_OUTCOME.saturating_sub(mine.len());
+        mine.extend(list.into_iter().take(room));
     }
     for (k, n) in b.outcomes {
         *a.outcomes.entry(k).or_default() += n;

@@ -25,6 +25,9 @@ pub struct CallSample {
     pub media_received: u64,
     /// Injected faults by kind (`--faults`), summed over the call's streams.
     pub faults: Vec<(String, u64)>,
+    /// A failed call's SID and first failure, in words (for the summary's examples, and
+    /// to find the call in a `--capture` for `dialtone replay --call-sid`).
+    pub failure: Option<(String, String)>,
 }
 
 /// The failure class of a call: its first failure's step and code, or its final status when
@@ -60,6 +63,13 @@ impl CallSample {
     /// by value lets the lateness histograms move instead of being copied.
     pub fn from_report(report: CallReport) -> CallSample {
         let outcome = outcome_of(&report);
+        let failure = (outcome != OK).then(|| {
+            let what = report
+                .failures
+                .first()
+                .map_or_else(|| report.end_reason.clone(), ToString::to_string);
+            (report.call_sid.clone(), what)
+        });
         let mut values = Vec::new();
         values.extend(
             report
@@ -116,6 +126,7 @@ impl CallSample {
             frames_sent,
             media_received,
             faults,
+            failure,
         }
     }
 }

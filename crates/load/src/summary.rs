@@ -41,6 +41,9 @@ pub struct Summary {
     /// Injected faults by kind (`--faults`); empty without faults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub faults: BTreeMap<String, u64>,
+    /// The first few failed calls of each failed outcome class: which call, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub examples: BTreeMap<String, Vec<FailureExample>>,
     /// One entry per metric with samples, by metric name.
     pub metrics: BTreeMap<String, Stats>,
     /// One point per second of the run.
@@ -49,6 +52,18 @@ pub struct Summary {
     pub generator: Generator,
     /// `--threshold` verdicts.
     pub thresholds: Vec<ThresholdResult>,
+}
+
+/// How many failed calls per outcome class the summary names.
+pub const EXAMPLES_PER_OUTCOME: usize = 3;
+
+/// One failed call, named.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailureExample {
+    /// Its call SID (to find it in a `--capture` file, or the app's logs).
+    pub call_sid: String,
+    /// Its first failure, in words.
+    pub error: String,
 }
 
 /// The workload as configured.

@@ -68,6 +68,7 @@ fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
             webhook_timeout: Duration::from_secs(15),
             no_audio_timeout: Some(Duration::from_secs(10)),
             faults: None,
+            capture: None,
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

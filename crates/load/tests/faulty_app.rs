@@ -116,6 +116,7 @@ async fn a_faulty_app_costs_classified_failures_and_nothing_else() {
             webhook_timeout: Duration::from_secs(5),
             no_audio_timeout: Some(Duration::from_secs(2)),
             faults: None,
+            capture: None,
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -108,6 +108,7 @@ fn run_of(url: String, seed: u64) -> CallRun {
                     .parse()
                     .unwrap(),
             )),
+            capture: None,
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -86,8 +86,8 @@ struct Call<'e> {
     redirect_tx: Arc<watch::Sender<Option<Redirect>>>,
     /// URL of the document executing (relative URLs resolve against it).
     doc_url: String,
-    /// Set once the first stream has started and the caller's hang-up timer runs.
-    caller_hangup_armed: Arc<std::sync::atomic::AtomicBool>,
+    /// Which stream runs the caller's hang-up (the first to start).
+    caller_hangup: Arc<std::sync::Mutex<crate::stream::HangupState>>,
     /// The call's seed: SIDs and the fault schedule derive from it.
     seed: u64,
     /// The faults this call gets (`None` when there are none, or `calls=` spared it).
@@ -248,7 +248,7 @@ impl PreparedCall<'_> {
         let faults = cfg
             .faults
             .clone()
-            .filter(|f| !f.is_empty() || f.webhook_timeout > 0.0)
+            .filter(|f| !f.is_empty())
             .filter(|f| f.applies_to_call(seed));
         if let Some(f) = &faults {
             timeline.emit(EventKind::Fault {
@@ -266,7 +266,7 @@ impl PreparedCall<'_> {
             redirect,
             redirect_tx,
             doc_url,
-            caller_hangup_armed: Arc::default(),
+            caller_hangup: Arc::default(),
             seed,
             faults,
             streams_opened: 0,
@@ -476,22 +476,23 @@ impl Call<'_> {
             method,
             params: p,
         };
-        let mut timeout = self.cfg.webhook_timeout;
-        if purpose == "voice"
+        let abandon = purpose == "voice"
             && self
                 .faults
                 .as_ref()
-                .is_some_and(|f| f.webhook_times_out(self.seed))
-        {
-            timeout = FAULT_WEBHOOK_TIMEOUT;
+                .is_some_and(|f| f.webhook_times_out(self.seed));
+        let timeout = if abandon {
             self.timeline.emit(EventKind::Fault {
                 what: format!(
                     "voice webhook abandoned after {} ms, as Twilio abandons a slow one",
-                    timeout.as_millis()
+                    FAULT_WEBHOOK_TIMEOUT.as_millis()
                 ),
             });
-        }
-        let r = webhook::fetch_twiml(
+            FAULT_WEBHOOK_TIMEOUT
+        } else {
+            self.cfg.webhook_timeout
+        };
+        let mut r = webhook::fetch_twiml(
             &self.engine.http,
             &self.cfg.auth_token,
             req,
@@ -499,6 +500,14 @@ impl Call<'_> {
             &self.timeline,
         )
         .await;
+        if abandon && r.is_ok() {
+            // An app fast enough to answer within the bound: Twilio would have given up all
+            // the same, and the fault must do what it says every time.
+            r = Err(Failure::WebhookTimeout {
+                url: url.to_string(),
+                ms: timeout.as_millis() as u64,
+            });
+        }
         if r.is_ok() {
             self.documents += 1;
         }

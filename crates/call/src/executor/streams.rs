@@ -79,8 +79,8 @@ impl Call<'_> {
         let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
         let talk = audio + tail;
         let hangup = CallerHangup {
-            after: talk,
-            armed: self.caller_hangup_armed.clone(),
+            talk,
+            state: self.caller_hangup.clone(),
             end: self.end_tx.clone(),
             reason: format!(
                 "caller hung up ({:.1} s of audio + {:.1} s tail)",
@@ -115,11 +115,15 @@ impl Call<'_> {
             // The caller talks from the first stream's start and hangs up once its audio
             // and the tail are over. The stream that claims the hang-up ends the call on
             // its own frame clock, so exactly the frames before that moment go out; this
-            // timer is the backstop for when that stream ends first (a stopped fork).
-            // In virtual time only the stream's clock counts.
+            // timer is the backstop for when that stream ended first (a stopped fork, an
+            // app that closed): then it fires on time, else a little later, so it never
+            // races the stream's own. In virtual time only the streams' clock counts.
             tokio::spawn(async move {
                 let Ok(at) = started_rx.await else { return };
-                tokio::time::sleep_until(at + talk + HANGUP_BACKSTOP).await;
+                tokio::time::sleep_until(at + talk).await;
+                if hangup.running() {
+                    tokio::time::sleep(HANGUP_BACKSTOP).await;
+                }
                 hangup.fire();
             });
         }

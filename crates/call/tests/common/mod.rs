@@ -54,6 +54,8 @@ pub enum WsScript {
     DropAfter { frames: u32 },
     /// Do nothing, just read.
     Silent,
+    /// After `start`, 100 ms of audio and a mark `x`, twice (two marks, one name).
+    TwoMarksOneName,
 }
 
 #[derive(Default)]
@@ -61,6 +63,9 @@ pub struct Log {
     pub http: Vec<Seen>,
     /// Per stream (path), every text message received in order.
     pub ws: Vec<(String, Vec<String>)>,
+    /// Per stream, how it ended: `close` (a close frame came), `eof` (the connection
+    /// ended without one), `open` (still running).
+    pub ws_end: Vec<&'static str>,
     pub ws_headers: Vec<HeaderMap>,
 }
 
@@ -132,7 +137,11 @@ async fn handle(
             return StatusCode::NOT_FOUND.into_response();
         }
         st.log.lock().unwrap().ws_headers.push(headers.clone());
-        let script = st.ws_script.clone();
+        // `/close-after-N` closes after N media frames whatever the app's script.
+        let script = match path.strip_prefix("/close-after-").map(str::parse) {
+            Some(Ok(frames)) => WsScript::CloseAfter { frames },
+            _ => st.ws_script.clone(),
+        };
         let log = st.log.clone();
         return ws.on_upgrade(move |socket| run_ws(socket, path, script, log));
     }
@@ -172,13 +181,16 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
     let index = {
         let mut l = log.lock().unwrap();
         l.ws.push((path, Vec::new()));
+        l.ws_end.push("open");
         l.ws.len() - 1
     };
     let mut stream_sid: String;
     let mut frames = 0u32;
+    let mut end = "eof";
     while let Some(Ok(msg)) = socket.recv().await {
         let Message::Text(text) = msg else {
             if let Message::Close(_) = msg {
+                end = "close";
                 break;
             }
             continue;
@@ -223,6 +235,17 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
                             .send(Message::Text(media::app_clear(&stream_sid).into()))
                             .await;
                     }
+                    WsScript::TwoMarksOneName => {
+                        let payload = base64_of(&[0x10u8; 800]);
+                        for _ in 0..2 {
+                            for m in [
+                                media::app_media(&stream_sid, &payload),
+                                media::app_mark(&stream_sid, "x"),
+                            ] {
+                                let _ = socket.send(Message::Text(m.into())).await;
+                            }
+                        }
+                    }
                     WsScript::Garbage => {
                         for bad in [
                             "not json".to_string(),
@@ -263,6 +286,7 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
             _ => {}
         }
     }
+    log.lock().unwrap().ws_end[index] = end;
 }
 
 pub fn base64_of(bytes: &[u8]) -> String {
