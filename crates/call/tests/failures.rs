@@ -284,7 +284,11 @@ async fn an_app_that_stops_reading_is_found_stalled_within_seconds() {
     // An app that upgrades, then never reads its socket again: its buffers fill and the
     // writes block. dialtone's small socket send buffer makes that show in seconds, not
     // after minutes of filling the kernel's default loopback buffer.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A small receive buffer, so the test does not depend on the host's tcp_rmem default.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let mut held = Vec::new();
