@@ -1,406 +1,38 @@
-//! The Media Streams client: opens the `<Stream>` WebSocket with a signed upgrade, speaks
-//! Twilio's protocol (`connected`, `start`, paced `media`, `dtmf`, `mark` echoes, `stop`) and
-//! plays the app's audio out through [`Playout`].
-//!
-//! One reader task feeds app messages through a bounded channel to one driver loop that owns
-//! the socket's write half, the pacing schedule and the playout queue. Frame k is due at
-//! `start + 20 ms·k`; frames are never skipped, and each one's lateness is recorded.
+//! The driver loop of one stream: pacing on an absolute schedule (or virtual time), the
+//! app's messages, playout and mark echoes, and the report at the end. Injected faults live
+//! in `faults`, the caller's hang-up in `hangup`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone_audio::{FrameSet, frames::silence_b64};
+use dialtone_audio::frames::silence_b64;
 use dialtone_protocol::media::{self, AppMessage, StreamIds, Track};
-use dialtone_protocol::signing;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hdrhistogram::Histogram;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::{
-    self, Message, client::IntoClientRequest, protocol::CloseFrame,
-    protocol::frame::coding::CloseCode,
-};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
+use super::{
+    End, INVALID_SAMPLES, Inbound, SendError, StreamCtx, StreamOutcome, StreamSpec, Tracks,
+    WRITE_STALL, WsSink, close_and_wait, frame_due, send, send_msg, us_since,
+};
 use crate::capture::Captured;
-use crate::faults::{FaultCounts, StreamFaults};
+use crate::faults::{FaultCounts, FrameFate, StreamFaults};
 use crate::playout::Playout;
 use crate::report::{EventKind, Failure, InvalidMessage, LatencySummary, MarkRecord, StreamReport};
 use crate::timeline::Timeline;
 use crate::turns::TurnTracker;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A write that cannot complete for this long means the app stopped reading its socket; the
-/// stream is abandoned rather than letting the call hang past its max duration.
-const WRITE_STALL: Duration = Duration::from_secs(5);
-/// How many ignored messages are kept verbatim in the report (all are counted).
-const INVALID_SAMPLES: usize = 5;
+mod faults;
+pub(super) mod hangup;
 
-/// Which media tracks a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tracks {
-    Inbound,
-    Outbound,
-    Both,
-}
+use hangup::CallerHangup;
 
-/// What Twilio is playing to the caller right now (`<Say>`/`<Play>`), for forks that carry
-/// the outbound track. The executor sets it per verb; forks read the frame due at `now`.
-#[derive(Default)]
-pub(crate) struct OutboundAudio {
-    playing: Mutex<Option<(Arc<FrameSet>, Instant)>>,
-}
-
-impl OutboundAudio {
-    pub(crate) fn set(&self, frames: Option<Arc<FrameSet>>) {
-        *self.playing.lock().expect("outbound lock") = frames.map(|f| (f, Instant::now()));
-    }
-
-    fn frame_b64_at(&self, now: Instant) -> Option<String> {
-        let guard = self.playing.lock().expect("outbound lock");
-        let (frames, since) = guard.as_ref()?;
-        if frames.is_empty() {
-            return None;
-        }
-        let k = (now.saturating_duration_since(*since).as_millis() / 20) as usize;
-        Some(frames.b64(k % frames.len()).to_string())
-    }
-}
-
-/// One `<Stream>` to run.
-pub(crate) struct StreamSpec {
-    /// Where to connect.
-    pub(crate) url: String,
-    /// The URL the upgrade's signature covers (as written in the TwiML).
-    pub(crate) sign_url: String,
-    pub(crate) name: Option<String>,
-    /// `<Stream statusCallback>`, resolved; reported in the timeline for whoever sends
-    /// stream status callbacks (the REST server).
-    pub(crate) status_callback: Option<String>,
-    pub(crate) status_callback_method: crate::config::HttpMethod,
-    pub(crate) bidirectional: bool,
-    pub(crate) tracks: Tracks,
-    pub(crate) parameters: Vec<(String, String)>,
-    pub(crate) ids: StreamIds,
-}
-
-/// What the stream needs from its call.
-pub(crate) struct StreamCtx {
-    pub(crate) auth_token: String,
-    pub(crate) caller_audio: Arc<FrameSet>,
-    pub(crate) turns: Vec<crate::config::TurnTruth>,
-    pub(crate) dtmf: Vec<(Duration, char)>,
-    pub(crate) outbound: Arc<OutboundAudio>,
-    pub(crate) record: bool,
-    pub(crate) no_audio_timeout: Option<Duration>,
-    pub(crate) timeline: Arc<Timeline>,
-    /// Set to true to send `stop` and close (call ended, or `<Stop>`).
-    pub(crate) stop: watch::Receiver<bool>,
-    /// Told when `start` has gone out, if this stream claimed the caller's hang-up.
-    pub(crate) started: Option<oneshot::Sender<Instant>>,
-    /// The caller's hang-up, claimed by the first stream to start.
-    pub(crate) hangup: Option<CallerHangup>,
-    /// Injected faults (`--faults`).
-    pub(crate) faults: Option<StreamFaults>,
-    /// Virtual time (`--fast`).
-    pub(crate) fast: bool,
-}
-
-/// The caller hangs up `talk` after the first stream's start. The stream that claims it
-/// ends the call on its own frame clock (real or virtual), so the frames before that moment,
-/// and only those, go out: a seeded run sends the same frames every time.
-#[derive(Clone)]
-pub(crate) struct CallerHangup {
-    pub(crate) talk: Duration,
-    pub(crate) state: Arc<Mutex<HangupState>>,
-    pub(crate) end: Arc<watch::Sender<Option<String>>>,
-    pub(crate) reason: String,
-}
-
-/// Who holds the caller's hang-up.
-#[derive(Debug, Default)]
-pub(crate) struct HangupState {
-    /// A stream has claimed it (and, in real time, keeps it even after it ended).
-    claimed: bool,
-    /// The claiming stream is still running it on its frame clock.
-    running: bool,
-    /// In virtual time, what is left of the caller's time for the next stream to run.
-    left: Option<Duration>,
-}
-
-impl CallerHangup {
-    /// For the first stream to ask (or, in virtual time, the next one after it ended
-    /// early): how long after its start the caller hangs up.
-    fn claim(&self) -> Option<Duration> {
-        let mut st = self.state.lock().expect("hang-up lock");
-        if st.claimed {
-            return None;
-        }
-        st.claimed = true;
-        st.running = true;
-        Some(st.left.take().unwrap_or(self.talk))
-    }
-
-    /// The claiming stream ended before the hang-up. In real time the caller still hangs up
-    /// at its wall-clock moment (the backstop timer, now without its grace); in virtual time
-    /// there is no wall clock, so the time left passes to the next stream.
-    fn release(&self, left_in_virtual_time: Option<Duration>) {
-        let mut st = self.state.lock().expect("hang-up lock");
-        st.running = false;
-        if let Some(left) = left_in_virtual_time {
-            st.claimed = false;
-            st.left = Some(left);
-        }
-    }
-
-    /// True while the claiming stream runs the hang-up itself.
-    pub(crate) fn running(&self) -> bool {
-        self.state.lock().expect("hang-up lock").running
-    }
-
-    /// Ends the call (the first reason wins).
-    pub(crate) fn fire(&self) {
-        self.end.send_if_modified(|r| {
-            if r.is_some() {
-                return false;
-            }
-            *r = Some(self.reason.clone());
-            true
-        });
-    }
-}
-
-/// How a stream went.
-pub(crate) struct StreamOutcome {
-    pub(crate) report: StreamReport,
-    pub(crate) failures: Vec<Failure>,
-    /// What the caller heard from the app (μ-law, on the stream's timeline), when recording.
-    pub(crate) heard: Option<Vec<u8>>,
-    /// What the caller sent on the inbound track (μ-law), when recording.
-    pub(crate) sent: Option<Vec<u8>>,
-}
-
-enum Inbound {
-    Text(String),
-    Binary(usize),
-    Closed(Option<u16>),
-    /// The connection broke (the cause is not needed: the report says "dropped").
-    Dropped,
-}
-
-/// Runs one stream to its end.
-pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
-    let stream_sid = spec.ids.stream_sid.clone();
-    let mut report = StreamReport {
-        stream_sid: stream_sid.clone(),
-        name: spec.name.clone().unwrap_or_else(|| stream_sid.clone()),
-        url: spec.url.clone(),
-        bidirectional: spec.bidirectional,
-        connect_ms: None,
-        frames_sent: 0,
-        dtmf_sent: 0,
-        lateness: LatencySummary::default(),
-        media_received: 0,
-        audio_received_ms: 0,
-        audio_cleared_ms: 0,
-        underrun_ms: 0,
-        time_to_first_audio_ms: None,
-        marks: Vec::new(),
-        clears: 0,
-        invalid_messages: 0,
-        invalid_samples: Vec::new(),
-        closed_by: "never_opened",
-        close_code: None,
-        duration_ms: 0.0,
-        turns: Vec::new(),
-        faults: None,
-        lateness_us: crate::report::new_lateness_histogram(),
-    };
-    let fail = |report: StreamReport, f: Failure| StreamOutcome {
-        report,
-        failures: vec![f],
-        heard: None,
-        sent: None,
-    };
-
-    let mut request = match spec.url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => {
-            let cause = crate::webhook::root_cause(&e);
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-    };
-    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.sign_url), &[]);
-    request.headers_mut().insert(
-        "X-Twilio-Signature",
-        signature.parse().expect("base64 is a valid header value"),
-    );
-    ctx.timeline.emit(EventKind::StreamConnecting {
-        url: spec.url.clone(),
-        bidirectional: spec.bidirectional,
-        stream_sid: stream_sid.clone(),
-        name: spec.name.clone(),
-        status_callback: spec.status_callback.clone(),
-        status_callback_method: spec.status_callback_method.as_str(),
-    });
-    let connect_started = Instant::now();
-    let handshake = async {
-        let tcp = open_socket(&spec.url).await?;
-        tokio_tungstenite::client_async(request, tcp)
-            .await
-            .map_err(ConnectError::Ws)
-    };
-    let ws = match timeout(CONNECT_TIMEOUT, handshake).await {
-        Err(_) => {
-            return fail(
-                report,
-                stream_connect_failure(
-                    &spec.url,
-                    format!(
-                        "no answer to the upgrade within {} s",
-                        CONNECT_TIMEOUT.as_secs()
-                    ),
-                ),
-            );
-        }
-        Ok(Err(ConnectError::Tcp(cause))) => {
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-        Ok(Err(ConnectError::Ws(tungstenite::Error::Http(response)))) => {
-            return fail(
-                report,
-                Failure::StreamUpgradeRefused {
-                    url: spec.url.clone(),
-                    status: response.status().as_u16(),
-                },
-            );
-        }
-        Ok(Err(ConnectError::Ws(e))) => {
-            let cause = crate::webhook::root_cause(&e);
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-        Ok(Ok((ws, _response))) => ws,
-    };
-    let connect_elapsed = connect_started.elapsed();
-    report.connect_ms = Some(connect_elapsed.as_secs_f64() * 1e3);
-    ctx.timeline.capture(&Captured::WsOpen {
-        stream_sid: &stream_sid,
-        url: &spec.url,
-    });
-    ctx.timeline.emit(EventKind::StreamConnected {
-        stream_sid: stream_sid.clone(),
-        elapsed: connect_elapsed,
-    });
-
-    let (mut sink, mut source) = ws.split();
-    // Bounded: a slow driver makes the reader wait, which pushes back on the app's socket
-    // instead of buffering without limit.
-    let (tx, mut rx) = mpsc::channel::<Inbound>(256);
-    let slow_read = ctx.faults.as_ref().and_then(|f| f.spec().slow_read);
-    let reader = tokio::spawn(async move {
-        while let Some(msg) = source.next().await {
-            let item = match msg {
-                Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
-                Ok(Message::Binary(b)) => Inbound::Binary(b.len()),
-                Ok(Message::Close(frame)) => {
-                    let _ = tx
-                        .send(Inbound::Closed(frame.map(|f| u16::from(f.code))))
-                        .await;
-                    return;
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!("stream read error: {e}");
-                    let _ = tx.send(Inbound::Dropped).await;
-                    return;
-                }
-            };
-            if tx.send(item).await.is_err() {
-                return;
-            }
-            if let Some(pause) = slow_read {
-                // Injected slow reader: the app's writes back up into its socket.
-                tokio::time::sleep(pause).await;
-            }
-        }
-        let _ = tx.send(Inbound::Dropped).await;
-    });
-
-    let mut driver = Driver::new(&spec, &ctx);
-    let end = driver.run(&mut sink, &mut rx, &mut ctx).await;
-    driver.release_hangup();
-    driver.ended_at = Some(Instant::now());
-    reader.abort();
-    driver.finish(report, end, &ctx)
-}
-
-/// Kernel send buffer of a stream's socket. Linux grows loopback send buffers to ~4 MiB,
-/// which at ~20 kB/s of media hides an app that stopped reading for minutes; a small buffer
-/// makes the write stall show within seconds and keeps a stalled stream's kernel memory
-/// small. (The kernel doubles the value.)
-const STREAM_SNDBUF: u32 = 16 * 1024;
-
-enum ConnectError {
-    /// DNS or TCP connect failed (the cause in words).
-    Tcp(String),
-    /// The WebSocket handshake failed.
-    Ws(tungstenite::Error),
-}
-
-/// Connects the stream's TCP socket: small send buffer, no Nagle (each frame is due now).
-async fn open_socket(url: &str) -> Result<tokio::net::TcpStream, ConnectError> {
-    let u = url::Url::parse(url).map_err(|e| ConnectError::Tcp(format!("invalid URL ({e})")))?;
-    let host = match u.host() {
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        Some(h) => h.to_string(),
-        None => return Err(ConnectError::Tcp("the URL has no host".into())),
-    };
-    let port = u.port_or_known_default().unwrap_or(80);
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| ConnectError::Tcp(format!("cannot resolve {host}: {e}")))?;
-    let mut last = format!("{host} resolved to no address");
-    for addr in addrs {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-        .map_err(|e| ConnectError::Tcp(e.to_string()))?;
-        let _ = socket.set_send_buffer_size(STREAM_SNDBUF);
-        match socket.connect(addr).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(ConnectError::Tcp(last))
-}
-
-fn stream_connect_failure(url: &str, cause: String) -> Failure {
-    Failure::StreamConnect {
-        url: url.to_string(),
-        cause,
-    }
-}
-
-/// How the driver loop ended.
-enum End {
-    /// We sent `stop` and closed.
-    Stopped,
-    /// The app closed the socket.
-    AppClosed(Option<u16>),
-    /// The connection broke.
-    Dropped,
-    /// The app stopped reading: a write could not complete.
-    Stalled,
-    /// An injected fault ended the stream: a dropped connection (`None`) or a close frame.
-    Injected(Option<u16>),
-}
-
-struct Driver {
+/// One stream in flight: owns the socket's write half, the frame schedule, the playout
+/// queue and everything the report will say.
+pub(super) struct Driver {
     /// The call's timeline, for `--capture` of every message.
     timeline: Arc<Timeline>,
     ids: StreamIds,
@@ -419,7 +51,7 @@ struct Driver {
     t0: Option<Instant>,
     /// Unix time (ms) of `t0`, to put turns on the wall clock apps report milestones in.
     wall0_unix_ms: f64,
-    ended_at: Option<Instant>,
+    pub(super) ended_at: Option<Instant>,
     media_received: u64,
     first_audio_at: Option<Duration>,
     marks: Vec<MarkRecord>,
@@ -449,13 +81,8 @@ struct Driver {
     marks_settled: Vec<bool>,
 }
 
-type WsSink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    Message,
->;
-
 impl Driver {
-    fn new(spec: &StreamSpec, ctx: &StreamCtx) -> Self {
+    pub(super) fn new(spec: &StreamSpec, ctx: &StreamCtx) -> Self {
         Self {
             timeline: ctx.timeline.clone(),
             ids: spec.ids.clone(),
@@ -551,7 +178,7 @@ impl Driver {
         }
     }
 
-    async fn run(
+    pub(super) async fn run(
         &mut self,
         sink: &mut WsSink,
         rx: &mut mpsc::Receiver<Inbound>,
@@ -739,46 +366,6 @@ impl Driver {
         Ok(())
     }
 
-    /// This stream runs the caller's hang-up and its moment has come.
-    fn hangup_due(&self, t0: Instant) -> bool {
-        self.hangup
-            .as_ref()
-            .is_some_and(|(_, after)| self.now(t0) >= t0 + *after)
-    }
-
-    /// The caller hangs up: every frame of its time goes out (however late faults made
-    /// them), the call is ended, the stream stopped.
-    async fn hang_up(
-        &mut self,
-        sink: &mut WsSink,
-        rx: &mut mpsc::Receiver<Inbound>,
-        ctx: &StreamCtx,
-        t0: Instant,
-        mut k: u64,
-    ) -> End {
-        let Some((h, after)) = self.hangup.take() else {
-            return self.stop(sink, rx).await;
-        };
-        while Duration::from_micros(k * 20_000) < after {
-            if let Err(e) = self.send_scheduled_frame(sink, ctx, t0, k).await {
-                return self.send_failed(e, rx).await;
-            }
-            k += 1;
-        }
-        h.fire();
-        self.stop(sink, rx).await
-    }
-
-    /// The claiming stream ended before the caller hung up: hand the hang-up back.
-    fn release_hangup(&mut self) {
-        if let Some((h, after)) = self.hangup.take() {
-            let left = self
-                .fast
-                .then(|| after.saturating_sub(Duration::from_micros(self.virt_us)));
-            h.release(left);
-        }
-    }
-
     /// Sends frame k on every track the stream carries.
     async fn send_frame(
         &mut self,
@@ -836,13 +423,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends a faulty frame's message, captured, counted.
-    async fn send_wire(&mut self, sink: &mut WsSink, text: String) -> Result<(), SendError> {
-        self.send_text(sink, text).await?;
-        self.frames_sent += 1;
-        Ok(())
-    }
-
     /// Formats one `media` message into the reused buffer (counters only; the payload's
     /// base64 is precomputed) and sends it, captured.
     #[allow(clippy::too_many_arguments)]
@@ -854,7 +434,7 @@ impl Driver {
         ts: u64,
         payload: &str,
         k: u64,
-        fate: crate::faults::FrameFate,
+        fate: FrameFate,
     ) -> Result<(), SendError> {
         self.seq += 1;
         self.buf.clear();
@@ -867,126 +447,13 @@ impl Driver {
             payload,
             &self.ids.stream_sid,
         );
-        if let Some(faults) = &self.faults
-            && fate != crate::faults::FrameFate::default()
-        {
-            if fate.lost {
-                self.fault_counts.lost += 1;
-                return Ok(());
-            }
-            let mut text = self.buf.clone();
-            if let Some(how) = fate.corrupt {
-                text = faults.corrupt(how, &text, &self.ids.stream_sid, k);
-                let c = &mut self.fault_counts;
-                match how {
-                    crate::faults::Corrupt::BadJson => c.bad_json += 1,
-                    crate::faults::Corrupt::BadBase64 => c.bad_base64 += 1,
-                    crate::faults::Corrupt::WrongSid => c.wrong_sid += 1,
-                }
-            }
-            if fate.swapped {
-                self.fault_counts.reordered += 1;
-                self.swapped.push(text);
-                return Ok(());
-            }
-            if fate.duplicated {
-                self.fault_counts.duplicated += 1;
-                self.send_wire(sink, text.clone()).await?;
-            }
-            return self.send_wire(sink, text).await;
+        if self.faults.is_some() && fate != FrameFate::default() {
+            return self.send_faulty(sink, fate, k).await;
         }
         self.cap_out(&self.buf);
         send_msg(sink, Message::Text(self.buf.as_str().into())).await?;
         self.frames_sent += 1;
         Ok(())
-    }
-
-    /// Frame k never goes out in the main loop: its slot is at or past the caller's hang-up
-    /// (which flushes the frames before it), or it is scheduled at or past an injected end.
-    /// Decided on the schedule, so the frames sent never depend on how late the driver woke.
-    fn past_end(&mut self, t0: Instant, k: u64) -> bool {
-        let slot = Duration::from_micros(k * 20_000);
-        if self
-            .hangup
-            .as_ref()
-            .is_some_and(|(_, after)| slot >= *after)
-        {
-            return true;
-        }
-        match self.injected_end_at() {
-            Some(at) => self.frame_at(t0, k) >= t0 + at,
-            None => false,
-        }
-    }
-
-    /// When an injected `drop` or `close` ends the stream, from its start.
-    fn injected_end_at(&self) -> Option<Duration> {
-        let spec = self.faults.as_ref()?.spec();
-        match (spec.drop_at, spec.close_at) {
-            (Some(d), Some((c, _))) => Some(d.min(c)),
-            (Some(d), None) => Some(d),
-            (None, Some((c, _))) => Some(c),
-            (None, None) => None,
-        }
-    }
-
-    /// Ends the stream the injected way: the TCP connection dropped (no `stop`, no close
-    /// frame), or a close frame with the configured code (no `stop`).
-    async fn inject_end(
-        &mut self,
-        sink: &mut WsSink,
-        rx: &mut mpsc::Receiver<Inbound>,
-        ctx: &StreamCtx,
-    ) -> End {
-        let spec = self.faults.as_ref().expect("faults armed").spec();
-        let close = match (spec.drop_at, spec.close_at) {
-            (Some(d), Some((c, code))) if c < d => Some(code),
-            (None, Some((_, code))) => Some(code),
-            _ => None,
-        };
-        let what = match close {
-            Some(code) => format!("close {code}"),
-            None => "drop".to_string(),
-        };
-        ctx.timeline.emit(EventKind::Fault {
-            what: match close {
-                Some(code) => format!("close frame {code} sent without stop"),
-                None => "TCP connection dropped without stop or close frame".into(),
-            },
-        });
-        self.fault_counts.ended = Some(what);
-        if let Some(code) = close {
-            close_and_wait(sink, rx, CloseCode::from(code)).await;
-        }
-        // Dropping the halves (on return) closes the socket without a close frame.
-        End::Injected(close)
-    }
-
-    /// An echo the playout released: sent now, later, or never, as the mark faults say.
-    async fn release_echo(
-        &mut self,
-        sink: &mut WsSink,
-        ctx: &StreamCtx,
-        echo: crate::playout::MarkEcho,
-        now_us: u64,
-    ) -> Result<(), SendError> {
-        let n = self.echoes;
-        self.echoes += 1;
-        match self.faults.as_ref().map(|f| f.mark(n)) {
-            None => self.echo_mark(sink, ctx, echo, now_us).await,
-            Some(None) => {
-                self.fault_counts.marks_dropped += 1;
-                self.settle_mark(&echo.name);
-                Ok(())
-            }
-            Some(Some(delay)) if delay.is_zero() => self.echo_mark(sink, ctx, echo, now_us).await,
-            Some(Some(delay)) => {
-                self.fault_counts.marks_delayed += 1;
-                let due = now_us + delay.as_micros() as u64;
-                self.delayed_echoes.push_back((due, echo));
-                Ok(())
-            }
-        }
     }
 
     async fn on_app_text(
@@ -1173,7 +640,12 @@ impl Driver {
         End::Stopped
     }
 
-    fn finish(mut self, mut report: StreamReport, end: End, ctx: &StreamCtx) -> StreamOutcome {
+    pub(super) fn finish(
+        mut self,
+        mut report: StreamReport,
+        end: End,
+        ctx: &StreamCtx,
+    ) -> StreamOutcome {
         let ended = self.ended_at.unwrap_or_else(Instant::now);
         let t0 = self.t0.unwrap_or(ended);
         let end_us = if self.fast {
@@ -1262,50 +734,4 @@ impl Driver {
             failures: self.failures,
         }
     }
-}
-
-/// Sends a close frame and gives the app a moment to answer it, so the handshake completes
-/// cleanly.
-async fn close_and_wait(sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>, code: CloseCode) {
-    let frame = CloseFrame {
-        code,
-        reason: "".into(),
-    };
-    let _ = send_msg(sink, Message::Close(Some(frame))).await;
-    let _ = timeout(Duration::from_secs(1), async {
-        while let Some(m) = rx.recv().await {
-            if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-fn frame_due(t0: Instant, k: u64) -> Instant {
-    t0 + Duration::from_micros(k * 20_000)
-}
-
-fn us_since(t0: Instant, now: Instant) -> u64 {
-    now.saturating_duration_since(t0).as_micros() as u64
-}
-
-/// Why a write to the app's socket failed.
-enum SendError {
-    /// The socket refused the write (closed or broken).
-    Socket,
-    /// The write did not complete within [`WRITE_STALL`]: the app stopped reading.
-    Stalled,
-}
-
-async fn send_msg(sink: &mut WsSink, msg: Message) -> Result<(), SendError> {
-    match timeout(WRITE_STALL, sink.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(SendError::Socket),
-        Err(_) => Err(SendError::Stalled),
-    }
-}
-
-async fn send(sink: &mut WsSink, text: String) -> Result<(), SendError> {
-    send_msg(sink, Message::Text(text.into())).await
 }
