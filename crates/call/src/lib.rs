@@ -3,14 +3,16 @@
 //!
 //! # Layout
 //! - [`capture`]: every exchange of a call as JSON lines (`--capture`).
-//! - [`config`]: what a call needs (app URL, numbers, token, the caller's script).
+//! - [`config`]: what a call needs (app URL, numbers, token, the caller's script, seed,
+//!   faults, virtual time), and the units parsers shared by flags and scenario files.
+//! - [`faults`]: seeded fault schedules (`--faults`): pure functions of seed and index.
 //! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
 //!   classes with Twilio's error codes).
 //! - `executor`: runs TwiML verbs in order ([`Engine::place_call`]); `executor/verbs.rs`
 //!   what each verb does, `executor/streams.rs` the call's streams; [`CallHandle`] hangs up
 //!   or redirects a live call.
-//! - `stream`: the Media Streams WebSocket client with real-time pacing on an absolute
-//!   schedule.
+//! - `stream`: the Media Streams WebSocket client with pacing on an absolute schedule (or
+//!   virtual time); `stream/driver` its loop, with injected faults and the caller's hang-up.
 //! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`report`]: the timeline, failures and measurements a call returns.

@@ -8,8 +8,9 @@
 //!
 //! - this file: the stream's inputs and outcome, the signed connect, the reader task, the
 //!   socket helpers;
-//! - `driver`: the driver loop (pacing, app messages, playout, report), with `driver/faults`
-//!   (injected faults on the wire) and `driver/hangup` (the caller's hang-up).
+//! - `driver`: the driver loop (pacing, sending, the report), with `driver/app` (the app's
+//!   messages, playout, marks), `driver/faults` (injected faults on the wire) and
+//!   `driver/hangup` (the caller's hang-up).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

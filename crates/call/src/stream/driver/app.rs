@@ -1,0 +1,165 @@
+//! What the app sends on the stream: its audio into the playout, `mark`s echoed when their
+//! audio has played, `clear`, invalid messages counted, and the no-audio bound.
+
+use std::time::Duration;
+
+use dialtone_protocol::media::{self, AppMessage};
+use tokio::time::Instant;
+
+use super::super::{INVALID_SAMPLES, SendError, StreamCtx, WsSink, us_since};
+use super::Driver;
+use crate::capture::Captured;
+use crate::report::{EventKind, Failure, InvalidMessage, MarkRecord};
+
+impl Driver {
+    pub(super) async fn on_app_text(
+        &mut self,
+        text: &str,
+        t0: Instant,
+        ctx: &StreamCtx,
+        sink: &mut WsSink,
+    ) -> Result<(), SendError> {
+        let now_us = us_since(t0, self.now(t0));
+        self.timeline.capture(&Captured::WsIn {
+            stream_sid: &self.ids.stream_sid,
+            text,
+        });
+        // Lenient about extra fields: widely used apps add e.g. `media.track`, and Twilio plays
+        // their audio.
+        let msg = match media::parse_app_message_with(
+            text,
+            &self.ids.stream_sid,
+            media::Strictness::Lenient,
+        ) {
+            Ok(m) => m,
+            Err(v) => {
+                self.invalid_message(ctx, v.to_string(), text.to_string());
+                return Ok(());
+            }
+        };
+        if !self.bidirectional {
+            // Twilio: sending to a unidirectional stream is a protocol error (31924); the
+            // message has no effect.
+            self.invalid_message(
+                ctx,
+                "message sent on a unidirectional <Start> stream (31924)".into(),
+                text.to_string(),
+            );
+            return Ok(());
+        }
+        match msg {
+            AppMessage::Media { payload } => {
+                self.media_received += 1;
+                let heard_us = self.playout.push_media(now_us, &payload);
+                self.turns.on_app_media(now_us, heard_us);
+                if self.first_audio_at.is_none() {
+                    let after = Duration::from_micros(now_us);
+                    self.first_audio_at = Some(after);
+                    ctx.timeline.emit(EventKind::FirstAudioBack {
+                        stream_sid: self.ids.stream_sid.clone(),
+                        after_start: after,
+                    });
+                }
+            }
+            AppMessage::Mark { name } => {
+                let index = self.marks.len();
+                self.marks.push(MarkRecord {
+                    name: name.clone(),
+                    round_trip_ms: None,
+                    cleared: false,
+                });
+                self.marks_settled.push(false);
+                if let Some(echo) = self.playout.push_mark(now_us, name) {
+                    debug_assert_eq!(index, self.marks.len() - 1);
+                    self.release_echo(sink, ctx, echo, now_us).await?;
+                }
+            }
+            AppMessage::Clear => {
+                self.clears += 1;
+                let out = self.playout.clear(now_us);
+                self.turns.on_clear(now_us);
+                ctx.timeline.emit(EventKind::Clear {
+                    stream_sid: self.ids.stream_sid.clone(),
+                    dropped_ms: out.dropped_ms,
+                    marks_echoed: out.echoes.len(),
+                });
+                for echo in out.echoes {
+                    self.release_echo(sink, ctx, echo, now_us).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn echo_mark(
+        &mut self,
+        sink: &mut WsSink,
+        ctx: &StreamCtx,
+        echo: crate::playout::MarkEcho,
+        now_us: u64,
+    ) -> Result<(), SendError> {
+        let seq = self.next_seq();
+        self.send_text(sink, media::mark(seq, &self.ids.stream_sid, &echo.name))
+            .await?;
+        let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
+        if let Some(i) = self.settle_mark(&echo.name) {
+            let rec = &mut self.marks[i];
+            rec.round_trip_ms = Some(rtt.as_secs_f64() * 1e3);
+            rec.cleared = echo.cleared;
+        }
+        ctx.timeline.emit(EventKind::MarkEchoed {
+            stream_sid: self.ids.stream_sid.clone(),
+            name: echo.name,
+            round_trip: rtt,
+            cleared: echo.cleared,
+        });
+        Ok(())
+    }
+
+    /// Echoes come in the order marks were queued, so the first open record of the name is
+    /// the one answered (or lost).
+    pub(super) fn settle_mark(&mut self, name: &str) -> Option<usize> {
+        let i = (0..self.marks.len())
+            .find(|&i| !self.marks_settled[i] && self.marks[i].name == name)?;
+        self.marks_settled[i] = true;
+        Some(i)
+    }
+
+    pub(super) fn invalid_message(&mut self, ctx: &StreamCtx, reason: String, raw: String) {
+        self.invalid += 1;
+        let raw: String = raw.chars().take(200).collect();
+        if self.invalid_samples.len() < INVALID_SAMPLES {
+            self.invalid_samples.push(InvalidMessage {
+                reason: reason.clone(),
+                raw: raw.clone(),
+            });
+        }
+        // Counted always, shown a few times: a misbehaving app must not grow the timeline.
+        if self.invalid <= INVALID_SAMPLES as u64 {
+            ctx.timeline.emit(EventKind::InvalidMessage {
+                stream_sid: self.ids.stream_sid.clone(),
+                reason,
+                raw,
+            });
+        }
+    }
+
+    pub(super) fn check_no_audio(&mut self, ctx: &StreamCtx, t0: Instant) {
+        let Some(limit) = ctx.no_audio_timeout else {
+            return;
+        };
+        if self.no_audio_checked || !self.bidirectional {
+            return;
+        }
+        if self.first_audio_at.is_some() {
+            self.no_audio_checked = true;
+        } else if t0.elapsed() >= limit {
+            // Wall clock even in virtual time: a slow app is slow in real time.
+            self.no_audio_checked = true;
+            self.failures.push(Failure::NoAudioBack {
+                url: self.url.clone(),
+                secs: limit.as_secs(),
+            });
+        }
+    }
+}
