@@ -147,7 +147,8 @@ pub(crate) struct LoadOpts {
     /// dialtone's own frame lateness above this marks the generator as the bottleneck.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     lateness_bound: Duration,
-    /// After Ctrl-C, calls in progress get this long to finish before they are cut.
+    /// After Ctrl-C, calls (or --stream streams) in progress get this long to finish before
+    /// they are cut and counted `interrupted`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     drain: Duration,
     /// Where dialtone accepts the app's milestone records (POST /events), matched to each
@@ -388,6 +389,7 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
         seed: opts.seed,
         shard: opts.shard.unwrap_or_default(),
         lateness_bound: opts.lateness_bound,
+        drain: opts.drain,
     })
 }
 

@@ -95,6 +95,7 @@ fn plan(url: String, streams: u64, frames: u64) -> StreamRun {
         seed: 1,
         shard: Shard::default(),
         lateness_bound: Duration::from_millis(50),
+        drain: Duration::from_secs(5),
     }
 }
 
@@ -200,4 +201,44 @@ async fn refused_upgrades_and_dead_ports_are_classified() {
     let f = run(plan(format!("ws://{dead}/stream"), 2, 5)).await;
     assert_eq!(f.summary.calls.failed, 2);
     assert_eq!(f.summary.frames.sent, 0);
+}
+
+/// Runs `p`, setting the stop flag (Ctrl-C) after `after`.
+async fn run_stopped(p: StreamRun, after: Duration) -> Finished {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    tokio::task::spawn_blocking(move || stream::run(&p, stop, |_| {}))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_streams_drain_then_counts_the_rest_interrupted() {
+    let (url, _rx) = server(false).await;
+    // 2 s streams stopped after 0.5 s: with a 5 s drain they finish whole and clean...
+    let f = run_stopped(plan(url.clone(), 2, 100), Duration::from_millis(500)).await;
+    assert!(f.summary.interrupted);
+    assert_eq!(
+        f.summary.outcomes.get("ok"),
+        Some(&2),
+        "{:?}",
+        f.summary.outcomes
+    );
+    assert_eq!(f.summary.frames.sent, 200);
+    // ...with no drain they are cut at once and say so.
+    let mut p = plan(url, 2, 100);
+    p.drain = Duration::ZERO;
+    let f = run_stopped(p, Duration::from_millis(500)).await;
+    assert_eq!(
+        f.summary.outcomes.get("interrupted"),
+        Some(&2),
+        "{:?}",
+        f.summary.outcomes
+    );
+    assert!(f.summary.frames.sent < 200, "{}", f.summary.frames.sent);
 }

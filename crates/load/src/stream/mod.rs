@@ -53,6 +53,9 @@ pub struct StreamRun {
     pub shard: Shard,
     /// Own lateness above this means dialtone was late.
     pub lateness_bound: Duration,
+    /// After a stop (Ctrl-C), streams in progress may run this much longer before they are
+    /// ended and counted `interrupted`.
+    pub drain: Duration,
 }
 
 /// What every worker reads.
@@ -66,6 +69,7 @@ pub(crate) struct Shared {
     audio: Arc<FrameSet>,
     epoch: Instant,
     stop: Arc<AtomicBool>,
+    drain_us: u64,
     active: Arc<AtomicI64>,
     seed: u64,
 }
@@ -135,6 +139,7 @@ pub fn run(
         audio: run.audio.clone(),
         epoch,
         stop: stop.clone(),
+        drain_us: run.drain.as_micros() as u64,
         active: Arc::new(AtomicI64::new(0)),
         seed: run.seed,
     });

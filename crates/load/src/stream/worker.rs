@@ -65,6 +65,8 @@ struct Conn {
     pending_since_us: u64,
     rng: u32,
     playout: Option<Box<Playout>>,
+    /// Ended by a stop (Ctrl-C) after the drain, not by its own end.
+    interrupted: bool,
 }
 
 /// Scratch buffers and counters shared by every stream of the worker.
@@ -118,6 +120,7 @@ pub(super) fn run(
             pending_since_us: 0,
             rng: (mix(shared.seed, index, 9) as u32) | 1,
             playout: None,
+            interrupted: false,
         })
         .collect();
     let mut wheel: Vec<Vec<u32>> = vec![Vec::new(); SLOTS as usize];
@@ -132,14 +135,17 @@ pub(super) fn run(
     let mut next_report_us = 1_000_000u64;
     let mut next_sweep_us = 0u64;
     let mut stopping = false;
+    // When streams still running after a stop are cut (the drain is over).
+    let mut cut_at_us = u64::MAX;
     while live > 0 {
         let now = shared.now_us();
         if !stopping && shared.stop.load(Ordering::Relaxed) {
+            // No new streams; those under way may finish within the drain, as calls do.
             stopping = true;
+            cut_at_us = now.saturating_add(shared.drain_us);
             for c in conns.iter_mut() {
                 match c.state {
                     State::Waiting => c.state = State::Done,
-                    State::Streaming => finish_stream(c, &mut out, shared, now),
                     State::Connecting | State::Upgrading => {
                         fail(c, &mut out, shared, "interrupted")
                     }
@@ -147,6 +153,16 @@ pub(super) fn run(
                 }
             }
             live = conns.iter().filter(|c| c.state != State::Done).count();
+        }
+        if now >= cut_at_us {
+            cut_at_us = u64::MAX;
+            for c in conns.iter_mut().filter(|c| c.state == State::Streaming) {
+                c.interrupted = true;
+                finish_stream(c, &mut out, shared, now);
+                if c.state == State::Done {
+                    live -= 1;
+                }
+            }
         }
         while !stopping && next_start < starts.len() && starts[next_start].1 <= now {
             let c = &mut conns[next_start];
@@ -172,7 +188,10 @@ pub(super) fn run(
         if live == 0 {
             break;
         }
-        let mut wake = (tick_ms * 1000).min(next_sweep_us).min(next_report_us);
+        let mut wake = (tick_ms * 1000)
+            .min(next_sweep_us)
+            .min(next_report_us)
+            .min(cut_at_us);
         if !stopping && next_start < starts.len() {
             wake = wake.min(starts[next_start].1);
         }
@@ -489,9 +508,11 @@ fn done(c: &mut Conn, out: &mut Out, shared: &Shared, class: Option<&'static str
     if was_started {
         shared.active.fetch_sub(1, Ordering::Relaxed);
         out.stats.finished += 1;
-        *out.stats
-            .outcomes
-            .entry(class.unwrap_or(crate::sample::OK).to_string())
-            .or_default() += 1;
+        let class = match class {
+            Some(class) => class,
+            None if c.interrupted => "interrupted",
+            None => crate::sample::OK,
+        };
+        *out.stats.outcomes.entry(class.to_string()).or_default() += 1;
     }
 }
