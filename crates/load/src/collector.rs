@@ -206,7 +206,9 @@ impl Collector {
         };
         let now_cpu = cpu_sample();
         let cpu_pct = match (self.cpu_last, now_cpu) {
-            (Some(a), Some(b)) if !len.is_zero() => Some(round3(
+            // Over a few ms (a run's last partial second) CPU time is too coarse to mean
+            // anything: it could read 200 %.
+            (Some(a), Some(b)) if len >= Duration::from_millis(200) => Some(round3(
                 100.0 * (b.total_s() - a.total_s()) / len.as_secs_f64(),
             )),
             _ => None,

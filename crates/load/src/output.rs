@@ -284,10 +284,11 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     for (k, n) in b.outcomes {
         *a.outcomes.entry(k).or_default() += n;
     }
-    let mut by_t: BTreeMap<u32, SeriesPoint> = a.series.into_iter().map(|p| (p.t_s, p)).collect();
-    for p in b.series {
-        let e = by_t.entry(p.t_s).or_insert_with(|| SeriesPoint {
-            t_s: p.t_s,
+    // Seconds add up across shards (processes): counters, active calls and CPU alike.
+    let mut by_t = per_second(a.series);
+    for (t, p) in per_second(b.series) {
+        let e = by_t.entry(t).or_insert_with(|| SeriesPoint {
+            t_s: t,
             ..SeriesPoint::default()
         });
         e.active_calls += p.active_calls;
@@ -296,7 +297,7 @@ fn add(mut a: Summary, b: Summary) -> Summary {
         e.errors += p.errors;
         e.frames += p.frames;
         e.cpu_pct = match (e.cpu_pct, p.cpu_pct) {
-            (Some(x), Some(y)) => Some(x + y),
+            (Some(x), Some(y)) => Some(round3(x + y)),
             (x, y) => x.or(y),
         };
     }
@@ -321,6 +322,32 @@ fn add(mut a: Summary, b: Summary) -> Summary {
         .filter(|_| frames > 0.0)
         .map(|s| round3(s * 1e6 / frames));
     a
+}
+
+/// One shard's series by second. Its last, partial second can carry the same `t_s` as the
+/// one before: those points are added up (counters summed; active calls and CPU, measured
+/// twice in one process, take the larger), never overwritten.
+fn per_second(series: Vec<SeriesPoint>) -> BTreeMap<u32, SeriesPoint> {
+    let mut by_t: BTreeMap<u32, SeriesPoint> = BTreeMap::new();
+    for p in series {
+        match by_t.get_mut(&p.t_s) {
+            None => {
+                by_t.insert(p.t_s, p);
+            }
+            Some(e) => {
+                e.active_calls = e.active_calls.max(p.active_calls);
+                e.started += p.started;
+                e.finished += p.finished;
+                e.errors += p.errors;
+                e.frames += p.frames;
+                e.cpu_pct = match (e.cpu_pct, p.cpu_pct) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    (x, y) => x.or(y),
+                };
+            }
+        }
+    }
+    by_t
 }
 
 fn sum_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -77,3 +77,50 @@ fn merging_shards_adds_histograms() {
     assert!((lat.max_ms - 50.0).abs() < 0.1, "{lat:?}");
     assert_eq!(m.metrics["ws_connect"].count, 5);
 }
+
+#[test]
+fn merging_keeps_a_shards_partial_last_second() {
+    // A run that ends 50 ms into its second second: its last point has the same t_s (1) as
+    // the full second before it. Merging must add both, not keep one.
+    let partial = |shard| {
+        let mut c = Collector::new(SystemTime::now());
+        c.set_scheduled(5);
+        let interval = |n: u64| {
+            let mut w = WorkerInterval::default();
+            w.started = n;
+            w.finished = n;
+            w.frames = 10 * n;
+            w.outcomes.insert("ok".into(), n);
+            w.rec.record(Metric::FrameLateness, 100);
+            w
+        };
+        c.add_interval(&interval(3));
+        c.tick(Duration::from_secs(1), 3, None);
+        c.add_interval(&interval(2));
+        c.tick(Duration::from_millis(1050), 0, None);
+        c.finish(RunInfo {
+            mode: "stream".into(),
+            target: "ws://127.0.0.1:1/stream".into(),
+            shard,
+            workload: WorkloadInfo::default(),
+            interrupted: false,
+            lateness_bound: Duration::from_millis(10),
+            cores: 2,
+        })
+    };
+    let a = partial(Shard { index: 0, count: 2 });
+    let b = partial(Shard { index: 1, count: 2 });
+    let t1: Vec<_> = a.summary.series.iter().filter(|p| p.t_s == 1).collect();
+    assert_eq!(t1.len(), 2, "the shard itself has two points at t=1");
+    assert_eq!(t1[1].cpu_pct, None, "no CPU figure over 50 ms");
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_dir(da.path(), &a.summary, &a.totals, &a.hlog).unwrap();
+    write_dir(db.path(), &b.summary, &b.totals, &b.hlog).unwrap();
+    let (m, _, _) = merge_dirs(&[da.path(), db.path()]).unwrap();
+    let t1: Vec<_> = m.series.iter().filter(|p| p.t_s == 1).collect();
+    assert_eq!(t1.len(), 1);
+    assert_eq!(t1[0].started, 10, "{:?}", m.series);
+    assert_eq!(t1[0].frames, 100);
+    assert_eq!(t1[0].active_calls, 6, "each shard's larger figure, summed");
+    assert_eq!(m.calls.started, 10);
+}
