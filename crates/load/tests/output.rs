@@ -86,10 +86,12 @@ fn merging_keeps_a_shards_partial_last_second() {
         let mut c = Collector::new(SystemTime::now());
         c.set_scheduled(5);
         let interval = |n: u64| {
-            let mut w = WorkerInterval::default();
-            w.started = n;
-            w.finished = n;
-            w.frames = 10 * n;
+            let mut w = WorkerInterval {
+                started: n,
+                finished: n,
+                frames: 10 * n,
+                ..WorkerInterval::default()
+            };
             w.outcomes.insert("ok".into(), n);
             w.rec.record(Metric::FrameLateness, 100);
             w
