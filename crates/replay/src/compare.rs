@@ -99,6 +99,11 @@ pub(crate) fn build(
                 WRITE_STALL.as_secs(),
                 out_words(cs, c.after_out)
             ),
+            _ if c.code.is_none() => format!(
+                "the app kept the socket open; dialtone dropped the connection (no close \
+                 frame) after {}",
+                out_words(cs, c.after_out)
+            ),
             _ => format!(
                 "the app kept the socket open; dialtone closed it ({}) after {}",
                 code_words(c.code),
@@ -162,7 +167,7 @@ pub(crate) fn build(
         (Some(c), end) => {
             let at = c.after_out == run.end_after_out;
             match (c.by.as_str(), end) {
-                ("dialtone", End::DialtoneClosed(code)) => c.code.unwrap_or(1000) == code,
+                ("dialtone", End::DialtoneClosed(code)) => c.code == code,
                 ("app", End::AppClosed(code)) => at && c.code == code,
                 ("dropped", End::Dropped) | ("stalled", End::Stalled) => at,
                 _ => false,
@@ -430,12 +435,21 @@ fn replayed_side(cs: &CapturedStream, run: &Run, opts: &ReplayOptions) -> Side {
                 out_words(cs, at)
             ),
         ),
-        End::DialtoneClosed(code) => (
+        End::DialtoneClosed(Some(code)) => (
             "dialtone",
             Some(code),
             format!(
                 "the app kept the socket open; dialtone closed it ({}) after {}",
                 code_words(Some(code)),
+                out_words(cs, at)
+            ),
+        ),
+        End::DialtoneClosed(None) => (
+            "dialtone",
+            None,
+            format!(
+                "the app kept the socket open; dialtone dropped the connection (no close \
+                 frame) after {}",
                 out_words(cs, at)
             ),
         ),

@@ -45,8 +45,9 @@ pub(crate) enum End {
     Dropped,
     /// A write blocked for [`WRITE_STALL`].
     Stalled,
-    /// We closed it with this code, as the capture did.
-    DialtoneClosed(u16),
+    /// We closed it with this code, as the capture did; `None`: we dropped the connection
+    /// without a close frame, as the capture's injected `drop` fault did.
+    DialtoneClosed(Option<u16>),
     /// The capture ended by the app's doing, but this app kept the socket open through the
     /// grace period.
     KeptOpen,
@@ -220,8 +221,11 @@ pub(crate) async fn replay(
         }
         (None, None) => End::Dropped,
     };
-    // Complete (or start) the close handshake before letting go of the socket.
-    let _ = timeout(Duration::from_secs(1), sink.close()).await;
+    // Complete (or start) the close handshake before letting go of the socket, unless the
+    // capture's end was a dropped connection.
+    if end != End::DialtoneClosed(None) {
+        let _ = timeout(Duration::from_secs(1), sink.close()).await;
+    }
     let _ = stop_tx.send(());
     let out = reader.await.unwrap_or(ReaderOut {
         received: Vec::new(),
@@ -256,6 +260,10 @@ async fn finish(
         if progress.borrow().ended.is_some() {
             return None;
         }
+        if close.is_some_and(|c| c.code.is_none()) {
+            // The capture's injected `drop`: the caller lets go of the socket, no close frame.
+            return Some(End::DialtoneClosed(None));
+        }
         // An incomplete capture (no ws_close) ends as a normal call would.
         let code = close.and_then(|c| c.code).unwrap_or(1000);
         let frame = CloseFrame {
@@ -265,7 +273,7 @@ async fn finish(
         let _ = timeout(WRITE_STALL, sink.send(Message::Close(Some(frame)))).await;
         // Let the app answer the close, as the engine does, so its last messages arrive.
         let _ = timeout(Duration::from_secs(1), app_ended(progress)).await;
-        return Some(End::DialtoneClosed(code));
+        return Some(End::DialtoneClosed(Some(code)));
     }
     // The app closed, dropped or stalled the capture's socket: wait until the capture's
     // close time (real time only) plus a grace for this app to do the same.

@@ -80,6 +80,43 @@ async fn engine_capture_replays_as_a_match() {
 }
 
 #[tokio::test]
+async fn an_injected_drop_is_replayed_as_a_drop() {
+    // Recorded with `--faults drop=400ms`: dialtone let go of the socket without a close
+    // frame. The replay must do the same, not close politely.
+    let recorded_against = App::start(Mode::Fixed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drop.jsonl");
+    let file = std::fs::File::create(&path).unwrap();
+    let capture = Arc::new(dialtone_call::capture::Capture::new(Box::new(
+        std::io::BufWriter::new(file),
+    )));
+    let mut cfg = dialtone_call::CallConfig::new(
+        recorded_against.voice_url(),
+        Arc::new(dialtone_audio::FrameSet::silence(50)),
+    );
+    cfg.auth_token = TOKEN.to_string();
+    cfg.no_audio_timeout = None;
+    cfg.capture = Some(capture.clone());
+    cfg.faults = Some(Arc::new("drop=400ms".parse().unwrap()));
+    let result = dialtone_call::Engine::new().place_call(cfg, None).await;
+    assert_eq!(result.report.streams[0].close_code, None);
+    capture.finish().unwrap();
+
+    let app = App::start(Mode::Fixed).await;
+    let mut o = opts(&path, &app);
+    o.fast = true;
+    let report = replay(&o).await.unwrap();
+    assert!(report.reproduced, "{}", report.to_text());
+    assert_eq!(report.close.replayed.by, "dialtone");
+    assert_eq!(report.close.replayed.code, None);
+    assert!(
+        report.close.replayed.text.contains("no close frame"),
+        "{}",
+        report.to_text()
+    );
+}
+
+#[tokio::test]
 async fn crash_on_duplicate_frame_is_reproduced_and_a_fix_diverges() {
     let dir = tempfile::tempdir().unwrap();
     // Recorded against a buggy app that has since gone (port 9); frame 14 went out twice.
@@ -213,6 +250,20 @@ async fn malformed_line_is_named_with_its_number() {
     let path = write(&dir, "garbage.jsonl", "not json\n");
     let err = replay(&opts(&path, &app)).await.unwrap_err();
     assert!(err.to_string().contains("garbage.jsonl:1:"), "{err}");
+
+    // A finite but huge t_ms is refused up front, not a panic converting it to a Duration.
+    let mut lines: Vec<String> = good.lines().map(String::from).collect();
+    let at = lines.iter().position(|l| l.contains("\"ws_out\"")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&lines[at]).unwrap();
+    v["t_ms"] = serde_json::json!(1e300);
+    lines[at] = v.to_string();
+    let path = write(&dir, "huge.jsonl", &lines.join("\n"));
+    let err = replay(&opts(&path, &app)).await.unwrap_err();
+    assert!(
+        matches!(err, ReplayError::InvalidLine { line, .. } if line == at + 1),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("t_ms"), "{err}");
 }
 
 #[tokio::test]
