@@ -144,6 +144,10 @@ pub struct CapturedCall {
     pub calls_in_file: usize,
 }
 
+/// Largest `t_ms` accepted (about 31 years): any offset between two lines then converts to a
+/// `Duration` and can be added to an `Instant` (a 1e300 used to panic the real-time replay).
+const MAX_T_MS: f64 = 1e12;
+
 /// Reads `path` and picks the call `call_sid` (default: the first call in the file).
 pub fn read(path: &Path, call_sid: Option<&str>) -> Result<CapturedCall, ReplayError> {
     let shown = path.display().to_string();
@@ -151,9 +155,20 @@ pub fn read(path: &Path, call_sid: Option<&str>) -> Result<CapturedCall, ReplayE
         path: shown.clone(),
         cause: e.to_string(),
     })?;
+    read_from(BufReader::new(file), &shown, call_sid)
+}
+
+/// [`read`] from any reader (a file, or `&[u8]` for capture text already in memory);
+/// `shown` names the source in errors.
+pub fn read_from(
+    reader: impl BufRead,
+    shown: &str,
+    call_sid: Option<&str>,
+) -> Result<CapturedCall, ReplayError> {
+    let shown = shown.to_string();
     let mut builder = Builder::default();
     let mut calls: Vec<String> = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in reader.lines().enumerate() {
         let number = i + 1;
         let invalid = |cause: String| ReplayError::InvalidLine {
             path: shown.clone(),
@@ -165,8 +180,11 @@ pub fn read(path: &Path, call_sid: Option<&str>) -> Result<CapturedCall, ReplayE
             continue;
         }
         let parsed: Line = serde_json::from_str(&line).map_err(|e| invalid(e.to_string()))?;
-        if !parsed.t_ms.is_finite() {
-            return Err(invalid("t_ms is not a finite number".into()));
+        if !(-MAX_T_MS..=MAX_T_MS).contains(&parsed.t_ms) {
+            return Err(invalid(format!(
+                "t_ms {} is out of range (at most {MAX_T_MS:e} ms)",
+                parsed.t_ms
+            )));
         }
         if !calls.contains(&parsed.call_sid) {
             calls.push(parsed.call_sid.clone());
