@@ -93,6 +93,12 @@ impl std::fmt::Debug for Capture {
 }
 
 impl Capture {
+    /// Captures into a new file at `path` (buffered).
+    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::File::create(path)?;
+        Ok(Self::new(Box::new(std::io::BufWriter::new(file))))
+    }
+
     /// Captures into `out` (a buffered file, usually).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {

@@ -167,13 +167,10 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         );
     }
     let capture = match &opts.capture {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create --capture {}", path.display()))?;
-            Some(Arc::new(dialtone_call::capture::Capture::new(Box::new(
-                std::io::BufWriter::new(file),
-            ))))
-        }
+        Some(path) => Some(Arc::new(
+            dialtone_call::capture::Capture::create(path)
+                .with_context(|| format!("cannot create --capture {}", path.display()))?,
+        )),
         None => None,
     };
     let mut cfg = CallConfig::new(url, caller.frames.clone());

@@ -269,13 +269,10 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         let mut run = call_run(&opts, url)?;
         run.milestones = Some((events, opts.milestone_grace));
         let capture = match &opts.capture {
-            Some(path) => {
-                let file = std::fs::File::create(path)
-                    .with_context(|| format!("cannot create --capture {}", path.display()))?;
-                Some(Arc::new(dialtone_call::capture::Capture::new(Box::new(
-                    std::io::BufWriter::new(file),
-                ))))
-            }
+            Some(path) => Some(Arc::new(
+                dialtone_call::capture::Capture::create(path)
+                    .with_context(|| format!("cannot create --capture {}", path.display()))?,
+            )),
             None => None,
         };
         run.defaults.capture = capture.clone();
