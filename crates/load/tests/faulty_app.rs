@@ -166,4 +166,24 @@ async fn a_faulty_app_costs_classified_failures_and_nothing_else() {
     );
     let rss = s.generator.max_rss_kib.expect("Linux reports VmHWM");
     assert!(rss < RSS_BOUND_KIB, "max RSS {rss} KiB");
+
+    // Every failed class names up to three of its calls, each a call of this run whose
+    // class is the predicted one (so it can be found in a capture and replayed).
+    for (class, list) in &s.examples {
+        assert!(!list.is_empty() && list.len() <= 3, "{class}: {list:?}");
+        for e in list {
+            let index = (0..CALLS)
+                .find(|&i| sid::seeded("CA", SEED, i) == e.call_sid)
+                .expect("a call of this run");
+            let predicted = expected_class(misbehave.for_call(&e.call_sid));
+            assert!(
+                predicted.split('|').any(|c| c == class),
+                "call {index} {}: {class} vs {predicted}",
+                e.call_sid
+            );
+            assert!(!e.error.is_empty());
+        }
+    }
+    let failed_classes = s.outcomes.keys().filter(|k| *k != "ok").count();
+    assert_eq!(s.examples.len(), failed_classes, "{:?}", s.examples.keys());
 }
