@@ -153,7 +153,12 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
             (u.clone(), None)
         }
         None => {
-            let (url, handle) = start_reference_app(&opts.auth_token, &events_url).await?;
+            let (url, handle) =
+                crate::demo_cmd::start_bot(&opts.auth_token, Some(events_url.clone())).await?;
+            eprintln!(
+                "reference voice app listening on {} (no --webhook given)",
+                url.trim_end_matches("/voice")
+            );
             (url, Some(handle))
         }
     };
@@ -294,28 +299,6 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-async fn start_reference_app(
-    auth_token: &str,
-    events_url: &str,
-) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind a loopback port for the reference app")?;
-    let addr = listener.local_addr()?;
-    let config = dialtone_bot::BotConfig {
-        auth_token: auth_token.to_string(),
-        events_url: Some(events_url.to_string()),
-        ..dialtone_bot::BotConfig::default()
-    };
-    let handle = tokio::spawn(async move {
-        if let Err(e) = dialtone_bot::serve(listener, config, std::future::pending()).await {
-            tracing::error!("reference app stopped: {e}");
-        }
-    });
-    eprintln!("reference voice app listening on http://{addr} (no --webhook given)");
-    Ok((format!("http://{addr}/voice"), handle))
 }
 
 fn write_mulaw_wav(path: &std::path::Path, mulaw: &[u8]) -> anyhow::Result<()> {

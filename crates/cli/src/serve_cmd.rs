@@ -98,7 +98,8 @@ pub(crate) async fn run(mut opts: ServeOpts) -> anyhow::Result<ExitCode> {
         }
         config.host_number(DEFAULT_NUMBER, url);
     } else if config.numbers.is_empty() && !opts.no_bot {
-        let url = start_reference_app(&config.accounts[0].auth_token).await?;
+        // The task runs for the server's life; its handle is not needed.
+        let (url, _) = crate::demo_cmd::start_bot(&config.accounts[0].auth_token, None).await?;
         config.host_number(DEFAULT_NUMBER, &url);
         bot_url = Some(url);
     }
@@ -124,23 +125,6 @@ fn override_account(config: &mut ServerConfig, opts: &ServeOpts) -> anyhow::Resu
         first.auth_token = token.clone();
     }
     Ok(())
-}
-
-async fn start_reference_app(auth_token: &str) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind a loopback port for the reference app")?;
-    let addr = listener.local_addr()?;
-    let config = dialtone_bot::BotConfig {
-        auth_token: auth_token.to_string(),
-        ..dialtone_bot::BotConfig::default()
-    };
-    tokio::spawn(async move {
-        if let Err(e) = dialtone_bot::serve(listener, config, std::future::pending()).await {
-            tracing::error!("reference app stopped: {e}");
-        }
-    });
-    Ok(format!("http://{addr}/voice"))
 }
 
 fn print_banner(config: &ServerConfig, addr: SocketAddr, bot_url: Option<&str>, token_given: bool) {
