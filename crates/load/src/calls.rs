@@ -256,15 +256,7 @@ async fn dispatch(
     tasks.abort_all();
     for _ in 0..cut {
         let _ = tx
-            .send(Msg::Done(Box::new(CallSample {
-                outcome: "interrupted".into(),
-                values: Vec::new(),
-                lateness: Vec::new(),
-                frames_sent: 0,
-                media_received: 0,
-                faults: Vec::new(),
-                failure: None,
-            })))
+            .send(Msg::Done(Box::new(CallSample::outcome_only("interrupted"))))
             .await;
     }
     active.store(0, Ordering::Relaxed);
@@ -282,15 +274,9 @@ async fn panicked(r: Result<(), tokio::task::JoinError>, tx: &mpsc::Sender<Msg>)
         && e.is_panic()
     {
         let _ = tx
-            .send(Msg::Done(Box::new(CallSample {
-                outcome: "dialtone_panic".into(),
-                values: Vec::new(),
-                lateness: Vec::new(),
-                frames_sent: 0,
-                media_received: 0,
-                faults: Vec::new(),
-                failure: None,
-            })))
+            .send(Msg::Done(Box::new(CallSample::outcome_only(
+                "dialtone_panic",
+            ))))
             .await;
     }
 }

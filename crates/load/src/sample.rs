@@ -59,6 +59,20 @@ fn us(ms: f64) -> u64 {
 }
 
 impl CallSample {
+    /// A call that counts only as its outcome (cut by Ctrl-C, or its task panicked): no
+    /// measurements.
+    pub fn outcome_only(outcome: &str) -> CallSample {
+        CallSample {
+            outcome: outcome.to_string(),
+            values: Vec::new(),
+            lateness: Vec::new(),
+            frames_sent: 0,
+            media_received: 0,
+            faults: Vec::new(),
+            failure: None,
+        }
+    }
+
     /// Reduces a finished call (its start delay is recorded when it starts). Taking `report`
     /// by value lets the lateness histograms move instead of being copied.
     pub fn from_report(report: CallReport) -> CallSample {
