@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Reply, TestApp, WsScript, call, events, param};
+use common::{Reply, SharedBuf, TestApp, WsScript, call, events, param};
 use dialtone_call::{EventKind, Failure};
 use dialtone_protocol::signing;
 
@@ -646,18 +646,4 @@ async fn capture_records_every_exchange_byte_for_byte() {
         })
         .collect();
     assert_eq!(got, ["media", "mark"]);
-}
-
-/// A `Write` whose bytes the test can read back.
-#[derive(Clone, Default)]
-struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use common::{Reply, TestApp, WsScript, call};
+use common::{Reply, SharedBuf, TestApp, WsScript, call};
 use dialtone_call::faults::FaultSpec;
 use serde_json::Value;
 
@@ -353,18 +353,4 @@ async fn in_virtual_time_the_callers_time_passes_to_the_next_stream() {
         s[0].frames_sent,
         s[1].frames_sent
     );
-}
-
-/// A capture sink the test can read back.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -331,3 +331,17 @@ pub fn events(msgs: &[String]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A `Write` (e.g. a capture sink) whose bytes the test can read back.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -453,16 +453,21 @@ fn finish_stream(c: &mut Conn, out: &mut Out, shared: &Shared, now: u64) {
     if c.state == State::Done {
         return;
     }
+    send_close(c, out, shared);
+    if c.state != State::Done {
+        c.state = State::Closing;
+        c.deadline_us = now + CLOSE_TIMEOUT_US;
+    }
+}
+
+/// Writes our (masked) close frame through the reused frame buffer.
+fn send_close(c: &mut Conn, out: &mut Out, shared: &Shared) {
     let mask = c.mask();
     out.frame.clear();
     ws::push_close(&mut out.frame, mask);
     let bytes = std::mem::take(&mut out.frame);
     write_bytes(c, out, shared, &bytes, false);
     out.frame = bytes;
-    if c.state != State::Done {
-        c.state = State::Closing;
-        c.deadline_us = now + CLOSE_TIMEOUT_US;
-    }
 }
 
 /// Timeouts: upgrades that never finish, closes never answered, sockets that stopped

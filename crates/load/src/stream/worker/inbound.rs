@@ -8,7 +8,9 @@ use dialtone_call::playout::{MarkEcho, Playout};
 use dialtone_protocol::media::{self, AppMessage};
 
 use super::super::ws::{self, Upgrade};
-use super::{Conn, Out, Shared, State, done, fail, nonce, send_text, started, write_bytes};
+use super::{
+    Conn, Out, Shared, State, done, fail, nonce, send_close, send_text, started, write_bytes,
+};
 use crate::metrics::Metric;
 
 pub(super) fn on_readable(
@@ -110,12 +112,7 @@ fn on_frame(
                 done(c, out, shared, None);
             } else {
                 // The app ended the stream: answer the close, as a client must.
-                let mask = c.mask();
-                out.frame.clear();
-                ws::push_close(&mut out.frame, mask);
-                let bytes = std::mem::take(&mut out.frame);
-                write_bytes(c, out, shared, &bytes, false);
-                out.frame = bytes;
+                send_close(c, out, shared);
                 done(c, out, shared, Some("closed_by_app"));
             }
         }
