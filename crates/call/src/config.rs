@@ -108,6 +108,10 @@ pub struct CallConfig {
     /// Virtual time (`--fast`): frames carry their real timestamps but go out as fast as
     /// the app reads them; `<Say>`, `<Play>` and `<Pause>` take no time.
     pub fast: bool,
+    /// Public origins mapped to local ones (`--tunnel`): every URL the call requests (voice,
+    /// fallback, action, redirect, `<Play>`, streams) whose origin is mapped is connected to
+    /// the local origin, signed over and naming the public URL.
+    pub tunnels: Arc<dialtone_net::Tunnels>,
 }
 
 impl CallConfig {
@@ -139,6 +143,7 @@ impl CallConfig {
             seed: None,
             faults: None,
             fast: false,
+            tunnels: Arc::default(),
         }
     }
 }

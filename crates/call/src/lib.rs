@@ -31,9 +31,11 @@ mod webhook;
 pub use config::{
     CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod, TurnTruth,
 };
+pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{
     CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
 };
-pub use report::{CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram};
+pub use report::{
+    CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram, url_via,
+};
 pub use timeline::EventSink;
-pub use webhook::http_client;

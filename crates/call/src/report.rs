@@ -24,10 +24,13 @@ pub enum EventKind {
     WebhookSent {
         /// Why it was requested: `voice`, `action`, `redirect`, `fallback`.
         purpose: &'static str,
-        /// The URL requested.
+        /// The URL requested, as Twilio requests it (the public URL when tunnelled).
         url: String,
         /// `POST` or `GET`.
         method: &'static str,
+        /// The local address connected to when `url`'s origin is tunnelled (`--tunnel`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     /// The app answered a TwiML request.
     WebhookAnswered {
@@ -57,8 +60,11 @@ pub enum EventKind {
     },
     /// The WebSocket upgrade to a `<Stream>` URL was sent.
     StreamConnecting {
-        /// The stream URL.
+        /// The stream URL, as the TwiML wrote it.
         url: String,
+        /// The local address connected to when `url`'s origin is tunnelled (`--tunnel`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
         /// `<Connect>` (true) or `<Start>` fork (false).
         bidirectional: bool,
         /// The stream's SID (`MZ…`), as `start` will carry it.
@@ -472,4 +478,12 @@ impl CallReport {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// `URL` or `URL (via 127.0.0.1:8765)`, as timelines show a tunnelled request.
+pub fn url_via(url: &str, via: Option<&str>) -> String {
+    match via {
+        Some(v) => format!("{url} (via {v})"),
+        None => url.to_string(),
+    }
 }

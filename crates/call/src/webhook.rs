@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dialtone_protocol::{signing, webhook as params};
+use dialtone_net::{HttpError, Net, Tunnels};
 use dialtone_twiml::Document;
 use tokio::time::Instant;
 
@@ -28,99 +28,61 @@ pub(crate) struct TwimlRequest<'a> {
     pub(crate) params: Vec<(String, String)>,
 }
 
-/// Builds the shared HTTP client: redirects followed as a browser would, no proxy from the
-/// environment (only what the user points dialtone at is contacted).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("static HTTP client configuration")
-}
-
 /// Requests TwiML and parses it; every failure comes back as a classified [`Failure`].
 pub(crate) async fn fetch_twiml(
-    http: &reqwest::Client,
+    net: &Net,
+    tunnels: &Tunnels,
     auth_token: &str,
     req: TwimlRequest<'_>,
     timeout: Duration,
     timeline: &Timeline,
 ) -> Result<Fetched, Failure> {
     // Sign exactly what goes on the wire: the parsed form of the URL (e.g. with the `/`
-    // path an authority-only URL gets), which is also what the app sees.
+    // path an authority-only URL gets), which is also what the app sees. Behind a tunnel
+    // that is the public URL: the app validates against the URL it is known by.
+    let unreachable = |cause: String| Failure::WebhookUnreachable {
+        url: req.url.to_string(),
+        cause,
+    };
     let base = match url::Url::parse(req.url) {
-        Ok(u) if u.scheme() == "http" => u.to_string(),
-        Ok(u) if u.scheme() == "https" => {
-            return Err(Failure::WebhookUnreachable {
-                url: req.url.to_string(),
-                cause: "https:// needs TLS, which this dialtone build does not include; \
-                        reach local apps over http://"
-                    .into(),
-            });
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u.to_string(),
         Ok(u) => {
-            return Err(Failure::WebhookUnreachable {
-                url: req.url.to_string(),
-                cause: format!("unsupported URL scheme {:?}", u.scheme()),
-            });
+            return Err(unreachable(format!(
+                "unsupported URL scheme {:?} (http:// or https://)",
+                u.scheme()
+            )));
         }
-        Err(e) => {
-            return Err(Failure::WebhookUnreachable {
-                url: req.url.to_string(),
-                cause: format!("invalid URL: {e}"),
-            });
-        }
+        Err(e) => return Err(unreachable(format!("invalid URL: {e}"))),
     };
-    let (wire_url, body, signature) = match req.method {
-        HttpMethod::Post => {
-            let sig = signing::signature(auth_token, &signing::url_to_sign(&base), &req.params);
-            (base.clone(), Some(params::form_encode(&req.params)), sig)
-        }
-        HttpMethod::Get => {
-            let full = params::append_query(&base, &req.params);
-            let sig = signing::signature(auth_token, &signing::url_to_sign(&full), &[]);
-            (full, None, sig)
-        }
+    let method = match req.method {
+        HttpMethod::Post => http::Method::POST,
+        HttpMethod::Get => http::Method::GET,
     };
+    let parsed = url::Url::parse(&base).map_err(|e| unreachable(format!("invalid URL: {e}")))?;
+    let request = dialtone_net::Request::twilio(method, &parsed, auth_token, &req.params, timeout)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let wire_url = request.url.to_string();
     timeline.emit(EventKind::WebhookSent {
         purpose: req.purpose,
         url: wire_url.clone(),
         method: req.method.as_str(),
+        via: tunnels.route(&request.url).via(),
     });
-    let mut builder = match req.method {
-        HttpMethod::Post => http.post(&wire_url),
-        HttpMethod::Get => http.get(&wire_url),
-    };
-    builder = builder
-        .timeout(timeout)
-        .header("X-Twilio-Signature", signature.clone())
-        .header("User-Agent", "TwilioProxy/1.1")
-        .header("Accept", "*/*")
-        .header("Cache-Control", "max-age=259200")
-        .header(
-            "I-Twilio-Idempotency-Token",
-            dialtone_protocol::sid::random("").to_lowercase(),
-        );
     timeline.capture(&Captured::HttpRequest {
         purpose: req.purpose,
         method: req.method.as_str(),
         url: &wire_url,
-        signature: &signature,
-        body: body.as_deref().unwrap_or(""),
+        signature: request.signature().unwrap_or(""),
+        body: request.body.as_deref().unwrap_or(""),
     });
-    if let Some(body) = body {
-        builder = builder
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body);
-    }
     let started = Instant::now();
-    let response = builder
-        .send()
+    let response = net
+        .send(tunnels, request)
         .await
-        .map_err(|e| classify(&wire_url, timeout, &e))?;
+        .map_err(|e| classify(&wire_url, e))?;
+    let route = response.route;
+    let response = response.inner;
     let status = response.status().as_u16();
-    let final_url = response.url().to_string();
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -134,7 +96,7 @@ pub(crate) async fn fetch_twiml(
                 url: wire_url.clone(),
                 limit: TWIML_MAX_BYTES,
             },
-            Limited::Http(e) => classify(&wire_url, timeout, &e),
+            Limited::Http(e) => classify(&wire_url, net.classify(tunnels, &route, timeout, &e)),
         })?;
     timeline.emit(EventKind::WebhookAnswered {
         status,
@@ -192,12 +154,12 @@ pub(crate) async fn fetch_twiml(
             .map(|n| n.verb.name().to_string())
             .collect(),
     });
-    // Relative URLs resolve against the document's URL: the one requested (without the
-    // parameters a GET appended), or where a redirect led.
-    let url = if final_url == wire_url {
+    // Relative URLs resolve against the document's (public) URL: the one requested
+    // (without the parameters a GET appended), or where a redirect led.
+    let url = if route.public.as_str() == wire_url {
         base
     } else {
-        final_url
+        route.public.to_string()
     };
     Ok(Fetched { doc, url })
 }
@@ -205,13 +167,16 @@ pub(crate) async fn fetch_twiml(
 /// Twilio's limit on a TwiML response body (error 11750).
 const TWIML_MAX_BYTES: usize = 64 * 1024;
 
-enum Limited {
+pub(crate) enum Limited {
     TooLarge,
     Http(reqwest::Error),
 }
 
 /// Reads a body up to `limit` bytes, so a misbehaving app cannot grow memory without bound.
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Limited> {
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, Limited> {
     let mut out = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(Limited::Http)? {
         if out.len() + chunk.len() > limit {
@@ -222,37 +187,18 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
     Ok(out)
 }
 
-fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> Failure {
-    if e.is_timeout() {
-        return Failure::WebhookTimeout {
-            url: url.to_string(),
-            ms: timeout.as_millis() as u64,
-        };
+fn classify(url: &str, e: HttpError) -> Failure {
+    let url = url.to_string();
+    match e {
+        HttpError::Timeout(t) => Failure::WebhookTimeout {
+            url,
+            ms: t.as_millis() as u64,
+        },
+        HttpError::Redirects => Failure::WebhookRedirects { url },
+        HttpError::BadUrl(cause) | HttpError::Unreachable(cause) => {
+            Failure::WebhookUnreachable { url, cause }
+        }
     }
-    if e.is_redirect() {
-        return Failure::WebhookRedirects {
-            url: url.to_string(),
-        };
-    }
-    Failure::WebhookUnreachable {
-        url: url.to_string(),
-        cause: root_cause(e),
-    }
-}
-
-/// The innermost error's words ("Connection refused (os error 111)"), which say more than
-/// reqwest's outer "error sending request".
-pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    let mut words = e.to_string();
-    while let Some(next) = cur.source() {
-        words = next.to_string();
-        cur = next;
-    }
-    if e.to_string().contains("builder") && !words.contains("URL") {
-        return format!("invalid URL ({words})");
-    }
-    words
 }
 
 fn status_hint(status: u16) -> &'static str {

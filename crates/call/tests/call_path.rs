@@ -526,55 +526,6 @@ fn common_wav(ms: u32) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn wss_stream_urls_are_dialled_as_ws_and_signed_as_written() {
-    let app = TestApp::start(
-        vec![],
-        WsScript::ReplyWithMark {
-            chunk_ms: 20,
-            n_chunks: 1,
-        },
-    )
-    .await;
-    let wss = app.base_ws.replace("ws://", "wss://");
-    let app2 = TestApp::start(
-        vec![(
-            "/",
-            Reply::Twiml(format!(
-                r#"<Response><Connect><Stream url="{wss}/media"/></Connect></Response>"#
-            )),
-        )],
-        WsScript::Silent,
-    )
-    .await;
-    // An authority-only URL is requested, and signed, as ".../".
-    let res = call(&app2.base, 300, |_| {}).await;
-    assert!(res.report.is_success(), "{:#?}", res.report.failures);
-    let seen = &app2.http()[0];
-    assert_eq!(seen.uri, "/");
-    let sig = seen.headers["x-twilio-signature"].to_str().unwrap();
-    assert!(signing::validate(
-        TOKEN,
-        &format!("{}/", app2.base),
-        &seen.params,
-        sig
-    ));
-    let ws_headers = app.log.lock().unwrap().ws_headers.clone();
-    let ws_sig = ws_headers[0]["x-twilio-signature"].to_str().unwrap();
-    assert!(signing::validate(
-        TOKEN,
-        &format!("{wss}/media"),
-        &[],
-        ws_sig
-    ));
-    assert!(
-        res.report
-            .warnings
-            .iter()
-            .any(|(_, w)| w.contains("without TLS"))
-    );
-}
-
-#[tokio::test]
 async fn finish_key_alone_is_no_input() {
     let app = TestApp::start(
         vec![(

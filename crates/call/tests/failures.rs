@@ -273,10 +273,13 @@ async fn caller_still_hangs_up_when_the_first_stream_was_refused() {
 }
 
 #[tokio::test]
-async fn https_webhook_is_refused_with_a_clear_cause() {
-    let res = call("https://127.0.0.1:9/voice", 100, |_| {}).await;
-    let f = res.report.failures[0].to_string();
-    assert!(f.contains("https:// needs TLS"), "{f}");
+async fn https_to_a_plain_http_app_says_it_did_not_answer_with_tls() {
+    let app = TestApp::start(vec![], WsScript::Silent).await;
+    let https = app.url("/voice").replace("http://", "https://");
+    let res = call(&https, 100, |_| {}).await;
+    let f = &res.report.failures[0];
+    assert_eq!(f.code(), 11205);
+    assert!(f.to_string().contains("did not answer with TLS"), "{f}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use dialtone_call::{
     CallConfig, CallEvent, CallReport, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Engine, EventKind,
-    HttpMethod,
+    HttpMethod, url_via,
 };
 
 use crate::caller::CallerArgs;
@@ -97,6 +97,8 @@ pub(crate) struct CallOpts {
     /// them, and <Say>/<Play>/<Pause> take no time (a 60 s call in a fraction of a second).
     #[arg(long)]
     fast: bool,
+    #[command(flatten)]
+    net: crate::net_args::NetArgs,
     /// Print the report as JSON on stdout (the timeline is then not printed live).
     #[arg(long)]
     json: bool,
@@ -117,6 +119,7 @@ fn parse_method(s: &str) -> Result<HttpMethod, String> {
 pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     let cache = dialtone_audio::AudioCache::new();
     let caller = opts.caller.resolve(&cache)?;
+    let net = opts.net.net()?;
     let milestone_log = match &opts.milestones {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -141,15 +144,7 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     }
     let (url, bot) = match &opts.webhook {
         Some(u) => {
-            if u.starts_with("https://") {
-                bail!(
-                    "--webhook {u:?}: https:// needs TLS, which this build does not include; \
-                     point dialtone at the app's local http:// address"
-                );
-            }
-            if !u.starts_with("http://") {
-                bail!("--webhook {u:?} must be an http:// URL");
-            }
+            crate::net_args::check_webhook("--webhook", u)?;
             (u.clone(), None)
         }
         None => {
@@ -199,6 +194,7 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     cfg.seed = opts.seed;
     cfg.faults = opts.faults.clone().map(Arc::new);
     cfg.fast = opts.fast;
+    cfg.tunnels = Arc::new(opts.net.tunnels(&Default::default()));
 
     let live = !opts.json && !opts.quiet;
     let sink: Option<dialtone_call::EventSink> = live.then(|| {
@@ -207,7 +203,7 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
             let _ = writeln!(out, "{}", format_event(e));
         }) as dialtone_call::EventSink
     });
-    let engine = Engine::new();
+    let engine = Engine::with_net(net);
     let mut result = engine.place_call(cfg, sink).await;
     // Apps report milestones asynchronously: give late ones a moment.
     tokio::time::sleep(opts.milestone_grace).await;
@@ -315,7 +311,11 @@ fn format_event(e: &CallEvent) -> String {
             purpose,
             url,
             method,
-        } => ("webhook", format!("{method} {url} ({purpose})")),
+            via,
+        } => (
+            "webhook",
+            format!("{method} {} ({purpose})", url_via(url, via.as_deref())),
+        ),
         EventKind::WebhookAnswered {
             status,
             elapsed,
@@ -333,11 +333,15 @@ fn format_event(e: &CallEvent) -> String {
             ("verb", format!("<{verb}> line {line} {detail}"))
         }
         EventKind::StreamConnecting {
-            url, bidirectional, ..
+            url,
+            via,
+            bidirectional,
+            ..
         } => (
             "stream",
             format!(
-                "upgrading {url} ({})",
+                "upgrading {} ({})",
+                url_via(url, via.as_deref()),
                 if *bidirectional {
                     "bidirectional <Connect>"
                 } else {

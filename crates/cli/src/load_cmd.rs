@@ -158,6 +158,8 @@ pub(crate) struct LoadOpts {
     /// How long to wait after each call for its late milestone records.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     milestone_grace: Duration,
+    #[command(flatten)]
+    net: crate::net_args::NetArgs,
 }
 
 impl LoadOpts {
@@ -203,6 +205,7 @@ impl LoadOpts {
             drain: Duration::from_secs(10),
             events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             milestone_grace: Duration::from_millis(500),
+            net: Default::default(),
         }
     }
 
@@ -387,13 +390,12 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
         shard: opts.shard.unwrap_or_default(),
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,
+        tunnels: opts.net.tunnels(&Default::default()),
     })
 }
 
 fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
-    if !url.starts_with("http://") {
-        anyhow::bail!("--webhook {url:?} must be an http:// URL (this build has no TLS)");
-    }
+    crate::net_args::check_webhook("--webhook", &url)?;
     let cache = AudioCache::new();
     let audio = match &opts.audio {
         Some(p) => load_audio(&cache, p)?,
@@ -408,9 +410,12 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         stream_dtmf: Vec::new(),
         hangup_after: None,
     };
-    let profiles = match &opts.scenario {
-        Some(path) => load_scenario(path, &cache, &default)?,
-        None => vec![default],
+    let (profiles, scenario_tunnels) = match &opts.scenario {
+        Some(path) => {
+            let s = load_scenario(path, &cache, &default)?;
+            (s.profiles, s.tunnels)
+        }
+        None => (vec![default], Default::default()),
     };
     let extent = match (opts.calls, opts.duration) {
         (_, Some(d)) => Extent::Duration(d),
@@ -449,6 +454,8 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
             no_audio_timeout: (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout),
             faults: opts.faults.clone().map(Arc::new),
             capture: None,
+            net: opts.net.net()?,
+            tunnels: Arc::new(opts.net.tunnels(&scenario_tunnels)),
         },
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,

@@ -13,6 +13,7 @@ mod caller;
 mod demo_cmd;
 mod load_cmd;
 mod metrics_cmd;
+mod net_args;
 mod replay_cmd;
 mod report_cmd;
 mod serve_cmd;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use dialtone_call::DEFAULT_AUTH_TOKEN;
 use dialtone_replay::ReplayOptions;
@@ -16,7 +16,8 @@ use dialtone_replay::ReplayOptions;
 pub(crate) struct ReplayOpts {
     /// The capture file (`dialtone call --capture FILE`).
     file: PathBuf,
-    /// The app's voice webhook URL (http:// only).
+    /// The app's voice webhook URL: its local address, or its public https:// URL with a
+    /// --tunnel mapping.
     #[arg(long, value_name = "URL")]
     webhook: String,
     /// The call to replay when the file holds several (default: the first).
@@ -38,21 +39,19 @@ pub(crate) struct ReplayOpts {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    net: crate::net_args::NetArgs,
 }
 
 pub(crate) async fn run(opts: ReplayOpts) -> anyhow::Result<ExitCode> {
-    if opts.webhook.starts_with("https://") {
-        bail!(
-            "--webhook {:?}: https:// needs TLS, which this build does not include; reach \
-             local apps over http://",
-            opts.webhook
-        );
-    }
+    crate::net_args::check_webhook("--webhook", &opts.webhook)?;
     let mut ropts = ReplayOptions::new(&opts.file, &opts.webhook, &opts.auth_token);
     ropts.call_sid = opts.call_sid;
     ropts.fast = opts.fast;
     ropts.ignore_payloads = opts.ignore_payloads;
     ropts.grace = Duration::from_millis(opts.grace_ms);
+    ropts.net = opts.net.net()?;
+    ropts.tunnels = opts.net.tunnels(&Default::default());
     let report = dialtone_replay::replay(&ropts).await?;
     if opts.json {
         println!(

@@ -46,6 +46,10 @@ pub(crate) struct ServeOpts {
     /// Do not start the reference voice app, even when no number is configured.
     #[arg(long)]
     no_bot: bool,
+    /// Global tunnel mappings and TLS trust (before the config file's `tunnels`; numbers'
+    /// own `tunnels` come first).
+    #[command(flatten)]
+    net: crate::net_args::NetArgs,
 }
 
 /// Runs `dialtone serve` until a shutdown signal.
@@ -63,6 +67,13 @@ pub(crate) async fn run(mut opts: ServeOpts) -> anyhow::Result<ExitCode> {
         None => ServerConfig::default(),
     };
     override_account(&mut config, &opts)?;
+    config.tunnels = opts.net.tunnels(&config.tunnels);
+    if !opts.net.cacerts.is_empty() || opts.net.insecure {
+        let mut tls = config.tls.clone();
+        tls.cacerts.extend(opts.net.cacerts.iter().cloned());
+        tls.insecure |= opts.net.insecure;
+        config.set_tls(tls).context("TLS settings")?;
+    }
     config.public_url = opts
         .public_url
         .clone()

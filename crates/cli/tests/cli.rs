@@ -49,6 +49,35 @@ fn bad_flags_are_exit_2_with_the_reason() {
 
     let out = dialtone().args(["call", "--dtmf", "12x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+
+    // Tunnel mappings and TLS trust, on every command that reaches apps.
+    for cmd in ["call", "load", "replay", "serve"] {
+        let out = dialtone()
+            .args([
+                cmd,
+                "--tunnel",
+                "https://bot.example.ts.net/voice=http://127.0.0.1:1",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not paths"), "{cmd}: {err}");
+    }
+    let out = dialtone()
+        .args(["call", "--cacert", "/nonexistent/ca.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cacert /nonexistent/ca.pem"), "{err}");
+    let out = dialtone()
+        .args(["load", "--stream", "wss://127.0.0.1:1/ws", "--calls", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plain WebSocket only"), "{err}");
 }
 
 #[test]

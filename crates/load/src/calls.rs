@@ -42,6 +42,10 @@ pub struct CallDefaults {
     pub faults: Option<std::sync::Arc<dialtone_call::faults::FaultSpec>>,
     /// Every call's exchanges written here (`--capture`), for `dialtone replay --call-sid`.
     pub capture: Option<std::sync::Arc<dialtone_call::capture::Capture>>,
+    /// Transport: TLS trust (`--cacert`, `--insecure`).
+    pub net: dialtone_call::Net,
+    /// Public origins mapped to local ones (`--tunnel`, scenario `tunnels`).
+    pub tunnels: Arc<dialtone_call::Tunnels>,
 }
 
 /// A full-call load run.
@@ -178,7 +182,7 @@ async fn dispatch(
     active: Arc<AtomicI64>,
     open_streams: Arc<AtomicI64>,
 ) {
-    let engine = Arc::new(Engine::new());
+    let engine = Arc::new(Engine::with_net(run.defaults.net.clone()));
     let sem = Arc::new(Semaphore::new(
         run.workload.shard.part_of(run.workload.concurrency),
     ));
@@ -310,6 +314,7 @@ fn call_config(run: &CallRun, index: u64) -> CallConfig {
     cfg.seed = Some(crate::plan::mix(run.workload.seed, index, 0xFA17));
     cfg.faults = d.faults.clone();
     cfg.capture = d.capture.clone();
+    cfg.tunnels = d.tunnels.clone();
     cfg.caller.tail = choice.profile.tail;
     cfg.caller.gather_digits = choice.profile.dtmf.clone();
     cfg.caller.stream_dtmf = choice.profile.stream_dtmf.clone();

@@ -4,6 +4,9 @@
 //!
 //! ```toml
 //! # scenario.toml
+//! # The app's public origins mapped to where it listens (as --tunnel; flags come first).
+//! tunnels = ["https://bot.example.ts.net=http://127.0.0.1:8765"]
+//!
 //! [[call]]
 //! name = "order-status"      # shown in outcomes
 //! weight = 3                 # relative share of calls
@@ -203,7 +206,18 @@ fn load_corpus(cache: &AudioCache, dir: &Path) -> Result<Vec<Utterance>, LoadErr
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
+    #[serde(default)]
+    tunnels: Vec<String>,
     call: Vec<ProfileSpec>,
+}
+
+/// A scenario file, resolved.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The call profiles.
+    pub profiles: Vec<Profile>,
+    /// Its tunnel mappings (`tunnels = [...]`).
+    pub tunnels: dialtone_call::Tunnels,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,7 +245,7 @@ pub fn load_scenario(
     path: &Path,
     cache: &AudioCache,
     default: &Profile,
-) -> Result<Vec<Profile>, LoadError> {
+) -> Result<Scenario, LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError::Input(format!("cannot read scenario {}: {e}", path.display())))?;
     parse_scenario(
@@ -249,7 +263,7 @@ pub fn parse_scenario(
     base: &Path,
     cache: &AudioCache,
     default: &Profile,
-) -> Result<Vec<Profile>, LoadError> {
+) -> Result<Scenario, LoadError> {
     let file: ScenarioFile =
         toml::from_str(text).map_err(|e| LoadError::Invalid(e.message().to_string()))?;
     if file.call.is_empty() {
@@ -258,7 +272,17 @@ pub fn parse_scenario(
     if file.call.iter().all(|c| c.weight == 0) {
         return Err(LoadError::Invalid("every [[call]] has weight 0".into()));
     }
-    file.call
+    let tunnels = file
+        .tunnels
+        .iter()
+        .map(|t| {
+            t.parse::<dialtone_call::Tunnel>()
+                .map_err(|e| LoadError::Invalid(format!("tunnels: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(dialtone_call::Tunnels::new)?;
+    let profiles = file
+        .call
         .into_iter()
         .map(|spec| {
             let bad = |what: &str, e: String| {
@@ -292,7 +316,8 @@ pub fn parse_scenario(
                 hangup_after,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, LoadError>>()?;
+    Ok(Scenario { profiles, tunnels })
 }
 
 /// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds (one parser for flags, scenario
@@ -319,6 +344,7 @@ mod tests {
     #[test]
     fn scenario_entries_inherit_and_override() {
         let text = r#"
+            tunnels = ["https://bot.example.ts.net=http://127.0.0.1:8765"]
             [[call]]
             name = "a"
             weight = 3
@@ -329,8 +355,13 @@ mod tests {
             hangup_after = "1.5s"
             tail = "30s"
         "#;
-        let p =
+        let s =
             parse_scenario(text, Path::new("."), &AudioCache::new(), &default_profile()).unwrap();
+        assert_eq!(
+            s.tunnels.entries()[0].to_string(),
+            "https://bot.example.ts.net=http://127.0.0.1:8765"
+        );
+        let p = s.profiles;
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].weight, 3);
         assert_eq!(p[0].tail, Duration::from_secs(2));

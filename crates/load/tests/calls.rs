@@ -69,6 +69,8 @@ fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
             no_audio_timeout: Some(Duration::from_secs(10)),
             faults: None,
             capture: None,
+            net: Default::default(),
+            tunnels: Default::default(),
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -117,6 +117,8 @@ async fn a_faulty_app_costs_classified_failures_and_nothing_else() {
             no_audio_timeout: Some(Duration::from_secs(2)),
             faults: None,
             capture: None,
+            net: Default::default(),
+            tunnels: Default::default(),
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -109,6 +109,8 @@ fn run_of(url: String, seed: u64) -> CallRun {
                     .unwrap(),
             )),
             capture: None,
+            net: Default::default(),
+            tunnels: Default::default(),
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

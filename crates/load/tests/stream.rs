@@ -95,6 +95,7 @@ fn plan(url: String, streams: u64, frames: u64) -> StreamRun {
         seed: 1,
         shard: Shard::default(),
         lateness_bound: Duration::from_millis(50),
+        tunnels: Default::default(),
         drain: Duration::from_secs(5),
     }
 }

@@ -27,7 +27,8 @@ pub struct ReplayOptions {
     pub file: PathBuf,
     /// The call to replay (default: the file's first call).
     pub call_sid: Option<String>,
-    /// The app's voice webhook URL (`http://` only).
+    /// The app's voice webhook URL (`http://` or `https://`; its public URL with a
+    /// mapping in `tunnels`).
     pub webhook: String,
     /// Auth token that signs the webhook and the upgrade.
     pub auth_token: String,
@@ -37,6 +38,10 @@ pub struct ReplayOptions {
     pub ignore_payloads: bool,
     /// How long to wait for the app's own close when the capture's ended by the app.
     pub grace: Duration,
+    /// Transport (TLS trust).
+    pub net: dialtone_net::Net,
+    /// Public origins mapped to local ones (`--tunnel`).
+    pub tunnels: dialtone_net::Tunnels,
 }
 
 impl ReplayOptions {
@@ -50,6 +55,8 @@ impl ReplayOptions {
             fast: false,
             ignore_payloads: false,
             grace: Duration::from_secs(1),
+            net: dialtone_net::Net::system(),
+            tunnels: dialtone_net::Tunnels::default(),
         }
     }
 }
@@ -147,25 +154,28 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Report, ReplayError> {
         });
     };
 
-    let answer = webhook::send(&webhook_url, &cap.request, &opts.auth_token).await?;
+    let answer = webhook::send(
+        &opts.net,
+        &opts.tunnels,
+        &webhook_url,
+        &cap.request,
+        &opts.auth_token,
+    )
+    .await?;
     let (stream_url, url_source) = match webhook::stream_url(&answer.body, &webhook_url) {
         Some(u) => (u, "twiml"),
         None => (cap_stream.url.clone(), "capture"),
     };
-    if let Some(rest) = stream_url.strip_prefix("wss://") {
-        return Err(ReplayError::BadUrl {
-            url: format!("wss://{rest}"),
-            why: "wss:// needs TLS, which this dialtone build does not include".into(),
-        });
-    }
-    if !stream_url.starts_with("ws://") {
+    if !(stream_url.starts_with("ws://") || stream_url.starts_with("wss://")) {
         return Err(ReplayError::BadUrl {
             url: stream_url,
-            why: "not a ws:// URL".into(),
+            why: "not a ws:// or wss:// URL".into(),
         });
     }
     let stream_opts = stream::StreamOpts {
         url: &stream_url,
+        net: &opts.net,
+        tunnels: &opts.tunnels,
         auth_token: &opts.auth_token,
         fast: opts.fast,
         grace: opts.grace,

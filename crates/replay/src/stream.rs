@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dialtone_net::{Net, SocketOptions, Tunnels, WsError};
 use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::{
-    self, Message, client::IntoClientRequest, protocol::CloseFrame,
-};
+use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 
 use crate::ReplayError;
 use crate::capture::CapturedStream;
@@ -83,6 +82,8 @@ struct ReaderOut {
 /// Options of the stream step.
 pub(crate) struct StreamOpts<'a> {
     pub(crate) url: &'a str,
+    pub(crate) net: &'a Net,
+    pub(crate) tunnels: &'a Tunnels,
     pub(crate) auth_token: &'a str,
     pub(crate) fast: bool,
     pub(crate) grace: Duration,
@@ -98,19 +99,14 @@ pub(crate) async fn replay(
         url: opts.url.to_string(),
         cause,
     };
-    let mut request = opts
-        .url
-        .into_client_request()
-        .map_err(|e| connect_err(crate::webhook::root_cause(&e)))?;
     // Signed as Twilio signs the upgrade: the stream URL, no parameters.
     let signature = signing::signature(opts.auth_token, &signing::url_to_sign(opts.url), &[]);
-    request.headers_mut().insert(
-        signing::HEADER,
-        signature.parse().expect("base64 is a valid header value"),
-    );
-    // No Nagle: `--fast` waits on the app's answers, and a delayed small write would add
-    // tens of milliseconds to every one of those round trips.
-    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let headers = [(signing::HEADER, signature)];
+    // No Nagle (set by the connect): `--fast` waits on the app's answers, and a delayed
+    // small write would add tens of milliseconds to every one of those round trips.
+    let connect = opts
+        .net
+        .connect_ws(opts.tunnels, opts.url, &headers, SocketOptions::default());
     let ws = match timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => {
             return Err(connect_err(format!(
@@ -118,11 +114,9 @@ pub(crate) async fn replay(
                 CONNECT_TIMEOUT.as_secs()
             )));
         }
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            return Ok(Err(response.status().as_u16()));
-        }
-        Ok(Err(e)) => return Err(connect_err(crate::webhook::root_cause(&e))),
-        Ok(Ok((ws, _))) => ws,
+        Ok(Err(WsError::Refused(status))) => return Ok(Err(status)),
+        Ok(Err(e)) => return Err(connect_err(e.to_string())),
+        Ok(Ok((ws, _route))) => ws,
     };
     let open = Instant::now();
     let (mut sink, mut source) = ws.split();

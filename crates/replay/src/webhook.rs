@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dialtone_net::{Net, Request, Tunnels};
 use dialtone_protocol::signing;
 use dialtone_twiml::{ConnectTarget, StartTarget, Verb};
 
@@ -24,7 +25,7 @@ pub(crate) struct Answer {
     pub(crate) body: String,
 }
 
-/// Checks that `url` is an `http://` URL this build can reach.
+/// Checks that `url` is an `http://` or `https://` URL.
 pub(crate) fn check_http_url(url: &str) -> Result<url::Url, ReplayError> {
     let bad = |why: &str| ReplayError::BadUrl {
         url: url.to_string(),
@@ -32,28 +33,21 @@ pub(crate) fn check_http_url(url: &str) -> Result<url::Url, ReplayError> {
     };
     let parsed = url::Url::parse(url).map_err(|e| bad(&format!("invalid URL: {e}")))?;
     match parsed.scheme() {
-        "http" => Ok(parsed),
-        "https" => Err(bad(
-            "https:// needs TLS, which this dialtone build does not include; reach local apps \
-             over http://",
-        )),
+        "http" | "https" => Ok(parsed),
         other => Err(bad(&format!(
-            "unsupported URL scheme {other:?} (use http://)"
+            "unsupported URL scheme {other:?} (use http:// or https://)"
         ))),
     }
 }
 
-/// Sends the captured request to `webhook`, signed with `auth_token`.
+/// Sends the captured request to `webhook` through `tunnels`, signed with `auth_token`.
 pub(crate) async fn send(
+    net: &Net,
+    tunnels: &Tunnels,
     webhook: &url::Url,
     req: &CapturedRequest,
     auth_token: &str,
 ) -> Result<Answer, ReplayError> {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .build()
-        .expect("static HTTP client configuration");
     let get = req.method.eq_ignore_ascii_case("GET");
     let base = webhook.to_string();
     // The captured parameters, byte for byte: the POST body as it was, or for GET the
@@ -78,32 +72,31 @@ pub(crate) async fn send(
         let sig = signing::signature(auth_token, &signing::url_to_sign(&base), &form);
         (base, Some(req.body.clone()), sig)
     };
-    let mut builder = if get {
-        http.get(&wire_url)
-    } else {
-        http.post(&wire_url)
-    };
-    builder = builder
-        .timeout(TIMEOUT)
-        .header(signing::HEADER, signature)
-        .header("User-Agent", "TwilioProxy/1.1")
-        .header("Accept", "*/*");
-    if let Some(body) = body {
-        builder = builder
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body);
-    }
     let unreachable = |cause: String| ReplayError::WebhookUnreachable {
         url: wire_url.clone(),
         cause,
     };
-    let mut response = builder.send().await.map_err(|e| {
-        if e.is_timeout() {
-            unreachable(format!("no answer within {} s", TIMEOUT.as_secs()))
+    let request = Request {
+        method: if get {
+            http::Method::GET
         } else {
-            unreachable(root_cause(&e))
-        }
-    })?;
+            http::Method::POST
+        },
+        url: url::Url::parse(&wire_url).map_err(|e| unreachable(e.to_string()))?,
+        headers: vec![
+            (signing::HEADER, signature),
+            ("User-Agent", "TwilioProxy/1.1".into()),
+            ("Accept", "*/*".into()),
+        ],
+        body,
+        timeout: TIMEOUT,
+    };
+    let response = net
+        .send(tunnels, request)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let route = response.route;
+    let mut response = response.inner;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -115,7 +108,7 @@ pub(crate) async fn send(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| unreachable(root_cause(&e)))?
+        .map_err(|e| unreachable(net.classify(tunnels, &route, TIMEOUT, &e).to_string()))?
     {
         if bytes.len() + chunk.len() > BODY_LIMIT {
             return Err(unreachable(format!(
@@ -159,18 +152,6 @@ pub(crate) fn stream_url(twiml: &str, webhook: &url::Url) -> Option<String> {
         "https" => s.replacen("https", "wss", 1),
         _ => s,
     })
-}
-
-/// The innermost error's words ("Connection refused (os error 111)"), which say more than
-/// the outer "error sending request".
-pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    let mut words = e.to_string();
-    while let Some(next) = cur.source() {
-        words = next.to_string();
-        cur = next;
-    }
-    words
 }
 
 /// The captured TwiML with the captured webhook's authority swapped for the new one, so an

@@ -279,9 +279,9 @@ async fn bad_input_gives_precise_errors() {
     assert!(matches!(err, ReplayError::Io { .. }), "{err:?}");
 
     let mut o = opts(&path, &app);
-    o.webhook = "https://127.0.0.1:1/voice".into();
+    o.webhook = "ftp://127.0.0.1:1/voice".into();
     let err = replay(&o).await.unwrap_err();
-    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(matches!(err, ReplayError::BadUrl { .. }), "{err:?}");
 
     // A port nothing listens on.
     let port = {
@@ -304,4 +304,46 @@ async fn bad_input_gives_precise_errors() {
     let path = write(&dir, "nostream.jsonl", &no_stream);
     let err = replay(&opts(&path, &app)).await.unwrap_err();
     assert!(matches!(err, ReplayError::NoStream { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_wss_capture_behind_a_tunnel_replays_through_the_tunnel() {
+    // Recorded as Twilio sees the deployed app: https:// webhook, wss:// stream, both on
+    // the public origin, mapped to the app's local port.
+    let public = "https://bot.example.test";
+    let recorded_against = App::start(Mode::Fixed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.jsonl");
+    let file = std::fs::File::create(&path).unwrap();
+    let capture = Arc::new(dialtone_call::capture::Capture::new(Box::new(
+        std::io::BufWriter::new(file),
+    )));
+    let mut cfg = dialtone_call::CallConfig::new(
+        format!("{public}/voice"),
+        Arc::new(dialtone_audio::FrameSet::silence(25)),
+    );
+    cfg.auth_token = TOKEN.to_string();
+    cfg.caller.tail = Duration::from_millis(300);
+    cfg.no_audio_timeout = None;
+    cfg.capture = Some(capture.clone());
+    cfg.tunnels = Arc::new(dialtone_call::Tunnels::new(vec![
+        format!("{public}={}", recorded_against.base)
+            .parse()
+            .unwrap(),
+    ]));
+    let result = dialtone_call::Engine::new().place_call(cfg, None).await;
+    assert!(result.report.is_success(), "{:#?}", result.report.failures);
+    capture.finish().unwrap();
+    let captured = std::fs::read_to_string(&path).unwrap();
+    assert!(captured.contains("wss://bot.example.test/media"));
+
+    // Replayed through a tunnel to another instance: same public URLs, another port.
+    let app = App::start(Mode::Fixed).await;
+    let mut o = ReplayOptions::new(&path, format!("{public}/voice"), TOKEN);
+    o.grace = Duration::from_millis(500);
+    o.tunnels =
+        dialtone_call::Tunnels::new(vec![format!("{public}={}", app.base).parse().unwrap()]);
+    let report = replay(&o).await.unwrap();
+    assert!(report.reproduced, "{}", report.to_text());
+    assert_eq!(app.streams()[0], ws_outs(&captured));
 }

@@ -178,36 +178,19 @@ async fn send_all(
 
 async fn send(shared: &Shared, job: &Job) -> Result<u16, String> {
     let token = signing_token(shared, &job.params);
-    let req = match job.method {
-        HttpMethod::Post => {
-            let signed = webhook::signed_post(&token, &job.url, &job.params);
-            shared
-                .http
-                .post(&job.url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header(dialtone_protocol::signing::HEADER, signed.signature)
-                .body(signed.body)
-        }
-        HttpMethod::Get => {
-            let (url, signature) = webhook::signed_get(&token, &job.url, &job.params);
-            shared
-                .http
-                .get(url)
-                .header(dialtone_protocol::signing::HEADER, signature)
-        }
+    let method = match job.method {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Get => reqwest::Method::GET,
     };
-    let resp = req
-        .header("User-Agent", "TwilioProxy/1.1")
-        .header("Accept", "*/*")
-        .header(
-            "I-Twilio-Idempotency-Token",
-            dialtone_protocol::sid::random("").as_str(),
-        )
-        .timeout(TIMEOUT)
-        .send()
+    let url = url::Url::parse(&job.url).map_err(|e| format!("bad URL {:?}: {e}", job.url))?;
+    let req = dialtone_call::net::Request::twilio(method, &url, &token, &job.params, TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let resp = shared
+        .net
+        .send(&shared.tunnels, req)
         .await
-        .map_err(|e| root_cause(&e))?;
-    Ok(resp.status().as_u16())
+        .map_err(|e| e.to_string())?;
+    Ok(resp.inner.status().as_u16())
 }
 
 /// Callbacks are signed with the token of the account in their `AccountSid`.
@@ -220,13 +203,4 @@ fn signing_token(shared: &Shared, params: &[(String, String)]) -> String {
             || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
             |a| a.auth_token.clone(),
         )
-}
-
-/// The innermost error's words (reqwest's outer message is generic).
-pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use dialtone_audio::{FrameSet, mulaw};
-use dialtone_call::{HttpMethod, SAY_MS_PER_WORD};
+use dialtone_call::net::Request;
+use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels};
 use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
 use dialtone_twiml::{Document, Verb};
 
@@ -31,49 +32,42 @@ pub(crate) struct CallerAudio {
 
 /// Requests the caller leg's TwiML as Twilio requests an answered outbound-api call's `Url`.
 pub(crate) async fn fetch_twiml(
-    http: &reqwest::Client,
+    net: &Net,
+    tunnels: &Tunnels,
     token: &str,
     url: &str,
     method: HttpMethod,
     info: &CallInfo,
 ) -> Result<Document, String> {
     let params = webhook::voice_params(info, CallStatus::InProgress);
-    let req = match method {
-        HttpMethod::Post => {
-            let signed = webhook::signed_post(token, url, &params);
-            http.post(url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header(dialtone_protocol::signing::HEADER, signed.signature)
-                .body(signed.body)
-        }
-        HttpMethod::Get => {
-            let (full, signature) = webhook::signed_get(token, url, &params);
-            http.get(full)
-                .header(dialtone_protocol::signing::HEADER, signature)
-        }
+    let method = match method {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Get => reqwest::Method::GET,
     };
-    let resp = req
-        .header("User-Agent", "TwilioProxy/1.1")
-        .header("Accept", "*/*")
-        .timeout(Duration::from_secs(15))
-        .send()
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let req = Request::twilio(method, &parsed, token, &params, Duration::from_secs(15))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let resp = net
+        .send(tunnels, req)
         .await
-        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
-    let status = resp.status();
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.inner.status();
     if !status.is_success() {
         return Err(format!("{url} answered HTTP {}", status.as_u16()));
     }
     let body = resp
+        .inner
         .text()
         .await
-        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
+        .map_err(|e| format!("{url}: {}", dialtone_call::net::root_cause(&e)))?;
     dialtone_twiml::parse(&body).map_err(|e| format!("{url}: {e}"))
 }
 
 /// Renders the caller leg's TwiML into audio, at most `limit` long. `base` resolves
 /// relative `<Play>` URLs.
 pub(crate) async fn render(
-    http: &reqwest::Client,
+    net: &Net,
+    tunnels: &Tunnels,
     doc: &Document,
     base: &str,
     limit: Duration,
@@ -97,7 +91,7 @@ pub(crate) async fn render(
             v => vec![v],
         };
         for verb in children {
-            if !r.verb(http, verb, base, node.line).await || r.full() {
+            if !r.verb(net, tunnels, verb, base, node.line).await || r.full() {
                 break 'verbs;
             }
         }
@@ -136,7 +130,14 @@ impl Renderer {
     }
 
     /// Renders one verb; false when the leg hangs up here.
-    async fn verb(&mut self, http: &reqwest::Client, verb: &Verb, base: &str, line: u32) -> bool {
+    async fn verb(
+        &mut self,
+        net: &Net,
+        tunnels: &Tunnels,
+        verb: &Verb,
+        base: &str,
+        line: u32,
+    ) -> bool {
         match verb {
             Verb::Say(s) => {
                 let words = s.text.split_whitespace().count().max(1) as u64;
@@ -155,7 +156,7 @@ impl Renderer {
             }
             Verb::Pause(p) => self.silence(u64::from(p.length_secs) * 1000),
             Verb::Play(p) => match (&p.url, &p.digits) {
-                (Some(src), _) => match fetch_wav(http, base, src).await {
+                (Some(src), _) => match fetch_wav(net, tunnels, base, src).await {
                     Ok(pcm) => {
                         for _ in 0..loops(p.loop_count) {
                             self.pcm(&pcm);
@@ -216,25 +217,35 @@ fn speech_tone(ms: u64) -> Vec<i16> {
         .collect()
 }
 
-async fn fetch_wav(http: &reqwest::Client, base: &str, src: &str) -> Result<Vec<i16>, String> {
+async fn fetch_wav(
+    net: &Net,
+    tunnels: &Tunnels,
+    base: &str,
+    src: &str,
+) -> Result<Vec<i16>, String> {
     let url = url::Url::parse(base)
         .and_then(|b| b.join(src.trim()))
-        .map_err(|e| format!("bad URL {src:?}: {e}"))?
-        .to_string();
-    let resp = http
-        .get(&url)
-        .timeout(Duration::from_secs(15))
-        .send()
+        .map_err(|e| format!("bad URL {src:?}: {e}"))?;
+    let req = Request {
+        method: reqwest::Method::GET,
+        url: url.clone(),
+        headers: vec![("User-Agent", "TwilioProxy/1.1".into())],
+        body: None,
+        timeout: Duration::from_secs(15),
+    };
+    let resp = net
+        .send(tunnels, req)
         .await
-        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
-    if !resp.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.status().as_u16()));
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.inner.status().is_success() {
+        return Err(format!("{url}: HTTP {}", resp.inner.status().as_u16()));
     }
     let bytes = resp
+        .inner
         .bytes()
         .await
-        .map_err(|e| format!("{url}: {}", crate::callbacks::root_cause(&e)))?;
-    dialtone_audio::wav::load_8k_from_bytes(&bytes, &url).map_err(|e| e.to_string())
+        .map_err(|e| format!("{url}: {}", dialtone_call::net::root_cause(&e)))?;
+    dialtone_audio::wav::load_8k_from_bytes(&bytes, url.as_str()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -248,8 +259,15 @@ mod tests {
                <Hangup/><Pause length="30"/></Response>"#,
         )
         .unwrap();
-        let http = dialtone_call::http_client();
-        let a = render(&http, &doc, "http://127.0.0.1:9/", Duration::from_secs(60)).await;
+        let net = Net::system();
+        let a = render(
+            &net,
+            &Tunnels::default(),
+            &doc,
+            "http://127.0.0.1:9/",
+            Duration::from_secs(60),
+        )
+        .await;
         // 1.2 s of Say, 1 s pause, 100 + 500 + 100 ms of digits; the Pause after Hangup never runs.
         assert_eq!(a.frames.duration(), Duration::from_millis(2900));
         assert_eq!(
@@ -267,8 +285,15 @@ mod tests {
             r#"<Response><Play>http://127.0.0.1:9/x.wav</Play><Pause length="100"/><Dial>+1</Dial></Response>"#,
         )
         .unwrap();
-        let http = dialtone_call::http_client();
-        let a = render(&http, &doc, "http://127.0.0.1:9/", Duration::from_secs(3)).await;
+        let net = Net::system();
+        let a = render(
+            &net,
+            &Tunnels::default(),
+            &doc,
+            "http://127.0.0.1:9/",
+            Duration::from_secs(3),
+        )
+        .await;
         assert_eq!(a.frames.duration(), Duration::from_secs(3));
         assert!(a.notes[0].contains("<Play> skipped"), "{:?}", a.notes);
     }

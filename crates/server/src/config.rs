@@ -77,6 +77,15 @@ pub struct FileConfig {
     /// Refuse a `From` that is not one of the account's numbers or verified caller IDs
     /// (21210), as Twilio does. Off by default so existing scripts run unchanged.
     pub require_known_from: Option<bool>,
+    /// Public origins mapped to local ones, `"https://bot.example.ts.net=http://127.0.0.1:8765"`,
+    /// for every number (each number's own `tunnels` come first).
+    #[serde(default)]
+    pub tunnels: Vec<String>,
+    /// PEM files of CAs trusted besides the system roots for `https://`/`wss://` apps.
+    #[serde(default)]
+    pub cacert: Vec<PathBuf>,
+    /// Accept any TLS certificate from apps.
+    pub insecure: Option<bool>,
     /// Accounts and their credentials.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
@@ -141,6 +150,9 @@ pub struct NumberConfig {
     /// `POST` (default) or `GET`.
     #[serde(default)]
     pub status_callback_method: Option<String>,
+    /// This number's tunnel mappings (`PUBLIC=LOCAL`), before the global ones.
+    #[serde(default)]
+    pub tunnels: Vec<String>,
 }
 
 /// A validated account.
@@ -197,6 +209,12 @@ pub struct ServerConfig {
     pub max_call: Duration,
     /// Enforce 21210 on unknown `From`.
     pub require_known_from: bool,
+    /// Global tunnel table (`--tunnel`, `tunnels = [...]`).
+    pub tunnels: dialtone_call::Tunnels,
+    /// TLS trust for `https://`/`wss://` apps (`cacert`, `insecure`).
+    pub tls: dialtone_call::TlsOptions,
+    /// The transport built from `tls`; rebuild it with [`ServerConfig::set_tls`].
+    pub net: dialtone_call::Net,
 }
 
 impl Default for ServerConfig {
@@ -259,6 +277,12 @@ impl ServerConfig {
             validate_number(n, &accounts)?;
         }
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+        let tunnels = parse_tunnels(&file.tunnels, "tunnels")?;
+        let tls = dialtone_call::TlsOptions {
+            cacerts: file.cacert.into_iter().map(resolve).collect(),
+            insecure: file.insecure.unwrap_or(false),
+        };
+        let net = dialtone_call::Net::new(&tls).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let far_end_audio = match file.far_end_audio {
             Some(p) => dialtone_audio::load_frames(&resolve(p))?,
             None => FrameSet::from_pcm(&dialtone_audio::wav::load_8k_from_bytes(
@@ -285,7 +309,18 @@ impl ServerConfig {
             history: positive(file.history, 500, "history")?,
             max_call: Duration::from_secs(file.max_call_secs.unwrap_or(4 * 3600).max(1)),
             require_known_from: file.require_known_from.unwrap_or(false),
+            tunnels,
+            tls,
+            net,
         })
+    }
+
+    /// Replaces the TLS trust (and the transport built from it).
+    pub fn set_tls(&mut self, tls: dialtone_call::TlsOptions) -> Result<(), ConfigError> {
+        self.net =
+            dialtone_call::Net::new(&tls).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.tls = tls;
+        Ok(())
     }
 
     /// Adds (or replaces) a hosted number routed to `voice_url`, owned by the first
@@ -301,8 +336,24 @@ impl ServerConfig {
             voice_fallback_url: None,
             status_callback: None,
             status_callback_method: None,
+            tunnels: Vec::new(),
         });
     }
+}
+
+/// Parses `PUBLIC=LOCAL` mappings; `what` names the key in errors.
+pub(crate) fn parse_tunnels(
+    specs: &[String],
+    what: &str,
+) -> Result<dialtone_call::Tunnels, ConfigError> {
+    specs
+        .iter()
+        .map(|s| {
+            s.parse::<dialtone_call::Tunnel>()
+                .map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(dialtone_call::Tunnels::new)
 }
 
 fn validate_number(n: &NumberConfig, accounts: &[Account]) -> Result<(), ConfigError> {
@@ -331,6 +382,7 @@ fn validate_number(n: &NumberConfig, accounts: &[Account]) -> Result<(), ConfigE
             ))
         })?;
     }
+    parse_tunnels(&n.tunnels, &format!("number {} tunnels", n.phone_number))?;
     for u in [&n.voice_url, &n.voice_fallback_url, &n.status_callback]
         .into_iter()
         .flatten()

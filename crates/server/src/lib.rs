@@ -64,7 +64,11 @@ pub(crate) struct Shared {
     pub(crate) public_url: String,
     pub(crate) store: Store,
     pub(crate) engine: Arc<Engine>,
-    pub(crate) http: reqwest::Client,
+    /// Transport for status callbacks and the caller leg's requests.
+    pub(crate) net: dialtone_call::Net,
+    /// Every mapping: the global table, then each configured number's (status callbacks
+    /// and the caller leg are routed through it).
+    pub(crate) tunnels: Arc<dialtone_call::Tunnels>,
     /// One permit per running call.
     pub(crate) permits: Arc<Semaphore>,
     /// Calls waiting for a permit.
@@ -121,11 +125,18 @@ impl Simulator {
                 voice_fallback_method: dialtone_call::HttpMethod::Post,
                 status_callback: n.status_callback.clone(),
                 status_callback_method: method(&n.status_callback_method),
+                // Validated by the config; a number's own mappings come first.
+                tunnels: Arc::new(
+                    config::parse_tunnels(&n.tunnels, "tunnels")
+                        .unwrap_or_default()
+                        .then(&config.tunnels),
+                ),
                 created: now,
                 updated: now,
             });
         }
         let (tx, rx) = mpsc::channel(1);
+        let tunnels = Arc::new(all_tunnels(&config));
         let public_url = config
             .public_url
             .clone()
@@ -133,11 +144,12 @@ impl Simulator {
         Self {
             shared: Arc::new(Shared {
                 permits: Arc::new(Semaphore::new(config.max_concurrent_calls)),
+                engine: Arc::new(Engine::with_net(config.net.clone())),
+                net: config.net.clone(),
                 config,
                 public_url,
                 store,
-                engine: Arc::new(Engine::new()),
-                http: dialtone_call::http_client(),
+                tunnels,
                 queued: AtomicUsize::new(0),
                 guard: Mutex::new(Some(tx)),
                 drained: tokio::sync::Mutex::new(rx),
@@ -215,6 +227,16 @@ impl Simulator {
         let mut rx = self.shared.drained.lock().await;
         tokio::time::timeout(grace, rx.recv()).await.is_ok()
     }
+}
+
+/// The global table, then every configured number's mappings.
+fn all_tunnels(config: &ServerConfig) -> dialtone_call::Tunnels {
+    config
+        .numbers
+        .iter()
+        .fold(config.tunnels.clone(), |acc, n| {
+            acc.then(&config::parse_tunnels(&n.tunnels, "tunnels").unwrap_or_default())
+        })
 }
 
 /// Serves the simulator on `listener` until `shutdown` resolves, then hangs up live calls

@@ -107,6 +107,7 @@ pub(crate) async fn create(
         voice_fallback_method: Default::default(),
         status_callback: None,
         status_callback_method: Default::default(),
+        tunnels: Default::default(),
         created: now,
         updated: now,
     };

@@ -198,7 +198,14 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
             purpose,
             url,
             method,
-        } => ("info", format!("{purpose} request {method} {url}")),
+            via,
+        } => (
+            "info",
+            format!(
+                "{purpose} request {method} {}",
+                dialtone_call::url_via(url, via.as_deref())
+            ),
+        ),
         EventKind::WebhookAnswered {
             status,
             elapsed,
@@ -223,11 +230,15 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
                 .to_string(),
         ),
         EventKind::StreamConnecting {
-            url, bidirectional, ..
+            url,
+            via,
+            bidirectional,
+            ..
         } => (
             "info",
             format!(
-                "stream connecting to {url} ({})",
+                "stream connecting to {} ({})",
+                dialtone_call::url_via(url, via.as_deref()),
                 if *bidirectional {
                     "<Connect>"
                 } else {

@@ -241,6 +241,7 @@ fn engine_config(
     // Twilio never fails a call because an app is quiet.
     cfg.no_audio_timeout = None;
     cfg.record = true;
+    cfg.tunnels = shared.tunnels.clone();
     cfg
 }
 
@@ -371,7 +372,15 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
                     plan.method.as_str()
                 ),
             );
-            caller_leg::fetch_twiml(&shared.http, &token, u, plan.method, &caller_info).await
+            caller_leg::fetch_twiml(
+                &shared.net,
+                &shared.tunnels,
+                &token,
+                u,
+                plan.method,
+                &caller_info,
+            )
+            .await
         }
         (None, None) => Err("no Url or Twiml".to_string()),
     };
@@ -385,7 +394,8 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     };
     let names: Vec<&str> = doc.verbs.iter().map(|n| n.verb.name()).collect();
     leg.log("info", format!("caller leg TwiML: {}", names.join(", ")));
-    let audio = caller_leg::render(&shared.http, &doc, &base, plan.time_limit).await;
+    let audio =
+        caller_leg::render(&shared.net, &shared.tunnels, &doc, &base, plan.time_limit).await;
     for note in &audio.notes {
         leg.log("warn", note.clone());
     }
@@ -458,6 +468,7 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     );
     cfg.method = number.voice_method;
     cfg.fallback_url = number.voice_fallback_url.clone();
+    cfg.tunnels = number.tunnels.clone();
     cfg.from = plan.from.clone();
     cfg.to = plan.to.clone();
     cfg.direction = Direction::Inbound;

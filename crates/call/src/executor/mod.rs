@@ -25,7 +25,8 @@ pub const SAY_MS_PER_WORD: u64 = 400;
 
 /// Places calls; holds what calls share (HTTP connection pool, fetched `<Play>` audio).
 pub struct Engine {
-    http: reqwest::Client,
+    /// Connection pool and TLS; each call routes through its own tunnel table.
+    net: dialtone_net::Net,
     play_cache: Mutex<HashMap<String, Arc<FrameSet>>>,
     /// One second of `<Say>` tone, looped by forks that carry the outbound track.
     say_tone: Arc<FrameSet>,
@@ -109,10 +110,15 @@ struct Call<'e> {
 const FAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_millis(1);
 
 impl Engine {
-    /// An engine with a fresh connection pool.
+    /// An engine with a fresh connection pool, trusting the system's roots.
     pub fn new() -> Self {
+        Self::with_net(dialtone_net::Net::system())
+    }
+
+    /// An engine on this transport (`--cacert`, `--insecure`).
+    pub fn with_net(net: dialtone_net::Net) -> Self {
         Self {
-            http: webhook::http_client(),
+            net,
             play_cache: Mutex::new(HashMap::new()),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
         }
@@ -493,7 +499,8 @@ impl Call<'_> {
             self.cfg.webhook_timeout
         };
         let mut r = webhook::fetch_twiml(
-            &self.engine.http,
+            &self.engine.net,
+            &self.cfg.tunnels,
             &self.cfg.auth_token,
             req,
             timeout,

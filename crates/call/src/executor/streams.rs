@@ -26,22 +26,6 @@ impl Call<'_> {
                 url: s.url.clone(),
                 cause,
             })?;
-        // The app validates the upgrade's signature over the URL as written in its TwiML, so
-        // that is what is signed; a wss:// URL is dialled as plain ws:// because local apps
-        // serve plain WebSocket and this build carries no TLS.
-        let sign_url = url.clone();
-        let url = match url.strip_prefix("wss://") {
-            Some(rest) => {
-                self.warn(
-                    0,
-                    format!(
-                        "{url}: connecting without TLS (ws://{rest}); the signature covers the wss:// URL"
-                    ),
-                );
-                format!("ws://{rest}")
-            }
-            None => url,
-        };
         let tracks = if bidirectional {
             Tracks::Inbound
         } else {
@@ -57,7 +41,6 @@ impl Call<'_> {
         self.streams_opened += 1;
         let spec = StreamSpec {
             url,
-            sign_url,
             name: s.name.clone(),
             status_callback: s
                 .status_callback
@@ -110,6 +93,8 @@ impl Call<'_> {
             hangup: Some(hangup.clone()),
             faults: self.faults.as_ref().map(|f| f.for_stream(self.seed, index)),
             fast: self.cfg.fast,
+            net: self.engine.net.clone(),
+            tunnels: self.cfg.tunnels.clone(),
         };
         if !self.cfg.fast {
             // The caller talks from the first stream's start and hangs up once its audio

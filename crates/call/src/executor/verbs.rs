@@ -11,6 +11,10 @@ use super::{Call, Fork, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
 use crate::report::{EventKind, Failure};
 use crate::webhook;
 
+/// `<Play>` audio larger than this is refused rather than held in memory (a 5-minute 44.1 kHz
+/// stereo WAV is 53 MB).
+const PLAY_MAX_BYTES: usize = 64 * 1024 * 1024;
+
 impl Call<'_> {
     pub(super) fn verb_event(&self, node: &Node, detail: String) {
         self.timeline.emit(EventKind::Verb {
@@ -272,21 +276,39 @@ impl Call<'_> {
             url: url.clone(),
             cause,
         };
+        let parsed = url::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
+        let request = dialtone_net::Request {
+            method: http::Method::GET,
+            url: parsed,
+            headers: vec![("User-Agent", "TwilioProxy/1.1".into())],
+            body: None,
+            timeout: self.cfg.webhook_timeout,
+        };
+        let tunnels = &self.cfg.tunnels;
         let resp = self
             .engine
-            .http
-            .get(&url)
-            .timeout(self.cfg.webhook_timeout)
-            .send()
+            .net
+            .send(tunnels, request)
             .await
-            .map_err(|e| fail(webhook::root_cause(&e)))?;
+            .map_err(|e| fail(e.to_string()))?;
+        let route = resp.route;
+        let resp = resp.inner;
         if !resp.status().is_success() {
             return Err(fail(format!("HTTP {}", resp.status().as_u16())));
         }
-        let bytes = resp
-            .bytes()
+        let bytes = webhook::read_limited(resp, PLAY_MAX_BYTES)
             .await
-            .map_err(|e| fail(webhook::root_cause(&e)))?;
+            .map_err(|e| match e {
+                webhook::Limited::TooLarge => fail(format!(
+                    "over the {PLAY_MAX_BYTES}-byte limit for <Play> audio"
+                )),
+                webhook::Limited::Http(e) => fail(
+                    self.engine
+                        .net
+                        .classify(tunnels, &route, self.cfg.webhook_timeout, &e)
+                        .to_string(),
+                ),
+            })?;
         let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, &url)
             .map_err(|e| fail(e.to_string()))?;
         let frames = Arc::new(FrameSet::from_pcm(&pcm));

@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dialtone_audio::FrameSet;
+use dialtone_net::{SocketOptions, WsError};
 use dialtone_protocol::media::StreamIds;
 use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::{
-    self, Message, client::IntoClientRequest, protocol::CloseFrame,
-    protocol::frame::coding::CloseCode,
+    Message, protocol::CloseFrame, protocol::frame::coding::CloseCode,
 };
 
 use crate::capture::Captured;
@@ -76,10 +76,9 @@ impl OutboundAudio {
 
 /// One `<Stream>` to run.
 pub(crate) struct StreamSpec {
-    /// Where to connect.
+    /// The stream URL as the TwiML wrote it (resolved): signed over, and connected to
+    /// through the call's tunnel table.
     pub(crate) url: String,
-    /// The URL the upgrade's signature covers (as written in the TwiML).
-    pub(crate) sign_url: String,
     pub(crate) name: Option<String>,
     /// `<Stream statusCallback>`, resolved; reported in the timeline for whoever sends
     /// stream status callbacks (the REST server).
@@ -111,6 +110,9 @@ pub(crate) struct StreamCtx {
     pub(crate) faults: Option<StreamFaults>,
     /// Virtual time (`--fast`).
     pub(crate) fast: bool,
+    /// Transport (TLS) and the call's tunnel table.
+    pub(crate) net: dialtone_net::Net,
+    pub(crate) tunnels: Arc<dialtone_net::Tunnels>,
 }
 
 /// How a stream went.
@@ -166,20 +168,14 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         sent: None,
     };
 
-    let mut request = match spec.url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => {
-            let cause = crate::webhook::root_cause(&e);
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-    };
-    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.sign_url), &[]);
-    request.headers_mut().insert(
-        "X-Twilio-Signature",
-        signature.parse().expect("base64 is a valid header value"),
-    );
+    // The app validates the upgrade's signature over the URL as written in its TwiML.
+    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.url), &[]);
+    let via = url::Url::parse(&spec.url)
+        .ok()
+        .and_then(|u| ctx.tunnels.route(&u).via());
     ctx.timeline.emit(EventKind::StreamConnecting {
         url: spec.url.clone(),
+        via,
         bidirectional: spec.bidirectional,
         stream_sid: stream_sid.clone(),
         name: spec.name.clone(),
@@ -187,12 +183,15 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         status_callback_method: spec.status_callback_method.as_str(),
     });
     let connect_started = Instant::now();
-    let handshake = async {
-        let tcp = open_socket(&spec.url).await?;
-        tokio_tungstenite::client_async(request, tcp)
-            .await
-            .map_err(ConnectError::Ws)
-    };
+    let headers = [(signing::HEADER, signature)];
+    let handshake = ctx.net.connect_ws(
+        &ctx.tunnels,
+        &spec.url,
+        &headers,
+        SocketOptions {
+            send_buffer: Some(STREAM_SNDBUF),
+        },
+    );
     let ws = match timeout(CONNECT_TIMEOUT, handshake).await {
         Err(_) => {
             return fail(
@@ -206,23 +205,17 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
                 ),
             );
         }
-        Ok(Err(ConnectError::Tcp(cause))) => {
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-        Ok(Err(ConnectError::Ws(tungstenite::Error::Http(response)))) => {
+        Ok(Err(WsError::Refused(status))) => {
             return fail(
                 report,
                 Failure::StreamUpgradeRefused {
                     url: spec.url.clone(),
-                    status: response.status().as_u16(),
+                    status,
                 },
             );
         }
-        Ok(Err(ConnectError::Ws(e))) => {
-            let cause = crate::webhook::root_cause(&e);
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-        Ok(Ok((ws, _response))) => ws,
+        Ok(Err(e)) => return fail(report, stream_connect_failure(&spec.url, e.to_string())),
+        Ok(Ok((ws, _route))) => ws,
     };
     let connect_elapsed = connect_started.elapsed();
     report.connect_ms = Some(connect_elapsed.as_secs_f64() * 1e3);
@@ -283,45 +276,6 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
 /// small. (The kernel doubles the value.)
 const STREAM_SNDBUF: u32 = 16 * 1024;
 
-enum ConnectError {
-    /// DNS or TCP connect failed (the cause in words).
-    Tcp(String),
-    /// The WebSocket handshake failed.
-    Ws(tungstenite::Error),
-}
-
-/// Connects the stream's TCP socket: small send buffer, no Nagle (each frame is due now).
-async fn open_socket(url: &str) -> Result<tokio::net::TcpStream, ConnectError> {
-    let u = url::Url::parse(url).map_err(|e| ConnectError::Tcp(format!("invalid URL ({e})")))?;
-    let host = match u.host() {
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        Some(h) => h.to_string(),
-        None => return Err(ConnectError::Tcp("the URL has no host".into())),
-    };
-    let port = u.port_or_known_default().unwrap_or(80);
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| ConnectError::Tcp(format!("cannot resolve {host}: {e}")))?;
-    let mut last = format!("{host} resolved to no address");
-    for addr in addrs {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-        .map_err(|e| ConnectError::Tcp(e.to_string()))?;
-        let _ = socket.set_send_buffer_size(STREAM_SNDBUF);
-        match socket.connect(addr).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(ConnectError::Tcp(last))
-}
-
 fn stream_connect_failure(url: &str, cause: String) -> Failure {
     Failure::StreamConnect {
         url: url.to_string(),
@@ -343,10 +297,7 @@ enum End {
     Injected(Option<u16>),
 }
 
-type WsSink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    Message,
->;
+type WsSink = futures_util::stream::SplitSink<dialtone_net::Ws, Message>;
 
 /// Sends a close frame and gives the app a moment to answer it, so the handshake completes
 /// cleanly.

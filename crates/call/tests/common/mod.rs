@@ -110,6 +110,43 @@ impl TestApp {
         }
     }
 
+    /// The same app serving TLS on loopback with `config` (a certificate the test's CA
+    /// issued); `base` is `https://localhost:PORT`.
+    pub async fn start_tls(
+        routes: Vec<(&str, Reply)>,
+        ws_script: WsScript,
+        config: Arc<rustls::ServerConfig>,
+    ) -> TestApp {
+        let listener = dialtone_net::testing::TlsListener::bind(config).await;
+        let port = listener.addr().port();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let state = AppState {
+            routes: Arc::new(
+                routes
+                    .into_iter()
+                    .map(|(p, r)| (p.to_string(), r))
+                    .collect(),
+            ),
+            ws_script,
+            log: log.clone(),
+            base_ws: Arc::new(Mutex::new(format!("wss://localhost:{port}"))),
+        };
+        let app = Router::new().fallback(handle).with_state(state);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestApp {
+            base: format!("https://localhost:{port}"),
+            base_ws: format!("wss://localhost:{port}"),
+            log,
+        }
+    }
+
+    /// `host:port` the app listens on.
+    pub fn authority(&self) -> String {
+        self.base.split("://").nth(1).unwrap().to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -51,6 +51,8 @@ pub struct StreamRun {
     pub seed: u64,
     /// This process's slice.
     pub shard: Shard,
+    /// Public origins mapped to local ones: `url` may name the app's public `wss://` origin.
+    pub tunnels: dialtone_call::Tunnels,
     /// Own lateness above this means dialtone was late.
     pub lateness_bound: Duration,
     /// After a stop (Ctrl-C), streams in progress may run this much longer before they are
@@ -61,7 +63,8 @@ pub struct StreamRun {
 /// What every worker reads.
 pub(crate) struct Shared {
     addr: SocketAddr,
-    host: String,
+    /// `Host` and forwarding header lines of the upgrade.
+    head: String,
     path: String,
     signature: String,
     account_sid: String,
@@ -81,34 +84,61 @@ impl Shared {
     }
 }
 
-/// Splits `ws://host:port/path?query` into (host:port, path) and resolves it.
-fn target(url: &str) -> Result<(SocketAddr, String, String), LoadError> {
-    if url.starts_with("wss://") {
-        return Err(LoadError::Target(format!(
-            "{url}: wss:// needs TLS, which this build does not include; use the app's local ws:// address"
-        )));
+/// Where the streams connect and what the upgrade says.
+struct Target {
+    addr: SocketAddr,
+    /// Header lines after the request line: `Host` (the public authority) and, when
+    /// tunnelled, the forwarding headers, each ending in CRLF.
+    head: String,
+    /// Path and query.
+    path: String,
+}
+
+/// Resolves `url` (as the app's TwiML would write it) through `tunnels` to a plain-TCP
+/// address. The lean path speaks plain WebSocket only: a TLS target is refused.
+fn target(url: &str, tunnels: &dialtone_call::Tunnels) -> Result<Target, LoadError> {
+    let bad = |why: String| LoadError::Target(format!("{url}: {why}"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(bad("expected a ws:// or wss:// URL".into()));
     }
-    let Some(rest) = url.strip_prefix("ws://") else {
-        return Err(LoadError::Target(format!("{url}: expected a ws:// URL")));
-    };
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let with_port = if host
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        host.to_string()
-    } else {
-        format!("{host}:80")
-    };
-    let addr = with_port
+    let route = tunnels.route(&parsed);
+    if route.connect.scheme() == "wss" {
+        return Err(bad(
+            "--stream speaks plain WebSocket only (its framing is hand-rolled for speed); map              the wss:// origin to the app's local ws:// address with --tunnel              PUBLIC=http://127.0.0.1:PORT, or load full calls with --webhook, which do TLS"
+                .into(),
+        ));
+    }
+    let host = route
+        .connect
+        .host_str()
+        .ok_or_else(|| bad("no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = route.connect.port_or_known_default().unwrap_or(80);
+    let addr = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| LoadError::Target(format!("{url}: cannot resolve {host}: {e}")))?
+        .map_err(|e| {
+            let hint = tunnels
+                .unmapped_hint(&parsed)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            bad(format!("cannot resolve {host}: {e}{hint}"))
+        })?
         .next()
-        .ok_or_else(|| LoadError::Target(format!("{url}: {host} has no address")))?;
-    Ok((addr, host.to_string(), path.to_string()))
+        .ok_or_else(|| bad(format!("{host} has no address")))?;
+    let mut head = String::new();
+    let forwarding = route.forwarding_headers();
+    if forwarding.is_empty() {
+        let authority = &parsed[url::Position::BeforeHost..url::Position::AfterPort];
+        head.push_str(&format!("Host: {authority}\r\n"));
+    }
+    for (name, value) in forwarding {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let path = parsed[url::Position::BeforePath..url::Position::AfterQuery].to_string();
+    Ok(Target { addr, head, path })
 }
 
 /// Runs the streams until they are done or `stop` is set, calling `on_second` with the live
@@ -118,7 +148,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut on_second: impl FnMut(&Progress),
 ) -> Result<Finished, LoadError> {
-    let (addr, host, path) = target(&run.url)?;
+    let Target { addr, head, path } = target(&run.url, &run.tunnels)?;
     if run.streams == 0 {
         return Err(LoadError::Invalid("--streams must be at least 1".into()));
     }
@@ -131,9 +161,13 @@ pub fn run(
     let epoch = Instant::now();
     let shared = Arc::new(Shared {
         addr,
-        host,
+        head,
         path,
-        signature: dialtone_protocol::signing::signature(&run.auth_token, &run.url, &[]),
+        signature: dialtone_protocol::signing::signature(
+            &run.auth_token,
+            &dialtone_protocol::signing::url_to_sign(&run.url),
+            &[],
+        ),
         account_sid: run.account_sid.clone(),
         frames,
         audio: run.audio.clone(),

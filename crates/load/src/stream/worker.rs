@@ -272,7 +272,7 @@ fn on_writable(c: &mut Conn, out: &mut Out, shared: &Shared) {
                 return fail(c, out, shared, "stream_connect 31920");
             }
             let key = ws::key(nonce(shared, c.index));
-            let req = ws::upgrade_request(&shared.path, &shared.host, &key, &shared.signature);
+            let req = ws::upgrade_request(&shared.path, &shared.head, &key, &shared.signature);
             c.state = State::Upgrading;
             write_bytes(c, out, shared, &req, false);
         }

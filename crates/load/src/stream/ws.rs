@@ -32,10 +32,11 @@ pub(crate) fn accept_for(key: &str) -> String {
     STANDARD.encode(h.finalize())
 }
 
-/// The upgrade request, signed as Twilio signs stream upgrades.
-pub(crate) fn upgrade_request(path: &str, host: &str, key: &str, signature: &str) -> Vec<u8> {
+/// The upgrade request, signed as Twilio signs stream upgrades. `head` holds the `Host`
+/// line (and a tunnel's forwarding headers), each ending in CRLF.
+pub(crate) fn upgrade_request(path: &str, head: &str, key: &str, signature: &str) -> Vec<u8> {
     format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\n{head}Upgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
          X-Twilio-Signature: {signature}\r\nUser-Agent: Twilio.TmeWs/1.0\r\n\r\n"
     )

@@ -89,9 +89,18 @@ async fn handle(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // Behind a tunnel, as production apps do: the public scheme from X-Forwarded-Proto.
+    let tls = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|p| p.as_bytes() == b"https");
+    let (http_scheme, ws_scheme) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     if let Ok(ws) = ws {
         // The upgrade is signed over the stream URL with no parameters.
-        if !signing::validate(TOKEN, &format!("ws://{host}{uri}"), &[], &sig) {
+        if !signing::validate(TOKEN, &format!("{ws_scheme}://{host}{uri}"), &[], &sig) {
             return StatusCode::FORBIDDEN.into_response();
         }
         let index = {
@@ -102,12 +111,17 @@ async fn handle(
         return ws.on_upgrade(move |socket| run_ws(socket, st, index));
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    if !signing::validate(TOKEN, &format!("http://{host}{uri}"), &params, &sig) {
+    if !signing::validate(
+        TOKEN,
+        &format!("{http_scheme}://{host}{uri}"),
+        &params,
+        &sig,
+    ) {
         return StatusCode::FORBIDDEN.into_response();
     }
     (
         [("content-type", "text/xml")],
-        twiml(&format!("ws://{host}/media")),
+        twiml(&format!("{ws_scheme}://{host}/media")),
     )
         .into_response()
 }
