@@ -406,6 +406,16 @@ fn format_event(e: &CallEvent) -> String {
             ),
         ),
         EventKind::Fault { what } => ("fault", what.clone()),
+        EventKind::Redirected { url, twiml } => (
+            "update",
+            match (url, twiml) {
+                (Some(u), _) => format!("redirected through the REST API: new TwiML from {u}"),
+                (None, t) => format!(
+                    "redirected through the REST API: new TwiML {}",
+                    t.as_deref().unwrap_or_default()
+                ),
+            },
+        ),
         EventKind::Warning { code, message } => ("warning", format!("{code} {message}")),
         EventKind::Ended { status, reason } => ("call", format!("{status}: {reason}")),
     };
