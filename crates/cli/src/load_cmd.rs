@@ -453,6 +453,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,
         milestones: None,
+        registry: None,
     })
 }
 
