@@ -158,6 +158,16 @@ pub(crate) struct LoadOpts {
     /// How long to wait after each call for its late milestone records.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     milestone_grace: Duration,
+    /// Where dialtone serves Twilio's REST API for the run's calls (list, fetch, hang up with
+    /// Status=completed, redirect with Url/Twiml), printed at start; point the app's Twilio
+    /// client here. Loopback by default; port 0 picks a free one. Not with --stream.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        conflicts_with = "stream"
+    )]
+    rest_listen: std::net::SocketAddr,
 }
 
 impl LoadOpts {
@@ -203,6 +213,7 @@ impl LoadOpts {
             drain: Duration::from_secs(10),
             events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             milestone_grace: Duration::from_millis(500),
+            rest_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -268,6 +279,18 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         }
         let mut run = call_run(&opts, url)?;
         run.milestones = Some((events, opts.milestone_grace));
+        let rest = crate::rest::RestApi::start(
+            opts.rest_listen,
+            &opts.account_sid,
+            &opts.auth_token,
+            crate::rest::HISTORY,
+            false,
+        )
+        .await?;
+        if !opts.quiet {
+            eprintln!("{}", rest.banner(&opts.account_sid));
+        }
+        run.registry = Some(rest.registry.clone());
         let capture = match &opts.capture {
             Some(path) => Some(Arc::new(
                 dialtone_call::capture::Capture::create(path)
@@ -289,6 +312,7 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
             b.abort();
         }
         events_task.abort();
+        rest.stop();
         f
     };
     signals.abort();

@@ -15,6 +15,7 @@ mod load_cmd;
 mod metrics_cmd;
 mod replay_cmd;
 mod report_cmd;
+mod rest;
 mod serve_cmd;
 mod units;
 
