@@ -16,12 +16,15 @@
 //! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`report`]: the timeline, failures and measurements a call returns.
+//! - [`registry`]: the hook through which calls are followed (and steered) from outside,
+//!   e.g. by the REST API of `dialtone call` and `dialtone load`.
 
 pub mod capture;
 pub mod config;
 mod executor;
 pub mod faults;
 pub mod playout;
+pub mod registry;
 pub mod report;
 mod stream;
 mod timeline;
@@ -35,6 +38,7 @@ pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{
     CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
 };
+pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{
     CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram, url_via,
 };

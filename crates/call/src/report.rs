@@ -155,6 +155,14 @@ pub enum EventKind {
         /// What, in words.
         what: String,
     },
+    /// The running TwiML was replaced from outside the call (a REST API update with `Url`
+    /// or `Twiml`); the new document runs next.
+    Redirected {
+        /// `METHOD URL` of the new TwiML (`Url`), or `None` for inline TwiML.
+        url: Option<String>,
+        /// The inline TwiML (`Twiml`), truncated to 200 characters.
+        twiml: Option<String>,
+    },
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.

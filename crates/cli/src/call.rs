@@ -76,6 +76,11 @@ pub(crate) struct CallOpts {
     /// app reports there by itself.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     events_listen: std::net::SocketAddr,
+    /// Where dialtone serves Twilio's REST API for the call (list, fetch, hang up with
+    /// Status=completed, redirect with Url/Twiml), printed at start; point the app's Twilio
+    /// client here. Loopback by default; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    rest_listen: std::net::SocketAddr,
     /// A JSON-lines milestone log written by the app, matched to this call after it ends.
     #[arg(long, value_name = "FILE")]
     milestones: Option<PathBuf>,
@@ -158,6 +163,20 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         }
     };
 
+    let rest = crate::rest::RestApi::start(
+        opts.rest_listen,
+        &opts.account_sid,
+        &opts.auth_token,
+        crate::rest::HISTORY,
+        true,
+    )
+    .await?;
+    let banner = rest.banner(&opts.account_sid);
+    if opts.json || opts.quiet {
+        eprintln!("{banner}");
+    } else {
+        println!("{banner}");
+    }
     if !opts.json {
         println!(
             "caller audio {:?} ({:.1} s, {} turns); milestones accepted at {events_url}",
@@ -204,9 +223,12 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         }) as dialtone_call::EventSink
     });
     let engine = Engine::with_net(net);
-    let mut result = engine.place_call(cfg, sink).await;
+    let mut result = engine
+        .place_registered_call(cfg, sink, Some(rest.registry.as_ref()))
+        .await;
     // Apps report milestones asynchronously: give late ones a moment.
     tokio::time::sleep(opts.milestone_grace).await;
+    rest.stop();
     if let Some(h) = bot {
         h.abort();
     }
@@ -410,6 +432,16 @@ fn format_event(e: &CallEvent) -> String {
             ),
         ),
         EventKind::Fault { what } => ("fault", what.clone()),
+        EventKind::Redirected { url, twiml } => (
+            "update",
+            match (url, twiml) {
+                (Some(u), _) => format!("redirected through the REST API: new TwiML from {u}"),
+                (None, t) => format!(
+                    "redirected through the REST API: new TwiML {}",
+                    t.as_deref().unwrap_or_default()
+                ),
+            },
+        ),
         EventKind::Warning { code, message } => ("warning", format!("{code} {message}")),
         EventKind::Ended { status, reason } => ("call", format!("{status}: {reason}")),
     };

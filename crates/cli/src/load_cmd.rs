@@ -160,6 +160,16 @@ pub(crate) struct LoadOpts {
     milestone_grace: Duration,
     #[command(flatten)]
     net: crate::net_args::NetArgs,
+    /// Where dialtone serves Twilio's REST API for the run's calls (list, fetch, hang up with
+    /// Status=completed, redirect with Url/Twiml), printed at start; point the app's Twilio
+    /// client here. Loopback by default; port 0 picks a free one. Not with --stream.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        conflicts_with = "stream"
+    )]
+    rest_listen: std::net::SocketAddr,
 }
 
 impl LoadOpts {
@@ -206,6 +216,7 @@ impl LoadOpts {
             events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             milestone_grace: Duration::from_millis(500),
             net: Default::default(),
+            rest_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -271,6 +282,18 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         }
         let mut run = call_run(&opts, url)?;
         run.milestones = Some((events, opts.milestone_grace));
+        let rest = crate::rest::RestApi::start(
+            opts.rest_listen,
+            &opts.account_sid,
+            &opts.auth_token,
+            crate::rest::HISTORY,
+            false,
+        )
+        .await?;
+        if !opts.quiet {
+            eprintln!("{}", rest.banner(&opts.account_sid));
+        }
+        run.registry = Some(rest.registry.clone());
         let capture = match &opts.capture {
             Some(path) => Some(Arc::new(
                 dialtone_call::capture::Capture::create(path)
@@ -292,6 +315,7 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
             b.abort();
         }
         events_task.abort();
+        rest.stop();
         f
     };
     signals.abort();
@@ -460,6 +484,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,
         milestones: None,
+        registry: None,
     })
 }
 

@@ -16,6 +16,7 @@ mod metrics_cmd;
 mod net_args;
 mod replay_cmd;
 mod report_cmd;
+mod rest;
 mod serve_cmd;
 mod units;
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dialtone_call::{CallConfig, CallEvent, Engine, EventKind, EventSink, HttpMethod};
+use dialtone_call::{
+    CallConfig, CallEvent, CallRegistry, Engine, EventKind, EventSink, HttpMethod,
+};
 use dialtone_protocol::sid;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -63,6 +65,8 @@ pub struct CallRun {
     /// Where the app's milestone records arrive (dialtone's events endpoint), and how long to
     /// wait after a call for late ones; they are matched to the call's turns.
     pub milestones: Option<(dialtone_events::Collector, Duration)>,
+    /// Follows every call placed (e.g. the REST API that lets the app hang its calls up).
+    pub registry: Option<Arc<dyn CallRegistry>>,
 }
 
 enum Msg {
@@ -218,9 +222,12 @@ async fn dispatch(
         );
         active.fetch_add(1, Ordering::Relaxed);
         let milestones = run.milestones.clone();
+        let registry = run.registry.clone();
         tasks.spawn(async move {
             let sink = stream_gauge(open.clone());
-            let mut result = engine.place_call(cfg, Some(sink)).await;
+            let mut result = engine
+                .place_registered_call(cfg, Some(sink), registry.as_deref())
+                .await;
             drop(permit);
             active.fetch_sub(1, Ordering::Relaxed);
             if let Some((events, grace)) = milestones {

@@ -159,6 +159,9 @@ impl Collector {
                 list.push(FailureExample { call_sid, error });
             }
         }
+        if s.rest_hangup {
+            self.calls.rest_hangups += 1;
+        }
         self.finish_one(&s.outcome, 1);
     }
 

@@ -90,6 +90,13 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     writeln!(out, "  outcomes")?;
     for (k, n) in &s.outcomes {
         writeln!(out, "    {k:<28} {n}")?;
+        if k == crate::sample::OK && c.rest_hangups > 0 {
+            writeln!(
+                out,
+                "      of which {} hung up by the app through the REST API",
+                c.rest_hangups
+            )?;
+        }
         if let Some(e) = s.examples.get(k).and_then(|l| l.first()) {
             let error: String = e.error.chars().take(100).collect();
             writeln!(out, "      e.g. {} {error}", e.call_sid)?;
@@ -268,6 +275,7 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     x.succeeded += y.succeeded;
     x.failed += y.failed;
     x.not_started += y.not_started;
+    x.rest_hangups += y.rest_hangups;
     let (x, y) = (&mut a.frames, &b.frames);
     x.sent += y.sent;
     x.expected += y.expected;

@@ -28,6 +28,8 @@ pub struct CallSample {
     /// A failed call's SID and first failure, in words (for the summary's examples, and
     /// to find the call in a `--capture` for `dialtone replay --call-sid`).
     pub failure: Option<(String, String)>,
+    /// The app hung the call up through dialtone's REST API.
+    pub rest_hangup: bool,
 }
 
 /// The failure class of a call: its first failure's step and code, or its final status when
@@ -70,6 +72,7 @@ impl CallSample {
             media_received: 0,
             faults: Vec::new(),
             failure: None,
+            rest_hangup: false,
         }
     }
 
@@ -77,6 +80,7 @@ impl CallSample {
     /// by value lets the lateness histograms move instead of being copied.
     pub fn from_report(report: CallReport) -> CallSample {
         let outcome = outcome_of(&report);
+        let rest_hangup = report.end_reason.starts_with(dialtone_call::REST_HANGUP);
         let failure = (outcome != OK).then(|| {
             let what = report
                 .failures
@@ -141,6 +145,7 @@ impl CallSample {
             media_received,
             faults,
             failure,
+            rest_hangup,
         }
     }
 }

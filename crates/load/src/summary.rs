@@ -102,6 +102,10 @@ pub struct CallCounts {
     pub failed: u64,
     /// Scheduled but never started (the run was interrupted).
     pub not_started: u64,
+    /// Finished because the app hung them up through dialtone's REST API (counted in
+    /// `succeeded` or `failed` as well, by their outcome).
+    #[serde(default)]
+    pub rest_hangups: u64,
 }
 
 /// Media frame counts.

@@ -75,6 +75,7 @@ fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: None,
+        registry: None,
     }
 }
 

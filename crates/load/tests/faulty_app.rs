@@ -123,6 +123,7 @@ async fn a_faulty_app_costs_classified_failures_and_nothing_else() {
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: None,
+        registry: None,
     };
     let (_stop_tx, stop) = watch::channel(false);
     let f = calls::run(run, stop, |_| {}).await;

@@ -115,6 +115,7 @@ fn run_of(url: String, seed: u64) -> CallRun {
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: None,
+        registry: None,
     }
 }
 

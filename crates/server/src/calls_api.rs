@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dialtone_call::Redirect;
+use dialtone_call::{REST_HANGUP, Redirect};
 use dialtone_protocol::sid;
 use dialtone_protocol::webhook::{CallStatus, Direction};
 use serde_json::{Value, json};
@@ -350,12 +350,13 @@ pub(crate) async fn update(
             c.control.cancel = Some(ended);
             c.control.clone()
         });
+        let update = format!("Status={}", status.unwrap_or_default());
         if let Some(h) = control.and_then(|c| c.handle) {
-            h.hangup("hung up through the REST API");
+            h.hangup(format!("{REST_HANGUP} ({update})"));
         }
         shared
             .store
-            .log(&sid, "info", "REST update: hang up".into());
+            .log(&sid, "info", format!("REST update {update}: hang up"));
     } else if let Some(r) = redirect {
         let control = shared.store.update_call(&sid, |c| {
             if c.control.handle.is_none() {
@@ -369,9 +370,13 @@ pub(crate) async fn update(
                 redirectable: true,
                 ..
             }) => {
+                let to = match &r {
+                    Redirect::Url { url, .. } => format!("Url={url}"),
+                    Redirect::Twiml(_) => "Twiml".to_string(),
+                };
                 shared
                     .store
-                    .log(&sid, "info", "REST update: redirected to new TwiML".into());
+                    .log(&sid, "info", format!("REST update {to}: redirected"));
                 h.redirect(r);
             }
             Some(Control {

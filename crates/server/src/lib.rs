@@ -14,6 +14,8 @@
 //! - `runner`: one call's life (queue, ring, answer, the engine, the end); `caller_leg` turns
 //!   the caller leg's TwiML into audio for two-leg calls; `callbacks` sends status callbacks.
 //! - `capture`: a finished call's stream audio and recording.
+//! - `external`: calls placed by `dialtone call`/`dialtone load`, registered through the call
+//!   engine's `CallRegistry` hook so the same REST API lists, hangs up and redirects them.
 //! - `web`: the page at `/`; `wav`: WAV bytes for players and recordings.
 //!
 //! # Routes
@@ -32,6 +34,7 @@ mod callbacks;
 mod caller_leg;
 mod calls_api;
 mod capture;
+mod external;
 mod numbers_api;
 mod observe;
 mod params;
@@ -54,6 +57,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 pub use config::{ConfigError, FileConfig, ServerConfig};
 pub use error::ApiError;
+pub use external::ExternalCalls;
 
 use crate::store::{NumberRecord, Store};
 
@@ -202,6 +206,18 @@ impl Simulator {
             .fallback(web::not_found)
             .layer(axum::middleware::from_fn(error::log_errors))
             .with_state(self.shared.clone())
+    }
+
+    /// Serves the routes on `listener` until `shutdown` resolves (calls are left alone: for
+    /// a REST API beside calls placed elsewhere, see [`Simulator::external_calls`]).
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 
     /// Hangs up every live call, cancels queued ones, and waits up to `grace` for their

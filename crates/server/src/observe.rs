@@ -192,7 +192,7 @@ fn ms(d: std::time::Duration) -> String {
 }
 
 /// One timeline line per engine event: (level, words).
-fn describe(kind: &EventKind) -> (&'static str, String) {
+pub(crate) fn describe(kind: &EventKind) -> (&'static str, String) {
     match kind {
         EventKind::WebhookSent {
             purpose,
@@ -305,6 +305,13 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
             ),
         ),
         EventKind::Fault { what } => ("warn", format!("fault injected: {what}")),
+        EventKind::Redirected { url, twiml } => (
+            "info",
+            match (url, twiml) {
+                (Some(u), _) => format!("redirected: new TwiML from {u}"),
+                (None, t) => format!("redirected: new TwiML {}", t.as_deref().unwrap_or_default()),
+            },
+        ),
         EventKind::Warning { code, message } => ("warn", format!("warning {code}: {message}")),
         EventKind::Ended { status, reason } => (
             if *status == "completed" { "ok" } else { "fail" },

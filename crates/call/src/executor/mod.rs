@@ -215,6 +215,11 @@ impl PreparedCall<'_> {
         self.handle.clone()
     }
 
+    /// What the call was placed with.
+    pub fn config(&self) -> &CallConfig {
+        &self.cfg
+    }
+
     /// Runs the call to its end.
     pub async fn run(self, sink: Option<EventSink>) -> CallResult {
         let PreparedCall {
@@ -426,7 +431,20 @@ impl Call<'_> {
             };
         }
         let doc_url = self.doc_url.clone();
-        match self.redirect_tx.send_replace(None) {
+        let redirect = self.redirect_tx.send_replace(None);
+        if let Some(r) = &redirect {
+            self.timeline.emit(EventKind::Redirected {
+                url: match r {
+                    Redirect::Url { url, method } => Some(format!("{} {url}", method.as_str())),
+                    Redirect::Twiml(_) => None,
+                },
+                twiml: match r {
+                    Redirect::Twiml(t) => Some(t.chars().take(200).collect()),
+                    Redirect::Url { .. } => None,
+                },
+            });
+        }
+        match redirect {
             Some(Redirect::Url { url, method }) => {
                 self.follow("redirect", &doc_url, Some(&url), method, Vec::new())
                     .await
