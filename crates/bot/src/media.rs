@@ -90,6 +90,10 @@ async fn drive<S, E>(
                 let flow = session.on_text(text.as_str(), &mut out);
                 match faults.after(session.call_sid(), session.stats().media) {
                     Action::Continue => flow,
+                    Action::Quirk(b) => {
+                        session.misbehave(b);
+                        flow
+                    }
                     Action::Mute => {
                         out.clear();
                         flow

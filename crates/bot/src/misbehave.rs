@@ -1,7 +1,8 @@
 //! Deliberate faults, so a caller (dialtone's load runs, its replay) can be tested against
 //! an app that fails the ways real apps do: HTTP 500s, invalid TwiML, a refused WebSocket
-//! upgrade, a connection dropped mid-call, a handler that stops reading, and a handler that
-//! crashes on a duplicated media frame.
+//! upgrade, a connection dropped mid-call, a handler that stops reading, a handler that
+//! crashes on a duplicated media frame, a VAD that splits turns and a reply that talks over
+//! the caller.
 //!
 //! A spec like `http500=0.1,bad_twiml=0.1,never_read=0.05,crash_on_duplicate` gives each
 //! per-call fault a fraction of calls. Which call gets which fault is a pure function of its
@@ -36,21 +37,32 @@ pub enum Behaviour {
     /// "no audio back"). Also a deterministic target: what dialtone sends to it depends on
     /// nothing the app does.
     Mute,
+    /// The VAD re-fires inside a turn: [`SPLIT_VAD_AFTER_MS`] after a turn's onset, on a
+    /// voiced frame of the still-open turn, the bot reports a second `vad.speech_start`
+    /// (as a VAD with a short hangover does over a pause). Replies are unchanged.
+    SplitVad,
+    /// The bot replies [`TALK_OVER_AFTER_MS`] after a turn's onset, while the caller is
+    /// still speaking, and not at the turn's end (turns too short to reach that point are
+    /// answered at their end as usual). It sends no `clear` for it: talk-over.
+    TalkOver,
 }
 
 impl Behaviour {
     /// Every per-call fault, in stacking order.
-    pub const ALL: [Behaviour; 6] = [
+    /// New faults go last, so an existing spec keeps choosing the same calls.
+    pub const ALL: [Behaviour; 8] = [
         Behaviour::Http500,
         Behaviour::BadTwiml,
         Behaviour::RefuseUpgrade,
         Behaviour::AbruptClose,
         Behaviour::NeverRead,
         Behaviour::Mute,
+        Behaviour::SplitVad,
+        Behaviour::TalkOver,
     ];
 
     /// The spec key: `http500`, `bad_twiml`, `refuse_upgrade`, `abrupt_close`, `never_read`,
-    /// `mute`.
+    /// `mute`, `split_vad`, `talk_over`.
     pub fn key(self) -> &'static str {
         match self {
             Behaviour::Http500 => "http500",
@@ -59,6 +71,8 @@ impl Behaviour {
             Behaviour::AbruptClose => "abrupt_close",
             Behaviour::NeverRead => "never_read",
             Behaviour::Mute => "mute",
+            Behaviour::SplitVad => "split_vad",
+            Behaviour::TalkOver => "talk_over",
         }
     }
 
@@ -72,6 +86,11 @@ impl fmt::Display for Behaviour {
         f.write_str(self.key())
     }
 }
+
+/// How long after a turn's onset a [`Behaviour::SplitVad`] VAD fires again.
+pub const SPLIT_VAD_AFTER_MS: u64 = 700;
+/// How long after a turn's onset a [`Behaviour::TalkOver`] reply goes out.
+pub const TALK_OVER_AFTER_MS: u64 = 300;
 
 /// The flag that makes every stream crash on a duplicated media frame.
 const CRASH_ON_DUPLICATE: &str = "crash_on_duplicate";
@@ -145,7 +164,7 @@ pub fn call_point(call_sid: &str) -> f64 {
 pub enum MisbehaveError {
     /// A key that is neither a fault nor `crash_on_duplicate`.
     #[error(
-        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute or crash_on_duplicate)"
+        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute, split_vad, talk_over or crash_on_duplicate)"
     )]
     UnknownKey(String),
     /// A fault given without `=FRACTION`.
@@ -265,6 +284,9 @@ pub(crate) enum Action {
     StopReading,
     /// Keep reading, send nothing.
     Mute,
+    /// Carry on, with this behaviour changing what the session does (returned once, when
+    /// the call's fault is decided).
+    Quirk(Behaviour),
 }
 
 /// One stream's faults: decided from the call SID once `start` has been read, plus the
@@ -329,6 +351,9 @@ impl StreamFaults {
                 tracing::info!(call_sid, misbehaviour = %b, "misbehaving on this stream");
             }
             self.behaviour = Some(b);
+            if let Some(b @ (Behaviour::SplitVad | Behaviour::TalkOver)) = b {
+                return Action::Quirk(b);
+            }
         }
         match self.behaviour.flatten() {
             Some(Behaviour::NeverRead) => Action::StopReading,
@@ -381,7 +406,7 @@ mod tests {
     #[test]
     fn full_spec_parses_and_prints_canonically() {
         let m = parse(
-            "never_read=0.1, crash_on_duplicate,http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,mute=0.1",
+            "never_read=0.1, crash_on_duplicate,http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,mute=0.1,talk_over=0.1,split_vad=0.1",
         )
         .unwrap();
         assert!(m.crash_on_duplicate);
@@ -390,7 +415,7 @@ mod tests {
         }
         assert_eq!(
             m.to_string(),
-            "http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,never_read=0.1,mute=0.1,crash_on_duplicate"
+            "http500=0.1,bad_twiml=0.1,refuse_upgrade=0.1,abrupt_close=0.1,never_read=0.1,mute=0.1,split_vad=0.1,talk_over=0.1,crash_on_duplicate"
         );
         assert_eq!(parse(&m.to_string()).unwrap(), m);
         assert!(parse("").unwrap().is_none());
@@ -528,6 +553,10 @@ mod tests {
         assert_eq!(faults.after("CA1", 50), Action::Drop);
         let mut faults = StreamFaults::new(&parse("never_read=1").unwrap());
         assert_eq!(faults.after("CA1", 0), Action::StopReading);
+        // A quirk is handed to the session once, then the stream carries on.
+        let mut faults = StreamFaults::new(&parse("talk_over=1").unwrap());
+        assert_eq!(faults.after("CA1", 0), Action::Quirk(Behaviour::TalkOver));
+        assert_eq!(faults.after("CA1", 1), Action::Continue);
     }
 
     #[test]

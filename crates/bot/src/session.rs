@@ -10,6 +10,7 @@ use dialtone_audio::{FrameSet, mulaw};
 use dialtone_protocol::media::{self, TwilioMessage};
 
 use crate::VadConfig;
+use crate::misbehave::{Behaviour, SPLIT_VAD_AFTER_MS, TALK_OVER_AFTER_MS};
 use crate::vad::{Vad, VadEvent, rms_dbfs};
 
 /// μ-law bytes per VAD frame: 20 ms at 8 kHz.
@@ -77,6 +78,12 @@ pub(crate) struct Session {
     /// Milestones since the driver last drained them (one message's worth).
     milestones: Vec<Milestone>,
     stats: Stats,
+    /// A misbehaviour that changes the conversation (`split_vad`, `talk_over`), if any.
+    quirk: Option<Behaviour>,
+    /// The VAD's voiced level, for `split_vad`'s re-onset on a voiced frame.
+    threshold_dbfs: f32,
+    /// Media time at which the open turn's quirk acts (re-onset or early reply).
+    quirk_at: Option<u64>,
 }
 
 impl Session {
@@ -90,7 +97,15 @@ impl Session {
             pending: VecDeque::new(),
             milestones: Vec::new(),
             stats: Stats::default(),
+            quirk: None,
+            threshold_dbfs: vad.threshold_dbfs,
+            quirk_at: None,
         }
+    }
+
+    /// Misbehaves as `b` from now on (only `split_vad` and `talk_over` act here).
+    pub(crate) fn misbehave(&mut self, b: Behaviour) {
+        self.quirk = Some(b);
     }
 
     /// Counters so far.
@@ -223,15 +238,40 @@ impl Session {
                 Some(VadEvent::SpeechEnd { at_ms, speech_ms }) => {
                     self.on_turn_end(at_ms, speech_ms, out);
                 }
-                None => {}
+                None => self.quirk_in_turn(at, level, out),
             }
         }
+    }
+
+    /// `split_vad`: the VAD fires again on a voiced frame of the open turn; `talk_over`: the
+    /// reply goes out while the caller still speaks. Once per turn, at `quirk_at`.
+    fn quirk_in_turn(&mut self, at: u64, level: f32, out: &mut Vec<String>) {
+        if self.quirk_at.is_none_or(|due| at < due) || !self.vad.is_speaking() {
+            return;
+        }
+        match self.quirk {
+            Some(Behaviour::SplitVad) if level >= self.threshold_dbfs => {
+                tracing::debug!(call_sid = %self.call_sid, at, "misbehave split_vad: re-onset");
+                self.milestones.push(Milestone::SpeechStart { at_ms: at });
+            }
+            Some(Behaviour::TalkOver) => {
+                tracing::debug!(call_sid = %self.call_sid, at, "misbehave talk_over: replying");
+                self.reply(at, out);
+            }
+            _ => return,
+        }
+        self.quirk_at = None;
     }
 
     /// Barge-in: the caller talks while a reply may still be playing, so drop the rest.
     fn on_speech_start(&mut self, at_ms: u64, out: &mut Vec<String>) {
         tracing::debug!(call_sid = %self.call_sid, at_ms, "caller speaking");
         self.milestones.push(Milestone::SpeechStart { at_ms });
+        self.quirk_at = match self.quirk {
+            Some(Behaviour::SplitVad) => Some(at_ms + SPLIT_VAD_AFTER_MS),
+            Some(Behaviour::TalkOver) => Some(at_ms + TALK_OVER_AFTER_MS),
+            _ => None,
+        };
         if !self.pending.iter().any(|p| !p.cleared) {
             return;
         }
@@ -247,11 +287,26 @@ impl Session {
     /// The caller finished a turn: queue the whole reply (Twilio buffers and paces it)
     /// and a mark to learn when it has played.
     fn on_turn_end(&mut self, at_ms: u64, speech_ms: u64, out: &mut Vec<String>) {
-        let Some(sid) = &self.stream_sid else { return };
+        if self.stream_sid.is_none() {
+            return;
+        }
         self.milestones.push(Milestone::SpeechEnd { at_ms });
+        // `talk_over` answered this turn already unless it was too short to reach that point.
+        let replied = self.quirk == Some(Behaviour::TalkOver) && self.quirk_at.is_none();
+        self.quirk_at = None;
+        tracing::info!(call_sid = %self.call_sid, at_ms, speech_ms, "turn ended");
+        if !replied {
+            self.reply(at_ms, out);
+        }
+    }
+
+    /// Queues the whole reply (Twilio buffers and paces it) and a mark to learn when it has
+    /// played.
+    fn reply(&mut self, at_ms: u64, out: &mut Vec<String>) {
+        let Some(sid) = &self.stream_sid else { return };
         self.stats.turns += 1;
         let mark = format!("reply-{}", self.stats.turns);
-        tracing::info!(call_sid = %self.call_sid, at_ms, speech_ms, %mark, "turn ended; replying");
+        tracing::info!(call_sid = %self.call_sid, at_ms, %mark, "replying");
         out.reserve(self.reply.len() + 1);
         for k in 0..self.reply.len() {
             out.push(media::app_media(sid, self.reply.b64(k)));
@@ -419,6 +474,55 @@ mod tests {
         assert_eq!(
             s.on_text(&media::stop(seq, &ids()), &mut Vec::new()),
             Flow::Stop
+        );
+    }
+
+    #[test]
+    fn split_vad_reports_a_second_onset_inside_a_long_turn_only() {
+        let (mut s, mut seq) = started();
+        s.misbehave(Behaviour::SplitVad);
+        let mut ts = 102;
+        // 1.5 s of speech, then silence: one re-onset 700 ms after the onset, one reply.
+        assert!(feed(&mut s, &mut seq, &mut ts, 75, true).is_empty());
+        let sent = feed(&mut s, &mut seq, &mut ts, 30, false);
+        assert_eq!(
+            events(&sent).last().map(String::as_str),
+            Some("mark:reply-1")
+        );
+        let got: Vec<Milestone> = s.drain_milestones().collect();
+        assert_eq!(
+            got[..2],
+            [
+                Milestone::SpeechStart { at_ms: 102 },
+                Milestone::SpeechStart { at_ms: 802 }
+            ]
+        );
+        // A turn shorter than 700 ms is not split.
+        feed(&mut s, &mut seq, &mut ts, 25, true);
+        feed(&mut s, &mut seq, &mut ts, 30, false);
+        let onsets = s
+            .drain_milestones()
+            .filter(|m| matches!(m, Milestone::SpeechStart { .. }))
+            .count();
+        assert_eq!(onsets, 1);
+    }
+
+    #[test]
+    fn talk_over_replies_while_the_caller_still_speaks() {
+        let (mut s, mut seq) = started();
+        s.misbehave(Behaviour::TalkOver);
+        let mut ts = 102;
+        // The reply goes out 300 ms after the onset, mid-turn, and not again at its end.
+        assert!(feed(&mut s, &mut seq, &mut ts, 15, true).is_empty());
+        let sent = feed(&mut s, &mut seq, &mut ts, 60, true);
+        assert_eq!(events(&sent), ["media", "media", "media", "mark:reply-1"]);
+        assert!(feed(&mut s, &mut seq, &mut ts, 30, false).is_empty());
+        // A turn too short to reach that point is answered at its end.
+        feed(&mut s, &mut seq, &mut ts, 10, true);
+        let sent = feed(&mut s, &mut seq, &mut ts, 30, false);
+        assert_eq!(
+            events(&sent).last().map(String::as_str),
+            Some("mark:reply-2")
         );
     }
 }

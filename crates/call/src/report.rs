@@ -440,6 +440,12 @@ pub struct StreamReport {
     /// The caller's turns as the app experienced them (when the caller's audio has ground
     /// truth).
     pub turns: Vec<crate::turns::TurnReport>,
+    /// App audio heard while the caller was speaking, outside barge-ins the app handled
+    /// (ms, all turns): talk-over.
+    pub talk_over_ms: f64,
+    /// Re-onsets of the app's VAD inside the caller's turns (turns split), all turns; filled
+    /// in with the milestones.
+    pub vad_splits: u32,
     /// What injected faults did on this stream (`--faults`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::faults::FaultCounts>,

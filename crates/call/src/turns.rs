@@ -3,6 +3,13 @@
 //! frames that carry them, then times the app's reactions against it.
 //!
 //! Sans-IO: times are microseconds since the stream's `start`.
+//!
+//! Talk-over: app audio the caller *heard* (after playout) while speaking a turn, less the
+//! part of a barge-in the app handled (the caller started over app audio and the app sent
+//! `clear`: the overlap up to the clear is the barge-in's, timed by `clear_after_ms`).
+//! Heard audio is followed as contiguous runs; a run is booked against the turns once it
+//! can no longer change (a gap ended it, a `clear` cut it, or the stream ended), so a turn
+//! boundary not yet placed lies after the run and nothing is stored per chunk.
 
 use serde::Serialize;
 
@@ -38,6 +45,14 @@ pub struct TurnReport {
     pub milestones: Vec<(String, f64, Option<String>)>,
     /// Word error rate of the app's `transcript.final` against the true text.
     pub wer: Option<f64>,
+    /// App audio heard while the caller spoke this turn, outside a barge-in the app handled
+    /// with `clear` (ms).
+    pub talk_over_ms: f64,
+    /// How many more times the app's VAD reported `vad.speech_start` inside this turn after
+    /// its first onset (it split the turn). Filled in with the milestones.
+    pub vad_splits: u32,
+    /// Those re-onsets' latencies from the true start, ms.
+    pub vad_reonsets_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,12 +64,20 @@ struct Track {
     heard_us: Option<u64>,
     barge_in: bool,
     clear_us: Option<u64>,
+    /// Heard app audio over this turn's speech, not part of a handled barge-in.
+    talk_over_us: u64,
+    /// Heard app audio over a barge-in turn before any `clear`: the barge-in's if the app
+    /// clears, talk-over if it never does.
+    barge_overlap_us: u64,
 }
 
 /// Follows the caller's turns through one stream.
 #[derive(Debug, Default)]
 pub struct TurnTracker {
     turns: Vec<Track>,
+    /// The app audio run being heard, `[from, until)` µs; `until` may still be cut by a
+    /// `clear`.
+    heard: Option<(u64, u64)>,
 }
 
 impl TurnTracker {
@@ -71,8 +94,11 @@ impl TurnTracker {
                     heard_us: None,
                     barge_in: false,
                     clear_us: None,
+                    talk_over_us: 0,
+                    barge_overlap_us: 0,
                 })
                 .collect(),
+            heard: None,
         }
     }
 
@@ -111,8 +137,53 @@ impl TurnTracker {
         }
     }
 
+    /// App audio queued at some instant plays over `[from_us, until_us)` (from the playout:
+    /// when it starts to be heard, and when the queue runs dry after it).
+    pub fn on_app_heard(&mut self, from_us: u64, until_us: u64) {
+        match self.heard {
+            // Contiguous with the run being heard: it goes on.
+            Some((a, b)) if from_us <= b => self.heard = Some((a, b.max(until_us))),
+            prev => {
+                // A gap: the previous run ended before now and can no longer change.
+                if let Some((a, b)) = prev {
+                    self.book_heard(a, b);
+                }
+                self.heard = Some((from_us, until_us));
+            }
+        }
+    }
+
+    /// The stream ended at `end_us`: audio queued past it was never heard.
+    pub fn on_stream_end(&mut self, end_us: u64) {
+        if let Some((a, b)) = self.heard.take() {
+            self.book_heard(a, b.min(end_us));
+        }
+    }
+
+    /// Books heard audio `[a, b)`, which lies before now, against the turns' speech. A turn
+    /// whose start is not placed yet starts after now, so after `b`; one whose end is not
+    /// placed yet ends after `b`.
+    fn book_heard(&mut self, a: u64, b: u64) {
+        for t in &mut self.turns {
+            let Some(start) = t.start_us else { continue };
+            let (lo, hi) = (a.max(start), b.min(t.end_us.unwrap_or(u64::MAX)));
+            if hi <= lo {
+                continue;
+            }
+            if t.barge_in && t.clear_us.is_none() {
+                t.barge_overlap_us += hi - lo;
+            } else {
+                t.talk_over_us += hi - lo;
+            }
+        }
+    }
+
     /// The app sent `clear` at `now_us`.
     pub fn on_clear(&mut self, now_us: u64) {
+        // The run heard so far ends here; book it before the clear settles any barge-in.
+        if let Some((a, b)) = self.heard.take() {
+            self.book_heard(a, b.min(now_us));
+        }
         for t in &mut self.turns {
             if t.barge_in && t.clear_us.is_none() && t.start_us.is_some_and(|s| now_us >= s) {
                 t.clear_us = Some(now_us);
@@ -142,6 +213,15 @@ impl TurnTracker {
                     clear_after_ms: t.clear_us.map(|c| ms(c - start)),
                     milestones: Vec::new(),
                     wer: None,
+                    // An unanswered barge-in: the app talked over the caller after all.
+                    talk_over_ms: ms(t.talk_over_us
+                        + if t.clear_us.is_none() {
+                            t.barge_overlap_us
+                        } else {
+                            0
+                        }),
+                    vad_splits: 0,
+                    vad_reonsets_ms: Vec::new(),
                 })
             })
             .collect()
@@ -213,5 +293,64 @@ mod tests {
         let r = &tr.finish(0.0)[0];
         assert!(r.barge_in);
         assert_eq!(r.clear_after_ms, Some(250.0));
+    }
+
+    /// Sends frames 0..n at their due times; `playing(k)` says whether app audio was heard.
+    fn frames(tr: &mut TurnTracker, n: u64, playing: impl Fn(u64) -> bool) {
+        for k in 0..n {
+            tr.on_frame_sent(k, k * 20_000, playing(k));
+        }
+    }
+
+    #[test]
+    fn a_reply_started_while_the_caller_speaks_is_talk_over() {
+        // Caller speaks 200–1200 ms; the app's 600 ms reply is heard from 500 ms on, plus a
+        // second run 1100–1500 ms after a gap, of which 100 ms overlap the speech.
+        let mut tr = TurnTracker::new(&[truth(200, 1200)]);
+        frames(&mut tr, 80, |_| false);
+        tr.on_app_heard(500_000, 1_100_000);
+        tr.on_app_heard(1_100_000, 1_100_000); // an empty chunk changes nothing
+        tr.on_app_heard(1_150_000, 1_500_000);
+        tr.on_stream_end(3_000_000);
+        let r = &tr.finish(0.0)[0];
+        assert!(!r.barge_in);
+        assert_eq!(r.talk_over_ms, 600.0 + 50.0);
+    }
+
+    #[test]
+    fn a_handled_barge_in_is_not_talk_over_but_audio_after_the_clear_is() {
+        // App audio 0–2000 ms; the caller barges in at 500 ms, speaks until 1500 ms; the app
+        // clears at 700 ms, then starts talking again at 1100 ms (400 ms of it over speech).
+        let mut tr = TurnTracker::new(&[truth(500, 1500)]);
+        tr.on_app_heard(0, 2_000_000);
+        frames(&mut tr, 100, |k| k * 20 < 700);
+        tr.on_clear(700_000);
+        tr.on_app_heard(1_100_000, 1_600_000);
+        tr.on_stream_end(5_000_000);
+        let r = &tr.finish(0.0)[0];
+        assert!(r.barge_in);
+        assert_eq!(r.clear_after_ms, Some(200.0));
+        assert_eq!(r.talk_over_ms, 400.0);
+    }
+
+    #[test]
+    fn a_barge_in_never_cleared_is_talk_over_until_the_audio_runs_out() {
+        let mut tr = TurnTracker::new(&[truth(500, 1500)]);
+        tr.on_app_heard(0, 1_200_000);
+        frames(&mut tr, 100, |k| k * 20 < 1200);
+        tr.on_stream_end(2_000_000);
+        let r = &tr.finish(0.0)[0];
+        assert!(r.barge_in);
+        assert_eq!(r.clear_after_ms, None);
+        assert_eq!(r.talk_over_ms, 700.0);
+    }
+
+    #[test]
+    fn audio_queued_past_the_end_of_the_stream_was_never_heard() {
+        let mut tr = TurnTracker::new(&[truth(0, 10_000)]);
+        frames(&mut tr, 50, |_| false);
+        tr.on_app_heard(100_000, 9_000_000);
+        tr.on_stream_end(1_000_000); // the caller hung up at 1 s
+        assert_eq!(tr.finish(0.0)[0].talk_over_ms, 900.0);
     }
 }

@@ -32,7 +32,9 @@ pub(crate) struct BotOpts {
     /// (webhook answers 500), `bad_twiml` (unclosed tag, 12100), `refuse_upgrade` (the
     /// stream URL gets `?misbehave=refuse_upgrade` and that upgrade answers 403),
     /// `abrupt_close` (TCP dropped without a close frame after 1 s of media), `never_read`
-    /// (stops reading after `start`, holds the socket), `mute` (reads, never answers). Flag: `crash_on_duplicate` (every
+    /// (stops reading after `start`, holds the socket), `mute` (reads, never answers),
+    /// `split_vad` (reports `vad.speech_start` again 700 ms into a turn), `talk_over`
+    /// (replies 300 ms into a turn, over the caller). Flag: `crash_on_duplicate` (every
     /// stream: a repeated inbound sequenceNumber/chunk logs `crash: duplicated media frame
     /// seq=N` to stderr and drops the socket). E.g. `http500=0.1,never_read=0.05`.
     #[arg(long, value_name = "SPEC", default_value = "none")]

@@ -498,9 +498,11 @@ fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
             if !rtts.is_empty() {
                 println!("    marks: {}", rtts.join("  "));
             }
-            if s.clears > 0 {
-                println!("    clears: {}", s.clears);
-            }
+            let split_turns = s.turns.iter().filter(|t| t.vad_splits > 0).count();
+            println!(
+                "    clears {}  talk-over {:.0} ms  split turns {split_turns} ({} VAD re-onsets)",
+                s.clears, s.talk_over_ms, s.vad_splits
+            );
         }
         for t in &s.turns {
             print_turn(t);
@@ -573,12 +575,30 @@ fn print_turn(t: &dialtone_call::turns::TurnReport) {
             String::new()
         }
     );
+    if t.talk_over_ms > 0.0 {
+        println!(
+            "      talk-over: {:.0} ms of app audio heard while the caller spoke",
+            t.talk_over_ms
+        );
+    }
     for (name, latency, text) in &t.milestones {
         println!(
             "      {name:<20} {latency:>7.0} ms{}",
             text.as_deref()
                 .map(|x| format!("  {x:?}"))
                 .unwrap_or_default()
+        );
+    }
+    if t.vad_splits > 0 {
+        let at: Vec<String> = t
+            .vad_reonsets_ms
+            .iter()
+            .map(|v| format!("{v:.0} ms"))
+            .collect();
+        println!(
+            "      split turn: vad.speech_start again {}× inside it (at {} after speech start)",
+            t.vad_splits,
+            at.join(", ")
         );
     }
     if let Some(wer) = t.wer {

@@ -159,7 +159,14 @@ fn barge_in_script_reports_turns_milestones_and_the_clear() {
     assert_eq!(turns[1]["barge_in"], true);
     let clear = turns[1]["clear_after_ms"].as_f64().unwrap();
     assert!((0.0..1000.0).contains(&clear), "{clear}");
+    // Issue 11: the clears are counted, and a barge-in the app handled is not talk-over.
+    let stream = &report["streams"][0];
+    assert!(stream["clears"].as_u64().unwrap() >= 1, "{stream}");
+    assert_eq!(stream["talk_over_ms"].as_f64(), Some(0.0), "{stream}");
+    assert_eq!(stream["vad_splits"].as_u64(), Some(0), "{stream}");
     for t in turns {
+        assert_eq!(t["talk_over_ms"].as_f64(), Some(0.0), "{t}");
+        assert_eq!(t["vad_splits"].as_u64(), Some(0), "{t}");
         assert!(t["reply_ms"].as_f64().is_some(), "{t}");
         let names: Vec<_> = t["milestones"]
             .as_array()

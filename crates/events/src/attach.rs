@@ -1,6 +1,6 @@
 //! Puts an app's milestones into a call's report: each matched to the caller turn it belongs
-//! to, with its latency from the turn's true speech start or end, and the word error rate of
-//! its final transcript.
+//! to, with its latency from the turn's true speech start or end, the word error rate of
+//! its final transcript, and the VAD's re-onsets inside a turn (splits).
 
 use dialtone_call::CallReport;
 use dialtone_metrics::matching::{TurnClock, match_turns};
@@ -35,8 +35,11 @@ pub fn attach(report: &mut CallReport, milestones: &[Milestone]) -> Vec<Mileston
                     .map(|e| (e.name, e.latency_ms as f64, e.text))
                     .collect();
                 turn.wer = tm.wer;
+                turn.vad_splits = tm.reonsets.len() as u32;
+                turn.vad_reonsets_ms = tm.reonsets.iter().map(|e| e.latency_ms as f64).collect();
             }
         }
+        stream.vad_splits = stream.turns.iter().map(|t| t.vad_splits).sum();
         unmatched.extend(matched.unmatched);
     }
     if !any_turns {

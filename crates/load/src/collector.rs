@@ -10,12 +10,15 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
 use crate::metrics::{Metric, Recorder, Stats, round3};
-use crate::proc_stats::{CpuSample, cpu_sample, max_rss_kib};
+use crate::proc_stats::{
+    CpuSample, MachineSample, cpu_sample, load_avg, machine_sample, max_rss_kib,
+};
 use crate::sample::{CallSample, OK};
 use crate::summary::{
-    CallCounts, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator, SCHEMA, SeriesPoint,
-    Summary, WorkloadInfo,
+    CallCounts, Conversation, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator, SCHEMA,
+    SeriesPoint, Summary, WorkloadInfo,
 };
+use crate::verdict::judge_generator;
 
 /// One stream worker's second: what it recorded and counted since its last report.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +73,7 @@ pub struct Collector {
     examples: BTreeMap<String, Vec<FailureExample>>,
     calls: CallCounts,
     frames: FrameCounts,
+    conversation: Conversation,
     cur: SeriesPoint,
     series: Vec<SeriesPoint>,
     hlog: Vec<u8>,
@@ -77,6 +81,9 @@ pub struct Collector {
     cpu_start: Option<CpuSample>,
     cpu_last: Option<CpuSample>,
     cpu_peak: Option<f64>,
+    /// The whole machine's CPU at the last tick, and its cores.
+    machine_last: Option<MachineSample>,
+    load_avg_peak: Option<f64>,
 }
 
 impl Default for Collector {
@@ -116,6 +123,7 @@ impl Collector {
             examples: BTreeMap::new(),
             calls: CallCounts::default(),
             frames: FrameCounts::default(),
+            conversation: Conversation::default(),
             cur: SeriesPoint::default(),
             series: Vec::new(),
             hlog,
@@ -123,6 +131,8 @@ impl Collector {
             cpu_start: cpu,
             cpu_last: cpu,
             cpu_peak: None,
+            machine_last: machine_sample(),
+            load_avg_peak: None,
         }
     }
 
@@ -150,6 +160,7 @@ impl Collector {
         }
         self.frames.sent += s.frames_sent;
         self.frames.app_media_received += s.media_received;
+        self.conversation.add(&s.conversation);
         for (k, n) in s.faults {
             *self.faults.entry(k).or_default() += n;
         }
@@ -217,6 +228,20 @@ impl Collector {
             _ => None,
         };
         self.cpu_last = now_cpu;
+        let now_machine = machine_sample();
+        let machine_cpu_pct = match (self.machine_last, now_machine) {
+            (Some(a), Some(b)) if len >= Duration::from_millis(200) => {
+                b.busy_pct_since(&a).map(round3)
+            }
+            _ => None,
+        };
+        // Keep the earlier sample over a too-short second, so the next one covers it.
+        if machine_cpu_pct.is_some() || self.machine_last.is_none() {
+            self.machine_last = now_machine;
+        }
+        if let Some(l) = load_avg() {
+            self.load_avg_peak = Some(self.load_avg_peak.map_or(l, |p: f64| p.max(l)));
+        }
         if let Some(c) = cpu_pct {
             self.cpu_peak = Some(self.cpu_peak.map_or(c, |p: f64| p.max(c)));
         }
@@ -226,6 +251,7 @@ impl Collector {
         point.lateness_p50_ms = ms(0.5);
         point.lateness_p99_ms = ms(0.99);
         point.cpu_pct = cpu_pct;
+        point.machine_cpu_pct = machine_cpu_pct;
         if let Some(f) = frames {
             point.frames = f;
         }
@@ -290,6 +316,7 @@ impl Collector {
         };
         let mut generator = Generator {
             verdict: String::new(),
+            cause: String::new(),
             reasons: Vec::new(),
             lateness_bound_ms: run.lateness_bound.as_secs_f64() * 1000.0,
             cores: run.cores,
@@ -299,6 +326,11 @@ impl Collector {
             user_us_per_frame: per_frame(user),
             sys_us_per_frame: per_frame(sys),
             max_rss_kib: max_rss_kib(),
+            cpu_mean_pct: None,
+            machine_cores: self.machine_last.map(|m| m.cores).filter(|&c| c > 0),
+            machine_cpu_mean_pct: None,
+            machine_cpu_peak_pct: None,
+            load_avg_peak: self.load_avg_peak,
         };
         judge_generator(&mut generator, &self.total, &self.series, &run.mode);
         let metrics = Metric::ALL
@@ -321,6 +353,7 @@ impl Collector {
             workload: run.workload,
             calls: self.calls,
             frames: self.frames,
+            conversation: self.conversation,
             outcomes: self.outcomes,
             faults: self.faults,
             examples: self.examples,
@@ -364,57 +397,6 @@ pub struct RunInfo {
     pub lateness_bound: Duration,
     /// Cores available.
     pub cores: u32,
-}
-
-/// Seconds in which dialtone used at least this share of all cores count as saturated.
-const SATURATED_SHARE: f64 = 0.9;
-
-/// Decides whether dialtone limited the run: its own frame lateness past the bound, or its
-/// CPU saturated for a noticeable part of the run. Either way the app is not to blame for
-/// what was measured meanwhile (coordinated omission made visible, not hidden).
-pub(crate) fn judge_generator(
-    g: &mut Generator,
-    totals: &Recorder,
-    series: &[SeriesPoint],
-    mode: &str,
-) {
-    let lat = totals.get(Metric::FrameLateness);
-    if !lat.is_empty() {
-        let p99 = lat.value_at_quantile(0.99) as f64 / 1000.0;
-        if p99 > g.lateness_bound_ms {
-            g.reasons.push(if mode == "stream" {
-                format!(
-                    "dialtone's own frame lateness p99 {p99:.1} ms is past the {:.1} ms bound: \
-                     it could not keep the 20 ms schedule (its sends are non-blocking, so this is \
-                     dialtone, not the app)",
-                    g.lateness_bound_ms
-                )
-            } else {
-                format!(
-                    "frame lateness p99 {p99:.1} ms is past the {:.1} ms bound: dialtone fell \
-                     behind or the app stopped reading its socket (see CPU below)",
-                    g.lateness_bound_ms
-                )
-            });
-        }
-    }
-    let cap = 100.0 * f64::from(g.cores.max(1)) * SATURATED_SHARE;
-    let measured: Vec<f64> = series.iter().filter_map(|p| p.cpu_pct).collect();
-    let saturated = measured.iter().filter(|&&c| c >= cap).count();
-    if !measured.is_empty() && saturated * 5 >= measured.len() && saturated > 0 {
-        g.reasons.push(format!(
-            "dialtone's CPU was at ≥ {:.0}% of its {} cores in {saturated} of {} seconds",
-            SATURATED_SHARE * 100.0,
-            g.cores,
-            measured.len()
-        ));
-    }
-    g.verdict = if g.reasons.is_empty() {
-        "ok"
-    } else {
-        "bottleneck"
-    }
-    .to_string();
 }
 
 /// Sums histograms per metric from `.hlog` text (all intervals, every tag this build

@@ -15,6 +15,7 @@
 //!   each, pre-built frames, one write per frame).
 //! - [`summary`]: the report DTOs (`summary.json`, contract in `schema.json`).
 //! - [`threshold`]: `--threshold` expressions and their verdicts.
+//! - [`verdict`]: whether dialtone, a busy machine or the app limited a run.
 //! - [`output`]: terminal summary, `--out DIR` files, the HTML report, `report merge`.
 
 pub mod calls;
@@ -28,6 +29,7 @@ pub mod scenario;
 pub mod stream;
 pub mod summary;
 pub mod threshold;
+pub mod verdict;
 
 pub use collector::{Collector, Finished, Progress, RunInfo};
 pub use metrics::{Metric, Recorder, Stats};

@@ -40,6 +40,7 @@ metrics! {
     TurnLatency => "turn_latency", "turn latency: the caller's true end of speech to the app's first reply audio";
     TurnHeard => "turn_heard", "heard latency: the caller's true end of speech to the reply starting to be heard";
     BargeIn => "barge_in", "barge-in reaction: the caller starts talking over the app to the app's clear";
+    TalkOver => "talk_over", "talk-over per call: app audio heard while the caller spoke, outside barge-ins the app handled with clear";
     VadStart => "vad_start", "app milestone vad.speech_start: the caller's true start of speech to the app noticing it";
     VadEnd => "vad_end", "app milestone vad.speech_end: the caller's true end of speech to the app noticing it";
     Transcript => "transcript", "app milestone transcript.final: the caller's true end of speech to the app's final transcript";

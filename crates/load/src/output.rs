@@ -10,6 +10,7 @@ use crate::LoadError;
 use crate::collector::read_hlog;
 use crate::metrics::{Metric, Recorder, Stats, round3};
 use crate::summary::{EXAMPLES_PER_OUTCOME, SeriesPoint, Summary};
+use crate::verdict::Cause;
 
 mod html;
 
@@ -129,6 +130,7 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
             )?;
         }
     }
+    print_conversation(out, s)?;
     let g = &s.generator;
     let cpu = match (g.cpu_user_s, g.cpu_sys_s) {
         (Some(u), Some(sy)) => format!(
@@ -142,8 +144,9 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     };
     writeln!(
         out,
-        "  generator   {}  {}{}",
-        g.verdict,
+        "  generator   {}{}  {}{}",
+        verdict_words(g),
+        cpu_figures(g),
         cpu,
         g.max_rss_kib
             .map(|k| format!(", peak RSS {:.1} MiB", k as f64 / 1024.0))
@@ -160,6 +163,77 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The verdict in words: `ok`, `bottleneck (dialtone saturated)`, `machine busy`, …
+pub(crate) fn verdict_words(g: &crate::summary::Generator) -> String {
+    let cause = Cause::from_names(&g.verdict, &g.cause);
+    match cause {
+        Cause::None => "ok".into(),
+        Cause::DialtoneSaturated => "bottleneck (dialtone saturated)".into(),
+        Cause::DialtoneLate => "bottleneck (dialtone late)".into(),
+        Cause::MachineBusy => "machine busy (not dialtone)".into(),
+        Cause::AppBackpressure => "app backpressure (the app read slowly)".into(),
+    }
+}
+
+/// dialtone's and the machine's CPU, for the verdict line.
+pub(crate) fn cpu_figures(g: &crate::summary::Generator) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = g.cpu_mean_pct {
+        parts.push(format!(
+            "dialtone cpu {c:.1}% of one core (mean, {} cores)",
+            g.cores
+        ));
+    }
+    if let Some(m) = g.machine_cpu_mean_pct {
+        parts.push(format!(
+            "machine {m:.1}% busy (mean{}{})",
+            g.machine_cpu_peak_pct
+                .map(|p| format!(", peak {p:.1}%"))
+                .unwrap_or_default(),
+            g.machine_cores
+                .map(|c| format!(", {c} cores"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(l) = g.load_avg_peak {
+        parts.push(format!("load avg ≤ {l:.2}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
+/// Clears, split turns and talk-over, in call mode when there were turns or clears.
+fn print_conversation(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let c = &s.conversation;
+    if c.turns == 0 && c.clears == 0 {
+        return Ok(());
+    }
+    let calls = s.calls.finished;
+    writeln!(
+        out,
+        "  conversation  {} caller turns in {calls} calls",
+        c.turns
+    )?;
+    writeln!(
+        out,
+        "    clears                     {} (calls with clears: {} of {calls})",
+        c.clears, c.calls_with_clears
+    )?;
+    writeln!(
+        out,
+        "    split turns                {} ({} VAD re-onsets; calls with split turns: {} of {calls})",
+        c.split_turns, c.vad_splits, c.calls_with_split_turns
+    )?;
+    writeln!(
+        out,
+        "    talk-over                  {:.0} ms in {} turns (calls with talk-over: {} of {calls})",
+        c.talk_over_ms, c.talk_over_turns, c.calls_with_talk_over
+    )
 }
 
 /// Writes `summary.json`, `histograms.hlog` and `report.html` into `dir`.
@@ -242,22 +316,20 @@ pub fn merge_dirs(dirs: &[&Path]) -> Result<(Summary, Recorder, Vec<u8>), LoadEr
     }
     let mut generator = m.generator.clone();
     generator.reasons.clear();
-    crate::collector::judge_generator(&mut generator, &totals, &m.series, &m.mode.clone());
-    // A shard's own verdict (e.g. its CPU) still counts in the merged one.
-    generator.reasons.extend(
-        m.generator
+    crate::verdict::judge_generator(&mut generator, &totals, &m.series, &m.mode.clone());
+    // A shard's own verdict (its CPU, its machine) still counts in the merged one: the worst
+    // cause wins, with the shards' reasons kept.
+    let merged = Cause::from_names(&generator.verdict, &generator.cause);
+    let shards = Cause::from_names(&m.generator.verdict, &m.generator.cause);
+    let worst = merged.worst(shards);
+    if worst != merged {
+        generator
             .reasons
-            .iter()
-            .filter(|r| r.contains("CPU"))
-            .cloned(),
-    );
-    generator.reasons.dedup();
-    generator.verdict = if generator.reasons.is_empty() {
-        "ok"
-    } else {
-        "bottleneck"
+            .extend(m.generator.reasons.iter().cloned());
+        generator.reasons.dedup();
+        generator.verdict = worst.verdict().into();
+        generator.cause = worst.name().into();
     }
-    .into();
     m.generator = generator;
     m.thresholds.clear();
     Ok((m, totals, hlog))
@@ -281,6 +353,7 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     x.expected += y.expected;
     x.app_media_received += y.app_media_received;
     x.backpressured += y.backpressured;
+    a.conversation.add(&b.conversation);
     for (k, n) in b.faults {
         *a.faults.entry(k).or_default() += n;
     }
@@ -308,6 +381,8 @@ fn add(mut a: Summary, b: Summary) -> Summary {
             (Some(x), Some(y)) => Some(round3(x + y)),
             (x, y) => x.or(y),
         };
+        // Shards on one machine see the same figure; on several, the busiest counts.
+        e.machine_cpu_pct = max_opt(e.machine_cpu_pct, p.machine_cpu_pct);
     }
     a.series = by_t.into_values().collect();
     let (g, h) = (&mut a.generator, &b.generator);
@@ -319,6 +394,12 @@ fn add(mut a: Summary, b: Summary) -> Summary {
         (x, y) => x.or(y),
     };
     g.max_rss_kib = g.max_rss_kib.max(h.max_rss_kib);
+    g.machine_cores = g.machine_cores.max(h.machine_cores);
+    g.load_avg_peak = max_opt(g.load_avg_peak, h.load_avg_peak);
+    let worst =
+        Cause::from_names(&g.verdict, &g.cause).worst(Cause::from_names(&h.verdict, &h.cause));
+    g.verdict = worst.verdict().into();
+    g.cause = worst.name().into();
     g.reasons.extend(h.reasons.iter().cloned());
     let frames = a.frames.sent as f64;
     g.user_us_per_frame = g
@@ -352,10 +433,18 @@ fn per_second(series: Vec<SeriesPoint>) -> BTreeMap<u32, SeriesPoint> {
                     (Some(x), Some(y)) => Some(x.max(y)),
                     (x, y) => x.or(y),
                 };
+                e.machine_cpu_pct = max_opt(e.machine_cpu_pct, p.machine_cpu_pct);
             }
         }
     }
     by_t
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
 }
 
 fn sum_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -6,6 +6,7 @@ use dialtone_call::CallReport;
 use hdrhistogram::Histogram;
 
 use crate::metrics::Metric;
+use crate::summary::Conversation;
 
 /// The outcome key of a clean call.
 pub const OK: &str = "ok";
@@ -23,6 +24,8 @@ pub struct CallSample {
     pub frames_sent: u64,
     /// App media messages received.
     pub media_received: u64,
+    /// Clears, split turns and talk-over in the call.
+    pub conversation: Conversation,
     /// Injected faults by kind (`--faults`), summed over the call's streams.
     pub faults: Vec<(String, u64)>,
     /// A failed call's SID and first failure, in words (for the summary's examples, and
@@ -70,6 +73,7 @@ impl CallSample {
             lateness: Vec::new(),
             frames_sent: 0,
             media_received: 0,
+            conversation: Conversation::default(),
             faults: Vec::new(),
             failure: None,
             rest_hangup: false,
@@ -95,6 +99,11 @@ impl CallSample {
                 .iter()
                 .map(|&ms| (Metric::Webhook, us(ms))),
         );
+        let conversation = Conversation::of_call(&report.streams);
+        if conversation.turns > 0 {
+            // Every call with turns, talk-over or not: its p50 says how common it is.
+            values.push((Metric::TalkOver, us(conversation.talk_over_ms)));
+        }
         let mut lateness = Vec::with_capacity(report.streams.len());
         let (mut frames_sent, mut media_received) = (0, 0);
         let mut faults = Vec::new();
@@ -143,6 +152,7 @@ impl CallSample {
             lateness,
             frames_sent,
             media_received,
+            conversation,
             faults,
             failure,
             rest_hangup,

@@ -36,6 +36,9 @@ pub struct Summary {
     pub calls: CallCounts,
     /// Media frames.
     pub frames: FrameCounts,
+    /// The conversation as callers had it (call mode): clears, split turns, talk-over.
+    #[serde(default)]
+    pub conversation: Conversation,
     /// Finished calls by outcome class (`ok`, or failed step and Twilio code).
     pub outcomes: BTreeMap<String, u64>,
     /// Injected faults by kind (`--faults`); empty without faults.
@@ -122,6 +125,70 @@ pub struct FrameCounts {
     pub backpressured: u64,
 }
 
+/// Turns shorter than this much talk-over are not counted as turns (or calls) with
+/// talk-over: one 20 ms frame of overlap is below what a caller notices, and within the
+/// placement of the turn boundaries. Their ms still add to the total.
+pub const TALK_OVER_MIN_MS: f64 = 20.0;
+
+/// What the calls' conversations had in them, beyond latencies: counts that add up across
+/// calls and shards (a call's own counts have 0 or 1 in each `calls_with_*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Conversation {
+    /// Caller turns measured (those with ground truth, or detected in the caller's audio).
+    pub turns: u64,
+    /// `clear` messages the app sent.
+    pub clears: u64,
+    /// Calls in which the app sent at least one `clear`.
+    pub calls_with_clears: u64,
+    /// Turns the app's VAD split: it reported `vad.speech_start` again inside them.
+    pub split_turns: u64,
+    /// Those extra `vad.speech_start`s.
+    pub vad_splits: u64,
+    /// Calls with at least one split turn.
+    pub calls_with_split_turns: u64,
+    /// App audio heard over the caller's speech, outside barge-ins the app handled, ms.
+    pub talk_over_ms: f64,
+    /// Turns with at least [`TALK_OVER_MIN_MS`] of talk-over.
+    pub talk_over_turns: u64,
+    /// Calls with at least one such turn.
+    pub calls_with_talk_over: u64,
+}
+
+impl Conversation {
+    /// Adds another call's (or shard's) counts.
+    pub fn add(&mut self, o: &Conversation) {
+        self.turns += o.turns;
+        self.clears += o.clears;
+        self.calls_with_clears += o.calls_with_clears;
+        self.split_turns += o.split_turns;
+        self.vad_splits += o.vad_splits;
+        self.calls_with_split_turns += o.calls_with_split_turns;
+        self.talk_over_ms = crate::metrics::round3(self.talk_over_ms + o.talk_over_ms);
+        self.talk_over_turns += o.talk_over_turns;
+        self.calls_with_talk_over += o.calls_with_talk_over;
+    }
+
+    /// One finished call's counts, from its streams.
+    pub fn of_call(streams: &[dialtone_call::StreamReport]) -> Conversation {
+        let mut c = Conversation::default();
+        for s in streams {
+            c.clears += s.clears;
+            for t in &s.turns {
+                c.turns += 1;
+                c.vad_splits += u64::from(t.vad_splits);
+                c.split_turns += u64::from(t.vad_splits > 0);
+                c.talk_over_ms += t.talk_over_ms;
+                c.talk_over_turns += u64::from(t.talk_over_ms >= TALK_OVER_MIN_MS);
+            }
+        }
+        c.talk_over_ms = crate::metrics::round3(c.talk_over_ms);
+        c.calls_with_clears = u64::from(c.clears > 0);
+        c.calls_with_split_turns = u64::from(c.split_turns > 0);
+        c.calls_with_talk_over = u64::from(c.talk_over_turns > 0);
+        c
+    }
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SeriesPoint {
@@ -143,14 +210,23 @@ pub struct SeriesPoint {
     pub lateness_p99_ms: f64,
     /// dialtone's CPU in the second, % of one core.
     pub cpu_pct: Option<f64>,
+    /// The whole machine's busy CPU in the second, % of all its cores (0–100; `/proc/stat`).
+    #[serde(default)]
+    pub machine_cpu_pct: Option<f64>,
 }
 
 /// Whether the generator, not the app, was the limit.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Generator {
-    /// `ok` or `bottleneck`.
+    /// `ok`; `bottleneck` (dialtone saturated, or its own frames late); `machine_busy`
+    /// (other work kept the machine busy while dialtone's CPU was low); `app_backpressure`
+    /// (call mode: frames late with neither busy, so the app was slow to read).
     pub verdict: String,
-    /// Why, in words (empty when ok).
+    /// Which cause: `dialtone_saturated`, `dialtone_late`, `machine_busy`,
+    /// `app_backpressure`, or empty when ok.
+    #[serde(default)]
+    pub cause: String,
+    /// Why, in words, with dialtone's and the machine's CPU (empty when ok).
     pub reasons: Vec<String>,
     /// Frame lateness above which dialtone counts itself late.
     pub lateness_bound_ms: f64,
@@ -168,6 +244,21 @@ pub struct Generator {
     pub sys_us_per_frame: Option<f64>,
     /// Peak resident memory, KiB.
     pub max_rss_kib: Option<u64>,
+    /// dialtone's mean CPU over the measured seconds, % of one core.
+    #[serde(default)]
+    pub cpu_mean_pct: Option<f64>,
+    /// The machine's CPUs (`/proc/stat`), which may be more than dialtone's `cores`.
+    #[serde(default)]
+    pub machine_cores: Option<u32>,
+    /// The machine's mean busy CPU, % of all its cores.
+    #[serde(default)]
+    pub machine_cpu_mean_pct: Option<f64>,
+    /// The machine's busiest second, % of all its cores.
+    #[serde(default)]
+    pub machine_cpu_peak_pct: Option<f64>,
+    /// Highest 1-minute load average seen (`/proc/loadavg`), to compare with the cores.
+    #[serde(default)]
+    pub load_avg_peak: Option<f64>,
 }
 
 /// One `--threshold` and its verdict.

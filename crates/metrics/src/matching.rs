@@ -37,6 +37,9 @@ pub const MAX_UNKNOWN_SIDS: usize = 100;
 /// Name of the milestone whose text is scored against the turn's text.
 pub const TRANSCRIPT_FINAL: &str = "transcript.final";
 
+/// Name of the VAD onset milestone: one per turn is its onset, more are re-onsets.
+pub const VAD_SPEECH_START: &str = "vad.speech_start";
+
 /// A ground-truth turn placed on the wall clock: when the caller's speech really started
 /// and ended, in Unix epoch milliseconds (from the send time of the frames at the
 /// turn's boundaries).
@@ -65,7 +68,7 @@ pub enum Anchor {
 impl Anchor {
     /// The anchor for a milestone called `name` (see the module documentation).
     pub fn for_name(name: &str) -> Anchor {
-        let starts = name == "vad.speech_start" || name.contains(".start");
+        let starts = name == VAD_SPEECH_START || name.contains(".start");
         if starts { Anchor::Start } else { Anchor::End }
     }
 }
@@ -90,8 +93,11 @@ pub struct TurnEvent {
 pub struct TurnMilestones {
     /// The turn's [`TurnClock::index`].
     pub index: usize,
-    /// Its milestones in timestamp order.
+    /// Its milestones in timestamp order, with at most one `vad.speech_start`: the first.
     pub milestones: Vec<TurnEvent>,
+    /// Further `vad.speech_start`s matched to this turn, in timestamp order: the app's VAD
+    /// fired again inside the turn (split it). Their latency is from the turn's true start.
+    pub reonsets: Vec<TurnEvent>,
     /// Word error rate of the `transcript.final` text(s) against the turn's text; `None`
     /// without a final transcript or without a reference text.
     pub wer: Option<f64>,
@@ -118,6 +124,7 @@ pub fn match_turns(turns: &[TurnClock], milestones: &[Milestone]) -> Matched {
         .map(|&i| TurnMilestones {
             index: turns[i].index,
             milestones: Vec::new(),
+            reonsets: Vec::new(),
             wer: None,
         })
         .collect();
@@ -151,6 +158,19 @@ pub fn match_turns(turns: &[TurnClock], milestones: &[Milestone]) -> Matched {
     for (slot, tm) in per_turn.iter_mut().enumerate() {
         // Stable: equal timestamps keep the order the app reported them in.
         tm.milestones.sort_by_key(|e| e.ts_ms);
+        // The first onset is the turn's; the VAD firing again inside it is a split.
+        let mut onsets = 0;
+        let (kept, reonsets): (Vec<TurnEvent>, Vec<TurnEvent>) = std::mem::take(&mut tm.milestones)
+            .into_iter()
+            .partition(|e| {
+                if e.name != VAD_SPEECH_START {
+                    return true;
+                }
+                onsets += 1;
+                onsets == 1
+            });
+        tm.milestones = kept;
+        tm.reonsets = reonsets;
         let reference = &turns[order[slot]].text;
         let finals: Vec<&str> = tm
             .milestones

@@ -249,3 +249,40 @@ fn unknown_calls_are_counted_not_matched() {
     );
     assert_eq!(p.no_call.len(), 1);
 }
+
+/// Issue 11: a VAD with a hangover re-fires `vad.speech_start` inside one caller turn. Only
+/// the first onset is the turn's (its latency from the true start); the others are
+/// re-onsets of the same turn, never a later turn's onset.
+#[test]
+fn r11_only_the_first_onset_of_a_turn_is_its_onset() {
+    let turns = session_turns();
+    let mut app = Vec::new();
+    for t in &turns {
+        app.push(ms("vad.speech_start", t.start_ms + 90, None));
+        app.push(ms("vad.speech_end", t.end_ms + 480, None));
+    }
+    // Turn 1 (3.1 s of speech) is split twice by a pause, turn 4 once, and reported out
+    // of order.
+    app.push(ms("vad.speech_start", turns[1].start_ms + 1_600, None));
+    app.push(ms("vad.speech_start", turns[1].start_ms + 900, None));
+    app.push(ms("vad.speech_start", turns[4].start_ms + 2_000, None));
+    let matched = match_turns(&turns, &app);
+    assert!(matched.unmatched.is_empty(), "{:?}", matched.unmatched);
+    for (k, turn) in matched.per_turn.iter().enumerate() {
+        let onsets: Vec<i64> = turn
+            .milestones
+            .iter()
+            .filter(|e| e.name == "vad.speech_start")
+            .map(|e| e.latency_ms)
+            .collect();
+        assert_eq!(onsets, [90], "turn {k}: one onset, the first");
+        let reonsets: Vec<i64> = turn.reonsets.iter().map(|e| e.latency_ms).collect();
+        let want: &[i64] = match k {
+            1 => &[900, 1_600],
+            4 => &[2_000],
+            _ => &[],
+        };
+        assert_eq!(reonsets, want, "turn {k}");
+        assert!(turn.reonsets.iter().all(|e| e.anchor == Anchor::Start));
+    }
+}

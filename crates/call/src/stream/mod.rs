@@ -158,6 +158,8 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         close_code: None,
         duration_ms: 0.0,
         turns: Vec::new(),
+        talk_over_ms: 0.0,
+        vad_splits: 0,
         faults: None,
         lateness_us: crate::report::new_lateness_histogram(),
     };

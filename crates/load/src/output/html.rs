@@ -59,7 +59,12 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
             "<p class=ok>Generator kept up: the figures are the app's.</p>"
         );
     } else {
-        let _ = write!(h, "<p class=bad>Generator was the bottleneck:</p><ul>");
+        let _ = write!(
+            h,
+            "<p class=bad>Generator verdict: {}{}</p><ul>",
+            esc(&super::verdict_words(g)),
+            esc(&super::cpu_figures(g))
+        );
         for r in &g.reasons {
             let _ = write!(h, "<li>{}</li>", esc(r));
         }
@@ -178,11 +183,15 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
             );
         }
     }
-    h.push_str("</table><h2>Outcomes</h2>");
+    h.push_str("</table>");
+    h.push_str(&conversation(s));
+    h.push_str("<h2>Outcomes</h2>");
     h.push_str(&outcomes(s));
     let _ = write!(
         h,
-        "<h2>Generator</h2><p>{} cores · peak CPU {} · user {} µs/frame · sys {} µs/frame · peak RSS {}</p>",
+        "<h2>Generator</h2><p>{}{}</p><p>{} cores · peak CPU {} · user {} µs/frame · sys {} µs/frame · peak RSS {}</p>",
+        esc(&super::verdict_words(g)),
+        esc(&super::cpu_figures(g)),
         g.cores,
         opt(g.cpu_peak_pct, "%"),
         opt(g.user_us_per_frame, ""),
@@ -192,6 +201,31 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
     );
     h.push_str("</body></html>\n");
     h
+}
+
+/// Clears, split turns and talk-over as a table (call mode, when there was a conversation).
+fn conversation(s: &Summary) -> String {
+    let c = &s.conversation;
+    if c.turns == 0 && c.clears == 0 {
+        return String::new();
+    }
+    let calls = s.calls.finished;
+    format!(
+        "<h2>Conversation</h2><table><tr><th>what</th><th>count</th><th>calls with it</th></tr>\
+         <tr><td>caller turns</td><td>{}</td><td>{calls}</td></tr>\
+         <tr><td>app clears</td><td>{}</td><td>{} of {calls}</td></tr>\
+         <tr><td>turns split by the app's VAD (re-onsets)</td><td>{} ({})</td><td>{} of {calls}</td></tr>\
+         <tr><td>talk-over: app audio over the caller (ms; turns)</td><td>{:.0} ms; {}</td><td>{} of {calls}</td></tr></table>",
+        c.turns,
+        c.clears,
+        c.calls_with_clears,
+        c.split_turns,
+        c.vad_splits,
+        c.calls_with_split_turns,
+        c.talk_over_ms,
+        c.talk_over_turns,
+        c.calls_with_talk_over
+    )
 }
 
 fn opt(v: Option<f64>, unit: &str) -> String {

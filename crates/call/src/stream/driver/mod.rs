@@ -576,7 +576,9 @@ impl Driver {
         if self.faults.is_some() {
             report.faults = Some(std::mem::take(&mut self.fault_counts));
         }
+        self.turns.on_stream_end(end_us);
         report.turns = self.turns.finish(self.wall0_unix_ms);
+        report.talk_over_ms = report.turns.iter().map(|t| t.talk_over_ms).sum();
         StreamOutcome {
             heard: self.playout.heard_mulaw(end_us),
             sent: self.sent,
