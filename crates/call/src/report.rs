@@ -301,6 +301,57 @@ pub enum Failure {
         /// `rejected` or `busy`.
         reason: String,
     },
+    /// Virtual time (`--fast`): caller turns went unanswered while the app's audio was still
+    /// on its way. It came on the wall clock after the app had read all of the caller's
+    /// audio, so the turns were unanswered only because the caller did not wait: the app
+    /// paces its audio in real time, and a clean result would have been hollow.
+    #[error(
+        "{unanswered} of {turns} caller turns got no reply in virtual time; {}; the app paces \
+         its audio in real time, and --fast needs an app that answers as it reads the \
+         caller's audio: rerun without --fast",
+        late_audio_words(*media, *audio_ms, *wall_ms, *after_ms)
+    )]
+    WallClockApp {
+        /// Stream URL.
+        url: String,
+        /// Turns that got no app audio after their end (before the next turn began).
+        unanswered: usize,
+        /// Turns the caller finished on the stream.
+        turns: usize,
+        /// App `media` messages that came after the app had read everything.
+        media: u64,
+        /// Their audio, ms.
+        audio_ms: u64,
+        /// Wall-clock time from the first of them to the last, ms.
+        wall_ms: u64,
+        /// Wall-clock time from the app's reading the caller's last message to the first of
+        /// them, ms.
+        after_ms: u64,
+    },
+}
+
+/// The evidence of a [`Failure::WallClockApp`] in words: how much audio came late, at what
+/// pace against the wall clock, and how long after the app had read everything.
+fn late_audio_words(media: u64, audio_ms: u64, wall_ms: u64, after_ms: u64) -> String {
+    let mut s = format!(
+        "the app's audio came on the wall clock after it had read all of the caller's audio: \
+         {media} media ({audio_ms} ms of audio), the first {after_ms} ms later"
+    );
+    if let Some(pace) = late_pace(media, audio_ms, wall_ms) {
+        s.push_str(&format!(
+            ", over {wall_ms} ms wall ({pace:.1}\u{d7} real-time pace)"
+        ));
+    }
+    s
+}
+
+/// Audio ms per wall ms of late app audio; `None` for fewer than two messages or no span.
+/// Over the gaps between messages: the last message's audio plays after the span.
+pub(crate) fn late_pace(media: u64, audio_ms: u64, wall_ms: u64) -> Option<f64> {
+    (media >= 2 && wall_ms > 0).then(|| {
+        let per = audio_ms as f64 / media as f64;
+        (audio_ms as f64 - per) / wall_ms as f64
+    })
 }
 
 impl Failure {
@@ -321,6 +372,7 @@ impl Failure {
             Failure::NoAudioBack { .. } => 0,
             Failure::PlayFailed { .. } => 11200,
             Failure::Rejected { .. } => 0,
+            Failure::WallClockApp { .. } => 0,
         }
     }
 
@@ -341,6 +393,7 @@ impl Failure {
             Failure::NoAudioBack { .. } => "app_audio",
             Failure::PlayFailed { .. } => "play",
             Failure::Rejected { .. } => "rejected",
+            Failure::WallClockApp { .. } => "virtual_time",
         }
     }
 }

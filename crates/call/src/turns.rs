@@ -191,6 +191,14 @@ impl TurnTracker {
         }
     }
 
+    /// Turns the caller finished on this stream, and how many of them got no app audio
+    /// after their end (before the next one began) so far.
+    pub fn unanswered(&self) -> (usize, usize) {
+        let ended = self.turns.iter().filter(|t| t.end_us.is_some());
+        let finished = ended.clone().count();
+        (ended.filter(|t| t.reply_us.is_none()).count(), finished)
+    }
+
     /// The turns as reported; `wall0_unix_ms` is the Unix time of the stream's start.
     pub fn finish(&self, wall0_unix_ms: f64) -> Vec<TurnReport> {
         let ms = |us: u64| us as f64 / 1e3;
@@ -281,6 +289,21 @@ mod tests {
         let r = tr.finish(0.0);
         assert_eq!(r[0].reply_ms, None);
         assert_eq!(r[1].reply_ms, Some(200.0));
+    }
+
+    #[test]
+    fn unanswered_counts_finished_turns_without_a_reply() {
+        let mut tr = TurnTracker::new(&[truth(0, 400), truth(1000, 1400), truth(3000, 3400)]);
+        for k in 0..100u64 {
+            tr.on_frame_sent(k, k * 20_000, false);
+        }
+        assert_eq!(
+            tr.unanswered(),
+            (2, 2),
+            "the third turn has not been spoken yet"
+        );
+        tr.on_app_media(1_600_000, 1_600_000);
+        assert_eq!(tr.unanswered(), (1, 2));
     }
 
     #[test]

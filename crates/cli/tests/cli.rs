@@ -179,6 +179,29 @@ fn barge_in_script_reports_turns_milestones_and_the_clear() {
 }
 
 #[test]
+fn the_reference_app_answers_every_turn_in_virtual_time_as_in_real_time() {
+    // It answers as it reads: with --fast every turn is answered, and nothing the caller
+    // sends runs ahead of its reading (no replies pushed into the next turn, no clears).
+    let out = dialtone()
+        .args(["call", "--json", "--fast", "--script", "session"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["failures"].as_array().unwrap().len(), 0, "{stdout}");
+    let stream = &report["streams"][0];
+    let turns = stream["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 5, "{turns:#?}");
+    for t in turns {
+        let reply = t["reply_ms"].as_f64();
+        // The app's VAD closes a turn after its hangover of silence, on the audio's time.
+        assert!(reply.is_some_and(|ms| (300.0..1000.0).contains(&ms)), "{t}");
+    }
+    assert_eq!(stream["clears"], 0, "{stream}");
+}
+
+#[test]
 fn bot_runs_alone_and_a_call_against_it_completes() {
     use std::io::{BufRead, BufReader};
     let mut bot = dialtone()

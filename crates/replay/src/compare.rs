@@ -160,6 +160,15 @@ pub(crate) fn build(
 
     // Steps 3–4: app messages index by index, then the end.
     let (matching, drift, message_div) = compare_messages(cs, &run, opts.ignore_payloads);
+    // With --fast, sends wait for the app's captured messages, so where an identical message
+    // lands among the caller's frames is causal, not jitter: a shift is a divergence of its
+    // own, in timing rather than content. (In real time it shows as drift.)
+    let (timing_div, timing_note) = if opts.fast {
+        timing_divergence(cs, &run, message_div.as_ref().map(|(_, d)| d))
+    } else {
+        (None, None)
+    };
+    notes.extend(timing_note);
     let replayed = replayed_side(cs, &run, opts);
     let close_matches = match (&cs.close, run.end) {
         (None, End::DialtoneClosed(_)) => true,
@@ -206,6 +215,9 @@ pub(crate) fn build(
     }
     if let Some((at, d)) = close_div {
         stream_divs.push((at, 1, d));
+    }
+    if let Some((at, d)) = timing_div {
+        stream_divs.push((at, 0, d));
     }
     stream_divs.sort_by_key(|(at, tie, _)| (*at, *tie));
     divergences.extend(stream_divs.into_iter().map(|(_, _, d)| d));
@@ -327,6 +339,90 @@ fn compare_messages(
     (matching, drift, message_div)
 }
 
+/// Identical app messages, before the first that differs in content, that landed after a
+/// later `ws_out` than in the capture: the first one, in frames (media `ws_out`s) and words.
+/// A message can only land later after a `--fast` wait for it ran out, which no jitter
+/// explains. One that lands earlier (the sends did not wait, nothing bounds it) is a note.
+fn timing_divergence(
+    cs: &CapturedStream,
+    run: &Run,
+    content: Option<&Divergence>,
+) -> (Option<(usize, Divergence)>, Option<String>) {
+    let prefix = content
+        .and_then(|d| d.app_message)
+        .map_or(cs.ins.len().min(run.received.len()), |n| n - 1);
+    // frames[n]: media messages among the first n `ws_out`s.
+    let mut frames = Vec::with_capacity(cs.outs.len() + 1);
+    frames.push(0usize);
+    for out in &cs.outs {
+        let media = out.text.contains(r#""event":"media""#);
+        frames.push(frames.last().copied().unwrap_or(0) + usize::from(media));
+    }
+    let frames_at = |n: usize| frames[n.min(cs.outs.len())];
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    // (index, captured after_out, replayed after_out, frames between)
+    let (mut later, mut earlier) = (Vec::new(), Vec::new());
+    for i in 0..prefix {
+        let (c, r) = (cs.ins[i].after_out, run.received[i].after_out);
+        if r > c {
+            later.push((i, c, r, frames_at(r) - frames_at(c)));
+        } else if r < c {
+            earlier.push(frames_at(c) - frames_at(r));
+        }
+    }
+    let note = (!earlier.is_empty()).then(|| {
+        format!(
+            "{} came up to {} earlier than in the capture (--fast sends do not wait to see \
+             that: not a divergence)",
+            plural(earlier.len(), "app message"),
+            plural(earlier.iter().copied().max().unwrap_or(0), "frame")
+        )
+    });
+    let Some(&(i, c, r, by)) = later.first() else {
+        return (None, note);
+    };
+    let what = match serde_json::from_str::<serde_json::Value>(&cs.ins[i].text)
+        .ok()
+        .and_then(|v| v["event"].as_str().map(str::to_string))
+        .as_deref()
+    {
+        Some("media") => "reply",
+        Some("mark") => "mark",
+        Some("clear") => "clear",
+        _ => "message",
+    };
+    let shift = if by > 0 {
+        plural(by, "frame")
+    } else {
+        format!(
+            "{} (no caller frame between)",
+            plural(r - c, "ws_out message")
+        )
+    };
+    let mut description = format!(
+        "timing divergence: same messages, the app's {what} came {shift} later than in the \
+         capture; content matches (app message #{}, after ws_out #{r}; capture: after #{c})",
+        i + 1
+    );
+    if later.len() > 1 {
+        let most = later.iter().map(|m| m.3).max().unwrap_or(0);
+        description.push_str(&format!(
+            "; {} of {prefix} app messages came later, by up to {}",
+            later.len(),
+            plural(most, "frame")
+        ));
+    }
+    let div = Divergence {
+        kind: "timing",
+        app_message: Some(i + 1),
+        after_ws_out: Some(r),
+        captured: None,
+        replayed: None,
+        description,
+    };
+    (Some((c, div)), note)
+}
+
 struct StreamSummaryParts {
     sent: usize,
     received: usize,
@@ -356,6 +452,11 @@ fn finish(
         .map_or("the capture has no ws_close", |c| c.text.as_str());
     let verdict = match (reproduced, divergences.first()) {
         (true, None) => format!("REPRODUCED: {captured_text}, as in the capture"),
+        (true, Some(d)) if divergences.iter().all(|d| d.kind == "timing") => format!(
+            "OUTCOME REPRODUCED ({captured_text}); the app's answers match in content but not \
+             in timing: {}",
+            d.description
+        ),
         (true, Some(d)) => format!(
             "OUTCOME REPRODUCED ({captured_text}), but the app's answers diverged: {}",
             d.description

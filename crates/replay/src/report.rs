@@ -106,7 +106,8 @@ pub struct CloseReport {
 /// One divergence.
 #[derive(Debug, Clone, Serialize)]
 pub struct Divergence {
-    /// `webhook_status`, `twiml`, `upgrade`, `app_message`, `close`.
+    /// `webhook_status`, `twiml`, `upgrade`, `app_message`, `close`, or `timing` (`--fast`:
+    /// identical app messages that landed among other caller frames than in the capture).
     pub kind: &'static str,
     /// 1-based index of the app message, for `app_message`.
     pub app_message: Option<usize>,

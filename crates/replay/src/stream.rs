@@ -20,8 +20,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Same bound as the call engine: a write blocked this long means the app stopped reading.
 pub(crate) const WRITE_STALL: Duration = Duration::from_secs(5);
 /// `--fast`: how long to wait for an app message the capture shows before the next send.
-/// After one such wait runs out the app has diverged, and later sends no longer wait.
+/// After one such wait runs out the app is behind the capture: later sends wait at most
+/// [`CATCH_UP`] each until it catches up (then full waits again), so a reply that comes a
+/// few frames late lands where it would have in real time; after another `FAST_WAIT` of
+/// such short waits the app has diverged, and later sends no longer wait.
 const FAST_WAIT: Duration = Duration::from_secs(2);
+/// `--fast`, app behind the capture: one frame's worth of real time per send.
+const CATCH_UP: Duration = Duration::from_millis(20);
 /// App messages kept beyond the captured count (the rest are only counted), so a runaway
 /// app costs bounded memory.
 const EXTRA_KEPT: usize = 10_000;
@@ -165,10 +170,19 @@ pub(crate) async fn replay(
 
     let mut end: Option<End> = None;
     let mut waits = opts.fast;
+    // Short waits spent while the app is behind the capture (`None`: it is not).
+    let mut behind: Option<Duration> = None;
     for out in &cap.outs {
         if opts.fast {
-            if waits && !wait_received(&mut progress, out.ins_before, FAST_WAIT).await {
-                waits = false;
+            if waits {
+                let limit = behind.map_or(FAST_WAIT, |_| CATCH_UP);
+                if wait_received(&mut progress, out.ins_before, limit).await {
+                    behind = None;
+                } else {
+                    let spent = behind.map_or(Duration::ZERO, |d| d + CATCH_UP);
+                    behind = Some(spent);
+                    waits = spent < FAST_WAIT;
+                }
             }
         } else {
             let due = open + Duration::from_secs_f64(out.offset_ms.max(0.0) / 1e3);

@@ -194,6 +194,69 @@ async fn fast_sends_identical_bytes_and_a_minute_replays_in_seconds() {
 }
 
 #[tokio::test]
+async fn fast_tells_a_reply_that_came_frames_later_from_a_content_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = synth_capture("http://127.0.0.1:9", 13, None, Mode::Fixed);
+    // The app answers the 10th frame (ws_out #12) with its payload and a mark. Move that
+    // answer to after the 7th frame (ws_out #9): in this capture the app answered 3 frames
+    // sooner than it does now, with the same messages.
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mark = lines.iter().position(|l| l.contains("echo-10")).unwrap();
+    let answer: Vec<String> = lines.drain(mark - 1..=mark).collect();
+    assert!(answer.iter().all(|l| l.contains(r#""kind":"ws_in""#)));
+    let ninth_out = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(r#""kind":"ws_out""#))
+        .nth(8)
+        .unwrap()
+        .0;
+    lines.splice(ninth_out + 1..ninth_out + 1, answer);
+    let path = write(&dir, "earlier.jsonl", &(lines.join("\n") + "\n"));
+
+    let app = App::start(Mode::Fixed).await;
+    let mut o = opts(&path, &app);
+    o.fast = true;
+    let report = replay(&o).await.unwrap();
+    println!("{}", report.to_text());
+    assert!(!report.matches, "{}", report.to_text());
+    assert_eq!(report.exit_code(), 1);
+    assert!(report.reproduced, "the stream still ends as captured");
+    assert_eq!(report.stream.app_messages_matching, 3, "same content");
+    assert_eq!(report.divergences.len(), 1, "{:#?}", report.divergences);
+    let d = report.first_divergence().unwrap();
+    assert_eq!((d.kind, d.app_message), ("timing", Some(2)));
+    assert!(
+        d.description
+            .contains("frames later than in the capture; content matches"),
+        "{}",
+        d.description
+    );
+    // Waiting on a late app falls back to a frame of real time per send, so the reply lands
+    // where it would in real time (a loaded host may let it slip a frame further).
+    let frames: u32 = d.description
+        ["timing divergence: same messages, the app's reply came ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3..=5).contains(&frames), "{}", d.description);
+    assert!(
+        report
+            .verdict
+            .contains("the app's answers match in content but not in timing"),
+        "{}",
+        report.verdict
+    );
+
+    // In real time the same shift is timing drift, not a divergence of its own.
+    o.fast = false;
+    let report = replay(&o).await.unwrap();
+    assert!(report.divergences.iter().all(|d| d.kind != "timing"));
+}
+
+#[tokio::test]
 async fn payload_differences_are_exact_by_default_and_ignorable() {
     let dir = tempfile::tempdir().unwrap();
     let text = synth_capture("http://127.0.0.1:9", 25, None, Mode::Fixed);

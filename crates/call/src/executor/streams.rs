@@ -63,6 +63,7 @@ impl Call<'_> {
         let talk = audio + tail;
         let hangup = CallerHangup {
             talk,
+            tail,
             state: self.caller_hangup.clone(),
             end: self.end_tx.clone(),
             reason: format!(
@@ -153,6 +154,7 @@ impl Call<'_> {
             );
         }
         self.failures.extend(o.failures);
+        self.warnings.extend(o.warnings);
         if let (Some(heard), Some(sent)) = (o.heard, o.sent) {
             self.audio.push(StreamAudio {
                 stream_sid: o.report.stream_sid.clone(),

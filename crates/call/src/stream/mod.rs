@@ -10,7 +10,8 @@
 //!   socket helpers;
 //! - `driver`: the driver loop (pacing, sending, the report), with `driver/app` (the app's
 //!   messages, playout, marks), `driver/faults` (injected faults on the wire) and
-//!   `driver/hangup` (the caller's hang-up).
+//!   `driver/hangup` (the caller's hang-up) and `driver/virtual_time` (`--fast`: waiting for
+//!   the app to read, and failing an app that answers on the wall clock).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -119,6 +120,8 @@ pub(crate) struct StreamCtx {
 pub(crate) struct StreamOutcome {
     pub(crate) report: StreamReport,
     pub(crate) failures: Vec<Failure>,
+    /// Warnings for the call's report: (code, message).
+    pub(crate) warnings: Vec<(u16, String)>,
     /// What the caller heard from the app (μ-law, on the stream's timeline), when recording.
     pub(crate) heard: Option<Vec<u8>>,
     /// What the caller sent on the inbound track (μ-law), when recording.
@@ -131,6 +134,9 @@ enum Inbound {
     Closed(Option<u16>),
     /// The connection broke (the cause is not needed: the report says "dropped").
     Dropped,
+    /// The app's WebSocket layer answered the ping with this id (virtual time's read
+    /// barrier; other pongs carry `None`).
+    Pong(Option<u64>),
 }
 
 /// Runs one stream to its end.
@@ -166,6 +172,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
     let fail = |report: StreamReport, f: Failure| StreamOutcome {
         report,
         failures: vec![f],
+        warnings: Vec::new(),
         heard: None,
         sent: None,
     };
@@ -240,6 +247,9 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
             let item = match msg {
                 Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
                 Ok(Message::Binary(b)) => Inbound::Binary(b.len()),
+                Ok(Message::Pong(p)) => {
+                    Inbound::Pong(p.as_ref().try_into().ok().map(u64::from_be_bytes))
+                }
                 Ok(Message::Close(frame)) => {
                     let _ = tx
                         .send(Inbound::Closed(frame.map(|f| u16::from(f.code))))

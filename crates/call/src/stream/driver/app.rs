@@ -51,9 +51,15 @@ impl Driver {
             AppMessage::Media { payload } => {
                 self.media_received += 1;
                 let heard_us = self.playout.push_media(now_us, &payload);
-                self.turns.on_app_media(now_us, heard_us);
-                self.turns
-                    .on_app_heard(heard_us, self.playout.busy_until_us());
+                match &mut self.late {
+                    // After the caller's time, on the wall clock: evidence, not a reply.
+                    Some(late) => late.on_media(payload.len()),
+                    None => {
+                        self.turns.on_app_media(now_us, heard_us);
+                        self.turns
+                            .on_app_heard(heard_us, self.playout.busy_until_us());
+                    }
+                }
                 if self.first_audio_at.is_none() {
                     let after = Duration::from_micros(now_us);
                     self.first_audio_at = Some(after);

@@ -16,6 +16,9 @@ use super::Driver;
 #[derive(Clone)]
 pub(crate) struct CallerHangup {
     pub(crate) talk: Duration,
+    /// The part of `talk` after the caller's audio; in virtual time also a wall-clock
+    /// bound on waiting for replies still on their way.
+    pub(crate) tail: Duration,
     pub(crate) state: Arc<Mutex<HangupState>>,
     pub(crate) end: Arc<watch::Sender<Option<String>>>,
     pub(crate) reason: String,
@@ -88,7 +91,7 @@ impl Driver {
         &mut self,
         sink: &mut WsSink,
         rx: &mut mpsc::Receiver<Inbound>,
-        ctx: &StreamCtx,
+        ctx: &mut StreamCtx,
         t0: Instant,
         mut k: u64,
     ) -> End {
@@ -100,6 +103,14 @@ impl Driver {
                 return self.send_failed(e, rx).await;
             }
             k += 1;
+        }
+        // In virtual time the tail passed at once: wait for the app to read everything,
+        // and on the wall clock for replies still on their way.
+        if self.fast
+            && let Some(end) = self.settle(sink, rx, ctx, t0, h.tail).await
+        {
+            h.fire();
+            return end;
         }
         h.fire();
         self.stop(sink, rx).await

@@ -1,6 +1,7 @@
 //! The driver loop of one stream: pacing on an absolute schedule (or virtual time), the
 //! app's messages, playout and mark echoes, and the report at the end. The app's messages
-//! are handled in `app`, injected faults in `faults`, the caller's hang-up in `hangup`.
+//! are handled in `app`, injected faults in `faults`, the caller's hang-up in `hangup`,
+//! virtual time's read barrier and wall-clock check in `virtual_time`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::turns::TurnTracker;
 mod app;
 mod faults;
 pub(super) mod hangup;
+mod virtual_time;
 
 use hangup::CallerHangup;
 
@@ -80,6 +82,12 @@ pub(super) struct Driver {
     /// Per mark record: answered (echoed or lost to `mark_loss`); echoes settle the first
     /// open record of their name, so a lost echo is never credited to a later mark.
     marks_settled: Vec<bool>,
+    /// Virtual time: the caller waits for the app to read what it sent.
+    barrier: virtual_time::ReadBarrier,
+    /// Virtual time, after the caller's hang-up: app audio still coming on the wall clock.
+    late: Option<virtual_time::LateAudio>,
+    /// Warnings for the call's report.
+    warnings: Vec<(u16, String)>,
 }
 
 impl Driver {
@@ -121,6 +129,9 @@ impl Driver {
             delayed_echoes: VecDeque::new(),
             hangup: None,
             marks_settled: Vec::new(),
+            barrier: virtual_time::ReadBarrier::default(),
+            late: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -133,12 +144,11 @@ impl Driver {
         }
     }
 
-    /// Waits for `deadline`; in virtual time, jumps to it (after letting the app's messages
-    /// in).
+    /// Waits for `deadline`; in virtual time, jumps to it once the app has read what was
+    /// sent (after letting the app's messages in).
     async fn sleep_until(&mut self, t0: Instant, deadline: Instant) {
         if self.fast {
-            tokio::task::yield_now().await;
-            self.virt_us = self.virt_us.max(us_since(t0, deadline));
+            self.virtual_sleep(t0, deadline).await;
         } else {
             sleep_until(deadline).await;
         }
@@ -270,6 +280,7 @@ impl Driver {
                         return End::AppClosed(code);
                     }
                     Some(Inbound::Dropped) | None => return End::Dropped,
+                    Some(Inbound::Pong(id)) => self.on_pong(id),
                 },
                 _ = self.sleep_until(t0, deadline) => {}
             }
@@ -321,6 +332,9 @@ impl Driver {
                 if let Err(e) = self.echo_mark(sink, ctx, echo, now_us).await {
                     return self.send_failed(e, rx).await;
                 }
+            }
+            if let Err(e) = self.ping_if_sent(sink).await {
+                return self.send_failed(e, rx).await;
             }
             self.check_no_audio(ctx, t0);
         }
@@ -584,6 +598,7 @@ impl Driver {
             sent: self.sent,
             report,
             failures: self.failures,
+            warnings: self.warnings,
         }
     }
 }
