@@ -80,6 +80,9 @@ pub(super) struct Driver {
     /// Per mark record: answered (echoed or lost to `mark_loss`); echoes settle the first
     /// open record of their name, so a lost echo is never credited to a later mark.
     marks_settled: Vec<bool>,
+    /// Frames of the caller's audio already gone when this stream started (its audio is
+    /// anchored at the answer): stream frame k carries caller frame k + this.
+    caller_offset: u64,
 }
 
 impl Driver {
@@ -121,6 +124,7 @@ impl Driver {
             delayed_echoes: VecDeque::new(),
             hangup: None,
             marks_settled: Vec::new(),
+            caller_offset: 0,
         }
     }
 
@@ -201,6 +205,7 @@ impl Driver {
         }
         let t0 = Instant::now();
         self.t0 = Some(t0);
+        self.anchor_caller(t0, ctx);
         self.wall0_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64() * 1e3);
@@ -217,6 +222,8 @@ impl Driver {
         if let Some(h) = ctx.hangup.take()
             && let Some(after) = h.claim()
         {
+            // The caller's time counts from where its audio starts.
+            let after = after.saturating_sub(self.caller_offset_duration());
             self.hangup = Some((h, after));
             if let Some(started) = ctx.started.take() {
                 let _ = started.send(t0);
@@ -342,7 +349,9 @@ impl Driver {
             self.fault_counts.delayed += 1;
         }
         let playing = self.playout.busy_until_us() > sent_us;
-        self.turns.on_frame_sent(k, sent_us, playing);
+        // Ground truth is in the caller audio's frames, which this stream may join late.
+        self.turns
+            .on_frame_sent(k + self.caller_offset, sent_us, playing);
         if !self.fast {
             let late = sent.saturating_duration_since(scheduled);
             self.lateness
@@ -390,14 +399,15 @@ impl Driver {
         }
         if matches!(self.tracks, Tracks::Inbound | Tracks::Both) {
             let audio = &ctx.caller_audio;
-            let payload = if (k as usize) < audio.len() {
-                audio.b64(k as usize)
+            let j = (k + self.caller_offset) as usize;
+            let payload = if j < audio.len() {
+                audio.b64(j)
             } else {
                 silence_b64()
             };
             if let Some(sent) = &mut self.sent {
-                if (k as usize) < audio.len() {
-                    sent.extend_from_slice(audio.frame(k as usize));
+                if j < audio.len() {
+                    sent.extend_from_slice(audio.frame(j));
                 } else {
                     sent.extend_from_slice(&[0xFF; 160]);
                 }
@@ -580,6 +590,7 @@ impl Driver {
         StreamOutcome {
             heard: self.playout.heard_mulaw(end_us),
             sent: self.sent,
+            started_at: self.t0,
             report,
             failures: self.failures,
         }
