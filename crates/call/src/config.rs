@@ -35,12 +35,33 @@ impl From<dialtone_twiml::Method> for HttpMethod {
     }
 }
 
+/// Where the caller's audio timeline starts: what `CallerScript::audio` offset zero is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallerAudioStart {
+    /// Each stream's start: every stream's inbound track carries `audio` from its first
+    /// frame, and the caller hangs up `audio + tail` after the first stream's start. What
+    /// `dialtone call` and `load` do: a WAV spoken into the app's stream.
+    #[default]
+    StreamStart,
+    /// The answer: the caller talks from the moment the call is answered, stream or not, as
+    /// the caller leg of a two-leg `dialtone serve` call does. A stream whose `start` goes
+    /// out `d` after the answer carries `audio` from offset `d` (rounded down to a 20 ms
+    /// frame) on: what was said before is lost, as on Twilio, and turn ground truth is
+    /// shifted the same way (a turn that began before the stream opened is not reported).
+    /// The caller hangs up `audio + tail` after the answer, whether or not a stream is open.
+    /// Virtual time (`fast`) has no answer instant to count from: there this acts as
+    /// `StreamStart`.
+    Answer,
+}
+
 /// What the simulated caller does during the call.
 #[derive(Debug, Clone)]
 pub struct CallerScript {
-    /// What the caller says into every stream's inbound track, from the stream's start;
-    /// μ-law silence follows once it is over.
+    /// What the caller says into every stream's inbound track, from the instant `start`
+    /// names; μ-law silence follows once it is over.
     pub audio: Arc<FrameSet>,
+    /// Where `audio` starts: each stream's start (the default) or the call's answer.
+    pub start: CallerAudioStart,
     /// How long the caller stays on the line after its audio ends before hanging up.
     pub tail: Duration,
     /// Digits the caller keys at `<Gather>` prompts, consumed in order.
@@ -130,6 +151,7 @@ impl CallConfig {
             call_sid: None,
             caller: CallerScript {
                 audio,
+                start: CallerAudioStart::StreamStart,
                 tail: Duration::from_secs(2),
                 gather_digits: String::new(),
                 stream_dtmf: Vec::new(),

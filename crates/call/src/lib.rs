@@ -9,7 +9,8 @@
 //! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
 //!   classes with Twilio's error codes).
 //! - `executor`: runs TwiML verbs in order ([`Engine::place_call`]); `executor/verbs.rs`
-//!   what each verb does, `executor/streams.rs` the call's streams; [`CallHandle`] hangs up
+//!   what each verb does, `executor/streams.rs` the call's streams,
+//!   `executor/recording.rs` the whole call's audio ([`CallAudio`]); [`CallHandle`] hangs up
 //!   or redirects a live call.
 //! - `stream`: the Media Streams WebSocket client with pacing on an absolute schedule (or
 //!   virtual time); `stream/driver` its loop, with injected faults and the caller's hang-up.
@@ -32,11 +33,12 @@ pub mod turns;
 mod webhook;
 
 pub use config::{
-    CallConfig, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod, TurnTruth,
+    CallConfig, CallerAudioStart, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN,
+    HttpMethod, TurnTruth,
 };
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{
-    CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
+    CallAudio, CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
 };
 pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{

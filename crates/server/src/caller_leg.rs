@@ -3,9 +3,11 @@
 //! long as Twilio would speak the words (`SAY_MS_PER_WORD`), `<Pause>` is silence, `<Play
 //! digits>` keys DTMF; the leg hangs up where its TwiML ends or hangs up.
 //!
-//! The engine takes a caller's audio before the call starts, so the caller leg's TwiML is
-//! requested when the number is dialled rather than when the app answers; its audio cannot
-//! change mid-call (a REST redirect of the caller leg is noted, not followed).
+//! The audio's offset zero is the answer (`CallerAudioStart::Answer`): the caller talks while
+//! the app greets, and a stream the app opens later carries the audio from where it is by
+//! then. The engine takes a caller's audio before the call starts, so the caller leg's TwiML
+//! is requested when the number is dialled rather than when the app answers; its audio
+//! cannot change mid-call (a REST redirect of the caller leg is noted, not followed).
 
 use std::time::Duration;
 

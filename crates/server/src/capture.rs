@@ -31,8 +31,9 @@ pub(crate) fn concat(clips: &[StreamClip], heard: bool) -> Vec<u8> {
         .collect()
 }
 
-/// A recording of `call`: `own` is its party, `other` the far party (μ-law); silence as long
-/// as the answered call when no stream carried audio.
+/// A recording of `call`: `own` is its party, `other` the far party (μ-law), normally the
+/// whole answered call from the engine; silence as long as the answered call when neither
+/// carries anything.
 pub(crate) fn make_recording(
     call: &CallRecord,
     channels: u16,

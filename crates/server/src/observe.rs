@@ -3,7 +3,6 @@
 //! `statusCallback` is known get their stream status callbacks.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dialtone_call::{CallEvent, EventKind, EventSink};
@@ -20,7 +19,6 @@ pub(crate) struct Observer {
     sid: String,
     cb: Arc<Callbacks>,
     on_answer: Mutex<Option<OnAnswer>>,
-    stream_started: AtomicBool,
     streams: Mutex<Streams>,
 }
 
@@ -47,7 +45,6 @@ impl Observer {
             sid,
             cb,
             on_answer: Mutex::new(on_answer),
-            stream_started: AtomicBool::new(false),
             streams: Mutex::default(),
         })
     }
@@ -80,11 +77,6 @@ impl Observer {
                 ));
             }
         }
-    }
-
-    /// True once a stream has started on this leg.
-    pub(crate) fn stream_started(&self) -> bool {
-        self.stream_started.load(Ordering::Relaxed)
     }
 
     /// The engine's event sink for this leg.
@@ -156,7 +148,6 @@ impl Observer {
                 };
             }
             EventKind::StreamConnected { stream_sid, .. } => {
-                self.stream_started.store(true, Ordering::Relaxed);
                 if let Some(t) = s.connecting.take() {
                     self.cb.stream(&t, stream_sid, "stream-started", None);
                     s.by_sid.insert(stream_sid.clone(), t);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use dialtone_call::{CallConfig, CallResult, HttpMethod, Redirect};
+use dialtone_call::{CallConfig, CallResult, CallerAudioStart, HttpMethod, Redirect};
 use dialtone_protocol::sid;
 use dialtone_protocol::webhook::{CallInfo, CallStatus, Direction};
 use tokio::sync::mpsc;
@@ -245,8 +245,8 @@ fn engine_config(
     cfg
 }
 
-/// `SendDigits` keyed one every 100 ms (`w` waits 500 ms) from a second after the stream
-/// starts.
+/// `SendDigits` keyed one every 100 ms (`w` waits 500 ms) from a second after the caller's
+/// audio starts (the answer on a two-leg call, the stream's start for a far-end callee).
 fn digit_schedule(digits: &str) -> Vec<(Duration, char)> {
     let mut at = Duration::from_secs(1);
     let mut out = Vec::new();
@@ -334,7 +334,7 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
     // The created leg's party is the app (what the callee heard); the other, the callee.
     let recording = plan
         .record_channels
-        .map(|ch| (ch, concat(&clips, true), concat(&clips, false)));
+        .map(|ch| recording_tracks(ch, &result, &clips, Party::App));
     leg.finish(status, reason, failures, clips, recording);
 }
 
@@ -473,7 +473,10 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     cfg.to = plan.to.clone();
     cfg.direction = Direction::Inbound;
     cfg.call_sid = Some(app_sid.clone());
-    // The caller leg hangs up where its TwiML ends; a short grace lets the app's last reply out.
+    // The caller leg talks from the answer, as on Twilio: a stream the app opens after its
+    // greeting joins the caller's audio where it is by then. The caller leg hangs up where
+    // its TwiML ends (stream or not); a short grace lets the app's last reply out.
+    cfg.caller.start = CallerAudioStart::Answer;
     cfg.caller.tail = Duration::from_millis(500);
     let keyed: String = audio.dtmf.iter().map(|(_, c)| c).collect();
     cfg.caller.gather_digits = format!("{}{keyed}", plan.send_digits);
@@ -486,28 +489,12 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     let prepared = engine.prepare(cfg);
     let handle = prepared.handle();
     attach(&shared, &app_sid, handle.clone(), true);
-    attach(&shared, &plan.sid, handle.clone(), false);
-    // Weak: the hang-up timer must not keep the observer (and its callback queue) alive.
-    let observer_slot: Arc<std::sync::OnceLock<std::sync::Weak<Observer>>> = Arc::default();
+    attach(&shared, &plan.sid, handle, false);
     let on_answer = {
-        let (leg, app_leg, handle, slot) = (
-            leg.clone(),
-            app_leg.clone(),
-            handle.clone(),
-            observer_slot.clone(),
-        );
+        let (leg, app_leg) = (leg.clone(), app_leg.clone());
         Box::new(move || {
             app_leg.answer();
             leg.answer();
-            // Without a stream the engine has no caller clock: hang up where the caller
-            // leg's TwiML ends. With one, the engine's own hang-up (audio + tail) applies.
-            tokio::spawn(async move {
-                tokio::time::sleep(audio_len + Duration::from_millis(500)).await;
-                let observer = slot.get().and_then(std::sync::Weak::upgrade);
-                if !observer.is_some_and(|o| o.stream_started()) {
-                    handle.hangup("the caller leg's TwiML ended");
-                }
-            });
         }) as Box<dyn FnOnce() + Send>
     };
     let observer = Observer::new(
@@ -516,7 +503,6 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
         app_leg.cb.clone(),
         Some(on_answer),
     );
-    let _ = observer_slot.set(Arc::downgrade(&observer));
     let result = prepared.run(Some(observer.sink())).await;
     let (status, reason, failures) = outcome(&result);
     let clips = clips(&result);
@@ -527,10 +513,10 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
         clips.clone(),
         None,
     );
-    // The caller leg's party is what it sent; the other party is the app.
+    // The caller leg's party is what it said; the other party is the app.
     let recording = plan
         .record_channels
-        .map(|ch| (ch, concat(&clips, false), concat(&clips, true)));
+        .map(|ch| recording_tracks(ch, &result, &clips, Party::Caller));
     let swapped = clips
         .into_iter()
         .map(|c| StreamClip {
@@ -546,6 +532,34 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
         swapped,
         recording,
     );
+}
+
+/// Whose side of the engine's call the created leg is.
+#[derive(Clone, Copy)]
+enum Party {
+    /// The engine's caller (two-leg calls: the created leg calls the app).
+    Caller,
+    /// The app the engine rings (one-leg calls: the created leg's TwiML is the app).
+    App,
+}
+
+/// The recording's two tracks, `(channels, created leg's party, other party)`: the whole
+/// answered call (the app's `<Say>`/`<Play>`, its streams, the caller throughout) when the
+/// engine has it, else each stream's audio one after the other.
+fn recording_tracks(
+    channels: u16,
+    result: &CallResult,
+    clips: &[StreamClip],
+    party: Party,
+) -> (u16, Vec<u8>, Vec<u8>) {
+    let (app, caller) = match &result.call_audio {
+        Some(a) => (a.heard.clone(), a.said.clone()),
+        None => (concat(clips, true), concat(clips, false)),
+    };
+    match party {
+        Party::Caller => (channels, caller, app),
+        Party::App => (channels, app, caller),
+    }
 }
 
 /// Stores the engine handle on a call so REST updates can steer it; a hang-up that arrived

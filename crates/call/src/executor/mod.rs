@@ -11,7 +11,7 @@ use dialtone_protocol::sid;
 use dialtone_protocol::webhook::{self as params, CallInfo, CallStatus, Direction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
 
 use crate::config::{CallConfig, HttpMethod};
 use crate::report::{CallReport, EventKind, Failure, StreamReport};
@@ -60,6 +60,9 @@ pub struct CallResult {
     pub report: CallReport,
     /// Per-stream audio (empty unless `record` was set).
     pub audio: Vec<StreamAudio>,
+    /// The whole answered call on one timeline, when `record` was set (`None` for a call
+    /// never answered, and in virtual time).
+    pub call_audio: Option<CallAudio>,
 }
 
 /// What the executor does after a verb.
@@ -100,6 +103,15 @@ struct Call<'e> {
     forks: Vec<(String, Fork)>,
     streams: Vec<StreamReport>,
     audio: Vec<StreamAudio>,
+    /// Per entry of `audio`: when its stream started, and whether it was bidirectional.
+    audio_spans: Vec<(Option<Instant>, bool)>,
+    /// What `<Say>` and `<Play>` played to the caller, kept when recording.
+    played: Vec<recording::Played>,
+    /// When the call was answered: an inbound call when its first TwiML is in hand and does
+    /// not `<Reject>`, an outbound one before its TwiML is requested.
+    answered_at: Option<Instant>,
+    /// The caller's hang-up timer when its audio counts from the answer.
+    answer_backstop: Option<JoinHandle<()>>,
     failures: Vec<Failure>,
     warnings: Vec<(u16, String)>,
     documents: u32,
@@ -286,6 +298,10 @@ impl PreparedCall<'_> {
             forks: Vec::new(),
             streams: Vec::new(),
             audio: Vec::new(),
+            audio_spans: Vec::new(),
+            played: Vec::new(),
+            answered_at: None,
+            answer_backstop: None,
             failures: Vec::new(),
             warnings: Vec::new(),
             documents: 0,
@@ -293,6 +309,10 @@ impl PreparedCall<'_> {
         let (status, reason) = call.run().await;
         call.stop_forks(None).await;
         max_timer.abort();
+        if let Some(t) = call.answer_backstop.take() {
+            t.abort();
+        }
+        let call_audio = call.call_audio(Instant::now());
         timeline.emit(EventKind::Ended {
             status: status.as_str(),
             reason: reason.clone(),
@@ -318,6 +338,7 @@ impl PreparedCall<'_> {
                 timeline: events,
             },
             audio: call.audio,
+            call_audio,
         }
     }
 }
@@ -328,6 +349,10 @@ impl Call<'_> {
             Direction::Inbound => CallStatus::Ringing,
             _ => CallStatus::InProgress,
         };
+        if first_status == CallStatus::InProgress {
+            // An outbound call's TwiML is requested once the callee has answered.
+            self.answered();
+        }
         let url = self.cfg.url.clone();
         let first = match self.cfg.twiml.clone() {
             // Calls created with inline TwiML (REST `Twiml`) start from it, no request.
@@ -364,6 +389,14 @@ impl Call<'_> {
                 }
             }
         };
+        let rejects = self.info.direction == Direction::Inbound
+            && matches!(
+                current.doc.verbs.first().map(|n| &n.verb),
+                Some(dialtone_twiml::Verb::Reject(_))
+            );
+        if !rejects {
+            self.answered();
+        }
         loop {
             let doc_url = current.url.clone();
             self.doc_url = doc_url.clone();
@@ -577,5 +610,8 @@ impl Call<'_> {
     }
 }
 
+mod recording;
 mod streams;
 mod verbs;
+
+pub use recording::CallAudio;

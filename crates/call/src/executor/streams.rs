@@ -5,8 +5,10 @@ use dialtone_protocol::sid;
 use dialtone_twiml::Track;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::{Call, StreamAudio};
+use crate::config::CallerAudioStart;
 use crate::report::Failure;
 use crate::stream::{self, CallerHangup, StreamCtx, StreamOutcome, StreamSpec, Tracks};
 
@@ -59,22 +61,13 @@ impl Call<'_> {
                 },
             },
         };
-        let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
-        let talk = audio + tail;
-        let hangup = CallerHangup {
-            talk,
-            tail,
-            state: self.caller_hangup.clone(),
-            end: self.end_tx.clone(),
-            reason: format!(
-                "caller hung up ({:.1} s of audio + {:.1} s tail)",
-                audio.as_secs_f64(),
-                tail.as_secs_f64()
-            ),
-        };
+        let hangup = self.caller_hangup();
+        let talk = hangup.talk;
+        let caller_epoch = self.caller_epoch();
         let ctx = StreamCtx {
             auth_token: self.cfg.auth_token.clone(),
             caller_audio: self.cfg.caller.audio.clone(),
+            caller_epoch,
             turns: if matches!(tracks, Tracks::Outbound) {
                 Vec::new()
             } else {
@@ -97,23 +90,55 @@ impl Call<'_> {
             net: self.engine.net.clone(),
             tunnels: self.cfg.tunnels.clone(),
         };
-        if !self.cfg.fast {
+        if !self.cfg.fast && caller_epoch.is_none() {
             // The caller talks from the first stream's start and hangs up once its audio
-            // and the tail are over. The stream that claims the hang-up ends the call on
-            // its own frame clock, so exactly the frames before that moment go out; this
-            // timer is the backstop for when that stream ended first (a stopped fork, an
-            // app that closed): then it fires on time, else a little later, so it never
-            // races the stream's own. In virtual time only the streams' clock counts.
+            // and the tail are over (audio anchored at the answer has its backstop armed at
+            // the answer instead). In virtual time only the streams' clock counts.
             tokio::spawn(async move {
                 let Ok(at) = started_rx.await else { return };
-                tokio::time::sleep_until(at + talk).await;
-                if hangup.running() {
-                    tokio::time::sleep(HANGUP_BACKSTOP).await;
-                }
-                hangup.fire();
+                backstop(hangup, at + talk).await;
             });
         }
         Ok((tokio::spawn(stream::run_stream(spec, ctx)), stop_tx))
+    }
+
+    /// The caller's hang-up: `talk` (its audio and the tail) after its audio starts.
+    pub(super) fn caller_hangup(&self) -> CallerHangup {
+        let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
+        CallerHangup {
+            talk: audio + tail,
+            tail,
+            state: self.caller_hangup.clone(),
+            end: self.end_tx.clone(),
+            reason: format!(
+                "caller hung up ({:.1} s of audio + {:.1} s tail)",
+                audio.as_secs_f64(),
+                tail.as_secs_f64()
+            ),
+        }
+    }
+
+    /// Where the caller's audio starts when not at each stream's start: the answer, in
+    /// real time only.
+    pub(super) fn caller_epoch(&self) -> Option<Instant> {
+        (self.cfg.caller.start == CallerAudioStart::Answer && !self.cfg.fast)
+            .then_some(self.answered_at)
+            .flatten()
+    }
+
+    /// The call is answered: when the caller's audio is anchored here, its hang-up is armed
+    /// now, stream or not.
+    pub(super) fn answered(&mut self) {
+        if self.answered_at.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        self.answered_at = Some(now);
+        if self.caller_epoch().is_some() {
+            let hangup = self.caller_hangup();
+            let at = now + hangup.talk;
+            self.answer_backstop = Some(tokio::spawn(backstop(hangup, at)));
+        }
     }
 
     /// Blocks in `<Connect>` until the app closes the stream or the call ends.
@@ -161,6 +186,8 @@ impl Call<'_> {
                 heard,
                 sent,
             });
+            self.audio_spans
+                .push((o.started_at, o.report.bidirectional));
         }
         self.streams.push(o.report);
     }
@@ -179,4 +206,16 @@ impl Call<'_> {
             }
         }
     }
+}
+
+/// The caller hangs up at `at`. The stream that claims the hang-up ends the call on its own
+/// frame clock, so exactly the frames before that moment go out; this timer is the backstop
+/// for when no stream runs it (none open, a stopped fork, an app that closed): then it fires
+/// on time, else a little later, so it never races the stream's own.
+async fn backstop(hangup: CallerHangup, at: Instant) {
+    tokio::time::sleep_until(at).await;
+    if hangup.running() {
+        tokio::time::sleep(HANGUP_BACKSTOP).await;
+    }
+    hangup.fire();
 }

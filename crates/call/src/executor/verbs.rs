@@ -6,6 +6,7 @@ use std::time::Duration;
 use dialtone_audio::FrameSet;
 use dialtone_protocol::webhook::{CallStatus, Direction};
 use dialtone_twiml::{ConnectTarget, Node, StartTarget, Verb};
+use tokio::time::Instant;
 
 use super::{Call, Fork, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
 use crate::report::{EventKind, Failure};
@@ -206,7 +207,9 @@ impl Call<'_> {
     pub(super) async fn say(&mut self, text: &str, loops: u32) -> Next {
         let words = text.split_whitespace().count().max(1) as u64;
         let once = Duration::from_millis((words * SAY_MS_PER_WORD).max(500));
-        self.outbound.set(Some(self.engine.say_tone.clone()));
+        let tone = self.engine.say_tone.clone();
+        let from = Instant::now();
+        self.outbound.set(Some(tone.clone()));
         let ended = if loops == 0 {
             // loop="0" repeats until the caller hangs up.
             self.wait(self.cfg.max_duration).await
@@ -214,6 +217,7 @@ impl Call<'_> {
             self.wait(once * loops).await
         };
         self.outbound.set(None);
+        self.note_played(tone, from);
         if ended {
             return self.interrupted().await;
         }
@@ -251,9 +255,11 @@ impl Call<'_> {
         } else {
             play.loop_count
         };
+        let from = Instant::now();
         self.outbound.set(Some(frames.clone()));
         let ended = self.wait(frames.duration() * loops).await;
         self.outbound.set(None);
+        self.note_played(frames, from);
         if ended {
             return self.interrupted().await;
         }

@@ -95,6 +95,9 @@ pub(crate) struct StreamSpec {
 pub(crate) struct StreamCtx {
     pub(crate) auth_token: String,
     pub(crate) caller_audio: Arc<FrameSet>,
+    /// Where `caller_audio` (and `turns`, `dtmf`) start when not at this stream's start:
+    /// the call's answer ([`crate::config::CallerAudioStart::Answer`]).
+    pub(crate) caller_epoch: Option<Instant>,
     pub(crate) turns: Vec<crate::config::TurnTruth>,
     pub(crate) dtmf: Vec<(Duration, char)>,
     pub(crate) outbound: Arc<OutboundAudio>,
@@ -126,6 +129,8 @@ pub(crate) struct StreamOutcome {
     pub(crate) heard: Option<Vec<u8>>,
     /// What the caller sent on the inbound track (μ-law), when recording.
     pub(crate) sent: Option<Vec<u8>>,
+    /// When `start` went out: where `heard` and `sent` begin (`None`: never started).
+    pub(crate) started_at: Option<Instant>,
 }
 
 enum Inbound {
@@ -175,6 +180,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         warnings: Vec::new(),
         heard: None,
         sent: None,
+        started_at: None,
     };
 
     // The app validates the upgrade's signature over the URL as written in its TwiML.

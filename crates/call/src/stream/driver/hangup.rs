@@ -1,5 +1,7 @@
-//! The caller's hang-up: claimed by the first stream to start and run on its frame clock, so
-//! exactly the frames of the caller's time go out.
+//! The caller's time on a stream: where the stream joins the caller's audio (at its start,
+//! or mid-audio when the audio is anchored at the answer), and the caller's hang-up, claimed
+//! by the first stream to start and run on its frame clock, so exactly the frames of the
+//! caller's time go out.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,6 +80,28 @@ impl CallerHangup {
 }
 
 impl Driver {
+    /// Joins the caller's audio where it is at `t0` when it is anchored at the answer: the
+    /// frames (and the digits keyed) before are gone, as they are for a stream Twilio opens
+    /// mid-call.
+    pub(super) fn anchor_caller(&mut self, t0: Instant, ctx: &mut StreamCtx) {
+        let Some(epoch) = ctx.caller_epoch else {
+            return;
+        };
+        self.caller_offset = (t0.saturating_duration_since(epoch).as_micros() / 20_000) as u64;
+        let skipped = self.caller_offset_duration();
+        ctx.dtmf = ctx
+            .dtmf
+            .iter()
+            .filter(|(at, _)| *at >= skipped)
+            .map(|(at, c)| (*at - skipped, *c))
+            .collect();
+    }
+
+    /// How much of the caller's audio went by before this stream started.
+    pub(super) fn caller_offset_duration(&self) -> Duration {
+        Duration::from_micros(self.caller_offset * 20_000)
+    }
+
     /// This stream runs the caller's hang-up and its moment has come.
     pub(super) fn hangup_due(&self, t0: Instant) -> bool {
         self.hangup

@@ -88,6 +88,9 @@ pub(super) struct Driver {
     late: Option<virtual_time::LateAudio>,
     /// Warnings for the call's report.
     warnings: Vec<(u16, String)>,
+    /// Frames of the caller's audio already gone when this stream started (its audio is
+    /// anchored at the answer): stream frame k carries caller frame k + this.
+    caller_offset: u64,
 }
 
 impl Driver {
@@ -132,6 +135,7 @@ impl Driver {
             barrier: virtual_time::ReadBarrier::default(),
             late: None,
             warnings: Vec::new(),
+            caller_offset: 0,
         }
     }
 
@@ -211,6 +215,7 @@ impl Driver {
         }
         let t0 = Instant::now();
         self.t0 = Some(t0);
+        self.anchor_caller(t0, ctx);
         self.wall0_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64() * 1e3);
@@ -227,6 +232,8 @@ impl Driver {
         if let Some(h) = ctx.hangup.take()
             && let Some(after) = h.claim()
         {
+            // The caller's time counts from where its audio starts.
+            let after = after.saturating_sub(self.caller_offset_duration());
             self.hangup = Some((h, after));
             if let Some(started) = ctx.started.take() {
                 let _ = started.send(t0);
@@ -356,7 +363,9 @@ impl Driver {
             self.fault_counts.delayed += 1;
         }
         let playing = self.playout.busy_until_us() > sent_us;
-        self.turns.on_frame_sent(k, sent_us, playing);
+        // Ground truth is in the caller audio's frames, which this stream may join late.
+        self.turns
+            .on_frame_sent(k + self.caller_offset, sent_us, playing);
         if !self.fast {
             let late = sent.saturating_duration_since(scheduled);
             self.lateness
@@ -404,14 +413,15 @@ impl Driver {
         }
         if matches!(self.tracks, Tracks::Inbound | Tracks::Both) {
             let audio = &ctx.caller_audio;
-            let payload = if (k as usize) < audio.len() {
-                audio.b64(k as usize)
+            let j = (k + self.caller_offset) as usize;
+            let payload = if j < audio.len() {
+                audio.b64(j)
             } else {
                 silence_b64()
             };
             if let Some(sent) = &mut self.sent {
-                if (k as usize) < audio.len() {
-                    sent.extend_from_slice(audio.frame(k as usize));
+                if j < audio.len() {
+                    sent.extend_from_slice(audio.frame(j));
                 } else {
                     sent.extend_from_slice(&[0xFF; 160]);
                 }
@@ -596,6 +606,7 @@ impl Driver {
         StreamOutcome {
             heard: self.playout.heard_mulaw(end_us),
             sent: self.sent,
+            started_at: self.t0,
             report,
             failures: self.failures,
             warnings: self.warnings,
