@@ -50,6 +50,27 @@ pub struct CallDefaults {
     pub tunnels: Arc<dialtone_call::Tunnels>,
 }
 
+impl CallDefaults {
+    /// Twilio's defaults (and dialtone's account) for calls to `url`: POST, 15 s TwiML
+    /// timeout, 5 min bound, 10 s no-audio bound, no faults, no capture, no tunnels.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            method: HttpMethod::Post,
+            account_sid: dialtone_call::DEFAULT_ACCOUNT_SID.into(),
+            auth_token: dialtone_call::DEFAULT_AUTH_TOKEN.into(),
+            to: "+15005550001".into(),
+            max_duration: Duration::from_secs(300),
+            webhook_timeout: Duration::from_secs(15),
+            no_audio_timeout: Some(Duration::from_secs(10)),
+            faults: None,
+            capture: None,
+            net: dialtone_call::Net::default(),
+            tunnels: Arc::default(),
+        }
+    }
+}
+
 /// A full-call load run.
 pub struct CallRun {
     /// The schedule.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_audio::FrameSet;
-use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+
 use dialtone_load::calls::{self, CallDefaults, CallRun};
 use dialtone_load::collector::read_hlog;
 use dialtone_load::scenario::{Callers, Profile, Utterance, load_audio};
@@ -59,18 +59,8 @@ fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
             numbers: vec!["+15005550100".into(), "+15005550101".into()],
         },
         defaults: CallDefaults {
-            url,
-            method: HttpMethod::Post,
-            account_sid: DEFAULT_ACCOUNT_SID.into(),
-            auth_token: DEFAULT_AUTH_TOKEN.into(),
-            to: "+15005550001".into(),
             max_duration: Duration::from_secs(60),
-            webhook_timeout: Duration::from_secs(15),
-            no_audio_timeout: Some(Duration::from_secs(10)),
-            faults: None,
-            capture: None,
-            net: Default::default(),
-            tunnels: Default::default(),
+            ..CallDefaults::new(url)
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

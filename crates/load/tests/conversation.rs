@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_audio::AudioCache;
-use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod, TurnTruth};
+use dialtone_call::TurnTruth;
 use dialtone_corpus::Corpus;
 use dialtone_load::calls::{self, CallDefaults, CallRun};
 use dialtone_load::output::{OutputFormat, print_report};
@@ -91,18 +91,8 @@ async fn run(misbehave: &str) -> Summary {
             numbers: vec!["+15005550100".into()],
         },
         defaults: CallDefaults {
-            url,
-            method: HttpMethod::Post,
-            account_sid: DEFAULT_ACCOUNT_SID.into(),
-            auth_token: DEFAULT_AUTH_TOKEN.into(),
-            to: "+15005550001".into(),
             max_duration: Duration::from_secs(60),
-            webhook_timeout: Duration::from_secs(15),
-            no_audio_timeout: Some(Duration::from_secs(10)),
-            faults: None,
-            capture: None,
-            net: Default::default(),
-            tunnels: Default::default(),
+            ..CallDefaults::new(url)
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dialtone_audio::FrameSet;
 use dialtone_bot::{Behaviour, BotConfig, Misbehave};
-use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+
 use dialtone_load::calls::{self, CallDefaults, CallRun};
 use dialtone_load::scenario::{Callers, Profile, Utterance};
 use dialtone_load::{Arrival, Extent, Shard, Workload};
@@ -109,18 +109,10 @@ async fn a_faulty_app_costs_classified_failures_and_nothing_else() {
             numbers: vec!["+15005550100".into()],
         },
         defaults: CallDefaults {
-            url: format!("http://{addr}/voice"),
-            method: HttpMethod::Post,
-            account_sid: DEFAULT_ACCOUNT_SID.into(),
-            auth_token: DEFAULT_AUTH_TOKEN.into(),
-            to: "+15005550001".into(),
             max_duration: Duration::from_secs(30),
             webhook_timeout: Duration::from_secs(5),
             no_audio_timeout: Some(Duration::from_secs(2)),
-            faults: None,
-            capture: None,
-            net: Default::default(),
-            tunnels: Default::default(),
+            ..CallDefaults::new(format!("http://{addr}/voice"))
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
 use dialtone_audio::FrameSet;
-use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
+
 use dialtone_load::calls::{self, CallDefaults, CallRun};
 use dialtone_load::scenario::{Callers, Profile, Utterance};
 use dialtone_load::{Arrival, Extent, Shard, Workload};
@@ -94,13 +94,7 @@ fn run_of(url: String, seed: u64) -> CallRun {
             numbers: vec!["+15005550100".into(), "+15005550101".into()],
         },
         defaults: CallDefaults {
-            url,
-            method: HttpMethod::Post,
-            account_sid: DEFAULT_ACCOUNT_SID.into(),
-            auth_token: DEFAULT_AUTH_TOKEN.into(),
-            to: "+15005550001".into(),
             max_duration: Duration::from_secs(30),
-            webhook_timeout: Duration::from_secs(15),
             no_audio_timeout: None,
             faults: Some(Arc::new(
                 "calls=0.7,loss=0.03,dup=0.03,reorder=0.03,seq_gap=0.03,bad_json=0.02,\
@@ -108,9 +102,7 @@ fn run_of(url: String, seed: u64) -> CallRun {
                     .parse()
                     .unwrap(),
             )),
-            capture: None,
-            net: Default::default(),
-            tunnels: Default::default(),
+            ..CallDefaults::new(url)
         },
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),

@@ -243,3 +243,47 @@ async fn a_stop_lets_streams_drain_then_counts_the_rest_interrupted() {
     );
     assert!(f.summary.frames.sent < 200, "{}", f.summary.frames.sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_wss_url_goes_through_the_tunnel_table() {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut headers = None;
+        // The callback's signature is tungstenite's, large error type included.
+        #[allow(clippy::result_large_err)]
+        let keep = |req: &Request, resp: Response| {
+            headers = Some(req.headers().clone());
+            Ok(resp)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(sock, keep)
+            .await
+            .unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+        let _ = tx.send(headers.unwrap());
+    });
+    let mut p = plan("wss://bot.example.test/ws".into(), 1, 5);
+    p.tunnels = dialtone_call::Tunnels::new(vec![
+        format!("https://bot.example.test={local}").parse().unwrap(),
+    ]);
+    let f = run(p).await;
+    assert_eq!(
+        f.summary.outcomes.get("ok"),
+        Some(&1),
+        "{:?}",
+        f.summary.outcomes
+    );
+    let h = rx.recv().await.unwrap();
+    assert_eq!(h["host"], "bot.example.test");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    let sig = h["x-twilio-signature"].to_str().unwrap();
+    assert!(dialtone_protocol::signing::validate(
+        dialtone_call::DEFAULT_AUTH_TOKEN,
+        "wss://bot.example.test/ws",
+        &[],
+        sig
+    ));
+}

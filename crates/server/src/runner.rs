@@ -571,7 +571,7 @@ fn attach(shared: &Shared, sid: &str, handle: dialtone_call::CallHandle, redirec
         c.status.is_terminal()
     });
     if ended == Some(true) {
-        handle.hangup("hung up through the REST API");
+        handle.hangup(dialtone_call::REST_HANGUP);
     }
 }
 

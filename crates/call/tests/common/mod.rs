@@ -87,27 +87,8 @@ impl TestApp {
     pub async fn start(routes: Vec<(&str, Reply)>, ws_script: WsScript) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let log = Arc::new(Mutex::new(Log::default()));
-        let state = AppState {
-            routes: Arc::new(
-                routes
-                    .into_iter()
-                    .map(|(p, r)| (p.to_string(), r))
-                    .collect(),
-            ),
-            ws_script,
-            log: log.clone(),
-            base_ws: Arc::new(Mutex::new(format!("ws://{addr}"))),
-        };
-        let app = Router::new().fallback(handle).with_state(state);
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        TestApp {
-            base: format!("http://{addr}"),
-            base_ws: format!("ws://{addr}"),
-            log,
-        }
+        let (base, base_ws) = (format!("http://{addr}"), format!("ws://{addr}"));
+        Self::serve(listener, base, base_ws, routes, ws_script)
     }
 
     /// The same app serving TLS on loopback with `config` (a certificate the test's CA
@@ -119,6 +100,23 @@ impl TestApp {
     ) -> TestApp {
         let listener = dialtone_net::testing::TlsListener::bind(config).await;
         let port = listener.addr().port();
+        let (base, base_ws) = (
+            format!("https://localhost:{port}"),
+            format!("wss://localhost:{port}"),
+        );
+        Self::serve(listener, base, base_ws, routes, ws_script)
+    }
+
+    fn serve<L: axum::serve::Listener>(
+        listener: L,
+        base: String,
+        base_ws: String,
+        routes: Vec<(&str, Reply)>,
+        ws_script: WsScript,
+    ) -> TestApp
+    where
+        L::Addr: std::fmt::Debug,
+    {
         let log = Arc::new(Mutex::new(Log::default()));
         let state = AppState {
             routes: Arc::new(
@@ -129,17 +127,13 @@ impl TestApp {
             ),
             ws_script,
             log: log.clone(),
-            base_ws: Arc::new(Mutex::new(format!("wss://localhost:{port}"))),
+            base_ws: Arc::new(Mutex::new(base_ws.clone())),
         };
         let app = Router::new().fallback(handle).with_state(state);
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        TestApp {
-            base: format!("https://localhost:{port}"),
-            base_ws: format!("wss://localhost:{port}"),
-            log,
-        }
+        TestApp { base, base_ws, log }
     }
 
     /// `host:port` the app listens on.
