@@ -62,11 +62,12 @@ pub(crate) async fn fetch_twiml(
     let request = dialtone_net::Request::twilio(method, &parsed, auth_token, &req.params, timeout)
         .map_err(|e| unreachable(e.to_string()))?;
     let wire_url = request.url.to_string();
+    let via = tunnels.route(&request.url).via();
     timeline.emit(EventKind::WebhookSent {
         purpose: req.purpose,
         url: wire_url.clone(),
         method: req.method.as_str(),
-        via: tunnels.route(&request.url).via(),
+        via: via.clone(),
     });
     timeline.capture(&Captured::HttpRequest {
         purpose: req.purpose,
@@ -79,7 +80,7 @@ pub(crate) async fn fetch_twiml(
     let response = net
         .send(tunnels, request)
         .await
-        .map_err(|e| classify(&wire_url, e))?;
+        .map_err(|e| classify(&wire_url, via.as_deref(), e))?;
     let route = response.route;
     let response = response.inner;
     let status = response.status().as_u16();
@@ -96,7 +97,11 @@ pub(crate) async fn fetch_twiml(
                 url: wire_url.clone(),
                 limit: TWIML_MAX_BYTES,
             },
-            Limited::Http(e) => classify(&wire_url, net.classify(tunnels, &route, timeout, &e)),
+            Limited::Http(e) => classify(
+                &wire_url,
+                via.as_deref(),
+                net.classify(tunnels, &route, timeout, &e),
+            ),
         })?;
     timeline.emit(EventKind::WebhookAnswered {
         status,
@@ -187,7 +192,8 @@ pub(crate) async fn read_limited(
     Ok(out)
 }
 
-fn classify(url: &str, e: HttpError) -> Failure {
+/// `via` is the local address of a tunnelled URL, named in the cause of a failed connect.
+fn classify(url: &str, via: Option<&str>, e: HttpError) -> Failure {
     let url = url.to_string();
     match e {
         HttpError::Timeout(t) => Failure::WebhookTimeout {
@@ -195,9 +201,14 @@ fn classify(url: &str, e: HttpError) -> Failure {
             ms: t.as_millis() as u64,
         },
         HttpError::Redirects => Failure::WebhookRedirects { url },
-        HttpError::BadUrl(cause) | HttpError::Unreachable(cause) => {
-            Failure::WebhookUnreachable { url, cause }
-        }
+        HttpError::BadUrl(cause) => Failure::WebhookUnreachable { url, cause },
+        HttpError::Unreachable(cause) => Failure::WebhookUnreachable {
+            url,
+            cause: match via {
+                Some(v) => format!("{cause} (connecting via the tunnel to {v})"),
+                None => cause,
+            },
+        },
     }
 }
 

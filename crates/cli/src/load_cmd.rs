@@ -396,6 +396,12 @@ fn default_audio() -> anyhow::Result<FrameSet> {
 }
 
 fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
+    if !opts.net.cacerts.is_empty() || opts.net.insecure {
+        anyhow::bail!(
+            "--cacert and --insecure do nothing with --stream: it speaks plain WebSocket only \
+             (map a wss:// origin to the app's ws:// address with --tunnel)"
+        );
+    }
     let audio = match &opts.audio {
         Some(p) => dialtone_audio::load_frames(p)
             .with_context(|| format!("cannot use --audio {}", p.display()))?,

@@ -78,6 +78,12 @@ fn bad_flags_are_exit_2_with_the_reason() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("plain WebSocket only"), "{err}");
+    let out = dialtone()
+        .args(["load", "--stream", "ws://127.0.0.1:1/ws", "--insecure"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("do nothing with --stream"));
 }
 
 #[test]

@@ -176,7 +176,12 @@ impl Net {
         if e.is_timeout() {
             return HttpError::Timeout(timeout);
         }
-        let host = route.connect.host_str().unwrap_or("");
+        let host = route
+            .connect
+            .host_str()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if let Some(tls) = crate::tls::describe_tls(e, host) {
             return HttpError::Unreachable(tls);
         }

@@ -262,15 +262,20 @@ impl Tunnels {
         let connect = match &tunnel {
             Some(t) => {
                 let mut c = url.clone();
-                // Scheme first: `set_port` refuses nothing here, but `set_scheme` refuses
-                // special-to-special changes only, which http/https/ws/wss all are.
-                let _ = c.set_scheme(t.local.scheme.for_url(url.scheme()));
-                let _ = c.set_host(Some(&t.local.host));
-                let _ = c.set_port(if t.local.port == t.local.scheme.default_port() {
-                    None
-                } else {
-                    Some(t.local.port)
-                });
+                // Each setter succeeds by construction: http/https/ws/wss are all "special"
+                // schemes (url refuses only special <-> non-special changes), and the local
+                // host came out of a parsed URL. IP literals need `set_ip_host`: `set_host`
+                // refuses a bare IPv6 address.
+                let port = (t.local.port != t.local.scheme.default_port()).then_some(t.local.port);
+                let ok = c.set_scheme(t.local.scheme.for_url(url.scheme())).is_ok()
+                    && match t.local.host.parse::<std::net::IpAddr>() {
+                        Ok(ip) => c.set_ip_host(ip).is_ok(),
+                        Err(_) => c.set_host(Some(&t.local.host)).is_ok(),
+                    }
+                    && c.set_port(port).is_ok();
+                if !ok {
+                    tracing::error!("tunnel {t}: cannot rewrite {url} for the local origin");
+                }
                 c
             }
             None => url.clone(),
@@ -365,6 +370,20 @@ mod tests {
                 .tunnel
                 .is_none()
         );
+        // IPv6 local origins keep their address (and the public one is never dialled).
+        for (local, connect) in [
+            ("http://[::1]:8765", "http://[::1]:8765/voice"),
+            ("http://[fd00::1]:8765", "http://[fd00::1]:8765/voice"),
+            ("https://[::1]:8443", "https://[::1]:8443/voice"),
+        ] {
+            let t = Tunnels::new(vec![
+                format!("https://bot.example.ts.net={local}")
+                    .parse()
+                    .unwrap(),
+            ]);
+            let r = t.route(&url("https://bot.example.ts.net/voice"));
+            assert_eq!(r.connect.as_str(), connect);
+        }
         let direct = table.route(&url("http://127.0.0.1:3000/voice"));
         assert_eq!(direct.connect, direct.public);
         assert!(direct.forwarding_headers().is_empty());

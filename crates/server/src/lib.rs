@@ -129,12 +129,8 @@ impl Simulator {
                 voice_fallback_method: dialtone_call::HttpMethod::Post,
                 status_callback: n.status_callback.clone(),
                 status_callback_method: method(&n.status_callback_method),
-                // Validated by the config; a number's own mappings come first.
-                tunnels: Arc::new(
-                    config::parse_tunnels(&n.tunnels, "tunnels")
-                        .unwrap_or_default()
-                        .then(&config.tunnels),
-                ),
+                // Validated by the config.
+                tunnels: Arc::new(config::parse_tunnels(&n.tunnels, "tunnels").unwrap_or_default()),
                 created: now,
                 updated: now,
             });

@@ -468,7 +468,8 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     );
     cfg.method = number.voice_method;
     cfg.fallback_url = number.voice_fallback_url.clone();
-    cfg.tunnels = number.tunnels.clone();
+    // The number's own mappings first, then the global table and the other numbers'.
+    cfg.tunnels = Arc::new(number.tunnels.then(&shared.tunnels));
     cfg.from = plan.from.clone();
     cfg.to = plan.to.clone();
     cfg.direction = Direction::Inbound;

@@ -88,7 +88,8 @@ pub(crate) struct NumberRecord {
     pub(crate) voice_fallback_method: HttpMethod,
     pub(crate) status_callback: Option<String>,
     pub(crate) status_callback_method: HttpMethod,
-    /// The number's own tunnel mappings (from the config file), before the global ones.
+    /// The number's own tunnel mappings (from the config file; none for numbers created
+    /// through the API); its app's requests use them before the shared table.
     pub(crate) tunnels: Arc<dialtone_call::Tunnels>,
     pub(crate) created: SystemTime,
     pub(crate) updated: SystemTime,

@@ -275,14 +275,20 @@ impl Call<'_> {
             url: src.to_string(),
             cause,
         })?;
-        if let Some(f) = self.engine.play_cache.lock().expect("cache").get(&url) {
-            return Ok(f.clone());
-        }
         let fail = |cause: String| Failure::PlayFailed {
             url: url.clone(),
             cause,
         };
         let parsed = url::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
+        // Calls with different tunnel tables share the engine: one public URL may be two
+        // files.
+        let key = match self.cfg.tunnels.route(&parsed).via() {
+            Some(via) => format!("{url} via {via}"),
+            None => url.clone(),
+        };
+        if let Some(f) = self.engine.play_cache.lock().expect("cache").get(&key) {
+            return Ok(f.clone());
+        }
         let request = dialtone_net::Request {
             method: http::Method::GET,
             url: parsed,
@@ -322,7 +328,7 @@ impl Call<'_> {
         if cache.len() >= PLAY_CACHE_MAX {
             cache.clear();
         }
-        cache.insert(url, frames.clone());
+        cache.insert(key, frames.clone());
         Ok(frames)
     }
 

@@ -190,7 +190,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         .and_then(|u| ctx.tunnels.route(&u).via());
     ctx.timeline.emit(EventKind::StreamConnecting {
         url: spec.url.clone(),
-        via,
+        via: via.clone(),
         bidirectional: spec.bidirectional,
         stream_sid: stream_sid.clone(),
         name: spec.name.clone(),
@@ -229,7 +229,13 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
                 },
             );
         }
-        Ok(Err(e)) => return fail(report, stream_connect_failure(&spec.url, e.to_string())),
+        Ok(Err(e)) => {
+            let cause = match &via {
+                Some(v) => format!("{e} (connecting via the tunnel to {v})"),
+                None => e.to_string(),
+            };
+            return fail(report, stream_connect_failure(&spec.url, cause));
+        }
         Ok(Ok((ws, _route))) => ws,
     };
     let connect_elapsed = connect_started.elapsed();

@@ -92,6 +92,8 @@ struct Target {
     head: String,
     /// Path and query.
     path: String,
+    /// The URL as parsed (what goes on the wire, so what is signed).
+    signed: String,
 }
 
 /// Resolves `url` (as the app's TwiML would write it) through `tunnels` to a plain-TCP
@@ -105,7 +107,9 @@ fn target(url: &str, tunnels: &dialtone_call::Tunnels) -> Result<Target, LoadErr
     let route = tunnels.route(&parsed);
     if route.connect.scheme() == "wss" {
         return Err(bad(
-            "--stream speaks plain WebSocket only (its framing is hand-rolled for speed); map              the wss:// origin to the app's local ws:// address with --tunnel              PUBLIC=http://127.0.0.1:PORT, or load full calls with --webhook, which do TLS"
+            "--stream speaks plain WebSocket only (its framing is hand-rolled for speed); map the \
+             wss:// origin to the app's local ws:// address with --tunnel \
+             PUBLIC=http://127.0.0.1:PORT, or load full calls with --webhook, which do TLS"
                 .into(),
         ));
     }
@@ -138,7 +142,13 @@ fn target(url: &str, tunnels: &dialtone_call::Tunnels) -> Result<Target, LoadErr
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     let path = parsed[url::Position::BeforePath..url::Position::AfterQuery].to_string();
-    Ok(Target { addr, head, path })
+    let signed = dialtone_protocol::signing::url_to_sign(parsed.as_str());
+    Ok(Target {
+        addr,
+        head,
+        path,
+        signed,
+    })
 }
 
 /// Runs the streams until they are done or `stop` is set, calling `on_second` with the live
@@ -148,7 +158,12 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut on_second: impl FnMut(&Progress),
 ) -> Result<Finished, LoadError> {
-    let Target { addr, head, path } = target(&run.url, &run.tunnels)?;
+    let Target {
+        addr,
+        head,
+        path,
+        signed,
+    } = target(&run.url, &run.tunnels)?;
     if run.streams == 0 {
         return Err(LoadError::Invalid("--streams must be at least 1".into()));
     }
@@ -163,11 +178,7 @@ pub fn run(
         addr,
         head,
         path,
-        signature: dialtone_protocol::signing::signature(
-            &run.auth_token,
-            &dialtone_protocol::signing::url_to_sign(&run.url),
-            &[],
-        ),
+        signature: dialtone_protocol::signing::signature(&run.auth_token, &signed, &[]),
         account_sid: run.account_sid.clone(),
         frames,
         audio: run.audio.clone(),
