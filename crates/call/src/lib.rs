@@ -9,7 +9,8 @@
 //! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
 //!   classes with Twilio's error codes).
 //! - `executor`: runs TwiML verbs in order ([`Engine::place_call`]); `executor/verbs.rs`
-//!   what each verb does, `executor/streams.rs` the call's streams,
+//!   what each verb does, `executor/documents.rs` its TwiML (inline, requested, followed),
+//!   `executor/streams.rs` the call's streams,
 //!   `executor/recording.rs` the whole call's audio ([`CallAudio`]); [`CallHandle`] hangs up
 //!   or redirects a live call.
 //! - `stream`: the Media Streams WebSocket client with pacing on an absolute schedule (or

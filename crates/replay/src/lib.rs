@@ -4,7 +4,8 @@
 //! - [`capture`]: reading a capture file and picking one call.
 //! - [`replay`]: the voice webhook sent again, the stream reconnected and every captured
 //!   `ws_out` message sent byte for byte (real-time or `--fast`), the close reproduced.
-//! - [`Report`]: the comparison — first divergence, close, timing drift — and whether the
+//! - [`Report`]: the comparison (`compare`, with drift and `--fast` timing divergences in
+//!   `timing`) — first divergence, close, timing drift — and whether the
 //!   capture's outcome was reproduced.
 //!
 //! The format is described in `docs/capture.md`, the replay in `docs/replay.md`.
@@ -13,6 +14,7 @@ pub mod capture;
 mod compare;
 mod report;
 mod stream;
+mod timing;
 mod webhook;
 
 use std::path::PathBuf;

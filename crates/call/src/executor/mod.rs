@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dialtone_audio::FrameSet;
 use dialtone_protocol::sid;
-use dialtone_protocol::webhook::{self as params, CallInfo, CallStatus, Direction};
+use dialtone_protocol::webhook::{CallInfo, CallStatus, Direction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
@@ -17,7 +17,7 @@ use crate::config::{CallConfig, HttpMethod};
 use crate::report::{CallReport, EventKind, Failure, StreamReport};
 use crate::stream::{OutboundAudio, StreamOutcome};
 use crate::timeline::{EventSink, Timeline};
-use crate::webhook::{self, Fetched, TwimlRequest};
+use crate::webhook::Fetched;
 
 /// `<Say>` is timed at 150 words per minute (Twilio's voices speak at about that rate),
 /// with a floor of half a second.
@@ -495,121 +495,9 @@ impl Call<'_> {
             None => Next::Continue,
         }
     }
-
-    /// Parses TwiML handed over directly (REST `Twiml`), not fetched.
-    fn inline(&mut self, twiml: &str) -> Result<Fetched, Failure> {
-        let doc = dialtone_twiml::parse(twiml).map_err(|e| Failure::Twiml {
-            url: "(inline TwiML)".into(),
-            code: e.code(),
-            error: e.to_string(),
-        })?;
-        self.timeline.emit(EventKind::Twiml {
-            verbs: doc
-                .verbs
-                .iter()
-                .map(|n| n.verb.name().to_string())
-                .collect(),
-        });
-        self.documents += 1;
-        Ok(Fetched {
-            doc,
-            url: self.doc_url.clone(),
-        })
-    }
-
-    async fn request(
-        &mut self,
-        purpose: &'static str,
-        url: &str,
-        method: HttpMethod,
-        status: CallStatus,
-        extra: Vec<(String, String)>,
-    ) -> Result<Fetched, Failure> {
-        let mut p = params::voice_params(&self.info, status);
-        p.extend(extra);
-        let req = TwimlRequest {
-            purpose,
-            url,
-            method,
-            params: p,
-        };
-        let abandon = purpose == "voice"
-            && self
-                .faults
-                .as_ref()
-                .is_some_and(|f| f.webhook_times_out(self.seed));
-        let timeout = if abandon {
-            self.timeline.emit(EventKind::Fault {
-                what: format!(
-                    "voice webhook abandoned after {} ms, as Twilio abandons a slow one",
-                    FAULT_WEBHOOK_TIMEOUT.as_millis()
-                ),
-            });
-            FAULT_WEBHOOK_TIMEOUT
-        } else {
-            self.cfg.webhook_timeout
-        };
-        let mut r = webhook::fetch_twiml(
-            &self.engine.net,
-            &self.cfg.tunnels,
-            &self.cfg.auth_token,
-            req,
-            timeout,
-            &self.timeline,
-        )
-        .await;
-        if abandon && r.is_ok() {
-            // An app fast enough to answer within the bound: Twilio would have given up all
-            // the same, and the fault must do what it says every time.
-            r = Err(Failure::WebhookTimeout {
-                url: url.to_string(),
-                ms: timeout.as_millis() as u64,
-            });
-        }
-        if r.is_ok() {
-            self.documents += 1;
-        }
-        r
-    }
-
-    /// Requests the TwiML that replaces the current document; a failure ends the call.
-    async fn follow(
-        &mut self,
-        purpose: &'static str,
-        doc_url: &str,
-        target: Option<&str>,
-        method: HttpMethod,
-        extra: Vec<(String, String)>,
-    ) -> Next {
-        let url = match webhook::resolve(doc_url, target.unwrap_or(doc_url)) {
-            Ok(u) => u,
-            Err(e) => {
-                self.failures.push(Failure::WebhookUnreachable {
-                    url: target.unwrap_or_default().to_string(),
-                    cause: e,
-                });
-                return Next::End {
-                    status: CallStatus::Completed,
-                    reason: format!("bad {purpose} URL"),
-                };
-            }
-        };
-        match self
-            .request(purpose, &url, method, CallStatus::InProgress, extra)
-            .await
-        {
-            Ok(f) => Next::Replace(f),
-            Err(failure) => {
-                self.failures.push(failure);
-                Next::End {
-                    status: CallStatus::Completed,
-                    reason: format!("no TwiML from the {purpose} URL"),
-                }
-            }
-        }
-    }
 }
 
+mod documents;
 mod recording;
 mod streams;
 mod verbs;

@@ -1,0 +1,318 @@
+//! `dialtone call`'s words: one line per timeline event, and the summary after the call.
+
+use std::time::Duration;
+
+use dialtone_call::{CallEvent, CallReport, EventKind, url_via};
+
+pub(crate) fn format_event(e: &CallEvent) -> String {
+    let t = format!("{:>9.3}s", e.at.as_secs_f64());
+    let (step, what) = match &e.kind {
+        EventKind::WebhookSent {
+            purpose,
+            url,
+            method,
+            via,
+        } => (
+            "webhook",
+            format!("{method} {} ({purpose})", url_via(url, via.as_deref())),
+        ),
+        EventKind::WebhookAnswered {
+            status,
+            elapsed,
+            content_type,
+            bytes,
+        } => (
+            "webhook",
+            format!(
+                "HTTP {status} in {:.1} ms, {content_type:?}, {bytes} bytes",
+                ms(*elapsed)
+            ),
+        ),
+        EventKind::Twiml { verbs } => ("twiml", verbs.join(", ")),
+        EventKind::Verb { verb, line, detail } => {
+            ("verb", format!("<{verb}> line {line} {detail}"))
+        }
+        EventKind::StreamConnecting {
+            url,
+            via,
+            bidirectional,
+            ..
+        } => (
+            "stream",
+            format!(
+                "upgrading {} ({})",
+                url_via(url, via.as_deref()),
+                if *bidirectional {
+                    "bidirectional <Connect>"
+                } else {
+                    "unidirectional <Start>"
+                }
+            ),
+        ),
+        EventKind::StreamConnected {
+            stream_sid,
+            elapsed,
+        } => (
+            "stream",
+            format!(
+                "101 Switching Protocols in {:.1} ms, {stream_sid}",
+                ms(*elapsed)
+            ),
+        ),
+        EventKind::StartSent { tracks, .. } => (
+            "stream",
+            format!(
+                "connected + start sent (tracks {}); media every 20 ms",
+                tracks.join("+")
+            ),
+        ),
+        EventKind::FirstAudioBack { after_start, .. } => (
+            "audio",
+            format!("first app audio {:.1} ms after start", ms(*after_start)),
+        ),
+        EventKind::MarkEchoed {
+            name,
+            round_trip,
+            cleared,
+            ..
+        } => (
+            "mark",
+            format!(
+                "echoed {name:?} after {:.1} ms{}",
+                ms(*round_trip),
+                if *cleared { " (cleared)" } else { "" }
+            ),
+        ),
+        EventKind::Clear {
+            dropped_ms,
+            marks_echoed,
+            ..
+        } => (
+            "clear",
+            format!("dropped {dropped_ms} ms of queued audio, echoed {marks_echoed} marks"),
+        ),
+        EventKind::Dtmf { digits } => ("dtmf", digits.clone()),
+        EventKind::InvalidMessage { reason, raw, .. } => (
+            "warning",
+            format!("31951 ignored app message: {reason}: {raw}"),
+        ),
+        EventKind::StopSent { .. } => ("stream", "stop sent, closing".to_string()),
+        EventKind::StreamClosed {
+            by,
+            code,
+            frames_sent,
+            ..
+        } => (
+            "stream",
+            format!(
+                "closed by {by}{} after {frames_sent} frames",
+                code.map(|c| format!(" (code {c})")).unwrap_or_default()
+            ),
+        ),
+        EventKind::Fault { what } => ("fault", what.clone()),
+        EventKind::Redirected { url, twiml } => (
+            "update",
+            match (url, twiml) {
+                (Some(u), _) => format!("redirected through the REST API: new TwiML from {u}"),
+                (None, t) => format!(
+                    "redirected through the REST API: new TwiML {}",
+                    t.as_deref().unwrap_or_default()
+                ),
+            },
+        ),
+        EventKind::Warning { code, message } => ("warning", format!("{code} {message}")),
+        EventKind::Ended { status, reason } => ("call", format!("{status}: {reason}")),
+    };
+    format!("{t}  {step:<8} {what}")
+}
+
+pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
+    println!();
+    println!(
+        "call {}  {}  ({:.1} s): {}",
+        r.call_sid,
+        r.status,
+        r.duration_ms / 1e3,
+        r.end_reason
+    );
+    if !r.webhook_ms.is_empty() {
+        let list: Vec<String> = r.webhook_ms.iter().map(|m| format!("{m:.1}")).collect();
+        println!("  webhook round trips: {} ms", list.join(", "));
+    }
+    for s in &r.streams {
+        println!(
+            "  stream {} ({}) {}",
+            s.name,
+            if s.bidirectional {
+                "bidirectional"
+            } else {
+                "fork"
+            },
+            s.url
+        );
+        println!(
+            "    frames sent {}  lateness p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            s.frames_sent, s.lateness.p50_ms, s.lateness.p99_ms, s.lateness.max_ms
+        );
+        if s.bidirectional {
+            println!(
+                "    app media {} msgs ({} ms of audio, {} ms cleared, {} ms underrun)  first audio {}",
+                s.media_received,
+                s.audio_received_ms,
+                s.audio_cleared_ms,
+                s.underrun_ms,
+                s.time_to_first_audio_ms
+                    .map_or("never".to_string(), |m| format!("{m:.1} ms after start"))
+            );
+            let rtts: Vec<String> = s
+                .marks
+                .iter()
+                .map(|m| match m.round_trip_ms {
+                    Some(v) if m.cleared => format!("{}={v:.0}ms(cleared)", m.name),
+                    Some(v) => format!("{}={v:.0}ms", m.name),
+                    None => format!("{}=never", m.name),
+                })
+                .collect();
+            if !rtts.is_empty() {
+                println!("    marks: {}", rtts.join("  "));
+            }
+            let split_turns = s.turns.iter().filter(|t| t.vad_splits > 0).count();
+            println!(
+                "    clears {}  talk-over {:.0} ms  split turns {split_turns} ({} VAD re-onsets)",
+                s.clears, s.talk_over_ms, s.vad_splits
+            );
+        }
+        for t in &s.turns {
+            print_turn(t);
+        }
+        if s.invalid_messages > 0 {
+            println!(
+                "    31951 ignored app messages: {} (first: {})",
+                s.invalid_messages,
+                s.invalid_samples
+                    .first()
+                    .map(|m| format!("{}: {}", m.reason, m.raw))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(f) = &s.faults {
+            println!("    faults injected: {}", fault_summary(f));
+        }
+        println!(
+            "    closed by {} after {:.1} s",
+            s.closed_by,
+            s.duration_ms / 1e3
+        );
+    }
+    for (code, w) in &r.warnings {
+        println!("  warning {code}: {w}");
+    }
+    if let Some(dir) = record {
+        println!("  recordings in {}", dir.display());
+    }
+    if r.is_success() {
+        println!("OK");
+    } else {
+        for f in &r.failures {
+            let code = f.code();
+            let code = if code == 0 {
+                String::new()
+            } else {
+                format!(" [{code}]")
+            };
+            println!("FAILED at {}{code}: {f}", f.step());
+        }
+        if r.failures.is_empty() {
+            println!("FAILED: call ended {}", r.status);
+        }
+    }
+}
+
+fn print_turn(t: &dialtone_call::turns::TurnReport) {
+    let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} ms"));
+    println!(
+        "    turn {}: speech {:.2}–{:.2} s {:?}",
+        t.index + 1,
+        t.start_ms / 1e3,
+        t.end_ms / 1e3,
+        t.text
+    );
+    println!(
+        "      reply {} after speech end (heard {}){}",
+        opt(t.reply_ms),
+        opt(t.reply_heard_ms),
+        if t.barge_in {
+            format!(
+                "; barge-in over app audio: clear {}",
+                t.clear_after_ms
+                    .map_or("never sent".to_string(), |v| format!(
+                        "{v:.0} ms after speech start"
+                    ))
+            )
+        } else {
+            String::new()
+        }
+    );
+    if t.talk_over_ms > 0.0 {
+        println!(
+            "      talk-over: {:.0} ms of app audio heard while the caller spoke",
+            t.talk_over_ms
+        );
+    }
+    for (name, latency, text) in &t.milestones {
+        println!(
+            "      {name:<20} {latency:>7.0} ms{}",
+            text.as_deref()
+                .map(|x| format!("  {x:?}"))
+                .unwrap_or_default()
+        );
+    }
+    if t.vad_splits > 0 {
+        let at: Vec<String> = t
+            .vad_reonsets_ms
+            .iter()
+            .map(|v| format!("{v:.0} ms"))
+            .collect();
+        println!(
+            "      split turn: vad.speech_start again {}× inside it (at {} after speech start)",
+            t.vad_splits,
+            at.join(", ")
+        );
+    }
+    if let Some(wer) = t.wer {
+        println!("      transcript WER {:.1}%", wer * 100.0);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// What the injected faults did, in words: only the kinds that happened.
+fn fault_summary(f: &dialtone_call::faults::FaultCounts) -> String {
+    let mut parts: Vec<String> = [
+        (f.delayed, "frames delayed"),
+        (f.paused, "frames paused"),
+        (f.lost, "lost"),
+        (f.duplicated, "duplicated"),
+        (f.reordered, "reordered"),
+        (f.seq_gaps, "sequence gaps"),
+        (f.bad_json, "bad JSON"),
+        (f.bad_base64, "bad base64"),
+        (f.wrong_sid, "wrong streamSid"),
+        (f.marks_delayed, "mark echoes delayed"),
+        (f.marks_dropped, "mark echoes never sent"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if let Some(end) = &f.ended {
+        parts.push(format!("ended by {end}"));
+    }
+    if parts.is_empty() {
+        "none this time".into()
+    } else {
+        parts.join(", ")
+    }
+}
