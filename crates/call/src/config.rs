@@ -26,6 +26,15 @@ impl HttpMethod {
     }
 }
 
+impl From<HttpMethod> for http::Method {
+    fn from(m: HttpMethod) -> Self {
+        match m {
+            HttpMethod::Post => http::Method::POST,
+            HttpMethod::Get => http::Method::GET,
+        }
+    }
+}
+
 impl From<dialtone_twiml::Method> for HttpMethod {
     fn from(m: dialtone_twiml::Method) -> Self {
         match m {

@@ -44,8 +44,8 @@ pub(crate) async fn fetch_twiml(
         url: req.url.to_string(),
         cause,
     };
-    let base = match url::Url::parse(req.url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => u.to_string(),
+    let parsed = match url::Url::parse(req.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
         Ok(u) => {
             return Err(unreachable(format!(
                 "unsupported URL scheme {:?} (http:// or https://)",
@@ -54,13 +54,10 @@ pub(crate) async fn fetch_twiml(
         }
         Err(e) => return Err(unreachable(format!("invalid URL: {e}"))),
     };
-    let method = match req.method {
-        HttpMethod::Post => http::Method::POST,
-        HttpMethod::Get => http::Method::GET,
-    };
-    let parsed = url::Url::parse(&base).map_err(|e| unreachable(format!("invalid URL: {e}")))?;
-    let request = dialtone_net::Request::twilio(method, &parsed, auth_token, &req.params, timeout)
-        .map_err(|e| unreachable(e.to_string()))?;
+    let base = parsed.to_string();
+    let request =
+        dialtone_net::Request::twilio(req.method.into(), &parsed, auth_token, &req.params, timeout)
+            .map_err(|e| unreachable(e.to_string()))?;
     let wire_url = request.url.to_string();
     let via = tunnels.route(&request.url).via();
     timeline.emit(EventKind::WebhookSent {

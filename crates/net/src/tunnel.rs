@@ -89,15 +89,20 @@ impl Origin {
     /// `host` or `host:port` (port only when not the scheme's default), as a `Host` header
     /// names it.
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = self.host_literal();
         if self.port == self.scheme.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The host as a URL writes it: IPv6 addresses in brackets.
+    fn host_literal(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
         }
     }
 
@@ -194,14 +199,9 @@ pub struct Route {
 impl Route {
     /// The local origin's `host:port` when tunnelled (for "… (via 127.0.0.1:8765)").
     pub fn via(&self) -> Option<String> {
-        self.tunnel.as_ref().map(|t| {
-            let host = if t.local.host.contains(':') {
-                format!("[{}]", t.local.host)
-            } else {
-                t.local.host.clone()
-            };
-            format!("{host}:{}", t.local.port)
-        })
+        self.tunnel
+            .as_ref()
+            .map(|t| format!("{}:{}", t.local.host_literal(), t.local.port))
     }
 
     /// `URL` or `URL (via 127.0.0.1:8765)`.

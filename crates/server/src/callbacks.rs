@@ -178,13 +178,10 @@ async fn send_all(
 
 async fn send(shared: &Shared, job: &Job) -> Result<u16, String> {
     let token = signing_token(shared, &job.params);
-    let method = match job.method {
-        HttpMethod::Post => reqwest::Method::POST,
-        HttpMethod::Get => reqwest::Method::GET,
-    };
     let url = url::Url::parse(&job.url).map_err(|e| format!("bad URL {:?}: {e}", job.url))?;
-    let req = dialtone_call::net::Request::twilio(method, &url, &token, &job.params, TIMEOUT)
-        .map_err(|e| e.to_string())?;
+    let req =
+        dialtone_call::net::Request::twilio(job.method.into(), &url, &token, &job.params, TIMEOUT)
+            .map_err(|e| e.to_string())?;
     let resp = shared
         .net
         .send(&shared.tunnels, req)

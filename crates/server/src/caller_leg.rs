@@ -42,13 +42,15 @@ pub(crate) async fn fetch_twiml(
     info: &CallInfo,
 ) -> Result<Document, String> {
     let params = webhook::voice_params(info, CallStatus::InProgress);
-    let method = match method {
-        HttpMethod::Post => reqwest::Method::POST,
-        HttpMethod::Get => reqwest::Method::GET,
-    };
     let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let req = Request::twilio(method, &parsed, token, &params, Duration::from_secs(15))
-        .map_err(|e| format!("{url}: {e}"))?;
+    let req = Request::twilio(
+        method.into(),
+        &parsed,
+        token,
+        &params,
+        Duration::from_secs(15),
+    )
+    .map_err(|e| format!("{url}: {e}"))?;
     let resp = net
         .send(tunnels, req)
         .await
