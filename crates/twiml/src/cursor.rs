@@ -14,6 +14,13 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use crate::error::TwimlError;
 
+/// Most attributes one element may carry (more is 12100). Twilio documents about 25 at most
+/// (`<Conference>`), so real TwiML is far below it. The cap keeps parsing linear: quick-xml
+/// checks each attribute name against every earlier one of its element, which is quadratic in
+/// the count (a 1 MB tag of attributes took seconds), and bounded by the cap it is a constant
+/// per element.
+pub const MAX_ATTRIBUTES: usize = 100;
+
 /// One attribute: the name borrowed from the source, the value unescaped (borrowed when it
 /// contained no references).
 #[derive(Debug)]
@@ -225,18 +232,30 @@ impl<'a> Cursor<'a> {
             }
             self.root_seen = true;
         }
-        let attrs = self.attributes(e, pos)?;
+        let attrs = self.attributes(e, name, pos)?;
         let line = self.line_at(pos);
         self.open.push(name);
         self.pending_close = empty;
         Ok(Ev::Open(Elem { name, line, attrs }))
     }
 
-    fn attributes(&self, e: &BytesStart<'_>, tag_pos: usize) -> Result<Vec<Attr<'a>>, TwimlError> {
+    fn attributes(
+        &self,
+        e: &BytesStart<'_>,
+        name: &str,
+        tag_pos: usize,
+    ) -> Result<Vec<Attr<'a>>, TwimlError> {
         let mut attrs = Vec::new();
         for attr in e.attributes() {
             let attr = attr.map_err(|err| self.attr_error(&err, tag_pos))?;
             let key = self.source_str(attr.key.as_ref());
+            // Stop at the first attribute over the cap: nothing after it is read.
+            if attrs.len() == MAX_ATTRIBUTES {
+                return Err(self.parse_err(
+                    self.offset_of(attr.key.as_ref()),
+                    format!("<{name}> has more than {MAX_ATTRIBUTES} attributes"),
+                ));
+            }
             let raw = self.source_str(&attr.value);
             let value_pos = self.offset_of(&attr.value);
             if let Some(i) = raw.find('<') {

@@ -25,6 +25,8 @@
 //! - `<Stream url>` may be `ws://` as well as `wss://` (local testing), or relative.
 //! - Unsimulated verbs ([`Verb::Unsupported`]) and nouns (`ConnectTarget::Other`...) are
 //!   recognised by name; their attributes and content are not validated.
+//! - An element with more than [`MAX_ATTRIBUTES`] attributes is 12100: the bound keeps
+//!   parsing linear in the document's length, whatever the document.
 
 mod attrs;
 mod cursor;
@@ -34,6 +36,7 @@ mod nouns;
 mod verbs;
 mod write;
 
+pub use cursor::MAX_ATTRIBUTES;
 pub use error::TwimlError;
 pub use model::{
     Connect, ConnectTarget, Dial, DialNoun, Document, Gather, GatherInput, Method, Node, Pause,

@@ -539,3 +539,30 @@ fn error_display_and_codes() {
             .starts_with("12100 document parse failure at line 1, column 1: ")
     );
 }
+
+#[test]
+fn attribute_count_is_capped_and_reading_stops_at_the_cap() {
+    use dialtone_twiml::MAX_ATTRIBUTES;
+    // The cap leaves room for every real element: MAX namespace declarations are accepted.
+    let decls: String = (0..MAX_ATTRIBUTES)
+        .map(|i| format!(" xmlns:n{i}=\"urn:x\""))
+        .collect();
+    assert!(dialtone_twiml::parse(&format!("<Response{decls}/>")).is_ok());
+    // 100,000 attributes: refused at the first one over the cap. The error's column is that
+    // attribute's, which shows the reader stopped there: the rest of the tag is never
+    // compared (the old duplicate check compared each name with every earlier one).
+    let attrs: String = (0..100_000).map(|i| format!(" a{i}=\"\"")).collect();
+    let doc = format!("<Response><Say{attrs}>x</Say></Response>");
+    let over = doc.find(&format!(" a{MAX_ATTRIBUTES}=")).unwrap() + 2;
+    match dialtone_twiml::parse(&doc) {
+        Err(TwimlError::Parse {
+            line,
+            column,
+            message,
+        }) => {
+            assert_eq!((line, column as usize), (1, over), "{message}");
+            assert!(message.contains("more than 100 attributes"), "{message}");
+        }
+        other => panic!("expected 12100, got {other:?}"),
+    }
+}
