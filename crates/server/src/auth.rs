@@ -1,5 +1,10 @@
 //! HTTP Basic auth as Twilio's REST API takes it: `AccountSid:AuthToken`, or an API key
 //! `SK…:secret` with the account SID only in the path. Anything else is 401/20003.
+//!
+//! API keys are Twilio's *standard* keys: "access to all Twilio API resources, except for API
+//! key and Account resources" (twilio.com/docs/iam/api-keys/keys-in-console). So a key never
+//! reaches the Account resource, the only one that shows the master auth token
+//! ([`authenticate_owner`]); everything else a key reaches belongs to its account.
 
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
@@ -8,6 +13,15 @@ use base64::engine::general_purpose::STANDARD;
 use crate::config::Account;
 use crate::error::ApiError;
 
+/// Which credential of an account a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// The account SID and its (master) auth token.
+    AuthToken,
+    /// One of the account's standard API keys.
+    ApiKey,
+}
+
 /// The account whose resources the request may touch: the credentials must belong to the
 /// account named in the path.
 pub(crate) fn authenticate<'a>(
@@ -15,23 +29,60 @@ pub(crate) fn authenticate<'a>(
     headers: &HeaderMap,
     path_account: &str,
 ) -> Result<&'a Account, ApiError> {
+    authenticate_as(accounts, headers, path_account).map(|(a, _)| a)
+}
+
+/// As [`authenticate`], for the Account resource: the auth token only, as a standard API key
+/// gets 401/20003 from Twilio there (the resource shows the master token).
+pub(crate) fn authenticate_owner<'a>(
+    accounts: &'a [Account],
+    headers: &HeaderMap,
+    path_account: &str,
+) -> Result<&'a Account, ApiError> {
+    match authenticate_as(accounts, headers, path_account)? {
+        (a, Credential::AuthToken) => Ok(a),
+        (_, Credential::ApiKey) => Err(ApiError::Unauthorized),
+    }
+}
+
+/// The account the credentials belong to, whichever it is (the web page has no account in
+/// its path).
+pub(crate) fn identify<'a>(
+    accounts: &'a [Account],
+    headers: &HeaderMap,
+) -> Result<&'a Account, ApiError> {
+    let (user, pass) = basic_credentials(headers).ok_or(ApiError::Unauthorized)?;
+    accounts
+        .iter()
+        .find(|a| check(a, &user, &pass).is_some())
+        .ok_or(ApiError::Unauthorized)
+}
+
+fn authenticate_as<'a>(
+    accounts: &'a [Account],
+    headers: &HeaderMap,
+    path_account: &str,
+) -> Result<(&'a Account, Credential), ApiError> {
     let (user, pass) = basic_credentials(headers).ok_or(ApiError::Unauthorized)?;
     let account = accounts
         .iter()
         .find(|a| a.sid == path_account)
         .ok_or(ApiError::Unauthorized)?;
-    let ok = if user == account.sid {
-        same(&pass, &account.auth_token)
+    check(account, &user, &pass)
+        .map(|c| (account, c))
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Which of `account`'s credentials `user:pass` is, if any.
+fn check(account: &Account, user: &str, pass: &str) -> Option<Credential> {
+    if user == account.sid {
+        same(pass, &account.auth_token).then_some(Credential::AuthToken)
     } else {
         account
             .api_keys
             .iter()
-            .any(|(sid, secret)| *sid == user && same(&pass, secret))
-    };
-    if ok {
-        Ok(account)
-    } else {
-        Err(ApiError::Unauthorized)
+            .any(|(sid, secret)| sid == user && same(pass, secret))
+            .then_some(Credential::ApiKey)
     }
 }
 
@@ -89,6 +140,20 @@ mod tests {
             ApiError::Unauthorized
         );
         assert!(authenticate(&accounts, &HeaderMap::new(), &sid).is_err());
+        // The Account resource: the auth token only, never an API key.
+        assert!(authenticate_owner(&accounts, &headers(&sid, "token"), &sid).is_ok());
+        assert_eq!(
+            authenticate_owner(&accounts, &headers("SK1", "keysecret"), &sid).unwrap_err(),
+            ApiError::Unauthorized
+        );
+        // The web page: any account's credentials, a key standing for its account.
+        assert_eq!(
+            identify(&accounts, &headers("SK1", "keysecret"))
+                .unwrap()
+                .sid,
+            sid
+        );
+        assert!(identify(&accounts, &headers("SK1", "token")).is_err());
         // Right credentials, someone else's account in the path.
         assert!(
             authenticate(

@@ -54,20 +54,21 @@ pub(crate) struct Callbacks {
     info: CallInfo,
     target: Option<CallbackTarget>,
     seq: AtomicU32,
-    tx: Option<mpsc::Sender<Job>>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl Callbacks {
-    /// A sender for the leg `info` (signed with its account's token).
-    pub(crate) fn new(shared: Arc<Shared>, info: CallInfo, target: Option<CallbackTarget>) -> Self {
+    /// A sender for the leg `info` (signed with its account's token). It holds `guard`, the
+    /// call task's, so shutdown waits for its last callback (a call ended by the shutdown
+    /// itself still reports `canceled`).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        info: CallInfo,
+        target: Option<CallbackTarget>,
+        guard: mpsc::Sender<()>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let tx = match shared.task_guard() {
-            Some(guard) => {
-                tokio::spawn(send_all(shared.clone(), info.call_sid.clone(), rx, guard));
-                Some(tx)
-            }
-            None => None,
-        };
+        tokio::spawn(send_all(shared.clone(), info.call_sid.clone(), rx, guard));
         Self {
             call_sid: info.call_sid.clone(),
             shared,
@@ -140,8 +141,7 @@ impl Callbacks {
     }
 
     fn enqueue(&self, job: Job) {
-        let Some(tx) = &self.tx else { return };
-        if let Err(e) = tx.try_send(job) {
+        if let Err(e) = self.tx.try_send(job) {
             let what = match e {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j.what,
             };

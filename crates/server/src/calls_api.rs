@@ -17,10 +17,10 @@ use dialtone_protocol::webhook::{CallStatus, Direction};
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authenticate_owner};
 use crate::callbacks::CallbackTarget;
 use crate::error::ApiError;
-use crate::format::{date, is_call_endpoint, is_caller_id, rfc2822};
+use crate::format::{date, endpoint_problem, is_call_endpoint, is_caller_id, rfc2822};
 use crate::params::Params;
 use crate::resources::{Paging, account_path, call_json, page};
 use crate::runner::{self, CallPlan};
@@ -58,14 +58,18 @@ pub(crate) async fn create(
     if !is_call_endpoint(to) {
         return Err(ApiError::invalid(
             21211,
-            format!("The 'To' number {to} is not a valid phone number."),
+            format!(
+                "The 'To' number {to:?} is not a valid phone number: {}",
+                endpoint_problem(to)
+            ),
         ));
     }
     if !is_caller_id(from) {
         return Err(ApiError::invalid(
             21212,
             format!(
-                "The 'From' number {from} is not a valid phone number, shortcode, or alphanumeric sender ID."
+                "The 'From' number {from:?} is not a valid phone number, shortcode, or alphanumeric sender ID: {}",
+                endpoint_problem(from)
             ),
         ));
     }
@@ -79,7 +83,7 @@ pub(crate) async fn create(
         ));
     }
     let url = p.url("Url")?;
-    let twiml = p.get("Twiml").map(str::to_string);
+    let twiml = p.twiml().await?;
     if p.get("ApplicationSid").is_some() && url.is_none() && twiml.is_none() {
         return Err(ApiError::invalid(
             21205,
@@ -91,10 +95,6 @@ pub(crate) async fn create(
             21205,
             "A 'Url', 'Twiml' or 'ApplicationSid' parameter is required.",
         ));
-    }
-    if let Some(t) = &twiml {
-        dialtone_twiml::parse(t)
-            .map_err(|e| ApiError::invalid(e.code(), format!("Twiml is invalid: {e}")))?;
     }
     let callback = match p.url("StatusCallback")? {
         Some(url) => {
@@ -304,12 +304,8 @@ pub(crate) async fn update(
     let call = find(&shared, &account, &file, &uri)?;
     let p = Params::parse(&body);
     let status = p.get("Status");
-    let redirect = match (p.get("Twiml"), p.url("Url")?) {
-        (Some(t), _) => {
-            dialtone_twiml::parse(t)
-                .map_err(|e| ApiError::invalid(e.code(), format!("Twiml is invalid: {e}")))?;
-            Some(Redirect::Twiml(t.to_string()))
-        }
+    let redirect = match (p.twiml().await?, p.url("Url")?) {
+        (Some(t), _) => Some(Redirect::Twiml(t)),
         (None, Some(url)) => Some(Redirect::Url {
             url,
             method: p.method("Method")?,
@@ -338,6 +334,7 @@ pub(crate) async fn update(
         None => false,
     };
     let sid = call.sid.clone();
+    let mut ended_copy = None;
     if hang_up {
         let control = shared.store.update_call(&sid, |c| {
             let ended = if c.status == CallStatus::InProgress {
@@ -348,12 +345,19 @@ pub(crate) async fn update(
             c.status = ended;
             c.ended = Some(SystemTime::now());
             c.control.cancel = Some(ended);
-            c.control.clone()
+            c.clone()
         });
         let update = format!("Status={}", status.unwrap_or_default());
-        if let Some(h) = control.and_then(|c| c.handle) {
-            h.hangup(format!("{REST_HANGUP} ({update})"));
+        match control.as_ref().map(|c| &c.control) {
+            Some(Control {
+                handle: Some(h), ..
+            }) => h.hangup(format!("{REST_HANGUP} ({update})")),
+            // Still queued: wake its task so it ends (and calls back) now.
+            Some(c) => c.wake.notify_one(),
+            None => {}
         }
+        // Ending it may have made it the oldest finished call beyond `history`.
+        ended_copy = control;
         shared
             .store
             .log(&sid, "info", format!("REST update {update}: hang up"));
@@ -395,7 +399,11 @@ pub(crate) async fn update(
             ),
         }
     }
-    let call = shared.store.call(&sid).ok_or_else(|| not_found(&uri))?;
+    let call = shared
+        .store
+        .call(&sid)
+        .or(ended_copy)
+        .ok_or_else(|| not_found(&uri))?;
     Ok(Json(call_json(&call)))
 }
 
@@ -426,7 +434,8 @@ pub(crate) async fn fetch_account(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let sid = json_sid(&file, "AC", &uri)?;
-    let a = authenticate(&shared.config.accounts, &headers, &sid)?;
+    // The body holds the master auth token: never for an API key.
+    let a = authenticate_owner(&shared.config.accounts, &headers, &sid)?;
     let base = account_path(&a.sid);
     let started = rfc2822(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     Ok(Json(json!({

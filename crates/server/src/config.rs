@@ -70,13 +70,22 @@ pub struct FileConfig {
     pub max_concurrent_calls: Option<usize>,
     /// Calls that may wait `queued`; more are refused with 429/20429 (default 1000).
     pub max_queued_calls: Option<usize>,
-    /// Finished calls kept for the API and the web page (default 500).
+    /// Finished calls kept for the API and the web page (default 500); live calls are never
+    /// forgotten and do not count (they are bounded by the two limits above).
     pub history: Option<usize>,
     /// Longest a call may last, in seconds (default 4 h, Twilio's `TimeLimit` default).
     pub max_call_secs: Option<u64>,
     /// Refuse a `From` that is not one of the account's numbers or verified caller IDs
     /// (21210), as Twilio does. Off by default so existing scripts run unchanged.
     pub require_known_from: Option<bool>,
+    /// The web page and its audio need an account's credentials (HTTP Basic: account SID and
+    /// auth token, or an API key of the account), and each account sees only its own calls.
+    /// On by default; `false` opens them to anyone who can reach the port (a single-user
+    /// machine).
+    pub web_auth: Option<bool>,
+    /// Recording media (`…/Recordings/{RE}.wav`) needs the account's credentials, like
+    /// Twilio's "Enforce HTTP Auth on Media URLs" setting. Off by default, as on Twilio.
+    pub enforce_http_auth_on_media_urls: Option<bool>,
     /// Public origins mapped to local ones, `"https://bot.example.ts.net=http://127.0.0.1:8765"`,
     /// for every number (each number's own `tunnels` come first).
     #[serde(default)]
@@ -203,12 +212,16 @@ pub struct ServerConfig {
     pub max_concurrent_calls: usize,
     /// Calls waiting `queued` at most.
     pub max_queued_calls: usize,
-    /// Finished calls kept.
+    /// Finished calls kept (at every moment; live calls come on top).
     pub history: usize,
     /// Longest call.
     pub max_call: Duration,
     /// Enforce 21210 on unknown `From`.
     pub require_known_from: bool,
+    /// The web page and its audio need an account's credentials (`web_auth`).
+    pub web_auth: bool,
+    /// Recording media needs the account's credentials (`enforce_http_auth_on_media_urls`).
+    pub enforce_http_auth_on_media_urls: bool,
     /// Global tunnel table (`--tunnel`, `tunnels = [...]`).
     pub tunnels: dialtone_call::Tunnels,
     /// TLS trust for `https://`/`wss://` apps (`cacert`, `insecure`).
@@ -309,6 +322,8 @@ impl ServerConfig {
             history: positive(file.history, 500, "history")?,
             max_call: Duration::from_secs(file.max_call_secs.unwrap_or(4 * 3600).max(1)),
             require_known_from: file.require_known_from.unwrap_or(false),
+            web_auth: file.web_auth.unwrap_or(true),
+            enforce_http_auth_on_media_urls: file.enforce_http_auth_on_media_urls.unwrap_or(false),
             tunnels,
             tls,
             net,

@@ -1,7 +1,7 @@
 //! Every REST error the server answers with, turned into Twilio's JSON error body by one
 //! `IntoResponse`: `{"code","message","more_info","status"}` — the legacy shape both
 //! official SDKs parse into `TwilioRestException` / `RestException`. Internal causes never
-//! reach the client: they ride in a response extension to [`log_errors`], which logs them.
+//! reach the client: they ride in a response extension to [`twilio_errors`], which logs them.
 
 use axum::Json;
 use axum::extract::Request;
@@ -37,6 +37,17 @@ pub enum ApiError {
     /// Too many calls queued (20429).
     #[error("too many requests")]
     TooManyRequests,
+    /// A request refused before any handler: a body or URI too large, a malformed path or
+    /// body, an unknown method (see [`twilio_errors`]).
+    #[error("{status}: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Twilio's code for it.
+        code: u16,
+        /// What was wrong.
+        message: String,
+    },
     /// A fault of the server's own; the cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,6 +82,11 @@ impl ApiError {
                 20429,
                 "Too Many Requests".into(),
             ),
+            Self::Refused {
+                status,
+                code,
+                message,
+            } => (*status, *code, message.clone()),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 20500,
@@ -80,7 +96,7 @@ impl ApiError {
     }
 }
 
-/// The cause of a 500, handed from the response to [`log_errors`].
+/// The cause of a 500, handed from the response to [`twilio_errors`].
 #[derive(Debug, Clone)]
 struct InternalCause(String);
 
@@ -110,17 +126,77 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Middleware: logs the internal cause of every 500 and a debug line for other errors.
-pub async fn log_errors(req: Request, next: Next) -> Response {
+/// Longest request URI (path and query) served; longer is 414. Twilio's URIs are short (a
+/// list's filters and paging); the bound keeps every 414 in Twilio's shape (hyper itself
+/// answers an empty 414 past 64 KB).
+pub const MAX_URI: usize = 8 * 1024;
+
+/// Middleware, outermost: refuses over-long URIs, turns every error response that is not
+/// already Twilio's JSON (axum's rejections: 400 bad path, 405, 413 body too large, 415…)
+/// into it, logs the internal cause of every 500 and a debug line for other errors.
+pub async fn twilio_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = next.run(req).await;
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let resp = if uri_len > MAX_URI {
+        ApiError::Refused {
+            status: StatusCode::URI_TOO_LONG,
+            // Twilio documents no code for 414; 20414 follows its 20403/20404/20413/20429.
+            code: 20414,
+            message: format!("URI too long: {uri_len} bytes, at most {MAX_URI}"),
+        }
+        .into_response()
+    } else {
+        reshape(next.run(req).await).await
+    };
     if let Some(InternalCause(cause)) = resp.extensions().get::<InternalCause>() {
         tracing::error!(%method, %path, %cause, "internal error");
     } else if resp.status().is_client_error() {
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "client error");
     }
     resp
+}
+
+/// An error response in another shape (axum's plain-text rejections, empty 405s) as Twilio's
+/// JSON error with the same status; other responses unchanged.
+async fn reshape(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (code, what) = match status.as_u16() {
+        400 => (20001, "Bad request"),
+        401 => (20003, "Authenticate"),
+        403 => (20403, "Forbidden"),
+        404 => (20404, "Not found"),
+        405 => (20004, "Method not allowed"),
+        // twilio.com/docs/api/errors/20413: Request Entity Too Large.
+        413 => (20413, "Request Entity Too Large"),
+        415 => (20415, "Unsupported media type"),
+        429 => (20429, "Too Many Requests"),
+        _ if status.is_server_error() => (20500, "An internal server error has occurred"),
+        other => (20000 + other, "Request refused"),
+    };
+    // axum's rejection text says what was wrong ("Cannot parse `x` to a `u64`"); bounded.
+    let detail = axum::body::to_bytes(resp.into_body(), 1024)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|t| !t.is_empty());
+    let message = match detail {
+        Some(d) if status != StatusCode::UNAUTHORIZED => format!("{what}: {d}"),
+        _ => what.to_string(),
+    };
+    ApiError::Refused {
+        status,
+        code,
+        message,
+    }
+    .into_response()
 }
 
 #[cfg(test)]

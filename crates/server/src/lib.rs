@@ -23,7 +23,12 @@
 //! - `/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json`, `…/IncomingPhoneNumbers/{PN}.json`
 //! - `/2010-04-01/Accounts/{AC}/Recordings.json`, `…/Recordings/{RE}.json`, media at
 //!   `…/Recordings/{RE}` or `{RE}.wav` (no auth, as Twilio's default)
-//! - `/` the web page, `/calls/{CA}/streams/{n}/{heard|sent}.wav`, `/audio/{file}`, `/health`
+//! - `/` the web page and `/calls/{CA}/streams/{n}/{heard|sent}.wav` (an account's
+//!   credentials unless `web_auth = false`), `/audio/{file}`, `/health`,
+//!   `/_dialtone/version` (open)
+//!
+//! Every error of every route is Twilio's JSON error (`error::twilio_errors`); bodies are
+//! at most 64 KB (413/20413) and URIs 8 KB (414).
 
 pub mod config;
 pub mod error;
@@ -35,6 +40,7 @@ mod caller_leg;
 mod calls_api;
 mod capture;
 mod external;
+mod leg;
 mod numbers_api;
 mod observe;
 mod params;
@@ -56,8 +62,9 @@ use dialtone_call::Engine;
 use tokio::sync::{Semaphore, mpsc};
 
 pub use config::{ConfigError, FileConfig, ServerConfig};
-pub use error::ApiError;
+pub use error::{ApiError, MAX_URI};
 pub use external::ExternalCalls;
+pub use params::{MAX_BODY, MAX_TWIML};
 
 use crate::store::{NumberRecord, Store};
 
@@ -200,7 +207,8 @@ impl Simulator {
             .route("/audio/{file}", get(web::audio_file))
             .route("/health", get(|| async { "ok" }))
             .fallback(web::not_found)
-            .layer(axum::middleware::from_fn(error::log_errors))
+            .layer(axum::extract::DefaultBodyLimit::max(params::MAX_BODY))
+            .layer(axum::middleware::from_fn(error::twilio_errors))
             .with_state(self.shared.clone())
     }
 

@@ -4,6 +4,15 @@
 
 use crate::error::ApiError;
 
+/// Largest request body served; larger is 413/20413. Every parameter Twilio takes fits many
+/// times over (the largest, `Twiml`, is 4000 characters: 36 KB percent-encoded at worst), and
+/// the bound keeps the work a request can ask for small.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Longest `Twiml` parameter, in characters: Twilio's limit, error 32018 "Twiml size
+/// exceeded maximum allowed value of 4000 characters" (twilio.com/docs/api/errors/32018).
+pub const MAX_TWIML: usize = 4000;
+
 /// Decoded `name=value` pairs in their order, repeats kept.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Params(pub(crate) Vec<(String, String)>);
@@ -63,6 +72,26 @@ impl Params {
                 ApiError::invalid(21204, format!("{name} is not a valid HTTP method: {m}"))
             }),
         }
+    }
+
+    /// The `Twiml` parameter, checked: at most [`MAX_TWIML`] characters (32018), then a valid
+    /// document (12100/12200). Parsing runs on a blocking thread, off the async runtime.
+    pub(crate) async fn twiml(&self) -> Result<Option<String>, ApiError> {
+        let Some(t) = self.get("Twiml") else {
+            return Ok(None);
+        };
+        if t.chars().count() > MAX_TWIML {
+            return Err(ApiError::invalid(
+                32018,
+                format!("Twiml size exceeded maximum allowed value of {MAX_TWIML} characters"),
+            ));
+        }
+        let t = t.to_string();
+        tokio::task::spawn_blocking(move || dialtone_twiml::parse(&t).map(|_| t))
+            .await
+            .map_err(|e| ApiError::Internal(format!("Twiml check: {e}")))?
+            .map(Some)
+            .map_err(|e| ApiError::invalid(e.code(), format!("Twiml is invalid: {e}")))
     }
 
     /// An optional URL parameter, checked (21205 otherwise).

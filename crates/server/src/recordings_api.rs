@@ -1,6 +1,7 @@
 //! `…/Recordings.json`, `…/Calls/{CA}/Recordings.json` and `…/Recordings/{RE}`: recordings
 //! of calls created with `Record=true`. The media (`{RE}` or `{RE}.wav`) needs no auth, as
-//! Twilio's media URLs by default; it is 8 kHz 16-bit WAV, mono (both parties mixed) or two
+//! Twilio's media URLs by default (`enforce_http_auth_on_media_urls` requires the account's
+//! credentials, like Twilio's "Enforce HTTP Auth on Media URLs"); it is 8 kHz 16-bit WAV, mono (both parties mixed) or two
 //! channels (`RecordingChannels=dual`, or `?RequestedChannels=2`).
 
 use std::sync::Arc;
@@ -105,6 +106,11 @@ pub(crate) async fn fetch(
         let sid = json_sid(&file, "RE", &uri)?;
         let r = find(&shared, &account, &sid, &uri)?;
         return Ok(Json(recording_json(&r, &shared.public_url)).into_response());
+    }
+    // Open by default, as Twilio's media URLs; "Enforce HTTP Auth on Media URLs" closes
+    // them to all but the account's credentials.
+    if shared.config.enforce_http_auth_on_media_urls {
+        authenticate(&shared.config.accounts, &headers, &account)?;
     }
     let sid = file.strip_suffix(".wav").unwrap_or(&file);
     let r = find(&shared, &account, sid, &uri)?;

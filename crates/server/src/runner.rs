@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::callbacks::{CallbackTarget, Callbacks};
 use crate::caller_leg;
-use crate::capture::{clips, concat, make_recording};
+use crate::capture::{clips, concat};
+use crate::leg::Leg;
 use crate::observe::Observer;
 use crate::store::{CallRecord, Control, NumberRecord, StreamClip};
 
@@ -40,136 +41,24 @@ pub(crate) struct CallPlan {
     pub(crate) time_limit: Duration,
 }
 
-/// Runs the call in its own task; `guard` lets shutdown wait for it.
+/// Runs the call in its own task; `guard` lets shutdown wait for it (and its callbacks, whose
+/// senders hold clones of it: at shutdown no new guard can be had).
 pub(crate) fn spawn(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
-    tokio::spawn(async move {
-        let _guard = guard;
-        run(shared, plan).await;
-    });
+    tokio::spawn(run(shared, plan, guard));
 }
 
-/// One leg's bookkeeping: its record, timeline clock and callbacks.
-pub(crate) struct Leg {
-    shared: Arc<Shared>,
-    sid: String,
-    cb: Arc<Callbacks>,
-}
-
-impl Leg {
-    fn log(&self, level: &'static str, text: impl Into<String>) {
-        self.shared.store.log(&self.sid, level, text.into());
-    }
-
-    fn set_status(&self, status: CallStatus) {
-        self.shared.store.update_call(&self.sid, |c| {
-            if !c.status.is_terminal() {
-                c.status = status;
-            }
-        });
-    }
-
-    /// The callee answered: `in-progress`, start time, `answered` callback (once).
-    fn answer(&self) {
-        let first = self.shared.store.update_call(&self.sid, |c| {
-            if c.status.is_terminal() || c.started.is_some() {
-                return false;
-            }
-            c.status = CallStatus::InProgress;
-            c.started = Some(SystemTime::now());
-            true
-        });
-        if first == Some(true) {
-            self.log("ok", "answered (in-progress)");
-            self.cb.progress("answered", "in-progress", Vec::new());
-        }
-    }
-
-    /// `Status=canceled|completed` arrived before the call was answered.
-    fn cancelled(&self) -> Option<CallStatus> {
-        self.shared.store.call(&self.sid).and_then(|c| {
-            c.control
-                .cancel
-                .or(c.status.is_terminal().then_some(c.status))
-        })
-    }
-
-    fn pending(&self) -> Option<Redirect> {
-        self.shared
-            .store
-            .update_call(&self.sid, |c| c.control.pending.take())
-            .flatten()
-    }
-
-    /// Ends the leg: status (unless a REST update already ended it), outcome, audio,
-    /// recording, and the terminal callback.
-    fn finish(
-        &self,
-        status: CallStatus,
-        reason: String,
-        failures: Vec<String>,
-        audio: Vec<StreamClip>,
-        recording: Option<(u16, Vec<u8>, Vec<u8>)>,
-    ) {
-        let now = SystemTime::now();
-        let updated = self.shared.store.update_call(&self.sid, |c| {
-            if !c.status.is_terminal() {
-                c.status = status;
-            }
-            c.ended.get_or_insert(now);
-            c.outcome = Some(reason.clone());
-            c.failures = failures;
-            c.audio = audio;
-            c.control.handle = None;
-            c.clone()
-        });
-        let Some(call) = updated else { return };
-        let mut extra = Vec::new();
-        let secs = match (call.started, call.ended) {
-            (Some(s), Some(e)) => e.duration_since(s).unwrap_or_default().as_secs(),
-            _ => 0,
-        };
-        extra.push(("CallDuration".to_string(), secs.to_string()));
-        if call.status == CallStatus::Completed {
-            extra.push(("Duration".to_string(), secs.div_ceil(60).max(1).to_string()));
-        }
-        let sip = match call.status {
-            CallStatus::Completed => "200",
-            CallStatus::Busy => "486",
-            CallStatus::NoAnswer | CallStatus::Canceled => "487",
-            _ => "500",
-        };
-        extra.push(("SipResponseCode".to_string(), sip.to_string()));
-        if let Some((channels, own, other)) = recording {
-            let rec = make_recording(&call, channels, &own, &other);
-            let url = format!(
-                "{}{}/Recordings/{}",
-                self.shared.public_url,
-                crate::resources::account_path(&rec.account_sid),
-                rec.sid
-            );
-            extra.push(("RecordingDuration".into(), rec.duration_secs().to_string()));
-            extra.push(("RecordingSid".into(), rec.sid.clone()));
-            extra.push(("RecordingUrl".into(), url.clone()));
-            self.log(
-                "ok",
-                format!("recording {} ({} s): {url}", rec.sid, rec.duration_secs()),
-            );
-            self.shared.store.insert_recording(rec);
-        }
-        self.log(
-            if call.status == CallStatus::Completed {
-                "ok"
-            } else {
-                "fail"
-            },
-            format!("{}: {reason}", call.status.as_str()),
-        );
-        self.cb.progress("completed", call.status.as_str(), extra);
-    }
-}
-
-async fn run(shared: Arc<Shared>, plan: CallPlan) {
-    let permit = shared.permits.clone().acquire_owned().await;
+async fn run(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
+    // A call waits `queued` for a permit, unless a REST update cancels it first (it is woken
+    // then, so its callback goes out at once) or shutdown closes the semaphore.
+    let wake = shared
+        .store
+        .call(&plan.sid)
+        .map(|c| c.control.wake)
+        .unwrap_or_default();
+    let permit = tokio::select! {
+        p = shared.permits.clone().acquire_owned() => p.ok(),
+        () = wake.notified() => None,
+    };
     shared.queued.fetch_sub(1, Ordering::Relaxed);
     let info = CallInfo {
         account_sid: plan.account_sid.clone(),
@@ -182,20 +71,18 @@ async fn run(shared: Arc<Shared>, plan: CallPlan) {
         called_country: "US".into(),
         parent_call_sid: None,
     };
-    let cb = Arc::new(Callbacks::new(shared.clone(), info, plan.callback.clone()));
+    let cb = Callbacks::new(shared.clone(), info, plan.callback.clone(), guard.clone());
     let leg = Arc::new(Leg {
         shared: shared.clone(),
         sid: plan.sid.clone(),
-        cb,
+        cb: Arc::new(cb),
     });
-    let Ok(_permit) = permit else {
-        leg.finish(
-            CallStatus::Canceled,
-            "server shut down while queued".into(),
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
+    let Some(_permit) = permit else {
+        let (status, why) = match leg.cancelled() {
+            Some(s) => (s, "canceled through the REST API while queued"),
+            None => (CallStatus::Canceled, "server shut down while queued"),
+        };
+        leg.finish(status, why.into(), Vec::new(), Vec::new(), None);
         return;
     };
     if let Some(s) = leg.cancelled() {
@@ -213,7 +100,7 @@ async fn run(shared: Arc<Shared>, plan: CallPlan) {
     leg.log("info", format!("ringing {}", plan.to));
     leg.cb.progress("ringing", "ringing", Vec::new());
     match shared.store.number_by_phone(&plan.to) {
-        Some(n) if n.voice_url.is_some() => two_legs(leg, plan, n).await,
+        Some(n) if n.voice_url.is_some() => two_legs(leg, plan, n, guard).await,
         _ => one_leg(leg, plan).await,
     }
 }
@@ -340,7 +227,7 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
 
 /// A call to a hosted number: the app's inbound leg runs in the engine, hearing the caller
 /// leg's TwiML rendered as audio.
-async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
+async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mpsc::Sender<()>) {
     let shared = leg.shared.clone();
     let caller_info = CallInfo {
         account_sid: plan.account_sid.clone(),
@@ -458,7 +345,7 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord) {
     let app_leg = Arc::new(Leg {
         shared: shared.clone(),
         sid: app_sid.clone(),
-        cb: Arc::new(Callbacks::new(shared.clone(), app_info, app_target)),
+        cb: Arc::new(Callbacks::new(shared.clone(), app_info, app_target, guard)),
     });
     let mut cfg = engine_config(
         &shared,

@@ -1,7 +1,9 @@
 //! The server's memory: calls (live and recent), hosted numbers and recordings. One mutex,
 //! held only for short copies and updates, never across an `.await`. Finished calls beyond
 //! `history` are forgotten oldest first, with their audio and recordings, so a long-running
-//! server's memory stays bounded.
+//! server's memory stays bounded. The bound holds at every moment: it is applied whenever a
+//! call is added and whenever one ends. Live calls are never forgotten (their callbacks and
+//! REST updates need them) and do not count; they are bounded by the server's call limits.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +57,8 @@ pub(crate) struct Control {
     pub(crate) pending: Option<Redirect>,
     /// False for the caller leg of a two-leg call, whose audio is fixed when it is answered.
     pub(crate) redirectable: bool,
+    /// Wakes the call's task when a REST update cancels it while it waits `queued`.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
 }
 
 /// One line of a call's timeline.
@@ -119,8 +123,32 @@ impl RecordingRecord {
 #[derive(Default)]
 struct Inner {
     calls: VecDeque<CallRecord>,
+    /// How many of `calls` have ended.
+    finished: usize,
     numbers: Vec<NumberRecord>,
     recordings: Vec<RecordingRecord>,
+}
+
+impl Inner {
+    /// Forgets the oldest finished calls (and their recordings) beyond `history`.
+    fn evict(&mut self, history: usize) {
+        let mut excess = self.finished.saturating_sub(history);
+        if excess == 0 {
+            return;
+        }
+        self.finished -= excess;
+        let mut gone = Vec::new();
+        self.calls.retain(|c| {
+            if excess > 0 && c.status.is_terminal() {
+                excess -= 1;
+                gone.push(c.sid.clone());
+                false
+            } else {
+                true
+            }
+        });
+        self.recordings.retain(|r| !gone.contains(&r.call_sid));
+    }
 }
 
 /// Shared state of the server.
@@ -158,27 +186,9 @@ impl Store {
     /// Adds a call, forgetting the oldest finished calls beyond `history`.
     pub(crate) fn insert_call(&self, call: CallRecord) {
         let mut inner = self.lock_mut();
+        inner.finished += usize::from(call.status.is_terminal());
         inner.calls.push_back(call);
-        let finished = inner
-            .calls
-            .iter()
-            .filter(|c| c.status.is_terminal())
-            .count();
-        let mut excess = finished.saturating_sub(self.history);
-        if excess == 0 {
-            return;
-        }
-        let mut gone = Vec::new();
-        inner.calls.retain(|c| {
-            if excess > 0 && c.status.is_terminal() {
-                excess -= 1;
-                gone.push(c.sid.clone());
-                false
-            } else {
-                true
-            }
-        });
-        inner.recordings.retain(|r| !gone.contains(&r.call_sid));
+        inner.evict(self.history);
     }
 
     /// A copy of one call.
@@ -205,8 +215,18 @@ impl Store {
     ) -> Option<R> {
         let mut inner = self.lock_mut();
         let call = inner.calls.iter_mut().find(|c| c.sid == sid)?;
+        let was_finished = call.status.is_terminal();
         let r = f(call);
         call.updated = SystemTime::now();
+        let now_finished = call.status.is_terminal();
+        if now_finished != was_finished {
+            if now_finished {
+                inner.finished += 1;
+            } else {
+                inner.finished -= 1;
+            }
+            inner.evict(self.history);
+        }
         Some(r)
     }
 
@@ -233,6 +253,7 @@ impl Store {
             return Some(Err(()));
         }
         inner.calls.remove(i);
+        inner.finished -= 1;
         inner.recordings.retain(|r| r.call_sid != sid);
         Some(Ok(()))
     }
@@ -284,13 +305,14 @@ impl Store {
         inner.numbers.len() != before
     }
 
-    /// Adds a recording and links it to its call.
+    /// Adds a recording and links it to its call; a call already forgotten (`history`)
+    /// takes its recording with it.
     pub(crate) fn insert_recording(&self, r: RecordingRecord) {
         let mut inner = self.lock_mut();
         if let Some(c) = inner.calls.iter_mut().find(|c| c.sid == r.call_sid) {
             c.recording_sids.push(r.sid.clone());
+            inner.recordings.push(r);
         }
-        inner.recordings.push(r);
     }
 
     pub(crate) fn recording(&self, sid: &str) -> Option<RecordingRecord> {

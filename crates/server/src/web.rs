@@ -2,16 +2,25 @@
 //! outcomes, audio players (what each stream's caller heard and sent) and recordings. A
 //! small script polls a change counter and reloads the page when something changed (and no
 //! audio is playing), so it follows calls live without flicker.
+//!
+//! The page and its stream audio need an account's credentials (HTTP Basic, so a browser
+//! prompts: the account SID and auth token, or an API key of the account), and show only
+//! that account's numbers, calls and audio; another account's call is 404. `web_auth = false`
+//! (`--no-web-auth`) opens them, showing every account, for a single-user machine.
+//! `/audio/{file}` stays open: it serves the server's own WAVs, which the caller leg's
+//! `<Play>` fetches without credentials, not account data.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::Shared;
+use crate::auth::identify;
+use crate::config::Account;
 use crate::error::ApiError;
 use crate::format::rfc2822;
 use crate::store::CallRecord;
@@ -19,9 +28,27 @@ use crate::store::CallRecord;
 /// Calls shown in the "recent" list.
 const RECENT: usize = 50;
 
+/// Who is looking: `Ok(None)` (everyone's data) when `web_auth` is off, else the account
+/// the request's credentials belong to.
+fn viewer<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Option<&'a Account>, ApiError> {
+    if !shared.config.web_auth {
+        return Ok(None);
+    }
+    identify(&shared.config.accounts, headers).map(Some)
+}
+
+/// True when `viewer` may see data of account `sid`.
+fn sees(viewer: Option<&Account>, sid: &str) -> bool {
+    viewer.is_none_or(|a| a.sid == sid)
+}
+
 /// `GET /`.
-pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
-    let calls = shared.store.calls(|_| true);
+pub(crate) async fn index(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Html<String>, ApiError> {
+    let viewer = viewer(&shared, &headers)?;
+    let calls = shared.store.calls(|c| sees(viewer, &c.account_sid));
     let (live, done): (Vec<CallRecord>, Vec<CallRecord>) =
         calls.into_iter().partition(|c| !c.status.is_terminal());
     let mut h = String::with_capacity(16 * 1024);
@@ -34,7 +61,7 @@ pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
         n = live.len(),
         m = done.len(),
     );
-    numbers(&mut h, &shared);
+    numbers(&mut h, &shared, viewer);
     h.push_str("<h2>Live calls</h2>");
     if live.is_empty() {
         h.push_str("<p class=empty>No call in progress.</p>");
@@ -54,12 +81,15 @@ pub(crate) async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
         "<script>const v0={};{SCRIPT}</script></body></html>",
         shared.store.version()
     );
-    Html(h)
+    Ok(Html(h))
 }
 
-fn numbers(h: &mut String, shared: &Shared) {
+fn numbers(h: &mut String, shared: &Shared, viewer: Option<&Account>) {
     h.push_str("<h2>Numbers</h2><table class=nums><tr><th>number</th><th>voice URL</th><th>account</th></tr>");
     for n in shared.store.numbers() {
+        if !sees(viewer, &n.account_sid) {
+            continue;
+        }
         let _ = write!(
             h,
             "<tr><td><b>{}</b></td><td><code>{} {}</code></td><td><code>{}</code></td></tr>",
@@ -75,7 +105,7 @@ fn numbers(h: &mut String, shared: &Shared) {
         "<details class=howto><summary>Point the official clients here</summary><pre>\
          # Python\nclient = Client(\"{ac}\", auth_token)\nclient.api.base_url = \"{u}\"\n\n\
          // Node\nconst client = require('twilio')(\"{ac}\", authToken);\nclient.api.baseUrl = '{u}';</pre></details>",
-        ac = esc(&shared.config.accounts[0].sid),
+        ac = esc(&viewer.unwrap_or(&shared.config.accounts[0]).sid),
         u = esc(&shared.public_url),
     );
 }
@@ -174,27 +204,32 @@ pub(crate) async fn version(State(shared): State<Arc<Shared>>) -> String {
     shared.store.version().to_string()
 }
 
-/// `GET /calls/{CA}/streams/{n}/{heard|sent}.wav`.
+/// `GET /calls/{CA}/streams/{n}/{heard|sent}.wav`: 404 for another account's call.
 pub(crate) async fn stream_audio(
     State(shared): State<Arc<Shared>>,
-    Path((call, n, file)): Path<(String, usize, String)>,
-) -> Response {
+    Path((call, n, file)): Path<(String, String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&shared, &headers)?;
     let clip = shared
         .store
         .call(&call)
-        .and_then(|c| c.audio.get(n).cloned());
+        .filter(|c| sees(viewer, &c.account_sid))
+        .and_then(|c| c.audio.get(n.parse::<usize>().ok()?).cloned());
     let bytes = match (clip, file.as_str()) {
         (Some(c), "heard.wav") => crate::wav::from_mulaw(&c.heard),
         (Some(c), "sent.wav") => crate::wav::from_mulaw(&c.sent),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return Err(crate::calls_api::not_found(&uri)),
     };
-    ([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response()
+    Ok(([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response())
 }
 
 /// `GET /audio/{file}`: `hello.wav` (built in) or a WAV from `audio_dir`.
 pub(crate) async fn audio_file(
     State(shared): State<Arc<Shared>>,
     Path(file): Path<String>,
+    uri: OriginalUri,
 ) -> Response {
     const HELLO: &[u8] = include_bytes!("../../../audio/hello.wav");
     // One plain file name only: an absolute or nested path would escape the audio folder.
@@ -203,30 +238,23 @@ pub(crate) async fn audio_file(
         [std::path::Component::Normal(_)]
     );
     if !plain || !file.ends_with(".wav") {
-        return StatusCode::NOT_FOUND.into_response();
+        return crate::calls_api::not_found(&uri).into_response();
     }
     let bytes = match &shared.config.audio_dir {
         Some(dir) => match tokio::fs::read(dir.join(&file)).await {
             Ok(b) => b,
             Err(_) if file == "hello.wav" => HELLO.to_vec(),
-            Err(_) => return StatusCode::NOT_FOUND.into_response(),
+            Err(_) => return crate::calls_api::not_found(&uri).into_response(),
         },
         None if file == "hello.wav" => HELLO.to_vec(),
-        None => return StatusCode::NOT_FOUND.into_response(),
+        None => return crate::calls_api::not_found(&uri).into_response(),
     };
     ([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response()
 }
 
-/// Unknown routes: Twilio's 20404 JSON under the API, a plain 404 elsewhere.
-pub(crate) async fn not_found(uri: OriginalUri) -> Response {
-    if uri.0.path().starts_with("/2010-04-01/") {
-        ApiError::NotFound {
-            path: uri.0.path().to_string(),
-        }
-        .into_response()
-    } else {
-        (StatusCode::NOT_FOUND, "not found\n").into_response()
-    }
+/// Unknown routes: Twilio's 20404 JSON, as every error of the router.
+pub(crate) async fn not_found(uri: OriginalUri) -> ApiError {
+    crate::calls_api::not_found(&uri)
 }
 
 /// HTML-escapes text and attribute values.
