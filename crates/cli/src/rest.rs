@@ -28,7 +28,8 @@ impl RestApi {
     /// Binds `listen` and serves the REST API for one account: `account_sid` with
     /// `auth_token` as its Basic-auth password (the token calls are signed with). `history`
     /// bounds the finished calls kept; `timelines` keeps every engine event of each call for
-    /// the web page at `/`.
+    /// the web page at `/`, which, as in `dialtone serve`, needs the same credentials (the
+    /// browser asks), and whose recording media follow serve's defaults.
     pub(crate) async fn start(
         listen: SocketAddr,
         account_sid: &str,
@@ -71,8 +72,8 @@ impl RestApi {
     /// The line that tells the user where to point the app's Twilio client.
     pub(crate) fn banner(&self, account_sid: &str) -> String {
         format!(
-            "REST API: {}  (point the app's Twilio client here; account {account_sid}, auth token as --auth-token)",
-            self.url
+            "REST API: {}  (point the app's Twilio client here; account {account_sid}, auth token as --auth-token; the web page at {}/ signs in with the same)",
+            self.url, self.url
         )
     }
 

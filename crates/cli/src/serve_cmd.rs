@@ -46,6 +46,15 @@ pub(crate) struct ServeOpts {
     /// Do not start the reference voice app, even when no number is configured.
     #[arg(long)]
     no_bot: bool,
+    /// Open the web page and its stream audio to anyone who can reach the port, showing
+    /// every account (a single-user machine); by default they need an account's credentials
+    /// (config `web_auth = false`).
+    #[arg(long)]
+    no_web_auth: bool,
+    /// Recording media needs the account's credentials, like Twilio's "Enforce HTTP Auth on
+    /// Media URLs" (config `enforce_http_auth_on_media_urls = true`); open by default.
+    #[arg(long)]
+    enforce_http_auth_on_media_urls: bool,
     /// Global tunnel mappings and TLS trust (before the config file's `tunnels`; numbers'
     /// own `tunnels` come first).
     #[command(flatten)]
@@ -67,6 +76,8 @@ pub(crate) async fn run(mut opts: ServeOpts) -> anyhow::Result<ExitCode> {
         None => ServerConfig::default(),
     };
     override_account(&mut config, &opts)?;
+    config.web_auth &= !opts.no_web_auth;
+    config.enforce_http_auth_on_media_urls |= opts.enforce_http_auth_on_media_urls;
     config.tunnels = opts.net.tunnels(&config.tunnels);
     if !opts.net.cacerts.is_empty() || opts.net.insecure {
         let mut tls = config.tls.clone();
@@ -162,7 +173,12 @@ fn print_banner(config: &ServerConfig, addr: SocketAddr, bot_url: Option<&str>, 
         };
         println!("  number     {} -> {url}{note}", n.phone_number);
     }
-    println!("  web page   {base}/");
+    let who = if config.web_auth {
+        "  (sign in with an account SID and auth token)"
+    } else {
+        "  (open: --no-web-auth)"
+    };
+    println!("  web page   {base}/{who}");
     println!("  python     client.api.base_url = \"{base}\"");
     println!("  node       client.api.baseUrl = '{base}'");
     use std::io::Write as _;

@@ -348,3 +348,78 @@ impl Store {
         gone
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(sid: usize) -> CallRecord {
+        let now = SystemTime::now();
+        CallRecord {
+            sid: format!("CA{sid}"),
+            account_sid: "AC1".into(),
+            from: "+15005550006".into(),
+            to: "+15551112222".into(),
+            direction: Direction::OutboundApi,
+            status: CallStatus::Queued,
+            created: now,
+            updated: now,
+            started: None,
+            ended: None,
+            phone_number_sid: None,
+            peer_sid: None,
+            source: String::new(),
+            control: Control::default(),
+            timeline: Vec::new(),
+            timeline_dropped: 0,
+            outcome: None,
+            failures: Vec::new(),
+            audio: Vec::new(),
+            recording_sids: Vec::new(),
+        }
+    }
+
+    fn recording(call_sid: &str) -> RecordingRecord {
+        RecordingRecord {
+            sid: format!("RE{call_sid}"),
+            account_sid: "AC1".into(),
+            call_sid: call_sid.into(),
+            created: SystemTime::now(),
+            started: SystemTime::now(),
+            channels: 1,
+            pcm: Arc::new((vec![0; 8], vec![0; 8])),
+        }
+    }
+
+    #[test]
+    fn history_holds_whenever_calls_end_not_only_on_insert() {
+        // 40 calls live at once, then they end one by one with no insert in between (the
+        // probe's 700 listed with history = 500).
+        let store = Store::new(5);
+        for i in 0..40 {
+            store.insert_call(call(i));
+        }
+        assert_eq!(
+            store.calls(|_| true).len(),
+            40,
+            "live calls are never forgotten"
+        );
+        for i in 0..40 {
+            store.update_call(&format!("CA{i}"), |c| c.status = CallStatus::Completed);
+            store.insert_recording(recording(&format!("CA{i}")));
+            let all = store.calls(|_| true);
+            let finished = all.iter().filter(|c| c.status.is_terminal()).count();
+            assert_eq!(finished, (i + 1).min(5), "after {} ended", i + 1);
+            assert_eq!(all.len() - finished, 39 - i, "the live ones stay");
+            // Recordings go with their calls.
+            assert!(store.recordings(|_| true).len() <= 5);
+        }
+        // The newest finished are the ones kept.
+        let kept: Vec<String> = store.calls(|_| true).into_iter().map(|c| c.sid).collect();
+        assert_eq!(kept, ["CA39", "CA38", "CA37", "CA36", "CA35"]);
+        assert_eq!(store.delete_call("CA39"), Some(Ok(())));
+        store.insert_call(call(40));
+        store.update_call("CA40", |c| c.status = CallStatus::Canceled);
+        assert_eq!(store.calls(|_| true).len(), 5);
+    }
+}
