@@ -16,6 +16,8 @@ const twilio = require('twilio');
 const BIN = process.env.DIALTONE_BIN || path.join(__dirname, '../../target/debug/dialtone');
 const AC = 'AC' + '2'.repeat(32);
 const TOKEN = 'node-serve-token-789';
+const KEY = 'SK' + '3'.repeat(32);
+const KEY_SECRET = 'node-key-secret';
 const APP_NUMBER = '+15005550001'; // hosted by dialtone serve, routed to the reference voice app
 
 let server;
@@ -25,7 +27,11 @@ let client;
 before(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialtone-node-'));
   const cfg = path.join(dir, 'dialtone.toml');
-  fs.writeFileSync(cfg, `ring_ms = 100\n[[accounts]]\nsid = "${AC}"\nauth_token = "${TOKEN}"\n`);
+  fs.writeFileSync(
+    cfg,
+    `ring_ms = 100\n[[accounts]]\nsid = "${AC}"\nauth_token = "${TOKEN}"\n` +
+      `api_keys = [{ sid = "${KEY}", secret = "${KEY_SECRET}" }]\n`,
+  );
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('TWILIO_') && !k.startsWith('DIALTONE_')),
   );
@@ -118,4 +124,44 @@ test('an unknown call is RestException 404/20404', async () => {
     assert.equal(e.code, 20404);
     return true;
   });
+});
+
+test('an API key works on calls but never reaches the Account resource (its auth token)', async () => {
+  const keyed = twilio(KEY, KEY_SECRET, { accountSid: AC });
+  keyed.api.baseUrl = baseUrl;
+  assert.ok(Array.isArray(await keyed.calls.list({ limit: 1 })));
+  await assert.rejects(keyed.api.v2010.accounts(AC).fetch(), (e) => {
+    assert.equal(e.status, 401);
+    assert.equal(e.code, 20003);
+    return true;
+  });
+  const account = await client.api.v2010.accounts(AC).fetch();
+  assert.equal(account.authToken, TOKEN);
+});
+
+test('Twiml over 4000 characters is RestException 400/32018; a client name with CR/LF is 21211', async () => {
+  const twiml = `<Response><Say>${'a'.repeat(4000)}</Say></Response>`;
+  await assert.rejects(client.calls.create({ to: APP_NUMBER, from: '+15005550006', twiml }), (e) => {
+    assert.equal(e.status, 400);
+    assert.equal(e.code, 32018);
+    return true;
+  });
+  const to = 'client:al\r\nice<b>';
+  await assert.rejects(client.calls.create({ to, from: '+15005550006', twiml: '<Response/>' }), (e) => {
+    assert.equal(e.status, 400);
+    assert.equal(e.code, 21211);
+    return true;
+  });
+});
+
+test('the web page asks for credentials and shows the account with them', async () => {
+  const anon = await fetch(`${baseUrl}/`);
+  assert.equal(anon.status, 401);
+  assert.match(anon.headers.get('www-authenticate'), /^Basic /);
+  assert.equal((await anon.json()).code, 20003);
+  const basic = `Basic ${Buffer.from(`${AC}:${TOKEN}`).toString('base64')}`;
+  const page = await fetch(`${baseUrl}/`, { headers: { authorization: basic } });
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /dialtone serve/);
+  assert.equal((await fetch(`${baseUrl}/health`)).status, 200);
 });

@@ -20,6 +20,8 @@ from twilio.twiml.voice_response import VoiceResponse
 BIN = os.environ.get("DIALTONE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/dialtone"))
 AC = "AC" + "1" * 32
 TOKEN = "py-serve-token-456"
+KEY = "SK" + "3" * 32
+KEY_SECRET = "py-key-secret"
 APP_NUMBER = "+15005550001"  # hosted by `dialtone serve`, routed to the reference voice app
 
 
@@ -28,7 +30,8 @@ class Server:
 
     def __init__(self, tmp_path):
         cfg = tmp_path / "dialtone.toml"
-        cfg.write_text(f'ring_ms = 100\n[[accounts]]\nsid = "{AC}"\nauth_token = "{TOKEN}"\n')
+        cfg.write_text(f'ring_ms = 100\n[[accounts]]\nsid = "{AC}"\nauth_token = "{TOKEN}"\n'
+                       f'api_keys = [{{ sid = "{KEY}", secret = "{KEY_SECRET}" }}]\n')
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DIALTONE_"))}
         self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--config", str(cfg)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -212,3 +215,34 @@ def test_incoming_phone_numbers_create_update_list(client):
     assert n.voice_url == "http://127.0.0.1:9/other" and n.voice_method == "GET"
     numbers = {x.phone_number for x in client.incoming_phone_numbers.list()}
     assert numbers == {APP_NUMBER, "+15557654321"}
+
+
+def test_api_key_never_reaches_the_account_resource(server):
+    keyed = Client(KEY, KEY_SECRET, AC)
+    keyed.api.base_url = server.url
+    assert isinstance(keyed.calls.list(limit=1), list)
+    with pytest.raises(TwilioRestException) as e:
+        keyed.api.v2010.accounts(AC).fetch()
+    assert e.value.status == 401 and e.value.code == 20003
+    owner = Client(AC, TOKEN)
+    owner.api.base_url = server.url
+    assert owner.api.v2010.accounts(AC).fetch().auth_token == TOKEN
+
+
+def test_twiml_limit_and_client_names_as_twilio(client):
+    with pytest.raises(TwilioRestException) as e:
+        client.calls.create(to=APP_NUMBER, from_="+15005550006",
+                            twiml="<Response><Say>" + "a" * 4000 + "</Say></Response>")
+    assert e.value.status == 400 and e.value.code == 32018
+    with pytest.raises(TwilioRestException) as e:
+        client.calls.create(to="client:al\r\nice<b>", from_="+15005550006", twiml="<Response/>")
+    assert e.value.status == 400 and e.value.code == 21211
+
+
+def test_web_page_asks_for_credentials(server):
+    anon = requests.get(server.url + "/", timeout=10)
+    assert anon.status_code == 401 and anon.headers["WWW-Authenticate"].startswith("Basic ")
+    assert anon.json()["code"] == 20003
+    page = requests.get(server.url + "/", auth=(AC, TOKEN), timeout=10)
+    assert page.status_code == 200 and "dialtone serve" in page.text
+    assert requests.get(server.url + "/health", timeout=10).status_code == 200

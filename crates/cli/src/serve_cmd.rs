@@ -176,7 +176,7 @@ fn print_banner(config: &ServerConfig, addr: SocketAddr, bot_url: Option<&str>, 
     let who = if config.web_auth {
         "  (sign in with an account SID and auth token)"
     } else {
-        "  (open: --no-web-auth)"
+        "  (open to anyone: web auth off)"
     };
     println!("  web page   {base}/{who}");
     println!("  python     client.api.base_url = \"{base}\"");
