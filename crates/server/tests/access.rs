@@ -200,12 +200,22 @@ async fn web_auth_off_opens_the_page_to_every_account() {
     s.shutdown(std::time::Duration::from_secs(5)).await;
 }
 
+/// A bad request: method, URI, body, credentials, and the status and code expected.
+type Case<'a> = (
+    &'a str,
+    String,
+    String,
+    Option<(&'a str, &'a str)>,
+    u16,
+    u64,
+);
+
 #[tokio::test]
 async fn every_router_error_is_twilios_json() {
     let s = sim("");
     let ok = Some((AC1, "token1"));
     let long_query = format!("{}?x={}", calls(AC1), "a".repeat(MAX_URI));
-    let cases: Vec<(&str, String, String, Option<(&str, &str)>, u16, u64)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             calls(AC1),
@@ -320,7 +330,7 @@ async fn twiml_is_held_to_twilios_4000_characters() {
     // The same on a call update.
     let sid = r.json["sid"].as_str().unwrap();
     let one = format!("/2010-04-01/Accounts/{AC1}/Calls/{sid}.json");
-    let twiml_only = |t: &str| body(t).split('&').last().unwrap().to_string();
+    let twiml_only = |t: &str| body(t).split('&').next_back().unwrap().to_string();
     let upd = send(&s, "POST", &one, twiml_only(&doc(MAX_TWIML + 1)), ok).await;
     assert_twilio_error(&upd, 400, 32018, "Twiml update over 4000 characters");
     // Within the limit, too many attributes on one element is a parse failure (12100).
