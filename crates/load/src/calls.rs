@@ -109,19 +109,8 @@ pub async fn run(
     // Calls due in this slice: known up front for a count, and for a duration with a rate.
     // Those that never start (every slot busy until the end) are reported as not started, so
     // queueing cannot hide offered load.
-    match (run.workload.extent, run.workload.arrival) {
-        (crate::Extent::Calls(_), _) => {
-            collector.set_scheduled(run.workload.slots().count() as u64);
-        }
-        (crate::Extent::Duration(d), crate::Arrival::Rate { .. }) => {
-            let due = run
-                .workload
-                .slots()
-                .take_while(|s| s.due.is_some_and(|t| t < d))
-                .count();
-            collector.set_scheduled(due as u64);
-        }
-        (crate::Extent::Duration(_), crate::Arrival::Spread { .. }) => {}
+    if let Some(n) = run.workload.scheduled() {
+        collector.set_scheduled(n);
     }
     let info = RunInfo {
         mode: "call".into(),
@@ -212,9 +201,13 @@ async fn dispatch(
         run.workload.shard.part_of(run.workload.concurrency),
     ));
     let mut tasks = JoinSet::new();
-    let deadline = run.workload.deadline().map(|d| start + d);
+    let deadline = run.workload.deadline().and_then(|d| start.checked_add(d));
     for slot in run.workload.slots() {
-        let due = slot.due.map(|d| start + d);
+        // Due times are at most MAX_DUE, which fits; a clock that cannot say when is the end.
+        let due = match slot.due.map(|d| start.checked_add(d)) {
+            Some(None) => break,
+            due => due.flatten(),
+        };
         if let Some(due) = due {
             if deadline.is_some_and(|end| due >= end) {
                 break;
