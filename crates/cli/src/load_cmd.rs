@@ -320,8 +320,20 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         f
     };
     signals.abort();
-    finish(finished, &opts.threshold, opts.out.as_deref(), format)
+    let interrupted = finished.summary.interrupted;
+    let code = finish(finished, &opts.threshold, opts.out.as_deref(), format)?;
+    // An interrupted run is not a complete run, whatever its thresholds say: its own code.
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        code
+    })
 }
+
+/// The exit code of a run stopped by Ctrl-C or SIGTERM (after its results are written):
+/// 130, as shells report a command ended by Ctrl-C; distinct from 1 (a failed gate or no
+/// call succeeded) and 2 (bad input).
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 impl ProgressMode {
     fn min_quiet(self) -> Self {
