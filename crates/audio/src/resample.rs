@@ -246,7 +246,10 @@ mod tests {
         // declaring an odd, high rate cost 513 rows of ~6,700 Bessel-windowed taps.
         let k = Kernel::new(767_999);
         assert_eq!((k.phases, k.taps), (512, 6682));
-        assert!(k.rows.iter().all(Vec::is_empty), "nothing is built up front");
+        assert!(
+            k.rows.iter().all(Vec::is_empty),
+            "nothing is built up front"
+        );
         // Fewer input samples than one output: nothing to compute at all.
         assert!(to_8k(&[0.5; 40], 767_999).is_empty());
         // 21 outputs use at most two rows each, not all 513.
