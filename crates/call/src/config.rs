@@ -184,7 +184,14 @@ pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 /// The auth token dialtone signs with when none is configured.
 pub const DEFAULT_AUTH_TOKEN: &str = "dialtone-local-auth-token";
 
-/// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds.
+/// The longest duration any flag, scenario field or fault key takes: 7 days (`168h`). Longer
+/// than any soak run or call (Twilio ends a call at 4 h unless told otherwise), and small
+/// enough that every deadline built from one (`now + d`, sums of two, µs counts) fits.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds, from 0 to [`MAX_DURATION`]: the one
+/// duration parser of flags, scenario files and fault specs. An error says why in words
+/// (not a number, negative, too long); it never panics, whatever the text.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
@@ -201,11 +208,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let v: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 2s, 1.5m)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("{s:?} is not a non-negative duration"));
+        .ok()
+        .filter(|v: &f64| !v.is_nan())
+        .ok_or_else(|| format!("{s:?} is not a duration (try 500ms, 2s, 1.5m)"))?;
+    if v < 0.0 {
+        return Err(format!("{s:?} is negative: a duration is 0 or more"));
     }
-    Ok(Duration::from_secs_f64(v * mult))
+    let secs = v * mult;
+    let too_long = || format!("{s:?} is longer than the maximum, 168h (7 days)");
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(too_long());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| too_long())
+}
+
+/// [`parse_duration`], and more than zero: for timeouts and bounds where 0 would fail every
+/// call at once instead of meaning "none".
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "{:?} is zero: this needs a duration above 0",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses `TIME:DIGITS` (e.g. `2s:1`, `3.5:42#`): digits sent 100 ms apart from TIME on.
@@ -254,6 +281,35 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_duration("168h").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn hostile_durations_are_errors_in_words_never_panics() {
+        for (text, why) in [
+            ("1e20s", "longer than the maximum"),
+            ("1e20", "longer than the maximum"),
+            ("1e300h", "longer than the maximum"),
+            ("169h", "longer than the maximum"),
+            ("604800.001s", "longer than the maximum"),
+            ("inf", "longer than the maximum"),
+            ("infs", "longer than the maximum"),
+            ("nan", "not a duration"),
+            ("NaNms", "not a duration"),
+            ("-1", "negative"),
+            ("-inf", "negative"),
+            ("", "not a duration"),
+        ] {
+            let e = parse_duration(text).expect_err(text);
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        assert!(parse_positive_duration("0s").unwrap_err().contains("zero"));
+        assert!(parse_positive_duration("1e20s").is_err());
+        assert_eq!(
+            parse_positive_duration("1ms").unwrap(),
+            Duration::from_millis(1)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use dialtone_call::{
 
 use crate::call_text::{format_event, print_summary};
 use crate::caller::CallerArgs;
-use crate::units::{parse_digits, parse_duration, parse_timed_dtmf};
+use crate::units::{parse_digits, parse_duration, parse_positive_duration, parse_timed_dtmf};
 
 /// Options of `dialtone call`.
 #[derive(Debug, Args)]
@@ -58,10 +58,10 @@ pub(crate) struct CallOpts {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     tail: Duration,
     /// Hang up after this long whatever happens.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration)]
     max_duration: Duration,
     /// Twilio's timeout for TwiML requests.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_positive_duration)]
     webhook_timeout: Duration,
     /// Fail the call when a <Connect><Stream> gets no app audio within this (0 disables).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

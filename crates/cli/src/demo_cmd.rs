@@ -15,8 +15,8 @@ use crate::load_cmd::LoadOpts;
 /// Options of `dialtone demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoOpts {
-    /// Number of calls.
-    #[arg(long, default_value_t = 20)]
+    /// Number of calls, all at once (1 to 10,000: a demo, not a capacity test).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     calls: u64,
     /// Write summary.json, histograms.hlog and report.html here too.
     #[arg(long, value_name = "DIR")]

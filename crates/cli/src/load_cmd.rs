@@ -23,7 +23,7 @@ use dialtone_load::threshold::Threshold;
 use dialtone_load::{Arrival, Extent, Finished, Progress, Shard, Workload};
 use tokio::sync::watch;
 
-use crate::units::parse_duration;
+use crate::units::{parse_duration, parse_positive_duration};
 
 /// The caller's audio when `--audio` is not given.
 pub(crate) const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
@@ -57,18 +57,19 @@ pub(crate) struct LoadOpts {
         long,
         visible_alias = "streams",
         value_name = "N",
-        conflicts_with = "duration"
+        conflicts_with = "duration",
+        value_parser = clap::value_parser!(u64).range(1..=dialtone_load::plan::MAX_CALLS)
     )]
     calls: Option<u64>,
     /// Keep calls arriving for this long instead of a fixed count.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "stream")]
+    #[arg(long, value_parser = parse_positive_duration, conflicts_with = "stream")]
     duration: Option<Duration>,
     /// Most calls in progress at once (default: 50; with --stream: every stream).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::units::count(1, dialtone_load::plan::MAX_CONCURRENCY))]
     concurrency: Option<usize>,
     /// Steady arrival rate in calls per second, reached after --ramp (default: the calls'
     /// starts are spread evenly over --ramp).
-    #[arg(long, value_name = "CALLS_PER_S", conflicts_with = "stream")]
+    #[arg(long, value_name = "CALLS_PER_S", conflicts_with = "stream", value_parser = crate::units::parse_rate)]
     rate: Option<f64>,
     /// Ramp-up: the arrival rate rises from 0 over this long.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
@@ -76,8 +77,8 @@ pub(crate) struct LoadOpts {
     /// With --stream: seconds of media per stream.
     #[arg(long, value_parser = parse_duration, default_value = "30s", requires = "stream")]
     seconds: Duration,
-    /// With --stream: worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0, requires = "stream")]
+    /// With --stream: worker threads (0 = one per core; at most 1024).
+    #[arg(long, default_value_t = 0, requires = "stream", value_parser = crate::units::count(0, dialtone_load::stream::MAX_THREADS))]
     threads: usize,
     /// Caller audio: a WAV file or a folder of WAVs (one picked per call). Default: a built-in
     /// caller utterance (call mode) or μ-law silence (stream mode).
@@ -90,7 +91,7 @@ pub(crate) struct LoadOpts {
     #[arg(long, default_value = "+15005550100")]
     from: String,
     /// Size of the caller-number pool, counting up from --from.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(dialtone_load::scenario::MAX_CALLERS)))]
     callers: u32,
     /// Called number (To).
     #[arg(long, default_value = "+15005550001")]
@@ -127,10 +128,10 @@ pub(crate) struct LoadOpts {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     tail: Duration,
     /// Hang up every call after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration)]
     max_duration: Duration,
     /// Twilio's timeout for TwiML requests.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_positive_duration)]
     webhook_timeout: Duration,
     /// Fail a call whose <Connect><Stream> gets no app audio within this (0 disables).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -145,7 +146,7 @@ pub(crate) struct LoadOpts {
     #[arg(long, value_name = "FILE", conflicts_with = "stream")]
     capture: Option<std::path::PathBuf>,
     /// dialtone's own frame lateness above this marks the generator as the bottleneck.
-    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "10ms", value_parser = parse_positive_duration)]
     lateness_bound: Duration,
     /// After Ctrl-C, calls (or --stream streams) in progress get this long to finish before
     /// they are cut and counted `interrupted`.
@@ -319,8 +320,20 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
         f
     };
     signals.abort();
-    finish(finished, &opts.threshold, opts.out.as_deref(), format)
+    let interrupted = finished.summary.interrupted;
+    let code = finish(finished, &opts.threshold, opts.out.as_deref(), format)?;
+    // An interrupted run is not a complete run, whatever its thresholds say: its own code.
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        code
+    })
 }
+
+/// The exit code of a run stopped by Ctrl-C or SIGTERM (after its results are written):
+/// 130, as shells report a command ended by Ctrl-C; distinct from 1 (a failed gate or no
+/// call succeeded) and 2 (bad input).
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 impl ProgressMode {
     fn min_quiet(self) -> Self {

@@ -33,8 +33,9 @@ pub(crate) struct ReplayOpts {
     /// Compare the app's media messages by shape only, not their audio payload.
     #[arg(long)]
     ignore_payloads: bool,
-    /// How long to wait for the app's own close when the capture ended by the app (ms).
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    /// How long to wait for the app's own close when the capture ended by the app (ms, at
+    /// most 604800000: 7 days, the longest duration dialtone takes).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=604_800_000))]
     grace_ms: u64,
     /// Print the report as JSON.
     #[arg(long)]

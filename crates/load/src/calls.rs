@@ -12,10 +12,10 @@ use dialtone_call::{
 };
 use dialtone_protocol::sid;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 
 use crate::collector::{Collector, Finished, Progress, RunInfo};
+use crate::inflight::{self, Cut, InFlight};
 use crate::plan::Workload;
 use crate::sample::CallSample;
 use crate::scenario::Callers;
@@ -109,19 +109,8 @@ pub async fn run(
     // Calls due in this slice: known up front for a count, and for a duration with a rate.
     // Those that never start (every slot busy until the end) are reported as not started, so
     // queueing cannot hide offered load.
-    match (run.workload.extent, run.workload.arrival) {
-        (crate::Extent::Calls(_), _) => {
-            collector.set_scheduled(run.workload.slots().count() as u64);
-        }
-        (crate::Extent::Duration(d), crate::Arrival::Rate { .. }) => {
-            let due = run
-                .workload
-                .slots()
-                .take_while(|s| s.due.is_some_and(|t| t < d))
-                .count();
-            collector.set_scheduled(due as u64);
-        }
-        (crate::Extent::Duration(_), crate::Arrival::Spread { .. }) => {}
+    if let Some(n) = run.workload.scheduled() {
+        collector.set_scheduled(n);
     }
     let info = RunInfo {
         mode: "call".into(),
@@ -211,10 +200,14 @@ async fn dispatch(
     let sem = Arc::new(Semaphore::new(
         run.workload.shard.part_of(run.workload.concurrency),
     ));
-    let mut tasks = JoinSet::new();
-    let deadline = run.workload.deadline().map(|d| start + d);
+    let mut calls = InFlight::default();
+    let deadline = run.workload.deadline().and_then(|d| start.checked_add(d));
     for slot in run.workload.slots() {
-        let due = slot.due.map(|d| start + d);
+        // Due times are at most MAX_DUE, which fits; a clock that cannot say when is the end.
+        let due = match slot.due.map(|d| start.checked_add(d)) {
+            Some(None) => break,
+            due => due.flatten(),
+        };
         if let Some(due) = due {
             if deadline.is_some_and(|end| due >= end) {
                 break;
@@ -229,7 +222,9 @@ async fn dispatch(
             _ = stop.wait_for(|s| *s) => break,
             _ = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => break,
         };
-        reap(&mut tasks, &tx).await;
+        while let Some(cut) = calls.try_next() {
+            send_cut(cut, &run, &tx).await;
+        }
         let delay = due.map(|d| Instant::now().saturating_duration_since(d).as_micros() as u64);
         if tx.send(Msg::Started(delay)).await.is_err() {
             break;
@@ -242,30 +237,35 @@ async fn dispatch(
             open_streams.clone(),
         );
         active.fetch_add(1, Ordering::Relaxed);
-        let milestones = run.milestones.clone();
-        let registry = run.registry.clone();
-        tasks.spawn(async move {
-            let sink = stream_gauge(open.clone());
-            let mut result = engine
-                .place_registered_call(cfg, Some(sink), registry.as_deref())
+        let run = run.clone();
+        let measured = inflight::Slot::default();
+        let sink = call_sink(open, measured.clone());
+        calls.spawn(measured.clone(), async move {
+            let result = engine
+                .place_registered_call(cfg, Some(sink), run.registry.as_deref())
                 .await;
             drop(permit);
             active.fetch_sub(1, Ordering::Relaxed);
-            if let Some((events, grace)) = milestones {
+            // Kept where a cut finds it while the call waits for its late milestones.
+            lock(&measured).set_report(result.report);
+            if let Some((_, grace)) = &run.milestones {
                 // Apps report milestones asynchronously: give late ones a moment (the call's
                 // concurrency slot is already free).
-                tokio::time::sleep(grace).await;
-                let records = events.take(&result.report.call_sid);
-                dialtone_events::attach(&mut result.report, &records);
+                tokio::time::sleep(*grace).await;
             }
-            let sample = CallSample::from_report(result.report);
-            let _ = tx.send(Msg::Done(Box::new(sample))).await;
+            // No await between taking the report and sending it: a cut cannot lose it.
+            let Ok(permit) = tx.reserve().await else {
+                return;
+            };
+            if let Some(report) = lock(&measured).take_report() {
+                permit.send(Msg::Done(Box::new(sample(&run, report))));
+            }
         });
     }
     // Stopped or done dispatching: let calls in progress finish (bounded after a stop).
     let drain = async {
-        while let Some(r) = tasks.join_next().await {
-            panicked(r, &tx).await;
+        while let Some(cut) = calls.next().await {
+            send_cut(cut, &run, &tx).await;
         }
     };
     if *stop.borrow() {
@@ -277,52 +277,59 @@ async fn dispatch(
         }
         if *stop.borrow() {
             let rest = async {
-                while let Some(r) = tasks.join_next().await {
-                    panicked(r, &tx).await;
+                while let Some(cut) = calls.next().await {
+                    send_cut(cut, &run, &tx).await;
                 }
             };
             let _ = timeout(run.drain, rest).await;
         }
     }
-    let cut = tasks.len() as u64;
-    tasks.abort_all();
-    for _ in 0..cut {
-        let _ = tx
-            .send(Msg::Done(Box::new(CallSample::outcome_only("interrupted"))))
-            .await;
+    // Calls still running are cut; each still gives what it measured, as `interrupted`.
+    calls.abort_all();
+    while let Some(cut) = calls.next().await {
+        send_cut(cut, &run, &tx).await;
     }
     active.store(0, Ordering::Relaxed);
 }
 
-async fn reap(tasks: &mut JoinSet<()>, tx: &mpsc::Sender<Msg>) {
-    while let Some(r) = tasks.try_join_next() {
-        panicked(r, tx).await;
-    }
+fn lock(slot: &inflight::Slot) -> std::sync::MutexGuard<'_, inflight::Measured> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A call task that panicked still counts, as its own outcome class.
-async fn panicked(r: Result<(), tokio::task::JoinError>, tx: &mpsc::Sender<Msg>) {
-    if let Err(e) = r
-        && e.is_panic()
-    {
-        let _ = tx
-            .send(Msg::Done(Box::new(CallSample::outcome_only(
-                "dialtone_panic",
-            ))))
-            .await;
+/// A finished call's sample, with the app milestones that arrived for it.
+fn sample(run: &CallRun, mut report: dialtone_call::CallReport) -> CallSample {
+    if let Some((events, _)) = &run.milestones {
+        let records = events.take(&report.call_sid);
+        dialtone_events::attach(&mut report, &records);
     }
+    CallSample::from_report(report)
 }
 
-/// Counts open streams from the call's own timeline, for the live frames/s figure.
-fn stream_gauge(open: Arc<AtomicI64>) -> EventSink {
-    Arc::new(move |e: &CallEvent| match e.kind {
-        EventKind::StartSent { .. } => {
-            open.fetch_add(1, Ordering::Relaxed);
+/// Sends the sample of a call task that did not send its own (cut, or panicked).
+async fn send_cut(cut: Option<Cut>, run: &CallRun, tx: &mpsc::Sender<Msg>) {
+    let s = match cut {
+        None => return,
+        Some(Cut::Ended(report)) => sample(run, report),
+        Some(Cut::Measured(s)) => s,
+    };
+    let _ = tx.send(Msg::Done(Box::new(s))).await;
+}
+
+/// The call's event sink: counts open streams from its timeline (the live frames/s figure)
+/// and records its measurements as they happen (kept if the call is cut).
+fn call_sink(open: Arc<AtomicI64>, measured: inflight::Slot) -> EventSink {
+    let record = inflight::recorder(measured);
+    Arc::new(move |e: &CallEvent| {
+        match e.kind {
+            EventKind::StartSent { .. } => {
+                open.fetch_add(1, Ordering::Relaxed);
+            }
+            EventKind::StreamClosed { .. } => {
+                open.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
         }
-        EventKind::StreamClosed { .. } => {
-            open.fetch_sub(1, Ordering::Relaxed);
-        }
-        _ => {}
+        record(e);
     })
 }
 

@@ -20,6 +20,7 @@
 
 pub mod calls;
 pub mod collector;
+pub mod inflight;
 pub mod metrics;
 pub mod output;
 pub mod plan;

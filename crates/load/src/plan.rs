@@ -6,6 +6,21 @@ use std::time::Duration;
 
 use crate::LoadError;
 
+/// Most calls one run places: 10 million (more than a day at 100 calls/s). The schedule is
+/// lazy, so the bound is about run time and counters, not memory.
+pub const MAX_CALLS: u64 = 10_000_000;
+/// Most calls in progress at once: 100,000. Each holds at least one socket, and one machine
+/// has about 28,000 ephemeral ports per app address (Linux's default range), so more than
+/// this cannot be reached, only wasted on task and buffer memory.
+pub const MAX_CONCURRENCY: usize = 100_000;
+/// Slowest arrival rate: one call every ~17 minutes (0.001 calls/s).
+pub const MIN_RATE: f64 = 0.001;
+/// Fastest arrival rate: 100,000 calls/s, far past what one generator places.
+pub const MAX_RATE: f64 = 100_000.0;
+/// Latest due time a schedule yields (100 years): a due time from any rate and index fits
+/// an `Instant` without overflow, and a run never gets that far.
+pub const MAX_DUE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How many calls a run places.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Extent {
@@ -73,6 +88,16 @@ impl Shard {
         index % u64::from(self.count) == u64::from(self.index)
     }
 
+    /// How many of the indices `0..n` this shard owns.
+    pub fn owned_below(self, n: u64) -> u64 {
+        let i = u64::from(self.index);
+        if n > i {
+            (n - i - 1) / u64::from(self.count) + 1
+        } else {
+            0
+        }
+    }
+
     /// This shard's part of a total (e.g. concurrency), rounded up so no shard gets 0.
     pub fn part_of(self, total: usize) -> usize {
         total.div_ceil(self.count as usize).max(1)
@@ -104,24 +129,58 @@ pub struct Slot {
 }
 
 impl Workload {
-    /// Checks the numbers make sense together.
+    /// Checks the numbers make sense together and are within their bounds ([`MAX_CALLS`],
+    /// [`MAX_CONCURRENCY`], [`MIN_RATE`]..=[`MAX_RATE`]).
     pub fn validate(&self) -> Result<(), LoadError> {
-        if self.concurrency == 0 {
-            return Err(LoadError::Invalid(
-                "--concurrency must be at least 1".into(),
-            ));
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(LoadError::Invalid(format!(
+                "--concurrency {} is out of range: 1 to {MAX_CONCURRENCY}",
+                self.concurrency
+            )));
         }
         if let Arrival::Rate { per_sec, .. } = self.arrival
-            && !(per_sec.is_finite() && per_sec > 0.0)
+            && !(MIN_RATE..=MAX_RATE).contains(&per_sec)
         {
-            return Err(LoadError::Invalid(
-                "--rate must be a positive number".into(),
-            ));
+            return Err(LoadError::Invalid(format!(
+                "--rate {per_sec} is out of range: {MIN_RATE} to {MAX_RATE} calls per second"
+            )));
         }
-        if let Extent::Calls(0) = self.extent {
-            return Err(LoadError::Invalid("--calls must be at least 1".into()));
+        if let Extent::Calls(n) = self.extent
+            && !(1..=MAX_CALLS).contains(&n)
+        {
+            return Err(LoadError::Invalid(format!(
+                "--calls {n} is out of range: 1 to {MAX_CALLS}"
+            )));
         }
         Ok(())
+    }
+
+    /// How many calls of this shard are due: all of them for a count; for a duration with a
+    /// rate, those due before its end (found by bisection, not by walking the schedule); `None`
+    /// for a duration without a rate (closed model: it depends on how fast calls end).
+    pub fn scheduled(&self) -> Option<u64> {
+        let before = match (self.extent, self.arrival) {
+            (Extent::Calls(n), _) => n,
+            (Extent::Duration(d), Arrival::Rate { per_sec, ramp }) => {
+                // rate_due is non-decreasing in the index: find the first index due at or
+                // after `d`.
+                let (mut lo, mut hi) = (0u64, 1u64);
+                while hi < u64::MAX / 2 && rate_due(hi, per_sec, ramp) < d {
+                    hi *= 2;
+                }
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if rate_due(mid, per_sec, ramp) < d {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+            (Extent::Duration(_), Arrival::Spread { .. }) => return None,
+        };
+        Some(self.shard.owned_below(before))
     }
 
     /// The due time of call `index` under an open model, or `None` (closed model).
@@ -176,7 +235,9 @@ fn rate_due(i: u64, r: f64, ramp: Duration) -> Duration {
     } else {
         t_ramp + (i - in_ramp.min(i)) / r
     };
-    Duration::from_secs_f64(secs)
+    // Clamped, never a panic: a NaN or a time past MAX_DUE (a huge index at a slow rate)
+    // becomes MAX_DUE.
+    Duration::try_from_secs_f64(secs.max(0.0)).map_or(MAX_DUE, |d| d.min(MAX_DUE))
 }
 
 /// SplitMix64 of (seed, index, salt), shared with the fault schedules so every seeded
@@ -254,6 +315,100 @@ mod tests {
         // 100 calls arrive during the 10 s ramp; then 20/s.
         assert!((dues[100] - 10.0).abs() < 1e-6);
         assert!((dues[120] - 11.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn scheduled_counts_equal_walking_the_schedule() {
+        for (extent, arrival) in [
+            (
+                Extent::Calls(103),
+                Arrival::Spread {
+                    ramp: Duration::ZERO,
+                },
+            ),
+            (
+                Extent::Duration(Duration::from_secs(30)),
+                Arrival::Rate {
+                    per_sec: 7.5,
+                    ramp: Duration::from_secs(10),
+                },
+            ),
+            (
+                Extent::Duration(Duration::from_millis(2500)),
+                Arrival::Rate {
+                    per_sec: 3.0,
+                    ramp: Duration::ZERO,
+                },
+            ),
+        ] {
+            for count in 1..=4 {
+                for index in 0..count {
+                    let w = work(extent, arrival, Shard { index, count });
+                    let walked = match extent {
+                        Extent::Calls(_) => w.slots().count(),
+                        Extent::Duration(d) => w
+                            .slots()
+                            .take_while(|s| s.due.is_some_and(|t| t < d))
+                            .count(),
+                    };
+                    assert_eq!(
+                        w.scheduled(),
+                        Some(walked as u64),
+                        "{extent:?} {index}/{count}"
+                    );
+                }
+            }
+        }
+        // The largest bounded run is counted at once, not walked.
+        let w = work(
+            Extent::Duration(Duration::from_secs(7 * 24 * 3600)),
+            Arrival::Rate {
+                per_sec: MAX_RATE,
+                ramp: Duration::ZERO,
+            },
+            Shard::default(),
+        );
+        let n = w.scheduled().unwrap();
+        assert!(n.abs_diff(60_480_000_000) <= 1, "{n}");
+    }
+
+    #[test]
+    fn bounds_are_checked_and_due_times_never_overflow() {
+        let ok = work(
+            Extent::Calls(10),
+            Arrival::Spread {
+                ramp: Duration::ZERO,
+            },
+            Shard::default(),
+        );
+        assert!(ok.validate().is_ok());
+        let mut w = ok.clone();
+        w.concurrency = MAX_CONCURRENCY + 1;
+        assert!(
+            w.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--concurrency")
+        );
+        let w = work(Extent::Calls(MAX_CALLS + 1), ok.arrival, Shard::default());
+        assert!(w.validate().unwrap_err().to_string().contains("--calls"));
+        for per_sec in [0.0, 1e-9, MAX_RATE * 2.0, f64::NAN, f64::INFINITY] {
+            let w = work(
+                Extent::Calls(10),
+                Arrival::Rate {
+                    per_sec,
+                    ramp: Duration::ZERO,
+                },
+                Shard::default(),
+            );
+            assert!(
+                w.validate().unwrap_err().to_string().contains("--rate"),
+                "{per_sec}"
+            );
+        }
+        // What validate rejects still yields a due time, never a panic.
+        assert_eq!(rate_due(u64::MAX, 1e-300, Duration::ZERO), MAX_DUE);
+        assert!(rate_due(5, f64::NAN, Duration::ZERO) <= MAX_DUE);
     }
 
     #[test]

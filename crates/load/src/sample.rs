@@ -64,8 +64,8 @@ fn us(ms: f64) -> u64 {
 }
 
 impl CallSample {
-    /// A call that counts only as its outcome (cut by Ctrl-C, or its task panicked): no
-    /// measurements.
+    /// A call that counts only as its outcome, with no measurements yet (a cut or panicked
+    /// call's are added from its event sink by [`crate::inflight`]).
     pub fn outcome_only(outcome: &str) -> CallSample {
         CallSample {
             outcome: outcome.to_string(),

@@ -119,8 +119,17 @@ impl Callers {
     }
 }
 
-/// A pool of `count` numbers counting up from `first` (`+15005550100` → `…0101`, …).
+/// Largest caller-number pool (`--callers`): 100,000 numbers, built up front (a few MB).
+pub const MAX_CALLERS: u32 = 100_000;
+
+/// A pool of `count` numbers counting up from `first` (`+15005550100` → `…0101`, …), at
+/// most [`MAX_CALLERS`].
 pub fn number_pool(first: &str, count: u32) -> Result<Vec<String>, LoadError> {
+    if count > MAX_CALLERS {
+        return Err(LoadError::Invalid(format!(
+            "--callers {count} is out of range: 1 to {MAX_CALLERS}"
+        )));
+    }
     let digits = first.trim_start_matches('+');
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 18 {
         return Err(LoadError::Invalid(format!(
@@ -246,7 +255,7 @@ pub fn load_scenario(
     cache: &AudioCache,
     default: &Profile,
 ) -> Result<Scenario, LoadError> {
-    let text = std::fs::read_to_string(path)
+    let text = read_bounded(path)
         .map_err(|e| LoadError::Input(format!("cannot read scenario {}: {e}", path.display())))?;
     parse_scenario(
         &text,
@@ -255,6 +264,24 @@ pub fn load_scenario(
         default,
     )
     .map_err(|e| LoadError::Input(format!("scenario {}: {e}", path.display())))
+}
+
+/// Largest scenario file read: 1 MiB, thousands of entries; `/dev/zero` or a wrong file
+/// is refused after that much, not read into memory whole.
+pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SCENARIO_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_SCENARIO_BYTES} bytes (1 MiB)"
+        )));
+    }
+    Ok(text)
 }
 
 /// Parses scenario TOML text (see the module docs).
@@ -297,7 +324,7 @@ pub fn parse_scenario(
                 None => default.tail,
             };
             let hangup_after = match &spec.hangup_after {
-                Some(t) => Some(parse_duration(t).map_err(|e| bad("hangup_after", e))?),
+                Some(t) => Some(parse_positive_duration(t).map_err(|e| bad("hangup_after", e))?),
                 None => default.hangup_after,
             };
             let mut stream_dtmf = Vec::new();
@@ -323,7 +350,7 @@ pub fn parse_scenario(
 /// Parses `20ms`, `1.5s`, `2m`, `1h` or plain seconds (one parser for flags, scenario
 /// files and fault specs).
 pub use dialtone_call::config::parse_duration;
-use dialtone_call::config::{parse_digits, parse_timed_dtmf};
+use dialtone_call::config::{parse_digits, parse_positive_duration, parse_timed_dtmf};
 
 #[cfg(test)]
 mod tests {
@@ -389,6 +416,41 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn hostile_scenario_durations_and_sizes_are_errors() {
+        for (field, value, why) in [
+            ("tail", "\"1e20s\"", "longer than the maximum"),
+            ("tail", "\"nan\"", "not a duration"),
+            ("tail", "\"-1\"", "negative"),
+            ("hangup_after", "\"inf\"", "longer than the maximum"),
+            ("hangup_after", "\"0s\"", "zero"),
+            ("stream_dtmf", "[\"1e20s:1\"]", "longer than the maximum"),
+        ] {
+            let text = format!("[[call]]\nname = \"x\"\n{field} = {value}\n");
+            let err = parse_scenario(
+                &text,
+                Path::new("."),
+                &AudioCache::new(),
+                &default_profile(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(field) && err.contains(why),
+                "{field} {value}: {err}"
+            );
+        }
+        let big = tempfile_with(&vec![b'#'; MAX_SCENARIO_BYTES as usize + 1]);
+        let err = load_scenario(big.path(), &AudioCache::new(), &default_profile()).unwrap_err();
+        assert!(err.to_string().contains("1 MiB"), "{err}");
+    }
+
+    fn tempfile_with(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        f
     }
 
     #[test]

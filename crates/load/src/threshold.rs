@@ -82,17 +82,42 @@ impl std::str::FromStr for Threshold {
             o => return Err(bad(format!("unknown operator {o:?} (use < <= > >= ==)"))),
         };
         let value = match subject {
-            Subject::Metric(..) => parse_ms(value),
-            Subject::ErrorRate => value.trim_end_matches('%').parse().ok(),
-            Subject::FailedCalls => value.parse().ok(),
+            Subject::Metric(..) => parse_ms(value).map(|v| {
+                // A time a metric can take: 0 to the longest duration dialtone accepts.
+                let max_ms = dialtone_call::config::MAX_DURATION.as_secs_f64() * 1e3;
+                check_range(v, 0.0, max_ms, "a time from 0 to 168h")
+            }),
+            Subject::ErrorRate => value
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .map(|v| check_range(v, 0.0, 100.0, "a percentage from 0% to 100%")),
+            Subject::FailedCalls => value
+                .parse::<u64>()
+                .ok()
+                .map(|v| check_range(v as f64, 0.0, crate::plan::MAX_CALLS as f64, "a call count")),
         }
-        .ok_or_else(|| bad(format!("{value:?} is not a value (e.g. 900ms, 1.5s, 1%)")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "{value:?} is not a value (e.g. 900ms, 1.5s, 1%, 0)"
+            ))
+        })?
+        .map_err(|why| bad(format!("{value:?} is out of range: {why}")))?;
         Ok(Threshold {
             expr: s.trim().to_string(),
             subject,
             op,
             value,
         })
+    }
+}
+
+/// `v` when it is within `lo..=hi` (NaN never is), else what it should be.
+fn check_range(v: f64, lo: f64, hi: f64, what: &'static str) -> Result<f64, &'static str> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(what)
     }
 }
 
@@ -206,5 +231,32 @@ mod tests {
         assert!("latency p95 < 1".parse::<Threshold>().is_err());
         assert!("webhook p95 ~ 1".parse::<Threshold>().is_err());
         assert!("webhook p101 < 1".parse::<Threshold>().is_err());
+    }
+
+    #[test]
+    fn values_out_of_their_range_are_named() {
+        for (expr, why) in [
+            ("error_rate < 200%", "percentage"),
+            ("error_rate < -1%", "percentage"),
+            ("error_rate < nan%", "percentage"),
+            ("error_rate < inf", "percentage"),
+            ("webhook p95 < -5ms", "time"),
+            ("webhook p95 < 1e300s", "time"),
+            ("failed_calls == 1e20", "not a value"),
+            ("failed_calls == -1", "not a value"),
+            ("failed_calls == 1.5", "not a value"),
+            ("failed_calls < 99999999999", "call count"),
+        ] {
+            let e = expr.parse::<Threshold>().expect_err(expr).to_string();
+            assert!(e.contains(why), "{expr}: {e}");
+        }
+        for ok in [
+            "error_rate <= 100%",
+            "error_rate < 0",
+            "webhook p99 < 604800s",
+            "failed_calls == 0",
+        ] {
+            assert!(ok.parse::<Threshold>().is_ok(), "{ok}");
+        }
     }
 }

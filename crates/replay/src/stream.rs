@@ -185,7 +185,7 @@ pub(crate) async fn replay(
                 }
             }
         } else {
-            let due = open + Duration::from_secs_f64(out.offset_ms.max(0.0) / 1e3);
+            let due = at_offset(open, out.offset_ms);
             tokio::select! {
                 _ = sleep_until(due) => {}
                 _ = app_ended(&mut progress) => {}
@@ -289,9 +289,10 @@ async fn finish(
         Instant::now()
     } else {
         let offset = close.map_or(0.0, |c| c.offset_ms.max(0.0));
-        (open + Duration::from_secs_f64(offset / 1e3)).max(Instant::now())
+        at_offset(open, offset).max(Instant::now())
     };
-    let _ = tokio::time::timeout_at(captured_at + opts.grace, app_ended(progress)).await;
+    let until = captured_at.checked_add(opts.grace).unwrap_or(captured_at);
+    let _ = tokio::time::timeout_at(until, app_ended(progress)).await;
     if progress.borrow().ended.is_some() {
         None
     } else {
@@ -319,4 +320,12 @@ async fn app_ended(progress: &mut watch::Receiver<Progress>) {
         // The reader is gone without a verdict; never resolve rather than spin.
         std::future::pending::<()>().await;
     }
+}
+
+/// `open` plus a capture offset in ms, clamped: the capture reader bounds offsets, and this
+/// never panics whatever it is given (negative or NaN: `open`; too far: a year on).
+fn at_offset(open: Instant, offset_ms: f64) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let d = Duration::try_from_secs_f64(offset_ms.max(0.0) / 1e3).map_or(FAR, |d| d.min(FAR));
+    open.checked_add(d).unwrap_or(open)
 }
