@@ -237,13 +237,45 @@ impl Default for ServerConfig {
     }
 }
 
+/// Largest config file read: a hand-written file is a few kB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Longest ring (`ring_ms`): Twilio rings at most 600 s (`Timeout`).
+pub const MAX_RING_MS: u64 = 600_000;
+/// Longest call (`max_call_secs`): 24 h, Twilio's largest `TimeLimit`.
+pub const MAX_CALL_SECS: u64 = 24 * 3600;
+/// Most calls at once (`max_concurrent_calls`).
+pub const MAX_CALLS_AT_ONCE: usize = 100_000;
+/// Most calls waiting `queued` (`max_queued_calls`).
+pub const MAX_QUEUED: usize = 1_000_000;
+/// Most finished calls kept (`history`).
+pub const MAX_HISTORY: usize = 1_000_000;
+
+/// Reads `path`, refusing a file over [`MAX_CONFIG_BYTES`] before reading it whole.
+fn read_bounded(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "{} is over {MAX_CONFIG_BYTES} bytes: not a config file",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 impl ServerConfig {
     /// Reads and validates a TOML config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_bounded(path)?;
         let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Toml {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -303,10 +335,27 @@ impl ServerConfig {
                 "built-in hello.wav",
             )?),
         };
-        let positive = |v: Option<usize>, default: usize, name: &str| match v {
-            Some(0) => Err(ConfigError::Invalid(format!("{name} must be at least 1"))),
+        let positive = |v: Option<usize>, default: usize, max: usize, name: &str| match v {
+            Some(v) if v == 0 || v > max => Err(ConfigError::Invalid(format!(
+                "{name} = {v} is out of range: 1 to {max}"
+            ))),
             Some(v) => Ok(v),
             None => Ok(default),
+        };
+        // Durations are bounded so no later `Instant + duration` can overflow.
+        let millis = |v: Option<u64>, default: u64, max: u64, name: &str| match v {
+            Some(v) if v > max => Err(ConfigError::Invalid(format!(
+                "{name} = {v} is out of range: 0 to {max}"
+            ))),
+            v => Ok(Duration::from_millis(v.unwrap_or(default))),
+        };
+        let max_call_secs = match file.max_call_secs {
+            Some(v) if v == 0 || v > MAX_CALL_SECS => {
+                return Err(ConfigError::Invalid(format!(
+                    "max_call_secs = {v} is out of range: 1 to {MAX_CALL_SECS} (24 h)"
+                )));
+            }
+            v => v.unwrap_or(4 * 3600),
         };
         Ok(Self {
             listen: file.listen,
@@ -315,12 +364,27 @@ impl ServerConfig {
             public_url: file.public_url.map(|u| u.trim_end_matches('/').to_string()),
             far_end_audio: Arc::new(far_end_audio),
             audio_dir: file.audio_dir.map(resolve),
-            ring: Duration::from_millis(file.ring_ms.unwrap_or(1000)),
-            caller_tail: Duration::from_millis(file.caller_tail_ms.unwrap_or(2000)),
-            max_concurrent_calls: positive(file.max_concurrent_calls, 100, "max_concurrent_calls")?,
-            max_queued_calls: positive(file.max_queued_calls, 1000, "max_queued_calls")?,
-            history: positive(file.history, 500, "history")?,
-            max_call: Duration::from_secs(file.max_call_secs.unwrap_or(4 * 3600).max(1)),
+            ring: millis(file.ring_ms, 1000, MAX_RING_MS, "ring_ms")?,
+            caller_tail: millis(
+                file.caller_tail_ms,
+                2000,
+                MAX_CALL_SECS * 1000,
+                "caller_tail_ms",
+            )?,
+            max_concurrent_calls: positive(
+                file.max_concurrent_calls,
+                100,
+                MAX_CALLS_AT_ONCE,
+                "max_concurrent_calls",
+            )?,
+            max_queued_calls: positive(
+                file.max_queued_calls,
+                1000,
+                MAX_QUEUED,
+                "max_queued_calls",
+            )?,
+            history: positive(file.history, 500, MAX_HISTORY, "history")?,
+            max_call: Duration::from_secs(max_call_secs),
             require_known_from: file.require_known_from.unwrap_or(false),
             web_auth: file.web_auth.unwrap_or(true),
             enforce_http_auth_on_media_urls: file.enforce_http_auth_on_media_urls.unwrap_or(false),
@@ -469,5 +533,31 @@ mod tests {
                 .contains("ftp://x")
         );
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+        // Every number is bounded: nothing huge reaches a Duration or an allocation.
+        for (text, name) in [
+            ("ring_ms = 18446744073709551615", "ring_ms"),
+            ("caller_tail_ms = 18446744073709551615", "caller_tail_ms"),
+            ("max_call_secs = 18446744073709551615", "max_call_secs"),
+            ("max_call_secs = 0", "max_call_secs"),
+            ("max_concurrent_calls = 0", "max_concurrent_calls"),
+            ("max_concurrent_calls = 100000000", "max_concurrent_calls"),
+            ("max_queued_calls = 100000000", "max_queued_calls"),
+            ("history = 100000000", "history"),
+        ] {
+            let e = bad(text);
+            assert!(
+                e.contains(name) && e.contains("out of range"),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_config_file_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.toml");
+        std::fs::write(&path, "#".repeat(MAX_CONFIG_BYTES as usize + 1)).unwrap();
+        let e = ServerConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("not a config file"), "{e}");
     }
 }
