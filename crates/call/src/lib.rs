@@ -43,8 +43,8 @@ pub use config::{
 };
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{
-    CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect, SAY_MS_PER_WORD,
-    StreamAudio,
+    CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,
+    SAY_MS_PER_WORD, StreamAudio,
 };
 pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{

@@ -309,9 +309,15 @@ mod tests {
         let mut p = Playout::new(false);
         // 800 bytes = 100 ms of audio received at t=0.
         p.push_media(0, &[0u8; 800]);
-        assert!(matches!(p.push_mark(10 * MS, "a".into()), MarkPush::Queued(_)));
+        assert!(matches!(
+            p.push_mark(10 * MS, "a".into()),
+            MarkPush::Queued(_)
+        ));
         p.push_media(20 * MS, &[0u8; 400]); // +50 ms, after mark a
-        assert!(matches!(p.push_mark(20 * MS, "b".into()), MarkPush::Queued(_)));
+        assert!(matches!(
+            p.push_mark(20 * MS, "b".into()),
+            MarkPush::Queued(_)
+        ));
         assert_eq!(p.next_deadline_us(), Some(100 * MS));
         assert!(p.due_marks(99 * MS).is_empty());
         let due = p.due_marks(100 * MS);
@@ -398,7 +404,10 @@ mod tests {
         // Once played out, room is made again.
         assert_eq!(p.due_marks(1000 * MS).len(), MAX_PENDING_MARKS);
         p.push_media(1000 * MS, &[0u8; 80]);
-        assert!(matches!(p.push_mark(1000 * MS, "n".into()), MarkPush::Queued(_)));
+        assert!(matches!(
+            p.push_mark(1000 * MS, "n".into()),
+            MarkPush::Queued(_)
+        ));
     }
 
     #[test]

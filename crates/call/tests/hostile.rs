@@ -18,7 +18,9 @@ fn connect_app(script: WsScript) -> impl std::future::Future<Output = TestApp> {
     TestApp::start(
         vec![(
             "/voice",
-            Reply::Twiml(r#"<Response><Connect><Stream url="{ws}/media"/></Connect></Response>"#.into()),
+            Reply::Twiml(
+                r#"<Response><Connect><Stream url="{ws}/media"/></Connect></Response>"#.into(),
+            ),
         )],
         script,
     )
@@ -117,13 +119,20 @@ async fn issue12_redirect_loop_fails_as_twiml_loop_after_a_bounded_number_of_req
     .await;
     assert!(!res.report.is_success());
     let f = &res.report.failures[0];
-    assert!(matches!(f, Failure::TwimlLoop { documents, .. } if *documents == LOOP_DOCUMENTS), "{f:?}");
+    assert!(
+        matches!(f, Failure::TwimlLoop { documents, .. } if *documents == LOOP_DOCUMENTS),
+        "{f:?}"
+    );
     assert_eq!((f.step(), f.code()), ("twiml_loop", 14106));
     assert!(f.to_string().contains("loop"), "{f}");
     // Exactly the bound: the voice request and 49 redirects; none after the loop was seen.
     assert_eq!(app.http().len(), LOOP_DOCUMENTS as usize);
     assert_eq!(res.report.webhooks, u64::from(LOOP_DOCUMENTS));
-    assert!(res.report.end_reason.contains("TwiML loop"), "{}", res.report.end_reason);
+    assert!(
+        res.report.end_reason.contains("TwiML loop"),
+        "{}",
+        res.report.end_reason
+    );
 }
 
 /// `n` documents `/d0` … chained by `<Redirect>`, each running `body`, the last hanging up.
@@ -135,7 +144,10 @@ fn chain(n: usize, body: &str) -> Vec<(String, Reply)> {
             } else {
                 format!("<Redirect>/d{}</Redirect>", i + 1)
             };
-            (format!("/d{i}"), Reply::Twiml(format!("<Response>{body}{next}</Response>")))
+            (
+                format!("/d{i}"),
+                Reply::Twiml(format!("<Response>{body}{next}</Response>")),
+            )
         })
         .collect()
 }
@@ -143,7 +155,10 @@ fn chain(n: usize, body: &str) -> Vec<(String, Reply)> {
 async fn run_chain(n: usize, body: &str) -> (TestApp, dialtone_call::CallResult) {
     let routes = chain(n, body);
     let app = TestApp::start(
-        routes.iter().map(|(p, r)| (p.as_str(), r.clone())).collect(),
+        routes
+            .iter()
+            .map(|(p, r)| (p.as_str(), r.clone()))
+            .collect(),
         WsScript::Silent,
     )
     .await;

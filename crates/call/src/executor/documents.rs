@@ -105,7 +105,9 @@ impl Call<'_> {
             });
             return Next::End {
                 status: CallStatus::Completed,
-                reason: format!("TwiML loop: {LOOP_DOCUMENTS} documents without the call advancing"),
+                reason: format!(
+                    "TwiML loop: {LOOP_DOCUMENTS} documents without the call advancing"
+                ),
             };
         }
         let url = match webhook::resolve(doc_url, target.unwrap_or(doc_url)) {

@@ -341,7 +341,13 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
 
 /// A `MarkFlood` stream: one task writes the flood while this one reads the echoes, so
 /// neither side's socket buffer fills.
-async fn run_flood(socket: WebSocket, queued_ms: u32, marks: u32, expect: u64, log: Arc<Mutex<Log>>) {
+async fn run_flood(
+    socket: WebSocket,
+    queued_ms: u32,
+    marks: u32,
+    expect: u64,
+    log: Arc<Mutex<Log>>,
+) {
     use futures_util::{SinkExt, StreamExt};
     let (mut tx, mut rx) = socket.split();
     let (sid_tx, sid_rx) = tokio::sync::oneshot::channel::<String>();
@@ -361,9 +367,7 @@ async fn run_flood(socket: WebSocket, queued_ms: u32, marks: u32, expect: u64, l
             }
         }
         if queued_ms > 0 {
-            let _ = tx
-                .send(Message::Text(media::app_clear(&sid).into()))
-                .await;
+            let _ = tx.send(Message::Text(media::app_clear(&sid).into())).await;
         }
         let _ = (&mut done_rx).await;
         let _ = tx.send(Message::Close(None)).await;

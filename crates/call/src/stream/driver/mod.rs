@@ -22,8 +22,8 @@ use super::{
 };
 use crate::capture::Captured;
 use crate::faults::{FaultCounts, FrameFate, StreamFaults};
-use crate::playout::Playout;
 use crate::marks::MarkLog;
+use crate::playout::Playout;
 use crate::report::{EventKind, Failure, InvalidMessage};
 use crate::timeline::Timeline;
 use crate::turns::TurnTracker;
