@@ -15,6 +15,8 @@
 //!   or redirects a live call.
 //! - `stream`: the Media Streams WebSocket client with pacing on an absolute schedule (or
 //!   virtual time); `stream/driver` its loop, with injected faults and the caller's hang-up.
+//! - [`marks`]: a stream's marks counted, their round trips, a bounded sample.
+//! - `retention`: the first and last few of what an app can repeat without limit.
 //! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`report`]: the timeline, failures and measurements a call returns.
@@ -25,9 +27,11 @@ pub mod capture;
 pub mod config;
 mod executor;
 pub mod faults;
+pub mod marks;
 pub mod playout;
 pub mod registry;
 pub mod report;
+mod retention;
 mod stream;
 mod timeline;
 pub mod turns;
@@ -39,7 +43,8 @@ pub use config::{
 };
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{
-    CallAudio, CallHandle, CallResult, Engine, PreparedCall, Redirect, SAY_MS_PER_WORD, StreamAudio,
+    CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,
+    SAY_MS_PER_WORD, StreamAudio,
 };
 pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{

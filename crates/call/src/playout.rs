@@ -12,10 +12,18 @@ const US_PER_BYTE: u64 = 125;
 /// Silence between two pieces of app audio shorter than this is an underrun (the app fell
 /// behind mid-reply); longer silence is a pause between replies.
 const UNDERRUN_MAX_GAP_US: u64 = 500_000;
+/// Marks a stream holds waiting for their audio to play; past this a mark is refused
+/// (counted, never echoed). A voice app marks each reply or chunk: a minute of 20 ms chunks
+/// queued ahead is 3,000 marks.
+pub const MAX_PENDING_MARKS: usize = 10_000;
+/// Bytes of mark names a stream holds waiting; past this a mark is refused.
+pub const MAX_PENDING_MARK_BYTES: usize = 1 << 20;
 
 /// A mark the app sent, waiting for the audio ahead of it to play out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingMark {
+    /// The mark's number on its stream, from 0 in the order the app sent them.
+    pub id: u64,
     /// The mark's name, echoed verbatim.
     pub name: String,
     /// When the app's `mark` message arrived (µs since stream start).
@@ -27,6 +35,8 @@ pub struct PendingMark {
 /// A mark echo the driver must send now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkEcho {
+    /// The mark's number on its stream (see [`PendingMark::id`]).
+    pub id: u64,
     /// The mark's name.
     pub name: String,
     /// When the app sent it (µs since stream start).
@@ -48,6 +58,12 @@ pub struct Playout {
     /// When the audio queued so far finishes playing.
     busy_until_us: u64,
     marks: VecDeque<PendingMark>,
+    /// Bytes of the names in `marks`.
+    pending_bytes: usize,
+    /// Marks received so far (the next mark's id).
+    marks_received: u64,
+    /// Marks refused because too many were waiting.
+    marks_refused: u64,
     /// What the caller hears, kept only when recording.
     segments: Option<Vec<Segment>>,
     /// When the first app audio starts to be heard.
@@ -57,6 +73,28 @@ pub struct Playout {
     underrun_us: u64,
     /// Silence right after a `clear` is the app's choice, not an underrun.
     after_clear: bool,
+}
+
+/// What became of a mark the app sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkPush {
+    /// Nothing was buffered: echo it now.
+    Echo(MarkEcho),
+    /// It waits for the audio queued before it (see [`Playout::due_marks`]).
+    Queued(u64),
+    /// Too many marks were waiting ([`MAX_PENDING_MARKS`], [`MAX_PENDING_MARK_BYTES`]): it
+    /// is counted and never echoed.
+    Refused(u64),
+}
+
+impl MarkPush {
+    /// The mark's number on its stream.
+    pub fn id(&self) -> u64 {
+        match self {
+            MarkPush::Echo(e) => e.id,
+            MarkPush::Queued(id) | MarkPush::Refused(id) => *id,
+        }
+    }
 }
 
 /// What a `clear` did.
@@ -108,23 +146,34 @@ impl Playout {
         start
     }
 
-    /// Queues a mark received at `now_us`. With nothing buffered the echo is immediate
-    /// (returned here); otherwise it waits for [`Playout::due_marks`].
-    pub fn push_mark(&mut self, now_us: u64, name: String) -> Option<MarkEcho> {
+    /// Queues a mark received at `now_us`. With nothing buffered the echo is immediate;
+    /// otherwise it waits for [`Playout::due_marks`], or is refused when too many wait.
+    pub fn push_mark(&mut self, now_us: u64, name: String) -> MarkPush {
+        let id = self.marks_received;
+        self.marks_received += 1;
         if self.busy_until_us <= now_us && self.marks.is_empty() {
-            return Some(MarkEcho {
+            return MarkPush::Echo(MarkEcho {
+                id,
                 name,
                 received_us: now_us,
                 cleared: false,
             });
         }
+        if self.marks.len() >= MAX_PENDING_MARKS
+            || self.pending_bytes + name.len() > MAX_PENDING_MARK_BYTES
+        {
+            self.marks_refused += 1;
+            return MarkPush::Refused(id);
+        }
         let due_us = self.busy_until_us.max(now_us);
+        self.pending_bytes += name.len();
         self.marks.push_back(PendingMark {
+            id,
             name,
             received_us: now_us,
             due_us,
         });
-        None
+        MarkPush::Queued(id)
     }
 
     /// Marks whose audio has played by `now_us`, in queue order.
@@ -132,7 +181,9 @@ impl Playout {
         let mut out = Vec::new();
         while self.marks.front().is_some_and(|m| m.due_us <= now_us) {
             let m = self.marks.pop_front().expect("front checked");
+            self.pending_bytes -= m.name.len();
             out.push(MarkEcho {
+                id: m.id,
                 name: m.name,
                 received_us: m.received_us,
                 cleared: false,
@@ -157,10 +208,12 @@ impl Playout {
                 true
             });
         }
+        self.pending_bytes = 0;
         let echoes = self
             .marks
             .drain(..)
             .map(|m| MarkEcho {
+                id: m.id,
                 name: m.name,
                 received_us: m.received_us,
                 cleared: true,
@@ -180,6 +233,16 @@ impl Playout {
     /// Marks still waiting (e.g. when the call ends before their audio played).
     pub fn pending_marks(&self) -> impl Iterator<Item = &PendingMark> {
         self.marks.iter()
+    }
+
+    /// Marks the app sent so far.
+    pub fn marks_received(&self) -> u64 {
+        self.marks_received
+    }
+
+    /// Marks refused because too many were waiting for their audio.
+    pub fn marks_refused(&self) -> u64 {
+        self.marks_refused
     }
 
     /// When the first app audio was (or will be) heard, µs since stream start.
@@ -234,7 +297,9 @@ mod tests {
     #[test]
     fn mark_with_nothing_buffered_is_echoed_at_once() {
         let mut p = Playout::new(false);
-        let echo = p.push_mark(5 * MS, "m".into()).expect("immediate");
+        let MarkPush::Echo(echo) = p.push_mark(5 * MS, "m".into()) else {
+            panic!("immediate")
+        };
         assert_eq!(echo.name, "m");
         assert!(!echo.cleared);
     }
@@ -244,9 +309,15 @@ mod tests {
         let mut p = Playout::new(false);
         // 800 bytes = 100 ms of audio received at t=0.
         p.push_media(0, &[0u8; 800]);
-        assert!(p.push_mark(10 * MS, "a".into()).is_none());
+        assert!(matches!(
+            p.push_mark(10 * MS, "a".into()),
+            MarkPush::Queued(_)
+        ));
         p.push_media(20 * MS, &[0u8; 400]); // +50 ms, after mark a
-        assert!(p.push_mark(20 * MS, "b".into()).is_none());
+        assert!(matches!(
+            p.push_mark(20 * MS, "b".into()),
+            MarkPush::Queued(_)
+        ));
         assert_eq!(p.next_deadline_us(), Some(100 * MS));
         assert!(p.due_marks(99 * MS).is_empty());
         let due = p.due_marks(100 * MS);
@@ -263,7 +334,7 @@ mod tests {
         let mut p = Playout::new(false);
         p.push_media(0, &[0u8; 80]);
         for n in ["1", "2", "3"] {
-            assert!(p.push_mark(0, n.into()).is_none());
+            assert!(matches!(p.push_mark(0, n.into()), MarkPush::Queued(_)));
         }
         let names: Vec<_> = p.due_marks(10 * MS).into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["1", "2", "3"]);
@@ -273,10 +344,10 @@ mod tests {
     fn mark_behind_pending_mark_is_not_echoed_early() {
         let mut p = Playout::new(false);
         p.push_media(0, &[0u8; 800]);
-        assert!(p.push_mark(0, "a".into()).is_none());
+        assert!(matches!(p.push_mark(0, "a".into()), MarkPush::Queued(_)));
         // Audio has not played out, but even at a later time with busy_until in the past the
         // second mark must queue behind the first rather than jump ahead.
-        assert!(p.push_mark(0, "b".into()).is_none());
+        assert!(matches!(p.push_mark(0, "b".into()), MarkPush::Queued(_)));
         let names: Vec<_> = p.due_marks(100 * MS).into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["a", "b"]);
     }
@@ -312,5 +383,44 @@ mod tests {
         assert!(heard[160..400].iter().all(|&b| b == 0xFF));
         assert!(heard[400..560].iter().all(|&b| b == 4));
         assert_eq!(p.first_heard_us(), Some(0));
+    }
+
+    #[test]
+    fn pending_marks_are_bounded_and_refusals_counted() {
+        let mut p = Playout::new(false);
+        p.push_media(0, &[0u8; 8000]); // 1 s queued: every mark waits
+        for i in 0..MAX_PENDING_MARKS as u64 + 5 {
+            let r = p.push_mark(0, "m".into());
+            assert_eq!(r.id(), i);
+            if i < MAX_PENDING_MARKS as u64 {
+                assert!(matches!(r, MarkPush::Queued(_)));
+            } else {
+                assert_eq!(r, MarkPush::Refused(i));
+            }
+        }
+        assert_eq!(p.pending_marks().count(), MAX_PENDING_MARKS);
+        assert_eq!(p.marks_received(), MAX_PENDING_MARKS as u64 + 5);
+        assert_eq!(p.marks_refused(), 5);
+        // Once played out, room is made again.
+        assert_eq!(p.due_marks(1000 * MS).len(), MAX_PENDING_MARKS);
+        p.push_media(1000 * MS, &[0u8; 80]);
+        assert!(matches!(
+            p.push_mark(1000 * MS, "n".into()),
+            MarkPush::Queued(_)
+        ));
+    }
+
+    #[test]
+    fn pending_mark_names_are_bounded_in_bytes() {
+        let mut p = Playout::new(false);
+        p.push_media(0, &[0u8; 8000]);
+        let big = "x".repeat(MAX_PENDING_MARK_BYTES / 2);
+        assert!(matches!(p.push_mark(0, big.clone()), MarkPush::Queued(0)));
+        assert!(matches!(p.push_mark(0, big.clone()), MarkPush::Queued(1)));
+        assert_eq!(p.push_mark(0, "y".into()), MarkPush::Refused(2));
+        // A clear echoes them all and frees the room.
+        assert_eq!(p.clear(10 * MS).echoes.len(), 2);
+        p.push_media(10 * MS, &[0u8; 80]);
+        assert!(matches!(p.push_mark(10 * MS, big), MarkPush::Queued(3)));
     }
 }

@@ -211,6 +211,18 @@ pub enum Failure {
         /// Start of the body, to show what the app said.
         body: String,
     },
+    /// The TwiML looped: documents kept coming without the call advancing (no verb that
+    /// takes call time, no stream that ran), as a `<Redirect>` to itself does.
+    #[error(
+        "TwiML loop: {documents} documents in a row without the call advancing (no audio, \
+         pause, gather or stream); the last from {url}"
+    )]
+    TwimlLoop {
+        /// URL of the last document.
+        url: String,
+        /// Documents fetched in a row without the call advancing.
+        documents: u32,
+    },
     /// More than 10 redirects.
     #[error("webhook redirected more than 10 times: {url}")]
     WebhookRedirects {
@@ -361,6 +373,8 @@ impl Failure {
             Failure::WebhookUnreachable { .. } => 11205,
             Failure::WebhookTimeout { .. } | Failure::WebhookStatus { .. } => 11200,
             Failure::WebhookRedirects { .. } => 11215,
+            // Twilio's "Document retrieval limit reached" (a self-referencing <Redirect>).
+            Failure::TwimlLoop { .. } => 14106,
             Failure::TwimlTooLarge { .. } => 11750,
             Failure::InvalidContentType { .. } => 12300,
             Failure::Twiml { code, .. } => *code,
@@ -386,6 +400,7 @@ impl Failure {
             | Failure::InvalidContentType { .. } => "webhook",
             Failure::TwimlTooLarge { .. } => "twiml",
             Failure::Twiml { .. } => "twiml",
+            Failure::TwimlLoop { .. } => "twiml_loop",
             Failure::StreamUpgradeRefused { .. } | Failure::StreamConnect { .. } => {
                 "stream_connect"
             }
@@ -438,6 +453,8 @@ pub struct MarkRecord {
     pub cleared: bool,
 }
 
+pub use crate::marks::MarkStats;
+
 /// An ignored app message (Twilio warning 31951).
 #[derive(Debug, Clone, Serialize)]
 pub struct InvalidMessage {
@@ -476,8 +493,11 @@ pub struct StreamReport {
     pub underrun_ms: u64,
     /// From `start` to the first app `media`.
     pub time_to_first_audio_ms: Option<f64>,
-    /// Marks, in the order the app sent them.
+    /// A sample of the marks in the order the app sent them: the first 50 and the last 50
+    /// (`mark_stats.omitted` were left out between).
     pub marks: Vec<MarkRecord>,
+    /// Every mark counted, and their round trips' percentiles.
+    pub mark_stats: MarkStats,
     /// `clear` messages received.
     pub clears: u64,
     /// Ignored app messages (31951), counted.
@@ -506,6 +526,9 @@ pub struct StreamReport {
     /// runs to merge into their own histograms.
     #[serde(skip)]
     pub lateness_us: hdrhistogram::Histogram<u64>,
+    /// Every echoed mark's round trip in µs, for load runs to merge.
+    #[serde(skip)]
+    pub mark_round_trip_us: hdrhistogram::Histogram<u64>,
 }
 
 /// The lateness histogram every stream records into.
@@ -524,16 +547,29 @@ pub struct CallReport {
     pub end_reason: String,
     /// Call length.
     pub duration_ms: f64,
-    /// TwiML round trips, in order.
+    /// TwiML round trips, in order: the first 100 (`webhooks` counts them all).
     pub webhook_ms: Vec<f64>,
-    /// Failures, first one first; empty for a clean call.
+    /// TwiML requests answered.
+    pub webhooks: u64,
+    /// Failures, first one first (the first 20); empty for a clean call.
     pub failures: Vec<Failure>,
-    /// Warnings that did not end the call: (code, message).
+    /// Failures past the first 20, counted.
+    pub failures_omitted: u64,
+    /// Warnings that did not end the call: (code, message); the first 50.
     pub warnings: Vec<(u16, String)>,
-    /// Streams opened during the call.
+    /// Warnings past the first 50, counted.
+    pub warnings_omitted: u64,
+    /// Streams opened during the call: the first 20 and the last 20 to end.
     pub streams: Vec<StreamReport>,
-    /// Every step, in order.
+    /// Streams left out of `streams` (between its first and last ones).
+    pub streams_omitted: u64,
+    /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
+    /// Steps left out of `timeline` (between its first and last ones).
+    pub timeline_omitted: u64,
+    /// Every TwiML round trip in µs, for load runs to merge.
+    #[serde(skip)]
+    pub webhook_us: hdrhistogram::Histogram<u64>,
 }
 
 impl CallReport {

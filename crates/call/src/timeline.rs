@@ -1,12 +1,58 @@
 //! The call's timeline: every step stamped relative to the call's start, kept for the report
 //! and handed to an optional live observer (the CLI prints it as it happens).
+//!
+//! What is kept is bounded (the first and the last [`TIMELINE_HEAD`]/[`TIMELINE_TAIL`] steps;
+//! the TwiML round trips as a histogram and their first [`WEBHOOK_SAMPLE`]), so a call that
+//! loops or floods for hours costs counts, not memory. The live observer sees every step.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
+use hdrhistogram::Histogram;
+
 use crate::capture::{Capture, Captured};
 use crate::report::{CallEvent, EventKind};
+use crate::retention::HeadTail;
+
+/// Steps kept from the start of a call.
+pub(crate) const TIMELINE_HEAD: usize = 500;
+/// Steps kept from the end of a call.
+pub(crate) const TIMELINE_TAIL: usize = 500;
+/// TwiML round trips listed one by one in the report (all are in its histogram).
+pub(crate) const WEBHOOK_SAMPLE: usize = 100;
+
+/// What the timeline kept of a call.
+pub(crate) struct Kept {
+    /// The first and last steps, in order.
+    pub(crate) events: Vec<CallEvent>,
+    /// Steps left out between them.
+    pub(crate) omitted: u64,
+    /// The first TwiML round trips, ms.
+    pub(crate) webhook_ms: Vec<f64>,
+    /// TwiML requests answered.
+    pub(crate) webhooks: u64,
+    /// Every TwiML round trip, µs.
+    pub(crate) webhook_us: Histogram<u64>,
+}
+
+struct Store {
+    events: HeadTail<CallEvent>,
+    webhook_ms: Vec<f64>,
+    webhooks: u64,
+    webhook_us: Histogram<u64>,
+}
+
+impl Store {
+    fn new() -> Self {
+        Self {
+            events: HeadTail::new(TIMELINE_HEAD, TIMELINE_TAIL),
+            webhook_ms: Vec::new(),
+            webhooks: 0,
+            webhook_us: crate::marks::new_mark_histogram(),
+        }
+    }
+}
 
 /// Receives each event as it happens.
 pub type EventSink = Arc<dyn Fn(&CallEvent) + Send + Sync>;
@@ -14,7 +60,7 @@ pub type EventSink = Arc<dyn Fn(&CallEvent) + Send + Sync>;
 /// Shared by the executor and the stream tasks of one call.
 pub(crate) struct Timeline {
     t0: Instant,
-    events: Mutex<Vec<CallEvent>>,
+    store: Mutex<Store>,
     sink: Option<EventSink>,
     /// Where every exchange goes with `--capture`, and the call it belongs to.
     capture: Option<(Arc<Capture>, String)>,
@@ -24,7 +70,7 @@ impl Timeline {
     pub(crate) fn new(sink: Option<EventSink>, capture: Option<(Arc<Capture>, String)>) -> Self {
         Self {
             t0: Instant::now(),
-            events: Mutex::new(Vec::new()),
+            store: Mutex::new(Store::new()),
             sink,
             capture,
         }
@@ -50,10 +96,32 @@ impl Timeline {
         if let Some(sink) = &self.sink {
             sink(&event);
         }
-        self.events.lock().expect("timeline lock").push(event);
+        let mut store = self.store.lock().expect("timeline lock");
+        if let EventKind::WebhookAnswered { elapsed, .. } = &event.kind {
+            store.webhooks += 1;
+            if store.webhook_ms.len() < WEBHOOK_SAMPLE {
+                store.webhook_ms.push(elapsed.as_secs_f64() * 1e3);
+            }
+            store
+                .webhook_us
+                .saturating_record((elapsed.as_micros() as u64).max(1));
+        }
+        store.events.push(event);
     }
 
-    pub(crate) fn take(&self) -> Vec<CallEvent> {
-        std::mem::take(&mut *self.events.lock().expect("timeline lock"))
+    /// Takes what was kept, leaving the timeline empty.
+    pub(crate) fn take(&self) -> Kept {
+        let store = std::mem::replace(
+            &mut *self.store.lock().expect("timeline lock"),
+            Store::new(),
+        );
+        let (events, omitted) = store.events.into_parts();
+        Kept {
+            events,
+            omitted,
+            webhook_ms: store.webhook_ms,
+            webhooks: store.webhooks,
+            webhook_us: store.webhook_us,
+        }
     }
 }

@@ -137,7 +137,13 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
     );
     if !r.webhook_ms.is_empty() {
         let list: Vec<String> = r.webhook_ms.iter().map(|m| format!("{m:.1}")).collect();
-        println!("  webhook round trips: {} ms", list.join(", "));
+        let more = r.webhooks.saturating_sub(r.webhook_ms.len() as u64);
+        let more = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
+        println!("  webhook round trips: {} ms{more}", list.join(", "));
     }
     for s in &r.streams {
         println!(
@@ -164,18 +170,7 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
                 s.time_to_first_audio_ms
                     .map_or("never".to_string(), |m| format!("{m:.1} ms after start"))
             );
-            let rtts: Vec<String> = s
-                .marks
-                .iter()
-                .map(|m| match m.round_trip_ms {
-                    Some(v) if m.cleared => format!("{}={v:.0}ms(cleared)", m.name),
-                    Some(v) => format!("{}={v:.0}ms", m.name),
-                    None => format!("{}=never", m.name),
-                })
-                .collect();
-            if !rtts.is_empty() {
-                println!("    marks: {}", rtts.join("  "));
-            }
+            print_marks(s);
             let split_turns = s.turns.iter().filter(|t| t.vad_splits > 0).count();
             println!(
                 "    clears {}  talk-over {:.0} ms  split turns {split_turns} ({} VAD re-onsets)",
@@ -207,6 +202,15 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
     for (code, w) in &r.warnings {
         println!("  warning {code}: {w}");
     }
+    let omitted = [
+        (r.warnings_omitted, "warnings"),
+        (r.failures_omitted, "failures"),
+        (r.streams_omitted, "stream reports"),
+        (r.timeline_omitted, "timeline steps"),
+    ];
+    for (n, what) in omitted.into_iter().filter(|(n, _)| *n > 0) {
+        println!("  {n} more {what} counted, not kept");
+    }
     if let Some(dir) = record {
         println!("  recordings in {}", dir.display());
     }
@@ -226,6 +230,33 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
             println!("FAILED: call ended {}", r.status);
         }
     }
+}
+
+/// A stream's marks: each one's round trip when there are a few, else counts and
+/// percentiles.
+fn print_marks(s: &dialtone_call::StreamReport) {
+    let m = &s.mark_stats;
+    if m.received <= 10 {
+        let rtts: Vec<String> = s
+            .marks
+            .iter()
+            .map(|m| match m.round_trip_ms {
+                Some(v) if m.cleared => format!("{}={v:.0}ms(cleared)", m.name),
+                Some(v) => format!("{}={v:.0}ms", m.name),
+                None => format!("{}=never", m.name),
+            })
+            .collect();
+        if !rtts.is_empty() {
+            println!("    marks: {}", rtts.join("  "));
+        }
+        return;
+    }
+    let rt = &m.round_trip;
+    println!(
+        "    marks: {} received, {} echoed ({} by clear), {} never echoed ({} refused)  round \
+         trip p50 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
+        m.received, m.echoed, m.cleared, m.unanswered, m.refused, rt.p50_ms, rt.p99_ms, rt.max_ms
+    );
 }
 
 fn print_turn(t: &dialtone_call::turns::TurnReport) {

@@ -103,6 +103,50 @@ fn unreachable_webhook_is_exit_1_naming_the_step() {
     assert!(text.contains("FAILED at webhook [11205]"), "{text}");
 }
 
+/// Issue 12: a `<Redirect>` loop is a failure, exit 1, named with its step and code, after
+/// a bounded number of requests.
+#[test]
+fn redirect_loop_is_exit_1_as_twiml_loop() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let requests = Arc::new(AtomicU64::new(0));
+    let seen = requests.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().fallback(move || {
+                seen.fetch_add(1, Ordering::Relaxed);
+                async {
+                    (
+                        [("content-type", "text/xml")],
+                        "<Response><Redirect>/loop</Redirect></Response>",
+                    )
+                }
+            });
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let out = dialtone()
+        .args(["call", "--quiet", "--json", "--webhook"])
+        .arg(format!("http://{addr}/loop"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failure = &report["failures"][0];
+    assert_eq!(failure["kind"], "twiml_loop");
+    assert_eq!(failure["documents"], 50);
+    assert_eq!(report["webhooks"], 50);
+    assert_eq!(requests.load(Ordering::Relaxed), 50);
+}
+
 #[test]
 fn default_call_against_the_reference_app_completes_with_json_and_recordings() {
     let dir = tempfile::tempdir().unwrap();

@@ -158,6 +158,9 @@ impl Collector {
         for h in &s.lateness {
             self.interval.add_histogram(Metric::FrameLateness, h);
         }
+        for (m, h) in &s.histograms {
+            self.interval.add_histogram(*m, h);
+        }
         self.frames.sent += s.frames_sent;
         self.frames.app_media_received += s.media_received;
         self.conversation.add(&s.conversation);

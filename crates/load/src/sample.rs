@@ -20,6 +20,9 @@ pub struct CallSample {
     pub values: Vec<(Metric, u64)>,
     /// Every frame's lateness, per stream (the engine's own histograms).
     pub lateness: Vec<Histogram<u64>>,
+    /// Whole histograms of other metrics (TwiML round trips, mark round trips): a call may
+    /// have hundreds of thousands of values, so they come binned, not one by one.
+    pub histograms: Vec<(Metric, Histogram<u64>)>,
     /// Media frames sent on all streams.
     pub frames_sent: u64,
     /// App media messages received.
@@ -71,6 +74,7 @@ impl CallSample {
             outcome: outcome.to_string(),
             values: Vec::new(),
             lateness: Vec::new(),
+            histograms: Vec::new(),
             frames_sent: 0,
             media_received: 0,
             conversation: Conversation::default(),
@@ -93,12 +97,7 @@ impl CallSample {
             (report.call_sid.clone(), what)
         });
         let mut values = Vec::new();
-        values.extend(
-            report
-                .webhook_ms
-                .iter()
-                .map(|&ms| (Metric::Webhook, us(ms))),
-        );
+        let mut histograms = vec![(Metric::Webhook, report.webhook_us)];
         let conversation = Conversation::of_call(&report.streams);
         if conversation.turns > 0 {
             // Every call with turns, talk-over or not: its p50 says how common it is.
@@ -126,12 +125,7 @@ impl CallSample {
             if let Some(ms) = s.time_to_first_audio_ms {
                 values.push((Metric::FirstAudio, us(ms)));
             }
-            values.extend(
-                s.marks
-                    .iter()
-                    .filter_map(|m| m.round_trip_ms)
-                    .map(|ms| (Metric::MarkRoundTrip, us(ms))),
-            );
+            histograms.push((Metric::MarkRoundTrip, s.mark_round_trip_us));
             for t in &s.turns {
                 values.extend(t.reply_ms.map(|ms| (Metric::TurnLatency, us(ms))));
                 values.extend(t.reply_heard_ms.map(|ms| (Metric::TurnHeard, us(ms))));
@@ -150,6 +144,7 @@ impl CallSample {
             outcome,
             values,
             lateness,
+            histograms,
             frames_sent,
             media_received,
             conversation,

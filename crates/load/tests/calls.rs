@@ -163,3 +163,37 @@ async fn a_stop_ends_the_run_and_keeps_results() {
     assert_eq!(s.calls.finished, s.calls.started);
     assert_eq!(s.calls.not_started, 50 - s.calls.started);
 }
+
+/// Issue 12: a `<Redirect>` loop is its own outcome class, each call bounded in requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_loop_is_counted_as_twiml_loop() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let requests = Arc::new(AtomicU64::new(0));
+    let seen = requests.clone();
+    let app = axum::Router::new().fallback(move || {
+        seen.fetch_add(1, Ordering::Relaxed);
+        async {
+            (
+                [("content-type", "text/xml")],
+                "<Response><Redirect>/loop</Redirect></Response>",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (_stop_tx, stop) = watch::channel(false);
+    let f = calls::run(run_of(format!("http://{addr}/loop"), 3, 3), stop, |_| {}).await;
+    let s = &f.summary;
+    assert_eq!(s.calls.finished, 3);
+    assert_eq!(s.calls.failed, 3);
+    assert_eq!(
+        s.outcomes.get("twiml_loop 14106"),
+        Some(&3),
+        "{:?}",
+        s.outcomes
+    );
+    let bound = u64::from(dialtone_call::LOOP_DOCUMENTS);
+    assert_eq!(requests.load(Ordering::Relaxed), 3 * bound);
+    assert_eq!(s.metrics["webhook"].count, 3 * bound);
+}

@@ -287,3 +287,59 @@ async fn a_public_wss_url_goes_through_the_tunnel_table() {
         sig
     ));
 }
+
+/// Issue 12: an app that floods marks behind queued audio: the lean path holds at most
+/// `MAX_PENDING_MARKS` of them (each mark O(1)), and the `clear` echoes exactly those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_flood_is_bounded_on_the_lean_path() {
+    use dialtone_call::playout::MAX_PENDING_MARKS;
+    const MARKS: usize = 25_000;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/stream", listener.local_addr().unwrap());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
+        let mut echoes = 0usize;
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Text(t) = msg else { continue };
+            if t.contains("\"event\":\"start\"") {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                let sid = v["streamSid"].as_str().unwrap().to_string();
+                // A minute of audio queued (1 s a message): every mark waits, until `clear`.
+                let second = "/".repeat(10_664) + "/w==";
+                let media = format!(
+                    r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{second}"}}}}"#
+                );
+                for _ in 0..60 {
+                    ws.send(Message::text(media.clone())).await.unwrap();
+                }
+                for i in 0..MARKS {
+                    let mark = format!(
+                        r#"{{"event":"mark","streamSid":"{sid}","mark":{{"name":"m{i}"}}}}"#
+                    );
+                    ws.send(Message::text(mark)).await.unwrap();
+                }
+                let clear = format!(r#"{{"event":"clear","streamSid":"{sid}"}}"#);
+                ws.send(Message::text(clear)).await.unwrap();
+            }
+            if t.contains("\"event\":\"mark\"") {
+                echoes += 1;
+                if echoes == MAX_PENDING_MARKS {
+                    let _ = ws.close(None).await;
+                }
+            }
+        }
+        let _ = tx.send(echoes);
+    });
+    // A long stream: the app ends it once the echoes came.
+    let f = run(plan(url, 1, 6_000)).await;
+    let s = &f.summary;
+    assert_eq!(s.calls.finished, 1, "{:?}", s.outcomes);
+    assert_eq!(
+        s.metrics["mark_rtt"].count, MAX_PENDING_MARKS as u64,
+        "{:?}",
+        s.outcomes
+    );
+    assert_eq!(rx.recv().await.unwrap(), MAX_PENDING_MARKS);
+}

@@ -337,3 +337,45 @@ async fn shutdown_hangs_up_live_calls_and_drains() {
         t.elapsed()
     );
 }
+
+/// Issue 12 (4b): a `<Redirect>` loop in `serve` ends as a failure after a bounded number of
+/// requests, rather than looping (and growing) for the call's 4-hour time limit.
+#[tokio::test]
+async fn a_redirect_loop_ends_the_call_after_a_bounded_number_of_requests() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut w = world().await;
+    let requests = Arc::new(AtomicU64::new(0));
+    let seen = requests.clone();
+    let app = axum::Router::new().fallback(move || {
+        seen.fetch_add(1, Ordering::Relaxed);
+        async {
+            (
+                [("content-type", "text/xml")],
+                "<Response><Redirect>/loop</Redirect></Response>",
+            )
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/loop", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let (status, created) = w
+        .post(
+            "Calls.json",
+            &[
+                ("To", "+15551112222"),
+                ("From", "+15005550006"),
+                ("Url", &url),
+                ("StatusCallback", &format!("{}/status", w.capture)),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let hits = w.callbacks_until_completed().await;
+    let last = hits.last().expect("a terminal callback");
+    assert_eq!(param(last, "CallStatus"), "completed", "{hits:?}");
+    assert_eq!(
+        requests.load(Ordering::Relaxed),
+        u64::from(dialtone_call::LOOP_DOCUMENTS)
+    );
+    w.stop().await;
+}

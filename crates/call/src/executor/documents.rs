@@ -1,9 +1,10 @@
 //! The call's TwiML documents: handed over inline (REST `Twiml`), requested (voice URL,
-//! fallback, with injected webhook timeouts), or followed (`action`, `<Redirect>`).
+//! fallback, with injected webhook timeouts), or followed (`action`, `<Redirect>`), and the
+//! bound on documents that keep coming without the call advancing (a TwiML loop).
 
 use dialtone_protocol::webhook::{self as params, CallStatus};
 
-use super::{Call, FAULT_WEBHOOK_TIMEOUT, Next};
+use super::{Call, FAULT_WEBHOOK_TIMEOUT, LOOP_DOCUMENTS, Next};
 use crate::config::HttpMethod;
 use crate::report::{EventKind, Failure};
 use crate::webhook::{self, Fetched, TwimlRequest};
@@ -24,6 +25,7 @@ impl Call<'_> {
                 .collect(),
         });
         self.documents += 1;
+        self.idle_documents += 1;
         Ok(Fetched {
             doc,
             url: self.doc_url.clone(),
@@ -81,6 +83,7 @@ impl Call<'_> {
         }
         if r.is_ok() {
             self.documents += 1;
+            self.idle_documents += 1;
         }
         r
     }
@@ -94,6 +97,19 @@ impl Call<'_> {
         method: HttpMethod,
         extra: Vec<(String, String)>,
     ) -> Next {
+        if self.idle_documents >= LOOP_DOCUMENTS {
+            // A loop: no further request, however fast the app answers.
+            self.failures.push(Failure::TwimlLoop {
+                url: doc_url.to_string(),
+                documents: self.idle_documents,
+            });
+            return Next::End {
+                status: CallStatus::Completed,
+                reason: format!(
+                    "TwiML loop: {LOOP_DOCUMENTS} documents without the call advancing"
+                ),
+            };
+        }
         let url = match webhook::resolve(doc_url, target.unwrap_or(doc_url)) {
             Ok(u) => u,
             Err(e) => {

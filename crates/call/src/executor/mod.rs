@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::config::{CallConfig, HttpMethod};
 use crate::report::{CallReport, EventKind, Failure, StreamReport};
+use crate::retention::HeadTail;
 use crate::stream::{OutboundAudio, StreamOutcome};
 use crate::timeline::{EventSink, Timeline};
 use crate::webhook::Fetched;
@@ -101,7 +102,8 @@ struct Call<'e> {
     digits: std::collections::VecDeque<char>,
     outbound: Arc<OutboundAudio>,
     forks: Vec<(String, Fork)>,
-    streams: Vec<StreamReport>,
+    /// The first and last streams' reports (a looping app may open thousands).
+    streams: HeadTail<StreamReport>,
     audio: Vec<StreamAudio>,
     /// Per entry of `audio`: when its stream started, and whether it was bidirectional.
     audio_spans: Vec<(Option<Instant>, bool)>,
@@ -112,10 +114,26 @@ struct Call<'e> {
     answered_at: Option<Instant>,
     /// The caller's hang-up timer when its audio counts from the answer.
     answer_backstop: Option<JoinHandle<()>>,
-    failures: Vec<Failure>,
-    warnings: Vec<(u16, String)>,
+    /// The first failures (the first one is the call's outcome); the rest counted.
+    failures: HeadTail<Failure>,
+    /// The first warnings; the rest counted.
+    warnings: HeadTail<(u16, String)>,
     documents: u32,
+    /// Documents in a row without the call advancing (see [`LOOP_DOCUMENTS`]).
+    idle_documents: u32,
 }
+
+/// Failures a call report lists (the rest are counted).
+const FAILURES_KEPT: usize = 20;
+/// Warnings a call report lists (the rest are counted).
+const WARNINGS_KEPT: usize = 50;
+/// Stream reports a call report lists from its start, and from its end.
+const STREAMS_KEPT: usize = 20;
+/// TwiML documents a call may fetch in a row without advancing (no verb that takes call
+/// time, no stream that ran) before it fails as a loop. Twilio documents this bound for
+/// TwiML sessions as warning 14106, "Document retrieval limit reached": "The limit is 50",
+/// caused by "self referencing Redirect verb URL" (twilio.com/docs/api/errors/14106).
+pub const LOOP_DOCUMENTS: u32 = 50;
 
 /// How long an injected webhook timeout (`webhook_timeout=`) waits: long enough for the
 /// request to reach a local app, too short for any answer.
@@ -296,15 +314,16 @@ impl PreparedCall<'_> {
             digits,
             outbound: Arc::new(OutboundAudio::default()),
             forks: Vec::new(),
-            streams: Vec::new(),
+            streams: HeadTail::new(STREAMS_KEPT, STREAMS_KEPT),
             audio: Vec::new(),
             audio_spans: Vec::new(),
             played: Vec::new(),
             answered_at: None,
             answer_backstop: None,
-            failures: Vec::new(),
-            warnings: Vec::new(),
+            failures: HeadTail::new(FAILURES_KEPT, 0),
+            warnings: HeadTail::new(WARNINGS_KEPT, 0),
             documents: 0,
+            idle_documents: 0,
         };
         let (status, reason) = call.run().await;
         call.stop_forks(None).await;
@@ -317,25 +336,27 @@ impl PreparedCall<'_> {
             status: status.as_str(),
             reason: reason.clone(),
         });
-        let events = timeline.take();
-        let webhook_ms = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::WebhookAnswered { elapsed, .. } => Some(elapsed.as_secs_f64() * 1e3),
-                _ => None,
-            })
-            .collect();
+        let kept = timeline.take();
+        let (failures, failures_omitted) = call.failures.into_parts();
+        let (warnings, warnings_omitted) = call.warnings.into_parts();
+        let (streams, streams_omitted) = call.streams.into_parts();
         CallResult {
             report: CallReport {
                 call_sid,
                 status: status.as_str(),
                 end_reason: reason,
-                duration_ms: events.last().map_or(0.0, |e| e.at.as_secs_f64() * 1e3),
-                webhook_ms,
-                failures: call.failures,
-                warnings: call.warnings,
-                streams: call.streams,
-                timeline: events,
+                duration_ms: kept.events.last().map_or(0.0, |e| e.at.as_secs_f64() * 1e3),
+                webhook_ms: kept.webhook_ms,
+                webhooks: kept.webhooks,
+                failures,
+                failures_omitted,
+                warnings,
+                warnings_omitted,
+                streams,
+                streams_omitted,
+                timeline: kept.events,
+                timeline_omitted: kept.omitted,
+                webhook_us: kept.webhook_us,
             },
             audio: call.audio,
             call_audio,
@@ -436,6 +457,10 @@ impl Call<'_> {
 
     /// Sleeps `d`, or less if the call ends or is redirected; true when interrupted.
     async fn wait(&mut self, d: Duration) -> bool {
+        if !d.is_zero() {
+            // The call advances (in virtual time too): the documents before were no loop.
+            self.idle_documents = 0;
+        }
         if self.cfg.fast {
             // Virtual time: verbs take no time (they still run in order).
             tokio::task::yield_now().await;

@@ -178,6 +178,10 @@ impl Call<'_> {
                 ),
             );
         }
+        if o.report.bidirectional && o.report.duration_ms >= 20.0 {
+            // A <Connect> stream that ran at least a frame's time advanced the call.
+            self.idle_documents = 0;
+        }
         self.failures.extend(o.failures);
         self.warnings.extend(o.warnings);
         if let (Some(heard), Some(sent)) = (o.heard, o.sent) {

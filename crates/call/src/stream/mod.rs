@@ -162,6 +162,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         underrun_ms: 0,
         time_to_first_audio_ms: None,
         marks: Vec::new(),
+        mark_stats: Default::default(),
         clears: 0,
         invalid_messages: 0,
         invalid_samples: Vec::new(),
@@ -173,6 +174,7 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
         vad_splits: 0,
         faults: None,
         lateness_us: crate::report::new_lateness_histogram(),
+        mark_round_trip_us: crate::marks::new_mark_histogram(),
     };
     let fail = |report: StreamReport, f: Failure| StreamOutcome {
         report,

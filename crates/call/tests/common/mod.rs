@@ -56,6 +56,15 @@ pub enum WsScript {
     Silent,
     /// After `start`, 100 ms of audio and a mark `x`, twice (two marks, one name).
     TwoMarksOneName,
+    /// After `start`, `queued_ms` of audio (in 1 s messages), then `marks` marks (`m0`, `m1`,
+    /// …) as fast as the socket takes them, reading meanwhile, then `clear` if audio was
+    /// queued; closes the socket once `expect` echoes came.
+    /// Counts echoes in [`Log::mark_echoes`]; logs no message.
+    MarkFlood {
+        queued_ms: u32,
+        marks: u32,
+        expect: u64,
+    },
 }
 
 #[derive(Default)]
@@ -67,6 +76,8 @@ pub struct Log {
     /// ended without one), `open` (still running).
     pub ws_end: Vec<&'static str>,
     pub ws_headers: Vec<HeaderMap>,
+    /// Mark echoes a `MarkFlood` stream received.
+    pub mark_echoes: u64,
 }
 
 #[derive(Clone)]
@@ -174,6 +185,14 @@ async fn handle(
             _ => st.ws_script.clone(),
         };
         let log = st.log.clone();
+        if let WsScript::MarkFlood {
+            queued_ms,
+            marks,
+            expect,
+        } = script
+        {
+            return ws.on_upgrade(move |socket| run_flood(socket, queued_ms, marks, expect, log));
+        }
         return ws.on_upgrade(move |socket| run_ws(socket, path, script, log));
     }
     let mut params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
@@ -318,6 +337,70 @@ async fn run_ws(mut socket: WebSocket, path: String, script: WsScript, log: Arc<
         }
     }
     log.lock().unwrap().ws_end[index] = end;
+}
+
+/// A `MarkFlood` stream: one task writes the flood while this one reads the echoes, so
+/// neither side's socket buffer fills.
+async fn run_flood(
+    socket: WebSocket,
+    queued_ms: u32,
+    marks: u32,
+    expect: u64,
+    log: Arc<Mutex<Log>>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut tx, mut rx) = socket.split();
+    let (sid_tx, sid_rx) = tokio::sync::oneshot::channel::<String>();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        let Ok(sid) = sid_rx.await else { return };
+        let second = base64_of(&[0x10u8; 8000]);
+        for _ in 0..queued_ms.div_ceil(1000) {
+            let _ = tx
+                .send(Message::Text(media::app_media(&sid, &second).into()))
+                .await;
+        }
+        for i in 0..marks {
+            let m = media::app_mark(&sid, &format!("m{i}"));
+            if tx.send(Message::Text(m.into())).await.is_err() {
+                return;
+            }
+        }
+        if queued_ms > 0 {
+            let _ = tx.send(Message::Text(media::app_clear(&sid).into())).await;
+        }
+        let _ = (&mut done_rx).await;
+        let _ = tx.send(Message::Close(None)).await;
+    });
+    let mut sid_tx = Some(sid_tx);
+    let mut done_tx = Some(done_tx);
+    let mut echoes = 0u64;
+    while let Some(Ok(msg)) = rx.next().await {
+        let Message::Text(text) = msg else {
+            if let Message::Close(_) = msg {
+                break;
+            }
+            continue;
+        };
+        match media::parse_twilio_message(text.as_str()) {
+            Ok(TwilioMessage::Start { stream_sid, .. }) => {
+                if let Some(t) = sid_tx.take() {
+                    let _ = t.send(stream_sid);
+                }
+            }
+            Ok(TwilioMessage::Mark { .. }) => {
+                echoes += 1;
+                log.lock().unwrap().mark_echoes = echoes;
+                if echoes >= expect
+                    && let Some(t) = done_tx.take()
+                {
+                    let _ = t.send(());
+                }
+            }
+            _ => {}
+        }
+    }
+    writer.abort();
 }
 
 pub fn base64_of(bytes: &[u8]) -> String {

@@ -7,9 +7,10 @@ use dialtone_protocol::media::{self, AppMessage};
 use tokio::time::Instant;
 
 use super::super::{INVALID_SAMPLES, SendError, StreamCtx, WsSink, us_since};
-use super::Driver;
+use super::{Driver, EVENTS_SHOWN};
 use crate::capture::Captured;
-use crate::report::{EventKind, Failure, InvalidMessage, MarkRecord};
+use crate::playout::{MAX_PENDING_MARK_BYTES, MAX_PENDING_MARKS, MarkPush};
+use crate::report::{EventKind, Failure, InvalidMessage};
 
 impl Driver {
     pub(super) async fn on_app_text(
@@ -70,27 +71,25 @@ impl Driver {
                 }
             }
             AppMessage::Mark { name } => {
-                let index = self.marks.len();
-                self.marks.push(MarkRecord {
-                    name: name.clone(),
-                    round_trip_ms: None,
-                    cleared: false,
-                });
-                self.marks_settled.push(false);
-                if let Some(echo) = self.playout.push_mark(now_us, name) {
-                    debug_assert_eq!(index, self.marks.len() - 1);
-                    self.release_echo(sink, ctx, echo, now_us).await?;
+                let id = self.playout.marks_received();
+                self.marks.received(id, &name);
+                match self.playout.push_mark(now_us, name) {
+                    MarkPush::Echo(echo) => self.release_echo(sink, ctx, echo, now_us).await?,
+                    MarkPush::Queued(_) => {}
+                    MarkPush::Refused(_) => self.mark_refused(ctx),
                 }
             }
             AppMessage::Clear => {
                 self.clears += 1;
                 let out = self.playout.clear(now_us);
                 self.turns.on_clear(now_us);
-                ctx.timeline.emit(EventKind::Clear {
-                    stream_sid: self.ids.stream_sid.clone(),
-                    dropped_ms: out.dropped_ms,
-                    marks_echoed: out.echoes.len(),
-                });
+                if self.clears <= EVENTS_SHOWN {
+                    ctx.timeline.emit(EventKind::Clear {
+                        stream_sid: self.ids.stream_sid.clone(),
+                        dropped_ms: out.dropped_ms,
+                        marks_echoed: out.echoes.len(),
+                    });
+                }
                 for echo in out.echoes {
                     self.release_echo(sink, ctx, echo, now_us).await?;
                 }
@@ -110,27 +109,32 @@ impl Driver {
         self.send_text(sink, media::mark(seq, &self.ids.stream_sid, &echo.name))
             .await?;
         let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
-        if let Some(i) = self.settle_mark(&echo.name) {
-            let rec = &mut self.marks[i];
-            rec.round_trip_ms = Some(rtt.as_secs_f64() * 1e3);
-            rec.cleared = echo.cleared;
+        self.marks.echoed(echo.id, rtt, echo.cleared);
+        if self.echoes_shown < EVENTS_SHOWN {
+            self.echoes_shown += 1;
+            ctx.timeline.emit(EventKind::MarkEchoed {
+                stream_sid: self.ids.stream_sid.clone(),
+                name: echo.name,
+                round_trip: rtt,
+                cleared: echo.cleared,
+            });
         }
-        ctx.timeline.emit(EventKind::MarkEchoed {
-            stream_sid: self.ids.stream_sid.clone(),
-            name: echo.name,
-            round_trip: rtt,
-            cleared: echo.cleared,
-        });
         Ok(())
     }
 
-    /// Echoes come in the order marks were queued, so the first open record of the name is
-    /// the one answered (or lost).
-    pub(super) fn settle_mark(&mut self, name: &str) -> Option<usize> {
-        let i = (0..self.marks.len())
-            .find(|&i| !self.marks_settled[i] && self.marks[i].name == name)?;
-        self.marks_settled[i] = true;
-        Some(i)
+    /// A mark refused because too many wait for their audio: counted, warned once.
+    fn mark_refused(&mut self, ctx: &StreamCtx) {
+        self.marks.refused();
+        if self.playout.marks_refused() == 1 {
+            let message = format!(
+                "more than {MAX_PENDING_MARKS} marks (or {} KB of mark names) waiting for their \
+                 audio on {}: further marks are counted, not echoed",
+                MAX_PENDING_MARK_BYTES / 1024,
+                self.ids.stream_sid
+            );
+            self.warnings.push((0, message.clone()));
+            ctx.timeline.emit(EventKind::Warning { code: 0, message });
+        }
     }
 
     pub(super) fn invalid_message(&mut self, ctx: &StreamCtx, reason: String, raw: String) {

@@ -133,10 +133,15 @@ impl Driver {
             None => self.echo_mark(sink, ctx, echo, now_us).await,
             Some(None) => {
                 self.fault_counts.marks_dropped += 1;
-                self.settle_mark(&echo.name);
                 Ok(())
             }
-            Some(Some(delay)) if delay.is_zero() => self.echo_mark(sink, ctx, echo, now_us).await,
+            // Held-back echoes are bounded as pending marks are: past that, no delay.
+            Some(Some(delay))
+                if delay.is_zero()
+                    || self.delayed_echoes.len() >= crate::playout::MAX_PENDING_MARKS =>
+            {
+                self.echo_mark(sink, ctx, echo, now_us).await
+            }
             Some(Some(delay)) => {
                 self.fault_counts.marks_delayed += 1;
                 let due = now_us + delay.as_micros() as u64;

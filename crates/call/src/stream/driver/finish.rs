@@ -86,7 +86,10 @@ impl Driver {
         report.audio_cleared_ms = self.playout.bytes_dropped() / 8;
         report.underrun_ms = self.playout.underrun_ms();
         report.time_to_first_audio_ms = self.first_audio_at.map(|d| d.as_secs_f64() * 1e3);
-        report.marks = self.marks;
+        let (marks, mark_stats, mark_round_trip_us) = self.marks.finish();
+        report.marks = marks;
+        report.mark_stats = mark_stats;
+        report.mark_round_trip_us = mark_round_trip_us;
         report.clears = self.clears;
         report.invalid_messages = self.invalid;
         report.invalid_samples = self.invalid_samples;

@@ -22,8 +22,9 @@ use super::{
 };
 use crate::capture::Captured;
 use crate::faults::{FaultCounts, FrameFate, StreamFaults};
+use crate::marks::MarkLog;
 use crate::playout::Playout;
-use crate::report::{EventKind, Failure, InvalidMessage, MarkRecord};
+use crate::report::{EventKind, Failure, InvalidMessage};
 use crate::timeline::Timeline;
 use crate::turns::TurnTracker;
 
@@ -34,6 +35,10 @@ pub(super) mod hangup;
 mod virtual_time;
 
 use hangup::CallerHangup;
+
+/// Mark echoes and clears of one stream shown in the timeline (the report counts them
+/// all): an app sending marks by the hundred thousand must not grow the timeline.
+const EVENTS_SHOWN: u64 = 50;
 
 /// One stream in flight: owns the socket's write half, the frame schedule, the playout
 /// queue and everything the report will say.
@@ -59,7 +64,10 @@ pub(super) struct Driver {
     pub(super) ended_at: Option<Instant>,
     media_received: u64,
     first_audio_at: Option<Duration>,
-    marks: Vec<MarkRecord>,
+    /// Every mark counted, a sample kept (O(1) per mark).
+    marks: MarkLog,
+    /// Mark echoes shown in the timeline so far (at most [`EVENTS_SHOWN`]).
+    echoes_shown: u64,
     clears: u64,
     invalid: u64,
     invalid_samples: Vec<InvalidMessage>,
@@ -81,9 +89,6 @@ pub(super) struct Driver {
     delayed_echoes: VecDeque<(u64, crate::playout::MarkEcho)>,
     /// The caller's hang-up and when it falls, when this stream claimed it.
     hangup: Option<(CallerHangup, Duration)>,
-    /// Per mark record: answered (echoed or lost to `mark_loss`); echoes settle the first
-    /// open record of their name, so a lost echo is never credited to a later mark.
-    marks_settled: Vec<bool>,
     /// Virtual time: the caller waits for the app to read what it sent.
     barrier: virtual_time::ReadBarrier,
     /// Virtual time, after the caller's hang-up: app audio still coming on the wall clock.
@@ -117,7 +122,8 @@ impl Driver {
             ended_at: None,
             media_received: 0,
             first_audio_at: None,
-            marks: Vec::new(),
+            marks: MarkLog::default(),
+            echoes_shown: 0,
             clears: 0,
             invalid: 0,
             invalid_samples: Vec::new(),
@@ -133,7 +139,6 @@ impl Driver {
             echoes: 0,
             delayed_echoes: VecDeque::new(),
             hangup: None,
-            marks_settled: Vec::new(),
             barrier: virtual_time::ReadBarrier::default(),
             late: None,
             warnings: Vec::new(),

@@ -4,7 +4,7 @@
 
 use std::io::{ErrorKind, Read};
 
-use dialtone_call::playout::{MarkEcho, Playout};
+use dialtone_call::playout::{MarkEcho, MarkPush, Playout};
 use dialtone_protocol::media::{self, AppMessage};
 
 use super::super::ws::{self, Upgrade};
@@ -163,7 +163,11 @@ fn on_app_message(c: &mut Conn, out: &mut Out, shared: &Shared, text: &str) {
             playout.push_media(rel, &payload);
             Vec::new()
         }
-        AppMessage::Mark { name } => playout.push_mark(rel, name).into_iter().collect(),
+        // O(1) per mark; past the playout's bound a mark is refused (never echoed).
+        AppMessage::Mark { name } => match playout.push_mark(rel, name) {
+            MarkPush::Echo(e) => vec![e],
+            MarkPush::Queued(_) | MarkPush::Refused(_) => Vec::new(),
+        },
         AppMessage::Clear => playout.clear(rel).echoes,
     };
     send_echoes(c, out, shared, echoes, rel);
