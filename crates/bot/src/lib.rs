@@ -18,17 +18,19 @@
 //! - `events`: milestone records (`vad.speech_start`, `vad.speech_end`,
 //!   `reply.first_audio`) POSTed to [`BotConfig::events_url`] by one background task.
 //! - [`misbehave`]: deliberate faults ([`BotConfig::misbehave`]) for testing callers against
-//!   a failing app.
+//!   a failing app; [`hostile`]: the bodies and floods of its hostile faults.
 //!
 //! # Routes
 //! - `POST /voice` (form body) or `GET /voice` (query): TwiML.
 //! - `GET /media`: the Media Streams WebSocket.
+//! - `GET /hostile/huge.wav`: the 200 MiB `<Play>` of the `huge_play` fault.
 //! - `GET /health`: `200 ok`, for readiness probes.
 
 #![warn(missing_docs)]
 
 mod events;
 mod media;
+pub mod hostile;
 pub mod misbehave;
 mod session;
 mod signature;
@@ -209,6 +211,7 @@ fn app(config: BotConfig, shutdown: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/voice", get(voice::voice).post(voice::voice))
         .route("/media", get(media::media))
+        .route(hostile::HUGE_PLAY_PATH, get(hostile::huge_wav))
         .route("/health", get(|| async { "ok" }))
         .with_state(state)
 }

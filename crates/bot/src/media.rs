@@ -13,7 +13,8 @@ use tokio::sync::watch;
 
 use crate::AppState;
 use crate::events::{self, Record, Reporter};
-use crate::misbehave::{self, Action, StreamFaults};
+use crate::hostile;
+use crate::misbehave::{self, Action, Behaviour, StreamFaults};
 use crate::session::{Flow, Milestone, Session};
 use crate::signature::{self, Rejection};
 
@@ -33,9 +34,15 @@ pub(crate) async fn media(
         signature::request_url(&base, &uri),
         &[],
     )?;
-    if misbehave::upgrade_refused(uri.query()) {
+    if misbehave::upgrade_marked(uri.query(), Behaviour::RefuseUpgrade) {
         tracing::info!("misbehave refuse_upgrade");
         return Ok((StatusCode::FORBIDDEN, "upgrade refused (misbehave)").into_response());
+    }
+    if misbehave::upgrade_marked(uri.query(), Behaviour::StuckUpgrade) {
+        // Never answer: the caller's upgrade waits until it gives up.
+        let mut shutdown = state.shutdown.clone();
+        hold(&mut shutdown).await;
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, "upgrade held (misbehave)").into_response());
     }
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
         let session = Session::new(state.config.reply_audio.clone(), &state.config.vad);
@@ -92,6 +99,13 @@ async fn drive<S, E>(
                     Action::Continue => flow,
                     Action::Quirk(b) => {
                         session.misbehave(b);
+                        flow
+                    }
+                    Action::Flood(b) => {
+                        let sid = session.stream_sid().unwrap_or_default().to_owned();
+                        if hostile::flood(&mut socket, b, &sid).await.is_err() {
+                            break End::SendFailed;
+                        }
                         flow
                     }
                     Action::Mute => {
@@ -206,7 +220,7 @@ async fn send_all<S: Sink<Message> + Unpin>(
     socket.flush().await
 }
 
-/// A `never_read` stream: keep the socket open, unread, for [`misbehave::NEVER_READ_HOLD`]
+/// A `never_read` stream (or a `stuck_upgrade` request): keep the socket open, unread, for [`misbehave::NEVER_READ_HOLD`]
 /// or until shutdown. The caller's writes fill the socket buffers and then block.
 async fn hold(shutdown: &mut watch::Receiver<bool>) {
     tracing::info!("misbehave never_read: no longer reading this stream");

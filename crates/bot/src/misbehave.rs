@@ -45,12 +45,35 @@ pub enum Behaviour {
     /// still speaking, and not at the turn's end (turns too short to reach that point are
     /// answered at their end as usual). It sends no `clear` for it: talk-over.
     TalkOver,
+    /// Hostile: the voice webhook answers `200 text/xml` with a body of
+    /// [`crate::hostile::HUGE_TWIML_BYTES`] that never closes `<Response>`, streamed.
+    HugeTwiml,
+    /// Hostile: the voice webhook sends its headers, then one byte of TwiML per
+    /// [`crate::hostile::SLOW_TWIML_BYTE_EVERY`]: slower than any webhook timeout.
+    SlowTwiml,
+    /// Hostile: every TwiML document of the call is `<Redirect>` back to `/voice`.
+    RedirectLoop,
+    /// Hostile: the TwiML `<Play>`s a WAV of [`crate::hostile::HUGE_PLAY_BYTES`], streamed,
+    /// before connecting the stream.
+    HugePlay,
+    /// Hostile: the `<Stream>` URL carries `?misbehave=stuck_upgrade` and that upgrade is
+    /// never answered (held like a `never_read` socket).
+    StuckUpgrade,
+    /// Hostile: once `start` is read, the app sends [`crate::hostile::MARK_FLOOD`] marks
+    /// as fast as the socket takes them, then behaves.
+    MarkFlood,
+    /// Hostile: once `start` is read, the app sends one text message of
+    /// [`crate::hostile::HUGE_FRAME_BYTES`], then behaves.
+    HugeFrame,
+    /// Hostile: once `start` is read, the app sends [`crate::hostile::MEDIA_FLOOD_FRAMES`]
+    /// media frames (an hour of audio) as fast as the socket takes them, then behaves.
+    MediaFlood,
 }
 
 impl Behaviour {
     /// Every per-call fault, in stacking order.
     /// New faults go last, so an existing spec keeps choosing the same calls.
-    pub const ALL: [Behaviour; 8] = [
+    pub const ALL: [Behaviour; 16] = [
         Behaviour::Http500,
         Behaviour::BadTwiml,
         Behaviour::RefuseUpgrade,
@@ -59,10 +82,20 @@ impl Behaviour {
         Behaviour::Mute,
         Behaviour::SplitVad,
         Behaviour::TalkOver,
+        Behaviour::HugeTwiml,
+        Behaviour::SlowTwiml,
+        Behaviour::RedirectLoop,
+        Behaviour::HugePlay,
+        Behaviour::StuckUpgrade,
+        Behaviour::MarkFlood,
+        Behaviour::HugeFrame,
+        Behaviour::MediaFlood,
     ];
 
     /// The spec key: `http500`, `bad_twiml`, `refuse_upgrade`, `abrupt_close`, `never_read`,
-    /// `mute`, `split_vad`, `talk_over`.
+    /// `mute`, `split_vad`, `talk_over`, and the hostile `huge_twiml`, `slow_twiml`,
+    /// `redirect_loop`, `huge_play`, `stuck_upgrade`, `mark_flood`, `huge_frame`,
+    /// `media_flood`.
     pub fn key(self) -> &'static str {
         match self {
             Behaviour::Http500 => "http500",
@@ -73,6 +106,14 @@ impl Behaviour {
             Behaviour::Mute => "mute",
             Behaviour::SplitVad => "split_vad",
             Behaviour::TalkOver => "talk_over",
+            Behaviour::HugeTwiml => "huge_twiml",
+            Behaviour::SlowTwiml => "slow_twiml",
+            Behaviour::RedirectLoop => "redirect_loop",
+            Behaviour::HugePlay => "huge_play",
+            Behaviour::StuckUpgrade => "stuck_upgrade",
+            Behaviour::MarkFlood => "mark_flood",
+            Behaviour::HugeFrame => "huge_frame",
+            Behaviour::MediaFlood => "media_flood",
         }
     }
 
@@ -164,7 +205,7 @@ pub fn call_point(call_sid: &str) -> f64 {
 pub enum MisbehaveError {
     /// A key that is neither a fault nor `crash_on_duplicate`.
     #[error(
-        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute, split_vad, talk_over or crash_on_duplicate)"
+        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute, split_vad, talk_over, huge_twiml, slow_twiml, redirect_loop, huge_play, stuck_upgrade, mark_flood, huge_frame, media_flood or crash_on_duplicate)"
     )]
     UnknownKey(String),
     /// A fault given without `=FRACTION`.
@@ -287,6 +328,9 @@ pub(crate) enum Action {
     /// Carry on, with this behaviour changing what the session does (returned once, when
     /// the call's fault is decided).
     Quirk(Behaviour),
+    /// Send this behaviour's flood now, then carry on (returned once, when the call's
+    /// fault is decided).
+    Flood(Behaviour),
 }
 
 /// One stream's faults: decided from the call SID once `start` has been read, plus the
@@ -351,8 +395,12 @@ impl StreamFaults {
                 tracing::info!(call_sid, misbehaviour = %b, "misbehaving on this stream");
             }
             self.behaviour = Some(b);
-            if let Some(b @ (Behaviour::SplitVad | Behaviour::TalkOver)) = b {
-                return Action::Quirk(b);
+            match b {
+                Some(b @ (Behaviour::SplitVad | Behaviour::TalkOver)) => return Action::Quirk(b),
+                Some(b @ (Behaviour::MarkFlood | Behaviour::HugeFrame | Behaviour::MediaFlood)) => {
+                    return Action::Flood(b);
+                }
+                _ => {}
             }
         }
         match self.behaviour.flatten() {
@@ -388,10 +436,11 @@ pub(crate) const BAD_TWIML: &str = concat!(
     "<Response><Say>misbehave bad_twiml</Response>"
 );
 
-/// True when the upgrade's query marks it for refusal (`?misbehave=refuse_upgrade`).
-pub(crate) fn upgrade_refused(query: Option<&str>) -> bool {
+/// True when the upgrade's query marks it for `fault` (`?misbehave=refuse_upgrade`,
+/// `?misbehave=stuck_upgrade`).
+pub(crate) fn upgrade_marked(query: Option<&str>, fault: Behaviour) -> bool {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .any(|(k, v)| k == UPGRADE_QUERY && v == Behaviour::RefuseUpgrade.key())
+        .any(|(k, v)| k == UPGRADE_QUERY && v == fault.key())
 }
 
 #[cfg(test)]
@@ -410,8 +459,8 @@ mod tests {
         )
         .unwrap();
         assert!(m.crash_on_duplicate);
-        for b in Behaviour::ALL {
-            assert_eq!(m.fraction(b), 0.1, "{b}");
+        for b in &Behaviour::ALL[..8] {
+            assert_eq!(m.fraction(*b), 0.1, "{b}");
         }
         assert_eq!(
             m.to_string(),
@@ -424,6 +473,12 @@ mod tests {
         // Floating-point sums at exactly 1 pass.
         assert!(parse("http500=0.7,bad_twiml=0.2,never_read=0.1").is_ok());
         assert!(parse("http500=1").is_ok());
+        // Every key round-trips, the hostile ones included.
+        for b in Behaviour::ALL {
+            let one = parse(&format!("{}=0.05", b.key())).unwrap();
+            assert_eq!(one.fraction(b), 0.05, "{b}");
+            assert_eq!(parse(&one.to_string()).unwrap(), one);
+        }
     }
 
     #[test]
@@ -561,9 +616,14 @@ mod tests {
 
     #[test]
     fn only_the_marked_upgrade_is_refused() {
-        assert!(upgrade_refused(Some("misbehave=refuse_upgrade")));
-        assert!(upgrade_refused(Some("a=1&misbehave=refuse_upgrade")));
-        assert!(!upgrade_refused(Some("misbehave=never_read")));
-        assert!(!upgrade_refused(None));
+        let refused = |q| upgrade_marked(q, Behaviour::RefuseUpgrade);
+        assert!(refused(Some("misbehave=refuse_upgrade")));
+        assert!(refused(Some("a=1&misbehave=refuse_upgrade")));
+        assert!(!refused(Some("misbehave=never_read")));
+        assert!(!refused(None));
+        assert!(upgrade_marked(
+            Some("misbehave=stuck_upgrade"),
+            Behaviour::StuckUpgrade
+        ));
     }
 }

@@ -119,6 +119,11 @@ impl Session {
         self.milestones.drain(..)
     }
 
+    /// The stream SID from `start` (`None` before it).
+    pub(crate) fn stream_sid(&self) -> Option<&str> {
+        self.stream_sid.as_deref()
+    }
+
     /// The call SID from `start` (empty before it).
     pub(crate) fn call_sid(&self) -> &str {
         &self.call_sid

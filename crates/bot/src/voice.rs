@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::hostile;
 use crate::misbehave::{self, Behaviour};
 use crate::signature::{self, Rejection};
 
@@ -70,6 +71,20 @@ pub(crate) async fn voice(
             let xml = [(header::CONTENT_TYPE, "text/xml")];
             return Ok((xml, misbehave::BAD_TWIML).into_response());
         }
+        Some(Behaviour::HugeTwiml) => {
+            tracing::info!(call_sid, "misbehave huge_twiml");
+            return Ok(hostile::huge_twiml());
+        }
+        Some(Behaviour::SlowTwiml) => {
+            tracing::info!(call_sid, "misbehave slow_twiml");
+            return Ok(hostile::slow_twiml());
+        }
+        Some(Behaviour::RedirectLoop) => {
+            tracing::debug!(call_sid, "misbehave redirect_loop");
+            let xml = [(header::CONTENT_TYPE, "text/xml")];
+            let twiml = hostile::redirect_loop(&format!("{base}/voice"));
+            return Ok((xml, twiml).into_response());
+        }
         _ => {}
     }
 
@@ -80,11 +95,13 @@ pub(crate) async fn voice(
     let twiml = if registered {
         tracing::info!(call_sid, from, "answering call");
         let mut stream_url = format!("{}/media", signature::ws_base(&base));
-        if fault == Some(Behaviour::RefuseUpgrade) {
-            // The upgrade carries no call SID: mark the URL so `/media` knows to refuse it.
-            stream_url.push_str(&format!("?{}=refuse_upgrade", misbehave::UPGRADE_QUERY));
+        if let Some(b @ (Behaviour::RefuseUpgrade | Behaviour::StuckUpgrade)) = fault {
+            // The upgrade carries no call SID: mark the URL so `/media` knows what to do.
+            stream_url.push_str(&format!("?{}={b}", misbehave::UPGRADE_QUERY));
         }
-        connect_twiml(&config.greeting, &stream_url, from, call_sid)
+        let play = (fault == Some(Behaviour::HugePlay))
+            .then(|| format!("{base}{}", hostile::HUGE_PLAY_PATH));
+        connect_twiml(&config.greeting, play.as_deref(), &stream_url, from, call_sid)
     } else {
         tracing::info!(call_sid, from, "caller not registered; hanging up");
         NOT_REGISTERED.to_owned()
@@ -92,13 +109,26 @@ pub(crate) async fn voice(
     Ok(([(header::CONTENT_TYPE, "text/xml")], twiml).into_response())
 }
 
-/// `<Say>{greeting}</Say><Connect><Stream url=…>` with the caller and call SID passed
-/// as `<Parameter>`s, so the stream handler knows who it is talking to.
-fn connect_twiml(greeting: &str, stream_url: &str, from: &str, call_sid: &str) -> String {
+/// `<Say>{greeting}</Say>` (then `<Play>{play}</Play>` if given) `<Connect><Stream url=…>`
+/// with the caller and call SID passed as `<Parameter>`s, so the stream handler knows who it
+/// is talking to.
+fn connect_twiml(
+    greeting: &str,
+    play: Option<&str>,
+    stream_url: &str,
+    from: &str,
+    call_sid: &str,
+) -> String {
     let mut out = String::with_capacity(256 + greeting.len() + stream_url.len());
     out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>"#);
     escape_into(&mut out, greeting);
-    out.push_str(r#"</Say><Connect><Stream url=""#);
+    out.push_str("</Say>");
+    if let Some(play) = play {
+        out.push_str("<Play>");
+        escape_into(&mut out, play);
+        out.push_str("</Play>");
+    }
+    out.push_str(r#"<Connect><Stream url=""#);
     escape_into(&mut out, stream_url);
     out.push_str(r#""><Parameter name="caller" value=""#);
     escape_into(&mut out, from);
@@ -132,7 +162,7 @@ mod tests {
 
     #[test]
     fn twiml_is_escaped() {
-        let xml = connect_twiml("Hi <you> & \"them\"", "ws://h:1/media", "+1&2", "CA'1\u{1}");
+        let xml = connect_twiml("Hi <you> & \"them\"", None, "ws://h:1/media", "+1&2", "CA'1\u{1}");
         assert_eq!(
             xml,
             concat!(

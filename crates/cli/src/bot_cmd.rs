@@ -34,7 +34,11 @@ pub(crate) struct BotOpts {
     /// `abrupt_close` (TCP dropped without a close frame after 1 s of media), `never_read`
     /// (stops reading after `start`, holds the socket), `mute` (reads, never answers),
     /// `split_vad` (reports `vad.speech_start` again 700 ms into a turn), `talk_over`
-    /// (replies 300 ms into a turn, over the caller). Flag: `crash_on_duplicate` (every
+    /// (replies 300 ms into a turn, over the caller). Hostile faults (docs/bot.md):
+    /// `huge_twiml` (100 MiB body), `slow_twiml` (1 byte/s), `redirect_loop`, `huge_play`
+    /// (a 200 MiB WAV), `stuck_upgrade` (never answered), `mark_flood` (200,000 marks),
+    /// `huge_frame` (one 10 MiB message), `media_flood` (an hour of audio at once).
+    /// Flag: `crash_on_duplicate` (every
     /// stream: a repeated inbound sequenceNumber/chunk logs `crash: duplicated media frame
     /// seq=N` to stderr and drops the socket). E.g. `http500=0.1,never_read=0.05`.
     #[arg(long, value_name = "SPEC", default_value = "none")]

@@ -1,0 +1,283 @@
+//! Hostile apps against the built binary: oversized and slow TwiML, a `<Redirect>` loop, a
+//! 200 MiB `<Play>`, a stuck upgrade, floods of marks and media, a 10 MiB message, an app
+//! that never reads. The reference bot plays each (`--misbehave`, [`dialtone_bot::hostile`]).
+//! For `dialtone call` (one call per fault) and for a 50-call `dialtone load` mixing them all
+//! with healthy calls, this checks the outcome class of every hostile call, that the healthy
+//! calls are unharmed, and dialtone's peak memory (VmHWM of the dialtone process itself: the
+//! bot runs in this test process).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use dialtone_bot::{Behaviour, BotConfig, Misbehave};
+use dialtone_protocol::sid;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
+
+/// The hostile faults, each with what `dialtone call` must report: its exit code and the
+/// kind of its first failure (`None`: a clean call).
+const CALL_CASES: &[(Behaviour, i32, Option<&str>)] = &[
+    (Behaviour::HugeTwiml, 1, Some("twiml_too_large")),
+    (Behaviour::SlowTwiml, 1, Some("webhook_timeout")),
+    (Behaviour::RedirectLoop, 1, Some("redirect_loop")),
+    (Behaviour::HugePlay, 1, Some("play_failed")),
+    (Behaviour::StuckUpgrade, 1, Some("stream_connect")),
+    (Behaviour::MarkFlood, 0, None),
+    (Behaviour::HugeFrame, 1, Some("message_too_large")),
+    (Behaviour::MediaFlood, 0, None),
+    (Behaviour::NeverRead, 1, Some("stream_stalled")),
+];
+
+/// dialtone's peak RSS for one hostile call. A debug build idles at ~15 MiB; each fault
+/// would cost far more if dialtone buffered what the app sends (100 MiB of TwiML, 200 MiB
+/// of audio, 10 MiB in one message, an hour of media, a transcript of every redirect).
+const CALL_RSS_BOUND_KIB: u64 = 48 * 1024;
+/// The same for 50 concurrent calls, about half of them hostile.
+const LOAD_RSS_BOUND_KIB: u64 = 160 * 1024;
+
+/// Serves the reference bot misbehaving as `spec` on a loopback port, on its own runtime,
+/// for the rest of the test process; returns its voice URL.
+fn bot(spec: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let config = BotConfig {
+        misbehave: spec.parse::<Misbehave>().unwrap(),
+        greeting: "Hi.".into(),
+        ..BotConfig::default()
+    };
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            dialtone_bot::serve(listener, config, std::future::pending()).await
+        })
+        .unwrap();
+    });
+    format!("http://{addr}/voice")
+}
+
+/// What one dialtone process did.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    /// Peak resident set (VmHWM), KiB.
+    peak_rss_kib: u64,
+}
+
+/// Runs dialtone with `args`, sampling its VmHWM until it exits (the last reading is the
+/// process's peak: VmHWM only grows). Output goes to files, so a full pipe cannot stall it.
+fn dialtone(args: &[&str], dir: &Path) -> Run {
+    let out = std::fs::File::create(dir.join("stdout")).unwrap();
+    let err = std::fs::File::create(dir.join("stderr")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_rss_kib = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(&text));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: std::fs::read_to_string(dir.join("stdout")).unwrap(),
+        stderr: std::fs::read_to_string(dir.join("stderr")).unwrap(),
+        peak_rss_kib,
+    }
+}
+
+fn vm_hwm_kib(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn every_hostile_app_gets_its_outcome_in_bounded_memory_from_call() {
+    // One call per fault, all at once: each against its own bot.
+    let handles: Vec<_> = CALL_CASES
+        .iter()
+        .map(|&(fault, code, kind)| {
+            std::thread::spawn(move || {
+                let url = bot(&format!("{fault}=1"));
+                let dir = tempfile::tempdir().unwrap();
+                // An unread stream is noticed once the socket buffers are full (~9 s)
+                // and a write has waited 5 s: the caller must still be on the line then.
+                let tail = if fault == Behaviour::NeverRead {
+                    "30s"
+                } else {
+                    "1s"
+                };
+                let run = dialtone(
+                    &[
+                        "call",
+                        "--webhook",
+                        &url,
+                        "--json",
+                        "--tail",
+                        tail,
+                        "--max-duration",
+                        "40s",
+                        "--webhook-timeout",
+                        "3s",
+                        "--no-audio-timeout",
+                        "20s",
+                    ],
+                    dir.path(),
+                );
+                (fault, code, kind, run)
+            })
+        })
+        .collect();
+    // Every case is checked before any assertion fails, so one run shows them all.
+    let mut problems = Vec::new();
+    let mut figures = Vec::new();
+    for h in handles {
+        let (fault, code, kind, run) = h.join().unwrap();
+        let report: Value = match serde_json::from_str(&run.stdout) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("{fault}: no JSON report ({e}): {}", run.stderr));
+                continue;
+            }
+        };
+        let got = (run.status.code(), report["failures"][0]["kind"].as_str());
+        if got != (Some(code), kind) {
+            problems.push(format!(
+                "{fault}: exit {:?}, failures {} (want exit {code}, {kind:?})",
+                got.0, report["failures"]
+            ));
+        }
+        // A report is bounded too: whatever the app sent, it stays small.
+        if run.stdout.len() >= 256 * 1024 {
+            problems.push(format!("{fault}: a {} byte report", run.stdout.len()));
+        }
+        if run.peak_rss_kib >= CALL_RSS_BOUND_KIB {
+            problems.push(format!("{fault}: peak RSS {} KiB", run.peak_rss_kib));
+        }
+        figures.push(format!("{fault}: {} KiB", run.peak_rss_kib));
+    }
+    eprintln!("dialtone call peak RSS: {}", figures.join(", "));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The outcome class `dialtone load` must give each fault.
+fn load_class(fault: Option<Behaviour>) -> &'static str {
+    match fault {
+        None | Some(Behaviour::MarkFlood | Behaviour::MediaFlood) => "ok",
+        Some(Behaviour::HugeTwiml) => "twiml 11750",
+        Some(Behaviour::SlowTwiml) => "webhook 11200",
+        Some(Behaviour::RedirectLoop) => "twiml redirect_loop",
+        Some(Behaviour::HugePlay) => "play 11750",
+        Some(Behaviour::StuckUpgrade) => "stream_connect 31920",
+        Some(Behaviour::HugeFrame) => "stream 31924",
+        Some(Behaviour::NeverRead) => "stream stalled",
+        Some(other) => panic!("{other} is not in this test's mix"),
+    }
+}
+
+#[test]
+fn a_50_call_load_with_hostile_apps_keeps_the_healthy_calls_and_its_memory() {
+    const CALLS: u64 = 50;
+    const SEED: u64 = 12;
+    let spec = "huge_twiml=0.06,slow_twiml=0.06,redirect_loop=0.06,huge_play=0.06,\
+                stuck_upgrade=0.06,mark_flood=0.06,huge_frame=0.06,media_flood=0.06,never_read=0.06";
+    let misbehave: Misbehave = spec.parse().unwrap();
+    let url = bot(spec);
+
+    // Every call's fault, from the SIDs the run will use (seeded by index).
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..CALLS {
+        let fault = misbehave.for_call(&sid::seeded("CA", SEED, i));
+        *expected.entry(load_class(fault)).or_default() += 1;
+        *faults
+            .entry(fault.map_or("none".into(), |f| f.to_string()))
+            .or_default() += 1;
+    }
+    assert!(
+        faults.len() >= 9,
+        "the seed must hit (nearly) every fault: {faults:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = dialtone(
+        &[
+            "load",
+            "--webhook",
+            &url,
+            "--calls",
+            &CALLS.to_string(),
+            "--concurrency",
+            "50",
+            "--ramp",
+            "1s",
+            "--seed",
+            &SEED.to_string(),
+            "--tail",
+            "20s",
+            "--max-duration",
+            "40s",
+            "--webhook-timeout",
+            "3s",
+            "--no-audio-timeout",
+            "25s",
+            "--progress",
+            "off",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap_or_else(|e| {
+            panic!("no summary.json ({e}): {}\n{}", run.stdout, run.stderr)
+        }))
+        .unwrap();
+
+    // Every call has exactly one class, the one its fault predicts.
+    let outcomes: BTreeMap<String, u64> =
+        serde_json::from_value(summary["outcomes"].clone()).unwrap();
+    let expected: BTreeMap<String, u64> = expected
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(outcomes, expected, "faults {faults:?}\n{}", run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+
+    // The healthy calls (floods included) kept their measurements: each heard its reply.
+    let ok = expected["ok"];
+    let metric = |name: &str| summary["metrics"][name]["count"].as_u64().unwrap_or(0);
+    assert_eq!(metric("first_audio"), ok, "{}", summary["metrics"]);
+    assert!(metric("turn_latency") >= ok, "{}", summary["metrics"]);
+
+    let rss = summary["generator"]["max_rss_kib"].as_u64().unwrap();
+    assert!(rss < LOAD_RSS_BOUND_KIB, "peak RSS {rss} KiB");
+    assert!(run.peak_rss_kib < LOAD_RSS_BOUND_KIB, "peak RSS {rss} KiB");
+    eprintln!(
+        "dialtone load, 50 calls ({faults:?}): peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+}
