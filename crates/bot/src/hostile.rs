@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::extract::ws::Message;
-use futures_util::{FutureExt, Sink, SinkExt, StreamExt, stream};
+use futures_util::{Sink, SinkExt, StreamExt, stream};
 
 use crate::misbehave::Behaviour;
 
@@ -115,62 +115,65 @@ pub(crate) async fn huge_wav() -> Response {
         .into_response()
 }
 
-/// Sends `fault`'s flood on `socket` for stream `stream_sid`. Between bursts it reads (and
-/// drops) whatever the caller has sent meanwhile, so the flood tests how the caller copes
-/// with the volume, not a deadlock of two peers that both only write.
+/// Sends `fault`'s flood on `socket` for stream `stream_sid`, while reading (and dropping)
+/// whatever the caller sends meanwhile, as an app with separate read and write tasks does:
+/// the flood tests how the caller copes with the volume, not a deadlock of two peers that
+/// each stop reading while their write waits.
 pub(crate) async fn flood<S, E>(
     socket: &mut S,
     fault: Behaviour,
     stream_sid: &str,
 ) -> Result<(), S::Error>
 where
-    S: Sink<axum::extract::ws::Message> + futures_util::Stream<Item = Result<Message, E>> + Unpin,
+    S: Sink<Message> + futures_util::Stream<Item = Result<Message, E>> + Unpin,
 {
     tracing::info!(stream_sid, misbehaviour = %fault, "flooding the caller");
-    match fault {
-        Behaviour::HugeFrame => {
-            let pad = "A".repeat(HUGE_FRAME_BYTES);
-            let msg = format!(
-                r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{pad}"}}}}"#
-            );
-            socket.send(Message::Text(msg.into())).await
-        }
-        Behaviour::MarkFlood => {
-            for i in 0..MARK_FLOOD {
+    let (mut tx, mut rx) = (&mut *socket).split();
+    let send = async move {
+        match fault {
+            Behaviour::HugeFrame => {
+                let pad = "A".repeat(HUGE_FRAME_BYTES);
                 let msg = format!(
-                    r#"{{"event":"mark","streamSid":"{stream_sid}","mark":{{"name":"flood-{i}"}}}}"#
+                    r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{pad}"}}}}"#
                 );
-                socket.feed(Message::Text(msg.into())).await?;
-                if i % FLOOD_BATCH == FLOOD_BATCH - 1 {
-                    socket.flush().await?;
-                    drain_ready(socket);
-                }
+                tx.send(Message::Text(msg.into())).await
             }
-            socket.flush().await
-        }
-        Behaviour::MediaFlood => {
-            let msg = format!(
-                r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{MEDIA_FLOOD_PAYLOAD}"}}}}"#
-            );
-            for i in 0..MEDIA_FLOOD_FRAMES {
-                socket.feed(Message::Text(msg.clone().into())).await?;
-                if i % FLOOD_BATCH == FLOOD_BATCH - 1 {
-                    socket.flush().await?;
-                    drain_ready(socket);
+            Behaviour::MarkFlood => {
+                for i in 0..MARK_FLOOD {
+                    let msg = format!(
+                        r#"{{"event":"mark","streamSid":"{stream_sid}","mark":{{"name":"flood-{i}"}}}}"#
+                    );
+                    tx.feed(Message::Text(msg.into())).await?;
+                    if i % FLOOD_BATCH == FLOOD_BATCH - 1 {
+                        tx.flush().await?;
+                    }
                 }
+                tx.flush().await
             }
-            socket.flush().await
+            Behaviour::MediaFlood => {
+                let msg = format!(
+                    r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{MEDIA_FLOOD_PAYLOAD}"}}}}"#
+                );
+                for i in 0..MEDIA_FLOOD_FRAMES {
+                    tx.feed(Message::Text(msg.clone().into())).await?;
+                    if i % FLOOD_BATCH == FLOOD_BATCH - 1 {
+                        tx.flush().await?;
+                    }
+                }
+                tx.flush().await
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
+    };
+    let drain = async move {
+        while let Some(Ok(_)) = rx.next().await {}
+        // The caller is gone: the flood's next write fails and ends it.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        sent = send => sent,
+        () = drain => Ok(()),
     }
-}
-
-/// Reads and drops every message the caller has already sent, without waiting.
-fn drain_ready<S, E>(socket: &mut S)
-where
-    S: futures_util::Stream<Item = Result<Message, E>> + Unpin,
-{
-    while let Some(Some(Ok(_))) = socket.next().now_or_never() {}
 }
 
 fn xml(body: Body) -> Response {

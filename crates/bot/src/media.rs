@@ -79,6 +79,8 @@ async fn drive<S, E>(
 {
     // Reused for every message: replies are ~30 strings, so no per-turn Vec churn.
     let mut out: Vec<String> = Vec::new();
+    // A hostile flood waiting for the first reply (`mark_flood`, `huge_frame`, `media_flood`).
+    let mut flood = None;
     let end = loop {
         let next = tokio::select! {
             next = socket.next() => next,
@@ -102,10 +104,7 @@ async fn drive<S, E>(
                         flow
                     }
                     Action::Flood(b) => {
-                        let sid = session.stream_sid().unwrap_or_default().to_owned();
-                        if hostile::flood(&mut socket, b, &sid).await.is_err() {
-                            break End::SendFailed;
-                        }
+                        flood = Some(b);
                         flow
                     }
                     Action::Mute => {
@@ -138,6 +137,15 @@ async fn drive<S, E>(
                 ts_ms: events::now_ms(),
                 stream_ms: None,
             });
+        }
+        // A flood goes out right behind the first reply: the call has been answered and
+        // measured, and the caller now has audio queued when the flood arrives.
+        if let (true, Some(b)) = (reply_queued, flood) {
+            flood = None;
+            let sid = session.stream_sid().unwrap_or_default().to_owned();
+            if hostile::flood(&mut socket, b, &sid).await.is_err() {
+                break End::SendFailed;
+            }
         }
         if flow == Flow::Stop {
             break End::Stop;

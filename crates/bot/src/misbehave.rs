@@ -59,14 +59,15 @@ pub enum Behaviour {
     /// Hostile: the `<Stream>` URL carries `?misbehave=stuck_upgrade` and that upgrade is
     /// never answered (held like a `never_read` socket).
     StuckUpgrade,
-    /// Hostile: once `start` is read, the app sends [`crate::hostile::MARK_FLOOD`] marks
-    /// as fast as the socket takes them, then behaves.
+    /// Hostile: right after its first reply, the app sends [`crate::hostile::MARK_FLOOD`]
+    /// marks as fast as the socket takes them, then behaves.
     MarkFlood,
-    /// Hostile: once `start` is read, the app sends one text message of
+    /// Hostile: right after its first reply, the app sends one text message of
     /// [`crate::hostile::HUGE_FRAME_BYTES`], then behaves.
     HugeFrame,
-    /// Hostile: once `start` is read, the app sends [`crate::hostile::MEDIA_FLOOD_FRAMES`]
-    /// media frames (an hour of audio) as fast as the socket takes them, then behaves.
+    /// Hostile: right after its first reply, the app sends
+    /// [`crate::hostile::MEDIA_FLOOD_FRAMES`] media frames (an hour of audio) as fast as the
+    /// socket takes them, then behaves.
     MediaFlood,
 }
 
@@ -328,8 +329,8 @@ pub(crate) enum Action {
     /// Carry on, with this behaviour changing what the session does (returned once, when
     /// the call's fault is decided).
     Quirk(Behaviour),
-    /// Send this behaviour's flood now, then carry on (returned once, when the call's
-    /// fault is decided).
+    /// Send this behaviour's flood right after the first reply, then carry on (returned
+    /// once, when the call's fault is decided).
     Flood(Behaviour),
 }
 

@@ -22,7 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
 const CALL_CASES: &[(Behaviour, i32, Option<&str>)] = &[
     (Behaviour::HugeTwiml, 1, Some("twiml_too_large")),
     (Behaviour::SlowTwiml, 1, Some("webhook_timeout")),
-    (Behaviour::RedirectLoop, 1, Some("redirect_loop")),
+    (Behaviour::RedirectLoop, 1, Some("twiml_loop")),
     (Behaviour::HugePlay, 1, Some("play_failed")),
     (Behaviour::StuckUpgrade, 1, Some("stream_connect")),
     (Behaviour::MarkFlood, 0, None),
@@ -187,7 +187,7 @@ fn load_class(fault: Option<Behaviour>) -> &'static str {
         None | Some(Behaviour::MarkFlood | Behaviour::MediaFlood) => "ok",
         Some(Behaviour::HugeTwiml) => "twiml 11750",
         Some(Behaviour::SlowTwiml) => "webhook 11200",
-        Some(Behaviour::RedirectLoop) => "twiml redirect_loop",
+        Some(Behaviour::RedirectLoop) => "twiml_loop 14106",
         Some(Behaviour::HugePlay) => "play 11750",
         Some(Behaviour::StuckUpgrade) => "stream_connect 31920",
         Some(Behaviour::HugeFrame) => "stream 31924",
