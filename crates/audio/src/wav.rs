@@ -97,8 +97,8 @@ impl Header {
         self.data_len.map_or(want, |n| want.min(n))
     }
 
-    /// Playing time of `bytes` of audio.
-    fn duration_of(&self, bytes: u64) -> Duration {
+    /// Playing time of `bytes` of audio (whole sample frames).
+    pub fn duration_of(&self, bytes: u64) -> Duration {
         let frames = bytes / self.format.block() as u64;
         Duration::from_secs_f64(frames as f64 / f64::from(self.format.sample_rate))
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dialtone_audio::{FrameSet, mulaw};
 use dialtone_call::net::Request;
-use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels};
+use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels, fetch};
 use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
 use dialtone_twiml::{Document, Verb};
 
@@ -59,12 +59,19 @@ pub(crate) async fn fetch_twiml(
     if !status.is_success() {
         return Err(format!("{url} answered HTTP {}", status.as_u16()));
     }
-    let body = resp
-        .inner
-        .text()
+    // Read as the engine reads TwiML: Twilio's 64 KB limit, counted as the bytes arrive.
+    let body = fetch::read_limited(resp.inner, fetch::TWIML_MAX_BYTES)
         .await
-        .map_err(|e| format!("{url}: {}", dialtone_call::net::root_cause(&e)))?;
-    dialtone_twiml::parse(&body).map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| match e {
+            fetch::BodyError::TooLarge => format!(
+                "{url}: TwiML response larger than {} bytes (11750)",
+                fetch::TWIML_MAX_BYTES
+            ),
+            fetch::BodyError::Http(e) => {
+                format!("{url}: {}", dialtone_call::net::root_cause(&e))
+            }
+        })?;
+    dialtone_twiml::parse(&String::from_utf8_lossy(&body)).map_err(|e| format!("{url}: {e}"))
 }
 
 /// Renders the caller leg's TwiML into audio, at most `limit` long. `base` resolves
@@ -119,6 +126,11 @@ impl Renderer {
         self.out.len() >= self.cap
     }
 
+    /// How much more audio the leg can hold.
+    fn room(&self) -> Duration {
+        Duration::from_millis((self.cap.saturating_sub(self.out.len()) / PER_MS) as u64)
+    }
+
     fn now(&self) -> Duration {
         Duration::from_millis((self.out.len() / PER_MS) as u64)
     }
@@ -160,8 +172,13 @@ impl Renderer {
             }
             Verb::Pause(p) => self.silence(u64::from(p.length_secs) * 1000),
             Verb::Play(p) => match (&p.url, &p.digits) {
-                (Some(src), _) => match fetch_wav(net, tunnels, base, src).await {
-                    Ok(pcm) => {
+                (Some(src), _) => match fetch_wav(net, tunnels, base, src, self.room()).await {
+                    Ok((pcm, cut)) => {
+                        if let Some(cut) = cut {
+                            self.notes.push(format!(
+                                "caller leg <Play> {src}: {cut} (what the leg could still send)"
+                            ));
+                        }
                         for _ in 0..loops(p.loop_count) {
                             self.pcm(&pcm);
                         }
@@ -221,35 +238,23 @@ fn speech_tone(ms: u64) -> Vec<i16> {
         .collect()
 }
 
+/// A `<Play>` WAV through the engine's bounded fetch: read no further than `room`, the audio
+/// the leg can still send.
 async fn fetch_wav(
     net: &Net,
     tunnels: &Tunnels,
     base: &str,
     src: &str,
-) -> Result<Vec<i16>, String> {
+    room: Duration,
+) -> Result<(Vec<i16>, Option<dialtone_audio::Truncated>), String> {
     let url = url::Url::parse(base)
         .and_then(|b| b.join(src.trim()))
         .map_err(|e| format!("bad URL {src:?}: {e}"))?;
-    let req = Request {
-        method: reqwest::Method::GET,
-        url: url.clone(),
-        headers: vec![("User-Agent", "TwilioProxy/1.1".into())],
-        body: None,
-        timeout: Duration::from_secs(15),
-    };
-    let resp = net
-        .send(tunnels, req)
+    let shown = url.to_string();
+    let audio = fetch::fetch_audio(net, tunnels, url, Duration::from_secs(15), room)
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !resp.inner.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.inner.status().as_u16()));
-    }
-    let bytes = resp
-        .inner
-        .bytes()
-        .await
-        .map_err(|e| format!("{url}: {}", dialtone_call::net::root_cause(&e)))?;
-    dialtone_audio::wav::load_8k_from_bytes(&bytes, url.as_str()).map_err(|e| e.to_string())
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok((audio.pcm, audio.truncated))
 }
 
 #[cfg(test)]
