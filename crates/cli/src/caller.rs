@@ -44,18 +44,18 @@ impl CallerArgs {
     /// the call's maximum length) with its turns; what the bound cut is named in `warnings`.
     pub(crate) fn resolve(&self, cache: &AudioCache) -> anyhow::Result<Caller> {
         let mut caller = self.load(cache)?;
-        let flag = if self.script.is_some() {
-            "--script"
-        } else {
-            "--audio"
+        let what = |path: &std::path::Path| match (&self.script, &self.audio) {
+            (Some(name), _) => format!("--script {name} ({})", path.display()),
+            (None, Some(_)) => format!("--audio {}", path.display()),
+            (None, None) => "the built-in caller audio".to_string(),
         };
         caller.warnings = cache
             .truncated()
             .into_iter()
             .map(|(path, cut)| {
                 format!(
-                    "{flag} {}: {cut} (a call lasts at most {:.1} s, --max-duration)",
-                    path.display(),
+                    "{}: {cut} (a call lasts at most {:.1} s, --max-duration)",
+                    what(&path),
                     cache.max().as_secs_f64()
                 )
             })
