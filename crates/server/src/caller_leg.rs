@@ -306,4 +306,115 @@ mod tests {
         assert_eq!(a.frames.duration(), Duration::from_secs(3));
         assert!(a.notes[0].contains("<Play> skipped"), "{:?}", a.notes);
     }
+
+    /// Issue 12 items 4a and 4c: a hostile app on loopback that answers every request with
+    /// `head` (status line and headers) and then `total` bytes whose first bytes are
+    /// `start`; returns its base URL and how many body bytes it got onto the wire before
+    /// the connection was dropped.
+    async fn hostile(
+        head: &'static str,
+        start: Vec<u8>,
+        total: u64,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            let (mut tcp, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            if tcp.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let mut block = vec![b'a'; 64 << 10];
+            block[..start.len()].copy_from_slice(&start);
+            while counter.load(Ordering::SeqCst) < total {
+                if tcp.write_all(&block).await.is_err() {
+                    return;
+                }
+                counter.fetch_add(block.len() as u64, Ordering::SeqCst);
+                block[..start.len()].fill(b'a');
+            }
+        });
+        (base, sent)
+    }
+
+    /// What the app may get onto the wire before the leg stops reading: the kernel's socket
+    /// buffers, far below the 100-200 MB offered.
+    const SENT_BOUND: u64 = 16 << 20;
+
+    #[tokio::test]
+    async fn a_huge_twiml_body_is_refused_at_64_kb() {
+        // Before: read whole (a 100 MB body took serve from 26 to 218 MB).
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000000\r\n\r\n";
+        let (base, sent) = hostile(head, b"<Response><Say>".to_vec(), 100_000_000).await;
+        let info = CallInfo {
+            account_sid: "AC1".into(),
+            call_sid: "CA1".into(),
+            from: "+15005550006".into(),
+            to: "+15005550001".into(),
+            direction: dialtone_protocol::webhook::Direction::OutboundApi,
+            call_token: None,
+            caller_country: "US".into(),
+            called_country: "US".into(),
+            parent_call_sid: None,
+        };
+        let err = fetch_twiml(
+            &Net::system(),
+            &Tunnels::default(),
+            "token",
+            &format!("{base}/caller"),
+            HttpMethod::Post,
+            &info,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.ends_with("TwiML response larger than 65536 bytes (11750)"),
+            "{err}"
+        );
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent < SENT_BOUND, "the app got {sent} bytes out");
+    }
+
+    #[tokio::test]
+    async fn a_huge_play_is_read_only_as_far_as_the_leg_can_send() {
+        // 200 MB of 44.1 kHz 16-bit stereo behind a Content-Length of 10 GB. Before: read
+        // whole (1.24 GB in one call).
+        let mut wav = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x02\0".to_vec();
+        wav.extend_from_slice(&44_100u32.to_le_bytes());
+        wav.extend_from_slice(&(44_100u32 * 4).to_le_bytes());
+        wav.extend_from_slice(b"\x04\0\x10\0data");
+        wav.extend_from_slice(&200_000_000u32.to_le_bytes());
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: audio/x-wav\r\nContent-Length: 10000000000\r\n\r\n";
+        let (base, sent) = hostile(head, wav, 200_000_000).await;
+        let doc = dialtone_twiml::parse("<Response><Play>/big.wav</Play></Response>").unwrap();
+        let a = render(
+            &Net::system(),
+            &Tunnels::default(),
+            &doc,
+            &format!("{base}/"),
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(a.frames.duration(), Duration::from_secs(3));
+        assert_eq!(a.notes.len(), 1, "{:?}", a.notes);
+        assert!(
+            a.notes[0].contains("1133.8 s long; only its first 3.0 s were read"),
+            "{:?}",
+            a.notes
+        );
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent < SENT_BOUND, "the app got {sent} bytes out");
+    }
 }
