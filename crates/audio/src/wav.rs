@@ -132,7 +132,7 @@ pub fn read_8k(path: &Path, max: Duration) -> Result<Decoded, AudioError> {
     // The length of a regular file checks the declared data size before the body is read;
     // devices and pipes have none and are read as far as the bound allows.
     let meta = file.metadata().map_err(io)?;
-    let len = meta.is_file().then(|| meta.len());
+    let len = meta.is_file().then_some(meta.len());
     let mut r = BufReader::with_capacity(64 << 10, file);
     let header = read_header(&mut r, &name, |r, n| {
         // A pipe cannot seek: read past the chunk instead (nothing is kept).

@@ -50,9 +50,7 @@ fn wav_header(data: u32) -> Vec<u8> {
     let mut h = b"RIFF".to_vec();
     h.extend_from_slice(&data.saturating_add(36).to_le_bytes());
     h.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        h.extend_from_slice(&v.to_le_bytes());
-    }
+    h.extend_from_slice(&16u32.to_le_bytes());
     h.extend_from_slice(&1u16.to_le_bytes());
     h.extend_from_slice(&2u16.to_le_bytes());
     h.extend_from_slice(&44_100u32.to_le_bytes());

@@ -12,10 +12,33 @@ fn dialtone() -> Command {
 #[test]
 fn dev_zero_is_refused_with_exit_2_everywhere_audio_is_read() {
     let runs: [&[&str]; 4] = [
-        &["call", "--webhook", "http://127.0.0.1:9/voice", "--audio", "/dev/zero"],
-        &["load", "--webhook", "http://127.0.0.1:9/voice", "--audio", "/dev/zero"],
-        &["load", "--stream", "ws://127.0.0.1:9/s", "--audio", "/dev/zero"],
-        &["replay", "/dev/zero", "--webhook", "http://127.0.0.1:9/voice"],
+        &[
+            "call",
+            "--webhook",
+            "http://127.0.0.1:9/voice",
+            "--audio",
+            "/dev/zero",
+        ],
+        &[
+            "load",
+            "--webhook",
+            "http://127.0.0.1:9/voice",
+            "--audio",
+            "/dev/zero",
+        ],
+        &[
+            "load",
+            "--stream",
+            "ws://127.0.0.1:9/s",
+            "--audio",
+            "/dev/zero",
+        ],
+        &[
+            "replay",
+            "/dev/zero",
+            "--webhook",
+            "http://127.0.0.1:9/voice",
+        ],
     ];
     for args in runs {
         let out = dialtone().args(args).output().unwrap();
@@ -61,5 +84,8 @@ fn a_wav_longer_than_the_call_is_cut_with_a_warning() {
     assert!(err.contains(&format!("warning: {said}")), "{err}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let warnings = report["warnings"].to_string();
-    assert!(warnings.contains("only its first 2.0 s were read"), "{warnings}");
+    assert!(
+        warnings.contains("only its first 2.0 s were read"),
+        "{warnings}"
+    );
 }
