@@ -7,6 +7,7 @@
 //! bound can use: `max` of audio ([`read_8k`]), never more than [`MAX_DURATION`] or
 //! [`MAX_DATA_BYTES`]. What is cut is reported ([`Truncated`]), never silently dropped.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -144,19 +145,16 @@ pub fn read_8k(path: &Path, max: Duration) -> Result<Decoded, AudioError> {
 
 /// Reads at most `max` of audio from a WAV file held in memory; `name` is used in errors.
 pub fn decode_8k(bytes: &[u8], name: &str, max: Duration) -> Result<Decoded, AudioError> {
-    let mut r = Cursor::new(bytes);
-    let header = read_header(&mut r, name, seek_cursor)?;
-    let available = (bytes.len() as u64).saturating_sub(header.data_start);
-    read_body(&mut r, &header, name, max, Some(available))
+    let header = read_header(&mut Cursor::new(bytes), name, seek_cursor)?;
+    slice_body(bytes, &header, name, max, true)
 }
 
 /// Like [`decode_8k`] for the first bytes of a longer WAV file, e.g. a download stopped
 /// once it had the `data_start + data_to_read(max)` bytes a read bounded by `max` needs
 /// ([`scan_header`]): the declared data size is not checked against `head`'s length.
 pub fn decode_head_8k(head: &[u8], name: &str, max: Duration) -> Result<Decoded, AudioError> {
-    let mut r = Cursor::new(head);
-    let header = read_header(&mut r, name, seek_cursor)?;
-    read_body(&mut r, &header, name, max, None)
+    let header = read_header(&mut Cursor::new(head), name, seek_cursor)?;
+    slice_body(head, &header, name, max, false)
 }
 
 /// The header at the front of `prefix` (the first bytes of a WAV file): `Ok(None)` while the
@@ -293,6 +291,43 @@ fn read_body<R: Read>(
     max: Duration,
     available: Option<u64>,
 ) -> Result<Decoded, AudioError> {
+    decode_body(header, name, max, available, |limit| {
+        // Reserve no more than can come: a pipe may end long before the bound.
+        let reserve = available.map_or(limit.min(1 << 20), |a| limit.min(a));
+        let mut data = Vec::with_capacity(reserve as usize);
+        r.take(limit)
+            .read_to_end(&mut data)
+            .map_err(|e| io_error(name, e))?;
+        Ok(Cow::Owned(data))
+    })
+}
+
+/// [`read_body`] for a file already in memory: its audio is decoded where it lies, not
+/// copied first.
+fn slice_body(
+    bytes: &[u8],
+    header: &Header,
+    name: &str,
+    max: Duration,
+    whole_file: bool,
+) -> Result<Decoded, AudioError> {
+    let rest = bytes.get(header.data_start as usize..).unwrap_or_default();
+    let available = whole_file.then_some(rest.len() as u64);
+    decode_body(header, name, max, available, |limit| {
+        let end = usize::try_from(limit).unwrap_or(usize::MAX).min(rest.len());
+        Ok(Cow::Borrowed(&rest[..end]))
+    })
+}
+
+/// Checks the data chunk's declared size against `available`, takes what `max` needs with
+/// `take(limit)` and decodes it.
+fn decode_body<'a>(
+    header: &Header,
+    name: &str,
+    max: Duration,
+    available: Option<u64>,
+    take: impl FnOnce(u64) -> Result<Cow<'a, [u8]>, AudioError>,
+) -> Result<Decoded, AudioError> {
     let truncated = || AudioError::Truncated { path: name.into() };
     if let (Some(declared), Some(available)) = (header.data_len, available)
         && available < declared
@@ -306,17 +341,18 @@ fn read_body<R: Read>(
     } else {
         want + 1
     };
-    // Reserve no more than can come: a pipe may end long before the bound.
-    let reserve = available.map_or(limit.min(1 << 20), |a| limit.min(a));
-    let mut data = Vec::with_capacity(reserve as usize);
-    r.take(limit)
-        .read_to_end(&mut data)
-        .map_err(|e| io_error(name, e))?;
+    let mut data = take(limit)?;
     let cut = match header.data_len {
         Some(_) if (data.len() as u64) < want => return Err(truncated()),
         Some(declared) => (want < declared).then(|| Some(header.duration_of(declared))),
         None if data.len() as u64 > want => {
-            data.truncate(want as usize);
+            data = match data {
+                Cow::Owned(mut v) => {
+                    v.truncate(want as usize);
+                    Cow::Owned(v)
+                }
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..want as usize]),
+            };
             Some(available.map(|a| header.duration_of(a)))
         }
         None => None,
@@ -324,14 +360,13 @@ fn read_body<R: Read>(
     if data.len() < header.format.block() {
         return Err(AudioError::Empty { path: name.into() });
     }
+    let kept = header.duration_of(want);
     Ok(Decoded {
-        pcm: header.format.decode(&data),
-        truncated: cut.map(|total| Truncated {
-            kept: header.duration_of(want),
-            total,
-        }),
+        pcm: header.format.decode(data),
+        truncated: cut.map(|total| Truncated { kept, total }),
     })
 }
+
 /// Writes 8 kHz mono 16-bit PCM WAV.
 pub fn write_8k(path: &Path, samples: &[i16]) -> Result<(), AudioError> {
     let fail = |err: hound::Error| AudioError::Write {

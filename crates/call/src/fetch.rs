@@ -102,7 +102,12 @@ pub async fn fetch_audio(
         buf.extend_from_slice(&chunk);
         if need.is_none() {
             need = match wav::scan_header(&buf, &name).map_err(|e| e.to_string())? {
-                Some(h) => Some(bounded(&h, max)),
+                Some(h) => {
+                    let (n, max) = bounded(&h, max);
+                    // Once, exactly: growing by doubling would hold up to twice the bound.
+                    buf.reserve_exact(n.saturating_sub(buf.len()));
+                    Some((n, max))
+                }
                 None if buf.len() > PLAY_HEADER_MAX_BYTES => {
                     return Err(format!(
                         "no audio in the first {PLAY_HEADER_MAX_BYTES} bytes (the chunks before \

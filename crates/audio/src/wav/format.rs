@@ -147,8 +147,10 @@ impl Format {
     }
 
     /// Decodes data-chunk bytes to 8 kHz mono i16; a trailing partial frame is ignored.
-    pub(crate) fn decode(&self, data: &[u8]) -> Vec<i16> {
-        let mono = self.mix_down(data);
+    /// Owned bytes are freed once mixed down, before resampling allocates.
+    pub(crate) fn decode(&self, data: std::borrow::Cow<'_, [u8]>) -> Vec<i16> {
+        let mono = self.mix_down(&data);
+        drop(data);
         let resampled = resample::to_8k(&mono, self.sample_rate);
         drop(mono);
         // Scale by 32768 (not 32767) so 16-bit and mu-law input at 8 kHz
