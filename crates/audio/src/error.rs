@@ -39,6 +39,17 @@ pub enum AudioError {
         /// The offending file.
         path: String,
     },
+    /// The file holds more audio than a whole-file read takes ([`crate::wav::MAX_DURATION`],
+    /// [`crate::wav::MAX_DATA_BYTES`]); [`crate::wav::read_8k`] reads a bounded part.
+    #[error(
+        "{path} holds more audio than dialtone reads (4 hours, 256 MiB of samples): it is {what}"
+    )]
+    TooLong {
+        /// The offending file.
+        path: String,
+        /// How long it is and what was read.
+        what: String,
+    },
     /// Writing an output WAV file failed.
     #[error("cannot write {path}: {message}")]
     Write {

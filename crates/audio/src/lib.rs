@@ -20,3 +20,4 @@ pub mod wav;
 pub use cache::AudioCache;
 pub use error::AudioError;
 pub use frames::{FrameSet, load_frames};
+pub use wav::{Decoded, Truncated};

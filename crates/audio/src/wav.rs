@@ -1,42 +1,370 @@
 //! WAV input of any common shape (PCM 8-32 bit, float 32/64, mu-law; any rate and
 //! channel count) decoded to 8 kHz mono i16, and 8 kHz mono 16-bit WAV output.
+//!
+//! Reads are bounded. The header is checked before any audio is read, so what is not a WAV
+//! costs a dozen bytes (`/dev/zero` is refused at once), a data chunk longer than the file
+//! is refused from its declared size, and no more of the data is read than the caller's
+//! bound can use: `max` of audio ([`read_8k`]), never more than [`MAX_DURATION`] or
+//! [`MAX_DATA_BYTES`]. What is cut is reported ([`Truncated`]), never silently dropped.
 
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::time::Duration;
 
-use crate::{AudioError, mulaw, resample};
+use crate::AudioError;
 
-/// Lowest sample rate accepted (below it a header is corrupt, not audio).
-const MIN_RATE: u32 = 1_000;
-/// Highest sample rate accepted (768 kHz: the top of professional audio).
-const MAX_RATE: u32 = 768_000;
+mod format;
+
+use format::Format;
+
+/// The most audio any read decodes: four hours, Twilio's longest call (`TimeLimit` tops out
+/// at 14400 s), so no caller can hear more.
+pub const MAX_DURATION: Duration = Duration::from_secs(4 * 3600);
+/// The most data-chunk bytes any read holds: 256 MiB, whatever the duration (4 hours of
+/// 8 kHz 16-bit mono, 24 minutes of 48 kHz 16-bit stereo). Decoding holds about twice this.
+pub const MAX_DATA_BYTES: u64 = 256 << 20;
+/// Largest fmt chunk read; the largest real one (WAVE_FORMAT_EXTENSIBLE) is 40 bytes.
+const MAX_FMT_BYTES: u32 = 64 << 10;
+
+/// Audio cut short by a read's bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncated {
+    /// The audio kept.
+    pub kept: Duration,
+    /// The file's whole length, when its header says (`None`: a streaming header with no
+    /// length, or a download not read to its end).
+    pub total: Option<Duration>,
+}
+
+impl std::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.kept.as_secs_f64();
+        match self.total {
+            Some(total) => write!(
+                f,
+                "{:.1} s long; only its first {kept:.1} s were read",
+                total.as_secs_f64()
+            ),
+            None => write!(
+                f,
+                "longer than {kept:.1} s; only its first {kept:.1} s were read"
+            ),
+        }
+    }
+}
+
+/// Audio read under a bound: 8 kHz mono samples, and what was cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// 8 kHz mono 16-bit samples.
+    pub pcm: Vec<i16>,
+    /// `Some` when the file holds more than was read.
+    pub truncated: Option<Truncated>,
+}
+
+/// What a WAV header says: how the samples are stored, where they start and how many bytes
+/// they declare.
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    format: Format,
+    data_start: u64,
+    data_len: Option<u64>,
+}
+
+impl Header {
+    /// Offset of the first byte of audio (the data chunk's body).
+    pub fn data_start(&self) -> u64 {
+        self.data_start
+    }
+
+    /// Bytes of audio the header declares; `None` for the `0xFFFFFFFF` "unknown length"
+    /// placeholder streaming writers leave (the data then runs to the end of the file).
+    pub fn data_len(&self) -> Option<u64> {
+        self.data_len
+    }
+
+    /// Bytes of audio a read bounded by `max` holds: whole sample frames, at most `max`
+    /// (and [`MAX_DURATION`]) of audio and [`MAX_DATA_BYTES`], no more than declared.
+    pub fn data_to_read(&self, max: Duration) -> u64 {
+        let block = self.format.block() as u64;
+        let secs = max.min(MAX_DURATION).as_secs_f64();
+        // f64 → u64 saturates; the rate is at most 768 kHz, so this is exact enough.
+        let frames = (secs * f64::from(self.format.sample_rate)).ceil() as u64;
+        let want = frames
+            .saturating_mul(block)
+            .min(MAX_DATA_BYTES / block * block);
+        self.data_len.map_or(want, |n| want.min(n))
+    }
+
+    /// Playing time of `bytes` of audio (whole sample frames).
+    pub fn duration_of(&self, bytes: u64) -> Duration {
+        let frames = bytes / self.format.block() as u64;
+        Duration::from_secs_f64(frames as f64 / f64::from(self.format.sample_rate))
+    }
+}
 
 /// Reads a WAV file of any common shape: 8-48 kHz (any rate really), mono or
 /// stereo (or more channels: mixed down by averaging), 8/16/24/32-bit integer
 /// PCM, 32/64-bit float and G.711 mu-law; returns mono 8 kHz i16 PCM.
+///
+/// The whole file: audio longer than a read holds ([`MAX_DURATION`], [`MAX_DATA_BYTES`])
+/// is an [`AudioError::TooLong`]. [`read_8k`] reads what a bound needs instead.
 pub fn load_8k(path: &Path) -> Result<Vec<i16>, AudioError> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    load_8k_from_bytes(&bytes, &name)
+    whole(read_8k(path, MAX_DURATION)?, &path.display().to_string())
 }
 
 /// Same as [`load_8k`] from bytes already in memory (e.g. fetched over HTTP for
 /// `<Play>`); `name` is used in error messages.
 pub fn load_8k_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<i16>, AudioError> {
-    let (format, data) = parse(bytes, name)?;
-    let mono = format.mix_down(data);
-    if mono.is_empty() {
+    whole(decode_8k(bytes, name, MAX_DURATION)?, name)
+}
+
+/// Reads at most `max` of audio from the WAV file at `path` (see [`load_8k`] for the shapes
+/// read). The header is checked first; chunks before the audio are skipped, not read.
+pub fn read_8k(path: &Path, max: Duration) -> Result<Decoded, AudioError> {
+    let name = path.display().to_string();
+    let io = |source| AudioError::Io {
+        path: name.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    // The length of a regular file checks the declared data size before the body is read;
+    // devices and pipes have none and are read as far as the bound allows.
+    let meta = file.metadata().map_err(io)?;
+    let len = meta.is_file().then_some(meta.len());
+    let mut r = BufReader::with_capacity(64 << 10, file);
+    let header = read_header(&mut r, &name, |r, n| {
+        // A pipe cannot seek: read past the chunk instead (nothing is kept).
+        r.seek_relative(n as i64).or_else(|_| skip_by_reading(r, n))
+    })?;
+    let available = len.map(|l| l.saturating_sub(header.data_start));
+    read_body(&mut r, &header, &name, max, available)
+}
+
+/// Reads at most `max` of audio from a WAV file held in memory; `name` is used in errors.
+pub fn decode_8k(bytes: &[u8], name: &str, max: Duration) -> Result<Decoded, AudioError> {
+    let header = read_header(&mut Cursor::new(bytes), name, seek_cursor)?;
+    slice_body(bytes, &header, name, max, true)
+}
+
+/// Like [`decode_8k`] for the first bytes of a longer WAV file, e.g. a download stopped
+/// once it had the `data_start + data_to_read(max)` bytes a read bounded by `max` needs
+/// ([`scan_header`]): the declared data size is not checked against `head`'s length.
+pub fn decode_head_8k(head: &[u8], name: &str, max: Duration) -> Result<Decoded, AudioError> {
+    let header = read_header(&mut Cursor::new(head), name, seek_cursor)?;
+    slice_body(head, &header, name, max, false)
+}
+
+/// The header at the front of `prefix` (the first bytes of a WAV file): `Ok(None)` while the
+/// bytes end before the audio starts, an error as soon as they show the file is not a WAV
+/// or is one this crate cannot decode.
+pub fn scan_header(prefix: &[u8], name: &str) -> Result<Option<Header>, AudioError> {
+    if prefix.len() < 12 {
+        return Ok(None);
+    }
+    match read_header(&mut Cursor::new(prefix), name, seek_cursor) {
+        Ok(h) => Ok(Some(h)),
+        Err(AudioError::Truncated { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A read that had to stop at the bound is an error when the whole file was asked for.
+fn whole(decoded: Decoded, name: &str) -> Result<Vec<i16>, AudioError> {
+    match decoded.truncated {
+        None => Ok(decoded.pcm),
+        Some(t) => Err(AudioError::TooLong {
+            path: name.into(),
+            what: t.to_string(),
+        }),
+    }
+}
+
+fn seek_cursor(r: &mut Cursor<&[u8]>, n: u64) -> io::Result<()> {
+    r.seek(SeekFrom::Current(n as i64)).map(drop)
+}
+
+fn skip_by_reading<R: Read>(r: &mut R, n: u64) -> io::Result<()> {
+    let skipped = io::copy(&mut r.take(n), &mut io::sink())?;
+    if skipped < n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Reads into `buf` until it is full or the input ends; how many bytes came.
+fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// An I/O error in words: the end of the input inside the header or the data is truncation.
+fn io_error(name: &str, e: io::Error) -> AudioError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        AudioError::Truncated { path: name.into() }
+    } else {
+        AudioError::Io {
+            path: name.into(),
+            source: e,
+        }
+    }
+}
+
+/// Validates the RIFF structure up to the data chunk and leaves `r` at its first byte.
+/// Chunks are walked by hand (rather than with hound) so that every failure maps to a
+/// precise error, odd-sized chunks get their pad byte, and mu-law and 64-bit float files,
+/// which hound rejects, can be read. Chunks other than `fmt ` are skipped with `skip`.
+fn read_header<R: Read>(
+    r: &mut R,
+    name: &str,
+    mut skip: impl FnMut(&mut R, u64) -> io::Result<()>,
+) -> Result<Header, AudioError> {
+    let unsupported = |what: String| AudioError::Unsupported {
+        path: name.into(),
+        what,
+    };
+    let mut riff = [0u8; 12];
+    let got = read_up_to(r, &mut riff).map_err(|e| io_error(name, e))?;
+    if got == 0 {
         return Err(AudioError::Empty { path: name.into() });
     }
-    let resampled = resample::to_8k(&mono, format.sample_rate);
-    // Scale by 32768 (not 32767) so 16-bit and mu-law input at 8 kHz
-    // round-trips bit-exactly; the clamp catches +1.0 and resampler overshoot.
-    Ok(resampled
-        .iter()
-        .map(|&x| (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
-        .collect())
+    if got < 12 || &riff[8..12] != b"WAVE" {
+        return Err(AudioError::NotRiff { path: name.into() });
+    }
+    match &riff[0..4] {
+        b"RIFF" => {}
+        b"RIFX" => return Err(unsupported("big-endian (RIFX) file".into())),
+        b"RF64" => return Err(unsupported("64-bit (RF64) file".into())),
+        _ => return Err(AudioError::NotRiff { path: name.into() }),
+    }
+    let mut format = None;
+    let mut pos: u64 = 12;
+    loop {
+        // A file that ends before any data chunk was cut short.
+        let mut head = [0u8; 8];
+        r.read_exact(&mut head).map_err(|e| io_error(name, e))?;
+        let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        pos += 8;
+        if &head[0..4] == b"data" {
+            let format = format.ok_or_else(|| unsupported("data chunk before fmt chunk".into()))?;
+            return Ok(Header {
+                format,
+                data_start: pos,
+                data_len: (size != u32::MAX).then_some(u64::from(size)),
+            });
+        }
+        // RIFF chunks are word-aligned: odd sizes are followed by a pad byte.
+        let pad = u64::from(size & 1);
+        if &head[0..4] == b"fmt " {
+            // Read into memory, so its size is bounded first (a hostile header may declare
+            // 4 GiB).
+            if size > MAX_FMT_BYTES {
+                return Err(unsupported(format!("fmt chunk of {size} bytes")));
+            }
+            let mut chunk = vec![0u8; size as usize];
+            r.read_exact(&mut chunk).map_err(|e| io_error(name, e))?;
+            format = Some(format::parse_fmt(&chunk).map_err(unsupported)?);
+            skip(r, pad).map_err(|e| io_error(name, e))?;
+        } else {
+            skip(r, u64::from(size) + pad).map_err(|e| io_error(name, e))?;
+        }
+        pos += u64::from(size) + pad;
+    }
+}
+
+/// Reads what `max` needs of the data chunk `r` is at and decodes it. `available` is how
+/// many bytes follow the data chunk's start, when known: less than declared is truncation.
+fn read_body<R: Read>(
+    r: &mut R,
+    header: &Header,
+    name: &str,
+    max: Duration,
+    available: Option<u64>,
+) -> Result<Decoded, AudioError> {
+    decode_body(header, name, max, available, |limit| {
+        // Reserve no more than can come: a pipe may end long before the bound.
+        let reserve = available.map_or(limit.min(1 << 20), |a| limit.min(a));
+        let mut data = Vec::with_capacity(reserve as usize);
+        r.take(limit)
+            .read_to_end(&mut data)
+            .map_err(|e| io_error(name, e))?;
+        Ok(Cow::Owned(data))
+    })
+}
+
+/// [`read_body`] for a file already in memory: its audio is decoded where it lies, not
+/// copied first.
+fn slice_body(
+    bytes: &[u8],
+    header: &Header,
+    name: &str,
+    max: Duration,
+    whole_file: bool,
+) -> Result<Decoded, AudioError> {
+    let rest = bytes.get(header.data_start as usize..).unwrap_or_default();
+    let available = whole_file.then_some(rest.len() as u64);
+    decode_body(header, name, max, available, |limit| {
+        let end = usize::try_from(limit).unwrap_or(usize::MAX).min(rest.len());
+        Ok(Cow::Borrowed(&rest[..end]))
+    })
+}
+
+/// Checks the data chunk's declared size against `available`, takes what `max` needs with
+/// `take(limit)` and decodes it.
+fn decode_body<'a>(
+    header: &Header,
+    name: &str,
+    max: Duration,
+    available: Option<u64>,
+    take: impl FnOnce(u64) -> Result<Cow<'a, [u8]>, AudioError>,
+) -> Result<Decoded, AudioError> {
+    let truncated = || AudioError::Truncated { path: name.into() };
+    if let (Some(declared), Some(available)) = (header.data_len, available)
+        && available < declared
+    {
+        return Err(truncated());
+    }
+    let want = header.data_to_read(max);
+    // One byte more shows whether audio of unknown length goes on past the bound.
+    let limit = if header.data_len.is_some() {
+        want
+    } else {
+        want + 1
+    };
+    let mut data = take(limit)?;
+    let cut = match header.data_len {
+        Some(_) if (data.len() as u64) < want => return Err(truncated()),
+        Some(declared) => (want < declared).then(|| Some(header.duration_of(declared))),
+        None if data.len() as u64 > want => {
+            data = match data {
+                Cow::Owned(mut v) => {
+                    v.truncate(want as usize);
+                    Cow::Owned(v)
+                }
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..want as usize]),
+            };
+            Some(available.map(|a| header.duration_of(a)))
+        }
+        None => None,
+    };
+    if data.len() < header.format.block() {
+        return Err(AudioError::Empty { path: name.into() });
+    }
+    let kept = header.duration_of(want);
+    Ok(Decoded {
+        pcm: header.format.decode(data),
+        truncated: cut.map(|total| Truncated { kept, total }),
+    })
 }
 
 /// Writes 8 kHz mono 16-bit PCM WAV.
@@ -73,289 +401,4 @@ pub fn write_8k(path: &Path, samples: &[i16]) -> Result<(), AudioError> {
         out.flush().map_err(fail)?;
     }
     writer.finalize().map_err(fail)
-}
-
-/// How the samples in the data chunk are stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Encoding {
-    /// Little-endian integers (unsigned for 1-byte containers) with `valid`
-    /// significant bits in a container of `bytes` bytes.
-    Int { bytes: usize, valid: usize },
-    /// IEEE float, 4 or 8 bytes.
-    Float(usize),
-    /// G.711 mu-law, one byte per sample.
-    MuLaw,
-}
-
-/// The parts of the fmt chunk needed for decoding.
-#[derive(Clone, Copy, Debug)]
-struct Format {
-    encoding: Encoding,
-    channels: usize,
-    sample_rate: u32,
-}
-
-const FORMAT_PCM: u16 = 0x0001;
-const FORMAT_FLOAT: u16 = 0x0003;
-const FORMAT_MULAW: u16 = 0x0007;
-const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
-/// Tail shared by every KSDATAFORMAT_SUBTYPE GUID; the first two bytes are the
-/// classic format code (PCM = 1, float = 3, mu-law = 7...).
-const KS_GUID_TAIL: [u8; 14] = [
-    0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
-];
-
-/// Validates the RIFF structure and returns the format and the data chunk
-/// bytes. Chunks are walked by hand (rather than with hound) so that every
-/// failure maps to a precise error, odd-sized chunks get their pad byte, and
-/// mu-law and 64-bit float files, which hound rejects, can be read.
-fn parse<'a>(bytes: &'a [u8], name: &str) -> Result<(Format, &'a [u8]), AudioError> {
-    let unsupported = |what: String| AudioError::Unsupported {
-        path: name.into(),
-        what,
-    };
-    let truncated = || AudioError::Truncated { path: name.into() };
-    if bytes.is_empty() {
-        return Err(AudioError::Empty { path: name.into() });
-    }
-    if bytes.len() >= 12 && &bytes[8..12] == b"WAVE" {
-        match &bytes[0..4] {
-            b"RIFF" => {}
-            b"RIFX" => return Err(unsupported("big-endian (RIFX) file".into())),
-            b"RF64" => return Err(unsupported("64-bit (RF64) file".into())),
-            _ => return Err(AudioError::NotRiff { path: name.into() }),
-        }
-    } else {
-        return Err(AudioError::NotRiff { path: name.into() });
-    }
-
-    let mut format = None;
-    let mut pos = 12;
-    loop {
-        // A file that ends before any data chunk was cut short.
-        let header = bytes.get(pos..pos + 8).ok_or_else(truncated)?;
-        let id = &header[0..4];
-        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let body = pos + 8;
-        if id == b"data" {
-            let format = format.ok_or_else(|| unsupported("data chunk before fmt chunk".into()))?;
-            // 0xFFFFFFFF is the "unknown length" placeholder streaming
-            // writers leave behind; the data then runs to the end of the file.
-            let end = if size == u32::MAX {
-                bytes.len()
-            } else {
-                body.saturating_add(size as usize)
-            };
-            let data = bytes.get(body..end).ok_or_else(truncated)?;
-            return Ok((format, data));
-        }
-        // saturating_add: a huge declared size must read as truncation, not
-        // overflow, on 32-bit targets.
-        let end = body.saturating_add(size as usize);
-        let chunk = bytes.get(body..end).ok_or_else(truncated)?;
-        if id == b"fmt " {
-            format = Some(parse_fmt(chunk).map_err(unsupported)?);
-        }
-        // RIFF chunks are word-aligned: odd sizes are followed by a pad byte.
-        pos = end + (size as usize & 1);
-    }
-}
-
-/// Interprets a fmt chunk; the error is the `what` of an Unsupported error.
-fn parse_fmt(chunk: &[u8]) -> Result<Format, String> {
-    if chunk.len() < 16 {
-        return Err(format!("fmt chunk of {} bytes", chunk.len()));
-    }
-    let u16_at = |i: usize| u16::from_le_bytes([chunk[i], chunk[i + 1]]);
-    let mut tag = u16_at(0);
-    let channels = usize::from(u16_at(2));
-    let sample_rate = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
-    let block_align = usize::from(u16_at(12));
-    let bits = usize::from(u16_at(14));
-    let mut valid = bits;
-    if tag == FORMAT_EXTENSIBLE {
-        if chunk.len() < 40 {
-            return Err(format!("extensible fmt chunk of {} bytes", chunk.len()));
-        }
-        let guid = &chunk[24..40];
-        if guid[2..] != KS_GUID_TAIL {
-            let hex: String = guid.iter().map(|b| format!("{b:02x}")).collect();
-            return Err(format!("extensible subformat {hex}"));
-        }
-        tag = u16_at(24);
-        // 0 means "same as the container"; larger is nonsense, ignore it too.
-        valid = match usize::from(u16_at(18)) {
-            v if v == 0 || v > bits => bits,
-            v => v,
-        };
-    }
-    // Name a foreign codec first: its other fields follow different rules
-    // (an mp3 "block" is 1 byte for any channel count) and would mislead.
-    if !matches!(tag, FORMAT_PCM | FORMAT_FLOAT | FORMAT_MULAW) {
-        return Err(format!("codec 0x{tag:04x} ({})", codec_name(tag)));
-    }
-    if channels == 0 {
-        return Err("0 channels".into());
-    }
-    // Real audio lives between telephone-band and studio rates; anything else is a corrupt
-    // header, and resampling from it would size filters and buffers by the absurd ratio
-    // (found by fuzzing: a 1 GHz header asked for 18 GB).
-    if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
-        return Err(format!(
-            "sample rate {sample_rate} Hz (supported: {MIN_RATE}–{MAX_RATE} Hz)"
-        ));
-    }
-    // The container is normally bits rounded up to bytes, but a wider block
-    // (24-bit values in 4-byte containers, 12-bit in 2) is legal; `shift_for`
-    // works out where the valid bits sit in it.
-    let from_bits = bits.div_ceil(8);
-    let container = match block_align.checked_div(channels) {
-        Some(c) if block_align % channels == 0 && c >= from_bits => c,
-        // Some writers leave block_align at 0; trust the bit depth then.
-        _ if block_align == 0 => from_bits,
-        _ => {
-            return Err(format!(
-                "{bits}-bit samples packed in {block_align}-byte blocks of {channels} channels"
-            ));
-        }
-    };
-    let encoding = match tag {
-        FORMAT_PCM if valid > 0 && (1..=4).contains(&container) => Encoding::Int {
-            bytes: container,
-            valid: valid.min(container * 8),
-        },
-        FORMAT_PCM => return Err(format!("{bits}-bit integer samples")),
-        FORMAT_FLOAT if matches!((bits, container), (32, 4) | (64, 8)) => {
-            Encoding::Float(container)
-        }
-        FORMAT_FLOAT => return Err(format!("{bits}-bit float samples")),
-        FORMAT_MULAW if container == 1 => Encoding::MuLaw,
-        // Only mu-law with a wider container is left.
-        _ => return Err(format!("{bits}-bit mu-law samples")),
-    };
-    Ok(Format {
-        encoding,
-        channels,
-        sample_rate,
-    })
-}
-
-/// Names for the codecs people most often put in a .wav by accident, so the
-/// error says what to convert from.
-fn codec_name(tag: u16) -> &'static str {
-    match tag {
-        0x0002 => "ms adpcm",
-        0x0006 => "a-law",
-        0x0011 => "ima adpcm",
-        0x0031 => "gsm 6.10",
-        0x0050 => "mpeg",
-        0x0055 => "mp3",
-        0x0160..=0x0163 => "wma",
-        0x00FF | 0x1600 | 0x1610 => "aac",
-        0x674F..=0x6751 => "vorbis",
-        0xF1AC => "flac",
-        _ => "unknown",
-    }
-}
-
-impl Format {
-    /// Decodes every complete frame to f32 in [-1, 1], averaging the channels.
-    /// A trailing partial frame (a malformed but readable file) is ignored.
-    fn mix_down(&self, data: &[u8]) -> Vec<f32> {
-        match self.encoding {
-            // 8-bit WAV is the one unsigned format: 128 is zero.
-            Encoding::Int { bytes: 1, .. } => {
-                self.mix(data, 1, |b| (f32::from(b[0]) - 128.0) / 128.0)
-            }
-            Encoding::Int { bytes, valid } => {
-                // Move the significant bits to the top of an i32: that both
-                // sign-extends and normalises every depth to one scale.
-                let shift = shift_for(data, bytes, valid);
-                self.mix(data, bytes, move |b| {
-                    let mut raw = [0u8; 4];
-                    raw[..bytes].copy_from_slice(&b[..bytes]);
-                    (u32::from_le_bytes(raw) << shift) as i32 as f32 / 2_147_483_648.0
-                })
-            }
-            Encoding::Float(4) => self.mix(data, 4, |b| {
-                finite(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            }),
-            Encoding::Float(_) => self.mix(data, 8, |b| {
-                let mut raw = [0u8; 8];
-                raw.copy_from_slice(&b[..8]);
-                finite(f64::from_le_bytes(raw) as f32)
-            }),
-            Encoding::MuLaw => self.mix(data, 1, |b| f32::from(mulaw::decode(b[0])) / 32768.0),
-        }
-    }
-
-    /// Generic over the sample reader so each encoding gets its own tight,
-    /// inlined loop.
-    fn mix(&self, data: &[u8], width: usize, read: impl Fn(&[u8]) -> f32) -> Vec<f32> {
-        let block = width * self.channels;
-        if self.channels == 1 {
-            return data.chunks_exact(block).map(read).collect();
-        }
-        let scale = 1.0 / self.channels as f32;
-        data.chunks_exact(block)
-            .map(|frame| frame.chunks_exact(width).map(&read).sum::<f32>() * scale)
-            .collect()
-    }
-}
-
-/// Left shift that puts a sample's significant bits at the top of a u32.
-///
-/// The WAV spec stores `valid` bits left-justified in the container (low bits
-/// zero), but some writers (hound among them, for 24-in-32) right-justify and
-/// sign-extend instead. The data tells them apart: right-justified samples use
-/// the low "padding" bits while their top bits are only ever a sign
-/// extension (all zeros or all ones). Anything else, including left-justified
-/// files with dither in the padding, is read the spec's way.
-fn shift_for(data: &[u8], bytes: usize, valid: usize) -> u32 {
-    let container_bits = 8 * bytes;
-    let left_justified = 32 - container_bits as u32;
-    if valid >= container_bits {
-        return left_justified;
-    }
-    let pad_mask = (1u32 << (container_bits - valid)) - 1;
-    let extension = (u32::MAX >> (32 - container_bits)) >> valid;
-    let (mut padding_used, mut top_is_extension) = (false, true);
-    for b in data.chunks_exact(bytes) {
-        let mut raw = [0u8; 4];
-        raw[..bytes].copy_from_slice(b);
-        let raw = u32::from_le_bytes(raw);
-        padding_used |= raw & pad_mask != 0;
-        let top = raw >> valid;
-        top_is_extension &= top == 0 || top == extension;
-    }
-    if padding_used && top_is_extension {
-        32 - valid as u32
-    } else {
-        left_justified
-    }
-}
-
-/// NaN or infinite samples (corrupt float files) become silence instead of
-/// poisoning the resampler's output around them.
-fn finite(x: f32) -> f32 {
-    if x.is_finite() { x } else { 0.0 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codec_names() {
-        assert_eq!(codec_name(0x0055), "mp3");
-        assert_eq!(codec_name(0x1234), "unknown");
-    }
-
-    #[test]
-    fn short_fmt_is_unsupported() {
-        assert_eq!(
-            parse_fmt(&[1, 0, 1, 0]).unwrap_err(),
-            "fmt chunk of 4 bytes"
-        );
-    }
 }

@@ -5,6 +5,8 @@
 //! - [`capture`]: every exchange of a call as JSON lines (`--capture`).
 //! - [`config`]: what a call needs (app URL, numbers, token, the caller's script, seed,
 //!   faults, virtual time), and the units parsers shared by flags and scenario files.
+//! - [`fetch`]: bounded reads of what apps serve (TwiML bodies, `<Play>` audio), shared
+//!   with `dialtone serve`'s caller leg.
 //! - [`faults`]: seeded fault schedules (`--faults`): pure functions of seed and index.
 //! - `webhook`: TwiML requests (signed form POST/GET, Twilio's headers, timeout, failure
 //!   classes with Twilio's error codes).
@@ -27,6 +29,7 @@ pub mod capture;
 pub mod config;
 mod executor;
 pub mod faults;
+pub mod fetch;
 pub mod marks;
 pub mod playout;
 pub mod registry;

@@ -279,6 +279,22 @@ pub enum Failure {
         /// Frames sent before the drop.
         frames_sent: u64,
     },
+    /// The app broke the WebSocket protocol (a message over the size limit, a text message
+    /// that is not UTF-8, …) and dialtone failed the connection with a close frame.
+    #[error(
+        "stream WebSocket protocol error: {cause}; dialtone closed the stream ({close_code}) \
+         after {frames_sent} frames: {url}"
+    )]
+    StreamProtocol {
+        /// Stream URL.
+        url: String,
+        /// What the app did, in words.
+        cause: String,
+        /// The close code dialtone sent (1009 too big, 1007 not UTF-8, 1002 other).
+        close_code: u16,
+        /// Media frames sent before it.
+        frames_sent: u64,
+    },
     /// The app stopped reading its socket: a write could not complete.
     #[error(
         "stream stalled: the app stopped reading its WebSocket (a write waited {secs} s) after {frames_sent} frames: {url}"
@@ -381,6 +397,7 @@ impl Failure {
             Failure::StreamUpgradeRefused { .. } => 31920,
             Failure::StreamConnect { .. } => 31920,
             Failure::StreamDropped { .. } => 31903,
+            Failure::StreamProtocol { .. } => dialtone_protocol::media::PROTOCOL_ERROR,
             // dialtone's own finding: Twilio has no code for an app that stops reading.
             Failure::StreamStalled { .. } => 0,
             Failure::NoAudioBack { .. } => 0,
@@ -404,7 +421,9 @@ impl Failure {
             Failure::StreamUpgradeRefused { .. } | Failure::StreamConnect { .. } => {
                 "stream_connect"
             }
-            Failure::StreamDropped { .. } | Failure::StreamStalled { .. } => "stream",
+            Failure::StreamDropped { .. }
+            | Failure::StreamProtocol { .. }
+            | Failure::StreamStalled { .. } => "stream",
             Failure::NoAudioBack { .. } => "app_audio",
             Failure::PlayFailed { .. } => "play",
             Failure::Rejected { .. } => "rejected",

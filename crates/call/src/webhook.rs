@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::capture::Captured;
 use crate::config::HttpMethod;
+use crate::fetch::{BodyError, TWIML_MAX_BYTES, read_limited};
 use crate::report::{EventKind, Failure};
 use crate::timeline::Timeline;
 
@@ -90,11 +91,11 @@ pub(crate) async fn fetch_twiml(
     let bytes = read_limited(response, TWIML_MAX_BYTES)
         .await
         .map_err(|e| match e {
-            Limited::TooLarge => Failure::TwimlTooLarge {
+            BodyError::TooLarge => Failure::TwimlTooLarge {
                 url: wire_url.clone(),
                 limit: TWIML_MAX_BYTES,
             },
-            Limited::Http(e) => classify(
+            BodyError::Http(e) => classify(
                 &wire_url,
                 via.as_deref(),
                 net.classify(tunnels, &route, timeout, &e),
@@ -164,29 +165,6 @@ pub(crate) async fn fetch_twiml(
         route.public.to_string()
     };
     Ok(Fetched { doc, url })
-}
-
-/// Twilio's limit on a TwiML response body (error 11750).
-const TWIML_MAX_BYTES: usize = 64 * 1024;
-
-pub(crate) enum Limited {
-    TooLarge,
-    Http(reqwest::Error),
-}
-
-/// Reads a body up to `limit` bytes, so a misbehaving app cannot grow memory without bound.
-pub(crate) async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, Limited> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(Limited::Http)? {
-        if out.len() + chunk.len() > limit {
-            return Err(Limited::TooLarge);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// `via` is the local address of a tunnelled URL, named in the cause of a failed connect.

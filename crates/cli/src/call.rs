@@ -122,8 +122,12 @@ fn parse_method(s: &str) -> Result<HttpMethod, String> {
 
 /// Runs `dialtone call`.
 pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
-    let cache = dialtone_audio::AudioCache::new();
+    // The caller's audio is read no further than the call can last.
+    let cache = dialtone_audio::AudioCache::with_max(opts.max_duration);
     let caller = opts.caller.resolve(&cache)?;
+    for w in &caller.warnings {
+        eprintln!("warning: {w}");
+    }
     let net = opts.net.net()?;
     let milestone_log = match &opts.milestones {
         Some(path) => {
@@ -233,6 +237,9 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         h.abort();
     }
     events_task.abort();
+    for w in &caller.warnings {
+        result.report.warnings.push((0, w.clone()));
+    }
     let mut milestones = collector.take(&result.report.call_sid);
     if let Some(log) = &milestone_log {
         milestones.extend(

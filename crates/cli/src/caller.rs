@@ -35,11 +35,35 @@ pub(crate) struct Caller {
     pub(crate) name: String,
     pub(crate) frames: Arc<FrameSet>,
     pub(crate) turns: Vec<TurnTruth>,
+    /// Audio cut at the call's maximum length, in words (for stderr and the report).
+    pub(crate) warnings: Vec<String>,
 }
 
 impl CallerArgs {
-    /// Loads the audio once (through `cache`) with its turns.
+    /// Loads the audio once (through `cache`, which reads no more of a file than its bound:
+    /// the call's maximum length) with its turns; what the bound cut is named in `warnings`.
     pub(crate) fn resolve(&self, cache: &AudioCache) -> anyhow::Result<Caller> {
+        let mut caller = self.load(cache)?;
+        let what = |path: &std::path::Path| match (&self.script, &self.audio) {
+            (Some(name), _) => format!("--script {name} ({})", path.display()),
+            (None, Some(_)) => format!("--audio {}", path.display()),
+            (None, None) => "the built-in caller audio".to_string(),
+        };
+        caller.warnings = cache
+            .truncated()
+            .into_iter()
+            .map(|(path, cut)| {
+                format!(
+                    "{}: {cut} (a call lasts at most {:.1} s, --max-duration)",
+                    what(&path),
+                    cache.max().as_secs_f64()
+                )
+            })
+            .collect();
+        Ok(caller)
+    }
+
+    fn load(&self, cache: &AudioCache) -> anyhow::Result<Caller> {
         if let Some(name) = &self.script {
             let dir = self.corpus.clone().unwrap_or_else(Corpus::default_dir);
             let corpus = Corpus::open(&dir)
@@ -51,6 +75,7 @@ impl CallerArgs {
                 name: audio.name,
                 frames: audio.frames,
                 turns: truths(&audio.turns),
+                warnings: Vec::new(),
             });
         }
         if let Some(path) = &self.audio {
@@ -60,6 +85,7 @@ impl CallerArgs {
                 name: audio.name,
                 frames: audio.frames,
                 turns: truths(&audio.turns),
+                warnings: Vec::new(),
             });
         }
         // The built-in utterance is the corpus's `hello`: exact turns when the corpus is at
@@ -70,6 +96,7 @@ impl CallerArgs {
                 name: audio.name,
                 frames: audio.frames,
                 turns: truths(&audio.turns),
+                warnings: Vec::new(),
             });
         }
         let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
@@ -80,6 +107,7 @@ impl CallerArgs {
             name: audio.name,
             frames: audio.frames,
             turns: truths(&audio.turns),
+            warnings: Vec::new(),
         })
     }
 }

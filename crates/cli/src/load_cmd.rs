@@ -415,9 +415,20 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
              (map a wss:// origin to the app's ws:// address with --tunnel)"
         );
     }
+    // A stream sends --seconds of media: no more of the file is read.
     let audio = match &opts.audio {
-        Some(p) => dialtone_audio::load_frames(p)
-            .with_context(|| format!("cannot use --audio {}", p.display()))?,
+        Some(p) => {
+            let d = dialtone_audio::wav::read_8k(p, opts.seconds)
+                .with_context(|| format!("cannot use --audio {}", p.display()))?;
+            if let Some(cut) = d.truncated {
+                eprintln!(
+                    "warning: --audio {}: {cut} (a stream sends {:.1} s, --seconds)",
+                    p.display(),
+                    opts.seconds.as_secs_f64()
+                );
+            }
+            FrameSet::from_pcm(&d.pcm)
+        }
         None => FrameSet::silence(0),
     };
     Ok(StreamRun {
@@ -439,7 +450,8 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
 
 fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
     crate::net_args::check_webhook("--webhook", &url)?;
-    let cache = AudioCache::new();
+    // Caller audio is read no further than a call can last.
+    let cache = AudioCache::with_max(opts.max_duration);
     let audio = match &opts.audio {
         Some(p) => load_audio(&cache, p)?,
         None => vec![Utterance::detect(Arc::new(default_audio()?))],
@@ -460,6 +472,13 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         }
         None => (vec![default], Default::default()),
     };
+    for (path, cut) in cache.truncated() {
+        eprintln!(
+            "warning: audio {}: {cut} (a call lasts at most {:.1} s, --max-duration)",
+            path.display(),
+            opts.max_duration.as_secs_f64()
+        );
+    }
     let extent = match (opts.calls, opts.duration) {
         (_, Some(d)) => Extent::Duration(d),
         (Some(n), None) => Extent::Calls(n),

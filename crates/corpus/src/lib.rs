@@ -218,16 +218,21 @@ impl Corpus {
         let entry = self
             .get(name)
             .ok_or_else(|| CorpusError::Unknown(name.to_owned()))?;
-        let frames = cache.get(&self.path(entry))?;
+        let (frames, cut) = cache.load(&self.path(entry))?;
         let audio_ms = frames.duration().as_millis() as u64;
         // Frames pad the last 20 ms, so the loaded length is the manifest's rounded up
         // to a frame (the manifest rounds to the millisecond, hence the 1 ms of slack).
+        // Audio the cache's bound cut (longer than the call can last) is checked by the
+        // length its header declares.
         let manifest_ms = u64::from(entry.duration_ms);
-        if audio_ms + 1 < manifest_ms || audio_ms >= manifest_ms + u64::from(energy::FRAME_MS) {
+        let file_ms = cut
+            .and_then(|c| c.total)
+            .map_or(audio_ms, |t| t.as_millis() as u64);
+        if file_ms + 1 < manifest_ms || file_ms >= manifest_ms + u64::from(energy::FRAME_MS) {
             return Err(CorpusError::Duration {
                 name: entry.name.clone(),
                 manifest_ms: entry.duration_ms,
-                audio_ms,
+                audio_ms: file_ms,
             });
         }
         Ok(CallerAudio {

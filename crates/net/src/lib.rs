@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use http::{HttpError, MAX_REDIRECTS, Request, Response};
 pub use tls::TlsOptions;
 pub use tunnel::{Origin, Route, Scheme, Tunnel, Tunnels};
-pub use ws::{Conn, SocketOptions, Ws, WsError};
+pub use ws::{Conn, SocketOptions, Ws, WsError, violation, ws_config};
 
 /// A bad `--cacert` or TLS setting.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -6,9 +6,12 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use dialtone_protocol::media::{MAX_APP_MESSAGE, WsViolation};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::tunnel::{Route, Tunnels};
@@ -131,7 +134,7 @@ impl Net {
                 _ => WsError::Connect(cause),
             }
         })?;
-        match tokio_tungstenite::client_async(request, conn).await {
+        match tokio_tungstenite::client_async_with_config(request, conn, Some(ws_config())).await {
             Ok((ws, _)) => Ok((ws, route)),
             Err(tungstenite::Error::Http(resp)) => Err(WsError::Refused(resp.status().as_u16())),
             Err(e) => Err(WsError::Handshake(root_cause(&e))),
@@ -189,4 +192,33 @@ async fn tcp_connect(host: &str, port: u16, opts: SocketOptions) -> Result<TcpSt
         }
     }
     Err(last)
+}
+
+/// The limits every stream socket reads under: no message or frame over
+/// [`MAX_APP_MESSAGE`], so an app's junk costs a bounded buffer, not memory without end (the
+/// library's defaults are 64 MiB messages and 16 MiB frames). A frame's declared length is
+/// checked before its payload is read.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_APP_MESSAGE))
+        .max_frame_size(Some(MAX_APP_MESSAGE))
+}
+
+/// How the app broke the protocol, when a read error says it did; `None` for a connection
+/// that merely broke (reset, closed without a close frame), which is no violation.
+pub fn violation(e: &tungstenite::Error) -> Option<WsViolation> {
+    match e {
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Some(WsViolation::TooLarge {
+                size: *size as u64,
+                limit: *max_size,
+            })
+        }
+        tungstenite::Error::Utf8(_) => Some(WsViolation::NotUtf8),
+        tungstenite::Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing,
+        ) => None,
+        tungstenite::Error::Protocol(p) => Some(WsViolation::Protocol(p.to_string())),
+        _ => None,
+    }
 }

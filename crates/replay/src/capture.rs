@@ -5,7 +5,7 @@
 //! These are our own `Deserialize` types rather than `dialtone-call`'s writer types, so the
 //! replay crate stays below the call engine.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -148,6 +148,10 @@ pub struct CapturedCall {
 /// `Duration` and can be added to an `Instant` (a 1e300 used to panic the real-time replay).
 const MAX_T_MS: f64 = 1e12;
 
+/// Longest capture line read: the largest message a stream carries (1 MiB, the WebSocket
+/// message limit) with every byte JSON-escaped (`\u00XX`, six bytes), and then some.
+const MAX_LINE: usize = 8 << 20;
+
 /// Reads `path` and picks the call `call_sid` (default: the first call in the file).
 pub fn read(path: &Path, call_sid: Option<&str>) -> Result<CapturedCall, ReplayError> {
     let shown = path.display().to_string();
@@ -168,18 +172,35 @@ pub fn read_from(
     let shown = shown.to_string();
     let mut builder = Builder::default();
     let mut calls: Vec<String> = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let number = i + 1;
+    let mut reader = reader;
+    let mut buf = Vec::new();
+    for number in 1.. {
         let invalid = |cause: String| ReplayError::InvalidLine {
             path: shown.clone(),
             line: number,
             cause,
         };
-        let line = line.map_err(|e| invalid(e.to_string()))?;
+        // Each line is read under a bound, so a file with no line breaks (`/dev/zero`)
+        // costs at most MAX_LINE of memory, not all of it.
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| invalid(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE {
+            return Err(invalid(format!(
+                "longer than {} MiB (the longest a capture line can be)",
+                MAX_LINE >> 20
+            )));
+        }
+        let line = std::str::from_utf8(&buf).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(&line).map_err(|e| invalid(e.to_string()))?;
+        let parsed: Line = serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
         if !(-MAX_T_MS..=MAX_T_MS).contains(&parsed.t_ms) {
             return Err(invalid(format!(
                 "t_ms {} is out of range (at most {MAX_T_MS:e} ms)",

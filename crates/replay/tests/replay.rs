@@ -410,3 +410,20 @@ async fn a_wss_capture_behind_a_tunnel_replays_through_the_tunnel() {
     assert!(report.reproduced, "{}", report.to_text());
     assert_eq!(app.streams()[0], ws_outs(&captured));
 }
+
+/// Issue 12 item 9: a capture is read line by line under a bound, so a file without line
+/// breaks (here `/dev/zero`, which used to be read until memory ran out) is refused.
+#[test]
+fn a_capture_without_line_breaks_is_refused_at_the_line_bound() {
+    let err = dialtone_replay::capture::read(std::path::Path::new("/dev/zero"), None)
+        .expect_err("not a capture");
+    assert!(
+        matches!(err, ReplayError::InvalidLine { line: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero:1: not a valid capture line: longer than 8 MiB (the longest a capture line \
+         can be)"
+    );
+}

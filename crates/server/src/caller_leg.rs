@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dialtone_audio::{FrameSet, mulaw};
 use dialtone_call::net::Request;
-use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels};
+use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels, fetch};
 use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
 use dialtone_twiml::{Document, Verb};
 
@@ -59,12 +59,19 @@ pub(crate) async fn fetch_twiml(
     if !status.is_success() {
         return Err(format!("{url} answered HTTP {}", status.as_u16()));
     }
-    let body = resp
-        .inner
-        .text()
+    // Read as the engine reads TwiML: Twilio's 64 KB limit, counted as the bytes arrive.
+    let body = fetch::read_limited(resp.inner, fetch::TWIML_MAX_BYTES)
         .await
-        .map_err(|e| format!("{url}: {}", dialtone_call::net::root_cause(&e)))?;
-    dialtone_twiml::parse(&body).map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| match e {
+            fetch::BodyError::TooLarge => format!(
+                "{url}: TwiML response larger than {} bytes (11750)",
+                fetch::TWIML_MAX_BYTES
+            ),
+            fetch::BodyError::Http(e) => {
+                format!("{url}: {}", dialtone_call::net::root_cause(&e))
+            }
+        })?;
+    dialtone_twiml::parse(&String::from_utf8_lossy(&body)).map_err(|e| format!("{url}: {e}"))
 }
 
 /// Renders the caller leg's TwiML into audio, at most `limit` long. `base` resolves
@@ -119,6 +126,11 @@ impl Renderer {
         self.out.len() >= self.cap
     }
 
+    /// How much more audio the leg can hold.
+    fn room(&self) -> Duration {
+        Duration::from_millis((self.cap.saturating_sub(self.out.len()) / PER_MS) as u64)
+    }
+
     fn now(&self) -> Duration {
         Duration::from_millis((self.out.len() / PER_MS) as u64)
     }
@@ -160,8 +172,13 @@ impl Renderer {
             }
             Verb::Pause(p) => self.silence(u64::from(p.length_secs) * 1000),
             Verb::Play(p) => match (&p.url, &p.digits) {
-                (Some(src), _) => match fetch_wav(net, tunnels, base, src).await {
-                    Ok(pcm) => {
+                (Some(src), _) => match fetch_wav(net, tunnels, base, src, self.room()).await {
+                    Ok((pcm, cut)) => {
+                        if let Some(cut) = cut {
+                            self.notes.push(format!(
+                                "caller leg <Play> {src}: {cut} (what the leg could still send)"
+                            ));
+                        }
                         for _ in 0..loops(p.loop_count) {
                             self.pcm(&pcm);
                         }
@@ -221,35 +238,23 @@ fn speech_tone(ms: u64) -> Vec<i16> {
         .collect()
 }
 
+/// A `<Play>` WAV through the engine's bounded fetch: read no further than `room`, the audio
+/// the leg can still send.
 async fn fetch_wav(
     net: &Net,
     tunnels: &Tunnels,
     base: &str,
     src: &str,
-) -> Result<Vec<i16>, String> {
+    room: Duration,
+) -> Result<(Vec<i16>, Option<dialtone_audio::Truncated>), String> {
     let url = url::Url::parse(base)
         .and_then(|b| b.join(src.trim()))
         .map_err(|e| format!("bad URL {src:?}: {e}"))?;
-    let req = Request {
-        method: reqwest::Method::GET,
-        url: url.clone(),
-        headers: vec![("User-Agent", "TwilioProxy/1.1".into())],
-        body: None,
-        timeout: Duration::from_secs(15),
-    };
-    let resp = net
-        .send(tunnels, req)
+    let shown = url.to_string();
+    let audio = fetch::fetch_audio(net, tunnels, url, Duration::from_secs(15), room)
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !resp.inner.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.inner.status().as_u16()));
-    }
-    let bytes = resp
-        .inner
-        .bytes()
-        .await
-        .map_err(|e| format!("{url}: {}", dialtone_call::net::root_cause(&e)))?;
-    dialtone_audio::wav::load_8k_from_bytes(&bytes, url.as_str()).map_err(|e| e.to_string())
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok((audio.pcm, audio.truncated))
 }
 
 #[cfg(test)]
@@ -300,5 +305,116 @@ mod tests {
         .await;
         assert_eq!(a.frames.duration(), Duration::from_secs(3));
         assert!(a.notes[0].contains("<Play> skipped"), "{:?}", a.notes);
+    }
+
+    /// Issue 12 items 4a and 4c: a hostile app on loopback that answers every request with
+    /// `head` (status line and headers) and then `total` bytes whose first bytes are
+    /// `start`; returns its base URL and how many body bytes it got onto the wire before
+    /// the connection was dropped.
+    async fn hostile(
+        head: &'static str,
+        start: Vec<u8>,
+        total: u64,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            let (mut tcp, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            if tcp.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let mut block = vec![b'a'; 64 << 10];
+            block[..start.len()].copy_from_slice(&start);
+            while counter.load(Ordering::SeqCst) < total {
+                if tcp.write_all(&block).await.is_err() {
+                    return;
+                }
+                counter.fetch_add(block.len() as u64, Ordering::SeqCst);
+                block[..start.len()].fill(b'a');
+            }
+        });
+        (base, sent)
+    }
+
+    /// What the app may get onto the wire before the leg stops reading: the kernel's socket
+    /// buffers, far below the 100-200 MB offered.
+    const SENT_BOUND: u64 = 16 << 20;
+
+    #[tokio::test]
+    async fn a_huge_twiml_body_is_refused_at_64_kb() {
+        // Before: read whole (a 100 MB body took serve from 26 to 218 MB).
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000000\r\n\r\n";
+        let (base, sent) = hostile(head, b"<Response><Say>".to_vec(), 100_000_000).await;
+        let info = CallInfo {
+            account_sid: "AC1".into(),
+            call_sid: "CA1".into(),
+            from: "+15005550006".into(),
+            to: "+15005550001".into(),
+            direction: dialtone_protocol::webhook::Direction::OutboundApi,
+            call_token: None,
+            caller_country: "US".into(),
+            called_country: "US".into(),
+            parent_call_sid: None,
+        };
+        let err = fetch_twiml(
+            &Net::system(),
+            &Tunnels::default(),
+            "token",
+            &format!("{base}/caller"),
+            HttpMethod::Post,
+            &info,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.ends_with("TwiML response larger than 65536 bytes (11750)"),
+            "{err}"
+        );
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent < SENT_BOUND, "the app got {sent} bytes out");
+    }
+
+    #[tokio::test]
+    async fn a_huge_play_is_read_only_as_far_as_the_leg_can_send() {
+        // 200 MB of 44.1 kHz 16-bit stereo behind a Content-Length of 10 GB. Before: read
+        // whole (1.24 GB in one call).
+        let mut wav = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x02\0".to_vec();
+        wav.extend_from_slice(&44_100u32.to_le_bytes());
+        wav.extend_from_slice(&(44_100u32 * 4).to_le_bytes());
+        wav.extend_from_slice(b"\x04\0\x10\0data");
+        wav.extend_from_slice(&200_000_000u32.to_le_bytes());
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: audio/x-wav\r\nContent-Length: 10000000000\r\n\r\n";
+        let (base, sent) = hostile(head, wav, 200_000_000).await;
+        let doc = dialtone_twiml::parse("<Response><Play>/big.wav</Play></Response>").unwrap();
+        let a = render(
+            &Net::system(),
+            &Tunnels::default(),
+            &doc,
+            &format!("{base}/"),
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(a.frames.duration(), Duration::from_secs(3));
+        assert_eq!(a.notes.len(), 1, "{:?}", a.notes);
+        assert!(
+            a.notes[0].contains("1133.8 s long; only its first 3.0 s were read"),
+            "{:?}",
+            a.notes
+        );
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent < SENT_BOUND, "the app got {sent} bytes out");
     }
 }

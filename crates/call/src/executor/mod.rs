@@ -2,7 +2,6 @@
 //! the current one on `action`/`<Redirect>`, `<Connect><Stream>` blocking until the stream
 //! ends, `<Start><Stream>` forking, and falling off the end hanging up.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ pub const SAY_MS_PER_WORD: u64 = 400;
 pub struct Engine {
     /// Connection pool and TLS; each call routes through its own tunnel table.
     net: dialtone_net::Net,
-    play_cache: Mutex<HashMap<String, Arc<FrameSet>>>,
+    play_cache: Mutex<verbs::PlayCache>,
     /// One second of `<Say>` tone, looped by forks that carry the outbound track.
     say_tone: Arc<FrameSet>,
 }
@@ -149,7 +148,7 @@ impl Engine {
     pub fn with_net(net: dialtone_net::Net) -> Self {
         Self {
             net,
-            play_cache: Mutex::new(HashMap::new()),
+            play_cache: Mutex::default(),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
         }
     }

@@ -1,20 +1,47 @@
 //! The verbs of a TwiML document and what each does to the call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone_audio::FrameSet;
+use dialtone_audio::{FrameSet, Truncated};
 use dialtone_protocol::webhook::{CallStatus, Direction};
 use dialtone_twiml::{ConnectTarget, Node, StartTarget, Verb};
 use tokio::time::Instant;
 
 use super::{Call, Fork, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
 use crate::report::{EventKind, Failure};
-use crate::webhook;
+use crate::{fetch, webhook};
 
-/// `<Play>` audio larger than this is refused rather than held in memory (a 5-minute 44.1 kHz
-/// stereo WAV is 53 MB).
-const PLAY_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Most decoded `<Play>` audio the engine keeps, in bytes of frames (μ-law and base64): past
+/// it the cache starts over, so many long files cannot pile up.
+const PLAY_CACHE_BYTES: usize = 256 << 20;
+
+/// Fetched `<Play>` audio shared by the engine's calls, bounded in entries and in bytes.
+#[derive(Default)]
+pub(super) struct PlayCache {
+    entries: HashMap<String, (Arc<FrameSet>, Option<Truncated>)>,
+    bytes: usize,
+}
+
+impl PlayCache {
+    fn get(&self, key: &str) -> Option<(Arc<FrameSet>, Option<Truncated>)> {
+        self.entries.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: String, frames: Arc<FrameSet>, cut: Option<Truncated>) {
+        // μ-law plus its base64: 160 + 216 bytes a frame.
+        let size = frames.len() * 376;
+        if self.entries.len() >= PLAY_CACHE_MAX || self.bytes + size > PLAY_CACHE_BYTES {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        if let Some((old, _)) = self.entries.insert(key, (frames, cut)) {
+            self.bytes -= old.len() * 376;
+        }
+    }
+}
 
 impl Call<'_> {
     pub(super) fn verb_event(&self, node: &Node, detail: String) {
@@ -243,7 +270,16 @@ impl Call<'_> {
             return Next::Continue;
         };
         let frames = match self.fetch_audio(doc_url, src).await {
-            Ok(f) => f,
+            Ok((f, cut)) => {
+                if let Some(cut) = cut {
+                    // Played as far as the call can last; said, not silent.
+                    self.warn(
+                        0,
+                        format!("<Play> {src}: {cut} (the call lasts at most that long)"),
+                    );
+                }
+                f
+            }
             Err(f) => {
                 // Twilio skips a <Play> it cannot fetch and goes on with the document.
                 self.failures.push(f);
@@ -266,11 +302,13 @@ impl Call<'_> {
         Next::Continue
     }
 
+    /// The `<Play>` file at `src` (relative to `doc_url`), read no further than the call can
+    /// last and shared through the engine's cache; with what the bound cut from it.
     pub(super) async fn fetch_audio(
         &self,
         doc_url: &str,
         src: &str,
-    ) -> Result<Arc<FrameSet>, Failure> {
+    ) -> Result<(Arc<FrameSet>, Option<Truncated>), Failure> {
         let url = webhook::resolve(doc_url, src).map_err(|cause| Failure::PlayFailed {
             url: src.to_string(),
             cause,
@@ -281,55 +319,31 @@ impl Call<'_> {
         };
         let parsed = url::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
         // Calls with different tunnel tables share the engine: one public URL may be two
-        // files.
+        // files; calls with different bounds read different lengths of it.
+        let max = self.cfg.max_duration;
         let key = match self.cfg.tunnels.route(&parsed).via() {
-            Some(via) => format!("{url} via {via}"),
-            None => url.clone(),
+            Some(via) => format!("{url} via {via} for {} ms", max.as_millis()),
+            None => format!("{url} for {} ms", max.as_millis()),
         };
-        if let Some(f) = self.engine.play_cache.lock().expect("cache").get(&key) {
-            return Ok(f.clone());
+        if let Some(hit) = self.engine.play_cache.lock().expect("cache").get(&key) {
+            return Ok(hit);
         }
-        let request = dialtone_net::Request {
-            method: http::Method::GET,
-            url: parsed,
-            headers: vec![("User-Agent", "TwilioProxy/1.1".into())],
-            body: None,
-            timeout: self.cfg.webhook_timeout,
-        };
-        let tunnels = &self.cfg.tunnels;
-        let resp = self
-            .engine
-            .net
-            .send(tunnels, request)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let route = resp.route;
-        let resp = resp.inner;
-        if !resp.status().is_success() {
-            return Err(fail(format!("HTTP {}", resp.status().as_u16())));
-        }
-        let bytes = webhook::read_limited(resp, PLAY_MAX_BYTES)
-            .await
-            .map_err(|e| match e {
-                webhook::Limited::TooLarge => fail(format!(
-                    "over the {PLAY_MAX_BYTES}-byte limit for <Play> audio"
-                )),
-                webhook::Limited::Http(e) => fail(
-                    self.engine
-                        .net
-                        .classify(tunnels, &route, self.cfg.webhook_timeout, &e)
-                        .to_string(),
-                ),
-            })?;
-        let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, &url)
-            .map_err(|e| fail(e.to_string()))?;
-        let frames = Arc::new(FrameSet::from_pcm(&pcm));
-        let mut cache = self.engine.play_cache.lock().expect("cache");
-        if cache.len() >= PLAY_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, frames.clone());
-        Ok(frames)
+        let audio = fetch::fetch_audio(
+            &self.engine.net,
+            &self.cfg.tunnels,
+            parsed,
+            self.cfg.webhook_timeout,
+            max,
+        )
+        .await
+        .map_err(fail)?;
+        let frames = Arc::new(FrameSet::from_pcm(&audio.pcm));
+        self.engine.play_cache.lock().expect("cache").insert(
+            key,
+            Arc::clone(&frames),
+            audio.truncated,
+        );
+        Ok((frames, audio.truncated))
     }
 
     pub(super) async fn gather(&mut self, g: &dialtone_twiml::Gather, doc_url: &str) -> Next {

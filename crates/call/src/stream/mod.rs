@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use dialtone_audio::FrameSet;
 use dialtone_net::{SocketOptions, WsError};
-use dialtone_protocol::media::StreamIds;
+use dialtone_protocol::media::{StreamIds, WsViolation};
 use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -139,6 +139,9 @@ enum Inbound {
     Closed(Option<u16>),
     /// The connection broke (the cause is not needed: the report says "dropped").
     Dropped,
+    /// The app broke the WebSocket protocol (a message over the size limit, text that is
+    /// not UTF-8, …): dialtone fails the connection (31924).
+    Violation(WsViolation),
     /// The app's WebSocket layer answered the ping with this id (virtual time's read
     /// barrier; other pongs carry `None`).
     Pong(Option<u64>),
@@ -273,7 +276,9 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::debug!("stream read error: {e}");
-                    let _ = tx.send(Inbound::Dropped).await;
+                    let end =
+                        dialtone_net::violation(&e).map_or(Inbound::Dropped, Inbound::Violation);
+                    let _ = tx.send(end).await;
                     return;
                 }
             };
@@ -290,6 +295,14 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
 
     let mut driver = Driver::new(&spec, &ctx);
     let end = driver.run(&mut sink, &mut rx, &mut ctx).await;
+    if let End::Violation(v) = &end {
+        // Fail the connection as RFC 6455 says: a close frame naming why, then let go.
+        let frame = CloseFrame {
+            code: CloseCode::from(v.close_code()),
+            reason: "".into(),
+        };
+        let _ = send_msg(&mut sink, Message::Close(Some(frame))).await;
+    }
     driver.release_hangup();
     driver.ended_at = Some(Instant::now());
     reader.abort();
@@ -321,6 +334,8 @@ enum End {
     Stalled,
     /// An injected fault ended the stream: a dropped connection (`None`) or a close frame.
     Injected(Option<u16>),
+    /// The app broke the WebSocket protocol; dialtone failed the connection.
+    Violation(WsViolation),
 }
 
 type WsSink = futures_util::stream::SplitSink<dialtone_net::Ws, Message>;
@@ -335,7 +350,10 @@ async fn close_and_wait(sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>, cod
     let _ = send_msg(sink, Message::Close(Some(frame))).await;
     let _ = timeout(Duration::from_secs(1), async {
         while let Some(m) = rx.recv().await {
-            if matches!(m, Inbound::Closed(_) | Inbound::Dropped) {
+            if matches!(
+                m,
+                Inbound::Closed(_) | Inbound::Dropped | Inbound::Violation(_)
+            ) {
                 break;
             }
         }

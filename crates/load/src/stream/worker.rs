@@ -462,9 +462,14 @@ fn finish_stream(c: &mut Conn, out: &mut Out, shared: &Shared, now: u64) {
 
 /// Writes our (masked) close frame through the reused frame buffer.
 fn send_close(c: &mut Conn, out: &mut Out, shared: &Shared) {
+    send_close_code(c, out, shared, 1000);
+}
+
+/// A close frame with `code` (1009, 1007… when dialtone fails the connection).
+fn send_close_code(c: &mut Conn, out: &mut Out, shared: &Shared, code: u16) {
     let mask = c.mask();
     out.frame.clear();
-    ws::push_close(&mut out.frame, mask);
+    ws::push_close(&mut out.frame, code, mask);
     let bytes = std::mem::take(&mut out.frame);
     write_bytes(c, out, shared, &bytes, false);
     out.frame = bytes;

@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use dialtone_protocol::media::MAX_APP_MESSAGE;
 use sha1::{Digest, Sha1};
 
 /// Text frame opcode.
@@ -137,9 +138,9 @@ pub(crate) fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// A close frame with status 1000.
-pub(crate) fn push_close(out: &mut Vec<u8>, mask: [u8; 4]) {
-    push_frame(out, OP_CLOSE, &1000u16.to_be_bytes(), mask);
+/// A close frame with status `code` (1000 for a normal close).
+pub(crate) fn push_close(out: &mut Vec<u8>, code: u16, mask: [u8; 4]) {
+    push_frame(out, OP_CLOSE, &code.to_be_bytes(), mask);
 }
 
 /// One complete frame from the server.
@@ -153,13 +154,18 @@ pub(crate) struct Frame<'a> {
     pub(crate) payload: std::borrow::Cow<'a, [u8]>,
 }
 
-/// Largest server frame accepted (app audio comes in small frames; this bounds memory).
-pub(crate) const MAX_FRAME: usize = 1 << 20;
+/// Largest server frame accepted: the same limit as the full-call engine's, so the read
+/// buffer of a stream holds at most one such frame (see [`MAX_APP_MESSAGE`]).
+pub(crate) const MAX_FRAME: usize = MAX_APP_MESSAGE;
+
+/// A frame whose header declares more than [`MAX_FRAME`] bytes (the declared length):
+/// refused from its header, before its payload is read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooLarge(pub(crate) u64);
 
 /// Parses one frame from the front of `buf`: `Ok(None)` when more bytes are needed,
-/// `Ok(Some((frame, consumed)))`, or `Err(())` for a frame over [`MAX_FRAME`].
-#[allow(clippy::result_unit_err)]
-pub(crate) fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, ()> {
+/// `Ok(Some((frame, consumed)))`, or `Err` for a frame over [`MAX_FRAME`].
+pub(crate) fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, TooLarge> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -167,21 +173,19 @@ pub(crate) fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, ()> 
     let opcode = buf[0] & 0x0F;
     let masked = buf[1] & 0x80 != 0;
     let (len, mut at) = match buf[1] & 0x7F {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        126 if buf.len() >= 4 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
         127 if buf.len() >= 10 => {
             let mut b = [0u8; 8];
             b.copy_from_slice(&buf[2..10]);
-            (
-                usize::try_from(u64::from_be_bytes(b)).unwrap_or(usize::MAX),
-                10,
-            )
+            (u64::from_be_bytes(b), 10)
         }
         126 | 127 => return Ok(None),
-        n => (n as usize, 2),
+        n => (u64::from(n), 2),
     };
-    if len > MAX_FRAME {
-        return Err(());
+    if len > MAX_FRAME as u64 {
+        return Err(TooLarge(len));
     }
+    let len = len as usize;
     let mask = if masked {
         if buf.len() < at + 4 {
             return Ok(None);

@@ -19,6 +19,53 @@ pub use build::{
 };
 pub use twilio::parse_twilio_message;
 
+/// Largest message (and frame) dialtone takes from an app on a stream: 1 MiB.
+///
+/// Twilio documents no limit. The largest legitimate message is a `media` message, and apps
+/// that send a whole synthesized reply in one message send about 10.7 KB of base64 per
+/// second of 8 kHz μ-law: 1 MiB holds about 98 s of audio, far past any real reply, while
+/// each stream's read buffer stays bounded (50 streams of junk cost about 50 MiB, not
+/// whatever the app sends). A larger message fails the connection: close code 1009 and
+/// Twilio's [`PROTOCOL_ERROR`].
+pub const MAX_APP_MESSAGE: usize = 1 << 20;
+
+/// Twilio's error for an app that breaks the WebSocket protocol: 31924 "Stream - Websocket -
+/// Protocol Error" ("malformed message or message not conformant with WebSocket protocol").
+pub const PROTOCOL_ERROR: u16 = 31924;
+
+/// How an app's frames broke the WebSocket protocol, so that dialtone failed the connection
+/// (RFC 6455 §7.1.7) with Twilio's [`PROTOCOL_ERROR`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WsViolation {
+    /// A message or frame longer than [`MAX_APP_MESSAGE`] (`size` as declared, or as far as
+    /// it was received).
+    #[error("the app sent a message of {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// A text message that is not valid UTF-8.
+    #[error("the app sent a text message that is not valid UTF-8")]
+    NotUtf8,
+    /// Another breach of RFC 6455, in words.
+    #[error("the app broke the WebSocket protocol: {0}")]
+    Protocol(String),
+}
+
+impl WsViolation {
+    /// The close code dialtone fails the connection with (RFC 6455 §7.4.1): 1009 "message
+    /// too big", 1007 "invalid frame payload data", 1002 "protocol error".
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Self::TooLarge { .. } => 1009,
+            Self::NotUtf8 => 1007,
+            Self::Protocol(_) => 1002,
+        }
+    }
+}
+
 /// Ids a stream carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamIds {

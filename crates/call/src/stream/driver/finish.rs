@@ -45,6 +45,17 @@ impl Driver {
                 report.closed_by = "dialtone";
                 report.close_code = code;
             }
+            End::Violation(v) => {
+                // dialtone failed the connection, with the close code that says why.
+                report.closed_by = "dialtone";
+                report.close_code = Some(v.close_code());
+                self.failures.push(Failure::StreamProtocol {
+                    url: self.url.clone(),
+                    cause: v.to_string(),
+                    close_code: v.close_code(),
+                    frames_sent: self.frames_sent,
+                });
+            }
             End::Dropped => {
                 report.closed_by = "dropped";
                 self.failures.push(Failure::StreamDropped {

@@ -294,6 +294,7 @@ impl Driver {
                         return End::AppClosed(code);
                     }
                     Some(Inbound::Dropped) | None => return End::Dropped,
+                    Some(Inbound::Violation(v)) => return End::Violation(v),
                     Some(Inbound::Pong(id)) => self.on_pong(id),
                 },
                 _ = self.sleep_until(t0, deadline) => {}
@@ -497,18 +498,16 @@ impl Driver {
         let closed = timeout(Duration::from_millis(100), async {
             while let Some(m) = rx.recv().await {
                 match m {
-                    Inbound::Closed(code) => return Some(code),
+                    Inbound::Closed(code) => return Some(End::AppClosed(code)),
                     Inbound::Dropped => return None,
+                    Inbound::Violation(v) => return Some(End::Violation(v)),
                     _ => {}
                 }
             }
             None
         })
         .await;
-        match closed {
-            Ok(Some(code)) => End::AppClosed(code),
-            _ => End::Dropped,
-        }
+        closed.ok().flatten().unwrap_or(End::Dropped)
     }
 
     async fn stop(&mut self, sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>) -> End {

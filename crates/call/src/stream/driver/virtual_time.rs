@@ -252,6 +252,7 @@ impl Driver {
                     Some(Some(End::AppClosed(code)))
                 }
                 Some(Inbound::Dropped) | None => Some(Some(End::Dropped)),
+                Some(Inbound::Violation(v)) => Some(Some(End::Violation(v))),
             },
             _ = sleep_until(until) => {
                 if self.barrier.awaiting.is_some() {

@@ -5,11 +5,16 @@
 use std::io::{ErrorKind, Read};
 
 use dialtone_call::playout::{MarkEcho, MarkPush, Playout};
-use dialtone_protocol::media::{self, AppMessage};
+use dialtone_protocol::media::{self, AppMessage, WsViolation};
+
+/// The outcome class of a stream whose app broke the WebSocket protocol: the full-call
+/// engine's `stream` step with Twilio's 31924, so both engines name it alike.
+const PROTOCOL_ERROR: &str = "stream 31924";
 
 use super::super::ws::{self, Upgrade};
 use super::{
-    Conn, Out, Shared, State, done, fail, nonce, send_close, send_text, started, write_bytes,
+    Conn, Out, Shared, State, done, fail, nonce, send_close, send_close_code, send_text, started,
+    write_bytes,
 };
 use crate::metrics::Metric;
 
@@ -83,7 +88,11 @@ fn on_bytes(c: &mut Conn, out: &mut Out, shared: &Shared, wheel: &mut [Vec<u32>]
                 (f.opcode, f.fin, text, used)
             }
             Ok(None) => break,
-            Err(()) => return fail(c, out, shared, "stream 31903"),
+            // Refused from the header: the payload is never buffered.
+            Err(ws::TooLarge(size)) => {
+                let limit = ws::MAX_FRAME;
+                return violated(c, out, shared, &WsViolation::TooLarge { size, limit });
+            }
         };
         at += used;
         let payload = payload_range.map(|(a, b)| c.rx[a..b].to_vec());
@@ -130,14 +139,23 @@ fn on_frame(
             out.frame = bytes;
         }
         ws::OP_TEXT if fin => {
-            let Some(text) = payload.and_then(|p| std::str::from_utf8(p).ok()) else {
-                return;
-            };
-            on_app_message(c, out, shared, text);
+            // A masked server frame's content is ignored (see `on_bytes`).
+            let Some(payload) = payload else { return };
+            match std::str::from_utf8(payload) {
+                Ok(text) => on_app_message(c, out, shared, text),
+                Err(_) => violated(c, out, shared, &WsViolation::NotUtf8),
+            }
         }
         ws::OP_BINARY | ws::OP_TEXT | ws::OP_PONG | 0 => {}
         _ => {}
     }
+}
+
+/// The app broke the protocol: fail the connection with the close code that says why.
+fn violated(c: &mut Conn, out: &mut Out, shared: &Shared, v: &WsViolation) {
+    tracing::debug!("stream {}: {v}", c.index);
+    send_close_code(c, out, shared, v.close_code());
+    fail(c, out, shared, PROTOCOL_ERROR);
 }
 
 fn on_app_message(c: &mut Conn, out: &mut Out, shared: &Shared, text: &str) {
