@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::ws::Message;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::extract::ws::Message;
 use futures_util::{Sink, SinkExt, StreamExt, stream};
 
 use crate::misbehave::Behaviour;
@@ -61,7 +61,8 @@ pub(crate) fn huge_twiml() -> Response {
 
 /// A `200 text/xml` whose well-formed body arrives one byte per [`SLOW_TWIML_BYTE_EVERY`].
 pub(crate) fn slow_twiml() -> Response {
-    const DOC: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>slow</Say></Response>"#;
+    const DOC: &[u8] =
+        br#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>slow</Say></Response>"#;
     let body = stream::unfold(0usize, |i| async move {
         if i >= DOC.len() {
             return None;
@@ -69,7 +70,10 @@ pub(crate) fn slow_twiml() -> Response {
         if i > 0 {
             tokio::time::sleep(SLOW_TWIML_BYTE_EVERY).await;
         }
-        Some((Ok::<_, std::io::Error>(Bytes::from_static(&DOC[i..=i])), i + 1))
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from_static(&DOC[i..=i])),
+            i + 1,
+        ))
     });
     xml(Body::from_stream(body))
 }

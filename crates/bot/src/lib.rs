@@ -29,8 +29,8 @@
 #![warn(missing_docs)]
 
 mod events;
-mod media;
 pub mod hostile;
+mod media;
 pub mod misbehave;
 mod session;
 mod signature;

@@ -101,7 +101,13 @@ pub(crate) async fn voice(
         }
         let play = (fault == Some(Behaviour::HugePlay))
             .then(|| format!("{base}{}", hostile::HUGE_PLAY_PATH));
-        connect_twiml(&config.greeting, play.as_deref(), &stream_url, from, call_sid)
+        connect_twiml(
+            &config.greeting,
+            play.as_deref(),
+            &stream_url,
+            from,
+            call_sid,
+        )
     } else {
         tracing::info!(call_sid, from, "caller not registered; hanging up");
         NOT_REGISTERED.to_owned()
@@ -162,7 +168,13 @@ mod tests {
 
     #[test]
     fn twiml_is_escaped() {
-        let xml = connect_twiml("Hi <you> & \"them\"", None, "ws://h:1/media", "+1&2", "CA'1\u{1}");
+        let xml = connect_twiml(
+            "Hi <you> & \"them\"",
+            None,
+            "ws://h:1/media",
+            "+1&2",
+            "CA'1\u{1}",
+        );
         assert_eq!(
             xml,
             concat!(

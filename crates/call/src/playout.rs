@@ -66,6 +66,10 @@ pub struct Playout {
     marks_refused: u64,
     /// What the caller hears, kept only when recording.
     segments: Option<Vec<Segment>>,
+    /// Audio that would start to be heard at or after this (µs since stream start) is not
+    /// recorded: the call is over by then, and an app sending hours of audio at once must
+    /// not cost that much memory. `None`: no limit.
+    record_until_us: Option<u64>,
     /// When the first app audio starts to be heard.
     first_heard_us: Option<u64>,
     bytes_received: u64,
@@ -115,6 +119,13 @@ impl Playout {
         }
     }
 
+    /// Records what the caller hears only up to `until_us` (µs since stream start): the
+    /// longest the stream can last.
+    pub fn record_until(mut self, until_us: u64) -> Self {
+        self.record_until_us = Some(until_us);
+        self
+    }
+
     /// Appends app audio (μ-law bytes) received at `now_us`; returns when it starts to be heard.
     pub fn push_media(&mut self, now_us: u64, bytes: &[u8]) -> u64 {
         let start = if self.busy_until_us < now_us {
@@ -132,7 +143,12 @@ impl Playout {
         self.after_clear = false;
         self.bytes_received += bytes.len() as u64;
         self.first_heard_us.get_or_insert(start);
-        if let Some(segments) = &mut self.segments {
+        // Only what can still be heard before the recording's horizon is kept.
+        let room = self
+            .record_until_us
+            .map_or(u64::MAX, |end| end.saturating_sub(start) / US_PER_BYTE);
+        let bytes = &bytes[..bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        if let Some(segments) = self.segments.as_mut().filter(|_| !bytes.is_empty()) {
             match segments.last_mut() {
                 Some(last) if last.start_us + last.bytes.len() as u64 * US_PER_BYTE == start => {
                     last.bytes.extend_from_slice(bytes)
@@ -293,6 +309,28 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1000;
+
+    #[test]
+    fn a_recording_keeps_nothing_past_its_horizon() {
+        // Recording up to 1 s; the app sends an hour of audio at once (in 100 ms pieces).
+        let mut p = Playout::new(true).record_until(1000 * MS);
+        for _ in 0..36_000 {
+            p.push_media(0, &[0x11u8; 800]);
+        }
+        let kept: usize = p
+            .segments
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| s.bytes.len())
+            .sum();
+        assert_eq!(kept, 8000, "1 s of μ-law, not an hour");
+        // Play-out time still counts the whole hour: marks wait behind it as on Twilio.
+        assert_eq!(p.busy_until_us, 3600 * 1000 * MS);
+        let heard = p.heard_mulaw(2000 * MS).unwrap();
+        assert!(heard[..8000].iter().all(|&b| b == 0x11));
+        assert!(heard[8000..].iter().all(|&b| b == 0xFF));
+    }
 
     #[test]
     fn mark_with_nothing_buffered_is_echoed_at_once() {

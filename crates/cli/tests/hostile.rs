@@ -156,9 +156,14 @@ fn every_hostile_app_gets_its_outcome_in_bounded_memory_from_call() {
                 } else {
                     "1s"
                 };
+                // Recording too: what the caller hears is kept only up to the call's end,
+                // however much audio the app sends at once.
+                let record = dir.path().join("rec");
                 let run = dialtone(
                     &[
                         "call",
+                        "--record",
+                        record.to_str().unwrap(),
                         "--webhook",
                         &url,
                         "--json",
@@ -286,11 +291,11 @@ fn a_50_call_load_with_hostile_apps_keeps_the_healthy_calls_and_its_memory() {
         ],
         dir.path(),
     );
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap_or_else(|e| {
-            panic!("no summary.json ({e}): {}\n{}", run.stdout, run.stderr)
-        }))
-        .unwrap();
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(out.join("summary.json"))
+            .unwrap_or_else(|e| panic!("no summary.json ({e}): {}\n{}", run.stdout, run.stderr)),
+    )
+    .unwrap();
 
     // Every call has exactly one class, the one its fault predicts.
     let outcomes: BTreeMap<String, u64> =

@@ -153,10 +153,24 @@ impl Observer {
                     s.by_sid.insert(stream_sid.clone(), t);
                 }
             }
-            EventKind::StreamClosed { stream_sid, by, .. } => {
+            EventKind::StreamClosed {
+                stream_sid,
+                by,
+                code,
+                ..
+            } => {
                 if let Some(t) = s.by_sid.remove(stream_sid) {
                     if *by == "dropped" || *by == "stalled" {
                         let why = format!("the WebSocket was {by} (31903)");
+                        self.cb.stream(&t, stream_sid, "stream-error", Some(why));
+                    } else if *by == "dialtone"
+                        && let Some(code @ (1002 | 1007 | 1009)) = code
+                    {
+                        // dialtone failed the connection for the app's protocol breach.
+                        let why = format!(
+                            "the app broke the WebSocket protocol (close {code}) ({})",
+                            dialtone_protocol::media::PROTOCOL_ERROR
+                        );
                         self.cb.stream(&t, stream_sid, "stream-error", Some(why));
                     } else {
                         self.cb.stream(&t, stream_sid, "stream-stopped", None);

@@ -28,13 +28,13 @@ struct World {
 }
 
 async fn bot() -> String {
+    bot_with(dialtone_bot::BotConfig::default()).await
+}
+
+async fn bot_with(config: dialtone_bot::BotConfig) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(dialtone_bot::serve(
-        l,
-        dialtone_bot::BotConfig::default(),
-        std::future::pending(),
-    ));
+    tokio::spawn(dialtone_bot::serve(l, config, std::future::pending()));
     format!("http://{addr}")
 }
 
@@ -376,6 +376,58 @@ async fn a_redirect_loop_ends_the_call_after_a_bounded_number_of_requests() {
     assert_eq!(
         requests.load(Ordering::Relaxed),
         u64::from(dialtone_call::LOOP_DOCUMENTS)
+    );
+    w.stop().await;
+}
+
+/// An app that sends a message over the 1 MiB limit gets its stream failed by dialtone, and
+/// the stream's status callback says so: `stream-error` with Twilio's 31924, not
+/// `stream-stopped`.
+#[tokio::test]
+async fn a_protocol_breach_is_a_stream_error_callback_with_31924() {
+    let mut w = world().await;
+    let bot_ws = bot_with(dialtone_bot::BotConfig {
+        misbehave: "huge_frame=1".parse().unwrap(),
+        ..dialtone_bot::BotConfig::default()
+    })
+    .await
+    .replacen("http://", "ws://", 1);
+    let twiml = format!(
+        "<Response><Connect><Stream url=\"{bot_ws}/media\" statusCallback=\"{}/stream\"/></Connect></Response>",
+        w.capture
+    );
+    let (status, created) = w
+        .post(
+            "Calls.json",
+            &[
+                ("To", "+15551112222"),
+                ("From", "+15005550006"),
+                ("Twiml", &twiml),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let mut events = Vec::new();
+    while let Ok(Some(hit)) = tokio::time::timeout(Duration::from_secs(30), w.hits.recv()).await {
+        if hit.0 == "/stream" {
+            let event = param(&hit, "StreamEvent").to_string();
+            let error = hit
+                .1
+                .iter()
+                .find(|(k, _)| k == "StreamError")
+                .map(|(_, v)| v.clone());
+            events.push((event.clone(), error));
+            if event != "stream-started" {
+                break;
+            }
+        }
+    }
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].0, "stream-started");
+    assert_eq!(events[1].0, "stream-error", "{events:?}");
+    assert!(
+        events[1].1.as_deref().is_some_and(|e| e.contains("31924")),
+        "{events:?}"
     );
     w.stop().await;
 }

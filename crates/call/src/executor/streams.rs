@@ -80,6 +80,7 @@ impl Call<'_> {
             },
             outbound: self.outbound.clone(),
             record: self.cfg.record,
+            max_duration: self.cfg.max_duration,
             no_audio_timeout: self.cfg.no_audio_timeout,
             timeline: self.timeline.clone(),
             stop: stop_rx,

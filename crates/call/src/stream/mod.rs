@@ -102,6 +102,8 @@ pub(crate) struct StreamCtx {
     pub(crate) dtmf: Vec<(Duration, char)>,
     pub(crate) outbound: Arc<OutboundAudio>,
     pub(crate) record: bool,
+    /// The call's longest length: no stream is heard for longer.
+    pub(crate) max_duration: Duration,
     pub(crate) no_audio_timeout: Option<Duration>,
     pub(crate) timeline: Arc<Timeline>,
     /// Set to true to send `stop` and close (call ended, or `<Stop>`).

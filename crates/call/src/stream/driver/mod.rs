@@ -115,7 +115,8 @@ impl Driver {
             frames_sent: 0,
             dtmf_sent: 0,
             lateness: crate::report::new_lateness_histogram(),
-            playout: Playout::new(ctx.record),
+            playout: Playout::new(ctx.record)
+                .record_until(u64::try_from(ctx.max_duration.as_micros()).unwrap_or(u64::MAX)),
             turns: TurnTracker::new(&ctx.turns),
             t0: None,
             wall0_unix_ms: 0.0,
