@@ -131,8 +131,8 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     let net = opts.net.net()?;
     let milestone_log = match &opts.milestones {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --milestones {}", path.display()))?;
+            let text =
+                crate::input::read_text_limited(path, crate::input::MAX_LOG_BYTES, "--milestones")?;
             Some(dialtone_metrics::ingest::ingest_jsonl(&text))
         }
         None => None,

@@ -12,6 +12,7 @@ mod call;
 mod call_text;
 mod caller;
 mod demo_cmd;
+mod input;
 mod load_cmd;
 mod metrics_cmd;
 mod net_args;

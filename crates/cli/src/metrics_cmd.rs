@@ -4,7 +4,7 @@
 //! fatal: the exit code is 0 unless the file cannot be read (2).
 
 use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,19 +56,9 @@ fn print(json: bool, name: &str, ingest: &Ingest, table: &DurationTable) -> io::
     out.flush()
 }
 
-/// The whole file as text. Invalid UTF-8 is replaced (U+FFFD), so a few bad bytes cost
-/// the lines they are on, not the whole log.
+/// The whole file (`-`: standard input) as text, under [`crate::input::MAX_LOG_BYTES`].
 fn read(file: &PathBuf) -> anyhow::Result<String> {
-    let mut bytes = Vec::new();
-    if file.as_os_str() == "-" {
-        io::stdin()
-            .read_to_end(&mut bytes)
-            .context("cannot read standard input")?;
-    } else {
-        bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    }
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    crate::input::read_text_limited(file, crate::input::MAX_LOG_BYTES, "metrics input")
 }
 
 /// Number of distinct call SIDs among the records.

@@ -147,11 +147,30 @@ pub struct Corpus {
     entries: Vec<Entry>,
 }
 
+/// Largest manifest read: the bundled one is a few kB; a folder of hours of speech, a few MB.
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// Reads the manifest as text, refusing one over [`MAX_MANIFEST_BYTES`] (or `/dev/zero`)
+/// without reading past the bound.
+fn read_manifest(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other(format!(
+            "over {MAX_MANIFEST_BYTES} bytes: not a corpus manifest"
+        )));
+    }
+    Ok(text)
+}
+
 impl Corpus {
     /// Reads and checks `dir/manifest.json`. The WAVs are read only by [`Corpus::load`].
     pub fn open(dir: &Path) -> Result<Corpus, CorpusError> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|source| CorpusError::Read {
+        let text = read_manifest(&path).map_err(|source| CorpusError::Read {
             path: path.clone(),
             source,
         })?;

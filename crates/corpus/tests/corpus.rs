@@ -197,3 +197,11 @@ fn unknown_names_and_stale_manifests_are_errors() {
     let err = stale.load("yes", &AudioCache::new()).expect_err("missing");
     assert!(err.to_string().contains("yes.wav"), "{err}");
 }
+
+#[test]
+fn an_endless_manifest_is_refused_at_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("manifest.json")).unwrap();
+    let e = Corpus::open(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("not a corpus manifest"), "{e}");
+}

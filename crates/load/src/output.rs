@@ -255,26 +255,49 @@ pub fn write_dir(dir: &Path, s: &Summary, totals: &Recorder, hlog: &[u8]) -> Res
     w(HTML_FILE, render_html(s, totals).as_bytes())
 }
 
+/// Largest `summary.json` `report merge` reads from one shard (a day-long shard's is under
+/// 1 MB: its per-second series).
+pub const MAX_MERGE_SUMMARY_BYTES: u64 = 64 << 20;
+/// Largest `.hlog` `report merge` reads from one shard (a day-long shard's is tens of MB).
+pub const MAX_MERGE_HLOG_BYTES: u64 = 1 << 30;
+
 /// Reads shard output directories and adds them up: counts and outcomes summed, series
 /// aligned by second and summed, every metric's histogram merged from the `.hlog`s and its
-/// percentiles recomputed. Returns the merged summary, histograms and concatenated `.hlog`.
+/// percentiles recomputed; each file is read under its bound ([`MAX_MERGE_SUMMARY_BYTES`],
+/// [`MAX_MERGE_HLOG_BYTES`]). Returns the
+/// merged summary, histograms and concatenated `.hlog`.
 pub fn merge_dirs(dirs: &[&Path]) -> Result<(Summary, Recorder, Vec<u8>), LoadError> {
     let mut merged: Option<Summary> = None;
     let mut totals = Recorder::new();
     let mut lateness: BTreeMap<u32, hdrhistogram::Histogram<u64>> = BTreeMap::new();
     let mut hlog = Vec::new();
     for dir in dirs {
-        let read = |name: &str| {
+        let read = |name: &str, max: u64| {
+            use std::io::Read;
             let p = dir.join(name);
-            std::fs::read(&p)
-                .map_err(|e| LoadError::Input(format!("cannot read {}: {e}", p.display())))
+            let cannot =
+                |e: std::io::Error| LoadError::Input(format!("cannot read {}: {e}", p.display()));
+            let mut bytes = Vec::new();
+            std::fs::File::open(&p)
+                .map_err(cannot)?
+                .take(max + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot)?;
+            if bytes.len() as u64 > max {
+                return Err(LoadError::Input(format!(
+                    "{} is over {max} bytes: not a file dialtone load wrote",
+                    p.display()
+                )));
+            }
+            Ok(bytes)
         };
-        let s: Summary = serde_json::from_slice(&read(SUMMARY_FILE)?).map_err(|e| {
-            LoadError::Input(format!(
-                "{}: not a dialtone summary: {e}",
-                dir.join(SUMMARY_FILE).display()
-            ))
-        })?;
+        let s: Summary = serde_json::from_slice(&read(SUMMARY_FILE, MAX_MERGE_SUMMARY_BYTES)?)
+            .map_err(|e| {
+                LoadError::Input(format!(
+                    "{}: not a dialtone summary: {e}",
+                    dir.join(SUMMARY_FILE).display()
+                ))
+            })?;
         if s.schema != crate::summary::SCHEMA {
             return Err(LoadError::Input(format!(
                 "{}: schema {:?}, this dialtone reads {:?}",
@@ -283,7 +306,7 @@ pub fn merge_dirs(dirs: &[&Path]) -> Result<(Summary, Recorder, Vec<u8>), LoadEr
                 crate::summary::SCHEMA
             )));
         }
-        let text = read(HLOG_FILE)?;
+        let text = read(HLOG_FILE, MAX_MERGE_HLOG_BYTES)?;
         let h = read_hlog(&text)?;
         totals.merge(&h.totals);
         for (sec, hist) in h.lateness_by_second {

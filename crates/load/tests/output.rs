@@ -126,3 +126,11 @@ fn merging_keeps_a_shards_partial_last_second() {
     assert_eq!(t1[0].active_calls, 6, "each shard's larger figure, summed");
     assert_eq!(m.calls.started, 10);
 }
+
+#[test]
+fn merge_refuses_an_endless_input_at_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join(SUMMARY_FILE)).unwrap();
+    let e = merge_dirs(&[dir.path()]).unwrap_err().to_string();
+    assert!(e.contains("not a file dialtone load wrote"), "{e}");
+}

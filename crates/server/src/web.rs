@@ -241,8 +241,21 @@ pub(crate) async fn audio_file(
         return crate::calls_api::not_found(&uri).into_response();
     }
     let bytes = match &shared.config.audio_dir {
-        Some(dir) => match tokio::fs::read(dir.join(&file)).await {
-            Ok(b) => b,
+        Some(dir) => match read_audio(&dir.join(&file)).await {
+            Ok(Some(b)) => b,
+            // More than any `<Play>` reads (dialtone_call::fetch::PLAY_MAX_BYTES): refused
+            // rather than held in memory whole.
+            Ok(None) => {
+                return ApiError::Refused {
+                    status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    code: 20413,
+                    message: format!(
+                        "{file} is over the {}-byte limit for served audio",
+                        dialtone_call::fetch::PLAY_MAX_BYTES
+                    ),
+                }
+                .into_response();
+            }
             Err(_) if file == "hello.wav" => HELLO.to_vec(),
             Err(_) => return crate::calls_api::not_found(&uri).into_response(),
         },
@@ -250,6 +263,19 @@ pub(crate) async fn audio_file(
         None => return crate::calls_api::not_found(&uri).into_response(),
     };
     ([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response()
+}
+
+/// A WAV of the audio folder, or `None` when it is larger than any `<Play>` reads.
+async fn read_audio(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let max = dialtone_call::fetch::PLAY_MAX_BYTES as u64;
+    let mut bytes = Vec::new();
+    tokio::fs::File::open(path)
+        .await?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// Unknown routes: Twilio's 20404 JSON, as every error of the router.

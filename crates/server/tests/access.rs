@@ -384,3 +384,21 @@ async fn client_and_sip_endpoints_are_checked_as_twilio_does() {
     }
     s.shutdown(std::time::Duration::from_secs(5)).await;
 }
+
+/// `/audio/{file}` serves the operator's folder, but never holds more than any `<Play>`
+/// reads: an endless file is refused with Twilio's 20413, not read whole.
+#[tokio::test]
+async fn served_audio_is_read_under_the_play_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.wav")).unwrap();
+    std::fs::write(dir.path().join("small.wav"), b"RIFF").unwrap();
+    let s = sim(&format!(
+        "audio_dir = {:?}",
+        dir.path().display().to_string()
+    ));
+    let r = send(&s, "GET", "/audio/zero.wav", String::new(), None).await;
+    assert_twilio_error(&r, 413, 20413, "endless audio");
+    let r = send(&s, "GET", "/audio/small.wav", String::new(), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text, "RIFF");
+}
