@@ -57,7 +57,7 @@ fn print(json: bool, name: &str, ingest: &Ingest, table: &DurationTable) -> io::
 }
 
 /// The whole file (`-`: standard input) as text, under [`crate::input::MAX_LOG_BYTES`].
-fn read(file: &PathBuf) -> anyhow::Result<String> {
+fn read(file: &std::path::Path) -> anyhow::Result<String> {
     crate::input::read_text_limited(file, crate::input::MAX_LOG_BYTES, "metrics input")
 }
 

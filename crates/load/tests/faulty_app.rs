@@ -52,6 +52,8 @@ fn expected_class(b: Option<Behaviour>) -> &'static str {
         Some(Behaviour::Mute) => "app_audio|stream stalled",
         // Conversation defects, not failures (not in this test's spec).
         Some(Behaviour::SplitVad | Behaviour::TalkOver) => "ok",
+        // Hostile apps: crates/cli/tests/hostile.rs.
+        Some(other) => panic!("{other} is not in this test's spec"),
     }
 }
 
