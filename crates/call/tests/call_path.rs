@@ -598,3 +598,30 @@ async fn capture_records_every_exchange_byte_for_byte() {
         .collect();
     assert_eq!(got, ["media", "mark"]);
 }
+
+/// An app that starts forks and never stops them gets at most four live WebSockets per call;
+/// the rest are skipped with a warning that says why.
+#[tokio::test]
+async fn at_most_four_forks_run_at_once() {
+    let forks = (0..6)
+        .map(|i| format!(r#"<Start><Stream name="f{i}" url="{{ws}}/fork{i}"/></Start>"#))
+        .collect::<String>();
+    let app = TestApp::start(
+        vec![(
+            "/voice",
+            twiml(&format!("{forks}<Pause length=\"1\"/><Hangup/>")),
+        )],
+        WsScript::Silent,
+    )
+    .await;
+    let res = call(&app.url("/voice"), 2000, |_| {}).await;
+    let r = &res.report;
+    assert!(r.is_success(), "{:#?}", r.failures);
+    assert_eq!(app.ws_messages().len(), 4, "four forks connected");
+    let skipped: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|(_, w)| w.contains("forks are already running"))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{:?}", r.warnings);
+}

@@ -13,6 +13,10 @@ use super::{Call, Fork, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
 use crate::report::{EventKind, Failure};
 use crate::{fetch, webhook};
 
+/// `<Start><Stream>` forks a call keeps at once; more are skipped with a warning. Twilio
+/// documents no figure we found; four covers every use we know (a transcriber, a recorder,
+/// an analytics tap, one spare).
+pub(crate) const MAX_FORKS: usize = 4;
 /// Most decoded `<Play>` audio the engine keeps, in bytes of frames (μ-law and base64): past
 /// it the cache starts over, so many long files cannot pile up.
 const PLAY_CACHE_BYTES: usize = 256 << 20;
@@ -182,6 +186,18 @@ impl Call<'_> {
             Verb::Start(s) => match &s.target {
                 StartTarget::Stream(stream) => {
                     self.verb_event(node, format!("<Stream url={:?}>", stream.url));
+                    if self.forks.len() >= MAX_FORKS {
+                        // Each fork is a live WebSocket: an app that starts them in a loop
+                        // and never stops one must not open thousands.
+                        self.warn(
+                            0,
+                            format!(
+                                "<Start><Stream url={:?}> skipped: {MAX_FORKS} forks are already running on this call (stop one with <Stop><Stream>)",
+                                stream.url
+                            ),
+                        );
+                        return Next::Continue;
+                    }
                     match self.start_stream(stream, doc_url, false) {
                         Ok((handle, stop)) => {
                             let name = stream.name.clone().unwrap_or_default();
