@@ -87,5 +87,8 @@ fn unreadable_file_is_exit_2() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read /nonexistent/app.jsonl"), "{err}");
+    assert!(
+        err.contains("cannot read metrics input /nonexistent/app.jsonl"),
+        "{err}"
+    );
 }
