@@ -357,7 +357,8 @@ fn decode_body<'a>(
         }
         None => None,
     };
-    if data.len() < header.format.block() {
+    // Empty is a file with no audio; a bound of zero (nothing more fits) is a cut, not that.
+    if data.len() < header.format.block() && cut.is_none() {
         return Err(AudioError::Empty { path: name.into() });
     }
     let kept = header.duration_of(want);

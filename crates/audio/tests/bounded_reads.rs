@@ -123,6 +123,31 @@ fn large_chunks_before_the_audio_are_skipped() {
 }
 
 #[test]
+fn a_zero_bound_is_a_cut_not_an_empty_file() {
+    // Nothing more fits (a caller leg already full, `--seconds 0`): a good file gives no
+    // audio and says it was cut, instead of "has no audio".
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_wav(dir.path(), 8000, 1.0);
+    let d = wav::read_8k(&path, Duration::ZERO).unwrap();
+    assert!(d.pcm.is_empty());
+    assert_eq!(d.truncated.map(|t| t.kept), Some(Duration::ZERO));
+}
+
+#[test]
+fn unknown_length_audio_cut_in_a_fetched_head_is_reported() {
+    // What the bounded `<Play>` fetch hands over for a streamed WAV: the header, the audio
+    // the bound needs, and one byte more (its probe), so the cut is seen.
+    let fmt = fmt_body(1, 1, 8000, 2, 16);
+    let pcm = vec![0x10u8; 8000 * 2 * 5];
+    let bytes = riff(&[(b"fmt ", &fmt, None), (b"data", &pcm, Some(u32::MAX))]);
+    let header = wav::scan_header(&bytes, "live.wav").unwrap().unwrap();
+    let need = (header.data_start() + header.data_to_read(Duration::from_secs(2)) + 1) as usize;
+    let d = wav::decode_head_8k(&bytes[..need], "live.wav", Duration::from_secs(2)).unwrap();
+    assert_eq!(d.pcm.len(), 16_000);
+    assert!(d.truncated.is_some(), "the cut is reported");
+}
+
+#[test]
 fn unknown_length_audio_is_cut_at_the_bound() {
     let fmt = fmt_body(1, 1, 8000, 2, 16);
     let pcm = vec![0x10u8; 8000 * 2 * 5];

@@ -19,6 +19,12 @@ pub const TWIML_MAX_BYTES: usize = 64 * 1024;
 /// audio plays as far as this holds, and the cut is reported.
 pub const PLAY_MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// Longest audio one `<Play>` file gives: decoded to 8 kHz, memory follows the audio's
+/// length, not its bytes (a 14 MB WAV at 1 kHz 8-bit holds 4 h, over 1 GB once decoded and
+/// framed). Ten minutes is about 40 MB at the peak of decoding; longer files play this much,
+/// with a warning (`loop` repeats a file).
+pub const PLAY_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Most bytes of a `<Play>` file read before its audio starts. A WAV header is a few dozen
 /// bytes; metadata chunks (LIST, bext, album art) rarely reach this.
 pub const PLAY_HEADER_MAX_BYTES: usize = 1024 * 1024;
@@ -150,5 +156,8 @@ fn bounded(h: &wav::Header, max: Duration) -> (usize, Duration) {
     } else {
         max
     };
-    ((start + h.data_to_read(max)) as usize, max)
+    // Audio of unknown length (a streamed WAV's 0xFFFFFFFF size): one byte more shows the
+    // decoder that it goes on past the bound, so the cut is reported.
+    let probe = u64::from(h.data_len().is_none());
+    ((start + h.data_to_read(max) + probe) as usize, max)
 }

@@ -8,7 +8,7 @@
 //! not retry either). Responses are ignored; failures are noted as warning 15003.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use dialtone_call::HttpMethod;
@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::format::{iso8601, rfc2822};
 
-/// Callbacks waiting to be sent for one leg; more are dropped.
+/// Stream status callbacks waiting to be sent for one leg; more are dropped (logged). Call
+/// progress events are never dropped: a leg has at most one of each (four), so they need
+/// no bound of their own.
 const QUEUE: usize = 32;
 /// How long one callback may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,6 +47,8 @@ struct Job {
     method: HttpMethod,
     params: Vec<(String, String)>,
     what: String,
+    /// A stream status callback (counted against [`QUEUE`]).
+    stream: bool,
 }
 
 /// One leg's callback sender.
@@ -54,7 +58,9 @@ pub(crate) struct Callbacks {
     info: CallInfo,
     target: Option<CallbackTarget>,
     seq: AtomicU32,
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::UnboundedSender<Job>,
+    /// Stream status callbacks queued and not yet sent.
+    streams_waiting: Arc<AtomicUsize>,
 }
 
 impl Callbacks {
@@ -67,9 +73,19 @@ impl Callbacks {
         target: Option<CallbackTarget>,
         guard: mpsc::Sender<()>,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(send_all(shared.clone(), info.call_sid.clone(), rx, guard));
+        // Unbounded, but only in name: progress events are at most four, and stream events
+        // are held to QUEUE by `streams_waiting`.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let streams_waiting = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(send_all(
+            shared.clone(),
+            info.call_sid.clone(),
+            rx,
+            streams_waiting.clone(),
+            guard,
+        ));
         Self {
+            streams_waiting,
             call_sid: info.call_sid.clone(),
             shared,
             info,
@@ -103,6 +119,7 @@ impl Callbacks {
             method: target.method,
             params,
             what: format!("status callback {event} ({status})"),
+            stream: false,
         });
     }
 
@@ -137,31 +154,41 @@ impl Callbacks {
             method: target.method,
             params,
             what: format!("stream status callback {event}"),
+            stream: true,
         });
     }
 
     fn enqueue(&self, job: Job) {
-        if let Err(e) = self.tx.try_send(job) {
-            let what = match e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j.what,
-            };
+        if job.stream && self.streams_waiting.fetch_add(1, Ordering::Relaxed) >= QUEUE {
+            self.streams_waiting.fetch_sub(1, Ordering::Relaxed);
             self.shared.store.log(
                 &self.call_sid,
                 "warn",
-                format!("{what} dropped: {QUEUE} callbacks already waiting"),
+                format!(
+                    "{} dropped: {QUEUE} stream callbacks already waiting",
+                    job.what
+                ),
             );
+            return;
         }
+        // The sender task outlives every leg (it holds the receiver until the last sender
+        // goes), so a send cannot fail while `self` exists.
+        let _ = self.tx.send(job);
     }
 }
 
 async fn send_all(
     shared: Arc<Shared>,
     call_sid: String,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    streams_waiting: Arc<AtomicUsize>,
     _guard: mpsc::Sender<()>,
 ) {
     while let Some(job) = rx.recv().await {
         let outcome = send(&shared, &job).await;
+        if job.stream {
+            streams_waiting.fetch_sub(1, Ordering::Relaxed);
+        }
         let (level, text) = match outcome {
             Ok(status) if (200..300).contains(&status) => {
                 ("info", format!("{} → HTTP {status}", job.what))

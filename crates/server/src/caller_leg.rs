@@ -17,8 +17,9 @@ use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels, fetch};
 use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
 use dialtone_twiml::{Document, Verb};
 
-/// Longest caller audio built (bounds memory whatever the TwiML says).
-const MAX_AUDIO: Duration = Duration::from_secs(600);
+/// Longest caller audio built (bounds memory whatever the TwiML says): the engine's bound
+/// on one `<Play>`.
+const MAX_AUDIO: Duration = fetch::PLAY_MAX_DURATION;
 /// Bytes of μ-law per millisecond.
 const PER_MS: usize = 8;
 

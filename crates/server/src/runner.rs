@@ -78,7 +78,11 @@ async fn run(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
         cb: Arc::new(cb),
     });
     let Some(_permit) = permit else {
+        // Shutdown closes the permits (and marks queued calls canceled too): it comes first.
         let (status, why) = match leg.cancelled() {
+            _ if shared.permits.is_closed() => {
+                (CallStatus::Canceled, "server shut down while queued")
+            }
             Some(s) => (s, "canceled through the REST API while queued"),
             None => (CallStatus::Canceled, "server shut down while queued"),
         };

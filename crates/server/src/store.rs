@@ -130,24 +130,26 @@ struct Inner {
 }
 
 impl Inner {
-    /// Forgets the oldest finished calls (and their recordings) beyond `history`.
+    /// Forgets the finished calls (and their recordings) that ended first, beyond `history`:
+    /// by end, not by creation, so a long call is not forgotten the moment it ends because
+    /// shorter calls created after it ended earlier. One scan per forgotten call; a call's
+    /// end forgets at most one.
     fn evict(&mut self, history: usize) {
-        let mut excess = self.finished.saturating_sub(history);
-        if excess == 0 {
-            return;
+        let excess = self.finished.saturating_sub(history);
+        for _ in 0..excess {
+            let first_ended = self
+                .calls
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.status.is_terminal())
+                .min_by_key(|(_, c)| c.ended.unwrap_or(SystemTime::UNIX_EPOCH))
+                .map(|(i, _)| i);
+            let Some(gone) = first_ended.and_then(|i| self.calls.remove(i)) else {
+                break;
+            };
+            self.finished -= 1;
+            self.recordings.retain(|r| r.call_sid != gone.sid);
         }
-        self.finished -= excess;
-        let mut gone = Vec::new();
-        self.calls.retain(|c| {
-            if excess > 0 && c.status.is_terminal() {
-                excess -= 1;
-                gone.push(c.sid.clone());
-                false
-            } else {
-                true
-            }
-        });
-        self.recordings.retain(|r| !gone.contains(&r.call_sid));
     }
 }
 
@@ -421,5 +423,31 @@ mod tests {
         store.insert_call(call(40));
         store.update_call("CA40", |c| c.status = CallStatus::Canceled);
         assert_eq!(store.calls(|_| true).len(), 5);
+    }
+
+    #[test]
+    fn a_long_call_is_not_forgotten_the_moment_it_ends() {
+        // CA0 is created first and ends last, after 5 shorter calls: it is the newest end.
+        let store = Store::new(5);
+        let t0 = SystemTime::now();
+        let end = |sid: &str, secs: u64| {
+            store.update_call(sid, |c| {
+                c.status = CallStatus::Completed;
+                c.ended = Some(t0 + std::time::Duration::from_secs(secs));
+            });
+        };
+        for i in 0..6 {
+            store.insert_call(call(i));
+        }
+        for i in 1..6 {
+            end(&format!("CA{i}"), i as u64);
+        }
+        end("CA0", 100);
+        let kept: Vec<String> = store.calls(|_| true).into_iter().map(|c| c.sid).collect();
+        assert!(kept.contains(&"CA0".to_string()), "{kept:?}");
+        assert!(
+            !kept.contains(&"CA1".to_string()),
+            "the first to end goes: {kept:?}"
+        );
     }
 }

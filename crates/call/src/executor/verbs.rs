@@ -36,6 +36,9 @@ impl PlayCache {
     fn insert(&mut self, key: String, frames: Arc<FrameSet>, cut: Option<Truncated>) {
         // μ-law plus its base64: 160 + 216 bytes a frame.
         let size = frames.len() * 376;
+        if size > PLAY_CACHE_BYTES {
+            return;
+        }
         if self.entries.len() >= PLAY_CACHE_MAX || self.bytes + size > PLAY_CACHE_BYTES {
             self.entries.clear();
             self.bytes = 0;
@@ -319,7 +322,8 @@ impl Call<'_> {
     }
 
     /// The `<Play>` file at `src` (relative to `doc_url`), read no further than the call can
-    /// last and shared through the engine's cache; with what the bound cut from it.
+    /// last (and [`fetch::PLAY_MAX_DURATION`]) and shared through the engine's cache; with
+    /// what the bound cut from it.
     pub(super) async fn fetch_audio(
         &self,
         doc_url: &str,
@@ -336,7 +340,7 @@ impl Call<'_> {
         let parsed = url::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
         // Calls with different tunnel tables share the engine: one public URL may be two
         // files; calls with different bounds read different lengths of it.
-        let max = self.cfg.max_duration;
+        let max = self.cfg.max_duration.min(fetch::PLAY_MAX_DURATION);
         let key = match self.cfg.tunnels.route(&parsed).via() {
             Some(via) => format!("{url} via {via} for {} ms", max.as_millis()),
             None => format!("{url} for {} ms", max.as_millis()),
