@@ -228,10 +228,11 @@ async fn send_all<S: Sink<Message> + Unpin>(
     socket.flush().await
 }
 
-/// A `never_read` stream (or a `stuck_upgrade` request): keep the socket open, unread, for [`misbehave::NEVER_READ_HOLD`]
-/// or until shutdown. The caller's writes fill the socket buffers and then block.
+/// A `never_read` stream (or a `stuck_upgrade` request): keep the socket open, unread, for
+/// [`misbehave::NEVER_READ_HOLD`] or until shutdown. The caller's writes fill the socket
+/// buffers and then block.
 async fn hold(shutdown: &mut watch::Receiver<bool>) {
-    tracing::info!("misbehave never_read: no longer reading this stream");
+    tracing::info!("misbehave: holding the socket unread");
     tokio::select! {
         () = tokio::time::sleep(misbehave::NEVER_READ_HOLD) => {}
         () = shutting_down(shutdown) => {}
