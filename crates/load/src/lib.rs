@@ -58,3 +58,14 @@ pub enum LoadError {
     #[error("stream target: {0}")]
     Target(String),
 }
+
+/// The bytes of the file at `path`, or `None` when it holds more than `max`: never reads
+/// past `max + 1`, so `/dev/zero` or a wrong file costs that much at most.
+pub(crate) fn read_bounded(path: &std::path::Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}

@@ -273,23 +273,15 @@ pub fn merge_dirs(dirs: &[&Path]) -> Result<(Summary, Recorder, Vec<u8>), LoadEr
     let mut hlog = Vec::new();
     for dir in dirs {
         let read = |name: &str, max: u64| {
-            use std::io::Read;
             let p = dir.join(name);
-            let cannot =
-                |e: std::io::Error| LoadError::Input(format!("cannot read {}: {e}", p.display()));
-            let mut bytes = Vec::new();
-            std::fs::File::open(&p)
-                .map_err(cannot)?
-                .take(max + 1)
-                .read_to_end(&mut bytes)
-                .map_err(cannot)?;
-            if bytes.len() as u64 > max {
-                return Err(LoadError::Input(format!(
-                    "{} is over {max} bytes: not a file dialtone load wrote",
-                    p.display()
-                )));
-            }
-            Ok(bytes)
+            crate::read_bounded(&p, max)
+                .map_err(|e| LoadError::Input(format!("cannot read {}: {e}", p.display())))?
+                .ok_or_else(|| {
+                    LoadError::Input(format!(
+                        "{} is over {max} bytes: not a file dialtone load wrote",
+                        p.display()
+                    ))
+                })
         };
         let s: Summary = serde_json::from_slice(&read(SUMMARY_FILE, MAX_MERGE_SUMMARY_BYTES)?)
             .map_err(|e| {

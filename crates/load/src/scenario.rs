@@ -271,17 +271,10 @@ pub fn load_scenario(
 pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_SCENARIO_BYTES + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_SCENARIO_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_SCENARIO_BYTES} bytes (1 MiB)"
-        )));
-    }
-    Ok(text)
+    let bytes = crate::read_bounded(path, MAX_SCENARIO_BYTES)?.ok_or_else(|| {
+        std::io::Error::other(format!("larger than {MAX_SCENARIO_BYTES} bytes (1 MiB)"))
+    })?;
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Parses scenario TOML text (see the module docs).

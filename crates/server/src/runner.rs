@@ -80,11 +80,10 @@ async fn run(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
     let Some(_permit) = permit else {
         // Shutdown closes the permits (and marks queued calls canceled too): it comes first.
         let (status, why) = match leg.cancelled() {
-            _ if shared.permits.is_closed() => {
-                (CallStatus::Canceled, "server shut down while queued")
+            Some(s) if !shared.permits.is_closed() => {
+                (s, "canceled through the REST API while queued")
             }
-            Some(s) => (s, "canceled through the REST API while queued"),
-            None => (CallStatus::Canceled, "server shut down while queued"),
+            _ => (CallStatus::Canceled, "server shut down while queued"),
         };
         leg.finish(status, why.into(), Vec::new(), Vec::new(), None);
         return;
