@@ -2,47 +2,31 @@
 //! Twilio's protocol (`connected`, `start`, paced `media`, `dtmf`, `mark` echoes, `stop`) and
 //! plays the app's audio out through [`crate::playout::Playout`].
 //!
-//! One reader task feeds app messages through a bounded channel to one driver loop that owns
-//! the socket's write half, the pacing schedule and the playout queue. Frame k is due at
-//! `start + 20 ms·k`; frames are never skipped, and each one's lateness is recorded.
-//!
-//! - this file: the stream's inputs and outcome, the signed connect, the reader task, the
-//!   socket helpers;
-//! - `driver`: the driver loop (pacing, sending, the report), with `driver/app` (the app's
-//!   messages, playout, marks), `driver/faults` (injected faults on the wire) and
-//!   `driver/hangup` (the caller's hang-up) and `driver/virtual_time` (`--fast`: waiting for
-//!   the app to read, and failing an app that answers on the wall clock).
+//! - `session`: the whole protocol, sans-IO: one state machine fed the app's messages and the
+//!   time, yielding messages, deadlines, events and the report;
+//! - `tokio_driver`: the I/O of one stream on tokio (TLS, tunnels, `--fast`'s virtual time);
+//! - `hangup`: the caller's hang-up, shared by a call's streams;
+//! - this file: the stream's inputs and outcome.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dialtone_audio::FrameSet;
-use dialtone_net::{SocketOptions, WsError};
-use dialtone_protocol::media::{StreamIds, WsViolation};
-use dialtone_protocol::signing;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, timeout};
-use tokio_tungstenite::tungstenite::{
-    Message, protocol::CloseFrame, protocol::frame::coding::CloseCode,
-};
+use dialtone_protocol::media::StreamIds;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 
-use crate::capture::Captured;
 use crate::faults::StreamFaults;
-use crate::report::{EventKind, Failure, LatencySummary, StreamReport};
+use crate::report::{Failure, StreamReport};
 use crate::timeline::Timeline;
 
-mod driver;
+mod hangup;
+pub(crate) mod session;
+mod tokio_driver;
 
-use driver::Driver;
-pub(crate) use driver::hangup::{CallerHangup, HangupState};
+pub(crate) use hangup::{CallerHangup, HangupState};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A write that cannot complete for this long means the app stopped reading its socket; the
-/// stream is abandoned rather than letting the call hang past its max duration.
-const WRITE_STALL: Duration = Duration::from_secs(5);
-/// How many ignored messages are kept verbatim in the report (all are counted).
-const INVALID_SAMPLES: usize = 5;
 
 /// Which media tracks a stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,25 +37,24 @@ pub(crate) enum Tracks {
 }
 
 /// What Twilio is playing to the caller right now (`<Say>`/`<Play>`), for forks that carry
-/// the outbound track. The executor sets it per verb; forks read the frame due at `now`.
+/// the outbound track. The executor sets it per verb; each fork plays it from its first frame
+/// on, counting its own frames (never a clock, so virtual time stays virtual).
 #[derive(Default)]
 pub(crate) struct OutboundAudio {
-    playing: Mutex<Option<(Arc<FrameSet>, Instant)>>,
+    /// The audio playing and its generation (bumped at every `set`).
+    playing: Mutex<(u64, Option<Arc<FrameSet>>)>,
 }
 
 impl OutboundAudio {
     pub(crate) fn set(&self, frames: Option<Arc<FrameSet>>) {
-        *self.playing.lock().expect("outbound lock") = frames.map(|f| (f, Instant::now()));
+        let mut p = self.playing.lock().expect("outbound lock");
+        *p = (p.0 + 1, frames);
     }
 
-    fn frame_b64_at(&self, now: Instant) -> Option<String> {
-        let guard = self.playing.lock().expect("outbound lock");
-        let (frames, since) = guard.as_ref()?;
-        if frames.is_empty() {
-            return None;
-        }
-        let k = (now.saturating_duration_since(*since).as_millis() / 20) as usize;
-        Some(frames.b64(k % frames.len()).to_string())
+    /// The audio playing now, with its generation.
+    pub(crate) fn current(&self) -> Option<(u64, Arc<FrameSet>)> {
+        let p = self.playing.lock().expect("outbound lock");
+        p.1.clone().map(|f| (p.0, f))
     }
 }
 
@@ -135,180 +118,9 @@ pub(crate) struct StreamOutcome {
     pub(crate) started_at: Option<Instant>,
 }
 
-enum Inbound {
-    Text(String),
-    Binary(usize),
-    Closed(Option<u16>),
-    /// The connection broke (the cause is not needed: the report says "dropped").
-    Dropped,
-    /// The app broke the WebSocket protocol (a message over the size limit, text that is
-    /// not UTF-8, …): dialtone fails the connection (31924).
-    Violation(WsViolation),
-    /// The app's WebSocket layer answered the ping with this id (virtual time's read
-    /// barrier; other pongs carry `None`).
-    Pong(Option<u64>),
-}
-
 /// Runs one stream to its end.
-pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
-    let stream_sid = spec.ids.stream_sid.clone();
-    let mut report = StreamReport {
-        stream_sid: stream_sid.clone(),
-        name: spec.name.clone().unwrap_or_else(|| stream_sid.clone()),
-        url: spec.url.clone(),
-        bidirectional: spec.bidirectional,
-        connect_ms: None,
-        frames_sent: 0,
-        dtmf_sent: 0,
-        lateness: LatencySummary::default(),
-        media_received: 0,
-        audio_received_ms: 0,
-        audio_cleared_ms: 0,
-        underrun_ms: 0,
-        time_to_first_audio_ms: None,
-        marks: Vec::new(),
-        mark_stats: Default::default(),
-        clears: 0,
-        invalid_messages: 0,
-        invalid_samples: Vec::new(),
-        closed_by: "never_opened",
-        close_code: None,
-        duration_ms: 0.0,
-        turns: Vec::new(),
-        talk_over_ms: 0.0,
-        vad_splits: 0,
-        faults: None,
-        lateness_us: crate::report::new_lateness_histogram(),
-        mark_round_trip_us: crate::marks::new_mark_histogram(),
-    };
-    let fail = |report: StreamReport, f: Failure| StreamOutcome {
-        report,
-        failures: vec![f],
-        warnings: Vec::new(),
-        heard: None,
-        sent: None,
-        started_at: None,
-    };
-
-    // The app validates the upgrade's signature over the URL as written in its TwiML.
-    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.url), &[]);
-    let via = url::Url::parse(&spec.url)
-        .ok()
-        .and_then(|u| ctx.tunnels.route(&u).via());
-    ctx.timeline.emit(EventKind::StreamConnecting {
-        url: spec.url.clone(),
-        via: via.clone(),
-        bidirectional: spec.bidirectional,
-        stream_sid: stream_sid.clone(),
-        name: spec.name.clone(),
-        status_callback: spec.status_callback.clone(),
-        status_callback_method: spec.status_callback_method.as_str(),
-    });
-    let connect_started = Instant::now();
-    let headers = [(signing::HEADER, signature)];
-    let handshake = ctx.net.connect_ws(
-        &ctx.tunnels,
-        &spec.url,
-        &headers,
-        SocketOptions {
-            send_buffer: Some(STREAM_SNDBUF),
-        },
-    );
-    let ws = match timeout(CONNECT_TIMEOUT, handshake).await {
-        Err(_) => {
-            return fail(
-                report,
-                stream_connect_failure(
-                    &spec.url,
-                    format!(
-                        "no answer to the upgrade within {} s",
-                        CONNECT_TIMEOUT.as_secs()
-                    ),
-                ),
-            );
-        }
-        Ok(Err(WsError::Refused(status))) => {
-            return fail(
-                report,
-                Failure::StreamUpgradeRefused {
-                    url: spec.url.clone(),
-                    status,
-                },
-            );
-        }
-        Ok(Err(e)) => {
-            let cause = match &via {
-                Some(v) => format!("{e} (connecting via the tunnel to {v})"),
-                None => e.to_string(),
-            };
-            return fail(report, stream_connect_failure(&spec.url, cause));
-        }
-        Ok(Ok((ws, _route))) => ws,
-    };
-    let connect_elapsed = connect_started.elapsed();
-    report.connect_ms = Some(connect_elapsed.as_secs_f64() * 1e3);
-    ctx.timeline.capture(&Captured::WsOpen {
-        stream_sid: &stream_sid,
-        url: &spec.url,
-    });
-    ctx.timeline.emit(EventKind::StreamConnected {
-        stream_sid: stream_sid.clone(),
-        elapsed: connect_elapsed,
-    });
-
-    let (mut sink, mut source) = ws.split();
-    // Bounded: a slow driver makes the reader wait, which pushes back on the app's socket
-    // instead of buffering without limit.
-    let (tx, mut rx) = mpsc::channel::<Inbound>(256);
-    let slow_read = ctx.faults.as_ref().and_then(|f| f.spec().slow_read);
-    let reader = tokio::spawn(async move {
-        while let Some(msg) = source.next().await {
-            let item = match msg {
-                Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
-                Ok(Message::Binary(b)) => Inbound::Binary(b.len()),
-                Ok(Message::Pong(p)) => {
-                    Inbound::Pong(p.as_ref().try_into().ok().map(u64::from_be_bytes))
-                }
-                Ok(Message::Close(frame)) => {
-                    let _ = tx
-                        .send(Inbound::Closed(frame.map(|f| u16::from(f.code))))
-                        .await;
-                    return;
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!("stream read error: {e}");
-                    let end =
-                        dialtone_net::violation(&e).map_or(Inbound::Dropped, Inbound::Violation);
-                    let _ = tx.send(end).await;
-                    return;
-                }
-            };
-            if tx.send(item).await.is_err() {
-                return;
-            }
-            if let Some(pause) = slow_read {
-                // Injected slow reader: the app's writes back up into its socket.
-                tokio::time::sleep(pause).await;
-            }
-        }
-        let _ = tx.send(Inbound::Dropped).await;
-    });
-
-    let mut driver = Driver::new(&spec, &ctx);
-    let end = driver.run(&mut sink, &mut rx, &mut ctx).await;
-    if let End::Violation(v) = &end {
-        // Fail the connection as RFC 6455 says: a close frame naming why, then let go.
-        let frame = CloseFrame {
-            code: CloseCode::from(v.close_code()),
-            reason: "".into(),
-        };
-        let _ = send_msg(&mut sink, Message::Close(Some(frame))).await;
-    }
-    driver.release_hangup();
-    driver.ended_at = Some(Instant::now());
-    reader.abort();
-    driver.finish(report, end, &ctx)
+pub(crate) async fn run_stream(spec: StreamSpec, ctx: StreamCtx) -> StreamOutcome {
+    tokio_driver::run(spec, ctx).await
 }
 
 /// Kernel send buffer of a stream's socket. Linux grows loopback send buffers to ~4 MiB,
@@ -317,76 +129,45 @@ pub(crate) async fn run_stream(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOu
 /// small. (The kernel doubles the value.)
 const STREAM_SNDBUF: u32 = 16 * 1024;
 
+impl StreamSpec {
+    /// The session for this stream, joining the caller's audio `caller_offset` frames in.
+    pub(crate) fn session(&self, ctx: &StreamCtx, caller_offset: u64) -> session::SessionConfig {
+        session::SessionConfig {
+            url: self.url.clone(),
+            ids: self.ids.clone(),
+            name: self.name.clone(),
+            bidirectional: self.bidirectional,
+            tracks: self.tracks,
+            parameters: self.parameters.clone(),
+            caller_audio: ctx.caller_audio.clone(),
+            caller_offset,
+            turns: ctx.turns.clone(),
+            dtmf: ctx.dtmf.clone(),
+            outbound: matches!(self.tracks, Tracks::Outbound | Tracks::Both)
+                .then(|| ctx.outbound.clone()),
+            record: ctx.record,
+            max_duration: ctx.max_duration,
+            no_audio_timeout: ctx.no_audio_timeout,
+            faults: ctx.faults.clone(),
+            real_time: !ctx.fast,
+            frames: None,
+        }
+    }
+}
+
+/// Where a stream starting at `t0` joins the caller's audio, in frames: at its start, or
+/// where the audio is when it is anchored at the answer (the frames and digits before are
+/// gone, as for a stream Twilio opens mid-call).
+fn caller_offset(ctx: &StreamCtx, t0: Instant) -> u64 {
+    ctx.caller_epoch.map_or(0, |epoch| {
+        (t0.saturating_duration_since(epoch).as_micros() / 20_000) as u64
+    })
+}
+
+/// The stream's URL failed to connect.
 fn stream_connect_failure(url: &str, cause: String) -> Failure {
     Failure::StreamConnect {
         url: url.to_string(),
         cause,
     }
-}
-
-/// How the driver loop ended.
-enum End {
-    /// We sent `stop` and closed.
-    Stopped,
-    /// The app closed the socket.
-    AppClosed(Option<u16>),
-    /// The connection broke.
-    Dropped,
-    /// The app stopped reading: a write could not complete.
-    Stalled,
-    /// An injected fault ended the stream: a dropped connection (`None`) or a close frame.
-    Injected(Option<u16>),
-    /// The app broke the WebSocket protocol; dialtone failed the connection.
-    Violation(WsViolation),
-}
-
-type WsSink = futures_util::stream::SplitSink<dialtone_net::Ws, Message>;
-
-/// Sends a close frame and gives the app a moment to answer it, so the handshake completes
-/// cleanly.
-async fn close_and_wait(sink: &mut WsSink, rx: &mut mpsc::Receiver<Inbound>, code: CloseCode) {
-    let frame = CloseFrame {
-        code,
-        reason: "".into(),
-    };
-    let _ = send_msg(sink, Message::Close(Some(frame))).await;
-    let _ = timeout(Duration::from_secs(1), async {
-        while let Some(m) = rx.recv().await {
-            if matches!(
-                m,
-                Inbound::Closed(_) | Inbound::Dropped | Inbound::Violation(_)
-            ) {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-fn frame_due(t0: Instant, k: u64) -> Instant {
-    t0 + Duration::from_micros(k * 20_000)
-}
-
-fn us_since(t0: Instant, now: Instant) -> u64 {
-    now.saturating_duration_since(t0).as_micros() as u64
-}
-
-/// Why a write to the app's socket failed.
-enum SendError {
-    /// The socket refused the write (closed or broken).
-    Socket,
-    /// The write did not complete within [`WRITE_STALL`]: the app stopped reading.
-    Stalled,
-}
-
-async fn send_msg(sink: &mut WsSink, msg: Message) -> Result<(), SendError> {
-    match timeout(WRITE_STALL, sink.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(SendError::Socket),
-        Err(_) => Err(SendError::Stalled),
-    }
-}
-
-async fn send(sink: &mut WsSink, text: String) -> Result<(), SendError> {
-    send_msg(sink, Message::Text(text.into())).await
 }
