@@ -53,4 +53,5 @@ pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{
     CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram, url_via,
 };
+pub use stream::{StreamOutcome, plane};
 pub use timeline::EventSink;

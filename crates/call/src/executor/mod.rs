@@ -30,6 +30,9 @@ pub struct Engine {
     play_cache: Mutex<verbs::PlayCache>,
     /// One second of `<Say>` tone, looped by forks that carry the outbound track.
     say_tone: Arc<FrameSet>,
+    /// The stream plane, started at the first stream it can carry (`None` inside: it could
+    /// not start, and streams run on the tokio driver).
+    plane: std::sync::OnceLock<Option<crate::stream::plane::Plane>>,
 }
 
 /// `<Play>` files kept per engine; past this the cache starts over (a load run plays a few
@@ -150,7 +153,21 @@ impl Engine {
             net,
             play_cache: Mutex::default(),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
+            plane: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The stream plane, started on first use (one worker per core).
+    pub(crate) fn plane(&self) -> Option<&crate::stream::plane::Plane> {
+        self.plane
+            .get_or_init(|| match crate::stream::plane::Plane::new(0) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!("the stream plane could not start ({e}); streams run on tokio");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// Places one call and runs it to its end. Never panics on app behaviour: every failure

@@ -100,7 +100,10 @@ impl Call<'_> {
                 backstop(hangup, at + talk).await;
             });
         }
-        Ok((tokio::spawn(stream::run_stream(spec, ctx)), stop_tx))
+        Ok((
+            stream::spawn_stream(self.engine.plane(), spec, ctx),
+            stop_tx,
+        ))
     }
 
     /// The caller's hang-up: `talk` (its audio and the tail) after its audio starts.

@@ -21,6 +21,8 @@ use crate::report::{Failure, StreamReport};
 use crate::timeline::Timeline;
 
 mod hangup;
+mod on_plane;
+pub mod plane;
 pub(crate) mod session;
 mod tokio_driver;
 
@@ -105,29 +107,39 @@ pub(crate) struct StreamCtx {
 }
 
 /// How a stream went.
-pub(crate) struct StreamOutcome {
-    pub(crate) report: StreamReport,
-    pub(crate) failures: Vec<Failure>,
+pub struct StreamOutcome {
+    /// Everything measured.
+    pub report: StreamReport,
+    /// What went wrong, typed.
+    pub failures: Vec<Failure>,
     /// Warnings for the call's report: (code, message).
-    pub(crate) warnings: Vec<(u16, String)>,
+    pub warnings: Vec<(u16, String)>,
     /// What the caller heard from the app (μ-law, on the stream's timeline), when recording.
-    pub(crate) heard: Option<Vec<u8>>,
+    pub heard: Option<Vec<u8>>,
     /// What the caller sent on the inbound track (μ-law), when recording.
-    pub(crate) sent: Option<Vec<u8>>,
+    pub sent: Option<Vec<u8>>,
     /// When `start` went out: where `heard` and `sent` begin (`None`: never started).
-    pub(crate) started_at: Option<Instant>,
+    pub started_at: Option<Instant>,
 }
 
-/// Runs one stream to its end.
-pub(crate) async fn run_stream(spec: StreamSpec, ctx: StreamCtx) -> StreamOutcome {
-    tokio_driver::run(spec, ctx).await
+/// Runs one stream to its end: on the plane when it can carry it (plain WebSocket, real
+/// time), else on the tokio driver.
+pub(crate) fn spawn_stream(
+    plane: Option<&plane::Plane>,
+    spec: StreamSpec,
+    ctx: StreamCtx,
+) -> tokio::task::JoinHandle<StreamOutcome> {
+    match plane.zip(on_plane::target(&spec, &ctx)) {
+        Some((plane, target)) => on_plane::run(plane, target, spec, ctx),
+        None => tokio::spawn(tokio_driver::run(spec, ctx)),
+    }
 }
 
 /// Kernel send buffer of a stream's socket. Linux grows loopback send buffers to ~4 MiB,
 /// which at ~20 kB/s of media hides an app that stopped reading for minutes; a small buffer
 /// makes the write stall show within seconds and keeps a stalled stream's kernel memory
 /// small. (The kernel doubles the value.)
-const STREAM_SNDBUF: u32 = 16 * 1024;
+pub(crate) const STREAM_SNDBUF: u32 = 16 * 1024;
 
 impl StreamSpec {
     /// The session for this stream, joining the caller's audio `caller_offset` frames in.
@@ -151,6 +163,7 @@ impl StreamSpec {
             faults: ctx.faults.clone(),
             real_time: !ctx.fast,
             frames: None,
+            histograms: true,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The lean `--stream` runner: Media Streams straight to a WebSocket URL, no webhook. This is
-//! the path the capacity bench measures, built for thousands of streams per core: a few paced
-//! worker threads (one per core by default), each driving its share of the streams from one
-//! timer wheel with pre-built frames and one write per frame; lateness against the absolute
-//! schedule goes into per-worker HDR histograms merged once a second by the collector.
+//! the path the capacity bench measures. The streams run on the call engine's stream plane
+//! (`dialtone_call::plane`: a few paced mio workers, one per core by default, each carrying
+//! its share of the streams), as full calls' streams do: the same session, the same wire.
+//! Each worker's streams report into that worker's interval (HDR histograms and counters),
+//! which the collector takes once a second.
 //!
 //! Each stream speaks Twilio's messages in Twilio's order: `connected`, `start`
 //! (`sequenceNumber` 1), a `media` frame every 20 ms (the caller audio, then μ-law silence),
@@ -10,23 +11,23 @@
 //! `stop`, and a close handshake. Stream *i* carries `CA`/`MZ` + *i* as 32 hex digits and
 //! connects at `i × ramp / N`.
 
-mod media_frame;
-mod worker;
-pub(crate) mod ws;
+mod observer;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use dialtone_audio::FrameSet;
+use dialtone_call::plane::{Job, Plane, Target, TargetError};
+use dialtone_protocol::media::StreamIds;
 use tokio::time::Instant;
 
 use crate::LoadError;
-use crate::collector::{Collector, Finished, Progress, RunInfo};
+use crate::collector::{Collector, Finished, Progress, RunInfo, WorkerInterval};
 use crate::plan::Shard;
 use crate::summary::WorkloadInfo;
+use observer::LeanObserver;
 
 /// A `--stream` run.
 #[derive(Debug, Clone)]
@@ -60,30 +61,6 @@ pub struct StreamRun {
     pub drain: Duration,
 }
 
-/// What every worker reads.
-pub(crate) struct Shared {
-    addr: SocketAddr,
-    /// `Host` and forwarding header lines of the upgrade.
-    head: String,
-    path: String,
-    signature: String,
-    account_sid: String,
-    frames: u32,
-    audio: Arc<FrameSet>,
-    epoch: Instant,
-    stop: Arc<AtomicBool>,
-    drain_us: u64,
-    active: Arc<AtomicI64>,
-    seed: u64,
-}
-
-impl Shared {
-    #[inline]
-    fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
-    }
-}
-
 /// Most streams of one `--stream` run: 100,000. Every stream is planned up front and may be
 /// open at once (one socket each, beyond the ~28,000 ephemeral ports one app address gets).
 pub const MAX_STREAMS: u64 = 100_000;
@@ -94,70 +71,16 @@ pub const MAX_STREAMS: u64 = 100_000;
 /// stay small.
 pub const MAX_THREADS: usize = 1024;
 
-/// Where the streams connect and what the upgrade says.
-struct Target {
-    addr: SocketAddr,
-    /// Header lines after the request line: `Host` (the public authority) and, when
-    /// tunnelled, the forwarding headers, each ending in CRLF.
-    head: String,
-    /// Path and query.
-    path: String,
-    /// The URL as parsed (what goes on the wire, so what is signed).
-    signed: String,
-}
-
 /// Resolves `url` (as the app's TwiML would write it) through `tunnels` to a plain-TCP
 /// address. The lean path speaks plain WebSocket only: a TLS target is refused.
-fn target(url: &str, tunnels: &dialtone_call::Tunnels) -> Result<Target, LoadError> {
-    let bad = |why: String| LoadError::Target(format!("{url}: {why}"));
-    let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "ws" | "wss") {
-        return Err(bad("expected a ws:// or wss:// URL".into()));
-    }
-    let route = tunnels.route(&parsed);
-    if route.connect.scheme() == "wss" {
-        return Err(bad(
-            "--stream speaks plain WebSocket only (its framing is hand-rolled for speed); map the \
-             wss:// origin to the app's local ws:// address with --tunnel \
+fn target(url: &str, run: &StreamRun) -> Result<Target, LoadError> {
+    Target::resolve(url, &run.tunnels, &run.auth_token).map_err(|e| match e {
+        TargetError::Tls(_) => LoadError::Target(format!(
+            "{url}: --stream speaks plain WebSocket only (its framing is hand-rolled for speed); \
+             map the wss:// origin to the app's local ws:// address with --tunnel \
              PUBLIC=http://127.0.0.1:PORT, or load full calls with --webhook, which do TLS"
-                .into(),
-        ));
-    }
-    let host = route
-        .connect
-        .host_str()
-        .ok_or_else(|| bad("no host".into()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = route.connect.port_or_known_default().unwrap_or(80);
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            let hint = tunnels
-                .unmapped_hint(&parsed)
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            bad(format!("cannot resolve {host}: {e}{hint}"))
-        })?
-        .next()
-        .ok_or_else(|| bad(format!("{host} has no address")))?;
-    let mut head = String::new();
-    let forwarding = route.forwarding_headers();
-    if forwarding.is_empty() {
-        let authority = &parsed[url::Position::BeforeHost..url::Position::AfterPort];
-        head.push_str(&format!("Host: {authority}\r\n"));
-    }
-    for (name, value) in forwarding {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    let path = parsed[url::Position::BeforePath..url::Position::AfterQuery].to_string();
-    let signed = dialtone_protocol::signing::url_to_sign(parsed.as_str());
-    Ok(Target {
-        addr,
-        head,
-        path,
-        signed,
+        )),
+        e => LoadError::Target(e.to_string()),
     })
 }
 
@@ -168,12 +91,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut on_second: impl FnMut(&Progress),
 ) -> Result<Finished, LoadError> {
-    let Target {
-        addr,
-        head,
-        path,
-        signed,
-    } = target(&run.url, &run.tunnels)?;
+    let target = Arc::new(target(&run.url, run)?);
     if !(1..=MAX_STREAMS).contains(&run.streams) {
         return Err(LoadError::Invalid(format!(
             "--streams {} is out of range: 1 to {MAX_STREAMS}",
@@ -186,74 +104,100 @@ pub fn run(
             run.threads
         )));
     }
-    let frames = (run.media.as_millis() / 20) as u32;
+    let frames = (run.media.as_millis() / 20) as u64;
     let threads = match run.threads {
         0 => crate::proc_stats::cores() as usize,
         n => n,
     };
+    let plane = Plane::new(threads)
+        .map_err(|e| LoadError::Target(format!("cannot start a worker thread: {e}")))?;
     let started_wall = SystemTime::now();
     let epoch = Instant::now();
-    let shared = Arc::new(Shared {
-        addr,
-        head,
-        path,
-        signature: dialtone_protocol::signing::signature(&run.auth_token, &signed, &[]),
-        account_sid: run.account_sid.clone(),
-        frames,
-        audio: run.audio.clone(),
-        epoch,
-        stop: stop.clone(),
-        drain_us: run.drain.as_micros() as u64,
-        active: Arc::new(AtomicI64::new(0)),
-        seed: run.seed,
-    });
+    let active = Arc::new(AtomicI64::new(0));
+    // Set at a stop (Ctrl-C): streams not yet connecting never start. Set after the drain:
+    // streams still running stop and count `interrupted`.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(AtomicBool::new(false));
+    let intervals: Vec<Arc<Mutex<WorkerInterval>>> = (0..threads)
+        .map(|_| Arc::new(Mutex::new(WorkerInterval::default())))
+        .collect();
+    let (done_tx, done_rx) = channel::<()>();
     // Stream i connects at i × ramp / N; streams go to workers round-robin so each worker's
     // load rises evenly during the ramp.
     let ramp_us = run.ramp.as_micros() as u64;
     let mine: Vec<u64> = (0..run.streams).filter(|&i| run.shard.owns(i)).collect();
-    let mut plans: Vec<Vec<(u64, u64)>> = vec![Vec::new(); threads];
-    for (n, &i) in mine.iter().enumerate() {
-        let at = (u128::from(i) * u128::from(ramp_us) / u128::from(run.streams)) as u64;
-        plans[n % threads].push((i, at));
-    }
     let mut collector = Collector::new(started_wall);
     collector.set_scheduled(mine.len() as u64);
-    let (tx, rx) = sync_channel(64 * threads);
-    let mut handles = Vec::new();
-    for (w, plan) in plans.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-        let (shared, tx) = (shared.clone(), tx.clone());
-        let h = std::thread::Builder::new()
-            .name(format!("dialtone-stream-{w}"))
-            .spawn(move || worker::run(&shared, plan, tx))
-            .map_err(|e| LoadError::Target(format!("cannot start a worker thread: {e}")))?;
-        handles.push(h);
+    // One handle per worker wakes it for the cut (the flag is shared by every stream).
+    let mut stops = vec![None; threads];
+    for (n, &i) in mine.iter().enumerate() {
+        let at = (u128::from(i) * u128::from(ramp_us) / u128::from(run.streams)) as u64;
+        let w = n % threads;
+        let observer = LeanObserver::new(
+            intervals[w].clone(),
+            active.clone(),
+            cancel.clone(),
+            done_tx.clone(),
+            frames,
+        );
+        let ids = StreamIds {
+            account_sid: run.account_sid.clone(),
+            call_sid: format!("CA{i:032x}"),
+            stream_sid: format!("MZ{i:032x}"),
+        };
+        let job = Job::bare(
+            target.clone(),
+            &run.url,
+            ids,
+            run.audio.clone(),
+            frames,
+            epoch + Duration::from_micros(at),
+            dialtone_call::faults::mix(run.seed, i, 9),
+            cut.clone(),
+            Box::new(observer),
+        );
+        let handle = plane.submit_to(w, job);
+        stops[w].get_or_insert(handle);
     }
-    drop(tx);
+    drop(done_tx);
+    let total = mine.len();
+    let mut finished = 0usize;
     let mut next = Duration::from_secs(1);
-    loop {
-        let wait = next.saturating_sub(epoch.elapsed());
-        match rx.recv_timeout(wait) {
-            Ok(interval) => collector.add_interval(&interval),
-            Err(RecvTimeoutError::Timeout) => {
-                let active = shared.active.load(Ordering::Relaxed).max(0) as u64;
-                collector.tick(epoch.elapsed(), active, None);
-                on_second(&collector.progress());
-                next += Duration::from_secs(1);
+    let mut cut_at: Option<Duration> = None;
+    while finished < total {
+        if cut_at.is_none() && stop.load(Ordering::Relaxed) {
+            cancel.store(true, Ordering::Relaxed);
+            cut_at = Some(epoch.elapsed() + run.drain);
+        }
+        if cut_at.is_some_and(|at| epoch.elapsed() >= at) && !cut.load(Ordering::Relaxed) {
+            // The drain is over: every stream still running stops now.
+            for s in stops.iter().flatten() {
+                s.stop();
             }
+        }
+        let wait = next
+            .saturating_sub(epoch.elapsed())
+            .min(Duration::from_millis(100));
+        match done_rx.recv_timeout(wait) {
+            Ok(()) => finished += 1,
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-    }
-    let mut io_error = None;
-    for h in handles {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => io_error = Some(e),
-            // A worker that panicked lost its streams' results: say so, never silently.
-            Err(_) => tracing::error!("a stream worker panicked; its streams' results are lost"),
+        if epoch.elapsed() >= next {
+            for i in &intervals {
+                let interval = std::mem::take(&mut *i.lock().expect("interval lock"));
+                collector.add_interval(&interval);
+            }
+            let live = active.load(Ordering::Relaxed).max(0) as u64;
+            collector.tick(epoch.elapsed(), live, None);
+            on_second(&collector.progress());
+            next += Duration::from_secs(1);
         }
     }
-    if let Some(e) = io_error {
-        tracing::error!("a stream worker stopped on an IO error: {e}");
+    drop(plane);
+    for i in &intervals {
+        let interval = std::mem::take(&mut *i.lock().expect("interval lock"));
+        collector.add_interval(&interval);
     }
     collector.tick(epoch.elapsed(), 0, None);
     let info = RunInfo {

@@ -89,7 +89,9 @@ impl Session {
                     .on_app_heard(heard_us, self.playout.busy_until_us());
             }
         }
-        if self.first_audio_us.is_none() {
+        let first = self.first_audio_us.is_none().then_some(now_us);
+        wire.app_media(first);
+        if first.is_some() {
             self.first_audio_us = Some(now_us);
             wire.event(EventKind::FirstAudioBack {
                 stream_sid: self.ids.stream_sid.clone(),
@@ -143,6 +145,7 @@ impl Session {
         self.seq += 1;
         wire.text(&media::mark(self.seq, &self.ids.stream_sid, &echo.name));
         let rtt = Duration::from_micros(now_us.saturating_sub(echo.received_us));
+        wire.mark_echoed(rtt.as_micros() as u64);
         self.marks.echoed(echo.id, rtt, echo.cleared);
         if self.echoes_shown < EVENTS_SHOWN {
             self.echoes_shown += 1;

@@ -55,7 +55,11 @@ impl Session {
             connect_ms: connect.map(|d| d.as_secs_f64() * 1e3),
             frames_sent: self.frames_sent,
             dtmf_sent: self.dtmf_sent,
-            lateness: LatencySummary::from_us(&self.lateness),
+            lateness: self
+                .lateness
+                .as_ref()
+                .map(LatencySummary::from_us)
+                .unwrap_or_default(),
             media_received: self.media_received,
             audio_received_ms: self.playout.bytes_received() / 8,
             audio_cleared_ms: self.playout.bytes_dropped() / 8,
@@ -73,7 +77,9 @@ impl Session {
             turns,
             vad_splits: 0,
             faults: self.faults.is_some().then_some(self.fault_counts),
-            lateness_us: self.lateness,
+            lateness_us: self
+                .lateness
+                .unwrap_or_else(crate::report::new_lateness_histogram),
             mark_round_trip_us,
         };
         StreamOutcome {

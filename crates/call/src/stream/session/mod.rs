@@ -54,6 +54,12 @@ pub(crate) trait Wire {
     fn text(&mut self, text: &str);
     /// A step of the call's timeline.
     fn event(&mut self, kind: EventKind);
+    /// A scheduled frame went out this late (µs; real time only).
+    fn frame_sent(&mut self, _lateness_us: u64) {}
+    /// An app `media` message came; the first one carries its time since the start (µs).
+    fn app_media(&mut self, _first_after_us: Option<u64>) {}
+    /// A mark was echoed this long after the app sent it (µs).
+    fn mark_echoed(&mut self, _round_trip_us: u64) {}
 }
 
 /// Everything a session is told once, before `start`.
@@ -89,6 +95,9 @@ pub(crate) struct SessionConfig {
     pub(crate) real_time: bool,
     /// Frames to send at most (`load --stream`'s `--seconds`); `None`: until stopped.
     pub(crate) frames: Option<u64>,
+    /// Keep this stream's own lateness histogram for its report (a load run's plane keeps
+    /// one per worker instead, through [`Wire::frame_sent`]).
+    pub(crate) histograms: bool,
 }
 
 /// How a session ended.
@@ -164,7 +173,8 @@ pub(crate) struct Session {
     frames_sent: u64,
     dtmf_sent: u64,
     real_time: bool,
-    lateness: Histogram<u64>,
+    /// Every frame's lateness, when the stream keeps its own histograms.
+    lateness: Option<Histogram<u64>>,
     playout: Playout,
     turns: TurnTracker,
     /// Unix time (ms) of the start, to put turns on the wall clock apps report milestones in.
@@ -232,7 +242,7 @@ impl Session {
             frames_sent: 0,
             dtmf_sent: 0,
             real_time: cfg.real_time,
-            lateness: crate::report::new_lateness_histogram(),
+            lateness: cfg.histograms.then(crate::report::new_lateness_histogram),
             playout: Playout::new(cfg.record)
                 .record_until(u64::try_from(cfg.max_duration.as_micros()).unwrap_or(u64::MAX)),
             turns: TurnTracker::new(&cfg.turns),
@@ -484,8 +494,11 @@ impl Session {
         self.turns
             .on_frame_sent(k + self.caller_offset, now_us, playing);
         if self.real_time {
-            self.lateness
-                .saturating_record(now_us.saturating_sub(scheduled).max(1));
+            let late = now_us.saturating_sub(scheduled);
+            wire.frame_sent(late);
+            if let Some(h) = &mut self.lateness {
+                h.saturating_record(late.max(1));
+            }
         }
     }
 

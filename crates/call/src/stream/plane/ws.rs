@@ -104,23 +104,6 @@ pub(crate) fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u
     apply_mask(&mut out[start..], mask);
 }
 
-/// Header bytes of a masked client frame whose payload is 126..=65535 bytes long (every
-/// `media` message): opcode byte, `126`, the 16-bit length, the 4-byte key.
-pub(crate) const MEDIUM_HEADER: usize = 8;
-
-/// Turns `buf[MEDIUM_HEADER..]` (already written) into a masked text frame in place: fills
-/// the header and masks the payload. The payload must be 126..=65535 bytes.
-#[inline]
-pub(crate) fn seal_medium_text(buf: &mut [u8], mask: [u8; 4]) {
-    let n = buf.len() - MEDIUM_HEADER;
-    debug_assert!((126..=u16::MAX as usize).contains(&n));
-    buf[0] = 0x80 | OP_TEXT;
-    buf[1] = 0x80 | 126;
-    buf[2..4].copy_from_slice(&(n as u16).to_be_bytes());
-    buf[4..8].copy_from_slice(&mask);
-    apply_mask(&mut buf[MEDIUM_HEADER..], mask);
-}
-
 /// XORs `data` with the repeating 4-byte key, 8 bytes at a time.
 #[inline]
 pub(crate) fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
@@ -253,11 +236,6 @@ mod tests {
             assert_eq!(&*f.payload, &payload[..]);
             assert_eq!(parse_frame(&out[..out.len() - 1]).unwrap(), None);
         }
-        let mut sealed = b"........".to_vec();
-        sealed.extend(std::iter::repeat_n(b'x', 300));
-        seal_medium_text(&mut sealed, [9, 8, 7, 6]);
-        let (f, used) = parse_frame(&sealed).unwrap().unwrap();
-        assert_eq!((used, &*f.payload), (308, &[b'x'; 300][..]));
         let server = [0x81, 0x02, b'h', b'i'];
         let (f, _) = parse_frame(&server).unwrap().unwrap();
         assert_eq!(&*f.payload, b"hi");

@@ -1,0 +1,183 @@
+//! A full call's stream on the plane: the job handed over, and the observer that carries
+//! the plane's news back to the call (timeline, capture, the caller's hang-up, the outcome).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::plane::{Job, Observer, Plane, Target};
+use super::{CallerHangup, StreamCtx, StreamOutcome, StreamSpec};
+use crate::capture::Captured;
+use crate::report::{EventKind, Failure};
+use crate::timeline::Timeline;
+
+struct CallObserver {
+    timeline: Arc<Timeline>,
+    stream_sid: String,
+    url: String,
+    hangup: Option<CallerHangup>,
+    /// The hang-up this stream claimed, and whether it fired.
+    claimed: Option<(CallerHangup, bool)>,
+    started: Option<oneshot::Sender<Instant>>,
+    done: Option<oneshot::Sender<StreamOutcome>>,
+}
+
+impl Observer for CallObserver {
+    fn connected(&mut self, elapsed: Duration) {
+        self.timeline.capture(&Captured::WsOpen {
+            stream_sid: &self.stream_sid,
+            url: &self.url,
+        });
+        self.timeline.emit(EventKind::StreamConnected {
+            stream_sid: self.stream_sid.clone(),
+            elapsed,
+        });
+    }
+
+    fn started(&mut self, t0: Instant) -> Option<Duration> {
+        let h = self.hangup.take()?;
+        let after = h.claim()?;
+        self.claimed = Some((h, false));
+        if let Some(started) = self.started.take() {
+            let _ = started.send(t0);
+        }
+        Some(after)
+    }
+
+    fn sent(&mut self, text: &str) {
+        self.timeline.capture(&Captured::WsOut {
+            stream_sid: &self.stream_sid,
+            text,
+        });
+    }
+
+    fn received(&mut self, text: &str) {
+        self.timeline.capture(&Captured::WsIn {
+            stream_sid: &self.stream_sid,
+            text,
+        });
+    }
+
+    fn event(&mut self, kind: EventKind) {
+        self.timeline.emit(kind);
+    }
+
+    fn hung_up(&mut self) {
+        if let Some((h, fired)) = &mut self.claimed {
+            h.fire();
+            *fired = true;
+        }
+    }
+
+    fn finished(mut self: Box<Self>, outcome: StreamOutcome, _interrupted: bool) {
+        if let Some((h, false)) = self.claimed.take() {
+            // Ended before the caller hung up: the backstop hangs up on the wall clock.
+            h.release(None);
+        }
+        self.timeline.capture(&Captured::WsClose {
+            stream_sid: &self.stream_sid,
+            by: outcome.report.closed_by,
+            code: outcome.report.close_code,
+        });
+        if let Some(done) = self.done.take() {
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+/// Where the stream connects when the plane can carry it: plain WebSocket, in real time.
+/// (Virtual time, an injected slow reader and TLS are the tokio driver's.)
+pub(crate) fn target(spec: &StreamSpec, ctx: &StreamCtx) -> Option<Target> {
+    if ctx.fast
+        || ctx
+            .faults
+            .as_ref()
+            .is_some_and(|f| f.spec().slow_read.is_some())
+    {
+        return None;
+    }
+    Target::resolve(&spec.url, &ctx.tunnels, &ctx.auth_token).ok()
+}
+
+/// Runs the stream on the plane.
+pub(crate) fn run(
+    plane: &Plane,
+    target: Target,
+    spec: StreamSpec,
+    mut ctx: StreamCtx,
+) -> JoinHandle<StreamOutcome> {
+    let via = url::Url::parse(&spec.url)
+        .ok()
+        .and_then(|u| ctx.tunnels.route(&u).via());
+    ctx.timeline.emit(EventKind::StreamConnecting {
+        url: spec.url.clone(),
+        via,
+        bidirectional: spec.bidirectional,
+        stream_sid: spec.ids.stream_sid.clone(),
+        name: spec.name.clone(),
+        status_callback: spec.status_callback.clone(),
+        status_callback_method: spec.status_callback_method.as_str(),
+    });
+    let (done_tx, done_rx) = oneshot::channel();
+    let observer = CallObserver {
+        timeline: ctx.timeline.clone(),
+        stream_sid: spec.ids.stream_sid.clone(),
+        url: spec.url.clone(),
+        hangup: ctx.hangup.take(),
+        claimed: None,
+        started: ctx.started.take(),
+        done: Some(done_tx),
+    };
+    let seed = crate::faults::mix(
+        spec.ids
+            .stream_sid
+            .bytes()
+            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b)),
+        0,
+        3,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let lost = spec.session(&ctx, 0);
+    let url = spec.url.clone();
+    let handle = plane.submit(Job {
+        target: Arc::new(target),
+        session: spec.session(&ctx, 0),
+        caller_epoch: ctx.caller_epoch,
+        connect_at: None,
+        seed,
+        stop,
+        observer: Box::new(observer),
+    });
+    let mut stop_rx = ctx.stop.clone();
+    tokio::spawn(async move {
+        let watch_stop = async move {
+            while !*stop_rx.borrow() {
+                if stop_rx.changed().await.is_err() {
+                    break;
+                }
+            }
+            handle.stop();
+        };
+        tokio::pin!(done_rx);
+        tokio::select! {
+            done = &mut done_rx => return done.unwrap_or_else(|_| lost_stream(lost, url)),
+            _ = watch_stop => {}
+        }
+        done_rx.await.unwrap_or_else(|_| lost_stream(lost, url))
+    })
+}
+
+/// The plane dropped the stream without a report (a worker panicked): say so.
+fn lost_stream(cfg: super::session::SessionConfig, url: String) -> StreamOutcome {
+    let s = super::session::Session::new(cfg);
+    let mut o = s.finish(None, Duration::ZERO, &mut super::plane::NoWire);
+    o.failures.push(Failure::StreamConnect {
+        url,
+        cause: "internal error: the stream plane lost the stream".into(),
+    });
+    o
+}

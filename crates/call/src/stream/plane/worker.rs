@@ -1,0 +1,795 @@
+//! One plane worker: a mio event loop carrying many streams. Each stream's session says when
+//! it next needs the time (a heap of deadlines, on whole milliseconds so a wake-up serves
+//! every stream due in that ms); what a session sends is framed, masked and written with one
+//! `write` per wake-up of that stream. Nothing is allocated per frame.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{ErrorKind, Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+use dialtone_protocol::media::WsViolation;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use tokio::time::Instant;
+
+use super::ws::{self, Upgrade};
+use super::{Job, Observer, Target};
+use crate::report::{EventKind, Failure};
+use crate::stream::session::{End, Phase, Session, SessionConfig, WRITE_STALL, Wire};
+use std::sync::Arc;
+
+/// The token the waker wakes the loop with (new jobs, stop requests).
+pub(super) const WAKE: Token = Token(usize::MAX);
+/// An upgrade not answered within this fails the stream.
+const CONNECT_TIMEOUT_US: u64 = 10_000_000;
+/// After our close frame, the app gets this long to close back.
+const CLOSE_TIMEOUT_US: u64 = 1_000_000;
+/// Bytes held for a full socket before the stream counts as stalled: room for the largest
+/// burst a session sends at once (a `clear` echoing every pending mark: at most 10,000 marks
+/// and 1 MiB of names), so only an app that stopped reading reaches it.
+const MAX_PENDING: usize = 4 << 20;
+/// Past this many bytes waiting for the socket, the app's messages are not read on: what
+/// they would make us send (mark echoes) waits, as a blocking write would make it wait, and
+/// the app's own writes back up into its socket.
+const READ_PAUSE: usize = 64 << 10;
+/// The kernel send buffer of a stream's socket (see `STREAM_SNDBUF`): an app that stopped
+/// reading shows as a stall within seconds, not minutes.
+const SNDBUF: usize = crate::stream::STREAM_SNDBUF as usize;
+/// Timeouts and stop requests are looked at this often.
+const SWEEP_US: u64 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Connecting,
+    Upgrading,
+    Streaming,
+    Closing,
+    Done,
+}
+
+struct Conn {
+    sock: Option<TcpStream>,
+    state: State,
+    target: Arc<Target>,
+    key: String,
+    cfg: Option<SessionConfig>,
+    caller_epoch: Option<Instant>,
+    session: Option<Session>,
+    observer: Option<Box<dyn Observer>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop_seen: bool,
+    connect_started: Option<Instant>,
+    connect_elapsed: Option<Duration>,
+    /// The session's time 0, µs on the worker's clock (a whole ms).
+    t0_us: u64,
+    started: Option<Instant>,
+    /// A timeout (upgrade, close) falls then, µs on the worker's clock.
+    deadline_us: u64,
+    /// The deadline this stream has in the heap.
+    timer_at: Option<u64>,
+    rx: Vec<u8>,
+    pending: Vec<u8>,
+    pending_since_us: u64,
+    rng: u32,
+    /// Reading stopped until the socket takes what waits ([`READ_PAUSE`]).
+    read_paused: bool,
+    /// A failure found before the session started (connect, upgrade).
+    failure: Option<Failure>,
+}
+
+/// What a session writes goes into the worker's frame buffer, masked; the rest to the
+/// stream's observer.
+struct MioWire<'a> {
+    out: &'a mut Vec<u8>,
+    rng: &'a mut u32,
+    observer: &'a mut dyn Observer,
+}
+
+/// xorshift32: masks need not be secret here, only not constant.
+fn next_mask(rng: &mut u32) -> [u8; 4] {
+    let mut x = *rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *rng = x;
+    x.to_ne_bytes()
+}
+
+impl Wire for MioWire<'_> {
+    fn text(&mut self, text: &str) {
+        self.observer.sent(text);
+        let mask = next_mask(self.rng);
+        ws::push_frame(self.out, ws::OP_TEXT, text.as_bytes(), mask);
+    }
+    fn event(&mut self, kind: EventKind) {
+        self.observer.event(kind);
+    }
+    fn frame_sent(&mut self, lateness_us: u64) {
+        self.observer.frame(lateness_us);
+    }
+    fn app_media(&mut self, first_after_us: Option<u64>) {
+        self.observer.app_media();
+        if let Some(us) = first_after_us {
+            self.observer.first_audio(us);
+        }
+    }
+    fn mark_echoed(&mut self, round_trip_us: u64) {
+        self.observer.mark_echoed(round_trip_us);
+    }
+}
+
+/// A wire for sessions that never ran (their report only).
+pub(crate) struct NoWire;
+
+impl Wire for NoWire {
+    fn text(&mut self, _text: &str) {}
+    fn event(&mut self, _kind: EventKind) {}
+}
+
+struct Loop {
+    poll: Poll,
+    conns: Vec<Conn>,
+    /// Slots of finished streams, reused for new ones.
+    free: Vec<usize>,
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
+    starts: BinaryHeap<Reverse<(u64, usize)>>,
+    epoch: Instant,
+    out: Vec<u8>,
+    rbuf: Vec<u8>,
+    live: usize,
+}
+
+impl Loop {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
+    let mut l = Loop {
+        poll,
+        conns: Vec::new(),
+        free: Vec::new(),
+        timers: BinaryHeap::new(),
+        starts: BinaryHeap::new(),
+        epoch: Instant::now(),
+        out: Vec::with_capacity(4096),
+        rbuf: vec![0u8; 64 << 10],
+        live: 0,
+    };
+    let mut events = Events::with_capacity(1024);
+    let mut open = true;
+    let mut next_sweep = 0u64;
+    loop {
+        if open {
+            loop {
+                match jobs.try_recv() {
+                    Ok(job) => l.add(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if !open && l.live == 0 {
+            return;
+        }
+        let now = l.now_us();
+        while let Some(&Reverse((at, ci))) = l.starts.peek() {
+            if at > now {
+                break;
+            }
+            l.starts.pop();
+            l.connect(ci);
+        }
+        while let Some(&Reverse((at, ci))) = l.timers.peek() {
+            if at > l.now_us() {
+                break;
+            }
+            l.timers.pop();
+            if l.conns[ci].timer_at == Some(at) {
+                l.conns[ci].timer_at = None;
+                l.on_timer(ci);
+            }
+        }
+        if now >= next_sweep {
+            next_sweep = now + SWEEP_US;
+            l.sweep(now);
+        }
+        let mut wake = next_sweep;
+        if let Some(&Reverse((at, _))) = l.timers.peek() {
+            wake = wake.min(at);
+        }
+        if let Some(&Reverse((at, _))) = l.starts.peek() {
+            wake = wake.min(at);
+        }
+        let wait = Duration::from_micros(wake.saturating_sub(l.now_us()));
+        if l.poll.poll(&mut events, Some(wait)).is_err() {
+            continue;
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKE {
+                l.check_stops();
+                continue;
+            }
+            let ci = ev.token().0;
+            if ci >= l.conns.len() || l.conns[ci].state == State::Done {
+                continue;
+            }
+            if ev.is_writable() {
+                l.on_writable(ci);
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                l.on_readable(ci);
+            }
+        }
+    }
+}
+
+impl Loop {
+    fn add(&mut self, job: Job) {
+        let now = self.now_us();
+        let connect_at_us = job.connect_at.map_or(now, |at| {
+            now + at.saturating_duration_since(Instant::now()).as_micros() as u64
+        });
+        let key_seed = job.seed;
+        let conn = Conn {
+            sock: None,
+            state: State::Waiting,
+            target: job.target,
+            key: ws::key(nonce(key_seed)),
+            cfg: Some(job.session),
+            caller_epoch: job.caller_epoch,
+            session: None,
+            observer: Some(job.observer),
+            stop: job.stop,
+            stop_seen: false,
+            connect_started: None,
+            connect_elapsed: None,
+            t0_us: 0,
+            started: None,
+            deadline_us: 0,
+            timer_at: None,
+            rx: Vec::new(),
+            pending: Vec::new(),
+            pending_since_us: 0,
+            rng: (key_seed as u32 ^ (key_seed >> 32) as u32) | 1,
+            read_paused: false,
+            failure: None,
+        };
+        let ci = match self.free.pop() {
+            Some(ci) => {
+                self.conns[ci] = conn;
+                ci
+            }
+            None => {
+                self.conns.push(conn);
+                self.conns.len() - 1
+            }
+        };
+        self.live += 1;
+        self.starts.push(Reverse((connect_at_us, ci)));
+    }
+
+    fn connect(&mut self, ci: usize) {
+        let now = self.now_us();
+        let c = &mut self.conns[ci];
+        if c.state != State::Waiting {
+            return;
+        }
+        if c.stop.load(Ordering::Relaxed) || c.observer.as_mut().is_some_and(|o| !o.should_start())
+        {
+            return self.done(ci);
+        }
+        c.state = State::Connecting;
+        c.connect_started = Some(Instant::now());
+        if let Some(o) = c.observer.as_mut() {
+            o.connecting();
+        }
+        c.deadline_us = now + CONNECT_TIMEOUT_US;
+        match open_socket(c.target.addr) {
+            Ok(mut s) => {
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut s, Token(ci), Interest::READABLE | Interest::WRITABLE)
+                    .is_err()
+                {
+                    return self.fail_connect(ci, "cannot register the socket".into());
+                }
+                self.conns[ci].sock = Some(s);
+            }
+            Err(e) => self.fail_connect(ci, e.to_string()),
+        }
+    }
+
+    fn fail_connect(&mut self, ci: usize, cause: String) {
+        let c = &mut self.conns[ci];
+        let url = c.cfg.as_ref().map(|s| s.url.clone()).unwrap_or_default();
+        c.failure = Some(Failure::StreamConnect { url, cause });
+        self.done(ci);
+    }
+
+    fn on_writable(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        match c.state {
+            State::Connecting => {
+                let Some(sock) = c.sock.as_ref() else { return };
+                if let Ok(Some(e)) | Err(e) = sock.take_error() {
+                    return self.fail_connect(ci, e.to_string());
+                }
+                if let Err(e) = sock.peer_addr() {
+                    if e.kind() == ErrorKind::NotConnected {
+                        // Not yet: another writable event follows the handshake.
+                        return;
+                    }
+                    return self.fail_connect(ci, e.to_string());
+                }
+                let req = ws::upgrade_request(
+                    &c.target.path,
+                    &c.target.head,
+                    &c.key,
+                    &c.target.signature,
+                );
+                c.state = State::Upgrading;
+                self.write(ci, &req);
+            }
+            State::Upgrading | State::Streaming | State::Closing => self.flush(ci),
+            State::Waiting | State::Done => {}
+        }
+    }
+
+    fn on_readable(&mut self, ci: usize) {
+        loop {
+            let c = &mut self.conns[ci];
+            if c.state == State::Done {
+                return;
+            }
+            if c.pending.len() > READ_PAUSE {
+                c.read_paused = true;
+                return;
+            }
+            let Some(sock) = c.sock.as_mut() else { return };
+            match sock.read(&mut self.rbuf) {
+                Ok(0) => return self.closed_under(ci),
+                Ok(n) => {
+                    c.rx.extend_from_slice(&self.rbuf[..n]);
+                    self.on_bytes(ci);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return self.closed_under(ci),
+            }
+        }
+    }
+
+    /// The socket closed or broke under us.
+    fn closed_under(&mut self, ci: usize) {
+        match self.conns[ci].state {
+            State::Connecting | State::Upgrading => {
+                self.fail_connect(ci, "the connection closed during the upgrade".into())
+            }
+            State::Closing => self.done(ci),
+            _ => self.end_session(ci, End::Dropped),
+        }
+    }
+
+    fn on_bytes(&mut self, ci: usize) {
+        if self.conns[ci].state == State::Upgrading {
+            let c = &mut self.conns[ci];
+            let accept = ws::accept_for(&c.key);
+            match ws::parse_upgrade(&c.rx, &accept) {
+                Upgrade::Incomplete if c.rx.len() < 16 << 10 => return,
+                Upgrade::Incomplete => {
+                    return self.fail_connect(ci, "the upgrade answer is too long".into());
+                }
+                Upgrade::Refused(status) => {
+                    let url = c.cfg.as_ref().map(|s| s.url.clone()).unwrap_or_default();
+                    c.failure = Some(match status {
+                        Some(status) => Failure::StreamUpgradeRefused { url, status },
+                        None => Failure::StreamConnect {
+                            url,
+                            cause: "the upgrade answer is not HTTP".into(),
+                        },
+                    });
+                    return self.done(ci);
+                }
+                Upgrade::Accepted(used) => {
+                    c.rx.drain(..used);
+                    self.start(ci);
+                }
+            }
+        }
+        let mut at = 0;
+        loop {
+            let c = &mut self.conns[ci];
+            if c.state == State::Done {
+                return;
+            }
+            let (opcode, fin, payload, used) = match ws::parse_frame(&c.rx[at..]) {
+                Ok(Some((f, used))) => (f.opcode, f.fin, f.payload.into_owned(), used),
+                Ok(None) => break,
+                // Refused from the header: the payload is never buffered.
+                Err(ws::TooLarge(size)) => {
+                    let limit = ws::MAX_FRAME;
+                    return self
+                        .end_session(ci, End::Violation(WsViolation::TooLarge { size, limit }));
+                }
+            };
+            at += used;
+            self.on_frame(ci, opcode, fin, &payload);
+            if self.conns[ci].pending.len() > READ_PAUSE {
+                self.conns[ci].read_paused = true;
+                break;
+            }
+        }
+        let c = &mut self.conns[ci];
+        c.rx.drain(..at);
+        if c.rx.is_empty() && c.rx.capacity() > 64 << 10 {
+            c.rx = Vec::new();
+        }
+    }
+
+    fn on_frame(&mut self, ci: usize, opcode: u8, fin: bool, payload: &[u8]) {
+        match opcode {
+            ws::OP_CLOSE => {
+                if self.conns[ci].state == State::Closing {
+                    return self.done(ci);
+                }
+                let code =
+                    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                // The app ended the stream: answer its close, as a client must.
+                self.send_close(ci, 1000);
+                self.end_session(ci, End::AppClosed(code));
+            }
+            ws::OP_PING => {
+                let c = &mut self.conns[ci];
+                let mask = next_mask(&mut c.rng);
+                self.out.clear();
+                ws::push_frame(&mut self.out, ws::OP_PONG, payload, mask);
+                let bytes = std::mem::take(&mut self.out);
+                self.write(ci, &bytes);
+                self.out = bytes;
+            }
+            ws::OP_TEXT if fin => match std::str::from_utf8(payload) {
+                Ok(text) => self.on_text(ci, text),
+                Err(_) => self.end_session(ci, End::Violation(WsViolation::NotUtf8)),
+            },
+            ws::OP_BINARY if fin => self.with_session(ci, |s, _, w| s.on_binary(payload.len(), w)),
+            _ => {}
+        }
+    }
+
+    fn on_text(&mut self, ci: usize, text: &str) {
+        if let Some(o) = self.conns[ci].observer.as_mut() {
+            o.received(text);
+        }
+        self.with_session(ci, |s, now, w| s.on_text(now, text, w));
+    }
+
+    /// The upgrade succeeded: the session starts, on a whole ms of the worker's clock.
+    fn start(&mut self, ci: usize) {
+        let now = self.now_us();
+        let t0 = Instant::now();
+        let c = &mut self.conns[ci];
+        let Some(mut cfg) = c.cfg.take() else { return };
+        let elapsed = c.connect_started.map(|s| t0.saturating_duration_since(s));
+        c.connect_elapsed = elapsed;
+        cfg.caller_offset = c.caller_epoch.map_or(0, |epoch| {
+            (t0.saturating_duration_since(epoch).as_micros() / 20_000) as u64
+        });
+        let mut s = Session::new(cfg);
+        let observer = c.observer.as_mut().expect("observer until finished");
+        if let Some(e) = elapsed {
+            observer.connected(e);
+        }
+        c.t0_us = (now / 1000 + 1) * 1000;
+        c.state = State::Streaming;
+        c.started = Some(t0);
+        if let Some(after) = observer.started(t0) {
+            s.set_hangup(after);
+        }
+        let wall0 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        c.session = Some(s);
+        self.with_session(ci, |s, _, w| s.start(wall0, w));
+    }
+
+    /// Runs `f` on the stream's session with its wire, then writes what it sent, follows
+    /// its phase and books its next deadline.
+    fn with_session(&mut self, ci: usize, f: impl FnOnce(&mut Session, u64, &mut MioWire<'_>)) {
+        let now = self.now_us();
+        let c = &mut self.conns[ci];
+        let (Some(s), Some(observer)) = (c.session.as_mut(), c.observer.as_mut()) else {
+            return;
+        };
+        let rel = now.saturating_sub(c.t0_us);
+        self.out.clear();
+        let mut wire = MioWire {
+            out: &mut self.out,
+            rng: &mut c.rng,
+            observer: observer.as_mut(),
+        };
+        f(s, rel, &mut wire);
+        if s.phase() == Phase::HungUp {
+            wire.observer.hung_up();
+            s.clear_hangup();
+            s.stop(rel, &mut wire);
+        }
+        let phase = s.phase();
+        let bytes = std::mem::take(&mut self.out);
+        if !bytes.is_empty() {
+            if !self.conns[ci].pending.is_empty()
+                && let Some(o) = self.conns[ci].observer.as_mut()
+            {
+                o.backpressured();
+            }
+            self.write(ci, &bytes);
+        }
+        self.out = bytes;
+        match phase {
+            Phase::Ended(end) => self.after_end(ci, end),
+            _ => self.schedule(ci),
+        }
+    }
+
+    fn on_timer(&mut self, ci: usize) {
+        if self.conns[ci].state == State::Streaming {
+            self.with_session(ci, |s, now, w| s.handle_timeout(now, w));
+        }
+    }
+
+    /// Books the session's next deadline in the heap (if it moved earlier or is new).
+    fn schedule(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if c.state != State::Streaming {
+            return;
+        }
+        let Some(s) = c.session.as_mut() else { return };
+        let Some(rel) = s.poll_timeout() else { return };
+        // Whole ms: every stream due in one ms is served by one wake-up.
+        let at = (c.t0_us + rel).div_ceil(1000) * 1000;
+        if c.timer_at.is_none_or(|t| at < t) {
+            c.timer_at = Some(at);
+            self.timers.push(Reverse((at, ci)));
+        }
+    }
+
+    /// The driver's side ended the session (the app closed, the socket broke, a stall, a
+    /// violation).
+    fn end_session(&mut self, ci: usize, end: End) {
+        let now = self.now_us();
+        let c = &mut self.conns[ci];
+        match c.session.as_mut() {
+            Some(s) => {
+                s.on_end(end, now.saturating_sub(c.t0_us));
+                let end = match s.phase() {
+                    Phase::Ended(e) => e,
+                    _ => End::Dropped,
+                };
+                self.after_end(ci, end);
+            }
+            None => self.done(ci),
+        }
+    }
+
+    /// The session is over: the close frame its end calls for, then done (or closing).
+    fn after_end(&mut self, ci: usize, end: End) {
+        if let Some(code) = end.close_code() {
+            self.send_close(ci, code);
+        }
+        let now = self.now_us();
+        let c = &mut self.conns[ci];
+        if end.awaits_close() && c.state != State::Done {
+            c.state = State::Closing;
+            c.deadline_us = now + CLOSE_TIMEOUT_US;
+        } else {
+            self.done(ci);
+        }
+    }
+
+    fn send_close(&mut self, ci: usize, code: u16) {
+        let mask = next_mask(&mut self.conns[ci].rng);
+        let mut frame = Vec::with_capacity(8);
+        ws::push_close(&mut frame, code, mask);
+        self.write(ci, &frame);
+    }
+
+    /// Writes now, or queues behind bytes a full socket left.
+    fn write(&mut self, ci: usize, bytes: &[u8]) {
+        let now = self.now_us();
+        let c = &mut self.conns[ci];
+        let Some(sock) = c.sock.as_mut() else { return };
+        if !c.pending.is_empty() {
+            c.pending.extend_from_slice(bytes);
+            if c.pending.len() > MAX_PENDING {
+                self.end_session(ci, End::Stalled);
+            }
+            return;
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            match sock.write(&bytes[at..]) {
+                Ok(0) => return self.closed_under(ci),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return self.closed_under(ci),
+            }
+        }
+        if at < bytes.len() {
+            c.pending.extend_from_slice(&bytes[at..]);
+            c.pending_since_us = now;
+        }
+    }
+
+    fn flush(&mut self, ci: usize) {
+        let now = self.now_us();
+        let c = &mut self.conns[ci];
+        let Some(sock) = c.sock.as_mut() else { return };
+        let mut at = 0;
+        while at < c.pending.len() {
+            match sock.write(&c.pending[at..]) {
+                Ok(0) => return self.closed_under(ci),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return self.closed_under(ci),
+            }
+        }
+        c.pending.drain(..at);
+        if at > 0 {
+            c.pending_since_us = now;
+        }
+        if c.pending.is_empty() && c.pending.capacity() > 64 << 10 {
+            c.pending = Vec::new();
+        }
+        if c.read_paused && c.pending.len() <= READ_PAUSE {
+            // The socket took enough: read on, first what is already buffered.
+            c.read_paused = false;
+            self.on_bytes(ci);
+            self.on_readable(ci);
+        }
+    }
+
+    /// Timeouts (upgrades never answered, closes never returned, sockets that stopped
+    /// draining) and stop requests.
+    fn sweep(&mut self, now: u64) {
+        for ci in 0..self.conns.len() {
+            let c = &self.conns[ci];
+            match c.state {
+                State::Connecting | State::Upgrading if now > c.deadline_us => self.fail_connect(
+                    ci,
+                    format!(
+                        "no answer to the upgrade within {} s",
+                        CONNECT_TIMEOUT_US / 1_000_000
+                    ),
+                ),
+                State::Closing if now > c.deadline_us => self.done(ci),
+                State::Streaming | State::Closing
+                    if !c.pending.is_empty()
+                        && now.saturating_sub(c.pending_since_us)
+                            > WRITE_STALL.as_micros() as u64 =>
+                {
+                    self.end_session(ci, End::Stalled)
+                }
+                _ => {}
+            }
+        }
+        self.check_stops();
+        for ci in 0..self.conns.len() {
+            let c = &mut self.conns[ci];
+            if c.state == State::Streaming
+                && let Some(s) = c.session.as_mut()
+                && let Some(started) = c.started
+            {
+                s.check_no_audio(started.elapsed());
+            }
+        }
+    }
+
+    /// Streams whose owner asked them to stop: `stop` and close (or, not started yet, end).
+    fn check_stops(&mut self) {
+        for ci in 0..self.conns.len() {
+            let c = &mut self.conns[ci];
+            if c.stop_seen || c.state == State::Done || !c.stop.load(Ordering::Relaxed) {
+                continue;
+            }
+            c.stop_seen = true;
+            match c.state {
+                State::Streaming => self.with_session(ci, |s, now, w| {
+                    if s.stop(now, w) {
+                        w.observer.hung_up();
+                    }
+                }),
+                State::Waiting | State::Connecting | State::Upgrading => self.done(ci),
+                State::Closing | State::Done => {}
+            }
+        }
+    }
+
+    /// The stream is over: its report goes to its observer.
+    fn done(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if c.state == State::Done {
+            return;
+        }
+        c.state = State::Done;
+        if let Some(mut sock) = c.sock.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+        }
+        c.rx = Vec::new();
+        c.pending = Vec::new();
+        c.timer_at = None;
+        self.live -= 1;
+        self.free.push(ci);
+        let session = match (c.session.take(), c.cfg.take()) {
+            (Some(s), _) => s,
+            (None, Some(cfg)) => Session::new(cfg),
+            (None, None) => {
+                tracing::error!("internal error: a plane stream lost its session");
+                return;
+            }
+        };
+        let wall = c.started.map_or(Duration::ZERO, |t| t.elapsed());
+        let observer = c.observer.take();
+        let failure = c.failure.take();
+        let interrupted = c.stop.load(Ordering::Relaxed);
+        let started = c.started;
+        let connect = c.connect_elapsed;
+        if let Some(mut observer) = observer {
+            let mut wire = ForObserver(observer.as_mut());
+            let mut o = session.finish(connect, wall, &mut wire);
+            o.started_at = started;
+            o.failures.extend(failure);
+            observer.finished(o, interrupted);
+        }
+    }
+}
+
+/// The end-of-stream events go to the observer.
+struct ForObserver<'a>(&'a mut dyn Observer);
+
+impl Wire for ForObserver<'_> {
+    fn text(&mut self, text: &str) {
+        self.0.sent(text);
+    }
+    fn event(&mut self, kind: EventKind) {
+        self.0.event(kind);
+    }
+}
+
+fn nonce(seed: u64) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    n[..8].copy_from_slice(&crate::faults::mix(seed, 0, 10).to_le_bytes());
+    n[8..].copy_from_slice(&crate::faults::mix(seed, 0, 11).to_le_bytes());
+    n
+}
+
+/// A non-blocking socket with a small send buffer, connecting to `addr`.
+fn open_socket(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let _ = socket.set_send_buffer_size(SNDBUF);
+    socket.set_nonblocking(true)?;
+    let _ = socket.set_tcp_nodelay(true);
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// `EINPROGRESS` on Linux (a non-blocking connect under way).
+const fn libc_einprogress() -> i32 {
+    115
+}
