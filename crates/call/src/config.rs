@@ -142,7 +142,14 @@ pub struct CallConfig {
     /// fallback, action, redirect, `<Play>`, streams) whose origin is mapped is connected to
     /// the local origin, signed over and naming the public URL.
     pub tunnels: Arc<dialtone_net::Tunnels>,
+    /// Where every stream's frame lateness (µs) goes, instead of a histogram per stream: a
+    /// load run's thousands of calls share one (their reports' per-stream lateness is then
+    /// empty).
+    pub frame_lateness: Option<FrameLateness>,
 }
+
+/// A histogram of frame lateness (µs) shared by many calls.
+pub type FrameLateness = Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>;
 
 impl CallConfig {
     /// A config with Twilio's defaults for everything but the app URL and the caller's audio.
@@ -175,6 +182,7 @@ impl CallConfig {
             faults: None,
             fast: false,
             tunnels: Arc::default(),
+            frame_lateness: None,
         }
     }
 }

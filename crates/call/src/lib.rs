@@ -35,6 +35,7 @@ pub mod playout;
 pub mod registry;
 pub mod report;
 mod retention;
+mod samples;
 mod stream;
 mod timeline;
 pub mod turns;
@@ -42,7 +43,7 @@ mod webhook;
 
 pub use config::{
     CallConfig, CallerAudioStart, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN,
-    HttpMethod, TurnTruth,
+    FrameLateness, HttpMethod, TurnTruth,
 };
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{

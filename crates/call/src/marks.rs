@@ -51,7 +51,7 @@ pub(crate) struct MarkLog {
     echoed: u64,
     cleared: u64,
     refused: u64,
-    round_trip_us: Histogram<u64>,
+    round_trip_us: crate::samples::Samples,
 }
 
 impl Default for MarkLog {
@@ -61,7 +61,7 @@ impl Default for MarkLog {
             echoed: 0,
             cleared: 0,
             refused: 0,
-            round_trip_us: new_mark_histogram(),
+            round_trip_us: crate::samples::Samples::new(new_mark_histogram),
         }
     }
 }
@@ -88,8 +88,7 @@ impl MarkLog {
         if cleared {
             self.cleared += 1;
         }
-        self.round_trip_us
-            .saturating_record((rtt.as_micros() as u64).max(1));
+        self.round_trip_us.record((rtt.as_micros() as u64).max(1));
         if let Some(rec) = self.records.get_mut(id) {
             rec.round_trip_ms = Some(rtt.as_secs_f64() * 1e3);
             rec.cleared = cleared;
@@ -100,6 +99,7 @@ impl MarkLog {
     pub(crate) fn finish(self) -> (Vec<MarkRecord>, MarkStats, Histogram<u64>) {
         let received = self.records.total();
         let (sample, omitted) = self.records.into_parts();
+        let round_trip_us = self.round_trip_us.into_histogram();
         let stats = MarkStats {
             received,
             echoed: self.echoed,
@@ -107,9 +107,9 @@ impl MarkLog {
             refused: self.refused,
             unanswered: received.saturating_sub(self.echoed),
             omitted,
-            round_trip: LatencySummary::from_us(&self.round_trip_us),
+            round_trip: LatencySummary::from_us(&round_trip_us),
         };
-        (sample, stats, self.round_trip_us)
+        (sample, stats, round_trip_us)
     }
 }
 

@@ -40,7 +40,7 @@ struct Store {
     events: HeadTail<CallEvent>,
     webhook_ms: Vec<f64>,
     webhooks: u64,
-    webhook_us: Histogram<u64>,
+    webhook_us: crate::samples::Samples,
 }
 
 impl Store {
@@ -49,7 +49,7 @@ impl Store {
             events: HeadTail::new(TIMELINE_HEAD, TIMELINE_TAIL),
             webhook_ms: Vec::new(),
             webhooks: 0,
-            webhook_us: crate::marks::new_mark_histogram(),
+            webhook_us: crate::samples::Samples::new(crate::marks::new_mark_histogram),
         }
     }
 }
@@ -104,7 +104,7 @@ impl Timeline {
             }
             store
                 .webhook_us
-                .saturating_record((elapsed.as_micros() as u64).max(1));
+                .record((elapsed.as_micros() as u64).max(1));
         }
         store.events.push(event);
     }
@@ -121,7 +121,7 @@ impl Timeline {
             omitted,
             webhook_ms: store.webhook_ms,
             webhooks: store.webhooks,
-            webhook_us: store.webhook_us,
+            webhook_us: store.webhook_us.into_histogram(),
         }
     }
 }

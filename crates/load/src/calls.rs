@@ -124,8 +124,13 @@ pub async fn run(
     let active = Arc::new(AtomicI64::new(0));
     let open_streams = Arc::new(AtomicI64::new(0));
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+    // Every frame's lateness goes here (taken once a second), not into a histogram per call.
+    let lateness: dialtone_call::FrameLateness = Arc::new(std::sync::Mutex::new(
+        dialtone_call::report::new_lateness_histogram(),
+    ));
     let dispatcher = tokio::spawn(dispatch(
         Arc::new(run),
+        lateness.clone(),
         start,
         tx,
         stop.clone(),
@@ -142,6 +147,7 @@ pub async fn run(
                 None => break,
             },
             _ = ticker.tick() => {
+                collector.add_lateness(&take_lateness(&lateness));
                 let open = open_streams.load(Ordering::Relaxed).max(0) as u64;
                 collector.tick(start.elapsed(), active.load(Ordering::Relaxed).max(0) as u64, Some(open * 50));
                 on_second(&collector.progress());
@@ -151,6 +157,7 @@ pub async fn run(
     }
     let interrupted = *stop.borrow();
     let _ = dispatcher.await;
+    collector.add_lateness(&take_lateness(&lateness));
     collector.tick(
         start.elapsed(),
         0,
@@ -188,8 +195,16 @@ fn workload_info(run: &CallRun) -> WorkloadInfo {
     }
 }
 
+/// The frame lateness recorded since the last take.
+fn take_lateness(sink: &dialtone_call::FrameLateness) -> hdrhistogram::Histogram<u64> {
+    let mut h = sink.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = dialtone_call::report::new_lateness_histogram();
+    std::mem::replace(&mut *h, fresh)
+}
+
 async fn dispatch(
     run: Arc<CallRun>,
+    lateness: dialtone_call::FrameLateness,
     start: Instant,
     tx: mpsc::Sender<Msg>,
     mut stop: watch::Receiver<bool>,
@@ -229,7 +244,8 @@ async fn dispatch(
         if tx.send(Msg::Started(delay)).await.is_err() {
             break;
         }
-        let cfg = call_config(&run, slot.index);
+        let mut cfg = call_config(&run, slot.index);
+        cfg.frame_lateness = Some(lateness.clone());
         let (tx, engine, active, open) = (
             tx.clone(),
             engine.clone(),

@@ -150,6 +150,11 @@ impl Collector {
         }
     }
 
+    /// Frame lateness recorded by full calls' streams since the last call of this.
+    pub fn add_lateness(&mut self, h: &Histogram<u64>) {
+        self.interval.add_histogram(Metric::FrameLateness, h);
+    }
+
     /// A full call finished.
     pub fn add_call(&mut self, s: CallSample) {
         for (m, us) in &s.values {

@@ -90,6 +90,7 @@ impl Call<'_> {
             fast: self.cfg.fast,
             net: self.engine.net.clone(),
             tunnels: self.cfg.tunnels.clone(),
+            frame_lateness: self.cfg.frame_lateness.clone(),
         };
         if !self.cfg.fast && caller_epoch.is_none() {
             // The caller talks from the first stream's start and hangs up once its audio

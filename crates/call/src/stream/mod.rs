@@ -104,6 +104,8 @@ pub(crate) struct StreamCtx {
     /// Transport (TLS) and the call's tunnel table.
     pub(crate) net: dialtone_net::Net,
     pub(crate) tunnels: Arc<dialtone_net::Tunnels>,
+    /// Where frame lateness goes instead of the stream's own histogram.
+    pub(crate) frame_lateness: Option<crate::config::FrameLateness>,
 }
 
 /// How a stream went.
@@ -163,7 +165,7 @@ impl StreamSpec {
             faults: ctx.faults.clone(),
             real_time: !ctx.fast,
             frames: None,
-            histograms: true,
+            histograms: ctx.frame_lateness.is_none(),
         }
     }
 }
@@ -183,4 +185,12 @@ fn stream_connect_failure(url: &str, cause: String) -> Failure {
         url: url.to_string(),
         cause,
     }
+}
+
+/// Records one frame's lateness into a shared histogram.
+fn record_lateness(sink: &crate::config::FrameLateness, us: u64) {
+    // A poisoned lock only means another recorder panicked: record on.
+    sink.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .saturating_record(us.max(1));
 }

@@ -24,6 +24,7 @@ struct CallObserver {
     claimed: Option<(CallerHangup, bool)>,
     started: Option<oneshot::Sender<Instant>>,
     done: Option<oneshot::Sender<StreamOutcome>>,
+    lateness: Option<crate::config::FrameLateness>,
 }
 
 impl Observer for CallObserver {
@@ -64,6 +65,12 @@ impl Observer for CallObserver {
 
     fn event(&mut self, kind: EventKind) {
         self.timeline.emit(kind);
+    }
+
+    fn frame(&mut self, lateness_us: u64) {
+        if let Some(sink) = &self.lateness {
+            super::record_lateness(sink, lateness_us);
+        }
     }
 
     fn hung_up(&mut self) {
@@ -131,6 +138,7 @@ pub(crate) fn run(
         claimed: None,
         started: ctx.started.take(),
         done: Some(done_tx),
+        lateness: ctx.frame_lateness.clone(),
     };
     let seed = crate::faults::mix(
         spec.ids

@@ -38,6 +38,8 @@ const READ_PAUSE: usize = 64 << 10;
 /// The kernel send buffer of a stream's socket (see `STREAM_SNDBUF`): an app that stopped
 /// reading shows as a stall within seconds, not minutes.
 const SNDBUF: usize = crate::stream::STREAM_SNDBUF as usize;
+/// An emptied read or write buffer larger than this is freed.
+const KEEP_BUFFER: usize = 4 << 10;
 /// Timeouts and stop requests are looked at this often.
 const SWEEP_US: u64 = 100_000;
 
@@ -431,7 +433,9 @@ impl Loop {
         }
         let c = &mut self.conns[ci];
         c.rx.drain(..at);
-        if c.rx.is_empty() && c.rx.capacity() > 64 << 10 {
+        // A burst (an app's whole reply at once) must not leave each of thousands of
+        // streams holding its size: an emptied buffer past a few KiB is given back.
+        if c.rx.is_empty() && c.rx.capacity() > KEEP_BUFFER {
             c.rx = Vec::new();
         }
     }
@@ -648,7 +652,7 @@ impl Loop {
         if at > 0 {
             c.pending_since_us = now;
         }
-        if c.pending.is_empty() && c.pending.capacity() > 64 << 10 {
+        if c.pending.is_empty() && c.pending.capacity() > KEEP_BUFFER {
             c.pending = Vec::new();
         }
         if c.read_paused && c.pending.len() <= READ_PAUSE {

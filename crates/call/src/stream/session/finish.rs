@@ -41,6 +41,7 @@ impl Session {
             }
         }
         let end_us = self.ended_us;
+        let lateness_us = self.lateness.take().map(|s| s.into_histogram());
         let (marks, mark_stats, mark_round_trip_us) = self.marks.finish();
         self.turns.on_stream_end(end_us);
         let turns = self.turns.finish(self.wall0_unix_ms);
@@ -55,8 +56,7 @@ impl Session {
             connect_ms: connect.map(|d| d.as_secs_f64() * 1e3),
             frames_sent: self.frames_sent,
             dtmf_sent: self.dtmf_sent,
-            lateness: self
-                .lateness
+            lateness: lateness_us
                 .as_ref()
                 .map(LatencySummary::from_us)
                 .unwrap_or_default(),
@@ -77,9 +77,7 @@ impl Session {
             turns,
             vad_splits: 0,
             faults: self.faults.is_some().then_some(self.fault_counts),
-            lateness_us: self
-                .lateness
-                .unwrap_or_else(crate::report::new_lateness_histogram),
+            lateness_us: lateness_us.unwrap_or_else(crate::report::new_lateness_histogram),
             mark_round_trip_us,
         };
         StreamOutcome {

@@ -21,7 +21,6 @@ use std::time::Duration;
 use dialtone_audio::FrameSet;
 use dialtone_audio::frames::silence_b64;
 use dialtone_protocol::media::{self, StreamIds, Track, WsViolation};
-use hdrhistogram::Histogram;
 
 use super::{OutboundAudio, Tracks};
 use crate::config::TurnTruth;
@@ -174,7 +173,7 @@ pub(crate) struct Session {
     dtmf_sent: u64,
     real_time: bool,
     /// Every frame's lateness, when the stream keeps its own histograms.
-    lateness: Option<Histogram<u64>>,
+    lateness: Option<crate::samples::Samples>,
     playout: Playout,
     turns: TurnTracker,
     /// Unix time (ms) of the start, to put turns on the wall clock apps report milestones in.
@@ -242,7 +241,9 @@ impl Session {
             frames_sent: 0,
             dtmf_sent: 0,
             real_time: cfg.real_time,
-            lateness: cfg.histograms.then(crate::report::new_lateness_histogram),
+            lateness: cfg
+                .histograms
+                .then(|| crate::samples::Samples::new(crate::report::new_lateness_histogram)),
             playout: Playout::new(cfg.record)
                 .record_until(u64::try_from(cfg.max_duration.as_micros()).unwrap_or(u64::MAX)),
             turns: TurnTracker::new(&cfg.turns),
@@ -497,7 +498,7 @@ impl Session {
             let late = now_us.saturating_sub(scheduled);
             wire.frame_sent(late);
             if let Some(h) = &mut self.lateness {
-                h.saturating_record(late.max(1));
+                h.record(late.max(1));
             }
         }
     }

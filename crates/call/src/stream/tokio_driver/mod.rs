@@ -52,6 +52,7 @@ struct Outbox<'a> {
     queue: &'a mut VecDeque<Message>,
     timeline: &'a Timeline,
     stream_sid: &'a str,
+    lateness: Option<&'a crate::config::FrameLateness>,
 }
 
 impl Wire for Outbox<'_> {
@@ -65,6 +66,12 @@ impl Wire for Outbox<'_> {
 
     fn event(&mut self, kind: EventKind) {
         self.timeline.emit(kind);
+    }
+
+    fn frame_sent(&mut self, lateness_us: u64) {
+        if let Some(sink) = self.lateness {
+            super::record_lateness(sink, lateness_us);
+        }
     }
 }
 
@@ -124,6 +131,7 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
                 queue: &mut queue,
                 timeline: &ctx.timeline,
                 stream_sid: &stream_sid,
+                lateness: None,
             };
             let session = Session::new(spec.session(&ctx, 0));
             let mut o = session.finish(None, Duration::ZERO, &mut out);
@@ -153,6 +161,7 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
         t0: Instant::now(),
         lockstep: Lockstep::default(),
         pending_warning: None,
+        lateness: ctx.frame_lateness.clone(),
     };
     let mut session = None;
     let end = d.drive(&spec, &mut ctx, &mut rx, &mut session).await;
@@ -176,6 +185,7 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
         queue: &mut queue,
         timeline: &ctx.timeline,
         stream_sid: &stream_sid,
+        lateness: None,
     };
     let started = d.started();
     let wall = started.map_or(Duration::ZERO, |t0| ended.saturating_duration_since(t0));
@@ -266,6 +276,7 @@ struct Driver<'s> {
     lockstep: Lockstep,
     /// A warning virtual time found while waiting, for the session's report.
     pending_warning: Option<String>,
+    lateness: Option<crate::config::FrameLateness>,
 }
 
 impl Driver<'_> {
@@ -274,6 +285,7 @@ impl Driver<'_> {
             queue: &mut self.queue,
             timeline: &self.timeline,
             stream_sid: &self.stream_sid,
+            lateness: self.lateness.as_ref(),
         }
     }
 
