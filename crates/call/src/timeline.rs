@@ -102,9 +102,7 @@ impl Timeline {
             if store.webhook_ms.len() < WEBHOOK_SAMPLE {
                 store.webhook_ms.push(elapsed.as_secs_f64() * 1e3);
             }
-            store
-                .webhook_us
-                .record((elapsed.as_micros() as u64).max(1));
+            store.webhook_us.record((elapsed.as_micros() as u64).max(1));
         }
         store.events.push(event);
     }

@@ -17,6 +17,8 @@ use crate::timeline::Timeline;
 
 struct CallObserver {
     timeline: Arc<Timeline>,
+    /// `--capture` is on (checked once: the timeline is cold memory on the plane's thread).
+    capturing: bool,
     stream_sid: String,
     url: String,
     hangup: Option<CallerHangup>,
@@ -50,6 +52,9 @@ impl Observer for CallObserver {
     }
 
     fn sent(&mut self, text: &str) {
+        if !self.capturing {
+            return;
+        }
         self.timeline.capture(&Captured::WsOut {
             stream_sid: &self.stream_sid,
             text,
@@ -57,6 +62,9 @@ impl Observer for CallObserver {
     }
 
     fn received(&mut self, text: &str) {
+        if !self.capturing {
+            return;
+        }
         self.timeline.capture(&Captured::WsIn {
             stream_sid: &self.stream_sid,
             text,
@@ -132,6 +140,7 @@ pub(crate) fn run(
     let (done_tx, done_rx) = oneshot::channel();
     let observer = CallObserver {
         timeline: ctx.timeline.clone(),
+        capturing: ctx.timeline.capturing(),
         stream_sid: spec.ids.stream_sid.clone(),
         url: spec.url.clone(),
         hangup: ctx.hangup.take(),

@@ -143,11 +143,19 @@ struct Loop {
     out: Vec<u8>,
     rbuf: Vec<u8>,
     live: usize,
+    /// The clock as last read ([`Loop::clock`]): one read per stream served, not per write.
+    now: u64,
 }
 
 impl Loop {
     fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Reads the clock and keeps it for the writes that follow.
+    fn clock(&mut self) -> u64 {
+        self.now = self.now_us();
+        self.now
     }
 }
 
@@ -162,6 +170,7 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
         out: Vec::with_capacity(4096),
         rbuf: vec![0u8; 64 << 10],
         live: 0,
+        now: 0,
     };
     let mut events = Events::with_capacity(1024);
     let mut open = true;
@@ -182,7 +191,7 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
         if !open && l.live == 0 {
             return;
         }
-        let now = l.now_us();
+        let now = l.clock();
         while let Some(&Reverse((at, ci))) = l.starts.peek() {
             if at > now {
                 break;
@@ -191,7 +200,7 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
             l.connect(ci);
         }
         while let Some(&Reverse((at, ci))) = l.timers.peek() {
-            if at > l.now_us() {
+            if at > now {
                 break;
             }
             l.timers.pop();
@@ -509,7 +518,7 @@ impl Loop {
     /// Runs `f` on the stream's session with its wire, then writes what it sent, follows
     /// its phase and books its next deadline.
     fn with_session(&mut self, ci: usize, f: impl FnOnce(&mut Session, u64, &mut MioWire<'_>)) {
-        let now = self.now_us();
+        let now = self.clock();
         let c = &mut self.conns[ci];
         let (Some(s), Some(observer)) = (c.session.as_mut(), c.observer.as_mut()) else {
             return;
@@ -608,7 +617,7 @@ impl Loop {
 
     /// Writes now, or queues behind bytes a full socket left.
     fn write(&mut self, ci: usize, bytes: &[u8]) {
-        let now = self.now_us();
+        let now = self.now;
         let c = &mut self.conns[ci];
         let Some(sock) = c.sock.as_mut() else { return };
         if !c.pending.is_empty() {
@@ -635,7 +644,7 @@ impl Loop {
     }
 
     fn flush(&mut self, ci: usize) {
-        let now = self.now_us();
+        let now = self.clock();
         let c = &mut self.conns[ci];
         let Some(sock) = c.sock.as_mut() else { return };
         let mut at = 0;
