@@ -131,7 +131,7 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
     println!(
         "call {}  {}  ({:.1} s): {}",
         r.call_sid,
-        r.status,
+        r.status.as_str(),
         r.duration_ms / 1e3,
         r.end_reason
     );
@@ -227,7 +227,7 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
             println!("FAILED at {}{code}: {f}", f.step());
         }
         if r.failures.is_empty() {
-            println!("FAILED: call ended {}", r.status);
+            println!("FAILED: call ended {}", r.status.as_str());
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
 
+use dialtone_call::Outcome;
 use dialtone_call::playout::Playout;
 use dialtone_protocol::media::{self, StreamIds, Track};
 use mio::net::TcpStream;
@@ -106,7 +107,7 @@ pub(super) fn run(
             index,
             ids: StreamIds {
                 account_sid: shared.account_sid.clone(),
-                call_sid: format!("CA{index:032x}"),
+                call_sid: crate::plan::call_sid(shared.seed, index),
                 stream_sid: format!("MZ{index:032x}"),
             },
             k: 0,
@@ -147,7 +148,7 @@ pub(super) fn run(
                 match c.state {
                     State::Waiting => c.state = State::Done,
                     State::Connecting | State::Upgrading => {
-                        fail(c, &mut out, shared, "interrupted")
+                        fail(c, &mut out, shared, Outcome::Interrupted)
                     }
                     _ => {}
                 }
@@ -248,12 +249,12 @@ fn connect(c: &mut Conn, ci: usize, poll: &Poll, shared: &Shared, out: &mut Out,
                 .register(&mut s, Token(ci), Interest::READABLE | Interest::WRITABLE)
                 .is_err()
             {
-                return fail(c, out, shared, "stream_connect 31920");
+                return fail(c, out, shared, Outcome::StreamConnect);
             }
             c.sock = Some(s);
             c.state = State::Connecting;
         }
-        Err(_) => fail(c, out, shared, "stream_connect 31920"),
+        Err(_) => fail(c, out, shared, Outcome::StreamConnect),
     }
 }
 
@@ -269,7 +270,7 @@ fn on_writable(c: &mut Conn, out: &mut Out, shared: &Shared) {
         State::Connecting => {
             let Some(sock) = c.sock.as_ref() else { return };
             if matches!(sock.take_error(), Ok(Some(_)) | Err(_)) || sock.peer_addr().is_err() {
-                return fail(c, out, shared, "stream_connect 31920");
+                return fail(c, out, shared, Outcome::StreamConnect);
             }
             let key = ws::key(nonce(shared, c.index));
             let req = ws::upgrade_request(&shared.path, &shared.head, &key, &shared.signature);
@@ -401,18 +402,18 @@ fn write_bytes(c: &mut Conn, out: &mut Out, shared: &Shared, bytes: &[u8], media
         }
         c.pending.extend_from_slice(bytes);
         if c.pending.len() > MAX_PENDING {
-            fail(c, out, shared, "stream stalled");
+            fail(c, out, shared, Outcome::StreamStalled);
         }
         return;
     }
     let mut at = 0;
     while at < bytes.len() {
         match sock.write(&bytes[at..]) {
-            Ok(0) => return fail(c, out, shared, "stream 31903"),
+            Ok(0) => return fail(c, out, shared, Outcome::StreamDropped),
             Ok(n) => at += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(_) => return fail(c, out, shared, "stream 31903"),
+            Err(_) => return fail(c, out, shared, Outcome::StreamDropped),
         }
     }
     if at < bytes.len() {
@@ -429,11 +430,11 @@ fn flush(c: &mut Conn, out: &mut Out, shared: &Shared) {
     let mut at = 0;
     while at < c.pending.len() {
         match sock.write(&c.pending[at..]) {
-            Ok(0) => return fail(c, out, shared, "stream 31903"),
+            Ok(0) => return fail(c, out, shared, Outcome::StreamDropped),
             Ok(n) => at += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(_) => return fail(c, out, shared, "stream 31903"),
+            Err(_) => return fail(c, out, shared, Outcome::StreamDropped),
         }
     }
     c.pending.drain(..at);
@@ -483,13 +484,13 @@ fn sweep(conns: &mut [Conn], out: &mut Out, shared: &Shared, now: u64) -> usize 
         let before = c.state;
         match c.state {
             State::Connecting | State::Upgrading if now > c.deadline_us => {
-                fail(c, out, shared, "stream_connect 31920")
+                fail(c, out, shared, Outcome::StreamConnect)
             }
             State::Closing if now > c.deadline_us => done(c, out, shared, None),
             State::Streaming | State::Closing
                 if !c.pending.is_empty() && now.saturating_sub(c.pending_since_us) > STALL_US =>
             {
-                fail(c, out, shared, "stream stalled")
+                fail(c, out, shared, Outcome::StreamStalled)
             }
             _ => {}
         }
@@ -500,12 +501,12 @@ fn sweep(conns: &mut [Conn], out: &mut Out, shared: &Shared, now: u64) -> usize 
     ended
 }
 
-fn fail(c: &mut Conn, out: &mut Out, shared: &Shared, class: &'static str) {
+fn fail(c: &mut Conn, out: &mut Out, shared: &Shared, class: Outcome) {
     done(c, out, shared, Some(class));
 }
 
 /// The stream is over: `None` is a clean end.
-fn done(c: &mut Conn, out: &mut Out, shared: &Shared, class: Option<&'static str>) {
+fn done(c: &mut Conn, out: &mut Out, shared: &Shared, class: Option<Outcome>) {
     if c.state == State::Done {
         return;
     }
@@ -520,9 +521,10 @@ fn done(c: &mut Conn, out: &mut Out, shared: &Shared, class: Option<&'static str
         out.stats.finished += 1;
         let class = match class {
             Some(class) => class,
-            None if c.interrupted => "interrupted",
-            None => crate::sample::OK,
+            None if c.interrupted => Outcome::Interrupted,
+            None => Outcome::Ok,
         };
-        *out.stats.outcomes.entry(class.to_string()).or_default() += 1;
+        *out.stats.outcomes.entry(class).or_default() += 1;
+        out.stats.calls.push((c.index, class));
     }
 }

@@ -4,12 +4,9 @@
 
 use std::io::{ErrorKind, Read};
 
+use dialtone_call::Outcome;
 use dialtone_call::playout::{MarkEcho, MarkPush, Playout};
 use dialtone_protocol::media::{self, AppMessage, WsViolation};
-
-/// The outcome class of a stream whose app broke the WebSocket protocol: the full-call
-/// engine's `stream` step with Twilio's 31924, so both engines name it alike.
-const PROTOCOL_ERROR: &str = "stream 31924";
 
 use super::super::ws::{self, Upgrade};
 use super::{
@@ -36,9 +33,9 @@ pub(super) fn on_readable(
                 return match c.state {
                     State::Closing => done(c, out, shared, None),
                     State::Connecting | State::Upgrading => {
-                        fail(c, out, shared, "stream_connect 31920")
+                        fail(c, out, shared, Outcome::StreamConnect)
                     }
-                    _ => fail(c, out, shared, "stream 31903"),
+                    _ => fail(c, out, shared, Outcome::StreamDropped),
                 };
             }
             Ok(n) => {
@@ -49,9 +46,9 @@ pub(super) fn on_readable(
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => {
                 let class = match c.state {
-                    State::Connecting | State::Upgrading => "stream_connect 31920",
+                    State::Connecting | State::Upgrading => Outcome::StreamConnect,
                     State::Closing => return done(c, out, shared, None),
-                    _ => "stream 31903",
+                    _ => Outcome::StreamDropped,
                 };
                 return fail(c, out, shared, class);
             }
@@ -65,7 +62,7 @@ fn on_bytes(c: &mut Conn, out: &mut Out, shared: &Shared, wheel: &mut [Vec<u32>]
         match ws::parse_upgrade(&c.rx, &accept) {
             Upgrade::Incomplete if c.rx.len() < 16 << 10 => return,
             Upgrade::Incomplete | Upgrade::Refused(_) => {
-                return fail(c, out, shared, "stream_connect 31920");
+                return fail(c, out, shared, Outcome::StreamConnect);
             }
             Upgrade::Accepted(used) => {
                 c.rx.drain(..used);
@@ -122,7 +119,7 @@ fn on_frame(
             } else {
                 // The app ended the stream: answer the close, as a client must.
                 send_close(c, out, shared);
-                done(c, out, shared, Some("closed_by_app"));
+                done(c, out, shared, Some(Outcome::ClosedByApp));
             }
         }
         ws::OP_PING => {
@@ -155,7 +152,7 @@ fn on_frame(
 fn violated(c: &mut Conn, out: &mut Out, shared: &Shared, v: &WsViolation) {
     tracing::debug!("stream {}: {v}", c.index);
     send_close_code(c, out, shared, v.close_code());
-    fail(c, out, shared, PROTOCOL_ERROR);
+    fail(c, out, shared, Outcome::StreamProtocol);
 }
 
 fn on_app_message(c: &mut Conn, out: &mut Out, shared: &Shared, text: &str) {
