@@ -267,13 +267,21 @@ pub fn write_calls(dir: &Path, calls: &CallRecords) -> Result<(), LoadError> {
         source,
     };
     let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
+    /// One line, fields in this order.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        index: u64,
+        call_sid: &'a str,
+        class: &'a str,
+    }
     for c in &calls.calls {
-        let line = serde_json::json!({
-            "index": c.index,
-            "call_sid": c.call_sid,
-            "class": c.outcome.text(),
-        });
-        writeln!(w, "{line}").map_err(err)?;
+        let line = Line {
+            index: c.index,
+            call_sid: &c.call_sid,
+            class: &c.outcome.text(),
+        };
+        let json = serde_json::to_string(&line).expect("plain fields always serialise");
+        writeln!(w, "{json}").map_err(err)?;
     }
     if calls.omitted > 0 {
         writeln!(w, "{}", serde_json::json!({ "omitted": calls.omitted })).map_err(err)?;

@@ -32,6 +32,11 @@ const CLOSE_TIMEOUT_US: u64 = 5_000_000;
 /// A socket that has not accepted our bytes for this long is abandoned: the app stopped
 /// reading (the engine's 5 s write bound).
 const STALL_US: u64 = 5_000_000;
+/// Kernel send buffer of a stream's socket, as the full-call engine sets its own
+/// (`STREAM_SNDBUF`): Linux grows loopback send buffers to ~4 MiB, which at ~16 kB/s of media
+/// hid an app that stopped reading for minutes (the cross-path test found `never_read`
+/// streams ending `ok` here and `stream stalled` in full calls). The kernel doubles it.
+const STREAM_SNDBUF: usize = 16 * 1024;
 /// Bytes buffered for a full socket before the stream is abandoned.
 const MAX_PENDING: usize = 1 << 20;
 /// Milliseconds in one frame period: the wheel's size.
@@ -244,6 +249,8 @@ fn connect(c: &mut Conn, ci: usize, poll: &Poll, shared: &Shared, out: &mut Out,
     match TcpStream::connect(shared.addr) {
         Ok(mut s) => {
             let _ = s.set_nodelay(true);
+            // Set before any byte is written, so autotuning never grows it.
+            let _ = socket2::SockRef::from(&s).set_send_buffer_size(STREAM_SNDBUF);
             if poll
                 .registry()
                 .register(&mut s, Token(ci), Interest::READABLE | Interest::WRITABLE)
