@@ -111,9 +111,10 @@ impl CallSample {
             }
             histograms.push((Metric::MarkRoundTrip, s.mark_round_trip_us));
             for t in &s.turns {
-                values.extend(t.reply_ms.map(|ms| (Metric::TurnLatency, us(ms))));
-                values.extend(t.reply_heard_ms.map(|ms| (Metric::TurnHeard, us(ms))));
-                values.extend(t.clear_after_ms.map(|ms| (Metric::BargeIn, us(ms))));
+                let whole_us = |d: std::time::Duration| d.as_micros() as u64;
+                values.extend(t.reply.map(|d| (Metric::TurnLatency, whole_us(d))));
+                values.extend(t.reply_heard.map(|d| (Metric::TurnHeard, whole_us(d))));
+                values.extend(t.clear_after.map(|d| (Metric::BargeIn, whole_us(d))));
                 for (name, ms, _) in &t.milestones {
                     values.extend(milestone_metric(name).map(|m| (m, us(*ms))));
                 }
