@@ -21,6 +21,7 @@
 //! - `retention`: the first and last few of what an app can repeat without limit.
 //! - [`playout`]: sans-IO model of Twilio's playout buffer (media, `mark`, `clear`).
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
+//! - [`outcome`]: the outcome class of a call or bare stream, shared by both load paths.
 //! - [`report`]: the timeline, failures and measurements a call returns.
 //! - [`registry`]: the hook through which calls are followed (and steered) from outside,
 //!   e.g. by the REST API of `dialtone call` and `dialtone load`.
@@ -31,6 +32,7 @@ mod executor;
 pub mod faults;
 pub mod fetch;
 pub mod marks;
+pub mod outcome;
 pub mod playout;
 pub mod registry;
 pub mod report;
@@ -50,6 +52,7 @@ pub use executor::{
     CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,
     SAY_MS_PER_WORD, StreamAudio,
 };
+pub use outcome::Outcome;
 pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{
     CallEvent, CallReport, EventKind, Failure, StreamReport, new_lateness_histogram, url_via,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dialtone_protocol::webhook::CallStatus;
 use serde::Serialize;
 
 /// One step of a call, stamped relative to the moment the call was placed.
@@ -560,10 +561,16 @@ pub fn new_lateness_histogram() -> hdrhistogram::Histogram<u64> {
 pub struct CallReport {
     /// Call SID.
     pub call_sid: String,
-    /// Final status: `completed`, `busy`, `no-answer`, `failed`.
-    pub status: &'static str,
+    /// Final status: `completed`, `busy`, `no-answer`, `failed` (serialised as Twilio
+    /// spells it).
+    #[serde(serialize_with = "ser_status")]
+    pub status: CallStatus,
     /// Why the call ended, in words.
     pub end_reason: String,
+    /// What injected faults did to the call as a whole (`--faults`); the timeline says it
+    /// in words.
+    #[serde(skip)]
+    pub faults: CallFaults,
     /// Call length.
     pub duration_ms: f64,
     /// TwiML round trips, in order: the first 100 (`webhooks` counts them all).
@@ -594,8 +601,22 @@ pub struct CallReport {
 impl CallReport {
     /// A call that completed with no failure.
     pub fn is_success(&self) -> bool {
-        self.status == "completed" && self.failures.is_empty()
+        self.status == CallStatus::Completed && self.failures.is_empty()
     }
+}
+
+/// What injected faults (`--faults`) did to a call outside its streams (those count theirs
+/// in [`StreamReport::faults`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallFaults {
+    /// The call drew faults from its seeded schedule.
+    pub armed: bool,
+    /// Its voice webhook was abandoned as a slow one.
+    pub webhook_abandoned: bool,
+}
+
+fn ser_status<S: serde::Serializer>(status: &CallStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

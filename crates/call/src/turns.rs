@@ -11,6 +11,8 @@
 //! can no longer change (a gap ended it, a `clear` cut it, or the stream ended), so a turn
 //! boundary not yet placed lies after the run and nothing is stored per chunk.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::config::TurnTruth;
@@ -32,14 +34,19 @@ pub struct TurnReport {
     pub start_unix_ms: i64,
     /// True end as Unix epoch ms.
     pub end_unix_ms: i64,
-    /// True end of speech → first app audio received after it (before the next turn).
-    pub reply_ms: Option<f64>,
-    /// True end of speech → when that reply starts to be heard (after audio already queued).
-    pub reply_heard_ms: Option<f64>,
+    /// True end of speech → first app audio received after it (before the next turn);
+    /// `reply_ms` in JSON.
+    #[serde(rename = "reply_ms", serialize_with = "ser_opt_ms")]
+    pub reply: Option<Duration>,
+    /// True end of speech → when that reply starts to be heard (after audio already queued);
+    /// `reply_heard_ms` in JSON.
+    #[serde(rename = "reply_heard_ms", serialize_with = "ser_opt_ms")]
+    pub reply_heard: Option<Duration>,
     /// The caller started this turn while app audio was still playing.
     pub barge_in: bool,
-    /// For a barge-in: true speech start → the app's `clear`.
-    pub clear_after_ms: Option<f64>,
+    /// For a barge-in: true speech start → the app's `clear`; `clear_after_ms` in JSON.
+    #[serde(rename = "clear_after_ms", serialize_with = "ser_opt_ms")]
+    pub clear_after: Option<Duration>,
     /// App milestones matched to this turn: (name, latency ms from the true start or end,
     /// text). Filled in by the caller of the engine.
     pub milestones: Vec<(String, f64, Option<String>)>,
@@ -53,6 +60,14 @@ pub struct TurnReport {
     pub vad_splits: u32,
     /// Those re-onsets' latencies from the true start, ms.
     pub vad_reonsets_ms: Vec<f64>,
+}
+
+/// A measurement kept as a `Duration` (whole µs) written as ms, as `us / 1e3` always was.
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_micros() as u64 as f64 / 1e3)),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -215,10 +230,10 @@ impl TurnTracker {
                     end_ms: ms(end),
                     start_unix_ms: (wall0_unix_ms + ms(start)).round() as i64,
                     end_unix_ms: (wall0_unix_ms + ms(end)).round() as i64,
-                    reply_ms: t.reply_us.map(|r| ms(r - end)),
-                    reply_heard_ms: t.heard_us.map(|h| ms(h - end)),
+                    reply: t.reply_us.map(|r| Duration::from_micros(r - end)),
+                    reply_heard: t.heard_us.map(|h| Duration::from_micros(h - end)),
                     barge_in: t.barge_in,
-                    clear_after_ms: t.clear_us.map(|c| ms(c - start)),
+                    clear_after: t.clear_us.map(|c| Duration::from_micros(c - start)),
                     milestones: Vec::new(),
                     wer: None,
                     // An unanswered barge-in: the app talked over the caller after all.
@@ -274,9 +289,9 @@ mod tests {
         tr.on_app_media(900_000, 950_000); // reply to turn 0
         tr.on_app_media(1_900_000, 1_900_000); // reply to turn 1
         let r = tr.finish(0.0);
-        assert_eq!(r[0].reply_ms, Some(500.0));
-        assert_eq!(r[0].reply_heard_ms, Some(550.0));
-        assert_eq!(r[1].reply_ms, Some(500.0));
+        assert_eq!(r[0].reply, Some(Duration::from_millis(500)));
+        assert_eq!(r[0].reply_heard, Some(Duration::from_millis(550)));
+        assert_eq!(r[1].reply, Some(Duration::from_millis(500)));
     }
 
     #[test]
@@ -287,8 +302,8 @@ mod tests {
         }
         tr.on_app_media(1_600_000, 1_600_000);
         let r = tr.finish(0.0);
-        assert_eq!(r[0].reply_ms, None);
-        assert_eq!(r[1].reply_ms, Some(200.0));
+        assert_eq!(r[0].reply, None);
+        assert_eq!(r[1].reply, Some(Duration::from_millis(200)));
     }
 
     #[test]
@@ -315,7 +330,7 @@ mod tests {
         tr.on_clear(450_000);
         let r = &tr.finish(0.0)[0];
         assert!(r.barge_in);
-        assert_eq!(r.clear_after_ms, Some(250.0));
+        assert_eq!(r.clear_after, Some(Duration::from_millis(250)));
     }
 
     /// Sends frames 0..n at their due times; `playing(k)` says whether app audio was heard.
@@ -352,7 +367,7 @@ mod tests {
         tr.on_stream_end(5_000_000);
         let r = &tr.finish(0.0)[0];
         assert!(r.barge_in);
-        assert_eq!(r.clear_after_ms, Some(200.0));
+        assert_eq!(r.clear_after, Some(Duration::from_millis(200)));
         assert_eq!(r.talk_over_ms, 400.0);
     }
 
@@ -364,7 +379,7 @@ mod tests {
         tr.on_stream_end(2_000_000);
         let r = &tr.finish(0.0)[0];
         assert!(r.barge_in);
-        assert_eq!(r.clear_after_ms, None);
+        assert_eq!(r.clear_after, None);
         assert_eq!(r.talk_over_ms, 700.0);
     }
 

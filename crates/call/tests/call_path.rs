@@ -34,7 +34,7 @@ async fn connect_stream_speaks_twilio_protocol_and_echoes_marks_after_playout() 
     let res = call(&app.url("/voice"), 800, |_| {}).await;
     let r = &res.report;
     assert!(r.is_success(), "{:#?}", r.failures);
-    assert_eq!(r.status, "completed");
+    assert_eq!(r.status.as_str(), "completed");
     assert!(r.end_reason.contains("caller hung up"), "{}", r.end_reason);
 
     // The webhook: Twilio's parameters, signed over the URL and form body.
@@ -449,7 +449,7 @@ async fn reject_ends_an_inbound_call_busy() {
     )
     .await;
     let res = call(&app.url("/voice"), 100, |_| {}).await;
-    assert_eq!(res.report.status, "busy");
+    assert_eq!(res.report.status.as_str(), "busy");
     assert!(!res.report.is_success());
     assert!(matches!(res.report.failures[0], Failure::Rejected { .. }));
 }

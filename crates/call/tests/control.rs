@@ -33,7 +33,7 @@ async fn hangup_interrupts_a_pause() {
         handle.hangup("hung up through the API");
     });
     assert_eq!(res.report.end_reason, "hung up through the API");
-    assert_eq!(res.report.status, "completed");
+    assert_eq!(res.report.status.as_str(), "completed");
     assert!(res.report.duration_ms < 5000.0);
     assert_eq!(res.report.call_sid, handle.call_sid());
 }
@@ -91,5 +91,5 @@ async fn invalid_inline_twiml_is_a_12100() {
     c.twiml = Some("<Response><Say>".into());
     let res = Engine::new().place_call(c, None).await;
     assert_eq!(res.report.failures[0].code(), 12100);
-    assert_eq!(res.report.status, "failed");
+    assert_eq!(res.report.status.as_str(), "failed");
 }

@@ -21,7 +21,7 @@ async fn closed_port() -> u16 {
 async fn webhook_connection_refused_is_11205() {
     let port = closed_port().await;
     let res = call(&format!("http://127.0.0.1:{port}/voice"), 100, |_| {}).await;
-    assert_eq!(res.report.status, "failed");
+    assert_eq!(res.report.status.as_str(), "failed");
     let f = &res.report.failures[0];
     assert_eq!(f.code(), 11205);
     assert_eq!(f.step(), "webhook");
@@ -141,7 +141,7 @@ async fn fallback_url_gets_error_code_and_continues_the_call() {
         c.fallback_url = Some(app.url("/fallback"))
     })
     .await;
-    assert_eq!(res.report.status, "completed");
+    assert_eq!(res.report.status.as_str(), "completed");
     assert_eq!(res.report.end_reason, "<Hangup>");
     let http = app.http();
     assert_eq!(http[1].uri, "/fallback");
@@ -229,7 +229,7 @@ async fn silent_app_fails_with_no_audio_back() {
         c.no_audio_timeout = Some(Duration::from_millis(500))
     })
     .await;
-    assert_eq!(res.report.status, "completed");
+    assert_eq!(res.report.status.as_str(), "completed");
     let f = &res.report.failures[0];
     assert_eq!(f.step(), "app_audio");
     assert!(f.to_string().contains("no audio back"), "{f}");

@@ -168,7 +168,7 @@ fn replies(res: &CallResult) -> Vec<Option<f64>> {
     res.report.streams[0]
         .turns
         .iter()
-        .map(|t| t.reply_ms)
+        .map(|t| t.reply.map(|d| d.as_micros() as f64 / 1e3))
         .collect()
 }
 

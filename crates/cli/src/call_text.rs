@@ -131,7 +131,7 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
     println!(
         "call {}  {}  ({:.1} s): {}",
         r.call_sid,
-        r.status,
+        r.status.as_str(),
         r.duration_ms / 1e3,
         r.end_reason
     );
@@ -227,7 +227,7 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
             println!("FAILED at {}{code}: {f}", f.step());
         }
         if r.failures.is_empty() {
-            println!("FAILED: call ended {}", r.status);
+            println!("FAILED: call ended {}", r.status.as_str());
         }
     }
 }
@@ -261,6 +261,7 @@ fn print_marks(s: &dialtone_call::StreamReport) {
 
 fn print_turn(t: &dialtone_call::turns::TurnReport) {
     let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} ms"));
+    let as_ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     println!(
         "    turn {}: speech {:.2}–{:.2} s {:?}",
         t.index + 1,
@@ -270,12 +271,13 @@ fn print_turn(t: &dialtone_call::turns::TurnReport) {
     );
     println!(
         "      reply {} after speech end (heard {}){}",
-        opt(t.reply_ms),
-        opt(t.reply_heard_ms),
+        opt(t.reply.map(as_ms)),
+        opt(t.reply_heard.map(as_ms)),
         if t.barge_in {
             format!(
                 "; barge-in over app audio: clear {}",
-                t.clear_after_ms
+                t.clear_after
+                    .map(as_ms)
                     .map_or("never sent".to_string(), |v| format!(
                         "{v:.0} ms after speech start"
                     ))

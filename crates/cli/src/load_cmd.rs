@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use dialtone_audio::{AudioCache, FrameSet};
 use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
 use dialtone_load::calls::{CallDefaults, CallRun};
-use dialtone_load::output::{OutputFormat, print_report, write_dir};
+use dialtone_load::output::{OutputFormat, print_report, write_calls, write_dir};
 use dialtone_load::scenario::{
     Callers, Profile, Utterance, load_audio, load_scenario, number_pool,
 };
@@ -360,6 +360,10 @@ pub(crate) fn finish(
     if let Some(dir) = out {
         write_dir(dir, s, &finished.totals, &finished.hlog)
             .with_context(|| format!("cannot write --out {}", dir.display()))?;
+        if let Some(calls) = &finished.calls {
+            write_calls(dir, calls)
+                .with_context(|| format!("cannot write --out {}", dir.display()))?;
+        }
         if format == OutputFormat::Text {
             println!("  results     {}", dir.display());
         }

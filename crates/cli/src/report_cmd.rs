@@ -55,6 +55,7 @@ pub(crate) fn run(opts: ReportOpts) -> anyhow::Result<ExitCode> {
                     summary,
                     totals,
                     hlog,
+                    calls: None,
                 },
                 &m.threshold,
                 m.out.as_deref(),

@@ -85,7 +85,7 @@ async fn live_vad_milestones_and_transcripts_land_on_the_right_turns() {
                 t.index
             );
         }
-        assert!(t.reply_ms.is_some(), "turn {} got no reply", t.index);
+        assert!(t.reply.is_some(), "turn {} got no reply", t.index);
     }
     assert_eq!(turns[0].wer, Some(0.0));
     let words = turns[1].text.split_whitespace().count() as f64;

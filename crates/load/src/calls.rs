@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use dialtone_call::{
     CallConfig, CallEvent, CallRegistry, Engine, EventKind, EventSink, HttpMethod,
 };
-use dialtone_protocol::sid;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 
@@ -254,7 +253,9 @@ async fn dispatch(
         );
         active.fetch_add(1, Ordering::Relaxed);
         let run = run.clone();
-        let measured = inflight::Slot::default();
+        let index = slot.index;
+        let measured: inflight::Slot =
+            Arc::new(std::sync::Mutex::new(inflight::Measured::new(index)));
         let sink = call_sink(open, measured.clone());
         calls.spawn(measured.clone(), async move {
             let result = engine
@@ -274,7 +275,7 @@ async fn dispatch(
                 return;
             };
             if let Some(report) = lock(&measured).take_report() {
-                permit.send(Msg::Done(Box::new(sample(&run, report))));
+                permit.send(Msg::Done(Box::new(sample(&run, index, report))));
             }
         });
     }
@@ -313,19 +314,19 @@ fn lock(slot: &inflight::Slot) -> std::sync::MutexGuard<'_, inflight::Measured> 
 }
 
 /// A finished call's sample, with the app milestones that arrived for it.
-fn sample(run: &CallRun, mut report: dialtone_call::CallReport) -> CallSample {
+fn sample(run: &CallRun, index: u64, mut report: dialtone_call::CallReport) -> CallSample {
     if let Some((events, _)) = &run.milestones {
         let records = events.take(&report.call_sid);
         dialtone_events::attach(&mut report, &records);
     }
-    CallSample::from_report(report)
+    CallSample::from_report(index, report)
 }
 
 /// Sends the sample of a call task that did not send its own (cut, or panicked).
 async fn send_cut(cut: Option<Cut>, run: &CallRun, tx: &mpsc::Sender<Msg>) {
     let s = match cut {
         None => return,
-        Some(Cut::Ended(report)) => sample(run, report),
+        Some(Cut::Ended(index, report)) => sample(run, index, report),
         Some(Cut::Measured(s)) => s,
     };
     let _ = tx.send(Msg::Done(Box::new(s))).await;
@@ -360,7 +361,7 @@ fn call_config(run: &CallRun, index: u64) -> CallConfig {
     cfg.auth_token = d.auth_token.clone();
     cfg.from = choice.from.to_string();
     cfg.to = d.to.clone();
-    cfg.call_sid = Some(sid::seeded("CA", run.workload.seed, index));
+    cfg.call_sid = Some(crate::plan::call_sid(run.workload.seed, index));
     // Stream SIDs and fault schedules follow the run's seed too.
     cfg.seed = Some(crate::plan::mix(run.workload.seed, index, 0xFA17));
     cfg.faults = d.faults.clone();

@@ -13,12 +13,13 @@ use crate::metrics::{Metric, Recorder, Stats, round3};
 use crate::proc_stats::{
     CpuSample, MachineSample, cpu_sample, load_avg, machine_sample, max_rss_kib,
 };
-use crate::sample::{CallSample, OK};
+use crate::sample::CallSample;
 use crate::summary::{
     CallCounts, Conversation, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator, SCHEMA,
     SeriesPoint, Summary, WorkloadInfo,
 };
 use crate::verdict::judge_generator;
+use dialtone_call::Outcome;
 
 /// One stream worker's second: what it recorded and counted since its last report.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +31,9 @@ pub struct WorkerInterval {
     /// Streams finished.
     pub finished: u64,
     /// Finished streams by outcome.
-    pub outcomes: BTreeMap<String, u64>,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    /// Finished streams, each by its index and outcome (the run's per-call record).
+    pub calls: Vec<(u64, Outcome)>,
     /// Frames sent.
     pub frames: u64,
     /// Frames due by the end of the interval that were sent or are overdue.
@@ -68,9 +71,12 @@ pub struct Collector {
     elapsed: Duration,
     total: Recorder,
     interval: Recorder,
-    outcomes: BTreeMap<String, u64>,
+    outcomes: BTreeMap<Outcome, u64>,
     faults: BTreeMap<String, u64>,
-    examples: BTreeMap<String, Vec<FailureExample>>,
+    examples: BTreeMap<Outcome, Vec<FailureExample>>,
+    /// The first [`CALL_RECORDS`] calls to finish, by index, and how many more did.
+    records: Vec<(u64, Outcome)>,
+    records_omitted: u64,
     calls: CallCounts,
     frames: FrameCounts,
     conversation: Conversation,
@@ -121,6 +127,8 @@ impl Collector {
             outcomes: BTreeMap::new(),
             faults: BTreeMap::new(),
             examples: BTreeMap::new(),
+            records: Vec::new(),
+            records_omitted: 0,
             calls: CallCounts::default(),
             frames: FrameCounts::default(),
             conversation: Conversation::default(),
@@ -173,7 +181,7 @@ impl Collector {
             *self.faults.entry(k).or_default() += n;
         }
         if let Some((call_sid, error)) = s.failure {
-            let list = self.examples.entry(s.outcome.clone()).or_default();
+            let list = self.examples.entry(s.outcome).or_default();
             if list.len() < EXAMPLES_PER_OUTCOME {
                 list.push(FailureExample { call_sid, error });
             }
@@ -181,19 +189,29 @@ impl Collector {
         if s.rest_hangup {
             self.calls.rest_hangups += 1;
         }
-        self.finish_one(&s.outcome, 1);
+        self.finish_one(s.outcome, 1);
+        self.record(s.index, s.outcome);
     }
 
-    fn finish_one(&mut self, outcome: &str, n: u64) {
+    fn finish_one(&mut self, outcome: Outcome, n: u64) {
         self.calls.finished += n;
         self.cur.finished += n;
-        if outcome == OK {
+        if outcome.is_ok() {
             self.calls.succeeded += n;
         } else {
             self.calls.failed += n;
             self.cur.errors += n;
         }
-        *self.outcomes.entry(outcome.to_string()).or_default() += n;
+        *self.outcomes.entry(outcome).or_default() += n;
+    }
+
+    /// Keeps call `index`'s outcome for the per-call record, bounded.
+    fn record(&mut self, index: u64, outcome: Outcome) {
+        if self.records.len() < CALL_RECORDS {
+            self.records.push((index, outcome));
+        } else {
+            self.records_omitted += 1;
+        }
     }
 
     /// A stream worker's interval.
@@ -202,7 +220,10 @@ impl Collector {
         self.calls.started += w.started;
         self.cur.started += w.started;
         for (k, n) in &w.outcomes {
-            self.finish_one(k, *n);
+            self.finish_one(*k, *n);
+        }
+        for &(index, outcome) in &w.calls {
+            self.record(index, outcome);
         }
         self.frames.sent += w.frames;
         self.frames.expected += w.expected;
@@ -362,18 +383,42 @@ impl Collector {
             calls: self.calls,
             frames: self.frames,
             conversation: self.conversation,
-            outcomes: self.outcomes,
+            // Rendered here, once: the summary (and shard files merged later) key by text.
+            outcomes: self
+                .outcomes
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
             faults: self.faults,
-            examples: self.examples,
+            examples: self
+                .examples
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             metrics,
             series: self.series,
             generator,
             thresholds: Vec::new(),
         };
+        let seed = summary.workload.seed;
+        let mut records = self.records;
+        records.sort_unstable_by_key(|&(index, _)| index);
+        let calls = CallRecords {
+            calls: records
+                .into_iter()
+                .map(|(index, outcome)| CallRecord {
+                    index,
+                    call_sid: crate::plan::call_sid(seed, index),
+                    outcome,
+                })
+                .collect(),
+            omitted: self.records_omitted,
+        };
         Finished {
             summary,
             totals: self.total,
             hlog: self.hlog,
+            calls: Some(calls),
         }
     }
 }
@@ -386,6 +431,33 @@ pub struct Finished {
     pub totals: Recorder,
     /// The interval log text.
     pub hlog: Vec<u8>,
+    /// Every call's outcome, by index (the first [`CALL_RECORDS`] to finish); `None` for
+    /// results merged from shards (`report merge`), which keep theirs in their own folders.
+    pub calls: Option<CallRecords>,
+}
+
+/// Most calls the per-call record keeps (`calls.jsonl`): 100,000 lines of ~90 bytes; the
+/// summary counts every call.
+pub const CALL_RECORDS: usize = 100_000;
+
+/// One finished call (or bare stream) of a run, as `calls.jsonl` writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// Its index in the run's schedule.
+    pub index: u64,
+    /// Its `CallSid` (both paths derive it from the seed and the index).
+    pub call_sid: String,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// The calls of a run, by index, bounded.
+#[derive(Debug, Clone, Default)]
+pub struct CallRecords {
+    /// The first [`CALL_RECORDS`] calls to finish, sorted by index.
+    pub calls: Vec<CallRecord>,
+    /// Calls that finished after those and are left out.
+    pub omitted: u64,
 }
 
 /// What the collector cannot know by itself.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use dialtone_call::{CallEvent, CallReport, EventKind, EventSink};
+use dialtone_call::{CallEvent, CallReport, EventKind, EventSink, Outcome};
 use tokio::task::{Id, JoinError, JoinSet};
 
 use crate::metrics::Metric;
@@ -20,6 +20,8 @@ pub const MAX_KEPT: usize = 4096;
 /// What one call has measured so far.
 #[derive(Default)]
 pub struct Measured {
+    /// The call's index in the run's schedule.
+    index: u64,
     /// Scalar measurements in µs, in the order they happened (at most [`MAX_KEPT`]).
     values: Vec<(Metric, u64)>,
     /// The call's report once the call has ended (the task may still wait for milestones).
@@ -30,6 +32,19 @@ pub struct Measured {
 pub type Slot = Arc<Mutex<Measured>>;
 
 impl Measured {
+    /// Nothing measured yet for call `index`.
+    pub fn new(index: u64) -> Self {
+        Self {
+            index,
+            ..Self::default()
+        }
+    }
+
+    /// The call's index in the run's schedule.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
     /// Keeps the call's report (taken back by [`Measured::take_report`] when it is sent).
     pub fn set_report(&mut self, report: CallReport) {
         self.report = Some(report);
@@ -117,15 +132,15 @@ impl InFlight {
                 self.slots.remove(id);
                 return None;
             }
-            Err(e) if e.is_panic() => (e.id(), "dialtone_panic"),
-            Err(e) => (e.id(), "interrupted"),
+            Err(e) if e.is_panic() => (e.id(), Outcome::DialtonePanic),
+            Err(e) => (e.id(), Outcome::Interrupted),
         };
         let slot = self.slots.remove(&id)?;
         let mut m = std::mem::take(&mut *slot.lock().unwrap_or_else(|p| p.into_inner()));
         Some(match m.report.take() {
-            Some(report) if outcome == "interrupted" => Cut::Ended(report),
+            Some(report) if outcome == Outcome::Interrupted => Cut::Ended(m.index, report),
             _ => {
-                let mut s = CallSample::outcome_only(outcome);
+                let mut s = CallSample::outcome_only(m.index, outcome);
                 s.values = m.values;
                 Cut::Measured(s)
             }
@@ -135,8 +150,9 @@ impl InFlight {
 
 /// A call task that did not send its own sample.
 pub enum Cut {
-    /// The call ended; only its wait for late milestones was cut: its whole report.
-    Ended(CallReport),
+    /// The call (by its index) ended; only its wait for late milestones was cut: its whole
+    /// report.
+    Ended(u64, CallReport),
     /// Cut while running (`interrupted`) or panicked (`dialtone_panic`): what it measured.
     Measured(CallSample),
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::LoadError;
-use crate::collector::read_hlog;
+use crate::collector::{CallRecords, read_hlog};
 use crate::metrics::{Metric, Recorder, Stats, round3};
 use crate::summary::{EXAMPLES_PER_OUTCOME, SeriesPoint, Summary};
 use crate::verdict::Cause;
@@ -20,6 +20,8 @@ pub use html::render_html;
 pub const SUMMARY_FILE: &str = "summary.json";
 /// The interval log.
 pub const HLOG_FILE: &str = "histograms.hlog";
+/// Every call's outcome class, one JSON line per call (`--out DIR`).
+pub const CALLS_FILE: &str = "calls.jsonl";
 /// The HTML report.
 pub const HTML_FILE: &str = "report.html";
 
@@ -91,7 +93,7 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     writeln!(out, "  outcomes")?;
     for (k, n) in &s.outcomes {
         writeln!(out, "    {k:<28} {n}")?;
-        if k == crate::sample::OK && c.rest_hangups > 0 {
+        if *k == dialtone_call::Outcome::Ok.text() && c.rest_hangups > 0 {
             writeln!(
                 out,
                 "      of which {} hung up by the app through the REST API",
@@ -253,6 +255,38 @@ pub fn write_dir(dir: &Path, s: &Summary, totals: &Recorder, hlog: &[u8]) -> Res
     w(SUMMARY_FILE, &json)?;
     w(HLOG_FILE, hlog)?;
     w(HTML_FILE, render_html(s, totals).as_bytes())
+}
+
+/// Writes `calls.jsonl` into `dir`: one line per call, by index,
+/// `{"index":0,"call_sid":"CA…","class":"ok"}`, and a last `{"omitted":N}` line when calls
+/// past [`crate::collector::CALL_RECORDS`] were left out.
+pub fn write_calls(dir: &Path, calls: &CallRecords) -> Result<(), LoadError> {
+    let path = dir.join(CALLS_FILE);
+    let err = |source| LoadError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
+    /// One line, fields in this order.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        index: u64,
+        call_sid: &'a str,
+        class: &'a str,
+    }
+    for c in &calls.calls {
+        let line = Line {
+            index: c.index,
+            call_sid: &c.call_sid,
+            class: &c.outcome.text(),
+        };
+        let json = serde_json::to_string(&line).expect("plain fields always serialise");
+        writeln!(w, "{json}").map_err(err)?;
+    }
+    if calls.omitted > 0 {
+        writeln!(w, "{}", serde_json::json!({ "omitted": calls.omitted })).map_err(err)?;
+    }
+    w.flush().map_err(err)
 }
 
 /// Largest `summary.json` `report merge` reads from one shard (a day-long shard's is under

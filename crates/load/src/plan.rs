@@ -244,6 +244,13 @@ fn rate_due(i: u64, r: f64, ramp: Duration) -> Duration {
 /// choice of a run is reproducible and independent of scheduling order.
 pub use dialtone_call::faults::mix;
 
+/// The `CallSid` of call (or bare stream) `index` of a run seeded with `seed`: both load paths
+/// name their calls with it, so a seeded app that picks its behaviour by `CallSid` treats
+/// call `index` alike on either path.
+pub fn call_sid(seed: u64, index: u64) -> String {
+    dialtone_protocol::sid::seeded("CA", seed, index)
+}
+
 /// Picks an index in `0..weights.len()` with probability proportional to its weight.
 pub fn pick_weighted(weights: &[u32], roll: u64) -> usize {
     let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();

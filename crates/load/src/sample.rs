@@ -2,20 +2,19 @@
 //! from the engine's `CallReport` (never the report itself: the collector keeps histograms and
 //! counters, not one record per call).
 
-use dialtone_call::CallReport;
+use dialtone_call::{CallReport, Outcome};
 use hdrhistogram::Histogram;
 
 use crate::metrics::Metric;
 use crate::summary::Conversation;
 
-/// The outcome key of a clean call.
-pub const OK: &str = "ok";
-
 /// One finished call, reduced to what the collector records.
 #[derive(Debug)]
 pub struct CallSample {
+    /// The call's index in the run's schedule.
+    pub index: u64,
     /// `ok`, or the failure class: the failed step and Twilio's code (`stream_connect 31920`).
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Scalar measurements in µs.
     pub values: Vec<(Metric, u64)>,
     /// Every frame's lateness, per stream (the engine's own histograms).
@@ -38,19 +37,6 @@ pub struct CallSample {
     pub rest_hangup: bool,
 }
 
-/// The failure class of a call: its first failure's step and code, or its final status when
-/// it ended without a failure but not `completed` (e.g. `busy`).
-pub fn outcome_of(report: &CallReport) -> String {
-    match report.failures.first() {
-        Some(f) if f.code() != 0 => format!("{} {}", f.step(), f.code()),
-        // No Twilio code: name the kind, so a stall is not mistaken for another stream error.
-        Some(dialtone_call::Failure::StreamStalled { .. }) => "stream stalled".to_string(),
-        Some(f) => f.step().to_string(),
-        None if report.status == "completed" => OK.to_string(),
-        None => format!("status {}", report.status),
-    }
-}
-
 /// The metric an app milestone (reported to dialtone's events endpoint) is recorded under.
 fn milestone_metric(name: &str) -> Option<Metric> {
     match name {
@@ -69,9 +55,10 @@ fn us(ms: f64) -> u64 {
 impl CallSample {
     /// A call that counts only as its outcome, with no measurements yet (a cut or panicked
     /// call's are added from its event sink by [`crate::inflight`]).
-    pub fn outcome_only(outcome: &str) -> CallSample {
+    pub fn outcome_only(index: u64, outcome: Outcome) -> CallSample {
         CallSample {
-            outcome: outcome.to_string(),
+            index,
+            outcome,
             values: Vec::new(),
             lateness: Vec::new(),
             histograms: Vec::new(),
@@ -84,12 +71,12 @@ impl CallSample {
         }
     }
 
-    /// Reduces a finished call (its start delay is recorded when it starts). Taking `report`
-    /// by value lets the lateness histograms move instead of being copied.
-    pub fn from_report(report: CallReport) -> CallSample {
-        let outcome = outcome_of(&report);
+    /// Reduces finished call `index` (its start delay is recorded when it starts). Taking
+    /// `report` by value lets the lateness histograms move instead of being copied.
+    pub fn from_report(index: u64, report: CallReport) -> CallSample {
+        let outcome = Outcome::of_call(&report);
         let rest_hangup = report.end_reason.starts_with(dialtone_call::REST_HANGUP);
-        let failure = (outcome != OK).then(|| {
+        let failure = (!outcome.is_ok()).then(|| {
             let what = report
                 .failures
                 .first()
@@ -106,14 +93,11 @@ impl CallSample {
         let mut lateness = Vec::with_capacity(report.streams.len());
         let (mut frames_sent, mut media_received) = (0, 0);
         let mut faults = Vec::new();
-        for e in &report.timeline {
-            if let dialtone_call::EventKind::Fault { what } = &e.kind {
-                if what.starts_with("faults armed") {
-                    faults.push(("calls with faults".to_string(), 1));
-                } else if what.starts_with("voice webhook abandoned") {
-                    faults.push(("webhooks abandoned".to_string(), 1));
-                }
-            }
+        if report.faults.armed {
+            faults.push(("calls with faults".to_string(), 1));
+        }
+        if report.faults.webhook_abandoned {
+            faults.push(("webhooks abandoned".to_string(), 1));
         }
         for s in report.streams {
             if let Some(f) = &s.faults {
@@ -127,9 +111,10 @@ impl CallSample {
             }
             histograms.push((Metric::MarkRoundTrip, s.mark_round_trip_us));
             for t in &s.turns {
-                values.extend(t.reply_ms.map(|ms| (Metric::TurnLatency, us(ms))));
-                values.extend(t.reply_heard_ms.map(|ms| (Metric::TurnHeard, us(ms))));
-                values.extend(t.clear_after_ms.map(|ms| (Metric::BargeIn, us(ms))));
+                let whole_us = |d: std::time::Duration| d.as_micros() as u64;
+                values.extend(t.reply.map(|d| (Metric::TurnLatency, whole_us(d))));
+                values.extend(t.reply_heard.map(|d| (Metric::TurnHeard, whole_us(d))));
+                values.extend(t.clear_after.map(|d| (Metric::BargeIn, whole_us(d))));
                 for (name, ms, _) in &t.milestones {
                     values.extend(milestone_metric(name).map(|m| (m, us(*ms))));
                 }
@@ -141,6 +126,7 @@ impl CallSample {
             }
         }
         CallSample {
+            index,
             outcome,
             values,
             lateness,

@@ -197,3 +197,47 @@ async fn a_redirect_loop_is_counted_as_twiml_loop() {
     assert_eq!(requests.load(Ordering::Relaxed), 3 * bound);
     assert_eq!(s.metrics["webhook"].count, 3 * bound);
 }
+
+/// Issue 13: call-level fault counts come from the report's typed fields (not timeline
+/// text), and every call gets a per-call record under the CallSid it was placed with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_webhooks_are_counted_and_every_call_is_recorded() {
+    let url = start_bot().await;
+    let (_stop_tx, stop) = watch::channel(false);
+    let mut run = run_of(url, 3, 3);
+    run.defaults.faults = Some(Arc::new("webhook_timeout=1".parse().unwrap()));
+    let f = calls::run(run, stop, |_| {}).await;
+    let s = &f.summary;
+    assert_eq!(s.calls.finished, 3);
+    assert_eq!(
+        s.faults.get("calls with faults"),
+        Some(&3),
+        "{:?}",
+        s.faults
+    );
+    assert_eq!(
+        s.faults.get("webhooks abandoned"),
+        Some(&3),
+        "{:?}",
+        s.faults
+    );
+    let calls = f.calls.expect("a run keeps its per-call records");
+    assert_eq!(calls.omitted, 0);
+    let got: Vec<(u64, String, String)> = calls
+        .calls
+        .iter()
+        .map(|c| (c.index, c.call_sid.clone(), c.outcome.to_string()))
+        .collect();
+    // Abandoned 1 ms after it was sent, with no fallback URL: the call fails with 11200.
+    let want: Vec<(u64, String, String)> = (0..3)
+        .map(|i| {
+            let sid = dialtone_load::plan::call_sid(3, i);
+            (i, sid, "webhook 11200".to_string())
+        })
+        .collect();
+    assert_eq!(got, want);
+    // The SIDs the calls were placed with (the summary's examples carry the reports').
+    for e in &s.examples["webhook 11200"] {
+        assert!(got.iter().any(|(_, sid, _)| *sid == e.call_sid), "{e:?}");
+    }
+}

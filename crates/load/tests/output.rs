@@ -20,7 +20,8 @@ fn shard_run(shard: Shard, values: &[u64]) -> Finished {
     w.started = values.len() as u64;
     w.finished = values.len() as u64;
     w.frames = values.len() as u64;
-    w.outcomes.insert("ok".into(), values.len() as u64);
+    w.outcomes
+        .insert(dialtone_call::Outcome::Ok, values.len() as u64);
     c.add_interval(&w);
     c.tick(Duration::from_secs(1), 0, None);
     c.finish(RunInfo {
@@ -92,7 +93,7 @@ fn merging_keeps_a_shards_partial_last_second() {
                 frames: 10 * n,
                 ..WorkerInterval::default()
             };
-            w.outcomes.insert("ok".into(), n);
+            w.outcomes.insert(dialtone_call::Outcome::Ok, n);
             w.rec.record(Metric::FrameLateness, 100);
             w
         };

@@ -42,7 +42,7 @@ impl Direction {
 ///
 /// `initiated` is deliberately absent: it appears only in status callbacks, never in
 /// the Call resource or in TwiML requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CallStatus {
     /// Created, not yet dialled.
     Queued,

@@ -468,12 +468,12 @@ fn attach(shared: &Shared, sid: &str, handle: dialtone_call::CallHandle, redirec
 
 fn outcome(result: &CallResult) -> (CallStatus, String, Vec<String>) {
     let r = &result.report;
-    let status = match r.status {
-        "busy" => CallStatus::Busy,
-        "no-answer" => CallStatus::NoAnswer,
-        "failed" => CallStatus::Failed,
-        "canceled" => CallStatus::Canceled,
-        _ => CallStatus::Completed,
+    // The engine ends a call in a terminal status; anything else would be a bug, counted
+    // as completed as before.
+    let status = if r.status.is_terminal() {
+        r.status
+    } else {
+        CallStatus::Completed
     };
     let failures = r
         .failures

@@ -54,6 +54,7 @@ impl Call<'_> {
                 .as_ref()
                 .is_some_and(|f| f.webhook_times_out(self.seed));
         let timeout = if abandon {
+            self.call_faults.webhook_abandoned = true;
             self.timeline.emit(EventKind::Fault {
                 what: format!(
                     "voice webhook abandoned after {} ms, as Twilio abandons a slow one",

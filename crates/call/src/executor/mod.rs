@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 
 use crate::config::{CallConfig, HttpMethod};
-use crate::report::{CallReport, EventKind, Failure, StreamReport};
+use crate::report::{CallFaults, CallReport, EventKind, Failure, StreamReport};
 use crate::retention::HeadTail;
 use crate::stream::{OutboundAudio, StreamOutcome};
 use crate::timeline::{EventSink, Timeline};
@@ -99,6 +99,8 @@ struct Call<'e> {
     seed: u64,
     /// The faults this call gets (`None` when there are none, or `calls=` spared it).
     faults: Option<Arc<crate::faults::FaultSpec>>,
+    /// What the faults did to the call outside its streams, for its report.
+    call_faults: CallFaults,
     /// Streams opened so far (each one's SID and fault schedule hang off its index).
     streams_opened: u64,
     digits: std::collections::VecDeque<char>,
@@ -325,6 +327,10 @@ impl PreparedCall<'_> {
             doc_url,
             caller_hangup: Arc::default(),
             seed,
+            call_faults: CallFaults {
+                armed: faults.is_some(),
+                webhook_abandoned: false,
+            },
             faults,
             streams_opened: 0,
             digits,
@@ -359,8 +365,9 @@ impl PreparedCall<'_> {
         CallResult {
             report: CallReport {
                 call_sid,
-                status: status.as_str(),
+                status,
                 end_reason: reason,
+                faults: call.call_faults,
                 duration_ms: kept.events.last().map_or(0.0, |e| e.at.as_secs_f64() * 1e3),
                 webhook_ms: kept.webhook_ms,
                 webhooks: kept.webhooks,

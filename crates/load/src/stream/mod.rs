@@ -8,8 +8,8 @@
 //! Each stream speaks Twilio's messages in Twilio's order: `connected`, `start`
 //! (`sequenceNumber` 1), a `media` frame every 20 ms (the caller audio, then μ-law silence),
 //! `mark` echoes when the app sends marks (after their audio's playout, as Twilio does),
-//! `stop`, and a close handshake. Stream *i* carries `CA`/`MZ` + *i* as 32 hex digits and
-//! connects at `i × ramp / N`.
+//! `stop`, and a close handshake. Stream *i* carries full call *i*'s seeded `CallSid` and
+//! `MZ` + *i* as 32 hex digits, and connects at `i × ramp / N`.
 
 mod observer;
 
@@ -139,10 +139,12 @@ pub fn run(
             cancel.clone(),
             done_tx.clone(),
             frames,
+            i,
         );
         let ids = StreamIds {
             account_sid: run.account_sid.clone(),
-            call_sid: format!("CA{i:032x}"),
+            // Call i's CallSid is full call i's (same seed): a seeded app treats both alike.
+            call_sid: crate::plan::call_sid(run.seed, i),
             stream_sid: format!("MZ{i:032x}"),
         };
         let job = Job::bare(

@@ -6,8 +6,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dialtone_call::StreamOutcome;
 use dialtone_call::plane::Observer;
+use dialtone_call::{Outcome, StreamOutcome};
 
 use crate::collector::WorkerInterval;
 use crate::metrics::Metric;
@@ -20,6 +20,8 @@ pub(super) struct LeanObserver {
     cancel: Arc<AtomicBool>,
     done: Sender<()>,
     frames: u64,
+    /// The stream's index in the run (its per-call record).
+    index: u64,
     connecting: bool,
 }
 
@@ -30,6 +32,7 @@ impl LeanObserver {
         cancel: Arc<AtomicBool>,
         done: Sender<()>,
         frames: u64,
+        index: u64,
     ) -> Self {
         Self {
             interval,
@@ -37,6 +40,7 @@ impl LeanObserver {
             cancel,
             done,
             frames,
+            index,
             connecting: false,
         }
     }
@@ -94,9 +98,11 @@ impl Observer for LeanObserver {
         if self.connecting {
             self.active.fetch_sub(1, Ordering::Relaxed);
             let class = class(&outcome, interrupted);
+            let index = self.index;
             self.with(|i| {
                 i.finished += 1;
-                *i.outcomes.entry(class.to_string()).or_default() += 1;
+                *i.outcomes.entry(class).or_default() += 1;
+                i.calls.push((index, class));
             });
         }
         let _ = self.done.send(());
@@ -104,18 +110,11 @@ impl Observer for LeanObserver {
 }
 
 /// The stream's outcome class, in the vocabulary full calls use.
-fn class(o: &StreamOutcome, interrupted: bool) -> String {
-    use dialtone_call::Failure;
+fn class(o: &StreamOutcome, interrupted: bool) -> Outcome {
     match o.failures.first() {
-        Some(Failure::StreamConnect { .. } | Failure::StreamUpgradeRefused { .. }) => {
-            "stream_connect 31920".into()
-        }
-        Some(Failure::StreamDropped { .. }) => "stream 31903".into(),
-        Some(Failure::StreamStalled { .. }) => "stream stalled".into(),
-        Some(Failure::StreamProtocol { .. }) => "stream 31924".into(),
-        Some(_) => "stream".into(),
-        None if interrupted => "interrupted".into(),
-        None if o.report.closed_by == "app" => "closed_by_app".into(),
-        None => crate::sample::OK.to_string(),
+        Some(f) => Outcome::from(f),
+        None if interrupted => Outcome::Interrupted,
+        None if o.report.closed_by == "app" => Outcome::ClosedByApp,
+        None => Outcome::Ok,
     }
 }
