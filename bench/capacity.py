@@ -223,6 +223,15 @@ def search(gen, d, args):
         else:
             fail = n
             break
+    # As the harness's search.py: when the first step fails, go down by halves to a pass.
+    n = fail // 2 if fail and not best else 0
+    while n >= args.min_n:
+        ok, row, rows = verdict(gen, n, d, args)
+        tried[n] = rows
+        if ok:
+            best, best_row = n, row
+            break
+        fail, n = n, n // 2
     if best and fail and not args.no_refine:
         mid = (best + fail) // 2
         if mid not in tried and mid > best:
@@ -265,7 +274,7 @@ def interleave(a):
             tail = f"{top} | {med('user_us_per_frame'):.2f} | {med('sys_us_per_frame'):.2f} | {med('peer_max_rss_mb') * 1024 / top:.1f}"
         else:
             tail = "0 | – | – | –"
-        print(f"| {g} | " + " | ".join(cells) + f" | {tail} |")
+        print(f"| {LABEL.get(g, g)} | " + " | ".join(cells) + f" | {tail} |")
     if best.get("dialtone"):
         print()
         for g, n in best.items():
@@ -278,6 +287,16 @@ def interleave(a):
         for g, n in best.items():
             if g != "dialtone-calls" and n:
                 print(f"- full calls (dialtone-calls) ÷ {LABEL.get(g, g)}: N {best['dialtone-calls'] / n:.2f}x")
+    print()
+    print("dialtone's own summary, median of the rounds (user CPU per frame sent, peak RSS per call, own lateness p99):")
+    for g in ("dialtone-calls", "dialtone"):
+        for n in a.interleave if g in a.gens else []:
+            own = [r["dialtone"] for r in rows[(g, n)] if r.get("dialtone", {}).get("own_max_rss_kib") is not None]
+            if own:
+                med = lambda k: statistics.median(o[k] for o in own)
+                print(f"- {LABEL.get(g, g)} @N={n}: ok {med('ok'):g} of {n}; user {med('own_user_us_per_frame'):.2f} µs/frame; "
+                      f"peak RSS {med('own_max_rss_kib') / n:.1f} KiB per call; own lateness p99 "
+                      f"{med('own_lateness_p99_ms'):.1f} ms")
     json.dump({f"{g}@{n}": v for (g, n), v in rows.items()}, open(os.path.join(OUT, "interleave.json"), "w"),
               indent=1, default=str)
 
@@ -291,6 +310,7 @@ def main():
     ap.add_argument("--peers", nargs="*", default=[], help="peer tools to run too (installed in the harness)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-refine", action="store_true")
+    ap.add_argument("--min-n", type=int, default=25, help="lowest N tried when the ladder's first step fails")
     ap.add_argument("--quiet-wait", type=float, default=300, help="seconds to wait for a quiet machine before a run")
     ap.add_argument("--mem-n", type=int, default=1000, help="N of the memory-per-call check")
     ap.add_argument("--no-build", action="store_true", help="use $DIALTONE (or target/release/dialtone) as is")
@@ -378,7 +398,10 @@ def full_calls_ratios(by, mem, a):
         if fc["row"] and o["row"]:
             parts.append(f"user µs/frame {fc['row']['user_us_per_frame'] / o['row']['user_us_per_frame']:.2f}x")
         if g in mem and "dialtone-calls" in mem:
-            parts.append(f"RSS per call @{a.mem_n} {mem['dialtone-calls'][0] / mem[g][0]:.2f}x")
+            f, m = mem["dialtone-calls"], mem[g]
+            parts.append(f"@N={a.mem_n}: user µs/frame {f[1]['user_us_per_frame'] / m[1]['user_us_per_frame']:.2f}x "
+                         f"({f[1]['user_us_per_frame']:.2f} vs {m[1]['user_us_per_frame']:.2f}), "
+                         f"RSS per call {f[0] / m[0]:.2f}x ({f[0]:.1f} vs {m[0]:.1f} KiB)")
         print(f"- vs {LABEL.get(g, g)}: " + ("; ".join(parts) or "–"))
     print()
     print("dialtone's own summary (generator line / summary.json: user CPU per frame sent, peak RSS per call):")
