@@ -18,9 +18,10 @@ so exactly D x 50 frames go out, as in WORKLOAD.md.
     bench/capacity.py --interleave 1000 1250 1500   # generators alternate at each N, 3 rounds
 
 Verdict per step (the harness's criterion): >= 99.9 % of frames delivered and sink lateness
-p99 <= 5 ms. As in the harness's search.py: climb the ladder until a step fails; a borderline
-step (all frames in, p99 in [3, 15] ms) is run 3 times and judged on the median p99; then one
-midpoint between the last pass and the first failure. Each run waits for the machine to be quiet
+p99 <= 5 ms. As in the harness's search.py: climb the ladder until a step fails (or, when the
+first step fails, go down by halves to --min-n); a borderline step (all frames in, p99 in
+[3, 15] ms) is run 3 times and judged on the median p99; then one midpoint between the last pass
+and the first failure. Each run waits for the machine to be quiet
 (no compiler running) first, because other work on a 2-core box moves p99 by 10x.
 Rows go to target/bench/results.jsonl; the harness keeps per-run details in its runs/ folder.
 A read-only harness (shared/ is laid without write bits) is copied to $BENCH_PEERS_COPY
