@@ -4,6 +4,8 @@
 #   SECONDS_OF_CALL=20 bench/run.sh
 # Load capacity against the shared harness's sink (floorgen, loadgen, peers, ratios):
 #   bench/capacity.py            (see docs/load.md)
+# Full calls (load --webhook, <Connect><Stream> to the same sink) beside --stream and floorgen:
+#   bench/capacity.py --gens dialtone-calls dialtone floorgen --ladder 250 500 1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p dialtone -p dialtone-bench
