@@ -30,11 +30,21 @@ enum Answer {
     AsItReads,
     /// As it reads, but only the first turn: the others stay unanswered on purpose.
     FirstTurnOnly,
+    /// As it reads, from a writer task of its own: each reply trails the read that caused it
+    /// (and the pong) by a scheduling hop.
+    WriterTask,
 }
 
 const CHUNKS: usize = 10;
 
+/// Every text message the app received, in order (what the caller sent).
+type Received = Arc<std::sync::Mutex<Vec<String>>>;
+
 async fn start_app(answer: Answer) -> String {
+    start_app_logged(answer, Received::default()).await
+}
+
+async fn start_app_logged(answer: Answer, received: Received) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let twiml =
@@ -47,18 +57,18 @@ async fn start_app(answer: Answer) -> String {
         .route(
             "/media",
             any(
-                |State(answer): State<Answer>, ws: WebSocketUpgrade| async move {
-                    ws.on_upgrade(move |socket| run_ws(socket, answer))
+                |State((answer, received)): State<(Answer, Received)>, ws: WebSocketUpgrade| async move {
+                    ws.on_upgrade(move |socket| run_ws(socket, answer, received))
                         .into_response()
                 },
             ),
         )
-        .with_state(answer);
+        .with_state((answer, received));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}/voice")
 }
 
-async fn run_ws(socket: WebSocket, answer: Answer) {
+async fn run_ws(socket: WebSocket, answer: Answer, received: Received) {
     let (tx, mut rx) = socket.split();
     let tx = Arc::new(tokio::sync::Mutex::new(tx));
     // The wall-clock pipeline: one reply at a time, each after its "LLM" latency, paced.
@@ -66,6 +76,14 @@ async fn run_ws(socket: WebSocket, answer: Answer) {
     let writer = tx.clone();
     tokio::spawn(async move {
         while let Some(reply) = pipeline.recv().await {
+            if answer == Answer::WriterTask {
+                let mut tx = writer.lock().await;
+                for text in reply {
+                    let _ = tx.feed(Message::Text(text.into())).await;
+                }
+                let _ = tx.flush().await;
+                continue;
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
             let mut pace = tokio::time::interval(Duration::from_millis(20));
             for text in reply {
@@ -87,6 +105,7 @@ async fn run_ws(socket: WebSocket, answer: Answer) {
     while let Some(Ok(msg)) = rx.next().await {
         // Pings are answered by the WebSocket layer itself.
         let Message::Text(text) = msg else { continue };
+        received.lock().unwrap().push(text.to_string());
         match media::parse_twilio_message(text.as_str()) {
             Ok(TwilioMessage::Start { stream_sid, .. }) => sid = stream_sid,
             Ok(TwilioMessage::Media { payload, .. }) => {
@@ -109,7 +128,7 @@ async fn run_ws(socket: WebSocket, answer: Answer) {
                     .chain([media::app_mark(&sid, &format!("reply-{turns}"))])
                     .collect();
                 match answer {
-                    Answer::WallClock => {
+                    Answer::WallClock | Answer::WriterTask => {
                         let _ = turn_ended.send(reply).await;
                     }
                     Answer::FirstTurnOnly if turns > 1 => {}
@@ -232,4 +251,38 @@ async fn an_app_that_answers_as_it_reads_passes_in_virtual_time() {
     assert!(res.report.is_success(), "{:#?}", res.report.failures);
     let r = replies(&res);
     assert!(r[0].is_some() && r[1].is_none() && r[2].is_none(), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_seeded_fast_runs_send_the_same_bytes_even_to_an_app_replying_from_a_writer_task() {
+    // Replies, marks and their echoes land between the same frames in both runs, so every
+    // message the caller sent (faults, echoes and sequence numbers included) is the same.
+    let run = || async {
+        let received = Received::default();
+        let url = start_app_logged(Answer::WriterTask, received.clone()).await;
+        let (audio, turns) = caller();
+        let mut cfg = CallConfig::new(url, audio);
+        cfg.caller.turns = turns;
+        cfg.caller.tail = Duration::from_millis(500);
+        cfg.no_audio_timeout = None;
+        cfg.fast = true;
+        cfg.seed = Some(42);
+        cfg.faults = Some(Arc::new(
+            "jitter=20ms,dup=0.02,reorder=0.02,loss=0.01"
+                .parse()
+                .unwrap(),
+        ));
+        let res = Engine::new().place_call(cfg, None).await;
+        assert!(res.report.is_success(), "{:#?}", res.report.failures);
+        let r = replies(&res);
+        assert!(r.iter().all(Option::is_some), "{r:?}");
+        received.lock().unwrap().clone()
+    };
+    let (a, b) = (run().await, run().await);
+    let echoes = a.iter().filter(|t| t.contains(r#""event":"mark""#)).count();
+    assert_eq!(echoes, 3, "one echo per reply");
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "message {i} differs");
+    }
 }

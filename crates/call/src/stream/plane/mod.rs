@@ -22,6 +22,7 @@ use super::StreamOutcome;
 use super::session::SessionConfig;
 use crate::report::EventKind;
 
+mod wheel;
 mod worker;
 pub mod ws;
 

@@ -529,8 +529,10 @@ impl Session {
             self.fault_counts.seq_gaps += 1;
         }
         if matches!(self.tracks, Tracks::Inbound | Tracks::Both) {
-            let audio = self.caller_audio.clone();
+            // Fields borrowed apart (no clone of the shared audio: its count is one cache
+            // line every stream of every thread would write per frame).
             let j = (k + self.caller_offset) as usize;
+            let audio = &self.caller_audio;
             let payload = if j < audio.len() {
                 audio.b64(j)
             } else {
@@ -544,15 +546,35 @@ impl Session {
                 }
             }
             self.chunk_in += 1;
-            let chunk = self.chunk_in;
-            self.send_media(wire, Track::Inbound, chunk, ts, payload, k, fate);
+            self.seq += 1;
+            self.buf.clear();
+            media::write_media(
+                &mut self.buf,
+                self.seq,
+                Track::Inbound,
+                self.chunk_in,
+                ts,
+                payload,
+                &self.ids.stream_sid,
+            );
+            self.send_buf(wire, k, fate);
         }
         if matches!(self.tracks, Tracks::Outbound | Tracks::Both) {
             let playing = self.next_outbound_frame();
             let payload = playing.as_deref().unwrap_or(silence_b64());
             self.chunk_out += 1;
-            let chunk = self.chunk_out;
-            self.send_media(wire, Track::Outbound, chunk, ts, payload, k, fate);
+            self.seq += 1;
+            self.buf.clear();
+            media::write_media(
+                &mut self.buf,
+                self.seq,
+                Track::Outbound,
+                self.chunk_out,
+                ts,
+                payload,
+                &self.ids.stream_sid,
+            );
+            self.send_buf(wire, k, fate);
         }
         if !fate.swapped && !self.swapped.is_empty() {
             // The frame held back by a swap goes after this one.
@@ -574,30 +596,8 @@ impl Session {
         (!frames.is_empty()).then(|| frames.b64(i % frames.len()).to_string())
     }
 
-    /// Formats one `media` message into the reused buffer (counters only; the payload's
-    /// base64 is precomputed) and sends it.
-    #[allow(clippy::too_many_arguments)]
-    fn send_media(
-        &mut self,
-        wire: &mut impl Wire,
-        track: Track,
-        chunk: u64,
-        ts: u64,
-        payload: &str,
-        k: u64,
-        fate: FrameFate,
-    ) {
-        self.seq += 1;
-        self.buf.clear();
-        media::write_media(
-            &mut self.buf,
-            self.seq,
-            track,
-            chunk,
-            ts,
-            payload,
-            &self.ids.stream_sid,
-        );
+    /// Sends the `media` message formatted in the reused buffer, as frame k's fate says.
+    fn send_buf(&mut self, wire: &mut impl Wire, k: u64, fate: FrameFate) {
         if self.faults.is_some() && fate != FrameFate::default() {
             return self.send_faulty(wire, fate, k);
         }

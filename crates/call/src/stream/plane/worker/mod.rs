@@ -5,21 +5,27 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
-use dialtone_protocol::media::WsViolation;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tokio::time::Instant;
 
-use super::ws::{self, Upgrade};
+use super::ws;
+mod read;
+mod wire;
+mod write;
+
+use super::wheel::Wheel;
 use super::{Job, Observer, Target};
 use crate::report::{EventKind, Failure};
 use crate::stream::session::{End, Phase, Session, SessionConfig, WRITE_STALL, Wire};
 use std::sync::Arc;
+pub(crate) use wire::NoWire;
+use wire::{MioWire, next_mask};
 
 /// The token the waker wakes the loop with (new jobs, stop requests).
 pub(super) const WAKE: Token = Token(usize::MAX);
@@ -71,7 +77,7 @@ struct Conn {
     started: Option<Instant>,
     /// A timeout (upgrade, close) falls then, µs on the worker's clock.
     deadline_us: u64,
-    /// The deadline this stream has in the heap.
+    /// The ms this stream is booked at on the wheel.
     timer_at: Option<u64>,
     rx: Vec<u8>,
     pending: Vec<u8>,
@@ -83,61 +89,14 @@ struct Conn {
     failure: Option<Failure>,
 }
 
-/// What a session writes goes into the worker's frame buffer, masked; the rest to the
-/// stream's observer.
-struct MioWire<'a> {
-    out: &'a mut Vec<u8>,
-    rng: &'a mut u32,
-    observer: &'a mut dyn Observer,
-}
-
-/// xorshift32: masks need not be secret here, only not constant.
-fn next_mask(rng: &mut u32) -> [u8; 4] {
-    let mut x = *rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *rng = x;
-    x.to_ne_bytes()
-}
-
-impl Wire for MioWire<'_> {
-    fn text(&mut self, text: &str) {
-        self.observer.sent(text);
-        let mask = next_mask(self.rng);
-        ws::push_frame(self.out, ws::OP_TEXT, text.as_bytes(), mask);
-    }
-    fn event(&mut self, kind: EventKind) {
-        self.observer.event(kind);
-    }
-    fn frame_sent(&mut self, lateness_us: u64) {
-        self.observer.frame(lateness_us);
-    }
-    fn app_media(&mut self, first_after_us: Option<u64>) {
-        self.observer.app_media();
-        if let Some(us) = first_after_us {
-            self.observer.first_audio(us);
-        }
-    }
-    fn mark_echoed(&mut self, round_trip_us: u64) {
-        self.observer.mark_echoed(round_trip_us);
-    }
-}
-
-/// A wire for sessions that never ran (their report only).
-pub(crate) struct NoWire;
-
-impl Wire for NoWire {
-    fn text(&mut self, _text: &str) {}
-    fn event(&mut self, _kind: EventKind) {}
-}
-
 struct Loop {
     poll: Poll,
     conns: Vec<Conn>,
     /// Slots of finished streams, reused for new ones.
     free: Vec<usize>,
-    timers: BinaryHeap<Reverse<(u64, usize)>>,
+    timers: Wheel,
+    /// Scratch for the streams due in one look at the wheel.
+    due: Vec<(u64, usize)>,
     starts: BinaryHeap<Reverse<(u64, usize)>>,
     epoch: Instant,
     out: Vec<u8>,
@@ -164,7 +123,8 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
         poll,
         conns: Vec::new(),
         free: Vec::new(),
-        timers: BinaryHeap::new(),
+        timers: Wheel::new(0),
+        due: Vec::new(),
         starts: BinaryHeap::new(),
         epoch: Instant::now(),
         out: Vec::with_capacity(4096),
@@ -199,23 +159,23 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
             l.starts.pop();
             l.connect(ci);
         }
-        while let Some(&Reverse((at, ci))) = l.timers.peek() {
-            if at > now {
-                break;
-            }
-            l.timers.pop();
+        let mut due = std::mem::take(&mut l.due);
+        l.timers.advance(now / 1000, &mut due);
+        for (at, ci) in due.drain(..) {
+            // A booking the stream has since moved (or a slot reused) is stale.
             if l.conns[ci].timer_at == Some(at) {
                 l.conns[ci].timer_at = None;
                 l.on_timer(ci);
             }
         }
+        l.due = due;
         if now >= next_sweep {
             next_sweep = now + SWEEP_US;
             l.sweep(now);
         }
         let mut wake = next_sweep;
-        if let Some(&Reverse((at, _))) = l.timers.peek() {
-            wake = wake.min(at);
+        if let Some(ms) = l.timers.next_ms() {
+            wake = wake.min(ms * 1000);
         }
         if let Some(&Reverse((at, _))) = l.starts.peek() {
             wake = wake.min(at);
@@ -356,136 +316,6 @@ impl Loop {
         }
     }
 
-    fn on_readable(&mut self, ci: usize) {
-        loop {
-            let c = &mut self.conns[ci];
-            if c.state == State::Done {
-                return;
-            }
-            if c.pending.len() > READ_PAUSE {
-                c.read_paused = true;
-                return;
-            }
-            let Some(sock) = c.sock.as_mut() else { return };
-            match sock.read(&mut self.rbuf) {
-                Ok(0) => return self.closed_under(ci),
-                Ok(n) => {
-                    c.rx.extend_from_slice(&self.rbuf[..n]);
-                    self.on_bytes(ci);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return self.closed_under(ci),
-            }
-        }
-    }
-
-    /// The socket closed or broke under us.
-    fn closed_under(&mut self, ci: usize) {
-        match self.conns[ci].state {
-            State::Connecting | State::Upgrading => {
-                self.fail_connect(ci, "the connection closed during the upgrade".into())
-            }
-            State::Closing => self.done(ci),
-            _ => self.end_session(ci, End::Dropped),
-        }
-    }
-
-    fn on_bytes(&mut self, ci: usize) {
-        if self.conns[ci].state == State::Upgrading {
-            let c = &mut self.conns[ci];
-            let accept = ws::accept_for(&c.key);
-            match ws::parse_upgrade(&c.rx, &accept) {
-                Upgrade::Incomplete if c.rx.len() < 16 << 10 => return,
-                Upgrade::Incomplete => {
-                    return self.fail_connect(ci, "the upgrade answer is too long".into());
-                }
-                Upgrade::Refused(status) => {
-                    let url = c.cfg.as_ref().map(|s| s.url.clone()).unwrap_or_default();
-                    c.failure = Some(match status {
-                        Some(status) => Failure::StreamUpgradeRefused { url, status },
-                        None => Failure::StreamConnect {
-                            url,
-                            cause: "the upgrade answer is not HTTP".into(),
-                        },
-                    });
-                    return self.done(ci);
-                }
-                Upgrade::Accepted(used) => {
-                    c.rx.drain(..used);
-                    self.start(ci);
-                }
-            }
-        }
-        let mut at = 0;
-        loop {
-            let c = &mut self.conns[ci];
-            if c.state == State::Done {
-                return;
-            }
-            let (opcode, fin, payload, used) = match ws::parse_frame(&c.rx[at..]) {
-                Ok(Some((f, used))) => (f.opcode, f.fin, f.payload.into_owned(), used),
-                Ok(None) => break,
-                // Refused from the header: the payload is never buffered.
-                Err(ws::TooLarge(size)) => {
-                    let limit = ws::MAX_FRAME;
-                    return self
-                        .end_session(ci, End::Violation(WsViolation::TooLarge { size, limit }));
-                }
-            };
-            at += used;
-            self.on_frame(ci, opcode, fin, &payload);
-            if self.conns[ci].pending.len() > READ_PAUSE {
-                self.conns[ci].read_paused = true;
-                break;
-            }
-        }
-        let c = &mut self.conns[ci];
-        c.rx.drain(..at);
-        // A burst (an app's whole reply at once) must not leave each of thousands of
-        // streams holding its size: an emptied buffer past a few KiB is given back.
-        if c.rx.is_empty() && c.rx.capacity() > KEEP_BUFFER {
-            c.rx = Vec::new();
-        }
-    }
-
-    fn on_frame(&mut self, ci: usize, opcode: u8, fin: bool, payload: &[u8]) {
-        match opcode {
-            ws::OP_CLOSE => {
-                if self.conns[ci].state == State::Closing {
-                    return self.done(ci);
-                }
-                let code =
-                    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                // The app ended the stream: answer its close, as a client must.
-                self.send_close(ci, 1000);
-                self.end_session(ci, End::AppClosed(code));
-            }
-            ws::OP_PING => {
-                let c = &mut self.conns[ci];
-                let mask = next_mask(&mut c.rng);
-                self.out.clear();
-                ws::push_frame(&mut self.out, ws::OP_PONG, payload, mask);
-                let bytes = std::mem::take(&mut self.out);
-                self.write(ci, &bytes);
-                self.out = bytes;
-            }
-            ws::OP_TEXT if fin => match std::str::from_utf8(payload) {
-                Ok(text) => self.on_text(ci, text),
-                Err(_) => self.end_session(ci, End::Violation(WsViolation::NotUtf8)),
-            },
-            ws::OP_BINARY if fin => self.with_session(ci, |s, _, w| s.on_binary(payload.len(), w)),
-            _ => {}
-        }
-    }
-
-    fn on_text(&mut self, ci: usize, text: &str) {
-        if let Some(o) = self.conns[ci].observer.as_mut() {
-            o.received(text);
-        }
-        self.with_session(ci, |s, now, w| s.on_text(now, text, w));
-    }
-
     /// The upgrade succeeded: the session starts, on a whole ms of the worker's clock.
     fn start(&mut self, ci: usize) {
         let now = self.now_us();
@@ -559,7 +389,7 @@ impl Loop {
         }
     }
 
-    /// Books the session's next deadline in the heap (if it moved earlier or is new).
+    /// Books the session's next deadline on the wheel (if it moved earlier or is new).
     fn schedule(&mut self, ci: usize) {
         let c = &mut self.conns[ci];
         if c.state != State::Streaming {
@@ -568,10 +398,10 @@ impl Loop {
         let Some(s) = c.session.as_mut() else { return };
         let Some(rel) = s.poll_timeout() else { return };
         // Whole ms: every stream due in one ms is served by one wake-up.
-        let at = (c.t0_us + rel).div_ceil(1000) * 1000;
+        let at = (c.t0_us + rel).div_ceil(1000);
         if c.timer_at.is_none_or(|t| at < t) {
             c.timer_at = Some(at);
-            self.timers.push(Reverse((at, ci)));
+            self.timers.push(at, ci);
         }
     }
 
@@ -605,70 +435,6 @@ impl Loop {
             c.deadline_us = now + CLOSE_TIMEOUT_US;
         } else {
             self.done(ci);
-        }
-    }
-
-    fn send_close(&mut self, ci: usize, code: u16) {
-        let mask = next_mask(&mut self.conns[ci].rng);
-        let mut frame = Vec::with_capacity(8);
-        ws::push_close(&mut frame, code, mask);
-        self.write(ci, &frame);
-    }
-
-    /// Writes now, or queues behind bytes a full socket left.
-    fn write(&mut self, ci: usize, bytes: &[u8]) {
-        let now = self.now;
-        let c = &mut self.conns[ci];
-        let Some(sock) = c.sock.as_mut() else { return };
-        if !c.pending.is_empty() {
-            c.pending.extend_from_slice(bytes);
-            if c.pending.len() > MAX_PENDING {
-                self.end_session(ci, End::Stalled);
-            }
-            return;
-        }
-        let mut at = 0;
-        while at < bytes.len() {
-            match sock.write(&bytes[at..]) {
-                Ok(0) => return self.closed_under(ci),
-                Ok(n) => at += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return self.closed_under(ci),
-            }
-        }
-        if at < bytes.len() {
-            c.pending.extend_from_slice(&bytes[at..]);
-            c.pending_since_us = now;
-        }
-    }
-
-    fn flush(&mut self, ci: usize) {
-        let now = self.clock();
-        let c = &mut self.conns[ci];
-        let Some(sock) = c.sock.as_mut() else { return };
-        let mut at = 0;
-        while at < c.pending.len() {
-            match sock.write(&c.pending[at..]) {
-                Ok(0) => return self.closed_under(ci),
-                Ok(n) => at += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return self.closed_under(ci),
-            }
-        }
-        c.pending.drain(..at);
-        if at > 0 {
-            c.pending_since_us = now;
-        }
-        if c.pending.is_empty() && c.pending.capacity() > KEEP_BUFFER {
-            c.pending = Vec::new();
-        }
-        if c.read_paused && c.pending.len() <= READ_PAUSE {
-            // The socket took enough: read on, first what is already buffered.
-            c.read_paused = false;
-            self.on_bytes(ci);
-            self.on_readable(ci);
         }
     }
 
