@@ -73,6 +73,10 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
 #[derive(Debug, Clone)]
 struct Track {
     truth: TurnTruth,
+    /// The truth's start and end, µs into the caller's audio (computed once: this is looked
+    /// at for every frame).
+    truth_start_us: u64,
+    truth_end_us: u64,
     start_us: Option<u64>,
     end_us: Option<u64>,
     reply_us: Option<u64>,
@@ -90,6 +94,8 @@ struct Track {
 #[derive(Debug, Default)]
 pub struct TurnTracker {
     turns: Vec<Track>,
+    /// Turns before this one have their start and end placed: frames skip them.
+    placed: usize,
     /// The app audio run being heard, `[from, until)` µs; `until` may still be cut by a
     /// `clear`.
     heard: Option<(u64, u64)>,
@@ -103,6 +109,8 @@ impl TurnTracker {
                 .iter()
                 .map(|t| Track {
                     truth: t.clone(),
+                    truth_start_us: t.start.as_micros() as u64,
+                    truth_end_us: t.end.as_micros() as u64,
                     start_us: None,
                     end_us: None,
                     reply_us: None,
@@ -113,6 +121,7 @@ impl TurnTracker {
                     barge_overlap_us: 0,
                 })
                 .collect(),
+            placed: 0,
             heard: None,
         }
     }
@@ -121,9 +130,11 @@ impl TurnTracker {
     /// hearing app audio at that moment.
     pub fn on_frame_sent(&mut self, k: u64, sent_us: u64, app_audio_playing: bool) {
         let frame_start = k * FRAME_US;
-        for t in &mut self.turns {
-            let start = t.truth.start.as_micros() as u64;
-            let end = t.truth.end.as_micros() as u64;
+        for t in &mut self.turns[self.placed..] {
+            let (start, end) = (t.truth_start_us, t.truth_end_us);
+            if start >= frame_start + FRAME_US {
+                continue;
+            }
             if t.start_us.is_none() && (frame_start..frame_start + FRAME_US).contains(&start) {
                 t.start_us = Some(sent_us + (start - frame_start));
                 t.barge_in = app_audio_playing;
@@ -131,6 +142,13 @@ impl TurnTracker {
             if t.end_us.is_none() && (frame_start..frame_start + FRAME_US).contains(&end) {
                 t.end_us = Some(sent_us + (end - frame_start));
             }
+        }
+        while self
+            .turns
+            .get(self.placed)
+            .is_some_and(|t| t.end_us.is_some() || t.truth_end_us < frame_start)
+        {
+            self.placed += 1;
         }
     }
 

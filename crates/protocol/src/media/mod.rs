@@ -15,7 +15,8 @@ mod twilio;
 
 pub use app::{Strictness, parse_app_message, parse_app_message_with};
 pub use build::{
-    app_clear, app_mark, app_media, connected, dtmf, mark, media, start, stop, write_media,
+    app_clear, app_mark, app_media, connected, dtmf, mark, media, needs_no_escape, start, stop,
+    write_media, write_media_plain,
 };
 pub use twilio::parse_twilio_message;
 

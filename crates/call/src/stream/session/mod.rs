@@ -192,6 +192,8 @@ pub(crate) struct Session {
     no_audio_timeout: Option<Duration>,
     no_audio_checked: bool,
     buf: String,
+    /// The stream SID needs no JSON escaping (dialtone's never do): frames skip the scan.
+    plain_sid: bool,
     faults: Option<StreamFaults>,
     fault_counts: FaultCounts,
     /// Messages of a frame swapped with the next one, sent after it.
@@ -212,6 +214,7 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn new(cfg: SessionConfig) -> Self {
         let skipped = cfg.caller_offset * FRAME_US;
+        let plain_sid = media::needs_no_escape(&cfg.ids.stream_sid);
         Self {
             // The digits keyed before a stream joining mid-audio are gone, as its frames are.
             dtmf: cfg
@@ -261,6 +264,7 @@ impl Session {
             no_audio_timeout: cfg.no_audio_timeout,
             no_audio_checked: false,
             buf: String::with_capacity(512),
+            plain_sid,
             faults: cfg.faults,
             fault_counts: FaultCounts::default(),
             swapped: Vec::new(),
@@ -548,7 +552,8 @@ impl Session {
             self.chunk_in += 1;
             self.seq += 1;
             self.buf.clear();
-            media::write_media(
+            write_media(
+                self.plain_sid,
                 &mut self.buf,
                 self.seq,
                 Track::Inbound,
@@ -565,7 +570,8 @@ impl Session {
             self.chunk_out += 1;
             self.seq += 1;
             self.buf.clear();
-            media::write_media(
+            write_media(
+                self.plain_sid,
                 &mut self.buf,
                 self.seq,
                 Track::Outbound,
@@ -603,5 +609,24 @@ impl Session {
         }
         wire.text(&self.buf);
         self.frames_sent += 1;
+    }
+}
+
+/// A `media` message into `buf`: copied straight when the SID is plain (payloads are base64).
+#[allow(clippy::too_many_arguments)]
+fn write_media(
+    plain_sid: bool,
+    buf: &mut String,
+    seq: u64,
+    track: Track,
+    chunk: u64,
+    ts: u64,
+    payload: &str,
+    sid: &str,
+) {
+    if plain_sid {
+        media::write_media_plain(buf, seq, track, chunk, ts, payload, sid);
+    } else {
+        media::write_media(buf, seq, track, chunk, ts, payload, sid);
     }
 }
