@@ -31,13 +31,13 @@ pub mod config;
 mod executor;
 pub mod faults;
 pub mod fetch;
+mod latencies;
 pub mod marks;
 pub mod outcome;
 pub mod playout;
 pub mod registry;
 pub mod report;
 mod retention;
-mod samples;
 mod stream;
 mod timeline;
 pub mod turns;
@@ -52,6 +52,7 @@ pub use executor::{
     CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,
     SAY_MS_PER_WORD, StreamAudio,
 };
+pub use latencies::{Latencies, LatencyView};
 pub use outcome::Outcome;
 pub use registry::{CallRegistry, REST_HANGUP};
 pub use report::{

@@ -51,7 +51,7 @@ pub(crate) struct MarkLog {
     echoed: u64,
     cleared: u64,
     refused: u64,
-    round_trip_us: crate::samples::Samples,
+    round_trip_us: crate::Latencies,
 }
 
 impl Default for MarkLog {
@@ -61,7 +61,7 @@ impl Default for MarkLog {
             echoed: 0,
             cleared: 0,
             refused: 0,
-            round_trip_us: crate::samples::Samples::new(new_mark_histogram),
+            round_trip_us: crate::Latencies::new(new_mark_histogram),
         }
     }
 }
@@ -96,10 +96,10 @@ impl MarkLog {
     }
 
     /// The sample, the counts, and every round trip (µs).
-    pub(crate) fn finish(self) -> (Vec<MarkRecord>, MarkStats, Histogram<u64>) {
+    pub(crate) fn finish(self) -> (Vec<MarkRecord>, MarkStats, crate::Latencies) {
         let received = self.records.total();
         let (sample, omitted) = self.records.into_parts();
-        let round_trip_us = self.round_trip_us.into_histogram();
+        let round_trip_us = self.round_trip_us;
         let stats = MarkStats {
             received,
             echoed: self.echoed,
@@ -107,7 +107,7 @@ impl MarkLog {
             refused: self.refused,
             unanswered: received.saturating_sub(self.echoed),
             omitted,
-            round_trip: LatencySummary::from_us(&round_trip_us),
+            round_trip: round_trip_us.summary(),
         };
         (sample, stats, round_trip_us)
     }

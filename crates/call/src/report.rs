@@ -542,13 +542,14 @@ pub struct StreamReport {
     /// What injected faults did on this stream (`--faults`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::faults::FaultCounts>,
-    /// Every frame's lateness in µs (1 µs – 60 s, 2 significant digits: ~20 KB), for load
-    /// runs to merge into their own histograms.
+    /// Every frame's lateness in µs, for load runs to merge into their own histograms; empty
+    /// when the call recorded it straight into the run's ([`crate::CallConfig`]'s
+    /// `frame_lateness`).
     #[serde(skip)]
-    pub lateness_us: hdrhistogram::Histogram<u64>,
+    pub lateness_us: crate::Latencies,
     /// Every echoed mark's round trip in µs, for load runs to merge.
     #[serde(skip)]
-    pub mark_round_trip_us: hdrhistogram::Histogram<u64>,
+    pub mark_round_trip_us: crate::Latencies,
 }
 
 /// The lateness histogram every stream records into.
@@ -595,7 +596,7 @@ pub struct CallReport {
     pub timeline_omitted: u64,
     /// Every TwiML round trip in µs, for load runs to merge.
     #[serde(skip)]
-    pub webhook_us: hdrhistogram::Histogram<u64>,
+    pub webhook_us: crate::Latencies,
 }
 
 impl CallReport {

@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use hdrhistogram::Histogram;
-
 use crate::capture::{Capture, Captured};
 use crate::report::{CallEvent, EventKind};
 use crate::retention::HeadTail;
@@ -33,14 +31,14 @@ pub(crate) struct Kept {
     /// TwiML requests answered.
     pub(crate) webhooks: u64,
     /// Every TwiML round trip, µs.
-    pub(crate) webhook_us: Histogram<u64>,
+    pub(crate) webhook_us: crate::Latencies,
 }
 
 struct Store {
     events: HeadTail<CallEvent>,
     webhook_ms: Vec<f64>,
     webhooks: u64,
-    webhook_us: crate::samples::Samples,
+    webhook_us: crate::Latencies,
 }
 
 impl Store {
@@ -49,7 +47,7 @@ impl Store {
             events: HeadTail::new(TIMELINE_HEAD, TIMELINE_TAIL),
             webhook_ms: Vec::new(),
             webhooks: 0,
-            webhook_us: crate::samples::Samples::new(crate::marks::new_mark_histogram),
+            webhook_us: crate::Latencies::new(crate::marks::new_mark_histogram),
         }
     }
 }
@@ -119,7 +117,7 @@ impl Timeline {
             omitted,
             webhook_ms: store.webhook_ms,
             webhooks: store.webhooks,
-            webhook_us: store.webhook_us.into_histogram(),
+            webhook_us: store.webhook_us,
         }
     }
 }

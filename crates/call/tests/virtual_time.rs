@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
+use axum::serve::ListenerExt;
 use dialtone_audio::FrameSet;
 use dialtone_call::{CallConfig, CallResult, Engine, Failure, TurnTruth};
 use dialtone_protocol::media::{self, TwilioMessage};
@@ -64,6 +65,12 @@ async fn start_app_logged(answer: Answer, received: Received) -> String {
             ),
         )
         .with_state((answer, received));
+    // Nagle off, as app servers set it (uvicorn, Node's ws): with it on, a reply written
+    // just after the pong waits for the caller's delayed ACK (about 4 ms here), past the
+    // quiet window.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}/voice")
 }

@@ -168,11 +168,11 @@ impl Collector {
         for (m, us) in &s.values {
             self.interval.record(*m, *us);
         }
-        for h in &s.lateness {
-            self.interval.add_histogram(Metric::FrameLateness, h);
+        for l in &s.lateness {
+            self.interval.add_latencies(Metric::FrameLateness, l);
         }
-        for (m, h) in &s.histograms {
-            self.interval.add_histogram(*m, h);
+        for (m, l) in &s.histograms {
+            self.interval.add_latencies(*m, l);
         }
         self.frames.sent += s.frames_sent;
         self.frames.app_media_received += s.media_received;

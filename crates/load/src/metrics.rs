@@ -110,6 +110,18 @@ impl Recorder {
         }
     }
 
+    /// Adds what the engine recorded (a call's lateness, its round trips) to a metric.
+    pub fn add_latencies(&mut self, metric: Metric, l: &dialtone_call::Latencies) {
+        match l.view() {
+            dialtone_call::LatencyView::Few(values) => {
+                for &us in values {
+                    self.record(metric, us);
+                }
+            }
+            dialtone_call::LatencyView::Many(h) => self.add_histogram(metric, h),
+        }
+    }
+
     /// Adds a whole histogram (e.g. a call's lateness) to a metric.
     pub fn add_histogram(&mut self, metric: Metric, h: &Histogram<u64>) {
         if h.is_empty() {

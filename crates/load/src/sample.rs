@@ -2,8 +2,7 @@
 //! from the engine's `CallReport` (never the report itself: the collector keeps histograms and
 //! counters, not one record per call).
 
-use dialtone_call::{CallReport, Outcome};
-use hdrhistogram::Histogram;
+use dialtone_call::{CallReport, Latencies, Outcome};
 
 use crate::metrics::Metric;
 use crate::summary::Conversation;
@@ -17,11 +16,11 @@ pub struct CallSample {
     pub outcome: Outcome,
     /// Scalar measurements in µs.
     pub values: Vec<(Metric, u64)>,
-    /// Every frame's lateness, per stream (the engine's own histograms).
-    pub lateness: Vec<Histogram<u64>>,
-    /// Whole histograms of other metrics (TwiML round trips, mark round trips): a call may
-    /// have hundreds of thousands of values, so they come binned, not one by one.
-    pub histograms: Vec<(Metric, Histogram<u64>)>,
+    /// Every frame's lateness, per stream, when the call kept its own (the engine's record).
+    pub lateness: Vec<Latencies>,
+    /// Other latencies recorded by the engine (TwiML round trips, mark round trips): a call
+    /// may have hundreds of thousands of values, so they may come binned, not one by one.
+    pub histograms: Vec<(Metric, Latencies)>,
     /// Media frames sent on all streams.
     pub frames_sent: u64,
     /// App media messages received.

@@ -7,14 +7,20 @@ use crate::playout::{MAX_PENDING_MARKS, MarkEcho};
 use crate::report::EventKind;
 
 impl Session {
-    /// Sends the message in `buf` as frame k's fate says: lost, corrupted, held back for a
-    /// swap, or sent twice; counted.
-    pub(super) fn send_faulty(&mut self, wire: &mut impl Wire, fate: FrameFate, k: u64) {
+    /// Sends frame k's message as its fate says: lost, corrupted, held back for a swap, or
+    /// sent twice; counted.
+    pub(super) fn send_faulty(
+        &mut self,
+        wire: &mut impl Wire,
+        text: &str,
+        fate: FrameFate,
+        k: u64,
+    ) {
         if fate.lost {
             self.fault_counts.lost += 1;
             return;
         }
-        let mut text = self.buf.clone();
+        let mut text = text.to_string();
         if let (Some(how), Some(faults)) = (fate.corrupt, &self.faults) {
             text = faults.corrupt(how, &text, &self.ids.stream_sid, k);
             let c = &mut self.fault_counts;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{End, Phase, Session, WRITE_STALL, Wire};
-use crate::report::{EventKind, Failure, LatencySummary, StreamReport};
+use crate::report::{EventKind, Failure, StreamReport};
 use crate::stream::StreamOutcome;
 
 impl Session {
@@ -41,7 +41,7 @@ impl Session {
             }
         }
         let end_us = self.ended_us;
-        let lateness_us = self.lateness.take().map(|s| s.into_histogram());
+        let lateness_us = self.lateness.take();
         let (marks, mark_stats, mark_round_trip_us) = self.marks.finish();
         self.turns.on_stream_end(end_us);
         let turns = self.turns.finish(self.wall0_unix_ms);
@@ -58,7 +58,7 @@ impl Session {
             dtmf_sent: self.dtmf_sent,
             lateness: lateness_us
                 .as_ref()
-                .map(LatencySummary::from_us)
+                .map(crate::Latencies::summary)
                 .unwrap_or_default(),
             media_received: self.media_received,
             audio_received_ms: self.playout.bytes_received() / 8,
@@ -77,7 +77,8 @@ impl Session {
             turns,
             vad_splits: 0,
             faults: self.faults.is_some().then_some(self.fault_counts),
-            lateness_us: lateness_us.unwrap_or_else(crate::report::new_lateness_histogram),
+            lateness_us: lateness_us
+                .unwrap_or_else(|| crate::Latencies::new(crate::report::new_lateness_histogram)),
             mark_round_trip_us,
         };
         StreamOutcome {

@@ -85,11 +85,14 @@ impl Default for Lockstep {
 }
 
 impl Lockstep {
-    /// A pong came: the app has read everything sent before its ping.
+    /// A pong came: the app has read everything sent before its ping. The quiet window
+    /// starts now too: a reply the app's writer sends just after its reader answered the
+    /// ping must still land before time moves.
     pub(super) fn on_pong(&mut self, id: Option<u64>) {
         if self.awaiting.is_some_and(|(want, _)| Some(want) == id) {
             self.awaiting = None;
             self.pongs += 1;
+            self.last_heard = Some(Instant::now());
         }
     }
 

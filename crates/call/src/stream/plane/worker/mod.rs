@@ -77,8 +77,6 @@ struct Conn {
     started: Option<Instant>,
     /// A timeout (upgrade, close) falls then, µs on the worker's clock.
     deadline_us: u64,
-    /// The ms this stream is booked at on the wheel.
-    timer_at: Option<u64>,
     rx: Vec<u8>,
     pending: Vec<u8>,
     pending_since_us: u64,
@@ -96,7 +94,7 @@ struct Loop {
     free: Vec<usize>,
     timers: Wheel,
     /// Scratch for the streams due in one look at the wheel.
-    due: Vec<(u64, usize)>,
+    due: Vec<usize>,
     starts: BinaryHeap<Reverse<(u64, usize)>>,
     epoch: Instant,
     out: Vec<u8>,
@@ -161,12 +159,8 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
         }
         let mut due = std::mem::take(&mut l.due);
         l.timers.advance(now / 1000, &mut due);
-        for (at, ci) in due.drain(..) {
-            // A booking the stream has since moved (or a slot reused) is stale.
-            if l.conns[ci].timer_at == Some(at) {
-                l.conns[ci].timer_at = None;
-                l.on_timer(ci);
-            }
+        for ci in due.drain(..) {
+            l.on_timer(ci);
         }
         l.due = due;
         if now >= next_sweep {
@@ -226,7 +220,6 @@ impl Loop {
             t0_us: 0,
             started: None,
             deadline_us: 0,
-            timer_at: None,
             rx: Vec::new(),
             pending: Vec::new(),
             pending_since_us: 0,
@@ -399,9 +392,8 @@ impl Loop {
         let Some(rel) = s.poll_timeout() else { return };
         // Whole ms: every stream due in one ms is served by one wake-up.
         let at = (c.t0_us + rel).div_ceil(1000);
-        if c.timer_at.is_none_or(|t| at < t) {
-            c.timer_at = Some(at);
-            self.timers.push(at, ci);
+        if self.timers.booked(ci).is_none_or(|t| at < t) {
+            self.timers.set(ci, at);
         }
     }
 
@@ -506,7 +498,7 @@ impl Loop {
         }
         c.rx = Vec::new();
         c.pending = Vec::new();
-        c.timer_at = None;
+        self.timers.cancel(ci);
         self.live -= 1;
         self.free.push(ci);
         let session = match (c.session.take(), c.cfg.take()) {
