@@ -65,14 +65,17 @@ impl Call<'_> {
         } else {
             self.cfg.webhook_timeout
         };
-        let mut r = webhook::fetch_twiml(
+        // Boxed: an HTTP exchange is kilobytes of future state, and every future that may
+        // request a document (each verb's, the call's own) would otherwise carry that much
+        // for the whole call, thousands of calls at once.
+        let mut r = Box::pin(webhook::fetch_twiml(
             &self.engine.net,
             &self.cfg.tunnels,
             &self.cfg.auth_token,
             req,
             timeout,
             &self.timeline,
-        )
+        ))
         .await;
         if abandon && r.is_ok() {
             // An app fast enough to answer within the bound: Twilio would have given up all

@@ -348,13 +348,14 @@ impl Call<'_> {
         if let Some(hit) = self.engine.play_cache.lock().expect("cache").get(&key) {
             return Ok(hit);
         }
-        let audio = fetch::fetch_audio(
+        // Boxed for the same reason as a document's request.
+        let audio = Box::pin(fetch::fetch_audio(
             &self.engine.net,
             &self.cfg.tunnels,
             parsed,
             self.cfg.webhook_timeout,
             max,
-        )
+        ))
         .await
         .map_err(fail)?;
         let frames = Arc::new(FrameSet::from_pcm(&audio.pcm));

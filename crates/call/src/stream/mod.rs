@@ -3,10 +3,14 @@
 //! plays the app's audio out through [`crate::playout::Playout`].
 //!
 //! - `session`: the whole protocol, sans-IO: one state machine fed the app's messages and the
-//!   time, yielding messages, deadlines, events and the report;
-//! - `tokio_driver`: the I/O of one stream on tokio (TLS, tunnels, `--fast`'s virtual time);
+//!   time, yielding messages, deadlines, events and the report (no socket, clock or runtime);
+//! - `plane`: I/O only: thousands of streams per thread on mio, a 1 ms timer wheel, the
+//!   WebSocket framing (plain `ws://` in real time: full calls and `load --stream`);
+//! - `on_plane`: a full call's stream handed to the plane, and its news carried back;
+//! - `tokio_driver`: I/O only: one stream on tokio (TLS, `--fast`'s lockstep virtual time, an
+//!   injected slow reader);
 //! - `hangup`: the caller's hang-up, shared by a call's streams;
-//! - this file: the stream's inputs and outcome.
+//! - this file: the stream's inputs and outcome, and which driver runs it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,7 +192,7 @@ fn stream_connect_failure(url: &str, cause: String) -> Failure {
 }
 
 /// Records one frame's lateness into a shared histogram.
-fn record_lateness(sink: &crate::config::FrameLateness, us: u64) {
+pub(crate) fn record_lateness(sink: &crate::config::FrameLateness, us: u64) {
     // A poisoned lock only means another recorder panicked: record on.
     sink.lock()
         .unwrap_or_else(|p| p.into_inner())

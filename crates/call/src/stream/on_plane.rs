@@ -26,7 +26,6 @@ struct CallObserver {
     claimed: Option<(CallerHangup, bool)>,
     started: Option<oneshot::Sender<Instant>>,
     done: Option<oneshot::Sender<StreamOutcome>>,
-    lateness: Option<crate::config::FrameLateness>,
 }
 
 impl Observer for CallObserver {
@@ -51,10 +50,11 @@ impl Observer for CallObserver {
         Some(after)
     }
 
+    fn wants_text(&self) -> bool {
+        self.capturing
+    }
+
     fn sent(&mut self, text: &str) {
-        if !self.capturing {
-            return;
-        }
         self.timeline.capture(&Captured::WsOut {
             stream_sid: &self.stream_sid,
             text,
@@ -62,9 +62,6 @@ impl Observer for CallObserver {
     }
 
     fn received(&mut self, text: &str) {
-        if !self.capturing {
-            return;
-        }
         self.timeline.capture(&Captured::WsIn {
             stream_sid: &self.stream_sid,
             text,
@@ -73,12 +70,6 @@ impl Observer for CallObserver {
 
     fn event(&mut self, kind: EventKind) {
         self.timeline.emit(kind);
-    }
-
-    fn frame(&mut self, lateness_us: u64) {
-        if let Some(sink) = &self.lateness {
-            super::record_lateness(sink, lateness_us);
-        }
     }
 
     fn hung_up(&mut self) {
@@ -147,7 +138,6 @@ pub(crate) fn run(
         claimed: None,
         started: ctx.started.take(),
         done: Some(done_tx),
-        lateness: ctx.frame_lateness.clone(),
     };
     let seed = crate::faults::mix(
         spec.ids
@@ -168,6 +158,7 @@ pub(crate) fn run(
         seed,
         stop,
         observer: Box::new(observer),
+        frame_lateness: ctx.frame_lateness.clone(),
     });
     let mut stop_rx = ctx.stop.clone();
     tokio::spawn(async move {

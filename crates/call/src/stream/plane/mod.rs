@@ -133,13 +133,19 @@ pub trait Observer: Send {
     fn started(&mut self, _t0: Instant) -> Option<Duration> {
         None
     }
+    /// Whether [`Observer::sent`] and [`Observer::received`] want each message; asked once
+    /// (a call per message on a cold object is a cache miss per frame).
+    fn wants_text(&self) -> bool {
+        true
+    }
     /// A message went out (for `--capture`).
     fn sent(&mut self, _text: &str) {}
     /// A message came in (for `--capture`).
     fn received(&mut self, _text: &str) {}
     /// A step of the call's timeline.
     fn event(&mut self, _kind: EventKind) {}
-    /// A scheduled frame went out this late (µs).
+    /// A scheduled frame went out this late (µs), when the job has no
+    /// [`Job::frame_lateness`].
     fn frame(&mut self, _lateness_us: u64) {}
     /// The app's first audio came this long after `start` (µs).
     fn first_audio(&mut self, _after_us: u64) {}
@@ -171,6 +177,9 @@ pub struct Job {
     pub stop: Arc<AtomicBool>,
     /// Hears how it goes.
     pub observer: Box<dyn Observer>,
+    /// Where each frame's lateness goes, straight from the plane (no observer call per
+    /// frame): a load run's shared histogram.
+    pub(crate) frame_lateness: Option<crate::config::FrameLateness>,
 }
 
 impl Job {
@@ -215,6 +224,7 @@ impl Job {
             seed,
             stop,
             observer,
+            frame_lateness: None,
         }
     }
 }

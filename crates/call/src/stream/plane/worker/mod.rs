@@ -68,6 +68,9 @@ struct Conn {
     caller_epoch: Option<Instant>,
     session: Option<Session>,
     observer: Option<Box<dyn Observer>>,
+    /// The observer wants each message (`--capture`).
+    wants_text: bool,
+    frame_lateness: Option<crate::config::FrameLateness>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     stop_seen: bool,
     connect_started: Option<Instant>,
@@ -212,7 +215,9 @@ impl Loop {
             cfg: Some(job.session),
             caller_epoch: job.caller_epoch,
             session: None,
+            wants_text: job.observer.wants_text(),
             observer: Some(job.observer),
+            frame_lateness: job.frame_lateness,
             stop: job.stop,
             stop_seen: false,
             connect_started: None,
@@ -352,6 +357,8 @@ impl Loop {
             out: &mut self.out,
             rng: &mut c.rng,
             observer: observer.as_mut(),
+            wants_text: c.wants_text,
+            frame_lateness: c.frame_lateness.as_ref(),
         };
         f(s, rel, &mut wire);
         if s.phase() == Phase::HungUp {

@@ -135,7 +135,10 @@ impl Loop {
     }
 
     pub(super) fn on_text(&mut self, ci: usize, text: &str) {
-        if let Some(o) = self.conns[ci].observer.as_mut() {
+        let c = &mut self.conns[ci];
+        if c.wants_text
+            && let Some(o) = c.observer.as_mut()
+        {
             o.received(text);
         }
         self.with_session(ci, |s, now, w| s.on_text(now, text, w));

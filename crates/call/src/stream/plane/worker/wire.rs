@@ -11,6 +11,8 @@ pub(super) struct MioWire<'a> {
     pub(super) out: &'a mut Vec<u8>,
     pub(super) rng: &'a mut u32,
     pub(super) observer: &'a mut dyn Observer,
+    pub(super) wants_text: bool,
+    pub(super) frame_lateness: Option<&'a crate::config::FrameLateness>,
 }
 
 /// xorshift32: masks need not be secret here, only not constant.
@@ -25,7 +27,9 @@ pub(super) fn next_mask(rng: &mut u32) -> [u8; 4] {
 
 impl Wire for MioWire<'_> {
     fn text(&mut self, text: &str) {
-        self.observer.sent(text);
+        if self.wants_text {
+            self.observer.sent(text);
+        }
         let mask = next_mask(self.rng);
         ws::push_frame(self.out, ws::OP_TEXT, text.as_bytes(), mask);
     }
@@ -33,7 +37,10 @@ impl Wire for MioWire<'_> {
         self.observer.event(kind);
     }
     fn frame_sent(&mut self, lateness_us: u64) {
-        self.observer.frame(lateness_us);
+        match self.frame_lateness {
+            Some(sink) => crate::stream::record_lateness(sink, lateness_us),
+            None => self.observer.frame(lateness_us),
+        }
     }
     fn app_media(&mut self, first_after_us: Option<u64>) {
         self.observer.app_media();
