@@ -496,7 +496,8 @@ pub struct StreamReport {
     /// `<Connect>` (true) or `<Start>` fork.
     pub bidirectional: bool,
     /// Upgrade round trip.
-    pub connect_ms: Option<f64>,
+    #[serde(rename = "connect_ms", serialize_with = "ser_opt_ms")]
+    pub connect: Option<Duration>,
     /// `media` messages sent.
     pub frames_sent: u64,
     /// `dtmf` messages sent.
@@ -512,7 +513,8 @@ pub struct StreamReport {
     /// Silence heard inside app replies (gaps under 500 ms between its audio chunks), in ms.
     pub underrun_ms: u64,
     /// From `start` to the first app `media`.
-    pub time_to_first_audio_ms: Option<f64>,
+    #[serde(rename = "time_to_first_audio_ms", serialize_with = "ser_opt_ms")]
+    pub time_to_first_audio: Option<Duration>,
     /// A sample of the marks in the order the app sent them: the first 50 and the last 50
     /// (`mark_stats.omitted` were left out between).
     pub marks: Vec<MarkRecord>,
@@ -622,6 +624,17 @@ fn ser_status<S: serde::Serializer>(status: &CallStatus, s: S) -> Result<S::Ok, 
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// An optional duration as ms with µs precision (measurements stay `Duration` until here).
+pub(crate) fn ser_opt_ms<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_micros() as u64 as f64 / 1e3)),
+        None => s.serialize_none(),
+    }
 }
 
 /// `URL` or `URL (via 127.0.0.1:8765)`, as timelines show a tunnelled request.

@@ -63,12 +63,7 @@ pub struct TurnReport {
 }
 
 /// A measurement kept as a `Duration` (whole µs) written as ms, as `us / 1e3` always was.
-fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&(d.as_micros() as u64 as f64 / 1e3)),
-        None => s.serialize_none(),
-    }
-}
+use crate::report::ser_opt_ms;
 
 #[derive(Debug, Clone)]
 struct Track {

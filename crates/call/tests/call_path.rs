@@ -155,7 +155,7 @@ async fn connect_stream_speaks_twilio_protocol_and_echoes_marks_after_playout() 
     );
     assert!(s.marks[0].round_trip_ms.unwrap() > 300.0);
     assert!(!s.marks[0].cleared);
-    assert!(s.time_to_first_audio_ms.is_some());
+    assert!(s.time_to_first_audio.is_some());
     assert_eq!(s.closed_by, "dialtone");
     assert_eq!(s.frames_sent, chunk);
 }

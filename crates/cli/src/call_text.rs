@@ -167,8 +167,11 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
                 s.audio_received_ms,
                 s.audio_cleared_ms,
                 s.underrun_ms,
-                s.time_to_first_audio_ms
-                    .map_or("never".to_string(), |m| format!("{m:.1} ms after start"))
+                s.time_to_first_audio
+                    .map_or("never".to_string(), |d| format!(
+                        "{:.1} ms after start",
+                        d.as_secs_f64() * 1e3
+                    ))
             );
             print_marks(s);
             let split_turns = s.turns.iter().filter(|t| t.vad_splits > 0).count();

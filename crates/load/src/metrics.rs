@@ -110,7 +110,9 @@ impl Recorder {
         }
     }
 
-    /// Adds what the engine recorded (a call's lateness, its round trips) to a metric.
+    /// Adds what the engine recorded (a call's lateness, its round trips) to a metric. A few
+    /// values go in as measured, at this recorder's precision; many come binned by the
+    /// engine's histogram (2 significant digits) and are merged as such.
     pub fn add_latencies(&mut self, metric: Metric, l: &dialtone_call::Latencies) {
         match l.view() {
             dialtone_call::LatencyView::Few(values) => {
@@ -236,6 +238,34 @@ mod tests {
         let s = Stats::of(a.get(Metric::Webhook));
         assert_eq!(s.count, 2);
         assert!((s.max_ms - 3941.0).abs() < 5.0, "{s:?}");
+    }
+
+    #[test]
+    fn engine_latencies_merge_whether_few_or_many() {
+        for n in [0u64, 3, 128, 129, 1_000] {
+            let mut l = dialtone_call::Latencies::new(dialtone_call::new_lateness_histogram);
+            for i in 0..n {
+                l.record(1_000 + i * 10);
+            }
+            let mut r = Recorder::new();
+            r.add_latencies(Metric::MarkRoundTrip, &l);
+            let h = r.get(Metric::MarkRoundTrip);
+            assert_eq!(h.len(), n, "every value counted");
+            if n > 0 {
+                // 2 significant digits at worst: within 1 % of the true extremes.
+                let (lo, hi) = (1_000.0, (1_000 + (n - 1) * 10) as f64);
+                assert!(
+                    (h.min() as f64 - lo).abs() <= lo * 0.01,
+                    "{n}: min {}",
+                    h.min()
+                );
+                assert!(
+                    (h.max() as f64 - hi).abs() <= hi * 0.01,
+                    "{n}: max {}",
+                    h.max()
+                );
+            }
+        }
     }
 
     #[test]

@@ -102,15 +102,14 @@ impl CallSample {
             if let Some(f) = &s.faults {
                 faults.extend(fault_kinds(f));
             }
-            if let Some(ms) = s.connect_ms {
-                values.push((Metric::WsConnect, us(ms)));
-            }
-            if let Some(ms) = s.time_to_first_audio_ms {
-                values.push((Metric::FirstAudio, us(ms)));
-            }
+            let whole_us = |d: std::time::Duration| d.as_micros() as u64;
+            values.extend(s.connect.map(|d| (Metric::WsConnect, whole_us(d))));
+            values.extend(
+                s.time_to_first_audio
+                    .map(|d| (Metric::FirstAudio, whole_us(d))),
+            );
             histograms.push((Metric::MarkRoundTrip, s.mark_round_trip_us));
             for t in &s.turns {
-                let whole_us = |d: std::time::Duration| d.as_micros() as u64;
                 values.extend(t.reply.map(|d| (Metric::TurnLatency, whole_us(d))));
                 values.extend(t.reply_heard.map(|d| (Metric::TurnHeard, whole_us(d))));
                 values.extend(t.clear_after.map(|d| (Metric::BargeIn, whole_us(d))));

@@ -53,6 +53,10 @@ impl LeanObserver {
 }
 
 impl Observer for LeanObserver {
+    fn wants_text(&self) -> bool {
+        false
+    }
+
     fn should_start(&mut self) -> bool {
         !self.cancel.load(Ordering::Relaxed)
     }

@@ -1,13 +1,14 @@
 //! The stream plane: a few paced worker threads (one per core by default), each carrying
 //! thousands of Media Streams on one mio event loop. It is only I/O around the
 //! [`Session`](super::session::Session): the plain-TCP connect, the signed upgrade, RFC 6455
-//! framing written into one reused buffer (one `write` per wake-up of a stream), and a timer
-//! heap of the sessions' deadlines. Both full calls (plain `ws://` streams in real time) and
+//! framing written into one reused buffer (one `write` per wake-up of a stream), and a 1 ms
+//! timer wheel of the sessions' deadlines. Both full calls (plain `ws://` streams in real time) and
 //! `load --stream` run on it; TLS streams and virtual time run on the tokio driver.
 //!
 //! - this file: the target (address, upgrade head, signature), the job a stream is handed in
 //!   as, the observer that hears back, the worker handles;
 //! - `worker`: the event loop and a stream's connection;
+//! - `wheel`: the timer wheel;
 //! - `ws`: the little of RFC 6455 a client needs, hand-rolled so a frame costs one copy.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -144,8 +145,8 @@ pub trait Observer: Send {
     fn received(&mut self, _text: &str) {}
     /// A step of the call's timeline.
     fn event(&mut self, _kind: EventKind) {}
-    /// A scheduled frame went out this late (µs), when the job has no
-    /// [`Job::frame_lateness`].
+    /// A scheduled frame went out this late (µs), unless the job records lateness into a
+    /// load run's histogram itself (full calls under `load`).
     fn frame(&mut self, _lateness_us: u64) {}
     /// The app's first audio came this long after `start` (µs).
     fn first_audio(&mut self, _after_us: u64) {}

@@ -56,13 +56,17 @@ impl Wheel {
     }
 
     /// Books stream `ci` at `at_ms`, replacing its booking (a time already past is taken at the
-    /// next look).
+    /// next look; the same time again keeps its place).
     pub(super) fn set(&mut self, ci: usize, at_ms: u64) {
+        debug_assert!(ci < NIL as usize, "stream indexes fit the links");
+        let at = at_ms.max(self.cursor);
+        if self.booked(ci) == Some(at) {
+            return;
+        }
         self.cancel(ci);
         if ci >= self.links.len() {
             self.links.resize(ci + 1, UNBOOKED);
         }
-        let at = at_ms.max(self.cursor);
         let slot = (at % SLOTS) as usize;
         let tail = self.tails[slot];
         self.links[ci] = Link {
@@ -141,6 +145,8 @@ mod tests {
             Some(100),
             "a past time is booked at the cursor"
         );
+        w.set(4, 60); // the same clamped time: it keeps its one booking
+        assert_eq!(w.booked(4), Some(100));
         let mut due = Vec::new();
         w.advance(104, &mut due);
         assert_eq!(due, [4, 2]);

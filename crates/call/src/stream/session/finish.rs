@@ -53,7 +53,7 @@ impl Session {
                 .unwrap_or_else(|| self.ids.stream_sid.clone()),
             url: self.url.clone(),
             bidirectional: self.bidirectional,
-            connect_ms: connect.map(|d| d.as_secs_f64() * 1e3),
+            connect,
             frames_sent: self.frames_sent,
             dtmf_sent: self.dtmf_sent,
             lateness: lateness_us
@@ -64,7 +64,7 @@ impl Session {
             audio_received_ms: self.playout.bytes_received() / 8,
             audio_cleared_ms: self.playout.bytes_dropped() / 8,
             underrun_ms: self.playout.underrun_ms(),
-            time_to_first_audio_ms: self.first_audio_us.map(|us| us as f64 / 1e3),
+            time_to_first_audio: self.first_audio_us.map(Duration::from_micros),
             marks,
             mark_stats,
             clears: self.clears,

@@ -94,8 +94,8 @@ pub(crate) struct SessionConfig {
     pub(crate) real_time: bool,
     /// Frames to send at most (`load --stream`'s `--seconds`); `None`: until stopped.
     pub(crate) frames: Option<u64>,
-    /// Keep this stream's own lateness histogram for its report (a load run's plane keeps
-    /// one per worker instead, through [`Wire::frame_sent`]).
+    /// Keep this stream's own lateness record for its report (under `load`, lateness goes
+    /// to the run's histograms instead, through [`Wire::frame_sent`]).
     pub(crate) histograms: bool,
 }
 

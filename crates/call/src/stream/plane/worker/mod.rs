@@ -1,5 +1,5 @@
 //! One plane worker: a mio event loop carrying many streams. Each stream's session says when
-//! it next needs the time (a heap of deadlines, on whole milliseconds so a wake-up serves
+//! it next needs the time (a wheel of deadlines, on whole milliseconds so a wake-up serves
 //! every stream due in that ms); what a session sends is framed, masked and written with one
 //! `write` per wake-up of that stream. Nothing is allocated per frame.
 
