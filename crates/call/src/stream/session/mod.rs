@@ -615,9 +615,9 @@ impl Session {
 }
 
 thread_local! {
-    /// Where a thread formats each `media` message. One buffer per thread, not per stream: a
-    /// thread serving thousands of streams keeps it in cache, where each stream's own would
-    /// be a cold line to fill per frame (measured: a third of the plane's user time).
+    /// Where a thread formats each `media` message. One buffer per thread, not per stream:
+    /// a thread serving thousands of streams would otherwise hold thousands of 512-byte
+    /// buffers, each only in use for the instant of one frame.
     static FRAME_TEXT: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
 }
 
