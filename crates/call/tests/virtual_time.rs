@@ -31,9 +31,6 @@ enum Answer {
     AsItReads,
     /// As it reads, but only the first turn: the others stay unanswered on purpose.
     FirstTurnOnly,
-    /// As it reads, from a writer task of its own: each reply trails the read that caused it
-    /// (and the pong) by a scheduling hop.
-    WriterTask,
 }
 
 const CHUNKS: usize = 10;
@@ -65,9 +62,7 @@ async fn start_app_logged(answer: Answer, received: Received) -> String {
             ),
         )
         .with_state((answer, received));
-    // Nagle off, as app servers set it (uvicorn, Node's ws): with it on, a reply written
-    // just after the pong waits for the caller's delayed ACK (about 4 ms here), past the
-    // quiet window.
+    // Nagle off, as app servers set it (uvicorn, Node's ws).
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -83,14 +78,6 @@ async fn run_ws(socket: WebSocket, answer: Answer, received: Received) {
     let writer = tx.clone();
     tokio::spawn(async move {
         while let Some(reply) = pipeline.recv().await {
-            if answer == Answer::WriterTask {
-                let mut tx = writer.lock().await;
-                for text in reply {
-                    let _ = tx.feed(Message::Text(text.into())).await;
-                }
-                let _ = tx.flush().await;
-                continue;
-            }
             tokio::time::sleep(Duration::from_millis(150)).await;
             let mut pace = tokio::time::interval(Duration::from_millis(20));
             for text in reply {
@@ -135,7 +122,7 @@ async fn run_ws(socket: WebSocket, answer: Answer, received: Received) {
                     .chain([media::app_mark(&sid, &format!("reply-{turns}"))])
                     .collect();
                 match answer {
-                    Answer::WallClock | Answer::WriterTask => {
+                    Answer::WallClock => {
                         let _ = turn_ended.send(reply).await;
                     }
                     Answer::FirstTurnOnly if turns > 1 => {}
@@ -261,12 +248,12 @@ async fn an_app_that_answers_as_it_reads_passes_in_virtual_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_seeded_fast_runs_send_the_same_bytes_even_to_an_app_replying_from_a_writer_task() {
+async fn two_seeded_fast_runs_send_the_same_bytes_to_an_app_answering_as_it_reads() {
     // Replies, marks and their echoes land between the same frames in both runs, so every
     // message the caller sent (faults, echoes and sequence numbers included) is the same.
     let run = || async {
         let received = Received::default();
-        let url = start_app_logged(Answer::WriterTask, received.clone()).await;
+        let url = start_app_logged(Answer::AsItReads, received.clone()).await;
         let (audio, turns) = caller();
         let mut cfg = CallConfig::new(url, audio);
         cfg.caller.turns = turns;

@@ -1,15 +1,18 @@
 //! Virtual time (`--fast`), in lockstep with the app. The rule: **the caller's clock moves on
 //! only once the app has read everything sent (a WebSocket ping after each step, its pong
-//! back) and then been quiet for [`QUIET`]**. An app that answers as fast as it reads has
-//! its answers in before the next step, so they land at the same virtual instant, between
-//! the same frames, every run: two seeded runs send the same bytes.
+//! back) and its last message is [`QUIET`] old**. An app that answers as it reads (its reply
+//! written before it reads on, as the reference bot does) has its answers in before its
+//! pong, so they land at the same virtual instant, between the same frames, every run: two
+//! seeded runs send the same bytes; a reply's messages that keep coming stay in one step.
 //!
-//! Cost: each step (a frame, a digit, a mark echo falling due) waits one round trip and
-//! [`QUIET`] of wall clock, so a 19 s call takes about 950 × (RTT + 2 ms) ≈ 2–3 s.
+//! Cost: each step (a frame, a digit, a mark echo falling due) waits one round trip, and
+//! [`QUIET`] more after app messages: a 19 s call against the reference bot takes about
+//! 0.5–0.6 s. The quiet window does not follow every pong on purpose: that would slow each
+//! step enough for an app on its own clock to keep up, and hide it.
 //!
 //! What it cannot make deterministic: an app that answers on its own clock (timers, paced
-//! writers, work that outlasts [`QUIET`]); its answers land wherever the wall clock puts
-//! them. When the caller hangs up with turns unanswered, the caller waits on the wall clock
+//! writers, work that outlasts [`QUIET`]), or from a writer task that sends after its reader
+//! answered the ping; its answers land wherever the wall clock puts them. When the caller hangs up with turns unanswered, the caller waits on the wall clock
 //! for replies still on their way; audio that comes then was paced by the app's own clock,
 //! and the run fails ([`Failure::WallClockApp`]) rather than passing with those turns
 //! silently unanswered.
@@ -85,14 +88,13 @@ impl Default for Lockstep {
 }
 
 impl Lockstep {
-    /// A pong came: the app has read everything sent before its ping. The quiet window
-    /// starts now too: a reply the app's writer sends just after its reader answered the
-    /// ping must still land before time moves.
+    /// A pong came: the app has read everything sent before its ping. (The quiet window
+    /// counts from the app's last message, not from the pong: waiting it out after every
+    /// pong would slow each step enough for an app on its own clock to keep up, and hide it.)
     pub(super) fn on_pong(&mut self, id: Option<u64>) {
         if self.awaiting.is_some_and(|(want, _)| Some(want) == id) {
             self.awaiting = None;
             self.pongs += 1;
-            self.last_heard = Some(Instant::now());
         }
     }
 
