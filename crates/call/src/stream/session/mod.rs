@@ -550,17 +550,7 @@ impl Session {
             self.chunk_in += 1;
             self.seq += 1;
             let mut buf = FRAME_TEXT.take();
-            buf.clear();
-            write_media(
-                self.plain_sid,
-                &mut buf,
-                self.seq,
-                Track::Inbound,
-                self.chunk_in,
-                ts,
-                payload,
-                &self.ids.stream_sid,
-            );
+            self.write_media(&mut buf, Track::Inbound, self.chunk_in, ts, payload);
             self.send_media(wire, &buf, k, fate);
             FRAME_TEXT.set(buf);
         }
@@ -570,17 +560,7 @@ impl Session {
             self.chunk_out += 1;
             self.seq += 1;
             let mut buf = FRAME_TEXT.take();
-            buf.clear();
-            write_media(
-                self.plain_sid,
-                &mut buf,
-                self.seq,
-                Track::Outbound,
-                self.chunk_out,
-                ts,
-                payload,
-                &self.ids.stream_sid,
-            );
+            self.write_media(&mut buf, Track::Outbound, self.chunk_out, ts, payload);
             self.send_media(wire, &buf, k, fate);
             FRAME_TEXT.set(buf);
         }
@@ -604,6 +584,18 @@ impl Session {
         (!frames.is_empty()).then(|| frames.b64(i % frames.len()).to_string())
     }
 
+    /// This stream's next `media` message into `buf`, replacing what it held: copied
+    /// straight when the SID is plain (payloads are base64).
+    fn write_media(&self, buf: &mut String, track: Track, chunk: u64, ts: u64, payload: &str) {
+        buf.clear();
+        let (seq, sid) = (self.seq, self.ids.stream_sid.as_str());
+        if self.plain_sid {
+            media::write_media_plain(buf, seq, track, chunk, ts, payload, sid);
+        } else {
+            media::write_media(buf, seq, track, chunk, ts, payload, sid);
+        }
+    }
+
     /// Sends frame k's `media` message, as its fate says.
     fn send_media(&mut self, wire: &mut impl Wire, text: &str, k: u64, fate: FrameFate) {
         if self.faults.is_some() && fate != FrameFate::default() {
@@ -619,23 +611,4 @@ thread_local! {
     /// a thread serving thousands of streams would otherwise hold thousands of 512-byte
     /// buffers, each only in use for the instant of one frame.
     static FRAME_TEXT: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
-}
-
-/// A `media` message into `buf`: copied straight when the SID is plain (payloads are base64).
-#[allow(clippy::too_many_arguments)]
-fn write_media(
-    plain_sid: bool,
-    buf: &mut String,
-    seq: u64,
-    track: Track,
-    chunk: u64,
-    ts: u64,
-    payload: &str,
-    sid: &str,
-) {
-    if plain_sid {
-        media::write_media_plain(buf, seq, track, chunk, ts, payload, sid);
-    } else {
-        media::write_media(buf, seq, track, chunk, ts, payload, sid);
-    }
 }

@@ -126,15 +126,8 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
     let ws = match failed {
         Ok(ws) => ws,
         Err(f) => {
-            let mut queue = VecDeque::new();
-            let mut out = Outbox {
-                queue: &mut queue,
-                timeline: &ctx.timeline,
-                stream_sid: &stream_sid,
-                lateness: None,
-            };
             let session = Session::new(spec.session(&ctx, 0));
-            let mut o = session.finish(None, Duration::ZERO, &mut out);
+            let mut o = finish(session, &ctx.timeline, &stream_sid, None, Duration::ZERO);
             o.failures.push(f);
             return o;
         }
@@ -180,16 +173,15 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
     }
     reader.abort();
     let session = session.unwrap_or_else(|| Session::new(spec.session(&ctx, 0)));
-    let mut queue = VecDeque::new();
-    let mut out = Outbox {
-        queue: &mut queue,
-        timeline: &ctx.timeline,
-        stream_sid: &stream_sid,
-        lateness: None,
-    };
     let started = d.started();
     let wall = started.map_or(Duration::ZERO, |t0| ended.saturating_duration_since(t0));
-    let mut outcome = session.finish(Some(connect_elapsed), wall, &mut out);
+    let mut outcome = finish(
+        session,
+        &ctx.timeline,
+        &stream_sid,
+        Some(connect_elapsed),
+        wall,
+    );
     outcome.started_at = started;
     ctx.timeline.capture(&Captured::WsClose {
         stream_sid: &stream_sid,
@@ -197,6 +189,25 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
         code: outcome.report.close_code,
     });
     outcome
+}
+
+/// Ends the session once the socket is done: its events still reach the timeline; what it
+/// would send has nowhere to go.
+fn finish(
+    session: Session,
+    timeline: &Timeline,
+    stream_sid: &str,
+    connect: Option<Duration>,
+    wall: Duration,
+) -> StreamOutcome {
+    let mut queue = VecDeque::new();
+    let mut out = Outbox {
+        queue: &mut queue,
+        timeline,
+        stream_sid,
+        lateness: None,
+    };
+    session.finish(connect, wall, &mut out)
 }
 
 /// Reads the app's frames into a bounded channel: a slow driver makes the reader wait, which
