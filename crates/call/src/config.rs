@@ -146,6 +146,10 @@ pub struct CallConfig {
     /// load run's thousands of calls share one (their reports' per-stream lateness is then
     /// empty).
     pub frame_lateness: Option<FrameLateness>,
+    /// Keep the call's steps for its report ([`crate::CallReport::timeline`], bounded).
+    /// A load run's calls turn it off: their steps go only to the live sink, and the
+    /// report's timeline is empty (`timeline_omitted` counts the steps).
+    pub keep_timeline: bool,
 }
 
 /// A histogram of frame lateness (µs) shared by many calls.
@@ -183,6 +187,7 @@ impl CallConfig {
             fast: false,
             tunnels: Arc::default(),
             frame_lateness: None,
+            keep_timeline: true,
         }
     }
 }

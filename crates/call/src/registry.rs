@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
+
 use crate::config::CallConfig;
 use crate::executor::{CallHandle, CallResult, Engine};
 use crate::report::{CallEvent, CallReport};
@@ -30,21 +32,29 @@ pub trait CallRegistry: Send + Sync {
 
 impl Engine {
     /// Places one call like [`Engine::place_call`], registered with `registry` (when given)
-    /// for its whole life.
-    pub async fn place_registered_call(
-        &self,
+    /// for its whole life. (Prepared before the future is made, so the future does not carry
+    /// the config beside the call made from it.)
+    pub fn place_registered_call<'a>(
+        &'a self,
         cfg: CallConfig,
         sink: Option<EventSink>,
-        registry: Option<&dyn CallRegistry>,
-    ) -> CallResult {
+        registry: Option<&'a dyn CallRegistry>,
+    ) -> impl Future<Output = CallResult> + 'a {
         let prepared = self.prepare(cfg);
-        let Some(registry) = registry else {
-            return prepared.run(sink).await;
+        let (sink, registry) = match registry {
+            Some(registry) => {
+                let follow = registry.register(&prepared.handle(), prepared.config());
+                (Some(tee(sink, follow)), Some(registry))
+            }
+            None => (sink, None),
         };
-        let follow = registry.register(&prepared.handle(), prepared.config());
-        let result = prepared.run(Some(tee(sink, follow))).await;
-        registry.finished(&result.report);
-        result
+        // `map`, not an async block awaiting it: that would hold the call's future twice.
+        prepared.run(sink).map(move |result| {
+            if let Some(registry) = registry {
+                registry.finished(&result.report);
+            }
+            result
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! loops or floods for hours costs counts, not memory. The live observer sees every step.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -42,9 +43,14 @@ struct Store {
 }
 
 impl Store {
-    fn new() -> Self {
+    fn new(keep: bool) -> Self {
+        let (head, tail) = if keep {
+            (TIMELINE_HEAD, TIMELINE_TAIL)
+        } else {
+            (0, 0)
+        };
         Self {
-            events: HeadTail::new(TIMELINE_HEAD, TIMELINE_TAIL),
+            events: HeadTail::new(head, tail),
             webhook_ms: Vec::new(),
             webhooks: 0,
             webhook_us: crate::Latencies::new(crate::marks::new_mark_histogram),
@@ -65,10 +71,16 @@ pub(crate) struct Timeline {
 }
 
 impl Timeline {
-    pub(crate) fn new(sink: Option<EventSink>, capture: Option<(Arc<Capture>, String)>) -> Self {
+    /// A timeline starting now; `keep`: the steps are kept for the report (else only
+    /// counted).
+    pub(crate) fn new(
+        sink: Option<EventSink>,
+        capture: Option<(Arc<Capture>, String)>,
+        keep: bool,
+    ) -> Self {
         Self {
             t0: Instant::now(),
-            store: Mutex::new(Store::new()),
+            store: Mutex::new(Store::new(keep)),
             sink,
             capture,
         }
@@ -86,11 +98,10 @@ impl Timeline {
         }
     }
 
-    pub(crate) fn emit(&self, kind: EventKind) {
-        let event = CallEvent {
-            at: self.t0.elapsed(),
-            kind,
-        };
+    /// Stamps a step, hands it to the sink and keeps it; returns its stamp.
+    pub(crate) fn emit(&self, kind: EventKind) -> Duration {
+        let at = self.t0.elapsed();
+        let event = CallEvent { at, kind };
         if let Some(sink) = &self.sink {
             sink(&event);
         }
@@ -103,13 +114,14 @@ impl Timeline {
             store.webhook_us.record((elapsed.as_micros() as u64).max(1));
         }
         store.events.push(event);
+        at
     }
 
     /// Takes what was kept, leaving the timeline empty.
     pub(crate) fn take(&self) -> Kept {
         let store = std::mem::replace(
             &mut *self.store.lock().expect("timeline lock"),
-            Store::new(),
+            Store::new(false),
         );
         let (events, omitted) = store.events.into_parts();
         Kept {

@@ -243,13 +243,12 @@ async fn dispatch(
         if tx.send(Msg::Started(delay)).await.is_err() {
             break;
         }
-        let mut cfg = call_config(&run, slot.index);
-        cfg.frame_lateness = Some(lateness.clone());
-        let (tx, engine, active, open) = (
+        let (tx, engine, active, open, lateness) = (
             tx.clone(),
             engine.clone(),
             active.clone(),
             open_streams.clone(),
+            lateness.clone(),
         );
         active.fetch_add(1, Ordering::Relaxed);
         let run = run.clone();
@@ -258,6 +257,11 @@ async fn dispatch(
             Arc::new(std::sync::Mutex::new(inflight::Measured::new(index)));
         let sink = call_sink(open, measured.clone());
         calls.spawn(measured.clone(), async move {
+            // Made in here, where the call consumes it before its first await: a config
+            // made outside would sit in the task, unused, for the call's whole life.
+            let mut cfg = call_config(&run, index);
+            cfg.frame_lateness = Some(lateness);
+            cfg.keep_timeline = false;
             let result = engine
                 .place_registered_call(cfg, Some(sink), run.registry.as_deref())
                 .await;

@@ -64,6 +64,9 @@ pub(crate) fn document(cur: &mut Cursor<'_>) -> Result<Document, TwimlError> {
             Ev::Close | Ev::Eof => break,
         }
     }
+    // A document lives as long as its call runs it: no spare capacity (a Vec's first
+    // growth is to four, and most documents have one or two verbs).
+    verbs.shrink_to_fit();
     // After </Response> the cursor only yields Eof or a 12100 (trailing content).
     cur.drain().map_or(Ok(Document { verbs }), Err)
 }

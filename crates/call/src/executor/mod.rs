@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep};
 use crate::config::{CallConfig, HttpMethod};
 use crate::report::{CallFaults, CallReport, EventKind, Failure, StreamReport};
 use crate::retention::HeadTail;
-use crate::stream::{OutboundAudio, StreamOutcome};
+use crate::stream::{OutboundAudio, StreamTask};
 use crate::timeline::{EventSink, Timeline};
 use crate::webhook::Fetched;
 
@@ -75,11 +75,6 @@ enum Next {
     End { status: CallStatus, reason: String },
 }
 
-struct Fork {
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<StreamOutcome>,
-}
-
 struct Call<'e> {
     engine: &'e Engine,
     cfg: CallConfig,
@@ -105,7 +100,7 @@ struct Call<'e> {
     streams_opened: u64,
     digits: std::collections::VecDeque<char>,
     outbound: Arc<OutboundAudio>,
-    forks: Vec<(String, Fork)>,
+    forks: Vec<(String, StreamTask)>,
     /// The first and last streams' reports (a looping app may open thousands).
     streams: HeadTail<StreamReport>,
     audio: Vec<StreamAudio>,
@@ -174,8 +169,12 @@ impl Engine {
 
     /// Places one call and runs it to its end. Never panics on app behaviour: every failure
     /// is in the report.
-    pub async fn place_call(&self, cfg: CallConfig, sink: Option<EventSink>) -> CallResult {
-        self.prepare(cfg).run(sink).await
+    pub fn place_call(
+        &self,
+        cfg: CallConfig,
+        sink: Option<EventSink>,
+    ) -> impl Future<Output = CallResult> + '_ {
+        self.prepare(cfg).run(sink)
     }
 
     /// Sets a call up without starting it, so its [`CallHandle`] can be handed out first.
@@ -257,7 +256,7 @@ pub struct PreparedCall<'e> {
     handle: CallHandle,
 }
 
-impl PreparedCall<'_> {
+impl<'e> PreparedCall<'e> {
     /// A handle to steer the call once it runs.
     pub fn handle(&self) -> CallHandle {
         self.handle.clone()
@@ -268,8 +267,22 @@ impl PreparedCall<'_> {
         &self.cfg
     }
 
-    /// Runs the call to its end.
-    pub async fn run(self, sink: Option<EventSink>) -> CallResult {
+    /// Runs the call to its end. (Set up before the future is made, so the future carries
+    /// only the running call, not the config it was made from as well.)
+    pub fn run(self, sink: Option<EventSink>) -> impl Future<Output = CallResult> + 'e {
+        let (mut call, max_timer) = self.start(sink);
+        // An async block, not an `async fn` taking the call: that would copy its argument
+        // into the future beside the original.
+        async move {
+            let (status, reason) = call.run().await;
+            call.stop_forks(None).await;
+            max_timer.abort();
+            call.report(status, reason)
+        }
+    }
+
+    /// The call, ready to run, and its max-duration timer.
+    fn start(self, sink: Option<EventSink>) -> (Call<'e>, JoinHandle<()>) {
         let PreparedCall {
             engine,
             cfg,
@@ -277,7 +290,7 @@ impl PreparedCall<'_> {
         } = self;
         let call_sid = handle.call_sid.clone();
         let capture = cfg.capture.clone().map(|c| (c, call_sid.clone()));
-        let timeline = Arc::new(Timeline::new(sink, capture));
+        let timeline = Arc::new(Timeline::new(sink, capture, cfg.keep_timeline));
         let info = CallInfo {
             account_sid: cfg.account_sid.clone(),
             call_sid: call_sid.clone(),
@@ -315,7 +328,7 @@ impl PreparedCall<'_> {
             });
         }
         let doc_url = cfg.url.clone();
-        let mut call = Call {
+        let call = Call {
             engine,
             cfg,
             info,
@@ -347,28 +360,32 @@ impl PreparedCall<'_> {
             documents: 0,
             idle_documents: 0,
         };
-        let (status, reason) = call.run().await;
-        call.stop_forks(None).await;
-        max_timer.abort();
-        if let Some(t) = call.answer_backstop.take() {
+        (call, max_timer)
+    }
+}
+
+impl Call<'_> {
+    /// The finished call's report (its streams and forks are done).
+    fn report(mut self, status: CallStatus, reason: String) -> CallResult {
+        if let Some(t) = self.answer_backstop.take() {
             t.abort();
         }
-        let call_audio = call.call_audio(Instant::now());
-        timeline.emit(EventKind::Ended {
+        let call_audio = self.call_audio(Instant::now());
+        let ended = self.timeline.emit(EventKind::Ended {
             status: status.as_str(),
             reason: reason.clone(),
         });
-        let kept = timeline.take();
-        let (failures, failures_omitted) = call.failures.into_parts();
-        let (warnings, warnings_omitted) = call.warnings.into_parts();
-        let (streams, streams_omitted) = call.streams.into_parts();
+        let kept = self.timeline.take();
+        let (failures, failures_omitted) = self.failures.into_parts();
+        let (warnings, warnings_omitted) = self.warnings.into_parts();
+        let (streams, streams_omitted) = self.streams.into_parts();
         CallResult {
             report: CallReport {
-                call_sid,
+                call_sid: self.info.call_sid,
                 status,
                 end_reason: reason,
-                faults: call.call_faults,
-                duration_ms: kept.events.last().map_or(0.0, |e| e.at.as_secs_f64() * 1e3),
+                faults: self.call_faults,
+                duration_ms: ended.as_secs_f64() * 1e3,
                 webhook_ms: kept.webhook_ms,
                 webhooks: kept.webhooks,
                 failures,
@@ -381,13 +398,11 @@ impl PreparedCall<'_> {
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
             },
-            audio: call.audio,
+            audio: self.audio,
             call_audio,
         }
     }
-}
 
-impl Call<'_> {
     async fn run(&mut self) -> (CallStatus, String) {
         let first_status = match self.info.direction {
             Direction::Inbound => CallStatus::Ringing,

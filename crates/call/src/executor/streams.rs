@@ -3,14 +3,13 @@
 use dialtone_protocol::media::StreamIds;
 use dialtone_protocol::sid;
 use dialtone_twiml::Track;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Call, StreamAudio};
 use crate::config::CallerAudioStart;
 use crate::report::Failure;
-use crate::stream::{self, CallerHangup, StreamCtx, StreamOutcome, StreamSpec, Tracks};
+use crate::stream::{self, CallerHangup, StreamCtx, StreamOutcome, StreamSpec, StreamTask, Tracks};
 
 /// How long after the caller's planned hang-up the backstop timer fires.
 const HANGUP_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(200);
@@ -22,7 +21,7 @@ impl Call<'_> {
         s: &dialtone_twiml::Stream,
         doc_url: &str,
         bidirectional: bool,
-    ) -> Result<(JoinHandle<StreamOutcome>, watch::Sender<bool>), Failure> {
+    ) -> Result<StreamTask, Failure> {
         let url =
             webhook::resolve_stream(doc_url, &s.url).map_err(|cause| Failure::StreamConnect {
                 url: s.url.clone(),
@@ -37,7 +36,6 @@ impl Call<'_> {
                 Track::Both => Tracks::Both,
             }
         };
-        let (stop_tx, stop_rx) = watch::channel(false);
         let (started_tx, started_rx) = oneshot::channel();
         let index = self.streams_opened;
         self.streams_opened += 1;
@@ -83,7 +81,6 @@ impl Call<'_> {
             max_duration: self.cfg.max_duration,
             no_audio_timeout: self.cfg.no_audio_timeout,
             timeline: self.timeline.clone(),
-            stop: stop_rx,
             started: Some(started_tx),
             hangup: Some(hangup.clone()),
             faults: self.faults.as_ref().map(|f| f.for_stream(self.seed, index)),
@@ -101,10 +98,7 @@ impl Call<'_> {
                 backstop(hangup, at + talk).await;
             });
         }
-        Ok((
-            stream::spawn_stream(self.engine.plane(), spec, ctx),
-            stop_tx,
-        ))
+        Ok(stream::spawn_stream(self.engine.plane(), spec, ctx))
     }
 
     /// The caller's hang-up: `talk` (its audio and the tail) after its audio starts.
@@ -146,31 +140,29 @@ impl Call<'_> {
         }
     }
 
-    /// Blocks in `<Connect>` until the app closes the stream or the call ends.
-    pub(super) async fn await_connect(
-        &mut self,
-        mut handle: JoinHandle<StreamOutcome>,
-        stop: watch::Sender<bool>,
-    ) -> Option<StreamOutcome> {
+    /// Blocks in `<Connect>` until the app closes the stream or the call ends, then records
+    /// how it went. (Recorded here, not returned: an outcome held across the caller's next
+    /// await would sit in every call's future for its whole life.)
+    pub(super) async fn await_connect(&mut self, mut stream: StreamTask) {
         let mut end = self.end.clone();
         let mut redirect = self.redirect.clone();
         tokio::select! {
-            r = &mut handle => return self.joined(r),
+            r = &mut stream => return self.settle_stream(r),
             _ = end.wait_for(|r| r.is_some()) => {}
             _ = redirect.wait_for(|r| r.is_some()) => {}
         }
-        let _ = stop.send(true);
-        let r = handle.await;
-        self.joined(r)
+        stream.stop();
+        let r = stream.await;
+        self.settle_stream(r);
     }
 
-    /// A stream task that panicked is a dialtone bug: say so instead of losing it silently.
-    pub(super) fn joined(
-        &mut self,
-        r: Result<StreamOutcome, tokio::task::JoinError>,
-    ) -> Option<StreamOutcome> {
-        r.map_err(|e| self.warn(0, format!("internal error: stream task failed: {e}")))
-            .ok()
+    /// Records a stream's outcome. A stream dialtone lost (its task panicked, its plane
+    /// worker died) is a dialtone bug: say so instead of losing it silently.
+    fn settle_stream(&mut self, r: Result<StreamOutcome, String>) {
+        match r {
+            Ok(o) => self.record_stream(o),
+            Err(e) => self.warn(0, format!("internal error: {e}")),
+        }
     }
 
     pub(super) fn record_stream(&mut self, o: StreamOutcome) {
@@ -208,11 +200,9 @@ impl Call<'_> {
             .partition(|(n, _)| name.is_none_or(|want| n == want));
         self.forks = kept;
         for (_, fork) in stopping {
-            let _ = fork.stop.send(true);
-            let r = fork.handle.await;
-            if let Some(o) = self.joined(r) {
-                self.record_stream(o);
-            }
+            fork.stop();
+            let r = fork.await;
+            self.settle_stream(r);
         }
     }
 }

@@ -9,7 +9,7 @@ use dialtone_protocol::webhook::{CallStatus, Direction};
 use dialtone_twiml::{ConnectTarget, Node, StartTarget, Verb};
 use tokio::time::Instant;
 
-use super::{Call, Fork, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
+use super::{Call, Next, PLAY_CACHE_MAX, SAY_MS_PER_WORD};
 use crate::report::{EventKind, Failure};
 use crate::{fetch, webhook};
 
@@ -153,15 +153,9 @@ impl Call<'_> {
             Verb::Connect(c) => match &c.target {
                 ConnectTarget::Stream(s) => {
                     self.verb_event(node, format!("<Stream url={:?}>", s.url));
-                    let outcome = match self.start_stream(s, doc_url, true) {
-                        Ok((handle, stop)) => self.await_connect(handle, stop).await,
-                        Err(f) => {
-                            self.failures.push(f);
-                            None
-                        }
-                    };
-                    if let Some(o) = outcome {
-                        self.record_stream(o);
+                    match self.start_stream(s, doc_url, true) {
+                        Ok(stream) => self.await_connect(stream).await,
+                        Err(f) => self.failures.push(f),
                     }
                     if self.interrupt_pending() {
                         return self.interrupted().await;
@@ -202,9 +196,9 @@ impl Call<'_> {
                         return Next::Continue;
                     }
                     match self.start_stream(stream, doc_url, false) {
-                        Ok((handle, stop)) => {
+                        Ok(fork) => {
                             let name = stream.name.clone().unwrap_or_default();
-                            self.forks.push((name, Fork { stop, handle }));
+                            self.forks.push((name, fork));
                         }
                         Err(f) => self.failures.push(f),
                     }

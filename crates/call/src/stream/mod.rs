@@ -95,8 +95,6 @@ pub(crate) struct StreamCtx {
     pub(crate) max_duration: Duration,
     pub(crate) no_audio_timeout: Option<Duration>,
     pub(crate) timeline: Arc<Timeline>,
-    /// Set to true to send `stop` and close (call ended, or `<Stop>`).
-    pub(crate) stop: watch::Receiver<bool>,
     /// Told when `start` has gone out, if this stream claimed the caller's hang-up.
     pub(crate) started: Option<oneshot::Sender<Instant>>,
     /// The caller's hang-up, claimed by the first stream to start.
@@ -134,10 +132,68 @@ pub(crate) fn spawn_stream(
     plane: Option<&plane::Plane>,
     spec: StreamSpec,
     ctx: StreamCtx,
-) -> tokio::task::JoinHandle<StreamOutcome> {
-    match plane.zip(on_plane::target(&spec, &ctx)) {
-        Some((plane, target)) => on_plane::run(plane, target, spec, ctx),
-        None => tokio::spawn(tokio_driver::run(spec, ctx)),
+) -> StreamTask {
+    StreamTask(match plane.zip(on_plane::target(&spec, &ctx)) {
+        Some((plane, target)) => {
+            let (done, stop) = on_plane::run(plane, target, spec, ctx);
+            Running::Plane { done, stop }
+        }
+        None => {
+            // Set to true to send `stop` and close (the plane has a flag of its own).
+            let (stop, stopped) = watch::channel(false);
+            Running::Tokio {
+                task: tokio::spawn(tokio_driver::run(spec, ctx, stopped)),
+                stop,
+            }
+        }
+    })
+}
+
+/// A running stream as its call holds it: stopped on demand, awaited for its outcome. A
+/// stream on the plane costs no task of its own: its observer sends the outcome here.
+pub(crate) struct StreamTask(Running);
+
+enum Running {
+    Tokio {
+        task: tokio::task::JoinHandle<StreamOutcome>,
+        stop: watch::Sender<bool>,
+    },
+    Plane {
+        done: oneshot::Receiver<Box<StreamOutcome>>,
+        stop: plane::StopHandle,
+    },
+}
+
+impl StreamTask {
+    /// Asks the stream to send `stop` and close (the call ended, or `<Stop>`).
+    pub(crate) fn stop(&self) {
+        match &self.0 {
+            Running::Tokio { stop, .. } => {
+                let _ = stop.send(true);
+            }
+            Running::Plane { stop, .. } => stop.stop(),
+        }
+    }
+}
+
+impl std::future::Future for StreamTask {
+    /// `Err` says how dialtone lost the stream (a bug: its task or its plane worker died).
+    type Output = Result<StreamOutcome, String>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::pin::Pin;
+        match &mut self.get_mut().0 {
+            Running::Tokio { task, .. } => Pin::new(task)
+                .poll(cx)
+                .map(|r| r.map_err(|e| format!("stream task failed: {e}"))),
+            Running::Plane { done, .. } => Pin::new(done).poll(cx).map(|r| {
+                r.map(|o| *o)
+                    .map_err(|_| "the stream plane lost the stream".to_string())
+            }),
+        }
     }
 }
 

@@ -6,13 +6,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::plane::{Job, Observer, Plane, Target};
+use super::plane::{Job, Observer, Plane, StopHandle, Target};
 use super::{CallerHangup, StreamCtx, StreamOutcome, StreamSpec};
 use crate::capture::Captured;
-use crate::report::{EventKind, Failure};
+use crate::report::EventKind;
 use crate::timeline::Timeline;
 
 struct CallObserver {
@@ -25,7 +24,8 @@ struct CallObserver {
     /// The hang-up this stream claimed, and whether it fired.
     claimed: Option<(CallerHangup, bool)>,
     started: Option<oneshot::Sender<Instant>>,
-    done: Option<oneshot::Sender<StreamOutcome>>,
+    /// Boxed: the channel holds its value inline, for the stream's whole life.
+    done: Option<oneshot::Sender<Box<StreamOutcome>>>,
 }
 
 impl Observer for CallObserver {
@@ -90,7 +90,7 @@ impl Observer for CallObserver {
             code: outcome.report.close_code,
         });
         if let Some(done) = self.done.take() {
-            let _ = done.send(outcome);
+            let _ = done.send(Box::new(outcome));
         }
     }
 }
@@ -109,13 +109,13 @@ pub(crate) fn target(spec: &StreamSpec, ctx: &StreamCtx) -> Option<Target> {
     Target::resolve(&spec.url, &ctx.tunnels, &ctx.auth_token).ok()
 }
 
-/// Runs the stream on the plane.
+/// Runs the stream on the plane: its outcome comes on the receiver.
 pub(crate) fn run(
     plane: &Plane,
     target: Target,
     spec: StreamSpec,
     mut ctx: StreamCtx,
-) -> JoinHandle<StreamOutcome> {
+) -> (oneshot::Receiver<Box<StreamOutcome>>, StopHandle) {
     let via = url::Url::parse(&spec.url)
         .ok()
         .and_then(|u| ctx.tunnels.route(&u).via());
@@ -147,45 +147,15 @@ pub(crate) fn run(
         0,
         3,
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let lost = spec.session(&ctx, 0);
-    let url = spec.url.clone();
-    let handle = plane.submit(Job {
+    let stop = plane.submit(Job {
         target: Arc::new(target),
         session: spec.session(&ctx, 0),
         caller_epoch: ctx.caller_epoch,
         connect_at: None,
         seed,
-        stop,
+        stop: Arc::new(AtomicBool::new(false)),
         observer: Box::new(observer),
         frame_lateness: ctx.frame_lateness.clone(),
     });
-    let mut stop_rx = ctx.stop.clone();
-    tokio::spawn(async move {
-        let watch_stop = async move {
-            while !*stop_rx.borrow() {
-                if stop_rx.changed().await.is_err() {
-                    break;
-                }
-            }
-            handle.stop();
-        };
-        tokio::pin!(done_rx);
-        tokio::select! {
-            done = &mut done_rx => return done.unwrap_or_else(|_| lost_stream(lost, url)),
-            _ = watch_stop => {}
-        }
-        done_rx.await.unwrap_or_else(|_| lost_stream(lost, url))
-    })
-}
-
-/// The plane dropped the stream without a report (a worker panicked): say so.
-fn lost_stream(cfg: super::session::SessionConfig, url: String) -> StreamOutcome {
-    let s = super::session::Session::new(cfg);
-    let mut o = s.finish(None, Duration::ZERO, &mut super::plane::NoWire);
-    o.failures.push(Failure::StreamConnect {
-        url,
-        cause: "internal error: the stream plane lost the stream".into(),
-    });
-    o
+    (done_rx, stop)
 }

@@ -27,8 +27,6 @@ mod wheel;
 mod worker;
 pub mod ws;
 
-pub(crate) use worker::NoWire;
-
 /// Where a stream connects and what its upgrade says.
 #[derive(Debug, Clone)]
 pub struct Target {

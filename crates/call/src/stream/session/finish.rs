@@ -41,7 +41,7 @@ impl Session {
             }
         }
         let end_us = self.ended_us;
-        let lateness_us = self.lateness.take();
+        let lateness_us = self.lateness.take().map(|l| *l);
         let (marks, mark_stats, mark_round_trip_us) = self.marks.finish();
         self.turns.on_stream_end(end_us);
         let turns = self.turns.finish(self.wall0_unix_ms);

@@ -172,8 +172,9 @@ pub(crate) struct Session {
     frames_sent: u64,
     dtmf_sent: u64,
     real_time: bool,
-    /// Every frame's lateness, when the stream keeps its own histograms.
-    lateness: Option<crate::Latencies>,
+    /// Every frame's lateness, when the stream keeps its own histograms. (Boxed, as are
+    /// the faults: a load run's thousands of sessions have neither.)
+    lateness: Option<Box<crate::Latencies>>,
     playout: Playout,
     turns: TurnTracker,
     /// Unix time (ms) of the start, to put turns on the wall clock apps report milestones in.
@@ -193,7 +194,7 @@ pub(crate) struct Session {
     no_audio_checked: bool,
     /// The stream SID needs no JSON escaping (dialtone's never do): frames skip the scan.
     plain_sid: bool,
-    faults: Option<StreamFaults>,
+    faults: Option<Box<StreamFaults>>,
     fault_counts: FaultCounts,
     /// Messages of a frame swapped with the next one, sent after it.
     swapped: Vec<String>,
@@ -245,7 +246,7 @@ impl Session {
             real_time: cfg.real_time,
             lateness: cfg
                 .histograms
-                .then(|| crate::Latencies::new(crate::report::new_lateness_histogram)),
+                .then(|| Box::new(crate::Latencies::new(crate::report::new_lateness_histogram))),
             playout: Playout::new(cfg.record)
                 .record_until(u64::try_from(cfg.max_duration.as_micros()).unwrap_or(u64::MAX)),
             turns: TurnTracker::new(&cfg.turns),
@@ -263,7 +264,7 @@ impl Session {
             no_audio_timeout: cfg.no_audio_timeout,
             no_audio_checked: false,
             plain_sid,
-            faults: cfg.faults,
+            faults: cfg.faults.map(Box::new),
             fault_counts: FaultCounts::default(),
             swapped: Vec::new(),
             echoes: 0,

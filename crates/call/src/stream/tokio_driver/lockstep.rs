@@ -19,14 +19,14 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Driver, Inbound, SendError};
 use crate::report::{Failure, late_pace};
+use crate::stream::CallerHangup;
 use crate::stream::session::{End, Session, WRITE_STALL};
-use crate::stream::{CallerHangup, StreamCtx};
 
 /// How long the app must have been quiet, after reading everything, before virtual time
 /// moves on: longer than an app's own handling of a message, short beside a frame.
@@ -185,7 +185,7 @@ impl Driver<'_> {
     pub(super) async fn settle(
         &mut self,
         s: &mut Session,
-        ctx: &mut StreamCtx,
+        stop: &mut watch::Receiver<bool>,
         rx: &mut mpsc::Receiver<Inbound>,
         hangup: &Option<CallerHangup>,
     ) -> Option<End> {
@@ -193,7 +193,7 @@ impl Driver<'_> {
             return Some(Self::send_failed(e, rx).await);
         }
         while let Some((_, limit)) = self.lockstep.awaiting {
-            if let Some(end) = self.settle_step(s, ctx, rx, limit).await {
+            if let Some(end) = self.settle_step(s, stop, rx, limit).await {
                 return end;
             }
         }
@@ -212,7 +212,7 @@ impl Driver<'_> {
             if Instant::now() >= until {
                 break;
             }
-            if let Some(end) = self.settle_step(s, ctx, rx, until).await {
+            if let Some(end) = self.settle_step(s, stop, rx, until).await {
                 if end.is_some() {
                     return end;
                 }
@@ -247,14 +247,14 @@ impl Driver<'_> {
     async fn settle_step(
         &mut self,
         s: &mut Session,
-        ctx: &mut StreamCtx,
+        stop: &mut watch::Receiver<bool>,
         rx: &mut mpsc::Receiver<Inbound>,
         until: Instant,
     ) -> Option<Option<End>> {
         tokio::select! {
             biased;
-            changed = ctx.stop.changed() => {
-                (changed.is_err() || *ctx.stop.borrow()).then_some(None)
+            changed = stop.changed() => {
+                (changed.is_err() || *stop.borrow()).then_some(None)
             }
             msg = rx.recv() => {
                 let end = self.on_inbound(s, msg).await;

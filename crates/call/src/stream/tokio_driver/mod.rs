@@ -11,7 +11,7 @@ use dialtone_net::{SocketOptions, WsError};
 use dialtone_protocol::media::WsViolation;
 use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::{
     Message, protocol::CloseFrame, protocol::frame::coding::CloseCode,
@@ -76,7 +76,11 @@ impl Wire for Outbox<'_> {
 }
 
 /// Runs one stream to its end.
-pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
+pub(super) async fn run(
+    spec: StreamSpec,
+    mut ctx: StreamCtx,
+    mut stop: watch::Receiver<bool>,
+) -> StreamOutcome {
     let stream_sid = spec.ids.stream_sid.clone();
     // The app validates the upgrade's signature over the URL as written in its TwiML.
     let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.url), &[]);
@@ -157,7 +161,9 @@ pub(super) async fn run(spec: StreamSpec, mut ctx: StreamCtx) -> StreamOutcome {
         lateness: ctx.frame_lateness.clone(),
     };
     let mut session = None;
-    let end = d.drive(&spec, &mut ctx, &mut rx, &mut session).await;
+    let end = d
+        .drive(&spec, &mut ctx, &mut stop, &mut rx, &mut session)
+        .await;
     let ended = Instant::now();
     if let Some(code) = end.close_code() {
         // Our close frame (a clean stop, an injected close, or the code that says how the
@@ -393,10 +399,11 @@ impl Driver<'_> {
         &mut self,
         spec: &StreamSpec,
         ctx: &mut StreamCtx,
+        stop: &mut watch::Receiver<bool>,
         rx: &mut mpsc::Receiver<Inbound>,
         slot: &mut Option<Session>,
     ) -> End {
-        if *ctx.stop.borrow() {
+        if *stop.borrow() {
             // The call ended while the upgrade was in flight: close without starting.
             let mut s = Session::new(spec.session(ctx, 0));
             s.stop(0, &mut self.outbox());
@@ -421,7 +428,7 @@ impl Driver<'_> {
                 let _ = started.send(t0);
             }
         }
-        let end = self.pump(&mut s, ctx, rx, &hangup).await;
+        let end = self.pump(&mut s, stop, rx, &hangup).await;
         if let Some(h) = hangup {
             // The stream ended before the caller hung up: hand the hang-up back (in virtual
             // time, with the caller's time left).
@@ -439,7 +446,7 @@ impl Driver<'_> {
     async fn pump(
         &mut self,
         s: &mut Session,
-        ctx: &mut StreamCtx,
+        stop: &mut watch::Receiver<bool>,
         rx: &mut mpsc::Receiver<Inbound>,
         hangup: &Option<CallerHangup>,
     ) -> End {
@@ -450,8 +457,8 @@ impl Driver<'_> {
             let deadline = s.poll_timeout();
             let ended = tokio::select! {
                 biased;
-                changed = ctx.stop.changed() => {
-                    if changed.is_err() || *ctx.stop.borrow() {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
                         let now = self.now_us();
                         if s.stop(now, &mut self.outbox()) {
                             // The backstop beat a driver running late: still the caller's
@@ -479,7 +486,7 @@ impl Driver<'_> {
                 // In virtual time the caller's tail passed at once: wait for the app to read
                 // everything, and on the wall clock for replies still on their way.
                 if self.fast
-                    && let Some(end) = self.settle(s, ctx, rx, hangup).await
+                    && let Some(end) = self.settle(s, stop, rx, hangup).await
                 {
                     if let Some(h) = hangup {
                         h.fire();

@@ -64,7 +64,8 @@ struct Conn {
     state: State,
     target: Arc<Target>,
     key: String,
-    cfg: Option<SessionConfig>,
+    /// The session to start once the upgrade is done (boxed: a running stream has none).
+    cfg: Option<Box<SessionConfig>>,
     caller_epoch: Option<Instant>,
     session: Option<Session>,
     observer: Option<Box<dyn Observer>>,
@@ -212,7 +213,7 @@ impl Loop {
             state: State::Waiting,
             target: job.target,
             key: ws::key(nonce(key_seed)),
-            cfg: Some(job.session),
+            cfg: Some(Box::new(job.session)),
             caller_epoch: job.caller_epoch,
             session: None,
             wants_text: job.observer.wants_text(),
@@ -325,7 +326,7 @@ impl Loop {
         cfg.caller_offset = c.caller_epoch.map_or(0, |epoch| {
             (t0.saturating_duration_since(epoch).as_micros() / 20_000) as u64
         });
-        let mut s = Session::new(cfg);
+        let mut s = Session::new(*cfg);
         let observer = c.observer.as_mut().expect("observer until finished");
         if let Some(e) = elapsed {
             observer.connected(e);
@@ -510,7 +511,7 @@ impl Loop {
         self.free.push(ci);
         let session = match (c.session.take(), c.cfg.take()) {
             (Some(s), _) => s,
-            (None, Some(cfg)) => Session::new(cfg),
+            (None, Some(cfg)) => Session::new(*cfg),
             (None, None) => {
                 tracing::error!("internal error: a plane stream lost its session");
                 return;
