@@ -4,6 +4,9 @@
 
 use std::collections::VecDeque;
 
+/// Below this many items, the head grows by one item at a time.
+const EXACT_UP_TO: usize = 4;
+
 /// Keeps the first `head` items and the last `tail` items pushed; what falls between is
 /// counted. Items are numbered from 0 in push order; every operation is O(1).
 #[derive(Debug, Clone)]
@@ -32,6 +35,11 @@ impl<T> HeadTail<T> {
     pub(crate) fn push(&mut self, item: T) {
         self.total += 1;
         if self.head.len() < self.head_cap {
+            if self.head.len() == self.head.capacity() && self.head.len() < EXACT_UP_TO {
+                // Most calls keep one or two of a thing (a stream's report, a warning):
+                // grown one at a time, not to four at once.
+                self.head.reserve_exact(1);
+            }
             self.head.push(item);
         } else if self.tail_cap > 0 {
             if self.tail.len() == self.tail_cap {

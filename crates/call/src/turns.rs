@@ -230,7 +230,8 @@ impl TurnTracker {
     /// The turns as reported; `wall0_unix_ms` is the Unix time of the stream's start.
     pub fn finish(&self, wall0_unix_ms: f64) -> Vec<TurnReport> {
         let ms = |us: u64| us as f64 / 1e3;
-        self.turns
+        let mut reports: Vec<TurnReport> = self
+            .turns
             .iter()
             .enumerate()
             .filter_map(|(index, t)| {
@@ -260,7 +261,10 @@ impl TurnTracker {
                     vad_reonsets_ms: Vec::new(),
                 })
             })
-            .collect()
+            .collect();
+        // Reports wait (all of a load's calls that end together) for their collector.
+        reports.shrink_to_fit();
+        reports
     }
 }
 

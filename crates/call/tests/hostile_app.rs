@@ -301,3 +301,91 @@ async fn a_text_frame_that_is_not_utf8_fails_the_stream_with_31924() {
     // The app was told why, in the close frame.
     assert_eq!(app.await.unwrap(), Some(1007));
 }
+
+/// An unmasked server text frame carrying `text`.
+fn text_frame(text: &str) -> Vec<u8> {
+    let len = text.len();
+    let mut f = vec![0x81];
+    match len {
+        0..=125 => f.push(len as u8),
+        126..=65535 => {
+            f.push(126);
+            f.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            f.push(127);
+            f.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(text.as_bytes());
+    f
+}
+
+fn media(stream_sid: &str, audio: &[u8]) -> String {
+    format!(
+        r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{}"}}}}"#,
+        common::base64_of(audio)
+    )
+}
+
+#[tokio::test]
+async fn frames_cut_anywhere_by_the_socket_are_all_read() {
+    // A well-behaved app whose bytes arrive as TCP cuts them: a burst of frames in one write
+    // ending mid-frame, a frame dribbled a byte at a time, a frame larger than one read,
+    // then a mark. Every message must be read, once, with nothing failed.
+    const SMALL: usize = 40;
+    let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_url = format!("ws://{}/media", ws.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = ws.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _connected = ws.next().await;
+        let Some(Ok(Message::Text(start))) = ws.next().await else {
+            return;
+        };
+        let start: serde_json::Value = serde_json::from_str(&start).unwrap();
+        let sid = start["streamSid"].as_str().unwrap().to_string();
+        let mut bytes = Vec::new();
+        for _ in 0..SMALL {
+            bytes.extend(text_frame(&media(&sid, &[0xFF; 160])));
+        }
+        // 100,000 bytes of audio: a frame of ~133 KB, over the plane's 64 KiB read.
+        bytes.extend(text_frame(&media(&sid, &vec![0xFF; 100_000])));
+        bytes.extend(text_frame(&format!(
+            r#"{{"event":"mark","streamSid":"{sid}","mark":{{"name":"end"}}}}"#
+        )));
+        let raw = ws.get_mut();
+        let cut = bytes.len() / 7 + 3;
+        raw.write_all(&bytes[..cut]).await.unwrap();
+        raw.flush().await.unwrap();
+        for b in &bytes[cut..cut + 60] {
+            raw.write_all(std::slice::from_ref(b)).await.unwrap();
+            raw.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        raw.write_all(&bytes[cut + 60..]).await.unwrap();
+        raw.flush().await.unwrap();
+        // Read on (mark echoes, `stop`) until dialtone closes.
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(_) = m {
+                break;
+            }
+        }
+    });
+    let app = common::TestApp::start(
+        vec![(
+            "/voice",
+            common::Reply::Twiml(format!(
+                r#"<Response><Connect><Stream url="{ws_url}"/></Connect></Response>"#
+            )),
+        )],
+        common::WsScript::Silent,
+    )
+    .await;
+    let res = call(&app.url("/voice"), 1000, |_| {}).await;
+    assert!(res.report.failures.is_empty(), "{:?}", res.report.failures);
+    let s = &res.report.streams[0];
+    assert_eq!(s.media_received, SMALL as u64 + 1);
+    assert_eq!(s.audio_received_ms, (SMALL as u64 * 160 + 100_000) / 8);
+    assert_eq!(s.mark_stats.received, 1);
+}

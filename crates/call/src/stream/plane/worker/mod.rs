@@ -46,6 +46,8 @@ const READ_PAUSE: usize = 64 << 10;
 const SNDBUF: usize = crate::stream::STREAM_SNDBUF as usize;
 /// An emptied read or write buffer larger than this is freed.
 const KEEP_BUFFER: usize = 4 << 10;
+/// One read from a socket, at most (the worker's one buffer).
+const READ_BUF: usize = 64 << 10;
 /// Timeouts and stop requests are looked at this often.
 const SWEEP_US: u64 = 100_000;
 
@@ -130,7 +132,7 @@ pub(super) fn run(poll: Poll, jobs: Receiver<Job>) {
         starts: BinaryHeap::new(),
         epoch: Instant::now(),
         out: Vec::with_capacity(4096),
-        rbuf: vec![0u8; 64 << 10],
+        rbuf: vec![0u8; READ_BUF],
         live: 0,
         now: 0,
     };

@@ -6,12 +6,23 @@ use std::io::{ErrorKind, Read};
 use dialtone_protocol::media::WsViolation;
 
 use super::super::ws::{self, Upgrade};
-use super::{KEEP_BUFFER, Loop, READ_PAUSE, State, next_mask};
+use super::{KEEP_BUFFER, Loop, READ_BUF, READ_PAUSE, State, next_mask};
 use crate::report::Failure;
 use crate::stream::session::End;
 
 impl Loop {
     pub(super) fn on_readable(&mut self, ci: usize) {
+        // The read buffer is lent out while what was read is handled where it lies (nothing
+        // reads again meanwhile: flushing, which may resume reading, runs on writable events).
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        if rbuf.is_empty() {
+            rbuf = vec![0u8; READ_BUF];
+        }
+        self.read_all(ci, &mut rbuf);
+        self.rbuf = rbuf;
+    }
+
+    fn read_all(&mut self, ci: usize, rbuf: &mut [u8]) {
         loop {
             let c = &mut self.conns[ci];
             if c.state == State::Done {
@@ -22,12 +33,9 @@ impl Loop {
                 return;
             }
             let Some(sock) = c.sock.as_mut() else { return };
-            match sock.read(&mut self.rbuf) {
+            match sock.read(rbuf) {
                 Ok(0) => return self.closed_under(ci),
-                Ok(n) => {
-                    c.rx.extend_from_slice(&self.rbuf[..n]);
-                    self.on_bytes(ci);
-                }
+                Ok(n) => self.on_bytes(ci, &rbuf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => return self.closed_under(ci),
@@ -46,9 +54,21 @@ impl Loop {
         }
     }
 
-    pub(super) fn on_bytes(&mut self, ci: usize) {
-        if self.conns[ci].state == State::Upgrading {
+    /// Handles `new` bytes after those the stream kept: the upgrade's answer, then whole
+    /// frames. Only an incomplete frame is kept, so a burst (an app's whole reply at once)
+    /// is parsed where it was read, never copied whole into each stream's buffer.
+    pub(super) fn on_bytes(&mut self, ci: usize, new: &[u8]) {
+        let c = &mut self.conns[ci];
+        if c.rx.is_empty() && c.state != State::Upgrading {
+            let used = self.on_frames(ci, new);
             let c = &mut self.conns[ci];
+            if c.state != State::Done {
+                c.rx.extend_from_slice(&new[used..]);
+            }
+            return;
+        }
+        c.rx.extend_from_slice(new);
+        if c.state == State::Upgrading {
             let accept = ws::accept_for(&c.key);
             match ws::parse_upgrade(&c.rx, &accept) {
                 Upgrade::Incomplete if c.rx.len() < 16 << 10 => return,
@@ -72,20 +92,34 @@ impl Loop {
                 }
             }
         }
+        let mut buf = std::mem::take(&mut self.conns[ci].rx);
+        let used = self.on_frames(ci, &buf);
+        let c = &mut self.conns[ci];
+        if c.state == State::Done {
+            return;
+        }
+        buf.drain(..used);
+        // A kept frame that grew the buffer past a few KiB gives it back once handled.
+        if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+            buf = Vec::new();
+        }
+        c.rx = buf;
+    }
+
+    /// Hands the whole frames at the start of `buf` to the stream (until it ends, or its
+    /// writes back up); returns the bytes they took.
+    fn on_frames(&mut self, ci: usize, buf: &[u8]) -> usize {
         let mut at = 0;
-        loop {
-            let c = &mut self.conns[ci];
-            if c.state == State::Done {
-                return;
-            }
-            let (opcode, fin, payload, used) = match ws::parse_frame(&c.rx[at..]) {
-                Ok(Some((f, used))) => (f.opcode, f.fin, f.payload.into_owned(), used),
+        while self.conns[ci].state != State::Done {
+            let (opcode, fin, payload, used) = match ws::parse_frame(&buf[at..]) {
+                Ok(Some((f, used))) => (f.opcode, f.fin, f.payload, used),
                 Ok(None) => break,
-                // Refused from the header: the payload is never buffered.
+                // Refused from the header: the payload is never buffered, and nothing
+                // after it can be read as frames.
                 Err(ws::TooLarge(size)) => {
                     let limit = ws::MAX_FRAME;
-                    return self
-                        .end_session(ci, End::Violation(WsViolation::TooLarge { size, limit }));
+                    self.end_session(ci, End::Violation(WsViolation::TooLarge { size, limit }));
+                    return buf.len();
                 }
             };
             at += used;
@@ -95,13 +129,7 @@ impl Loop {
                 break;
             }
         }
-        let c = &mut self.conns[ci];
-        c.rx.drain(..at);
-        // A burst (an app's whole reply at once) must not leave each of thousands of
-        // streams holding its size: an emptied buffer past a few KiB is given back.
-        if c.rx.is_empty() && c.rx.capacity() > KEEP_BUFFER {
-            c.rx = Vec::new();
-        }
+        at
     }
 
     pub(super) fn on_frame(&mut self, ci: usize, opcode: u8, fin: bool, payload: &[u8]) {

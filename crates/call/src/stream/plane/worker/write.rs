@@ -67,7 +67,7 @@ impl Loop {
         if c.read_paused && c.pending.len() <= READ_PAUSE {
             // The socket took enough: read on, first what is already buffered.
             c.read_paused = false;
-            self.on_bytes(ci);
+            self.on_bytes(ci, &[]);
             self.on_readable(ci);
         }
     }
