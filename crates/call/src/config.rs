@@ -79,18 +79,7 @@ pub struct CallerScript {
     pub stream_dtmf: Vec<(Duration, char)>,
     /// Ground truth of `audio`: when each caller turn's speech starts and ends, and its
     /// words. Empty when unknown.
-    pub turns: Vec<TurnTruth>,
-}
-
-/// One caller turn in the caller's audio.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TurnTruth {
-    /// Speech start, from the start of the audio.
-    pub start: Duration,
-    /// Speech end, from the start of the audio.
-    pub end: Duration,
-    /// What is said.
-    pub text: String,
+    pub turns: Vec<dialtone_corpus::Turn>,
 }
 
 /// Everything needed to place one call.

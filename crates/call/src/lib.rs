@@ -45,8 +45,9 @@ mod webhook;
 
 pub use config::{
     CallConfig, CallerAudioStart, CallerScript, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN,
-    FrameLateness, HttpMethod, TurnTruth,
+    FrameLateness, HttpMethod,
 };
+pub use dialtone_corpus::Turn;
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use executor::{
     CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,

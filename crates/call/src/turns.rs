@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::TurnTruth;
+use dialtone_corpus::Turn;
 
 const FRAME_US: u64 = 20_000;
 
@@ -67,7 +67,7 @@ use crate::report::ser_opt_ms;
 
 #[derive(Debug, Clone)]
 struct Track {
-    truth: TurnTruth,
+    truth: Turn,
     /// The truth's start and end, µs into the caller's audio (computed once: this is looked
     /// at for every frame).
     truth_start_us: u64,
@@ -98,14 +98,14 @@ pub struct TurnTracker {
 
 impl TurnTracker {
     /// Tracks these turns (offsets into the caller's audio, which starts at frame 0).
-    pub fn new(truth: &[TurnTruth]) -> Self {
+    pub fn new(truth: &[Turn]) -> Self {
         Self {
             turns: truth
                 .iter()
                 .map(|t| Track {
                     truth: t.clone(),
-                    truth_start_us: t.start.as_micros() as u64,
-                    truth_end_us: t.end.as_micros() as u64,
+                    truth_start_us: u64::from(t.start_ms) * 1000,
+                    truth_end_us: u64::from(t.end_ms) * 1000,
                     start_us: None,
                     end_us: None,
                     reply_us: None,
@@ -274,10 +274,10 @@ mod tests {
 
     use super::*;
 
-    fn truth(start_ms: u64, end_ms: u64) -> TurnTruth {
-        TurnTruth {
-            start: Duration::from_millis(start_ms),
-            end: Duration::from_millis(end_ms),
+    fn truth(start_ms: u32, end_ms: u32) -> Turn {
+        Turn {
+            start_ms,
+            end_ms,
             text: "t".into(),
         }
     }

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Reply, TestApp, WsScript, call};
-use dialtone_call::{CallResult, CallerAudioStart, TurnTruth};
+use dialtone_call::{CallResult, CallerAudioStart, Turn};
 
 /// Three words: 1.2 s of `<Say>` before the stream opens.
 const GREETING_MS: f64 = 1200.0;
@@ -34,10 +32,10 @@ async fn greet_then_stream(start: CallerAudioStart) -> CallResult {
     .await
 }
 
-fn turn(start_ms: u64, end_ms: u64) -> TurnTruth {
-    TurnTruth {
-        start: Duration::from_millis(start_ms),
-        end: Duration::from_millis(end_ms),
+fn turn(start_ms: u32, end_ms: u32) -> Turn {
+    Turn {
+        start_ms,
+        end_ms,
         text: String::new(),
     }
 }

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{any, post};
 use axum::serve::ListenerExt;
 use dialtone_audio::FrameSet;
-use dialtone_call::{CallConfig, CallResult, Engine, Failure, TurnTruth};
+use dialtone_call::{CallConfig, CallResult, Engine, Failure, Turn};
 use dialtone_protocol::media::{self, TwilioMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -143,11 +143,11 @@ async fn run_ws(socket: WebSocket, answer: Answer, received: Received) {
 }
 
 /// The caller: three 600 ms turns of a loud tone, 900 ms of silence between them.
-fn caller() -> (Arc<FrameSet>, Vec<TurnTruth>) {
-    let spans = [(200u64, 800u64), (1700, 2300), (3200, 3800)];
+fn caller() -> (Arc<FrameSet>, Vec<Turn>) {
+    let spans = [(200u32, 800u32), (1700, 2300), (3200, 3800)];
     let pcm: Vec<i16> = (0..4000 * 8)
         .map(|i| {
-            let ms = i as u64 / 8;
+            let ms = i as u32 / 8;
             if spans.iter().any(|&(a, b)| (a..b).contains(&ms)) {
                 ((i as f64 / 8000.0 * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16
             } else {
@@ -157,9 +157,9 @@ fn caller() -> (Arc<FrameSet>, Vec<TurnTruth>) {
         .collect();
     let turns = spans
         .iter()
-        .map(|&(a, b)| TurnTruth {
-            start: Duration::from_millis(a),
-            end: Duration::from_millis(b),
+        .map(|&(start_ms, end_ms)| Turn {
+            start_ms,
+            end_ms,
             text: String::new(),
         })
         .collect();

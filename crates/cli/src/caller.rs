@@ -3,16 +3,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use dialtone_audio::{AudioCache, FrameSet};
-use dialtone_call::TurnTruth;
-use dialtone_corpus::{Corpus, Turn};
-
-/// The caller's audio when neither `--audio` nor `--script` is given.
-const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
+use dialtone_corpus::Turn;
+use dialtone_corpus::caller::{CallerSource, resolve};
 
 /// Where the caller's audio comes from.
 #[derive(Debug, Args, Clone)]
@@ -34,7 +30,7 @@ pub(crate) struct CallerArgs {
 pub(crate) struct Caller {
     pub(crate) name: String,
     pub(crate) frames: Arc<FrameSet>,
-    pub(crate) turns: Vec<TurnTruth>,
+    pub(crate) turns: Vec<Turn>,
     /// Audio cut at the call's maximum length, in words (for stderr and the report).
     pub(crate) warnings: Vec<String>,
 }
@@ -64,61 +60,22 @@ impl CallerArgs {
     }
 
     fn load(&self, cache: &AudioCache) -> anyhow::Result<Caller> {
-        if let Some(name) = &self.script {
-            let dir = self.corpus.clone().unwrap_or_else(Corpus::default_dir);
-            let corpus = Corpus::open(&dir)
-                .with_context(|| format!("cannot open the audio corpus in {}", dir.display()))?;
-            let audio = corpus
-                .load(name, cache)
-                .with_context(|| format!("--script {name}"))?;
-            return Ok(Caller {
-                name: audio.name,
-                frames: audio.frames,
-                turns: truths(&audio.turns),
-                warnings: Vec::new(),
-            });
+        let source = CallerSource::from_flags(self.script.as_deref(), self.audio.as_deref());
+        let mut audio = resolve(&source, self.corpus.as_deref(), cache)
+            .with_context(|| format!("cannot use {}", source.describe()))?;
+        if audio.len() != 1 {
+            anyhow::bail!(
+                "{}: a call speaks one WAV, this names {} (use `dialtone load` for a folder)",
+                source.describe(),
+                audio.len()
+            );
         }
-        if let Some(path) = &self.audio {
-            let audio = dialtone_corpus::from_wav(path, cache)
-                .with_context(|| format!("cannot use --audio {}", path.display()))?;
-            return Ok(Caller {
-                name: audio.name,
-                frames: audio.frames,
-                turns: truths(&audio.turns),
-                warnings: Vec::new(),
-            });
-        }
-        // The built-in utterance is the corpus's `hello`: exact turns when the corpus is at
-        // hand, energy-detected ones from the embedded copy otherwise.
-        let dir = self.corpus.clone().unwrap_or_else(Corpus::default_dir);
-        if let Ok(audio) = Corpus::open(&dir).and_then(|c| c.load("hello", cache)) {
-            return Ok(Caller {
-                name: audio.name,
-                frames: audio.frames,
-                turns: truths(&audio.turns),
-                warnings: Vec::new(),
-            });
-        }
-        let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
-            .context("built-in caller audio")?;
-        let audio =
-            dialtone_corpus::from_frames("hello".into(), Arc::new(FrameSet::from_pcm(&pcm)));
+        let audio = audio.remove(0);
         Ok(Caller {
             name: audio.name,
             frames: audio.frames,
-            turns: truths(&audio.turns),
+            turns: audio.turns,
             warnings: Vec::new(),
         })
     }
-}
-
-fn truths(turns: &[Turn]) -> Vec<TurnTruth> {
-    turns
-        .iter()
-        .map(|t| TurnTruth {
-            start: Duration::from_millis(t.start_ms.into()),
-            end: Duration::from_millis(t.end_ms.into()),
-            text: t.text.clone(),
-        })
-        .collect()
 }

@@ -12,21 +12,17 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dialtone_audio::{AudioCache, FrameSet};
-use dialtone_call::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpMethod};
-use dialtone_load::calls::{CallDefaults, CallRun};
+use dialtone_call::{CallConfig, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN};
+use dialtone_corpus::caller::{CallerSource, resolve};
+use dialtone_load::calls::CallRun;
 use dialtone_load::output::{OutputFormat, print_report, write_calls, write_dir};
-use dialtone_load::scenario::{
-    Callers, Profile, Utterance, load_audio, load_scenario, number_pool,
-};
+use dialtone_load::scenario::{Callers, Profile, load_scenario, number_pool};
 use dialtone_load::stream::StreamRun;
 use dialtone_load::threshold::Threshold;
 use dialtone_load::{Arrival, Extent, Finished, Progress, Shard, Workload};
 use tokio::sync::watch;
 
 use crate::units::{parse_duration, parse_positive_duration};
-
-/// The caller's audio when `--audio` is not given.
-pub(crate) const DEFAULT_AUDIO: &[u8] = include_bytes!("../../../audio/hello.wav");
 
 /// How live progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +80,14 @@ pub(crate) struct LoadOpts {
     /// caller utterance (call mode) or μ-law silence (stream mode).
     #[arg(long, value_name = "PATH")]
     audio: Option<PathBuf>,
+    /// Corpus entry every caller speaks, with exact ground-truth turns and words (e.g.
+    /// `session`, `barge_in`; see audio/manifest.json), as `dialtone call --script`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["audio", "stream"])]
+    script: Option<String>,
+    /// Corpus directory for --script and scenario `script` entries (default:
+    /// $DIALTONE_CORPUS or the repository's audio/).
+    #[arg(long, value_name = "DIR", conflicts_with = "stream")]
+    corpus: Option<PathBuf>,
     /// TOML scenario with weighted caller profiles (see docs/load.md).
     #[arg(long, value_name = "FILE", conflicts_with = "stream")]
     scenario: Option<PathBuf>,
@@ -193,6 +197,8 @@ impl LoadOpts {
             seconds: Duration::from_secs(30),
             threads: 0,
             audio: None,
+            script: None,
+            corpus: None,
             scenario: None,
             from: "+15005550100".into(),
             callers: 20,
@@ -302,7 +308,7 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
             )),
             None => None,
         };
-        run.defaults.capture = capture.clone();
+        run.template.capture = capture.clone();
         let f = dialtone_load::calls::run(run, stop_rx, |p| printer.show(p)).await;
         printer.done();
         if let (Some(c), Some(path)) = (&capture, &opts.capture) {
@@ -406,12 +412,6 @@ async fn stop_on_signal(stop: watch::Sender<bool>, flag: Arc<AtomicBool>) {
     std::future::pending::<()>().await;
 }
 
-fn default_audio() -> anyhow::Result<FrameSet> {
-    let pcm = dialtone_audio::wav::load_8k_from_bytes(DEFAULT_AUDIO, "built-in hello.wav")
-        .context("built-in caller audio")?;
-    Ok(FrameSet::from_pcm(&pcm))
-}
-
 fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
     if !opts.net.cacerts.is_empty() || opts.net.insecure {
         anyhow::bail!(
@@ -456,10 +456,13 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
     crate::net_args::check_webhook("--webhook", &url)?;
     // Caller audio is read no further than a call can last.
     let cache = AudioCache::with_max(opts.max_duration);
-    let audio = match &opts.audio {
-        Some(p) => load_audio(&cache, p)?,
-        None => vec![Utterance::detect(Arc::new(default_audio()?))],
-    };
+    let source = CallerSource::from_flags(opts.script.as_deref(), opts.audio.as_deref());
+    let audio = resolve(&source, opts.corpus.as_deref(), &cache)
+        .with_context(|| format!("cannot use {}", source.describe()))?;
+    let default_audio = audio
+        .first()
+        .cloned()
+        .with_context(|| format!("{} names no audio", source.describe()))?;
     let default = Profile {
         name: "default".into(),
         weight: 1,
@@ -471,7 +474,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
     };
     let (profiles, scenario_tunnels) = match &opts.scenario {
         Some(path) => {
-            let s = load_scenario(path, &cache, &default)?;
+            let s = load_scenario(path, &cache, &default, opts.corpus.as_deref())?;
             (s.profiles, s.tunnels)
         }
         None => (vec![default], Default::default()),
@@ -503,26 +506,24 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         shard: opts.shard.unwrap_or_default(),
     };
     workload.validate()?;
+    let mut template = CallConfig::new(url, default_audio.frames.clone());
+    template.caller.turns = default_audio.turns.clone();
+    template.account_sid = opts.account_sid.clone();
+    template.auth_token = opts.auth_token.clone();
+    template.to = opts.to.clone();
+    template.max_duration = opts.max_duration;
+    template.webhook_timeout = opts.webhook_timeout;
+    template.no_audio_timeout = (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout);
+    template.faults = opts.faults.clone().map(Arc::new);
+    template.tunnels = Arc::new(opts.net.tunnels(&scenario_tunnels));
     Ok(CallRun {
         workload,
         callers: Callers {
             profiles,
             numbers: number_pool(&opts.from, opts.callers)?,
         },
-        defaults: CallDefaults {
-            url,
-            method: HttpMethod::Post,
-            account_sid: opts.account_sid.clone(),
-            auth_token: opts.auth_token.clone(),
-            to: opts.to.clone(),
-            max_duration: opts.max_duration,
-            webhook_timeout: opts.webhook_timeout,
-            no_audio_timeout: (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout),
-            faults: opts.faults.clone().map(Arc::new),
-            capture: None,
-            net: opts.net.net()?,
-            tunnels: Arc::new(opts.net.tunnels(&scenario_tunnels)),
-        },
+        template,
+        net: opts.net.net()?,
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,
         milestones: None,

@@ -250,3 +250,57 @@ fn demo_runs_full_calls_against_the_reference_app() {
     );
     assert!(stdout.contains("turn_latency"), "{stdout}");
 }
+
+/// `load --script` speaks a corpus entry with its ground-truth turns, as `call --script` does:
+/// two calls of `rapid` (4 turns in the manifest) measure 8 turns against the reference app.
+/// An unknown entry, or `--script` with `--audio`, is bad input.
+#[test]
+fn load_script_speaks_a_corpus_entry_with_its_turns() {
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../audio/manifest.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let entry = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "rapid")
+        .unwrap();
+    let turns = entry["turns"].as_array().unwrap().len() as u64;
+    assert!(turns > 1);
+    let out = dialtone(&[
+        "load",
+        "--calls",
+        "2",
+        "--concurrency",
+        "2",
+        "--script",
+        "rapid",
+        "--tail",
+        "0.5s",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(s["conversation"]["turns"], 2 * turns, "{stdout}");
+
+    let out = dialtone(&["load", "--calls", "1", "--script", "no_such_entry"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no corpus entry named \"no_such_entry\""),
+        "{err}"
+    );
+    let out = dialtone(&["load", "--script", "rapid", "--audio", "audio/hello.wav"]);
+    assert_eq!(out.status.code(), Some(2));
+}

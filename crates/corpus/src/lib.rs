@@ -7,17 +7,21 @@
 //!   [`CallerAudio`] (frames plus turns) through a shared [`AudioCache`].
 //! - [`from_wav`]: a [`CallerAudio`] for any WAV, turns found by [`energy::segments`].
 //! - [`energy`]: the 20 ms RMS detector with hangover.
+//! - [`caller::resolve`]: the one way every command finds its caller's audio (a corpus
+//!   entry, a WAV, a folder, or the built-in utterance).
 //!
 //! Ground truth is by construction (see `audio/README.md`): turn boundaries are where
 //! clips were cut and placed, in milliseconds from the start of the file.
 
 #![warn(missing_docs)]
 
+pub mod caller;
 pub mod energy;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dialtone_audio::{AudioCache, AudioError, FrameSet, frames, mulaw};
 use serde::{Deserialize, Serialize};
@@ -37,6 +41,18 @@ pub struct Turn {
     pub end_ms: u32,
     /// The exact words spoken; empty when unknown (turns found by [`energy`]).
     pub text: String,
+}
+
+impl Turn {
+    /// Speech start, from the start of the audio.
+    pub fn start(&self) -> Duration {
+        Duration::from_millis(self.start_ms.into())
+    }
+
+    /// Speech end, from the start of the audio.
+    pub fn end(&self) -> Duration {
+        Duration::from_millis(self.end_ms.into())
+    }
 }
 
 /// What a corpus file holds.
@@ -106,6 +122,14 @@ pub enum CorpusError {
     Invalid {
         /// The offending entry (or the manifest's path for manifest-wide problems).
         name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A folder of caller audio that cannot be used as one.
+    #[error("{path}: {reason}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
         /// What is wrong.
         reason: String,
     },

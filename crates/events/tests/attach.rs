@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_audio::AudioCache;
-use dialtone_call::{CallConfig, Engine, TurnTruth};
+use dialtone_call::{CallConfig, Engine};
 use dialtone_corpus::Corpus;
 use dialtone_events::{Collector, attach, serve};
 use dialtone_metrics::milestone::Milestone;
@@ -30,15 +30,7 @@ async fn live_vad_milestones_and_transcripts_land_on_the_right_turns() {
     assert!(script.turns.len() >= 3);
     let mut cfg = CallConfig::new(app_url, Arc::clone(&script.frames));
     cfg.caller.tail = Duration::from_millis(800);
-    cfg.caller.turns = script
-        .turns
-        .iter()
-        .map(|t| TurnTruth {
-            start: Duration::from_millis(t.start_ms.into()),
-            end: Duration::from_millis(t.end_ms.into()),
-            text: t.text.clone(),
-        })
-        .collect();
+    cfg.caller.turns = script.turns.clone();
     let mut result = Engine::new().place_call(cfg, None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let call_sid = result.report.call_sid.clone();

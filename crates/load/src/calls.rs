@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dialtone_call::{
-    CallConfig, CallEvent, CallRegistry, Engine, EventKind, EventSink, HttpMethod,
-};
+use dialtone_call::{CallConfig, CallEvent, CallRegistry, Engine, EventKind, EventSink};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 
@@ -20,64 +18,18 @@ use crate::sample::CallSample;
 use crate::scenario::Callers;
 use crate::summary::WorkloadInfo;
 
-/// What every call of a run shares.
-#[derive(Debug, Clone)]
-pub struct CallDefaults {
-    /// The app's voice webhook.
-    pub url: String,
-    /// Its method.
-    pub method: HttpMethod,
-    /// Account SID.
-    pub account_sid: String,
-    /// Auth token that signs requests.
-    pub auth_token: String,
-    /// Called number.
-    pub to: String,
-    /// Hang-up bound for every call.
-    pub max_duration: Duration,
-    /// TwiML request timeout.
-    pub webhook_timeout: Duration,
-    /// No-app-audio bound on bidirectional streams.
-    pub no_audio_timeout: Option<Duration>,
-    /// Faults injected into every call (`--faults`), each call on its own seeded schedule.
-    pub faults: Option<std::sync::Arc<dialtone_call::faults::FaultSpec>>,
-    /// Every call's exchanges written here (`--capture`), for `dialtone replay --call-sid`.
-    pub capture: Option<std::sync::Arc<dialtone_call::capture::Capture>>,
-    /// Transport: TLS trust (`--cacert`, `--insecure`).
-    pub net: dialtone_call::Net,
-    /// Public origins mapped to local ones (`--tunnel`, scenario `tunnels`).
-    pub tunnels: Arc<dialtone_call::Tunnels>,
-}
-
-impl CallDefaults {
-    /// Twilio's defaults (and dialtone's account) for calls to `url`: POST, 15 s TwiML
-    /// timeout, 5 min bound, 10 s no-audio bound, no faults, no capture, no tunnels.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            method: HttpMethod::Post,
-            account_sid: dialtone_call::DEFAULT_ACCOUNT_SID.into(),
-            auth_token: dialtone_call::DEFAULT_AUTH_TOKEN.into(),
-            to: "+15005550001".into(),
-            max_duration: Duration::from_secs(300),
-            webhook_timeout: Duration::from_secs(15),
-            no_audio_timeout: Some(Duration::from_secs(10)),
-            faults: None,
-            capture: None,
-            net: dialtone_call::Net::default(),
-            tunnels: Arc::default(),
-        }
-    }
-}
-
 /// A full-call load run.
 pub struct CallRun {
     /// The schedule.
     pub workload: Workload,
     /// Caller profiles and numbers.
     pub callers: Callers,
-    /// What calls share.
-    pub defaults: CallDefaults,
+    /// Every call's config but for what is chosen per call (caller number and profile, call
+    /// SID, seed): the run's settings, filled once. Its caller script is the default profile's;
+    /// its `max_duration` the bound that a profile's `hangup_after` can only shorten.
+    pub template: CallConfig,
+    /// Transport: TLS trust (`--cacert`, `--insecure`).
+    pub net: dialtone_call::Net,
     /// Frame lateness above this counts against the generator.
     pub lateness_bound: Duration,
     /// After a stop, calls in progress get this long to finish before they are cut.
@@ -113,7 +65,7 @@ pub async fn run(
     }
     let info = RunInfo {
         mode: "call".into(),
-        target: run.defaults.url.clone(),
+        target: run.template.url.clone(),
         shard: run.workload.shard,
         workload: workload_info(&run),
         interrupted: false,
@@ -210,7 +162,7 @@ async fn dispatch(
     active: Arc<AtomicI64>,
     open_streams: Arc<AtomicI64>,
 ) {
-    let engine = Arc::new(Engine::with_net(run.defaults.net.clone()));
+    let engine = Arc::new(Engine::with_net(run.net.clone()));
     let sem = Arc::new(Semaphore::new(
         run.workload.shard.part_of(run.workload.concurrency),
     ));
@@ -354,31 +306,22 @@ fn call_sink(open: Arc<AtomicI64>, measured: inflight::Slot) -> EventSink {
     })
 }
 
-/// Call `index`'s config: the shared defaults plus its seeded caller, audio and SID.
+/// Call `index`'s config: the run's template with its seeded caller, audio and SID.
 fn call_config(run: &CallRun, index: u64) -> CallConfig {
-    let d = &run.defaults;
     let choice = run.callers.choose(run.workload.seed, index);
-    let mut cfg = CallConfig::new(d.url.clone(), choice.audio.frames.clone());
-    cfg.caller.turns = choice.audio.turns.clone();
-    cfg.method = d.method;
-    cfg.account_sid = d.account_sid.clone();
-    cfg.auth_token = d.auth_token.clone();
+    let mut cfg = run.template.clone();
     cfg.from = choice.from.to_string();
-    cfg.to = d.to.clone();
     cfg.call_sid = Some(crate::plan::call_sid(run.workload.seed, index));
     // Stream SIDs and fault schedules follow the run's seed too.
     cfg.seed = Some(crate::plan::mix(run.workload.seed, index, 0xFA17));
-    cfg.faults = d.faults.clone();
-    cfg.capture = d.capture.clone();
-    cfg.tunnels = d.tunnels.clone();
-    cfg.caller.tail = choice.profile.tail;
-    cfg.caller.gather_digits = choice.profile.dtmf.clone();
-    cfg.caller.stream_dtmf = choice.profile.stream_dtmf.clone();
-    cfg.max_duration = choice
-        .profile
-        .hangup_after
-        .map_or(d.max_duration, |h| h.min(d.max_duration));
-    cfg.webhook_timeout = d.webhook_timeout;
-    cfg.no_audio_timeout = d.no_audio_timeout;
+    let caller = &mut cfg.caller;
+    caller.audio = choice.audio.frames.clone();
+    caller.turns = choice.audio.turns.clone();
+    caller.tail = choice.profile.tail;
+    caller.gather_digits = choice.profile.dtmf.clone();
+    caller.stream_dtmf = choice.profile.stream_dtmf.clone();
+    if let Some(h) = choice.profile.hangup_after {
+        cfg.max_duration = cfg.max_duration.min(h);
+    }
     cfg
 }

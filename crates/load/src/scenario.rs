@@ -10,7 +10,8 @@
 //! [[call]]
 //! name = "order-status"      # shown in outcomes
 //! weight = 3                 # relative share of calls
-//! audio = "audio/"           # a WAV or a folder of WAVs (default: the built-in utterance)
+//! audio = "audio/"           # a WAV, a folder of WAVs or a corpus folder (default: the flags')
+//! # script = "session"       # or a corpus entry, with its exact turns (as --script)
 //! tail = "2s"                # caller stays this long after its audio
 //! dtmf = "1#"                # digits keyed at <Gather>
 //! stream_dtmf = ["2s:5"]     # dtmf messages on the stream, TIME:DIGITS
@@ -22,11 +23,11 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone_audio::{AudioCache, FrameSet};
-use dialtone_call::TurnTruth;
+use dialtone_audio::AudioCache;
+use dialtone_corpus::CallerAudio;
+use dialtone_corpus::caller::{CallerSource, resolve};
 use serde::Deserialize;
 
 use crate::LoadError;
@@ -39,8 +40,8 @@ pub struct Profile {
     pub name: String,
     /// Relative share of calls.
     pub weight: u32,
-    /// Utterances to pick from (one per call).
-    pub audio: Vec<Utterance>,
+    /// Caller audio to pick from (one per call), each with its turns.
+    pub audio: Vec<CallerAudio>,
     /// Time on the line after the audio.
     pub tail: Duration,
     /// Digits keyed at `<Gather>`.
@@ -49,39 +50,6 @@ pub struct Profile {
     pub stream_dtmf: Vec<(Duration, char)>,
     /// The caller hangs up this long after the call starts.
     pub hangup_after: Option<Duration>,
-}
-
-/// One caller utterance: its frames (encoded once, shared) and its speech turns, so every
-/// call reports per-turn latency.
-#[derive(Debug, Clone)]
-pub struct Utterance {
-    /// 20 ms μ-law frames.
-    pub frames: Arc<FrameSet>,
-    /// Where the caller speaks (energy-detected, or the corpus manifest's ground truth).
-    pub turns: Vec<TurnTruth>,
-}
-
-impl Utterance {
-    /// Frames with turns found by the corpus's energy detector on the μ-law the call sends.
-    pub fn detect(frames: Arc<FrameSet>) -> Utterance {
-        let mut pcm = Vec::with_capacity(frames.mulaw().len());
-        dialtone_audio::mulaw::decode_slice(frames.mulaw(), &mut pcm);
-        let e = &dialtone_corpus::energy::segments;
-        let turns = e(
-            &pcm,
-            dialtone_corpus::energy::DEFAULT_THRESHOLD_DBFS,
-            dialtone_corpus::energy::DEFAULT_MIN_SPEECH_MS,
-            dialtone_corpus::energy::DEFAULT_HANGOVER_MS,
-        )
-        .into_iter()
-        .map(|(a, b)| TurnTruth {
-            start: Duration::from_millis(u64::from(a)),
-            end: Duration::from_millis(u64::from(b)),
-            text: String::new(),
-        })
-        .collect();
-        Utterance { frames, turns }
-    }
 }
 
 /// The caller side of a run: profiles and the caller-number pool.
@@ -98,8 +66,8 @@ pub struct Callers {
 pub struct CallerChoice<'a> {
     /// Which profile.
     pub profile: &'a Profile,
-    /// Which utterance.
-    pub audio: &'a Utterance,
+    /// Which audio.
+    pub audio: &'a CallerAudio,
     /// Which caller number.
     pub from: &'a str,
 }
@@ -143,75 +111,6 @@ pub fn number_pool(first: &str, count: u32) -> Result<Vec<String>, LoadError> {
         .collect())
 }
 
-/// Loads a WAV file, a corpus folder (one with a `manifest.json`: every entry with speech, with
-/// the manifest's ground-truth turns and words), or every `.wav` in a folder (sorted by name,
-/// so choices are stable; turns found by the energy detector).
-pub fn load_audio(cache: &AudioCache, path: &Path) -> Result<Vec<Utterance>, LoadError> {
-    if path.join(dialtone_corpus::MANIFEST).is_file() {
-        return load_corpus(cache, path);
-    }
-    let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| LoadError::Input(format!("cannot read {}: {e}", path.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
-            .collect();
-        v.sort();
-        v
-    } else {
-        vec![path.to_path_buf()]
-    };
-    if files.is_empty() {
-        return Err(LoadError::Input(format!(
-            "{}: no .wav files in this folder",
-            path.display()
-        )));
-    }
-    files
-        .iter()
-        .map(|f| {
-            cache
-                .get(f)
-                .map(Utterance::detect)
-                .map_err(|e| LoadError::Input(format!("cannot use audio {}: {e}", f.display())))
-        })
-        .collect()
-}
-
-fn load_corpus(cache: &AudioCache, dir: &Path) -> Result<Vec<Utterance>, LoadError> {
-    let bad = |e: dialtone_corpus::CorpusError| {
-        LoadError::Input(format!("corpus {}: {e}", dir.display()))
-    };
-    let corpus = dialtone_corpus::Corpus::open(dir).map_err(bad)?;
-    let mut out = Vec::new();
-    for entry in corpus.entries() {
-        if entry.kind == dialtone_corpus::Kind::Noise {
-            continue;
-        }
-        let audio = corpus.load(&entry.name, cache).map_err(bad)?;
-        let turns = audio
-            .turns
-            .into_iter()
-            .map(|t| TurnTruth {
-                start: Duration::from_millis(u64::from(t.start_ms)),
-                end: Duration::from_millis(u64::from(t.end_ms)),
-                text: t.text,
-            })
-            .collect();
-        out.push(Utterance {
-            frames: audio.frames,
-            turns,
-        });
-    }
-    if out.is_empty() {
-        return Err(LoadError::Input(format!(
-            "corpus {}: no entries with speech",
-            dir.display()
-        )));
-    }
-    Ok(out)
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -236,6 +135,7 @@ struct ProfileSpec {
     #[serde(default = "one")]
     weight: u32,
     audio: Option<PathBuf>,
+    script: Option<String>,
     tail: Option<String>,
     #[serde(default)]
     dtmf: String,
@@ -248,12 +148,14 @@ fn one() -> u32 {
     1
 }
 
-/// Reads a scenario file. Relative audio paths resolve against the file's folder;
-/// `default` fills in what an entry leaves out (flags' values).
+/// Reads a scenario file. Relative audio paths resolve against the file's folder, `script`
+/// names against `corpus` (`None`: the default corpus); `default` fills in what an entry
+/// leaves out (flags' values).
 pub fn load_scenario(
     path: &Path,
     cache: &AudioCache,
     default: &Profile,
+    corpus: Option<&Path>,
 ) -> Result<Scenario, LoadError> {
     let text = read_bounded(path)
         .map_err(|e| LoadError::Input(format!("cannot read scenario {}: {e}", path.display())))?;
@@ -262,6 +164,7 @@ pub fn load_scenario(
         path.parent().unwrap_or(Path::new(".")),
         cache,
         default,
+        corpus,
     )
     .map_err(|e| LoadError::Input(format!("scenario {}: {e}", path.display())))
 }
@@ -277,12 +180,13 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Parses scenario TOML text (see the module docs).
+/// Parses scenario TOML text (see the module docs and [`load_scenario`]).
 pub fn parse_scenario(
     text: &str,
     base: &Path,
     cache: &AudioCache,
     default: &Profile,
+    corpus: Option<&Path>,
 ) -> Result<Scenario, LoadError> {
     let file: ScenarioFile =
         toml::from_str(text).map_err(|e| LoadError::Invalid(e.message().to_string()))?;
@@ -308,8 +212,18 @@ pub fn parse_scenario(
             let bad = |what: &str, e: String| {
                 LoadError::Invalid(format!("[[call]] {:?}: {what}: {e}", spec.name))
             };
-            let audio = match &spec.audio {
-                Some(p) => load_audio(cache, &base.join(p))?,
+            let source = match (&spec.audio, &spec.script) {
+                (Some(_), Some(_)) => {
+                    return Err(bad("audio", "give audio or script, not both".into()));
+                }
+                (Some(p), None) => Some(CallerSource::Path(base.join(p))),
+                (None, Some(name)) => Some(CallerSource::Script(name.clone())),
+                (None, None) => None,
+            };
+            let audio = match source {
+                Some(source) => {
+                    resolve(&source, corpus, cache).map_err(|e| bad("audio", e.to_string()))?
+                }
                 None => default.audio.clone(),
             };
             let tail = match &spec.tail {
@@ -347,13 +261,20 @@ use dialtone_call::config::{parse_digits, parse_positive_duration, parse_timed_d
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use dialtone_audio::FrameSet;
+
     use super::*;
 
     fn default_profile() -> Profile {
         Profile {
             name: "default".into(),
             weight: 1,
-            audio: vec![Utterance::detect(Arc::new(FrameSet::silence(10)))],
+            audio: vec![dialtone_corpus::from_frames(
+                "silence".into(),
+                Arc::new(FrameSet::silence(10)),
+            )],
             tail: Duration::from_secs(2),
             dtmf: String::new(),
             stream_dtmf: Vec::new(),
@@ -375,8 +296,14 @@ mod tests {
             hangup_after = "1.5s"
             tail = "30s"
         "#;
-        let s =
-            parse_scenario(text, Path::new("."), &AudioCache::new(), &default_profile()).unwrap();
+        let s = parse_scenario(
+            text,
+            Path::new("."),
+            &AudioCache::new(),
+            &default_profile(),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             s.tunnels.entries()[0].to_string(),
             "https://bot.example.ts.net=http://127.0.0.1:8765"
@@ -397,6 +324,7 @@ mod tests {
             Path::new("."),
             &AudioCache::new(),
             &default_profile(),
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("\"x\""), "{err}");
@@ -405,7 +333,8 @@ mod tests {
                 "[[call]]\nname = \"x\"\nspeed = 3\n",
                 Path::new("."),
                 &AudioCache::new(),
-                &default_profile()
+                &default_profile(),
+                None,
             )
             .is_err()
         );
@@ -427,6 +356,7 @@ mod tests {
                 Path::new("."),
                 &AudioCache::new(),
                 &default_profile(),
+                None,
             )
             .unwrap_err()
             .to_string();
@@ -436,7 +366,8 @@ mod tests {
             );
         }
         let big = tempfile_with(&vec![b'#'; MAX_SCENARIO_BYTES as usize + 1]);
-        let err = load_scenario(big.path(), &AudioCache::new(), &default_profile()).unwrap_err();
+        let err =
+            load_scenario(big.path(), &AudioCache::new(), &default_profile(), None).unwrap_err();
         assert!(err.to_string().contains("1 MiB"), "{err}");
     }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use dialtone_audio::FrameSet;
 
-use dialtone_load::calls::{self, CallDefaults, CallRun};
+use dialtone_corpus::caller::{CallerSource, resolve};
+use dialtone_load::calls::{self, CallRun};
 use dialtone_load::collector::read_hlog;
-use dialtone_load::scenario::{Callers, Profile, Utterance, load_audio};
+use dialtone_load::scenario::{Callers, Profile};
 use dialtone_load::{Arrival, Extent, Metric, Shard, Workload};
 use tokio::sync::watch;
 
@@ -25,14 +26,14 @@ async fn start_bot() -> String {
     format!("http://{addr}/voice")
 }
 
-fn hello() -> Utterance {
+fn hello() -> dialtone_corpus::CallerAudio {
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../audio/hello.wav"
     ))
     .unwrap();
     let pcm = dialtone_audio::wav::load_8k_from_bytes(&bytes, "hello.wav").unwrap();
-    Utterance::detect(Arc::new(FrameSet::from_pcm(&pcm)))
+    dialtone_corpus::from_frames("test".into(), Arc::new(FrameSet::from_pcm(&pcm)))
 }
 
 fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
@@ -58,10 +59,11 @@ fn run_of(url: String, calls: u64, concurrency: usize) -> CallRun {
             }],
             numbers: vec!["+15005550100".into(), "+15005550101".into()],
         },
-        defaults: CallDefaults {
+        template: dialtone_call::CallConfig {
             max_duration: Duration::from_secs(60),
-            ..CallDefaults::new(url)
+            ..dialtone_call::CallConfig::new(url, Arc::new(dialtone_audio::FrameSet::silence(0)))
         },
+        net: Default::default(),
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: None,
@@ -106,7 +108,7 @@ async fn full_calls_against_the_reference_app_are_measured() {
 fn a_corpus_folder_gives_ground_truth_turns_and_a_wav_folder_detected_ones() {
     let cache = dialtone_audio::AudioCache::new();
     let corpus = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../audio"));
-    let utterances = load_audio(&cache, corpus).unwrap();
+    let utterances = resolve(&CallerSource::Path(corpus.into()), None, &cache).unwrap();
     assert!(utterances.len() > 1);
     assert!(
         utterances
@@ -116,7 +118,7 @@ fn a_corpus_folder_gives_ground_truth_turns_and_a_wav_folder_detected_ones() {
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(corpus.join("hello.wav"), dir.path().join("a.wav")).unwrap();
-    let wavs = load_audio(&cache, dir.path()).unwrap();
+    let wavs = resolve(&CallerSource::Path(dir.path().into()), None, &cache).unwrap();
     assert_eq!(wavs.len(), 1);
     assert!(!wavs[0].turns.is_empty() && wavs[0].turns[0].text.is_empty());
 }
@@ -205,7 +207,7 @@ async fn abandoned_webhooks_are_counted_and_every_call_is_recorded() {
     let url = start_bot().await;
     let (_stop_tx, stop) = watch::channel(false);
     let mut run = run_of(url, 3, 3);
-    run.defaults.faults = Some(Arc::new("webhook_timeout=1".parse().unwrap()));
+    run.template.faults = Some(Arc::new("webhook_timeout=1".parse().unwrap()));
     let f = calls::run(run, stop, |_| {}).await;
     let s = &f.summary;
     assert_eq!(s.calls.finished, 3);

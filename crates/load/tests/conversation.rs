@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_audio::AudioCache;
-use dialtone_call::TurnTruth;
 use dialtone_corpus::Corpus;
-use dialtone_load::calls::{self, CallDefaults, CallRun};
+use dialtone_load::calls::{self, CallRun};
 use dialtone_load::output::{OutputFormat, print_report};
-use dialtone_load::scenario::{Callers, Profile, Utterance};
+use dialtone_load::scenario::{Callers, Profile};
 use dialtone_load::{Arrival, Extent, Shard, Summary, Workload};
 use tokio::sync::watch;
 
@@ -47,23 +46,11 @@ async fn start_bot(misbehave: &str) -> (String, dialtone_events::Collector) {
     (format!("http://{addr}/voice"), collector)
 }
 
-fn barge_in_script() -> Utterance {
+fn barge_in_script() -> dialtone_corpus::CallerAudio {
     let corpus = Corpus::open(&Corpus::default_dir()).unwrap();
     let audio = corpus.load("barge_in", &AudioCache::new()).unwrap();
-    let turns: Vec<TurnTruth> = audio
-        .turns
-        .iter()
-        .map(|t| TurnTruth {
-            start: Duration::from_millis(t.start_ms.into()),
-            end: Duration::from_millis(t.end_ms.into()),
-            text: t.text.clone(),
-        })
-        .collect();
-    assert_eq!(turns.len() as u64, TURNS);
-    Utterance {
-        frames: Arc::clone(&audio.frames),
-        turns,
-    }
+    assert_eq!(audio.turns.len() as u64, TURNS);
+    audio
 }
 
 async fn run(misbehave: &str) -> Summary {
@@ -90,10 +77,11 @@ async fn run(misbehave: &str) -> Summary {
             }],
             numbers: vec!["+15005550100".into()],
         },
-        defaults: CallDefaults {
+        template: dialtone_call::CallConfig {
             max_duration: Duration::from_secs(60),
-            ..CallDefaults::new(url)
+            ..dialtone_call::CallConfig::new(url, Arc::new(dialtone_audio::FrameSet::silence(0)))
         },
+        net: Default::default(),
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: Some((events, Duration::from_millis(500))),

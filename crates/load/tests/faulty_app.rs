@@ -10,8 +10,8 @@ use std::time::Duration;
 use dialtone_audio::FrameSet;
 use dialtone_bot::{Behaviour, BotConfig, Misbehave};
 
-use dialtone_load::calls::{self, CallDefaults, CallRun};
-use dialtone_load::scenario::{Callers, Profile, Utterance};
+use dialtone_load::calls::{self, CallRun};
+use dialtone_load::scenario::{Callers, Profile};
 use dialtone_load::{Arrival, Extent, Shard, Workload};
 use dialtone_protocol::sid;
 use tokio::sync::watch;
@@ -28,11 +28,11 @@ const RSS_BOUND_KIB: u64 = 256 * 1024;
 /// 200 ms of silence, 600 ms of a loud 1 kHz square wave, 200 ms of silence: one short
 /// caller turn the bot's VAD closes at ~1.3 s, so its reply comes well inside the 2 s
 /// no-audio bound and after an `abrupt_close` stream has already been dropped (1 s).
-fn short_turn() -> Utterance {
+fn short_turn() -> dialtone_corpus::CallerAudio {
     let silence = std::iter::repeat_n(0i16, 1600);
     let tone = (0..4800).map(|i| if i % 8 < 4 { 6000i16 } else { -6000 });
     let pcm: Vec<i16> = silence.clone().chain(tone).chain(silence).collect();
-    Utterance::detect(Arc::new(FrameSet::from_pcm(&pcm)))
+    dialtone_corpus::from_frames("test".into(), Arc::new(FrameSet::from_pcm(&pcm)))
 }
 
 /// The outcome class dialtone must give each fault.
@@ -110,12 +110,16 @@ async fn a_faulty_app_costs_classified_failures_and_nothing_else() {
             }],
             numbers: vec!["+15005550100".into()],
         },
-        defaults: CallDefaults {
+        template: dialtone_call::CallConfig {
             max_duration: Duration::from_secs(30),
             webhook_timeout: Duration::from_secs(5),
             no_audio_timeout: Some(Duration::from_secs(2)),
-            ..CallDefaults::new(format!("http://{addr}/voice"))
+            ..dialtone_call::CallConfig::new(
+                format!("http://{addr}/voice"),
+                Arc::new(dialtone_audio::FrameSet::silence(0)),
+            )
         },
+        net: Default::default(),
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: None,

@@ -14,8 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::{any, post};
 use dialtone_audio::FrameSet;
 
-use dialtone_load::calls::{self, CallDefaults, CallRun};
-use dialtone_load::scenario::{Callers, Profile, Utterance};
+use dialtone_load::calls::{self, CallRun};
+use dialtone_load::scenario::{Callers, Profile};
 use dialtone_load::{Arrival, Extent, Shard, Workload};
 use tokio::sync::watch;
 
@@ -85,7 +85,10 @@ fn run_of(url: String, seed: u64) -> CallRun {
             profiles: vec![Profile {
                 name: "tone".into(),
                 weight: 1,
-                audio: vec![Utterance::detect(Arc::new(FrameSet::from_pcm(&tone)))],
+                audio: vec![dialtone_corpus::from_frames(
+                    "test".into(),
+                    Arc::new(FrameSet::from_pcm(&tone)),
+                )],
                 tail: Duration::from_millis(200),
                 dtmf: String::new(),
                 stream_dtmf: Vec::new(),
@@ -93,7 +96,7 @@ fn run_of(url: String, seed: u64) -> CallRun {
             }],
             numbers: vec!["+15005550100".into(), "+15005550101".into()],
         },
-        defaults: CallDefaults {
+        template: dialtone_call::CallConfig {
             max_duration: Duration::from_secs(30),
             no_audio_timeout: None,
             faults: Some(Arc::new(
@@ -102,8 +105,9 @@ fn run_of(url: String, seed: u64) -> CallRun {
                     .parse()
                     .unwrap(),
             )),
-            ..CallDefaults::new(url)
+            ..dialtone_call::CallConfig::new(url, Arc::new(dialtone_audio::FrameSet::silence(0)))
         },
+        net: Default::default(),
         lateness_bound: Duration::from_millis(50),
         drain: Duration::from_secs(5),
         milestones: None,

@@ -87,7 +87,7 @@ pub(crate) struct StreamCtx {
     /// Where `caller_audio` (and `turns`, `dtmf`) start when not at this stream's start:
     /// the call's answer ([`crate::config::CallerAudioStart::Answer`]).
     pub(crate) caller_epoch: Option<Instant>,
-    pub(crate) turns: Vec<crate::config::TurnTruth>,
+    pub(crate) turns: Vec<dialtone_corpus::Turn>,
     pub(crate) dtmf: Vec<(Duration, char)>,
     pub(crate) outbound: Arc<OutboundAudio>,
     pub(crate) record: bool,

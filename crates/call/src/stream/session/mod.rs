@@ -23,12 +23,12 @@ use dialtone_audio::frames::silence_b64;
 use dialtone_protocol::media::{self, StreamIds, Track, WsViolation};
 
 use super::{OutboundAudio, Tracks};
-use crate::config::TurnTruth;
 use crate::faults::{FaultCounts, FrameFate, StreamFaults};
 use crate::marks::MarkLog;
 use crate::playout::{MarkEcho, Playout};
 use crate::report::{EventKind, Failure, InvalidMessage};
 use crate::turns::TurnTracker;
+use dialtone_corpus::Turn;
 
 mod app;
 mod faults;
@@ -77,7 +77,7 @@ pub(crate) struct SessionConfig {
     /// anchored at the answer): stream frame k carries caller frame k + this.
     pub(crate) caller_offset: u64,
     /// The caller's speech turns (offsets into the caller's audio).
-    pub(crate) turns: Vec<TurnTruth>,
+    pub(crate) turns: Vec<Turn>,
     /// Digits keyed on the stream, from its start.
     pub(crate) dtmf: Vec<(Duration, char)>,
     /// What Twilio plays to the caller, for forks carrying the outbound track.
