@@ -459,9 +459,10 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
     let source = CallerSource::from_flags(opts.script.as_deref(), opts.audio.as_deref());
     let audio = resolve(&source, opts.corpus.as_deref(), &cache)
         .with_context(|| format!("cannot use {}", source.describe()))?;
-    let default_audio = audio
+    // The template's caller script is replaced per call: any of the audio serves here.
+    let any_frames = audio
         .first()
-        .cloned()
+        .map(|a| a.frames.clone())
         .with_context(|| format!("{} names no audio", source.describe()))?;
     let default = Profile {
         name: "default".into(),
@@ -506,8 +507,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         shard: opts.shard.unwrap_or_default(),
     };
     workload.validate()?;
-    let mut template = CallConfig::new(url, default_audio.frames.clone());
-    template.caller.turns = default_audio.turns.clone();
+    let mut template = CallConfig::new(url, any_frames);
     template.account_sid = opts.account_sid.clone();
     template.auth_token = opts.auth_token.clone();
     template.to = opts.to.clone();

@@ -39,6 +39,18 @@ fn dialtone(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// The run's stdout, after checking it exited 0 (both streams shown when it did not).
+fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn summary(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
 }
@@ -237,13 +249,7 @@ fn interrupt_stops_cleanly_and_writes_results() {
 #[test]
 fn demo_runs_full_calls_against_the_reference_app() {
     let out = dialtone(&["demo", "--calls", "3"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(
         stdout.contains("3 started, 3 finished: 3 ok, 0 failed"),
         "{stdout}"
@@ -256,21 +262,8 @@ fn demo_runs_full_calls_against_the_reference_app() {
 /// An unknown entry, or `--script` with `--audio`, is bad input.
 #[test]
 fn load_script_speaks_a_corpus_entry_with_its_turns() {
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../audio/manifest.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let entry = manifest["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "rapid")
-        .unwrap();
-    let turns = entry["turns"].as_array().unwrap().len() as u64;
+    let corpus = dialtone_corpus::Corpus::open(&dialtone_corpus::Corpus::default_dir()).unwrap();
+    let turns = corpus.get("rapid").unwrap().turns.len() as u64;
     assert!(turns > 1);
     let out = dialtone(&[
         "load",
@@ -284,13 +277,7 @@ fn load_script_speaks_a_corpus_entry_with_its_turns() {
         "0.5s",
         "--json",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     let s: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(s["conversation"]["turns"], 2 * turns, "{stdout}");
 

@@ -25,8 +25,9 @@ pub struct CallRun {
     /// Caller profiles and numbers.
     pub callers: Callers,
     /// Every call's config but for what is chosen per call (caller number and profile, call
-    /// SID, seed): the run's settings, filled once. Its caller script is the default profile's;
-    /// its `max_duration` the bound that a profile's `hangup_after` can only shorten.
+    /// SID, seed): the run's settings, filled once. Its caller script is replaced by each
+    /// call's profile; its `max_duration` is the bound a profile's `hangup_after` can only
+    /// shorten.
     pub template: CallConfig,
     /// Transport: TLS trust (`--cacert`, `--insecure`).
     pub net: dialtone_call::Net,
