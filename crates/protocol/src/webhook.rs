@@ -109,6 +109,37 @@ pub struct CallInfo {
     pub parent_call_sid: Option<String>,
 }
 
+/// The country dialtone reports for both parties (`FromCountry`, `CallerCountry`,
+/// `ToCountry`, `CalledCountry`). Twilio looks it up from the number; dialtone does no
+/// lookup, and its default numbers are +1 (`+1500555…`), so `"US"` is what apps have
+/// always received here.
+pub const DEFAULT_COUNTRY: &str = "US";
+
+impl CallInfo {
+    /// A first leg (no parent, no `CallToken`) with both countries [`DEFAULT_COUNTRY`]:
+    /// the one place a `CallInfo` is filled, so the country defaults live once. Set the
+    /// other fields with struct update syntax.
+    pub fn new(
+        account_sid: impl Into<String>,
+        call_sid: impl Into<String>,
+        from: impl Into<String>,
+        to: impl Into<String>,
+        direction: Direction,
+    ) -> Self {
+        Self {
+            account_sid: account_sid.into(),
+            call_sid: call_sid.into(),
+            from: from.into(),
+            to: to.into(),
+            direction,
+            call_token: None,
+            caller_country: DEFAULT_COUNTRY.into(),
+            called_country: DEFAULT_COUNTRY.into(),
+            parent_call_sid: None,
+        }
+    }
+}
+
 /// The standard parameter set Twilio sends on every voice request, sorted by name in
 /// byte order as current Twilio traffic is: `AccountSid`, `ApiVersion`, `CallSid`,
 /// `CallStatus`, `CallToken` (only when set), `Called`, `CalledCity`, `CalledCountry`,

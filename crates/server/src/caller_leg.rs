@@ -358,17 +358,13 @@ mod tests {
         // Before: read whole (a 100 MB body took serve from 26 to 218 MB).
         let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000000\r\n\r\n";
         let (base, sent) = hostile(head, b"<Response><Say>".to_vec(), 100_000_000).await;
-        let info = CallInfo {
-            account_sid: "AC1".into(),
-            call_sid: "CA1".into(),
-            from: "+15005550006".into(),
-            to: "+15005550001".into(),
-            direction: dialtone_protocol::webhook::Direction::OutboundApi,
-            call_token: None,
-            caller_country: "US".into(),
-            called_country: "US".into(),
-            parent_call_sid: None,
-        };
+        let info = CallInfo::new(
+            "AC1",
+            "CA1",
+            "+15005550006",
+            "+15005550001",
+            dialtone_protocol::webhook::Direction::OutboundApi,
+        );
         let err = fetch_twiml(
             &Net::system(),
             &Tunnels::default(),

@@ -41,6 +41,19 @@ pub(crate) struct CallPlan {
     pub(crate) time_limit: Duration,
 }
 
+impl CallPlan {
+    /// The webhook parameters' view of this REST-created (outbound API) leg.
+    fn caller_info(&self) -> CallInfo {
+        CallInfo::new(
+            self.account_sid.clone(),
+            self.sid.clone(),
+            self.from.clone(),
+            self.to.clone(),
+            Direction::OutboundApi,
+        )
+    }
+}
+
 /// Runs the call in its own task; `guard` lets shutdown wait for it (and its callbacks, whose
 /// senders hold clones of it: at shutdown no new guard can be had).
 pub(crate) fn spawn(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
@@ -60,17 +73,7 @@ async fn run(shared: Arc<Shared>, plan: CallPlan, guard: mpsc::Sender<()>) {
         () = wake.notified() => None,
     };
     shared.queued.fetch_sub(1, Ordering::Relaxed);
-    let info = CallInfo {
-        account_sid: plan.account_sid.clone(),
-        call_sid: plan.sid.clone(),
-        from: plan.from.clone(),
-        to: plan.to.clone(),
-        direction: Direction::OutboundApi,
-        call_token: None,
-        caller_country: "US".into(),
-        called_country: "US".into(),
-        parent_call_sid: None,
-    };
+    let info = plan.caller_info();
     let cb = Callbacks::new(shared.clone(), info, plan.callback.clone(), guard.clone());
     let leg = Arc::new(Leg {
         shared: shared.clone(),
@@ -232,17 +235,7 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
 /// leg's TwiML rendered as audio.
 async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mpsc::Sender<()>) {
     let shared = leg.shared.clone();
-    let caller_info = CallInfo {
-        account_sid: plan.account_sid.clone(),
-        call_sid: plan.sid.clone(),
-        from: plan.from.clone(),
-        to: plan.to.clone(),
-        direction: Direction::OutboundApi,
-        call_token: None,
-        caller_country: "US".into(),
-        called_country: "US".into(),
-        parent_call_sid: None,
-    };
+    let caller_info = plan.caller_info();
     let base = base_url(&shared, &plan);
     let token = shared
         .account(&plan.account_sid)

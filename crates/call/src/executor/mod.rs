@@ -291,17 +291,13 @@ impl<'e> PreparedCall<'e> {
         let call_sid = handle.call_sid.clone();
         let capture = cfg.capture.clone().map(|c| (c, call_sid.clone()));
         let timeline = Arc::new(Timeline::new(sink, capture, cfg.keep_timeline));
-        let info = CallInfo {
-            account_sid: cfg.account_sid.clone(),
-            call_sid: call_sid.clone(),
-            from: cfg.from.clone(),
-            to: cfg.to.clone(),
-            direction: cfg.direction,
-            call_token: None,
-            caller_country: "US".into(),
-            called_country: "US".into(),
-            parent_call_sid: None,
-        };
+        let info = CallInfo::new(
+            cfg.account_sid.clone(),
+            call_sid.clone(),
+            cfg.from.clone(),
+            cfg.to.clone(),
+            cfg.direction,
+        );
         let end_tx = handle.end.clone();
         let end = end_tx.subscribe();
         let redirect_tx = handle.redirect.clone();
