@@ -77,13 +77,7 @@ pub async fn fetch_audio(
     max: Duration,
 ) -> Result<PlayAudio, String> {
     let name = url.to_string();
-    let request = Request {
-        method: http::Method::GET,
-        url,
-        headers: vec![("User-Agent", "TwilioProxy/1.1".into())],
-        body: None,
-        timeout,
-    };
+    let request = Request::twilio_fetch(http::Method::GET, url, timeout);
     let resp = net
         .send(tunnels, request)
         .await

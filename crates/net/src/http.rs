@@ -27,7 +27,45 @@ pub struct Request {
     pub timeout: Duration,
 }
 
+/// The `User-Agent` of Twilio's HTTP requests (webhooks, callbacks, `<Play>` fetches).
+pub const USER_AGENT: &str = "TwilioProxy/1.1";
+
 impl Request {
+    /// A request with only Twilio's `User-Agent`, as Twilio fetches media (`<Play>`): not
+    /// signed, no body. Every other Twilio request starts from this one, so the header's
+    /// spelling and place live once.
+    pub fn twilio_fetch(method: http::Method, url: url::Url, timeout: Duration) -> Self {
+        Self {
+            method,
+            url,
+            headers: vec![("User-Agent", USER_AGENT.into())],
+            body: None,
+            timeout,
+        }
+    }
+
+    /// A signed request whose wire form is already known (as `dialtone replay` resends a
+    /// captured one): `url` as requested (a GET's parameters already in its query) and
+    /// `body` as sent (a POST's form, byte for byte). The signature is computed over `url`
+    /// as given and the parameters parsed from `body`.
+    pub fn twilio_signed(
+        method: http::Method,
+        url: &str,
+        body: Option<String>,
+        auth_token: &str,
+        timeout: Duration,
+    ) -> Result<Self, HttpError> {
+        use dialtone_protocol::signing;
+        let form: Vec<(String, String)> = body.as_deref().map_or_else(Vec::new, |b| {
+            url::form_urlencoded::parse(b.as_bytes())
+                .into_owned()
+                .collect()
+        });
+        let signature = signing::signature(auth_token, &signing::url_to_sign(url), &form);
+        let url = url::Url::parse(url).map_err(|e| HttpError::BadUrl(e.to_string()))?;
+        Ok(Self::with_signature(method, url, body, signature, timeout))
+    }
+
     /// A request as Twilio makes one: `params` form-encoded in a POST body (or appended to
     /// a GET's query), `X-Twilio-Signature` over the URL as requested, and Twilio's
     /// headers. The signature is in [`Request::signature`].
@@ -47,22 +85,32 @@ impl Request {
             let signed = signed_post(auth_token, url.as_str(), params);
             (url.clone(), Some(signed.body), signed.signature)
         };
-        Ok(Self {
-            method,
-            url,
-            headers: vec![
-                (dialtone_protocol::signing::HEADER, signature),
-                ("User-Agent", "TwilioProxy/1.1".into()),
-                ("Accept", "*/*".into()),
-                ("Cache-Control", "max-age=259200".into()),
-                (
-                    "I-Twilio-Idempotency-Token",
-                    dialtone_protocol::sid::random("").to_lowercase(),
-                ),
-            ],
-            body,
-            timeout,
-        })
+        let mut req = Self::with_signature(method, url, body, signature, timeout);
+        req.headers.extend([
+            ("Cache-Control", "max-age=259200".into()),
+            (
+                "I-Twilio-Idempotency-Token",
+                dialtone_protocol::sid::random("").to_lowercase(),
+            ),
+        ]);
+        Ok(req)
+    }
+
+    /// `signature` first, then Twilio's `User-Agent` and `Accept`: the headers every
+    /// signed Twilio request starts with, in the order Twilio sends them.
+    fn with_signature(
+        method: http::Method,
+        url: url::Url,
+        body: Option<String>,
+        signature: String,
+        timeout: Duration,
+    ) -> Self {
+        let mut req = Self::twilio_fetch(method, url, timeout);
+        req.headers
+            .insert(0, (dialtone_protocol::signing::HEADER, signature));
+        req.headers.push(("Accept", "*/*".into()));
+        req.body = body;
+        req
     }
 
     /// The `X-Twilio-Signature` this request carries, if any.

@@ -19,10 +19,12 @@ mod ws;
 
 use std::sync::Arc;
 
-pub use http::{HttpError, MAX_REDIRECTS, Request, Response};
+pub use http::{HttpError, MAX_REDIRECTS, Request, Response, USER_AGENT};
 pub use tls::TlsOptions;
 pub use tunnel::{Origin, Route, Scheme, Tunnel, Tunnels};
-pub use ws::{Conn, SocketOptions, Ws, WsError, violation, ws_config};
+pub use ws::{
+    Conn, SocketOptions, Ws, WsError, upgrade_headers, upgrade_signature, violation, ws_config,
+};
 
 /// A bad `--cacert` or TLS setting.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -93,6 +93,21 @@ pub enum WsError {
     Handshake(String),
 }
 
+/// The `X-Twilio-Signature` of a stream upgrade: over `url` as given, no parameters (Twilio
+/// signs the stream URL its TwiML wrote; an upgrade has no body).
+pub fn upgrade_signature(auth_token: &str, url: &str) -> String {
+    use dialtone_protocol::signing;
+    signing::signature(auth_token, &signing::url_to_sign(url), &[])
+}
+
+/// The headers a signed upgrade to `url` adds, for [`Net::connect_ws`].
+pub fn upgrade_headers(auth_token: &str, url: &str) -> [(&'static str, String); 1] {
+    [(
+        dialtone_protocol::signing::HEADER,
+        upgrade_signature(auth_token, url),
+    )]
+}
+
 impl Net {
     /// Opens a WebSocket to `url` (as the TwiML wrote it) through `tunnels`, with `headers`
     /// (the signature) added to the upgrade. Returns the socket and the route taken.

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dialtone_net::{Net, SocketOptions, Tunnels, WsError};
-use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -105,8 +104,7 @@ pub(crate) async fn replay(
         cause,
     };
     // Signed as Twilio signs the upgrade: the stream URL, no parameters.
-    let signature = signing::signature(opts.auth_token, &signing::url_to_sign(opts.url), &[]);
-    let headers = [(signing::HEADER, signature)];
+    let headers = dialtone_net::upgrade_headers(opts.auth_token, opts.url);
     // No Nagle (set by the connect): `--fast` waits on the app's answers, and a delayed
     // small write would add tens of milliseconds to every one of those round trips.
     let connect = opts

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use dialtone_net::{Net, Request, Tunnels};
-use dialtone_protocol::signing;
 use dialtone_twiml::{ConnectTarget, StartTarget, Verb};
 
 use crate::ReplayError;
@@ -53,7 +52,7 @@ pub(crate) async fn send(
     // The captured parameters, byte for byte: the POST body as it was, or for GET the
     // captured query string moved onto the new URL. The signature is recomputed because the
     // URL (and maybe the token) differ from the capture's.
-    let (wire_url, body, signature) = if get {
+    let (wire_url, body) = if get {
         let query = req.url.split_once('?').map_or("", |(_, q)| q);
         let query = query.split('#').next().unwrap_or("");
         let wire = if query.is_empty() {
@@ -63,34 +62,21 @@ pub(crate) async fn send(
         } else {
             format!("{base}?{query}")
         };
-        let sig = signing::signature(auth_token, &signing::url_to_sign(&wire), &[]);
-        (wire, None, sig)
+        (wire, None)
     } else {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(req.body.as_bytes())
-            .into_owned()
-            .collect();
-        let sig = signing::signature(auth_token, &signing::url_to_sign(&base), &form);
-        (base, Some(req.body.clone()), sig)
+        (base, Some(req.body.clone()))
     };
     let unreachable = |cause: String| ReplayError::WebhookUnreachable {
         url: wire_url.clone(),
         cause,
     };
-    let request = Request {
-        method: if get {
-            http::Method::GET
-        } else {
-            http::Method::POST
-        },
-        url: url::Url::parse(&wire_url).map_err(|e| unreachable(e.to_string()))?,
-        headers: vec![
-            (signing::HEADER, signature),
-            ("User-Agent", "TwilioProxy/1.1".into()),
-            ("Accept", "*/*".into()),
-        ],
-        body,
-        timeout: TIMEOUT,
+    let method = if get {
+        http::Method::GET
+    } else {
+        http::Method::POST
     };
+    let request = Request::twilio_signed(method, &wire_url, body, auth_token, TIMEOUT)
+        .map_err(|e| unreachable(e.to_string()))?;
     let response = net
         .send(tunnels, request)
         .await

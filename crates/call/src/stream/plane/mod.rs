@@ -106,12 +106,11 @@ impl Target {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         let path = parsed[url::Position::BeforePath..url::Position::AfterQuery].to_string();
-        let signed = dialtone_protocol::signing::url_to_sign(parsed.as_str());
         Ok(Target {
             addr,
             head,
             path,
-            signature: dialtone_protocol::signing::signature(auth_token, &signed, &[]),
+            signature: dialtone_net::upgrade_signature(auth_token, parsed.as_str()),
         })
     }
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use dialtone_net::{SocketOptions, WsError};
 use dialtone_protocol::media::WsViolation;
-use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -83,7 +82,6 @@ pub(super) async fn run(
 ) -> StreamOutcome {
     let stream_sid = spec.ids.stream_sid.clone();
     // The app validates the upgrade's signature over the URL as written in its TwiML.
-    let signature = signing::signature(&ctx.auth_token, &signing::url_to_sign(&spec.url), &[]);
     let via = url::Url::parse(&spec.url)
         .ok()
         .and_then(|u| ctx.tunnels.route(&u).via());
@@ -97,7 +95,7 @@ pub(super) async fn run(
         status_callback_method: spec.status_callback_method.as_str(),
     });
     let connect_started = Instant::now();
-    let headers = [(signing::HEADER, signature)];
+    let headers = dialtone_net::upgrade_headers(&ctx.auth_token, &spec.url);
     let handshake = ctx.net.connect_ws(
         &ctx.tunnels,
         &spec.url,
