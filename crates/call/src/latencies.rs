@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn few_and_many_values_give_the_same_histogram_and_summary() {
-        let make = || Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds");
+        let make = crate::report::new_lateness_histogram;
         for n in [0u64, 1, 128, 129, 5_000] {
             let mut s = Latencies::new(make);
             let mut h = make();

@@ -31,6 +31,7 @@ pub mod config;
 mod executor;
 pub mod faults;
 pub mod fetch;
+pub mod histogram;
 mod latencies;
 pub mod marks;
 pub mod outcome;

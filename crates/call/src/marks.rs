@@ -18,10 +18,11 @@ pub const MARK_SAMPLE_TAIL: usize = 50;
 /// A sampled mark's name is cut to this many characters (the echo itself is verbatim).
 const NAME_CHARS: usize = 200;
 
-/// The mark round-trip histogram every stream records into: 1 µs to 24 h, 2 significant
-/// digits (a few KB).
+/// The mark round-trip histogram every stream records into (and a call's webhook round
+/// trips): per-call precision, up to [`crate::histogram::ROUND_TRIP_MAX_US`].
 pub fn new_mark_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 24 * 3_600_000_000, 2).expect("static bounds")
+    use crate::histogram::{PER_CALL_DIGITS, ROUND_TRIP_MAX_US, new_us};
+    new_us(Some(ROUND_TRIP_MAX_US), PER_CALL_DIGITS)
 }
 
 /// Counts of a stream's marks and their round trips; the report's `marks` is only a sample.

@@ -554,9 +554,11 @@ pub struct StreamReport {
     pub mark_round_trip_us: crate::Latencies,
 }
 
-/// The lateness histogram every stream records into.
+/// The lateness histogram every stream records into (and `load`'s per-second sink): per-call
+/// precision, up to [`crate::histogram::LATENESS_MAX_US`].
 pub fn new_lateness_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).expect("static bounds")
+    use crate::histogram::{LATENESS_MAX_US, PER_CALL_DIGITS, new_us};
+    new_us(Some(LATENESS_MAX_US), PER_CALL_DIGITS)
 }
 
 /// Everything a finished call reports.

@@ -69,7 +69,8 @@ pub const MAX_US: u64 = 3_600_000_000;
 /// growing as larger values arrive (so an interval with small values stays small to clone and
 /// send); values past [`MAX_US`] are clamped.
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant digits is valid")
+    use dialtone_call::histogram::{PER_RUN_DIGITS, new_us};
+    new_us(None, PER_RUN_DIGITS)
 }
 
 /// One histogram per metric, allocated on first use. Workers own one each; the collector

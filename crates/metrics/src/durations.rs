@@ -15,7 +15,9 @@ const US_PER_MS: f64 = 1000.0;
 /// Largest value a histogram holds exactly: one hour. Longer ones saturate there (the
 /// exact maximum and average are kept on the side).
 const MAX_US: u64 = 3_600_000_000;
-/// Three significant figures: 0.1 % relative error on every percentile.
+/// Three significant figures: 0.1 % relative error on every percentile. The same choice as
+/// `dialtone_call::histogram::PER_RUN_DIGITS` (one table per run), restated because this
+/// crate sits beside the engine, not above it (the bot uses it and must not pull in the engine).
 const SIGFIG: u8 = 3;
 
 /// One event's summary, all figures in milliseconds.
