@@ -28,6 +28,7 @@
 
 pub mod capture;
 pub mod config;
+mod event_text;
 mod executor;
 pub mod faults;
 pub mod fetch;
@@ -50,6 +51,7 @@ pub use config::{
 };
 pub use dialtone_corpus::Turn;
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
+pub use event_text::EventText;
 pub use executor::{
     CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,
     SAY_MS_PER_WORD, StreamAudio,

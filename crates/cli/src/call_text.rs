@@ -1,129 +1,16 @@
 //! `dialtone call`'s words: one line per timeline event, and the summary after the call.
 
-use std::time::Duration;
+use dialtone_call::{CallEvent, CallReport};
 
-use dialtone_call::{CallEvent, CallReport, EventKind, url_via};
-
+/// One timeline line: the time, the step and the words (`dialtone_call::EventText`).
 pub(crate) fn format_event(e: &CallEvent) -> String {
-    let t = format!("{:>9.3}s", e.at.as_secs_f64());
-    let (step, what) = match &e.kind {
-        EventKind::WebhookSent {
-            purpose,
-            url,
-            method,
-            via,
-        } => (
-            "webhook",
-            format!("{method} {} ({purpose})", url_via(url, via.as_deref())),
-        ),
-        EventKind::WebhookAnswered {
-            status,
-            elapsed,
-            content_type,
-            bytes,
-        } => (
-            "webhook",
-            format!(
-                "HTTP {status} in {:.1} ms, {content_type:?}, {bytes} bytes",
-                ms(*elapsed)
-            ),
-        ),
-        EventKind::Twiml { verbs } => ("twiml", verbs.join(", ")),
-        EventKind::Verb { verb, line, detail } => {
-            ("verb", format!("<{verb}> line {line} {detail}"))
-        }
-        EventKind::StreamConnecting {
-            url,
-            via,
-            bidirectional,
-            ..
-        } => (
-            "stream",
-            format!(
-                "upgrading {} ({})",
-                url_via(url, via.as_deref()),
-                if *bidirectional {
-                    "bidirectional <Connect>"
-                } else {
-                    "unidirectional <Start>"
-                }
-            ),
-        ),
-        EventKind::StreamConnected {
-            stream_sid,
-            elapsed,
-        } => (
-            "stream",
-            format!(
-                "101 Switching Protocols in {:.1} ms, {stream_sid}",
-                ms(*elapsed)
-            ),
-        ),
-        EventKind::StartSent { tracks, .. } => (
-            "stream",
-            format!(
-                "connected + start sent (tracks {}); media every 20 ms",
-                tracks.join("+")
-            ),
-        ),
-        EventKind::FirstAudioBack { after_start, .. } => (
-            "audio",
-            format!("first app audio {:.1} ms after start", ms(*after_start)),
-        ),
-        EventKind::MarkEchoed {
-            name,
-            round_trip,
-            cleared,
-            ..
-        } => (
-            "mark",
-            format!(
-                "echoed {name:?} after {:.1} ms{}",
-                ms(*round_trip),
-                if *cleared { " (cleared)" } else { "" }
-            ),
-        ),
-        EventKind::Clear {
-            dropped_ms,
-            marks_echoed,
-            ..
-        } => (
-            "clear",
-            format!("dropped {dropped_ms} ms of queued audio, echoed {marks_echoed} marks"),
-        ),
-        EventKind::Dtmf { digits } => ("dtmf", digits.clone()),
-        EventKind::InvalidMessage { reason, raw, .. } => (
-            "warning",
-            format!("31951 ignored app message: {reason}: {raw}"),
-        ),
-        EventKind::StopSent { .. } => ("stream", "stop sent, closing".to_string()),
-        EventKind::StreamClosed {
-            by,
-            code,
-            frames_sent,
-            ..
-        } => (
-            "stream",
-            format!(
-                "closed by {by}{} after {frames_sent} frames",
-                code.map(|c| format!(" (code {c})")).unwrap_or_default()
-            ),
-        ),
-        EventKind::Fault { what } => ("fault", what.clone()),
-        EventKind::Redirected { url, twiml } => (
-            "update",
-            match (url, twiml) {
-                (Some(u), _) => format!("redirected through the REST API: new TwiML from {u}"),
-                (None, t) => format!(
-                    "redirected through the REST API: new TwiML {}",
-                    t.as_deref().unwrap_or_default()
-                ),
-            },
-        ),
-        EventKind::Warning { code, message } => ("warning", format!("{code} {message}")),
-        EventKind::Ended { status, reason } => ("call", format!("{status}: {reason}")),
-    };
-    format!("{t}  {step:<8} {what}")
+    let text = e.kind.text();
+    format!(
+        "{:>9.3}s  {:<8} {}",
+        e.at.as_secs_f64(),
+        text.step,
+        text.words
+    )
 }
 
 pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
@@ -318,10 +205,6 @@ fn print_turn(t: &dialtone_call::turns::TurnReport) {
     if let Some(wer) = t.wer {
         println!("      transcript WER {:.1}%", wer * 100.0);
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// What the injected faults did, in words: only the kinds that happened.

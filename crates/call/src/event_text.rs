@@ -1,0 +1,174 @@
+//! A timeline event in words, once: `dialtone call` prints it after the time and the step,
+//! and `serve` logs it with its level on the call's timeline.
+
+use std::time::Duration;
+
+use crate::report::{EventKind, url_via};
+
+/// An event as a reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventText {
+    /// The step it belongs to (`webhook`, `twiml`, `verb`, `stream`, `audio`, `mark`,
+    /// `clear`, `dtmf`, `warning`, `fault`, `update`, `call`): `dialtone call`'s column.
+    pub step: &'static str,
+    /// How it went: `ok`, `info`, `warn` or `fail` (`serve`'s timeline level).
+    pub level: &'static str,
+    /// What happened, in words.
+    pub words: String,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl EventKind {
+    /// This event's step, level and words.
+    pub fn text(&self) -> EventText {
+        let (step, level, words) = match self {
+            EventKind::WebhookSent {
+                purpose,
+                url,
+                method,
+                via,
+            } => (
+                "webhook",
+                "info",
+                format!("{method} {} ({purpose})", url_via(url, via.as_deref())),
+            ),
+            EventKind::WebhookAnswered {
+                status,
+                elapsed,
+                content_type,
+                bytes,
+            } => (
+                "webhook",
+                if (200..300).contains(status) {
+                    "ok"
+                } else {
+                    "fail"
+                },
+                format!(
+                    "HTTP {status} in {:.1} ms, {content_type:?}, {bytes} bytes",
+                    ms(*elapsed)
+                ),
+            ),
+            EventKind::Twiml { verbs } => ("twiml", "info", verbs.join(", ")),
+            EventKind::Verb { verb, line, detail } => {
+                ("verb", "info", format!("<{verb}> line {line} {detail}"))
+            }
+            EventKind::StreamConnecting {
+                url,
+                via,
+                bidirectional,
+                ..
+            } => (
+                "stream",
+                "info",
+                format!(
+                    "upgrading {} ({})",
+                    url_via(url, via.as_deref()),
+                    if *bidirectional {
+                        "bidirectional <Connect>"
+                    } else {
+                        "unidirectional <Start>"
+                    }
+                ),
+            ),
+            EventKind::StreamConnected {
+                stream_sid,
+                elapsed,
+            } => (
+                "stream",
+                "ok",
+                format!(
+                    "101 Switching Protocols in {:.1} ms, {stream_sid}",
+                    ms(*elapsed)
+                ),
+            ),
+            EventKind::StartSent { tracks, .. } => (
+                "stream",
+                "info",
+                format!(
+                    "connected + start sent (tracks {}); media every 20 ms",
+                    tracks.join("+")
+                ),
+            ),
+            EventKind::FirstAudioBack { after_start, .. } => (
+                "audio",
+                "ok",
+                format!("first app audio {:.1} ms after start", ms(*after_start)),
+            ),
+            EventKind::MarkEchoed {
+                name,
+                round_trip,
+                cleared,
+                ..
+            } => (
+                "mark",
+                "info",
+                format!(
+                    "echoed {name:?} after {:.1} ms{}",
+                    ms(*round_trip),
+                    if *cleared { " (cleared)" } else { "" }
+                ),
+            ),
+            EventKind::Clear {
+                dropped_ms,
+                marks_echoed,
+                ..
+            } => (
+                "clear",
+                "info",
+                format!("dropped {dropped_ms} ms of queued audio, echoed {marks_echoed} marks"),
+            ),
+            EventKind::Dtmf { digits } => ("dtmf", "info", digits.clone()),
+            EventKind::InvalidMessage { reason, raw, .. } => (
+                "warning",
+                "warn",
+                format!("31951 ignored app message: {reason}: {raw}"),
+            ),
+            EventKind::StopSent { .. } => ("stream", "info", "stop sent, closing".to_string()),
+            EventKind::StreamClosed {
+                by,
+                code,
+                frames_sent,
+                ..
+            } => (
+                "stream",
+                // The stream broke rather than ended.
+                if *by == "dropped" || *by == "stalled" {
+                    "fail"
+                } else {
+                    "info"
+                },
+                format!(
+                    "closed by {by}{} after {frames_sent} frames",
+                    code.map(|c| format!(" (code {c})")).unwrap_or_default()
+                ),
+            ),
+            EventKind::Fault { what } => ("fault", "warn", what.clone()),
+            EventKind::Redirected { url, twiml } => (
+                "update",
+                "info",
+                match (url, twiml) {
+                    (Some(u), _) => {
+                        format!("redirected through the REST API: new TwiML from {u}")
+                    }
+                    (None, t) => format!(
+                        "redirected through the REST API: new TwiML {}",
+                        t.as_deref().unwrap_or_default()
+                    ),
+                },
+            ),
+            EventKind::Warning { code, message } => {
+                ("warning", "warn", format!("{code} {message}"))
+            }
+            EventKind::Ended { status, reason } => (
+                "call",
+                if *status == "completed" { "ok" } else { "fail" },
+                format!("{status}: {reason}"),
+            ),
+        };
+        EventText { step, level, words }
+    }
+}
