@@ -118,23 +118,45 @@ fn base_url(shared: &Shared, plan: &CallPlan) -> String {
         .unwrap_or_else(|| format!("{}/", shared.public_url))
 }
 
-fn engine_config(
-    shared: &Shared,
-    account_sid: &str,
+/// What differs between the engine calls a plan can make: the created leg running its own
+/// TwiML against the far end, or a hosted number's app hearing the caller leg.
+struct LegTarget {
+    /// The account whose auth token signs the leg's requests.
+    account_sid: String,
     url: String,
+    method: HttpMethod,
+    twiml: Option<String>,
+    fallback_url: Option<String>,
+    direction: Direction,
+    call_sid: String,
+    /// What the app hears from the other party.
     audio: Arc<dialtone_audio::FrameSet>,
-) -> CallConfig {
-    let mut cfg = CallConfig::new(url, audio);
-    cfg.account_sid = account_sid.to_string();
-    cfg.auth_token = shared.account(account_sid).map_or_else(
+}
+
+/// A leg's engine config, filled once: the server's settings, the leg's target, and the
+/// plan's parties, digits and time limit. Callers adjust only what is theirs alone.
+fn leg_config(shared: &Shared, plan: &CallPlan, target: LegTarget) -> CallConfig {
+    let mut cfg = CallConfig::new(target.url, target.audio);
+    cfg.auth_token = shared.account(&target.account_sid).map_or_else(
         || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
         |a| a.auth_token.clone(),
     );
+    cfg.account_sid = target.account_sid;
     cfg.caller.tail = shared.config.caller_tail;
     // Twilio never fails a call because an app is quiet.
     cfg.no_audio_timeout = None;
     cfg.record = true;
     cfg.tunnels = shared.tunnels.clone();
+    cfg.method = target.method;
+    cfg.twiml = target.twiml;
+    cfg.fallback_url = target.fallback_url;
+    cfg.from = plan.from.clone();
+    cfg.to = plan.to.clone();
+    cfg.direction = target.direction;
+    cfg.call_sid = Some(target.call_sid);
+    cfg.caller.gather_digits = plan.send_digits.clone();
+    cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
+    cfg.max_duration = plan.time_limit.min(shared.config.max_call);
     cfg
 }
 
@@ -191,22 +213,17 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
         None => {}
     }
     let base = url.clone().unwrap_or_else(|| base_url(&shared, &plan));
-    let mut cfg = engine_config(
-        &shared,
-        &plan.account_sid,
-        base,
-        shared.config.far_end_audio.clone(),
-    );
-    cfg.method = plan.method;
-    cfg.twiml = twiml.clone();
-    cfg.fallback_url = plan.fallback_url.clone();
-    cfg.from = plan.from.clone();
-    cfg.to = plan.to.clone();
-    cfg.direction = Direction::OutboundApi;
-    cfg.call_sid = Some(plan.sid.clone());
-    cfg.caller.gather_digits = plan.send_digits.clone();
-    cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
-    cfg.max_duration = plan.time_limit.min(shared.config.max_call);
+    let target = LegTarget {
+        account_sid: plan.account_sid.clone(),
+        url: base,
+        method: plan.method,
+        twiml: twiml.clone(),
+        fallback_url: plan.fallback_url.clone(),
+        direction: Direction::OutboundApi,
+        call_sid: plan.sid.clone(),
+        audio: shared.config.far_end_audio.clone(),
+    };
+    let cfg = leg_config(&shared, &plan, target);
     let observer = Observer::new(shared.clone(), plan.sid.clone(), leg.cb.clone(), None);
     if let Some(doc) = twiml.as_deref().and_then(|t| dialtone_twiml::parse(t).ok()) {
         observer.learn_streams(&doc);
@@ -236,7 +253,45 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
 async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mpsc::Sender<()>) {
     let shared = leg.shared.clone();
     let caller_info = plan.caller_info();
-    let base = base_url(&shared, &plan);
+    let doc = match caller_leg_twiml(&leg, &plan, &caller_info).await {
+        Ok(d) => d,
+        Err(e) => {
+            let why = format!("the caller leg's TwiML failed: {e}");
+            leg.finish(CallStatus::Failed, why.clone(), vec![why], Vec::new(), None);
+            return;
+        }
+    };
+    let audio = caller_leg_audio(&leg, &plan, &doc).await;
+    let (app_sid, voice_url) = ring_app(&shared, &leg, &plan, &number);
+    let app_info = CallInfo {
+        account_sid: number.account_sid.clone(),
+        call_sid: app_sid.clone(),
+        direction: Direction::Inbound,
+        ..caller_info
+    };
+    let app_target = number.status_callback.clone().map(|url| CallbackTarget {
+        url,
+        method: number.status_callback_method,
+        events: vec!["completed".into()],
+    });
+    let app_leg = Arc::new(Leg {
+        shared: shared.clone(),
+        sid: app_sid.clone(),
+        cb: Arc::new(Callbacks::new(shared.clone(), app_info, app_target, guard)),
+    });
+    let cfg = app_config(&shared, &plan, &number, app_sid, voice_url, audio);
+    run_two_legs(&shared, leg, app_leg, &plan, cfg).await;
+}
+
+/// The caller leg's TwiML: a pending redirect's, else the plan's inline TwiML, else the
+/// document its `Url` answers with (requested as Twilio would, signed with the account's
+/// token). `Err` says why there is none.
+async fn caller_leg_twiml(
+    leg: &Leg,
+    plan: &CallPlan,
+    caller_info: &CallInfo,
+) -> Result<dialtone_twiml::Document, String> {
+    let shared = &leg.shared;
     let token = shared
         .account(&plan.account_sid)
         .map_or_else(String::new, |a| a.auth_token.clone());
@@ -245,7 +300,7 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mp
         Some(Redirect::Twiml(t)) => (None, Some(t)),
         None => (plan.url.clone(), plan.twiml.clone()),
     };
-    let doc = match (&twiml, &url) {
+    match (&twiml, &url) {
         (Some(t), _) => dialtone_twiml::parse(t).map_err(|e| format!("(inline TwiML): {e}")),
         (None, Some(u)) => {
             leg.log(
@@ -261,24 +316,26 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mp
                 &token,
                 u,
                 plan.method,
-                &caller_info,
+                caller_info,
             )
             .await
         }
         (None, None) => Err("no Url or Twiml".to_string()),
-    };
-    let doc = match doc {
-        Ok(d) => d,
-        Err(e) => {
-            let why = format!("the caller leg's TwiML failed: {e}");
-            leg.finish(CallStatus::Failed, why.clone(), vec![why], Vec::new(), None);
-            return;
-        }
-    };
+    }
+}
+
+/// The caller leg's TwiML rendered as the audio the app hears, with what the rendering
+/// noted and how long it is logged on the call.
+async fn caller_leg_audio(
+    leg: &Leg,
+    plan: &CallPlan,
+    doc: &dialtone_twiml::Document,
+) -> caller_leg::CallerAudio {
+    let shared = &leg.shared;
     let names: Vec<&str> = doc.verbs.iter().map(|n| n.verb.name()).collect();
     leg.log("info", format!("caller leg TwiML: {}", names.join(", ")));
-    let audio =
-        caller_leg::render(&shared.net, &shared.tunnels, &doc, &base, plan.time_limit).await;
+    let base = base_url(shared, plan);
+    let audio = caller_leg::render(&shared.net, &shared.tunnels, doc, &base, plan.time_limit).await;
     for note in &audio.notes {
         leg.log("warn", note.clone());
     }
@@ -287,7 +344,17 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mp
         "info",
         format!("caller leg audio: {:.1} s", audio_len.as_secs_f64()),
     );
+    audio
+}
 
+/// Creates the hosted number's inbound call (ringing, linked to the created leg both
+/// ways) and returns its SID and the app's voice URL.
+fn ring_app(
+    shared: &Shared,
+    leg: &Leg,
+    plan: &CallPlan,
+    number: &NumberRecord,
+) -> (String, String) {
     let app_sid = sid::random("CA");
     let voice_url = number.voice_url.clone().unwrap_or_default();
     let now = SystemTime::now();
@@ -326,54 +393,59 @@ async fn two_legs(leg: Arc<Leg>, plan: CallPlan, number: NumberRecord, guard: mp
             plan.to
         ),
     );
+    (app_sid, voice_url)
+}
 
-    let app_info = CallInfo {
+/// The app leg's engine config: the number's app hears the caller leg's audio, and the
+/// digits the caller leg keys join the plan's `SendDigits`.
+fn app_config(
+    shared: &Shared,
+    plan: &CallPlan,
+    number: &NumberRecord,
+    app_sid: String,
+    voice_url: String,
+    audio: caller_leg::CallerAudio,
+) -> CallConfig {
+    let keyed: String = audio.dtmf.iter().map(|(_, c)| c).collect();
+    let target = LegTarget {
         account_sid: number.account_sid.clone(),
-        call_sid: app_sid.clone(),
+        url: voice_url,
+        method: number.voice_method,
+        twiml: None,
+        fallback_url: number.voice_fallback_url.clone(),
         direction: Direction::Inbound,
-        ..caller_info
+        call_sid: app_sid,
+        audio: Arc::new(audio.frames),
     };
-    let app_target = number.status_callback.clone().map(|url| CallbackTarget {
-        url,
-        method: number.status_callback_method,
-        events: vec!["completed".into()],
-    });
-    let app_leg = Arc::new(Leg {
-        shared: shared.clone(),
-        sid: app_sid.clone(),
-        cb: Arc::new(Callbacks::new(shared.clone(), app_info, app_target, guard)),
-    });
-    let mut cfg = engine_config(
-        &shared,
-        &number.account_sid,
-        voice_url,
-        Arc::new(audio.frames),
-    );
-    cfg.method = number.voice_method;
-    cfg.fallback_url = number.voice_fallback_url.clone();
+    let mut cfg = leg_config(shared, plan, target);
     // The number's own mappings first, then the global table and the other numbers'.
     cfg.tunnels = Arc::new(number.tunnels.then(&shared.tunnels));
-    cfg.from = plan.from.clone();
-    cfg.to = plan.to.clone();
-    cfg.direction = Direction::Inbound;
-    cfg.call_sid = Some(app_sid.clone());
     // The caller leg talks from the answer, as on Twilio: a stream the app opens after its
     // greeting joins the caller's audio where it is by then. The caller leg hangs up where
     // its TwiML ends (stream or not); a short grace lets the app's last reply out.
     cfg.caller.start = CallerAudioStart::Answer;
     cfg.caller.tail = Duration::from_millis(500);
-    let keyed: String = audio.dtmf.iter().map(|(_, c)| c).collect();
-    cfg.caller.gather_digits = format!("{}{keyed}", plan.send_digits);
-    cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
+    cfg.caller.gather_digits.push_str(&keyed);
     cfg.caller.stream_dtmf.extend(audio.dtmf.iter().copied());
     cfg.caller.stream_dtmf.sort_by_key(|(t, _)| *t);
-    cfg.max_duration = plan.time_limit.min(shared.config.max_call);
+    cfg
+}
 
+/// Runs the app's leg in the engine with the created leg attached to it (both answer
+/// together), then ends both: the created leg with the clips seen from its side.
+async fn run_two_legs(
+    shared: &Arc<Shared>,
+    leg: Arc<Leg>,
+    app_leg: Arc<Leg>,
+    plan: &CallPlan,
+    cfg: CallConfig,
+) {
+    let app_sid = app_leg.sid.clone();
     let engine = shared.engine.clone();
     let prepared = engine.prepare(cfg);
     let handle = prepared.handle();
-    attach(&shared, &app_sid, handle.clone(), true);
-    attach(&shared, &plan.sid, handle, false);
+    attach(shared, &app_sid, handle.clone(), true);
+    attach(shared, &plan.sid, handle, false);
     let on_answer = {
         let (leg, app_leg) = (leg.clone(), app_leg.clone());
         Box::new(move || {
