@@ -24,121 +24,16 @@ pub(crate) fn build(
     url_source: &'static str,
     run: Result<Run, u16>,
 ) -> Report {
-    let mut divergences = Vec::new();
-    let mut notes = Vec::new();
-
     // Step 1: the webhook.
-    let captured_status = cap.response.as_ref().map(|r| r.status);
-    if captured_status != Some(answer.status) {
-        divergences.push(Divergence {
-            kind: "webhook_status",
-            app_message: None,
-            after_ws_out: None,
-            captured: captured_status.map(|s| s.to_string()),
-            replayed: Some(answer.status.to_string()),
-            description: format!(
-                "the webhook answered HTTP {} (capture: {})",
-                answer.status,
-                captured_status.map_or("no answer".to_string(), |s| s.to_string())
-            ),
-        });
-    }
-    let captured_twiml = cap
-        .response
-        .as_ref()
-        .map(|r| normalize_authority(&r.body, &cap.request.url, webhook_url));
-    let twiml_matches = captured_twiml.as_deref() == Some(answer.body.as_str());
-    if !twiml_matches {
-        divergences.push(Divergence {
-            kind: "twiml",
-            app_message: None,
-            after_ws_out: None,
-            captured: captured_twiml.as_deref().map(show),
-            replayed: Some(show(&answer.body)),
-            description: "the webhook's TwiML differs from the capture's".into(),
-        });
-    }
-    if let Some(r) = &cap.response
-        && captured_twiml.as_deref() != Some(r.body.as_str())
-    {
-        notes.push(format!(
-            "the captured TwiML was compared with {} in place of the capture's host:port",
-            authority(webhook_url)
-        ));
-    }
-    if url_source == "capture" {
-        notes.push(
-            "the new TwiML has no <Stream>; connected to the captured stream URL".to_string(),
-        );
-    }
-    if cap.calls_in_file > 1 {
-        notes.push(format!(
-            "the file holds {} calls; this is {} (pick another with --call-sid)",
-            cap.calls_in_file, cap.call_sid
-        ));
-    }
-    if cap.other_streams > 0 {
-        notes.push(format!(
-            "the call had {} more stream(s); only the first is replayed",
-            cap.other_streams
-        ));
-    }
-
-    let captured_side = cs.close.as_ref().map(|c| {
-        let text = match c.by.as_str() {
-            "app" => format!(
-                "the app closed the socket ({}) after {}",
-                code_words(c.code),
-                out_words(cs, c.after_out)
-            ),
-            "dropped" => format!(
-                "the app dropped the socket (no close frame) after {}",
-                out_words(cs, c.after_out)
-            ),
-            "stalled" => format!(
-                "the app stopped reading (a write blocked {} s) at {}",
-                WRITE_STALL.as_secs(),
-                out_words(cs, c.after_out)
-            ),
-            _ if c.code.is_none() => format!(
-                "the app kept the socket open; dialtone dropped the connection (no close \
-                 frame) after {}",
-                out_words(cs, c.after_out)
-            ),
-            _ => format!(
-                "the app kept the socket open; dialtone closed it ({}) after {}",
-                code_words(c.code),
-                out_words(cs, c.after_out)
-            ),
-        };
-        Side {
-            by: c.by.clone(),
-            code: c.code,
-            after_ws_out: c.after_out,
-            text,
-        }
-    });
+    let mut divergences = webhook_divergences(cap, answer, webhook_url);
+    let mut notes = capture_notes(cap, webhook_url, url_source);
+    let captured_side = captured_side(cs);
 
     let run = match run {
         Ok(run) => run,
         Err(status) => {
-            divergences.push(Divergence {
-                kind: "upgrade",
-                app_message: None,
-                after_ws_out: Some(0),
-                captured: Some("101".into()),
-                replayed: Some(status.to_string()),
-                description: format!(
-                    "the app refused the stream's WebSocket upgrade with HTTP {status} \
-                     (capture: connected)"
-                ),
-            });
-            let replayed = Side {
-                by: "refused".into(),
-                code: None,
-                after_ws_out: 0,
-                text: format!("the app refused the upgrade (HTTP {status})"),
-            };
+            let (divergence, replayed) = refused(status);
+            divergences.push(divergence);
             return finish(
                 opts,
                 path,
@@ -171,57 +66,10 @@ pub(crate) fn build(
     };
     notes.extend(timing_note);
     let replayed = replayed_side(cs, &run, opts);
-    let close_matches = match (&cs.close, run.end) {
-        (None, End::DialtoneClosed(_)) => true,
-        (None, _) => false,
-        (Some(c), end) => {
-            let at = c.after_out == run.end_after_out;
-            match (c.by.as_str(), end) {
-                ("dialtone", End::DialtoneClosed(code)) => c.code == code,
-                ("app", End::AppClosed(code)) => at && c.code == code,
-                ("dropped", End::Dropped) | ("stalled", End::Stalled) => at,
-                _ => false,
-            }
-        }
-    };
-    let close_div = (!close_matches).then(|| {
-        let captured = captured_side
-            .as_ref()
-            .map_or("no ws_close (incomplete capture)".to_string(), |c| {
-                c.text.clone()
-            });
-        (
-            run.end_after_out
-                .min(cs.close.as_ref().map_or(usize::MAX, |c| c.after_out)),
-            Divergence {
-                kind: "close",
-                app_message: None,
-                after_ws_out: Some(run.end_after_out),
-                captured: None,
-                replayed: None,
-                description: format!("{} (capture: {captured})", replayed.text),
-            },
-        )
-    });
-    // The stream's divergences in the order they happened: a missing or extra message caused
-    // by an earlier close is reported after that close.
-    let mut stream_divs: Vec<(usize, u8, Divergence)> = Vec::new();
-    if let Some((at, d)) = message_div {
-        let tie = if d.captured.is_some() && d.replayed.is_some() {
-            0
-        } else {
-            2
-        };
-        stream_divs.push((at, tie, d));
-    }
-    if let Some((at, d)) = close_div {
-        stream_divs.push((at, 1, d));
-    }
-    if let Some((at, d)) = timing_div {
-        stream_divs.push((at, 0, d));
-    }
-    stream_divs.sort_by_key(|(at, tie, _)| (*at, *tie));
-    divergences.extend(stream_divs.into_iter().map(|(_, _, d)| d));
+    let close_matches = close_matches(cs, &run);
+    let close_div =
+        (!close_matches).then(|| close_divergence(cs, &run, captured_side.as_ref(), &replayed));
+    divergences.extend(stream_divergences(message_div, close_div, timing_div));
 
     if run.received_not_kept > 0 {
         notes.push(format!(
@@ -253,6 +101,217 @@ pub(crate) fn build(
         notes,
         timing,
     )
+}
+
+/// The webhook's answer against the capture's: its HTTP status, then its TwiML (with the
+/// capture's host:port read as the replay's).
+fn webhook_divergences(
+    cap: &CapturedCall,
+    answer: &Answer,
+    webhook_url: &url::Url,
+) -> Vec<Divergence> {
+    let mut divergences = Vec::new();
+    let captured_status = cap.response.as_ref().map(|r| r.status);
+    if captured_status != Some(answer.status) {
+        divergences.push(Divergence {
+            kind: "webhook_status",
+            app_message: None,
+            after_ws_out: None,
+            captured: captured_status.map(|s| s.to_string()),
+            replayed: Some(answer.status.to_string()),
+            description: format!(
+                "the webhook answered HTTP {} (capture: {})",
+                answer.status,
+                captured_status.map_or("no answer".to_string(), |s| s.to_string())
+            ),
+        });
+    }
+    let captured_twiml = captured_twiml(cap, webhook_url);
+    if captured_twiml.as_deref() != Some(answer.body.as_str()) {
+        divergences.push(Divergence {
+            kind: "twiml",
+            app_message: None,
+            after_ws_out: None,
+            captured: captured_twiml.as_deref().map(show),
+            replayed: Some(show(&answer.body)),
+            description: "the webhook's TwiML differs from the capture's".into(),
+        });
+    }
+    divergences
+}
+
+/// The captured TwiML as the replay's webhook would write it: the capture's host:port
+/// replaced by the replay's.
+fn captured_twiml(cap: &CapturedCall, webhook_url: &url::Url) -> Option<String> {
+    cap.response
+        .as_ref()
+        .map(|r| normalize_authority(&r.body, &cap.request.url, webhook_url))
+}
+
+/// What the reader should know about how the capture was replayed: a rewritten host:port,
+/// a stream URL taken from the capture, and the calls and streams left out.
+fn capture_notes(
+    cap: &CapturedCall,
+    webhook_url: &url::Url,
+    url_source: &'static str,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(r) = &cap.response
+        && captured_twiml(cap, webhook_url).as_deref() != Some(r.body.as_str())
+    {
+        notes.push(format!(
+            "the captured TwiML was compared with {} in place of the capture's host:port",
+            authority(webhook_url)
+        ));
+    }
+    if url_source == "capture" {
+        notes.push(
+            "the new TwiML has no <Stream>; connected to the captured stream URL".to_string(),
+        );
+    }
+    if cap.calls_in_file > 1 {
+        notes.push(format!(
+            "the file holds {} calls; this is {} (pick another with --call-sid)",
+            cap.calls_in_file, cap.call_sid
+        ));
+    }
+    if cap.other_streams > 0 {
+        notes.push(format!(
+            "the call had {} more stream(s); only the first is replayed",
+            cap.other_streams
+        ));
+    }
+    notes
+}
+
+/// How the captured stream ended, in words; `None` for a capture without its `ws_close`.
+fn captured_side(cs: &CapturedStream) -> Option<Side> {
+    cs.close.as_ref().map(|c| {
+        let text = match c.by.as_str() {
+            "app" => format!(
+                "the app closed the socket ({}) after {}",
+                code_words(c.code),
+                out_words(cs, c.after_out)
+            ),
+            "dropped" => format!(
+                "the app dropped the socket (no close frame) after {}",
+                out_words(cs, c.after_out)
+            ),
+            "stalled" => format!(
+                "the app stopped reading (a write blocked {} s) at {}",
+                WRITE_STALL.as_secs(),
+                out_words(cs, c.after_out)
+            ),
+            _ if c.code.is_none() => format!(
+                "the app kept the socket open; dialtone dropped the connection (no close \
+                 frame) after {}",
+                out_words(cs, c.after_out)
+            ),
+            _ => format!(
+                "the app kept the socket open; dialtone closed it ({}) after {}",
+                code_words(c.code),
+                out_words(cs, c.after_out)
+            ),
+        };
+        Side {
+            by: c.by.clone(),
+            code: c.code,
+            after_ws_out: c.after_out,
+            text,
+        }
+    })
+}
+
+/// The divergence and the replayed end when the app refused the stream's upgrade with
+/// HTTP `status`.
+fn refused(status: u16) -> (Divergence, Side) {
+    let divergence = Divergence {
+        kind: "upgrade",
+        app_message: None,
+        after_ws_out: Some(0),
+        captured: Some("101".into()),
+        replayed: Some(status.to_string()),
+        description: format!(
+            "the app refused the stream's WebSocket upgrade with HTTP {status} \
+             (capture: connected)"
+        ),
+    };
+    let replayed = Side {
+        by: "refused".into(),
+        code: None,
+        after_ws_out: 0,
+        text: format!("the app refused the upgrade (HTTP {status})"),
+    };
+    (divergence, replayed)
+}
+
+/// Whether the replay ended as the capture did: the same side, code and (for an end the
+/// app caused) the same `ws_out` position.
+fn close_matches(cs: &CapturedStream, run: &Run) -> bool {
+    match (&cs.close, run.end) {
+        (None, End::DialtoneClosed(_)) => true,
+        (None, _) => false,
+        (Some(c), end) => {
+            let at = c.after_out == run.end_after_out;
+            match (c.by.as_str(), end) {
+                ("dialtone", End::DialtoneClosed(code)) => c.code == code,
+                ("app", End::AppClosed(code)) => at && c.code == code,
+                ("dropped", End::Dropped) | ("stalled", End::Stalled) => at,
+                _ => false,
+            }
+        }
+    }
+}
+
+/// The divergence of an end that differs, at the earlier of the two ends' `ws_out`
+/// positions.
+fn close_divergence(
+    cs: &CapturedStream,
+    run: &Run,
+    captured_side: Option<&Side>,
+    replayed: &Side,
+) -> (usize, Divergence) {
+    let captured = captured_side.map_or("no ws_close (incomplete capture)".to_string(), |c| {
+        c.text.clone()
+    });
+    (
+        run.end_after_out
+            .min(cs.close.as_ref().map_or(usize::MAX, |c| c.after_out)),
+        Divergence {
+            kind: "close",
+            app_message: None,
+            after_ws_out: Some(run.end_after_out),
+            captured: None,
+            replayed: None,
+            description: format!("{} (capture: {captured})", replayed.text),
+        },
+    )
+}
+
+/// The stream's divergences in the order they happened: a missing or extra message caused
+/// by an earlier close is reported after that close.
+fn stream_divergences(
+    message_div: Option<(usize, Divergence)>,
+    close_div: Option<(usize, Divergence)>,
+    timing_div: Option<(usize, Divergence)>,
+) -> impl Iterator<Item = Divergence> {
+    let mut stream_divs: Vec<(usize, u8, Divergence)> = Vec::new();
+    if let Some((at, d)) = message_div {
+        let tie = if d.captured.is_some() && d.replayed.is_some() {
+            0
+        } else {
+            2
+        };
+        stream_divs.push((at, tie, d));
+    }
+    if let Some((at, d)) = close_div {
+        stream_divs.push((at, 1, d));
+    }
+    if let Some((at, d)) = timing_div {
+        stream_divs.push((at, 0, d));
+    }
+    stream_divs.sort_by_key(|(at, tie, _)| (*at, *tie));
+    stream_divs.into_iter().map(|(_, _, d)| d)
 }
 
 /// App messages compared index by index: how many are identical, the drift of those, and
