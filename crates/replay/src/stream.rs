@@ -77,6 +77,7 @@ struct Progress {
     ended: Option<(Option<Option<u16>>, usize)>,
 }
 
+#[derive(Default)]
 struct ReaderOut {
     received: Vec<Received>,
     not_kept: u64,
@@ -99,121 +100,26 @@ pub(crate) async fn replay(
     opts: &StreamOpts<'_>,
     cap: &CapturedStream,
 ) -> Result<Result<Run, u16>, ReplayError> {
-    let connect_err = |cause: String| ReplayError::StreamUnreachable {
-        url: opts.url.to_string(),
-        cause,
-    };
-    // Signed as Twilio signs the upgrade: the stream URL, no parameters.
-    let headers = dialtone_net::upgrade_headers(opts.auth_token, opts.url);
-    // No Nagle (set by the connect): `--fast` waits on the app's answers, and a delayed
-    // small write would add tens of milliseconds to every one of those round trips.
-    let connect = opts
-        .net
-        .connect_ws(opts.tunnels, opts.url, &headers, SocketOptions::default());
-    let ws = match timeout(CONNECT_TIMEOUT, connect).await {
-        Err(_) => {
-            return Err(connect_err(format!(
-                "no answer to the upgrade within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )));
-        }
-        Ok(Err(WsError::Refused(status))) => return Ok(Err(status)),
-        Ok(Err(e)) => return Err(connect_err(e.to_string())),
-        Ok(Ok((ws, _route))) => ws,
+    let ws = match connect(opts).await? {
+        Ok(ws) => ws,
+        Err(status) => return Ok(Err(status)),
     };
     let open = Instant::now();
-    let (mut sink, mut source) = ws.split();
+    let (mut sink, source) = ws.split();
     let sent = Arc::new(AtomicUsize::new(0));
     let (progress_tx, mut progress) = watch::channel(Progress::default());
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let keep = cap.ins.len() + EXTRA_KEPT;
-    let reader_sent = sent.clone();
-    let reader = tokio::spawn(async move {
-        let mut out = ReaderOut {
-            received: Vec::new(),
-            not_kept: 0,
-            binary: 0,
-        };
-        let end = loop {
-            let msg = tokio::select! {
-                biased;
-                _ = &mut stop_rx => return out,
-                m = source.next() => m,
-            };
-            match msg {
-                Some(Ok(Message::Text(t))) => {
-                    if out.received.len() < keep {
-                        out.received.push(Received {
-                            offset_ms: open.elapsed().as_secs_f64() * 1e3,
-                            text: t.as_str().to_owned(),
-                            after_out: reader_sent.load(Ordering::SeqCst),
-                        });
-                    } else {
-                        out.not_kept += 1;
-                    }
-                    progress_tx.send_modify(|p| p.received += 1);
-                }
-                Some(Ok(Message::Binary(_))) => out.binary += 1,
-                Some(Ok(Message::Close(frame))) => break Some(frame.map(|f| u16::from(f.code))),
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break None,
-            }
-        };
-        let at = reader_sent.load(Ordering::SeqCst);
-        progress_tx.send_modify(|p| p.ended = Some((end, at)));
-        // Stay alive until told, so the sender's watch never sees a closed channel.
-        let _ = stop_rx.await;
-        out
-    });
+    let reader = tokio::spawn(read_app(
+        source,
+        open,
+        keep,
+        sent.clone(),
+        progress_tx,
+        stop_rx,
+    ));
 
-    let mut end: Option<End> = None;
-    let mut waits = opts.fast;
-    // Short waits spent while the app is behind the capture (`None`: it is not).
-    let mut behind: Option<Duration> = None;
-    for out in &cap.outs {
-        if opts.fast {
-            if waits {
-                let limit = behind.map_or(FAST_WAIT, |_| CATCH_UP);
-                if wait_received(&mut progress, out.ins_before, limit).await {
-                    behind = None;
-                } else {
-                    let spent = behind.map_or(Duration::ZERO, |d| d + CATCH_UP);
-                    behind = Some(spent);
-                    waits = spent < FAST_WAIT;
-                }
-            }
-        } else {
-            let due = at_offset(open, out.offset_ms);
-            tokio::select! {
-                _ = sleep_until(due) => {}
-                _ = app_ended(&mut progress) => {}
-            }
-        }
-        if progress.borrow().ended.is_some() {
-            break;
-        }
-        sent.fetch_add(1, Ordering::SeqCst);
-        match timeout(
-            WRITE_STALL,
-            sink.send(Message::Text(out.text.as_str().into())),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                // The socket is gone: the reader tells a close frame from a drop.
-                let _ = timeout(opts.grace, app_ended(&mut progress)).await;
-                if progress.borrow().ended.is_none() {
-                    end = Some(End::Dropped);
-                }
-                break;
-            }
-            Err(_) => {
-                end = Some(End::Stalled);
-                break;
-            }
-        }
-    }
+    let mut end = send_captured(opts, cap, open, &mut sink, &mut progress, &sent).await;
     if end.is_none() && progress.borrow().ended.is_none() {
         end = finish(opts, cap, open, &mut sink, &mut progress).await;
     }
@@ -233,11 +139,7 @@ pub(crate) async fn replay(
         let _ = timeout(Duration::from_secs(1), sink.close()).await;
     }
     let _ = stop_tx.send(());
-    let out = reader.await.unwrap_or(ReaderOut {
-        received: Vec::new(),
-        not_kept: 0,
-        binary: 0,
-    });
+    let out = reader.await.unwrap_or_default();
     Ok(Ok(Run {
         sent: sent.load(Ordering::SeqCst),
         received: out.received,
@@ -246,6 +148,136 @@ pub(crate) async fn replay(
         end,
         end_after_out,
     }))
+}
+
+/// Opens the stream's WebSocket with the upgrade signed as Twilio signs it. A refused
+/// upgrade is `Ok(Err(status))`; no answer or no connection is the error.
+async fn connect(opts: &StreamOpts<'_>) -> Result<Result<dialtone_net::Ws, u16>, ReplayError> {
+    let connect_err = |cause: String| ReplayError::StreamUnreachable {
+        url: opts.url.to_string(),
+        cause,
+    };
+    // Signed as Twilio signs the upgrade: the stream URL, no parameters.
+    let headers = dialtone_net::upgrade_headers(opts.auth_token, opts.url);
+    // No Nagle (set by the connect): `--fast` waits on the app's answers, and a delayed
+    // small write would add tens of milliseconds to every one of those round trips.
+    let connect = opts
+        .net
+        .connect_ws(opts.tunnels, opts.url, &headers, SocketOptions::default());
+    match timeout(CONNECT_TIMEOUT, connect).await {
+        Err(_) => Err(connect_err(format!(
+            "no answer to the upgrade within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(WsError::Refused(status))) => Ok(Err(status)),
+        Ok(Err(e)) => Err(connect_err(e.to_string())),
+        Ok(Ok((ws, _route))) => Ok(Ok(ws)),
+    }
+}
+
+/// The reader task: keeps the app's text messages (up to `keep`) with the `ws_out` count
+/// at their arrival, reports progress and the app's close or drop, and returns what it read
+/// once `stop` fires.
+async fn read_app<S, E>(
+    mut source: S,
+    open: Instant,
+    keep: usize,
+    sent: Arc<AtomicUsize>,
+    progress_tx: watch::Sender<Progress>,
+    mut stop_rx: oneshot::Receiver<()>,
+) -> ReaderOut
+where
+    S: futures_util::Stream<Item = Result<Message, E>> + Unpin,
+{
+    let mut out = ReaderOut::default();
+    let end = loop {
+        let msg = tokio::select! {
+            biased;
+            _ = &mut stop_rx => return out,
+            m = source.next() => m,
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                if out.received.len() < keep {
+                    out.received.push(Received {
+                        offset_ms: open.elapsed().as_secs_f64() * 1e3,
+                        text: t.as_str().to_owned(),
+                        after_out: sent.load(Ordering::SeqCst),
+                    });
+                } else {
+                    out.not_kept += 1;
+                }
+                progress_tx.send_modify(|p| p.received += 1);
+            }
+            Some(Ok(Message::Binary(_))) => out.binary += 1,
+            Some(Ok(Message::Close(frame))) => break Some(frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    let at = sent.load(Ordering::SeqCst);
+    progress_tx.send_modify(|p| p.ended = Some((end, at)));
+    // Stay alive until told, so the sender's watch never sees a closed channel.
+    let _ = stop_rx.await;
+    out
+}
+
+/// Sends every captured `ws_out` at its captured offset (with `--fast`, once the app has
+/// answered what the capture shows before it), counting each in `sent`. Stops early when
+/// the app ends the stream; `Some` when a write found the socket dropped or stalled.
+async fn send_captured(
+    opts: &StreamOpts<'_>,
+    cap: &CapturedStream,
+    open: Instant,
+    sink: &mut (impl SinkExt<Message> + Unpin),
+    progress: &mut watch::Receiver<Progress>,
+    sent: &AtomicUsize,
+) -> Option<End> {
+    let mut waits = opts.fast;
+    // Short waits spent while the app is behind the capture (`None`: it is not).
+    let mut behind: Option<Duration> = None;
+    for out in &cap.outs {
+        if opts.fast {
+            if waits {
+                let limit = behind.map_or(FAST_WAIT, |_| CATCH_UP);
+                if wait_received(progress, out.ins_before, limit).await {
+                    behind = None;
+                } else {
+                    let spent = behind.map_or(Duration::ZERO, |d| d + CATCH_UP);
+                    behind = Some(spent);
+                    waits = spent < FAST_WAIT;
+                }
+            }
+        } else {
+            let due = at_offset(open, out.offset_ms);
+            tokio::select! {
+                _ = sleep_until(due) => {}
+                _ = app_ended(progress) => {}
+            }
+        }
+        if progress.borrow().ended.is_some() {
+            break;
+        }
+        sent.fetch_add(1, Ordering::SeqCst);
+        match timeout(
+            WRITE_STALL,
+            sink.send(Message::Text(out.text.as_str().into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                // The socket is gone: the reader tells a close frame from a drop.
+                let _ = timeout(opts.grace, app_ended(progress)).await;
+                if progress.borrow().ended.is_none() {
+                    return Some(End::Dropped);
+                }
+                break;
+            }
+            Err(_) => return Some(End::Stalled),
+        }
+    }
+    None
 }
 
 /// Everything captured was sent and the app is still connected: reproduce the capture's
