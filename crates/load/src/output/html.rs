@@ -25,6 +25,21 @@ struct Line<'a> {
 /// Renders the report.
 pub fn render_html(s: &Summary, totals: &Recorder) -> String {
     let mut h = String::with_capacity(64 << 10);
+    header(&mut h, s);
+    verdicts(&mut h, s);
+    over_time(&mut h, s);
+    spectra(&mut h, totals);
+    metrics_table(&mut h, s);
+    h.push_str(&conversation(s));
+    h.push_str("<h2>Outcomes</h2>");
+    h.push_str(&outcomes(s));
+    generator(&mut h, &s.generator);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// The page's head (title and style) and the run's one-line summary.
+fn header(h: &mut String, s: &Summary) {
     let title = format!("dialtone load — {}", esc(&s.target));
     let _ = write!(
         h,
@@ -52,6 +67,10 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
         s.workload.seed,
         esc(&s.dialtone_version)
     );
+}
+
+/// Whether the generator kept up (and why not), then each threshold's pass or fail.
+fn verdicts(h: &mut String, s: &Summary) {
     let g = &s.generator;
     if g.verdict == "ok" {
         let _ = write!(
@@ -83,7 +102,10 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
             esc(&t.detail)
         );
     }
+}
 
+/// The per-second charts: lateness, active calls, frames, calls started and failed.
+fn over_time(h: &mut String, s: &Summary) {
     h.push_str("<h2>Over time</h2><div class=grid>");
     let t = |f: fn(&crate::summary::SeriesPoint) -> f64| -> Vec<(f64, f64)> {
         s.series.iter().map(|p| (f64::from(p.t_s), f(p))).collect()
@@ -141,6 +163,10 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
         "seconds",
         false,
     ));
+}
+
+/// Each metric's HDR percentile spectrum, from the run's whole histograms.
+fn spectra(h: &mut String, totals: &Recorder) {
     h.push_str("</div><h2>Latency distributions (HDR percentile spectrum)</h2><div class=grid>");
     for m in Metric::ALL {
         let hist = totals.get(*m);
@@ -165,6 +191,10 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
             true,
         ));
     }
+}
+
+/// The metrics table: count and percentiles of each metric, with what it measures.
+fn metrics_table(h: &mut String, s: &Summary) {
     h.push_str("</div><h2>Metrics</h2><table><tr><th>metric</th><th>count</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max (ms)</th><th>what</th></tr>");
     for m in Metric::ALL {
         if let Some(st) = s.metrics.get(m.name()) {
@@ -184,9 +214,10 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
         }
     }
     h.push_str("</table>");
-    h.push_str(&conversation(s));
-    h.push_str("<h2>Outcomes</h2>");
-    h.push_str(&outcomes(s));
+}
+
+/// The generator's verdict and its CPU and memory figures.
+fn generator(h: &mut String, g: &crate::summary::Generator) {
     let _ = write!(
         h,
         "<h2>Generator</h2><p>{}{}</p><p>{} cores · peak CPU {} · user {} µs/frame · sys {} µs/frame · peak RSS {}</p>",
@@ -199,8 +230,6 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
         g.max_rss_kib
             .map_or("–".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
     );
-    h.push_str("</body></html>\n");
-    h
 }
 
 /// Clears, split turns and talk-over as a table (call mode, when there was a conversation).
