@@ -82,10 +82,10 @@ async fn bot_posts_its_real_vad_and_reply_milestones() {
     let reader = tokio::spawn(async move {
         let mut replies = 0;
         while let Some(Ok(msg)) = rx.next().await {
-            if let Message::Text(text) = msg {
-                if text.contains("\"event\":\"mark\"") {
-                    replies += 1;
-                }
+            if let Message::Text(text) = msg
+                && text.contains("\"event\":\"mark\"")
+            {
+                replies += 1;
             }
         }
         replies

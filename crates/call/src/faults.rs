@@ -163,7 +163,7 @@ impl fmt::Display for FaultSpec {
         // Exact to the microsecond, so the printed spec gives the same schedule.
         let ms = |d: Duration| {
             let us = d.as_micros();
-            if us % 1000 == 0 {
+            if us.is_multiple_of(1000) {
                 format!("{}ms", us / 1000)
             } else {
                 format!("{}.{:03}ms", us / 1000, us % 1000)

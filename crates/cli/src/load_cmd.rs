@@ -561,7 +561,7 @@ impl ProgressPrinter {
                 let _ = write!(err, "\r\x1b[2K{line}");
                 self.shown = true;
             }
-            ProgressMode::Plain if (p.elapsed_s.round() as u64) % 5 == 0 => {
+            ProgressMode::Plain if (p.elapsed_s.round() as u64).is_multiple_of(5) => {
                 let _ = writeln!(err, "{line}");
             }
             _ => {}

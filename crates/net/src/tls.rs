@@ -155,10 +155,9 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
         if let Some(inner) = err
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
+            && let Some(r) = find_rustls(inner)
         {
-            if let Some(r) = find_rustls(inner) {
-                return Some(r);
-            }
+            return Some(r);
         }
         cur = err.source();
     }

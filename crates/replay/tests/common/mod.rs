@@ -140,7 +140,7 @@ pub fn app_answers(text: &str, frames_seen: usize) -> Vec<String> {
     let sid = v["streamSid"].as_str().unwrap_or("").to_string();
     match v["event"].as_str() {
         Some("start") => vec![media::app_mark(&sid, "greeting")],
-        Some("media") if frames_seen % 10 == 0 => vec![
+        Some("media") if frames_seen.is_multiple_of(10) => vec![
             media::app_media(&sid, v["media"]["payload"].as_str().unwrap()),
             media::app_mark(&sid, &format!("echo-{frames_seen}")),
         ],
