@@ -8,8 +8,6 @@
 //! `Arc` so thousands of concurrent calls playing the same prompt cost one
 //! decode and no per-frame allocation.
 
-#![warn(missing_docs)]
-
 mod cache;
 mod error;
 pub mod frames;

@@ -26,8 +26,6 @@
 //! - `GET /hostile/huge.wav`: the 200 MiB `<Play>` of the `huge_play` fault.
 //! - `GET /health`: `200 ok`, for readiness probes.
 
-#![warn(missing_docs)]
-
 mod events;
 pub mod hostile;
 mod media;
