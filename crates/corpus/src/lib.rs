@@ -13,8 +13,6 @@
 //! Ground truth is by construction (see `audio/README.md`): turn boundaries are where
 //! clips were cut and placed, in milliseconds from the start of the file.
 
-#![warn(missing_docs)]
-
 pub mod caller;
 pub mod energy;
 
