@@ -11,7 +11,7 @@
 //! # Layout
 //! - [`BotConfig`] / [`VadConfig`]: everything the app needs, with working defaults.
 //! - [`router`] builds the axum [`Router`]; [`serve`] runs it on a bound listener until a
-//!   shutdown future resolves.
+//!   shutdown future resolves; [`spawn_loopback`] starts it on a free loopback port.
 //! - `voice`: the `/voice` webhook (signature check, caller check, TwiML).
 //! - `media`: the `/media` WebSocket (signature check on upgrade, per-call session).
 //! - [`vad`]: the pure energy voice-activity detector the session feeds.
@@ -233,6 +233,22 @@ pub async fn serve(
             let _ = tx.send(true);
         })
         .await
+}
+
+/// Starts the bot on a free loopback port (`127.0.0.1:0`) for the rest of the process, or
+/// until the returned task is aborted: the embedded target of `dialtone call`, `load` and
+/// `serve`. Returns its voice URL (`http://127.0.0.1:PORT/voice`) and its task.
+pub async fn spawn_loopback(
+    config: BotConfig,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        if let Err(e) = serve(listener, config, std::future::pending()).await {
+            tracing::error!("reference app stopped: {e}");
+        }
+    });
+    Ok((format!("http://{addr}/voice"), handle))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! What the simulated caller says: a WAV file, a corpus script with ground-truth turns, or
-//! the built-in utterance. Shared by every subcommand that places calls.
+//! the built-in utterance. Shared by every subcommand that places calls (`call`, `load`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,8 +14,9 @@ use dialtone_corpus::caller::{CallerSource, resolve};
 #[derive(Debug, Args, Clone)]
 pub(crate) struct CallerArgs {
     /// WAV file the caller speaks (any common WAV shape); its turns are found by an energy
-    /// detector. Defaults to a built-in caller utterance.
-    #[arg(long, value_name = "FILE.wav", conflicts_with = "script")]
+    /// detector. `load` also takes a folder of WAVs (one picked per call). Default: a
+    /// built-in caller utterance (`load --stream`: μ-law silence).
+    #[arg(long, value_name = "PATH", conflicts_with = "script")]
     pub(crate) audio: Option<PathBuf>,
     /// Corpus entry the caller speaks, with exact ground-truth turns (e.g. `session`,
     /// `barge_in`; see audio/manifest.json).

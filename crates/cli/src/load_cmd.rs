@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dialtone_audio::{AudioCache, FrameSet};
-use dialtone_call::{CallConfig, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN};
+use dialtone_call::CallConfig;
 use dialtone_corpus::caller::{CallerSource, resolve};
 use dialtone_load::calls::CallRun;
 use dialtone_load::output::{OutputFormat, print_report, write_calls, write_dir};
@@ -20,8 +20,11 @@ use dialtone_load::scenario::{Callers, Profile, load_scenario, number_pool};
 use dialtone_load::stream::StreamRun;
 use dialtone_load::threshold::Threshold;
 use dialtone_load::{Arrival, Extent, Finished, Progress, Shard, Workload};
+use dialtone_setup::{CaptureOutcome, Target};
 use tokio::sync::watch;
 
+use crate::call_flags::CallFlags;
+use crate::caller::CallerArgs;
 use crate::units::{parse_duration, parse_positive_duration};
 
 /// How live progress is shown.
@@ -45,8 +48,13 @@ pub(crate) struct LoadOpts {
     #[arg(long, value_name = "URL", conflicts_with = "stream")]
     webhook: Option<String>,
     /// Skip the webhook: open Media Streams straight to this ws:// URL (tests a stream handler
-    /// alone; the lean path the capacity bench uses).
-    #[arg(long, value_name = "URL")]
+    /// alone; the lean path the capacity bench uses). A stream has no call around it: no
+    /// script, faults, capture or REST API.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["script", "corpus", "faults", "capture", "rest_listen"]
+    )]
     stream: Option<String>,
     /// Number of calls (all shards together).
     #[arg(
@@ -76,30 +84,19 @@ pub(crate) struct LoadOpts {
     /// With --stream: worker threads (0 = one per core; at most 1024).
     #[arg(long, default_value_t = 0, requires = "stream", value_parser = crate::units::count(0, dialtone_load::stream::MAX_THREADS))]
     threads: usize,
-    /// Caller audio: a WAV file or a folder of WAVs (one picked per call). Default: a built-in
-    /// caller utterance (call mode) or μ-law silence (stream mode).
-    #[arg(long, value_name = "PATH")]
-    audio: Option<PathBuf>,
-    /// Corpus entry every caller speaks, with exact ground-truth turns and words (e.g.
-    /// `session`, `barge_in`; see audio/manifest.json), as `dialtone call --script`.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["audio", "stream"])]
-    script: Option<String>,
-    /// Corpus directory for --script and scenario `script` entries (default:
-    /// $DIALTONE_CORPUS or the repository's audio/).
-    #[arg(long, value_name = "DIR", conflicts_with = "stream")]
-    corpus: Option<PathBuf>,
+    #[command(flatten)]
+    caller: CallerArgs,
     /// TOML scenario with weighted caller profiles (see docs/load.md).
     #[arg(long, value_name = "FILE", conflicts_with = "stream")]
     scenario: Option<PathBuf>,
     /// First caller number (From) of the pool.
     #[arg(long, default_value = "+15005550100")]
     from: String,
+    #[command(flatten)]
+    call: CallFlags,
     /// Size of the caller-number pool, counting up from --from.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(dialtone_load::scenario::MAX_CALLERS)))]
     callers: u32,
-    /// Called number (To).
-    #[arg(long, default_value = "+15005550001")]
-    to: String,
     /// Seed: the same flags and seed give the same schedule, callers, audio and SIDs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -122,33 +119,6 @@ pub(crate) struct LoadOpts {
     /// Print nothing but failures.
     #[arg(long, short)]
     quiet: bool,
-    /// Auth token that signs every request.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = DEFAULT_AUTH_TOKEN, hide_env_values = true)]
-    auth_token: String,
-    /// Account SID.
-    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = DEFAULT_ACCOUNT_SID)]
-    account_sid: String,
-    /// Caller stays this long after its audio before hanging up.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    tail: Duration,
-    /// Hang up every call after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration)]
-    max_duration: Duration,
-    /// Twilio's timeout for TwiML requests.
-    #[arg(long, default_value = "15s", value_parser = parse_positive_duration)]
-    webhook_timeout: Duration,
-    /// Fail a call whose <Connect><Stream> gets no app audio within this (0 disables).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    no_audio_timeout: Duration,
-    /// Inject faults into the calls, each on a schedule from --seed, e.g.
-    /// 'calls=0.2,loss=0.02,dup=0.01,jitter=30ms,drop=8s' (keys: docs/faults.md).
-    #[arg(long, value_name = "SPEC", conflicts_with = "stream")]
-    faults: Option<dialtone_call::faults::FaultSpec>,
-    /// Write every call's exchanges (TwiML, every WebSocket message both ways) to FILE as
-    /// JSON lines, for `dialtone replay FILE --call-sid CA…` (docs/capture.md). About 20 kB
-    /// per call-second.
-    #[arg(long, value_name = "FILE", conflicts_with = "stream")]
-    capture: Option<std::path::PathBuf>,
     /// dialtone's own frame lateness above this marks the generator as the bottleneck.
     #[arg(long, default_value = "10ms", value_parser = parse_positive_duration)]
     lateness_bound: Duration,
@@ -156,81 +126,29 @@ pub(crate) struct LoadOpts {
     /// they are cut and counted `interrupted`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     drain: Duration,
-    /// Where dialtone accepts the app's milestone records (POST /events), matched to each
-    /// call's turns (the reference app reports there by itself).
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    events_listen: std::net::SocketAddr,
     /// How long to wait after each call for its late milestone records.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     milestone_grace: Duration,
     #[command(flatten)]
     net: crate::net_args::NetArgs,
-    /// Where dialtone serves Twilio's REST API for the run's calls (list, fetch, hang up with
-    /// Status=completed, redirect with Url/Twiml), printed at start; point the app's Twilio
-    /// client here. Loopback by default; port 0 picks a free one. Not with --stream.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:0",
-        conflicts_with = "stream"
-    )]
-    rest_listen: std::net::SocketAddr,
 }
 
 impl LoadOpts {
-    /// The options `dialtone demo` runs: `calls` calls against `webhook` (`None`: the
-    /// reference app, started in-process).
-    pub(crate) fn demo(
-        webhook: Option<String>,
-        calls: u64,
-        concurrency: usize,
-        ramp: Duration,
-    ) -> Self {
-        Self {
-            webhook,
-            stream: None,
-            calls: Some(calls),
-            duration: None,
-            concurrency: Some(concurrency),
-            rate: None,
-            ramp,
-            seconds: Duration::from_secs(30),
-            threads: 0,
-            audio: None,
-            script: None,
-            corpus: None,
-            scenario: None,
-            from: "+15005550100".into(),
-            callers: 20,
-            to: "+15005550001".into(),
-            seed: 1,
-            shard: None,
-            out: None,
-            threshold: Vec::new(),
-            progress: ProgressMode::Auto,
-            json: false,
-            quiet: false,
-            auth_token: DEFAULT_AUTH_TOKEN.into(),
-            account_sid: DEFAULT_ACCOUNT_SID.into(),
-            tail: Duration::from_secs(2),
-            max_duration: Duration::from_secs(300),
-            webhook_timeout: Duration::from_secs(15),
-            no_audio_timeout: Duration::from_secs(10),
-            faults: None,
-            capture: None,
-            lateness_bound: Duration::from_millis(10),
-            drain: Duration::from_secs(10),
-            events_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            milestone_grace: Duration::from_millis(500),
-            net: Default::default(),
-            rest_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    /// The options `dialtone demo` runs: `dialtone load` with `args`, parsed as the command
+    /// line would be, so every other flag keeps its default.
+    pub(crate) fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Load {
+            #[command(flatten)]
+            opts: LoadOpts,
         }
-    }
-
-    /// Sets `--out`.
-    pub(crate) fn with_out(mut self, out: Option<PathBuf>) -> Self {
-        self.out = out;
-        self
+        use clap::Parser;
+        Load::try_parse_from(std::iter::once("load".into()).chain(args.into_iter().map(Into::into)))
+            .map(|l| l.opts)
     }
 }
 
@@ -252,78 +170,10 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_flag = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(stop_on_signal(stop_tx, stop_flag.clone()));
-    let mut printer = ProgressPrinter::new(mode);
-    let finished = if let Some(url) = &opts.stream {
-        let run = stream_run(&opts, url)?;
-        let flag = stop_flag.clone();
-        tokio::task::spawn_blocking(move || {
-            dialtone_load::stream::run(&run, flag, |p| printer.show(p)).map(|f| (f, printer))
-        })
-        .await
-        .context("the stream runner stopped unexpectedly")?
-        .map(|(f, mut p)| {
-            p.done();
-            f
-        })?
-    } else {
-        let events = dialtone_events::Collector::new();
-        let listener = tokio::net::TcpListener::bind(opts.events_listen)
-            .await
-            .with_context(|| format!("cannot listen for milestones on {}", opts.events_listen))?;
-        let events_url = format!("http://{}/events", listener.local_addr()?);
-        let events_task = tokio::spawn(dialtone_events::serve(
-            listener,
-            events.clone(),
-            std::future::pending(),
-        ));
-        let (url, bot) = match &opts.webhook {
-            Some(u) => (u.clone(), None),
-            None => {
-                let (url, handle) =
-                    crate::demo_cmd::start_bot(&opts.auth_token, Some(events_url.clone())).await?;
-                (url, Some(handle))
-            }
-        };
-        if format == OutputFormat::Text && opts.webhook.is_some() {
-            eprintln!("app milestones accepted at {events_url}");
-        }
-        let mut run = call_run(&opts, url)?;
-        run.milestones = Some((events, opts.milestone_grace));
-        let rest = crate::rest::RestApi::start(
-            opts.rest_listen,
-            &opts.account_sid,
-            &opts.auth_token,
-            crate::rest::HISTORY,
-            false,
-        )
-        .await?;
-        if !opts.quiet {
-            eprintln!("{}", rest.banner(&opts.account_sid));
-        }
-        run.registry = Some(rest.registry.clone());
-        let capture = match &opts.capture {
-            Some(path) => Some(Arc::new(
-                dialtone_call::capture::Capture::create(path)
-                    .with_context(|| format!("cannot create --capture {}", path.display()))?,
-            )),
-            None => None,
-        };
-        run.template.capture = capture.clone();
-        let f = dialtone_load::calls::run(run, stop_rx, |p| printer.show(p)).await;
-        printer.done();
-        if let (Some(c), Some(path)) = (&capture, &opts.capture) {
-            // The results are written whatever happened to the capture.
-            match c.finish() {
-                Ok(()) => eprintln!("captured {} records to {}", c.records(), path.display()),
-                Err(e) => eprintln!("warning: capture {} is incomplete: {e}", path.display()),
-            }
-        }
-        if let Some(b) = bot {
-            b.abort();
-        }
-        events_task.abort();
-        rest.stop();
-        f
+    let printer = ProgressPrinter::new(mode);
+    let finished = match &opts.stream {
+        Some(url) => run_streams(&opts, url, printer, stop_flag).await?,
+        None => run_calls(&opts, format, printer, stop_rx).await?,
     };
     signals.abort();
     let interrupted = finished.summary.interrupted;
@@ -334,6 +184,57 @@ pub(crate) async fn run(opts: LoadOpts) -> anyhow::Result<ExitCode> {
     } else {
         code
     })
+}
+
+/// `--stream`: bare Media Streams on the lean path's own threads.
+async fn run_streams(
+    opts: &LoadOpts,
+    url: &str,
+    mut printer: ProgressPrinter,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Finished> {
+    let run = stream_run(opts, url)?;
+    let finished = tokio::task::spawn_blocking(move || {
+        dialtone_load::stream::run(&run, stop, |p| printer.show(p)).map(|f| (f, printer))
+    })
+    .await
+    .context("the stream runner stopped unexpectedly")?;
+    let (finished, mut printer) = finished?;
+    printer.done();
+    Ok(finished)
+}
+
+/// Full calls against the app (the reference app without --webhook), with its milestones,
+/// the REST API and the capture beside them.
+async fn run_calls(
+    opts: &LoadOpts,
+    format: OutputFormat,
+    mut printer: ProgressPrinter,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Finished> {
+    if let Some(u) = &opts.webhook {
+        crate::net_args::check_webhook("--webhook", u)?;
+    }
+    let target = Target::start(opts.call.target(opts.webhook.as_deref())).await?;
+    if format == OutputFormat::Text && !target.embedded() {
+        eprintln!("app milestones accepted at {}", target.events_url());
+    }
+    let mut run = call_run(opts, &target)?;
+    let rest = opts.call.rest(false).await?;
+    if !opts.quiet {
+        eprintln!("{}", rest.banner(&opts.call.account_sid));
+    }
+    run.registry = Some(rest.registry.clone());
+    let finished = dialtone_load::calls::run(run, stop, |p| printer.show(p)).await;
+    printer.done();
+    rest.stop();
+    // The results are written whatever happened to the capture.
+    match target.finish() {
+        Some(c @ CaptureOutcome::Written { .. }) => eprintln!("{c}"),
+        Some(c @ CaptureOutcome::Incomplete { .. }) => eprintln!("warning: {c}"),
+        None => {}
+    }
+    Ok(finished)
 }
 
 /// The exit code of a run stopped by Ctrl-C or SIGTERM (after its results are written):
@@ -420,7 +321,7 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
         );
     }
     // A stream sends --seconds of media: no more of the file is read.
-    let audio = match &opts.audio {
+    let audio = match &opts.caller.audio {
         Some(p) => {
             let d = dialtone_audio::wav::read_8k(p, opts.seconds)
                 .with_context(|| format!("cannot use --audio {}", p.display()))?;
@@ -442,8 +343,8 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
         ramp: opts.ramp,
         threads: opts.threads,
         audio: Arc::new(audio),
-        account_sid: opts.account_sid.clone(),
-        auth_token: opts.auth_token.clone(),
+        account_sid: opts.call.account_sid.clone(),
+        auth_token: opts.call.auth_token.clone(),
         seed: opts.seed,
         shard: opts.shard.unwrap_or_default(),
         lateness_bound: opts.lateness_bound,
@@ -452,12 +353,12 @@ fn stream_run(opts: &LoadOpts, url: &str) -> anyhow::Result<StreamRun> {
     })
 }
 
-fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
-    crate::net_args::check_webhook("--webhook", &url)?;
+fn call_run(opts: &LoadOpts, target: &Target) -> anyhow::Result<CallRun> {
     // Caller audio is read no further than a call can last.
-    let cache = AudioCache::with_max(opts.max_duration);
-    let source = CallerSource::from_flags(opts.script.as_deref(), opts.audio.as_deref());
-    let audio = resolve(&source, opts.corpus.as_deref(), &cache)
+    let cache = AudioCache::with_max(opts.call.max_duration);
+    let caller = &opts.caller;
+    let source = CallerSource::from_flags(caller.script.as_deref(), caller.audio.as_deref());
+    let audio = resolve(&source, caller.corpus.as_deref(), &cache)
         .with_context(|| format!("cannot use {}", source.describe()))?;
     // The template's caller script is replaced per call: any of the audio serves here.
     let any_frames = audio
@@ -468,14 +369,14 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         name: "default".into(),
         weight: 1,
         audio,
-        tail: opts.tail,
+        tail: opts.call.tail,
         dtmf: String::new(),
         stream_dtmf: Vec::new(),
         hangup_after: None,
     };
     let (profiles, scenario_tunnels) = match &opts.scenario {
         Some(path) => {
-            let s = load_scenario(path, &cache, &default, opts.corpus.as_deref())?;
+            let s = load_scenario(path, &cache, &default, caller.corpus.as_deref())?;
             (s.profiles, s.tunnels)
         }
         None => (vec![default], Default::default()),
@@ -484,7 +385,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         eprintln!(
             "warning: audio {}: {cut} (a call lasts at most {:.1} s, --max-duration)",
             path.display(),
-            opts.max_duration.as_secs_f64()
+            opts.call.max_duration.as_secs_f64()
         );
     }
     let extent = match (opts.calls, opts.duration) {
@@ -507,14 +408,9 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         shard: opts.shard.unwrap_or_default(),
     };
     workload.validate()?;
-    let mut template = CallConfig::new(url, any_frames);
-    template.account_sid = opts.account_sid.clone();
-    template.auth_token = opts.auth_token.clone();
-    template.to = opts.to.clone();
-    template.max_duration = opts.max_duration;
-    template.webhook_timeout = opts.webhook_timeout;
-    template.no_audio_timeout = (!opts.no_audio_timeout.is_zero()).then_some(opts.no_audio_timeout);
-    template.faults = opts.faults.clone().map(Arc::new);
+    let mut template = CallConfig::new(target.url().to_string(), any_frames);
+    opts.call.fill(&mut template);
+    template.capture = target.capture();
     template.tunnels = Arc::new(opts.net.tunnels(&scenario_tunnels));
     Ok(CallRun {
         workload,
@@ -526,7 +422,7 @@ fn call_run(opts: &LoadOpts, url: String) -> anyhow::Result<CallRun> {
         net: opts.net.net()?,
         lateness_bound: opts.lateness_bound,
         drain: opts.drain,
-        milestones: None,
+        milestones: Some((target.milestones().clone(), opts.milestone_grace)),
         registry: None,
     })
 }

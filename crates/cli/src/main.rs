@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bot_cmd;
 mod call;
+mod call_flags;
 mod call_text;
 mod caller;
 mod demo_cmd;

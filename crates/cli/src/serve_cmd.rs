@@ -121,7 +121,13 @@ pub(crate) async fn run(mut opts: ServeOpts) -> anyhow::Result<ExitCode> {
         config.host_number(DEFAULT_NUMBER, url);
     } else if config.numbers.is_empty() && !opts.no_bot {
         // The task runs for the server's life; its handle is not needed.
-        let (url, _) = crate::demo_cmd::start_bot(&config.accounts[0].auth_token, None).await?;
+        let bot = dialtone_bot::BotConfig {
+            auth_token: config.accounts[0].auth_token.clone(),
+            ..dialtone_bot::BotConfig::default()
+        };
+        let (url, _) = dialtone_bot::spawn_loopback(bot)
+            .await
+            .context("cannot start the reference app on a loopback port")?;
         config.host_number(DEFAULT_NUMBER, &url);
         bot_url = Some(url);
     }

@@ -1,0 +1,97 @@
+//! The flags every command that places calls shares (`call`, `load`): who signs, the called
+//! number, a call's limits, faults, capture, and where dialtone listens for the app. One
+//! definition, so the two commands take the same flags with the same defaults and fill a
+//! `CallConfig` the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use dialtone_call::{CallConfig, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN};
+use dialtone_setup::TargetOptions;
+
+use crate::units::{parse_duration, parse_positive_duration};
+
+/// What `call` and `load` share.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CallFlags {
+    /// Called number (To).
+    #[arg(long, default_value = "+15005550001")]
+    pub(crate) to: String,
+    /// Auth token that signs every request (X-Twilio-Signature).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", default_value = DEFAULT_AUTH_TOKEN, hide_env_values = true)]
+    pub(crate) auth_token: String,
+    /// Account SID sent as AccountSid.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", default_value = DEFAULT_ACCOUNT_SID)]
+    pub(crate) account_sid: String,
+    /// How long the caller stays after its audio ends before hanging up.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) tail: Duration,
+    /// Hang up a call after this long whatever happens.
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration)]
+    pub(crate) max_duration: Duration,
+    /// Twilio's timeout for TwiML requests.
+    #[arg(long, default_value = "15s", value_parser = parse_positive_duration)]
+    pub(crate) webhook_timeout: Duration,
+    /// Fail a call whose <Connect><Stream> gets no app audio within this (0 disables).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) no_audio_timeout: Duration,
+    /// Inject faults on a seeded schedule (--seed), e.g. 'loss=0.02,dup=0.01,jitter=30ms,drop=8s';
+    /// in a load, 'calls=0.2' puts them on a fifth of the calls (keys: docs/faults.md). The
+    /// same seed gives the same frames, byte for byte.
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) faults: Option<dialtone_call::faults::FaultSpec>,
+    /// Write every exchange of every call (TwiML requests and responses, every WebSocket
+    /// message both ways, with times) to FILE as JSON lines, for `dialtone replay FILE
+    /// --call-sid CA…` (docs/capture.md). About 20 kB per call-second.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) capture: Option<PathBuf>,
+    /// Where dialtone accepts the app's milestone records (POST /events), matched to each
+    /// call's turns (the reference app reports there by itself).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub(crate) events_listen: SocketAddr,
+    /// Where dialtone serves Twilio's REST API for the calls (list, fetch, hang up with
+    /// Status=completed, redirect with Url/Twiml), printed at start; point the app's Twilio
+    /// client here. Loopback by default; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub(crate) rest_listen: SocketAddr,
+}
+
+impl CallFlags {
+    /// Sets what these flags say on a call's (or a run's template) config.
+    pub(crate) fn fill(&self, cfg: &mut CallConfig) {
+        cfg.account_sid = self.account_sid.clone();
+        cfg.auth_token = self.auth_token.clone();
+        cfg.to = self.to.clone();
+        cfg.caller.tail = self.tail;
+        cfg.max_duration = self.max_duration;
+        cfg.webhook_timeout = self.webhook_timeout;
+        cfg.no_audio_timeout = (!self.no_audio_timeout.is_zero()).then_some(self.no_audio_timeout);
+        cfg.faults = self.faults.clone().map(Arc::new);
+    }
+
+    /// The target these flags ask for, calling `webhook` (`None`: the reference app).
+    pub(crate) fn target<'a>(&'a self, webhook: Option<&'a str>) -> TargetOptions<'a> {
+        TargetOptions {
+            webhook,
+            auth_token: &self.auth_token,
+            events_listen: self.events_listen,
+            capture: self.capture.as_deref(),
+        }
+    }
+
+    /// Starts the REST API for the calls (`timelines`: keep each call's events for the web
+    /// page, for a single call).
+    pub(crate) async fn rest(&self, timelines: bool) -> anyhow::Result<crate::rest::RestApi> {
+        crate::rest::RestApi::start(
+            self.rest_listen,
+            &self.account_sid,
+            &self.auth_token,
+            crate::rest::HISTORY,
+            timelines,
+        )
+        .await
+    }
+}
