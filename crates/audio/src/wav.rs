@@ -370,34 +370,69 @@ fn decode_body<'a>(
 
 /// Writes 8 kHz mono 16-bit PCM WAV.
 pub fn write_8k(path: &Path, samples: &[i16]) -> Result<(), AudioError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::create(path).map_err(|e| AudioError::Write {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    write_channels(std::io::BufWriter::new(file), &[samples], &name)
+}
+
+/// 8 kHz 16-bit PCM WAV bytes of `channels` interleaved, a shorter one padded with silence:
+/// what is served over HTTP (a recording, one or two channels; a stream's audio).
+pub fn encode_8k(channels: &[&[i16]]) -> Result<Vec<u8>, AudioError> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    write_channels(&mut out, channels, "(WAV in memory)")?;
+    Ok(out.into_inner())
+}
+
+/// 8 kHz μ-law codes as mono 16-bit PCM WAV bytes.
+pub fn encode_mulaw_8k(codes: &[u8]) -> Result<Vec<u8>, AudioError> {
+    let mut pcm = Vec::with_capacity(codes.len());
+    crate::mulaw::decode_slice(codes, &mut pcm);
+    encode_8k(&[&pcm])
+}
+
+/// The one WAV writer (hound): 8 kHz 16-bit PCM, `channels` interleaved and padded.
+fn write_channels<W: std::io::Write + std::io::Seek>(
+    sink: W,
+    channels: &[&[i16]],
+    name: &str,
+) -> Result<(), AudioError> {
     let fail = |err: hound::Error| AudioError::Write {
-        path: path.display().to_string(),
+        path: name.to_string(),
         message: match err {
             // hound's Display for I/O errors is the io::Error's own text.
             hound::Error::IoError(io) => io.to_string(),
             other => other.to_string(),
         },
     };
+    let width = channels.len().max(1);
+    let len = channels.iter().map(|c| c.len()).max().unwrap_or(0);
+    // RIFF sizes are 32-bit; refuse up front rather than write a corrupt file.
+    if len.saturating_mul(width) > (u32::MAX as usize - 44) / 2 || width > usize::from(u16::MAX) {
+        return Err(AudioError::Write {
+            path: name.to_string(),
+            message: "too many samples for a WAV file (4 GiB limit)".into(),
+        });
+    }
     let spec = hound::WavSpec {
-        channels: 1,
+        channels: width as u16,
         sample_rate: crate::frames::SAMPLE_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    // RIFF sizes are 32-bit; refuse up front rather than write a corrupt file.
-    if samples.len() > (u32::MAX as usize - 44) / 2 {
-        return Err(AudioError::Write {
-            path: path.display().to_string(),
-            message: "too many samples for a WAV file (4 GiB limit)".into(),
-        });
-    }
-    let mut writer = hound::WavWriter::create(path, spec).map_err(fail)?;
-    // hound's i16 writer buffers exactly the reserved count; going chunk by
-    // chunk keeps that buffer small for long recordings.
-    for chunk in samples.chunks(1 << 16) {
-        let mut out = writer.get_i16_writer(chunk.len() as u32);
-        for &s in chunk {
-            out.write_sample(s);
+    let mut writer = hound::WavWriter::new(sink, spec).map_err(fail)?;
+    // hound's i16 writer buffers exactly the reserved count; going chunk by chunk keeps
+    // that buffer small for long recordings.
+    const CHUNK: usize = 1 << 16;
+    for start in (0..len).step_by(CHUNK) {
+        let end = (start + CHUNK).min(len);
+        let mut out = writer.get_i16_writer(((end - start) * width) as u32);
+        for i in start..end {
+            for c in channels {
+                out.write_sample(c.get(i).copied().unwrap_or(0));
+            }
         }
         out.flush().map_err(fail)?;
     }

@@ -48,7 +48,6 @@ mod recordings_api;
 mod resources;
 mod runner;
 mod store;
-mod wav;
 mod web;
 
 use std::future::Future;

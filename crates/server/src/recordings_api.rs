@@ -122,10 +122,11 @@ pub(crate) async fn fetch(
     };
     let (own, other) = (&r.pcm.0, &r.pcm.1);
     let bytes = if channels == 2 {
-        crate::wav::pcm16(&[own, other])
+        dialtone_audio::wav::encode_8k(&[own, other])
     } else {
-        crate::wav::pcm16(&[&crate::wav::mix(own, other)])
-    };
+        dialtone_audio::wav::encode_8k(&[&mix(own, other)])
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response())
 }
 
@@ -141,4 +142,24 @@ pub(crate) async fn delete(
     find(&shared, &account, &sid, &uri)?;
     shared.store.delete_recording(&sid);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Both parties on one channel, as a mono recording is.
+fn mix(a: &[i16], b: &[i16]) -> Vec<i16> {
+    (0..a.len().max(b.len()))
+        .map(|i| {
+            let x = i32::from(a.get(i).copied().unwrap_or(0));
+            let y = i32::from(b.get(i).copied().unwrap_or(0));
+            (x + y).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mono_mix_pads_the_shorter_party_and_clips() {
+        assert_eq!(super::mix(&[i16::MAX, 1], &[5]), [i16::MAX, 1]);
+        assert_eq!(super::mix(&[i16::MIN], &[-1, 7]), [i16::MIN, 7]);
+    }
 }

@@ -217,11 +217,13 @@ pub(crate) async fn stream_audio(
         .call(&call)
         .filter(|c| sees(viewer, &c.account_sid))
         .and_then(|c| c.audio.get(n.parse::<usize>().ok()?).cloned());
-    let bytes = match (clip, file.as_str()) {
-        (Some(c), "heard.wav") => crate::wav::from_mulaw(&c.heard),
-        (Some(c), "sent.wav") => crate::wav::from_mulaw(&c.sent),
+    let codes = match (&clip, file.as_str()) {
+        (Some(c), "heard.wav") => &c.heard,
+        (Some(c), "sent.wav") => &c.sent,
         _ => return Err(crate::calls_api::not_found(&uri)),
     };
+    let bytes = dialtone_audio::wav::encode_mulaw_8k(codes)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "audio/x-wav")], bytes).into_response())
 }
 
