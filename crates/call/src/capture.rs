@@ -6,76 +6,10 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use serde::Serialize;
+use dialtone_protocol::capture::{CaptureLine, CaptureRecord};
 
-/// One captured exchange.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Captured<'a> {
-    /// A TwiML request as sent.
-    HttpRequest {
-        /// `voice`, `action`, `redirect`, `fallback`.
-        purpose: &'a str,
-        /// `POST` or `GET`.
-        method: &'a str,
-        /// The URL on the wire.
-        url: &'a str,
-        /// `X-Twilio-Signature`.
-        signature: &'a str,
-        /// Form body (empty for GET).
-        body: &'a str,
-    },
-    /// The app's answer.
-    HttpResponse {
-        /// URL it answered.
-        url: &'a str,
-        /// HTTP status.
-        status: u16,
-        /// Declared Content-Type.
-        content_type: &'a str,
-        /// Body, as text.
-        body: &'a str,
-    },
-    /// A stream's WebSocket opened.
-    WsOpen {
-        /// Stream SID.
-        stream_sid: &'a str,
-        /// URL connected to.
-        url: &'a str,
-    },
-    /// A text message dialtone sent (Twilio → app).
-    WsOut {
-        /// Stream SID.
-        stream_sid: &'a str,
-        /// The message.
-        text: &'a str,
-    },
-    /// A message the app sent (app → Twilio).
-    WsIn {
-        /// Stream SID.
-        stream_sid: &'a str,
-        /// The message.
-        text: &'a str,
-    },
-    /// A stream's WebSocket closed.
-    WsClose {
-        /// Stream SID.
-        stream_sid: &'a str,
-        /// `app`, `dialtone`, `dropped`, `stalled`.
-        by: &'a str,
-        /// Close code, if any.
-        code: Option<u16>,
-    },
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    /// Milliseconds since the call was placed.
-    t_ms: f64,
-    call_sid: &'a str,
-    #[serde(flatten)]
-    what: &'a Captured<'a>,
-}
+/// One captured exchange, borrowed from the call (the schema: `dialtone_protocol::capture`).
+pub type Captured<'a> = CaptureRecord<&'a str>;
 
 /// A capture file shared by every call of a run.
 pub struct Capture {
@@ -111,10 +45,10 @@ impl Capture {
     /// Writes one record. A write error is remembered (see [`Capture::finish`]) rather than
     /// failing the call being captured.
     pub(crate) fn record(&self, t_ms: f64, call_sid: &str, what: &Captured<'_>) {
-        let line = Line {
+        let line = CaptureLine {
             t_ms: (t_ms * 1e3).round() / 1e3,
             call_sid,
-            what,
+            record: what.clone(),
         };
         let mut out = self.out.lock().expect("capture lock");
         let ok = serde_json::to_writer(&mut *out, &line).is_ok() && out.write_all(b"\n").is_ok();

@@ -2,56 +2,17 @@
 //! replay: its voice webhook exchange and its first stream, with every message's position
 //! relative to the other direction's (file order is causal order, `t_ms` is pacing).
 //!
-//! These are our own `Deserialize` types rather than `dialtone-call`'s writer types, so the
-//! replay crate stays below the call engine.
+//! The schema is `dialtone_protocol::capture`, the one the call engine writes.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use serde::Deserialize;
+use dialtone_protocol::capture::{CaptureLine, CaptureRecord};
 
 use crate::ReplayError;
 
-#[derive(Deserialize)]
-struct Line {
-    t_ms: f64,
-    call_sid: String,
-    #[serde(flatten)]
-    record: Record,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Record {
-    HttpRequest {
-        purpose: String,
-        method: String,
-        url: String,
-        body: String,
-    },
-    HttpResponse {
-        status: u16,
-        content_type: String,
-        body: String,
-    },
-    WsOpen {
-        stream_sid: String,
-        url: String,
-    },
-    WsOut {
-        stream_sid: String,
-        text: String,
-    },
-    WsIn {
-        stream_sid: String,
-        text: String,
-    },
-    WsClose {
-        stream_sid: String,
-        by: String,
-        code: Option<u16>,
-    },
-}
+type Line = CaptureLine<String>;
+type Record = CaptureRecord<String>;
 
 /// The captured voice webhook request.
 #[derive(Debug, Clone)]
@@ -263,6 +224,7 @@ impl Builder {
                 status,
                 content_type,
                 body,
+                ..
             } if self.awaiting_response => {
                 self.response = Some(CapturedResponse {
                     status,
