@@ -154,33 +154,21 @@ pub(crate) async fn create(
         .task_guard()
         .ok_or_else(|| ApiError::Internal("shutting down".into()))?;
     shared.queued.fetch_add(1, Ordering::Relaxed);
-    let now = SystemTime::now();
     let record = CallRecord {
-        sid: plan.sid.clone(),
-        account_sid: plan.account_sid.clone(),
-        from: plan.from.clone(),
-        to: plan.to.clone(),
-        direction: Direction::OutboundApi,
-        status: CallStatus::Queued,
-        created: now,
-        updated: now,
-        started: None,
-        ended: None,
         phone_number_sid: shared
             .store
             .numbers()
             .iter()
             .find(|n| n.phone_number == plan.from && n.account_sid == plan.account_sid)
             .map(|n| n.sid.clone()),
-        peer_sid: None,
-        source: url.unwrap_or_else(|| "(inline TwiML)".into()),
-        control: Control::default(),
-        timeline: Vec::new(),
-        timeline_dropped: 0,
-        outcome: None,
-        failures: Vec::new(),
-        audio: Vec::new(),
-        recording_sids: Vec::new(),
+        ..CallRecord::new(
+            plan.sid.clone(),
+            plan.account_sid.clone(),
+            (plan.from.clone(), plan.to.clone()),
+            Direction::OutboundApi,
+            CallStatus::Queued,
+            url.unwrap_or_else(|| "(inline TwiML)".into()),
+        )
     };
     let body = call_json(&record);
     shared.store.insert_call(record);

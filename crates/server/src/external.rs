@@ -39,35 +39,24 @@ impl Simulator {
 impl CallRegistry for ExternalCalls {
     fn register(&self, handle: &CallHandle, cfg: &CallConfig) -> EventSink {
         let sid = handle.call_sid().to_string();
-        let now = SystemTime::now();
+        let source = match cfg.twiml {
+            Some(_) => "(inline TwiML)".into(),
+            None => cfg.url.clone(),
+        };
         self.shared.store.insert_call(CallRecord {
-            sid: sid.clone(),
-            account_sid: cfg.account_sid.clone(),
-            from: cfg.from.clone(),
-            to: cfg.to.clone(),
-            direction: cfg.direction,
-            status: CallStatus::Ringing,
-            created: now,
-            updated: now,
-            started: None,
-            ended: None,
-            phone_number_sid: None,
-            peer_sid: None,
-            source: match cfg.twiml {
-                Some(_) => "(inline TwiML)".into(),
-                None => cfg.url.clone(),
-            },
             control: Control {
                 handle: Some(handle.clone()),
                 redirectable: true,
                 ..Control::default()
             },
-            timeline: Vec::new(),
-            timeline_dropped: 0,
-            outcome: None,
-            failures: Vec::new(),
-            audio: Vec::new(),
-            recording_sids: Vec::new(),
+            ..CallRecord::new(
+                sid.clone(),
+                cfg.account_sid.clone(),
+                (cfg.from.clone(), cfg.to.clone()),
+                cfg.direction,
+                CallStatus::Ringing,
+                source,
+            )
         });
         let (shared, timelines) = (self.shared.clone(), self.timelines);
         let answered = AtomicBool::new(false);

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use dialtone_call::{CallConfig, CallResult, CallerAudioStart, HttpMethod, Redirect};
 use dialtone_protocol::sid;
@@ -357,31 +357,21 @@ fn ring_app(
 ) -> (String, String) {
     let app_sid = sid::random("CA");
     let voice_url = number.voice_url.clone().unwrap_or_default();
-    let now = SystemTime::now();
     shared.store.insert_call(CallRecord {
-        sid: app_sid.clone(),
-        account_sid: number.account_sid.clone(),
-        from: plan.from.clone(),
-        to: plan.to.clone(),
-        direction: Direction::Inbound,
-        status: CallStatus::Ringing,
-        created: now,
-        updated: now,
-        started: None,
-        ended: None,
         phone_number_sid: Some(number.sid.clone()),
         peer_sid: Some(plan.sid.clone()),
-        source: voice_url.clone(),
         control: Control {
             redirectable: true,
             ..Control::default()
         },
-        timeline: Vec::new(),
-        timeline_dropped: 0,
-        outcome: None,
-        failures: Vec::new(),
-        audio: Vec::new(),
-        recording_sids: Vec::new(),
+        ..CallRecord::new(
+            app_sid.clone(),
+            number.account_sid.clone(),
+            (plan.from.clone(), plan.to.clone()),
+            Direction::Inbound,
+            CallStatus::Ringing,
+            voice_url.clone(),
+        )
     });
     shared
         .store

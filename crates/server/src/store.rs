@@ -46,6 +46,43 @@ pub(crate) struct CallRecord {
     pub(crate) recording_sids: Vec<String>,
 }
 
+impl CallRecord {
+    /// A call leg created now, with nothing yet known about how it runs: no timeline, no
+    /// outcome, no audio, not started. Its creators set what they know beyond that.
+    pub(crate) fn new(
+        sid: String,
+        account_sid: String,
+        (from, to): (String, String),
+        direction: Direction,
+        status: CallStatus,
+        source: String,
+    ) -> Self {
+        let now = SystemTime::now();
+        CallRecord {
+            sid,
+            account_sid,
+            from,
+            to,
+            direction,
+            status,
+            created: now,
+            updated: now,
+            started: None,
+            ended: None,
+            phone_number_sid: None,
+            peer_sid: None,
+            source,
+            control: Control::default(),
+            timeline: Vec::new(),
+            timeline_dropped: 0,
+            outcome: None,
+            failures: Vec::new(),
+            audio: Vec::new(),
+            recording_sids: Vec::new(),
+        }
+    }
+}
+
 /// How a live call is steered by REST updates.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Control {
@@ -356,29 +393,14 @@ mod tests {
     use super::*;
 
     fn call(sid: usize) -> CallRecord {
-        let now = SystemTime::now();
-        CallRecord {
-            sid: format!("CA{sid}"),
-            account_sid: "AC1".into(),
-            from: "+15005550006".into(),
-            to: "+15551112222".into(),
-            direction: Direction::OutboundApi,
-            status: CallStatus::Queued,
-            created: now,
-            updated: now,
-            started: None,
-            ended: None,
-            phone_number_sid: None,
-            peer_sid: None,
-            source: String::new(),
-            control: Control::default(),
-            timeline: Vec::new(),
-            timeline_dropped: 0,
-            outcome: None,
-            failures: Vec::new(),
-            audio: Vec::new(),
-            recording_sids: Vec::new(),
-        }
+        CallRecord::new(
+            format!("CA{sid}"),
+            "AC1".into(),
+            ("+15005550006".into(), "+15551112222".into()),
+            Direction::OutboundApi,
+            CallStatus::Queued,
+            String::new(),
+        )
     }
 
     fn recording(call_sid: &str) -> RecordingRecord {
