@@ -1,6 +1,6 @@
 //! Milestone reporting over real sockets: the bot, configured with `events_url`, is
 //! called with a five-turn corpus script over a real WebSocket, and a real axum server
-//! captures what it POSTs. Every record follows the schema (`dialtone-metrics` parses
+//! captures what it POSTs. Every record follows the schema (`dialtone-milestones` parses
 //! it), names the call, dates each detection by the wall clock after the audio that
 //! caused it was sent, and the VAD's media times land near the corpus ground truth.
 
@@ -17,7 +17,7 @@ use axum::routing::post;
 use dialtone_audio::{AudioCache, frames};
 use dialtone_bot::{BotConfig, DEFAULT_AUTH_TOKEN};
 use dialtone_corpus::Corpus;
-use dialtone_metrics::{Milestone, parse_body};
+use dialtone_milestones::{Milestone, parse_body};
 use dialtone_protocol::media::{self, StreamIds, Track};
 use dialtone_protocol::signing;
 use futures_util::{SinkExt, StreamExt};

@@ -262,7 +262,7 @@ impl TurnTracker {
                 })
             })
             .collect();
-        // Reports wait (all of a load's calls that end together) for their collector.
+        // Reports wait (all of a load's calls that end together) for the load's tally.
         reports.shrink_to_fit();
         reports
     }

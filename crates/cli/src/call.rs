@@ -155,12 +155,12 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
 /// `--milestones FILE`: the app's own log, read under a bound (none: no records).
 fn read_milestone_log(
     path: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<dialtone_metrics::milestone::Milestone>> {
+) -> anyhow::Result<Vec<dialtone_milestones::milestone::Milestone>> {
     let Some(path) = path else {
         return Ok(Vec::new());
     };
     let text = crate::input::read_text_limited(path, crate::input::MAX_LOG_BYTES, "--milestones")?;
-    Ok(dialtone_metrics::ingest::ingest_jsonl(&text).records)
+    Ok(dialtone_milestones::ingest::ingest_jsonl(&text).records)
 }
 
 /// Where the REST API is (on stderr when stdout carries only the report) and what the

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use dialtone_metrics::{DurationTable, Ingest, format_ts, ingest_jsonl};
+use dialtone_milestones::{DurationTable, Ingest, format_ts, ingest_jsonl};
 
 /// Bad lines and out-of-order records listed in the text report; the rest are counted
 /// (and all are in `--json`), so a log of garbage does not scroll the table away.

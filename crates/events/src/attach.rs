@@ -3,8 +3,8 @@
 //! its final transcript, and the VAD's re-onsets inside a turn (splits).
 
 use dialtone_call::CallReport;
-use dialtone_metrics::matching::{TurnClock, match_turns};
-use dialtone_metrics::milestone::Milestone;
+use dialtone_milestones::matching::{TurnClock, match_turns};
+use dialtone_milestones::milestone::Milestone;
 
 /// Matches `milestones` (this call's) to the turns of every stream in `report`; returns the
 /// milestones no turn could take.

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use dialtone_metrics::milestone::{Milestone, parse_body};
+use dialtone_milestones::milestone::{Milestone, parse_body};
 
 pub use attach::attach;
 
@@ -30,9 +30,10 @@ struct Store {
     dropped: u64,
 }
 
-/// Shared handle on the received milestones.
+/// The milestones received so far, by call SID: a shared handle (clones see the same
+/// records) the endpoint fills and each call takes its own from.
 #[derive(Debug, Clone, Default)]
-pub struct Collector {
+pub struct MilestoneInbox {
     store: Arc<Mutex<Store>>,
 }
 
@@ -45,8 +46,8 @@ pub struct Counts {
     pub dropped: u64,
 }
 
-impl Collector {
-    /// An empty collector.
+impl MilestoneInbox {
+    /// An empty inbox.
     pub fn new() -> Self {
         Self::default()
     }
@@ -90,13 +91,13 @@ impl Collector {
 }
 
 /// `POST /events`: a JSON object, a JSON array or JSON lines of milestone records.
-pub fn router(collector: Collector) -> Router {
+pub fn router(inbox: MilestoneInbox) -> Router {
     Router::new()
         .route("/events", post(receive))
-        .with_state(collector)
+        .with_state(inbox)
 }
 
-async fn receive(State(c): State<Collector>, body: String) -> (StatusCode, String) {
+async fn receive(State(c): State<MilestoneInbox>, body: String) -> (StatusCode, String) {
     let (records, bad) = parse_body(&body);
     let n = records.len();
     c.add(records);
@@ -119,10 +120,10 @@ async fn receive(State(c): State<Collector>, body: String) -> (StatusCode, Strin
 /// Serves the endpoint on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    collector: Collector,
+    inbox: MilestoneInbox,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(collector))
+    axum::serve(listener, router(inbox))
         .with_graceful_shutdown(shutdown)
         .await
 }

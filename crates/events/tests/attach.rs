@@ -8,15 +8,15 @@ use std::time::Duration;
 use dialtone_audio::AudioCache;
 use dialtone_call::{CallConfig, Engine};
 use dialtone_corpus::Corpus;
-use dialtone_events::{Collector, attach, serve};
-use dialtone_metrics::milestone::Milestone;
+use dialtone_events::{MilestoneInbox, attach, serve};
+use dialtone_milestones::milestone::Milestone;
 
 #[tokio::test]
 async fn live_vad_milestones_and_transcripts_land_on_the_right_turns() {
     let events = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let events_url = format!("http://{}/events", events.local_addr().unwrap());
-    let collector = Collector::new();
-    tokio::spawn(serve(events, collector.clone(), std::future::pending()));
+    let inbox = MilestoneInbox::new();
+    tokio::spawn(serve(events, inbox.clone(), std::future::pending()));
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_url = format!("http://{}/voice", app.local_addr().unwrap());
     let bot = dialtone_bot::BotConfig {
@@ -34,7 +34,7 @@ async fn live_vad_milestones_and_transcripts_land_on_the_right_turns() {
     let mut result = Engine::new().place_call(cfg, None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let call_sid = result.report.call_sid.clone();
-    let mut milestones = collector.take(&call_sid);
+    let mut milestones = inbox.take(&call_sid);
     assert!(!milestones.is_empty(), "the reference app reported nothing");
 
     // A transcription log as an app would write it: exact for turn 0, one word wrong in

@@ -1,12 +1,12 @@
 //! The events endpoint over a real socket: records kept per call, bad ones refused with 400.
 
-use dialtone_events::{Collector, serve};
+use dialtone_events::{MilestoneInbox, serve};
 
 #[tokio::test]
 async fn records_are_kept_per_call_and_bad_ones_counted() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
-    let c = Collector::new();
+    let c = MilestoneInbox::new();
     tokio::spawn(serve(listener, c.clone(), std::future::pending()));
     let http = reqwest::Client::new();
     let body = r#"{"call_sid":"CA1","name":"vad.speech_end","ts":1700000000000}

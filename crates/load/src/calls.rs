@@ -11,12 +11,12 @@ use dialtone_call::{CallConfig, CallEvent, CallRegistry, Engine, EventKind, Even
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 
-use crate::collector::{Collector, Finished, Progress, RunInfo};
 use crate::inflight::{self, Cut, InFlight};
 use crate::plan::Workload;
 use crate::sample::CallSample;
 use crate::scenario::Callers;
 use crate::summary::WorkloadInfo;
+use crate::tally::{Finished, Progress, RunInfo, RunTally};
 
 /// A full-call load run.
 pub struct CallRun {
@@ -37,7 +37,7 @@ pub struct CallRun {
     pub drain: Duration,
     /// Where the app's milestone records arrive (dialtone's events endpoint), and how long to
     /// wait after a call for late ones; they are matched to the call's turns.
-    pub milestones: Option<(dialtone_events::Collector, Duration)>,
+    pub milestones: Option<(dialtone_events::MilestoneInbox, Duration)>,
     /// Follows every call placed (e.g. the REST API that lets the app hang its calls up).
     pub registry: Option<Arc<dyn CallRegistry>>,
 }
@@ -57,12 +57,12 @@ pub async fn run(
 ) -> Finished {
     let started_wall = SystemTime::now();
     let start = Instant::now();
-    let mut collector = Collector::new(started_wall);
+    let mut tally = RunTally::new(started_wall);
     // Calls due in this slice: known up front for a count, and for a duration with a rate.
     // Those that never start (every slot busy until the end) are reported as not started, so
     // queueing cannot hide offered load.
     if let Some(n) = run.workload.scheduled() {
-        collector.set_scheduled(n);
+        tally.set_scheduled(n);
     }
     let info = RunInfo {
         mode: "call".into(),
@@ -94,28 +94,28 @@ pub async fn run(
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Started(delay)) => collector.call_started(delay),
-                Some(Msg::Done(s)) => collector.add_call(*s),
+                Some(Msg::Started(delay)) => tally.call_started(delay),
+                Some(Msg::Done(s)) => tally.add_call(*s),
                 None => break,
             },
             _ = ticker.tick() => {
-                collector.add_lateness(&take_lateness(&lateness));
+                tally.add_lateness(&take_lateness(&lateness));
                 let open = open_streams.load(Ordering::Relaxed).max(0) as u64;
-                collector.tick(start.elapsed(), active.load(Ordering::Relaxed).max(0) as u64, Some(open * 50));
-                on_second(&collector.progress());
+                tally.tick(start.elapsed(), active.load(Ordering::Relaxed).max(0) as u64, Some(open * 50));
+                on_second(&tally.progress());
             }
             _ = stop.changed() => {}
         }
     }
     let interrupted = *stop.borrow();
     let _ = dispatcher.await;
-    collector.add_lateness(&take_lateness(&lateness));
-    collector.tick(
+    tally.add_lateness(&take_lateness(&lateness));
+    tally.tick(
         start.elapsed(),
         0,
         Some(open_streams.load(Ordering::Relaxed).max(0) as u64 * 50),
     );
-    collector.finish(RunInfo {
+    tally.finish(RunInfo {
         interrupted,
         ..info
     })

@@ -9,7 +9,7 @@
 //! - [`scenario`]: what callers do (weighted profiles from flags or a TOML file).
 //! - [`metrics`]: the metric set and per-worker HDR recorders.
 //! - [`sample`]: a finished call reduced to its outcome class and measurements.
-//! - [`collector`]: the single place results flow to (totals, series, `.hlog`).
+//! - [`tally`]: the single place results flow to (totals, series, `.hlog`).
 //! - [`calls`]: the full-call runner (one shared engine, a semaphore, a task per call).
 //! - [`stream`]: the lean `--stream` runner (a few paced worker threads, one timer wheel
 //!   each, pre-built frames, one write per frame).
@@ -19,7 +19,6 @@
 //! - [`output`]: terminal summary, `--out DIR` files, the HTML report, `report merge`.
 
 pub mod calls;
-pub mod collector;
 pub mod inflight;
 pub mod metrics;
 pub mod output;
@@ -29,13 +28,14 @@ pub mod sample;
 pub mod scenario;
 pub mod stream;
 pub mod summary;
+pub mod tally;
 pub mod threshold;
 pub mod verdict;
 
-pub use collector::{Collector, Finished, Progress, RunInfo};
 pub use metrics::{Metric, Recorder, Stats};
 pub use plan::{Arrival, Extent, Shard, Workload};
 pub use summary::Summary;
+pub use tally::{Finished, Progress, RunInfo, RunTally};
 
 /// Why a load run could not be set up or its results read.
 #[derive(Debug, thiserror::Error)]

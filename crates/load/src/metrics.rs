@@ -1,5 +1,5 @@
 //! The metric set: one HDR histogram per metric, in microseconds, recorded by each worker and
-//! merged once by the collector (never averaged).
+//! merged once by the tally (never averaged).
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub fn new_histogram() -> Histogram<u64> {
     new_us(None, PER_RUN_DIGITS)
 }
 
-/// One histogram per metric, allocated on first use. Workers own one each; the collector
+/// One histogram per metric, allocated on first use. Workers own one each; the tally
 /// merges them.
 #[derive(Debug, Clone)]
 pub struct Recorder {

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::LoadError;
-use crate::collector::{CallRecords, read_hlog};
 use crate::metrics::{Metric, Recorder, Stats, round3};
 use crate::summary::{EXAMPLES_PER_OUTCOME, SeriesPoint, Summary};
+use crate::tally::{CallRecords, read_hlog};
 use crate::verdict::Cause;
 
 mod html;
@@ -259,7 +259,7 @@ pub fn write_dir(dir: &Path, s: &Summary, totals: &Recorder, hlog: &[u8]) -> Res
 
 /// Writes `calls.jsonl` into `dir`: one line per call, by index,
 /// `{"index":0,"call_sid":"CA…","class":"ok"}`, and a last `{"omitted":N}` line when calls
-/// past [`crate::collector::CALL_RECORDS`] were left out.
+/// past [`crate::tally::CALL_RECORDS`] were left out.
 pub fn write_calls(dir: &Path, calls: &CallRecords) -> Result<(), LoadError> {
     let path = dir.join(CALLS_FILE);
     let err = |source| LoadError::Write {

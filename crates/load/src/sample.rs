@@ -1,5 +1,5 @@
 //! What one finished call contributes to a run: its outcome class and its measurements, taken
-//! from the engine's `CallReport` (never the report itself: the collector keeps histograms and
+//! from the engine's `CallReport` (never the report itself: the tally keeps histograms and
 //! counters, not one record per call).
 
 use dialtone_call::{CallReport, Latencies, Outcome};
@@ -7,7 +7,7 @@ use dialtone_call::{CallReport, Latencies, Outcome};
 use crate::metrics::Metric;
 use crate::summary::Conversation;
 
-/// One finished call, reduced to what the collector records.
+/// One finished call, reduced to what the tally records.
 #[derive(Debug)]
 pub struct CallSample {
     /// The call's index in the run's schedule.

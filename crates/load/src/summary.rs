@@ -1,5 +1,5 @@
 //! The run's report as data: the `summary.json` contract (`schema.json` beside this crate),
-//! built from the collector's histograms and counters, and read back by `report merge`.
+//! built from the tally's histograms and counters, and read back by `report merge`.
 
 use std::collections::BTreeMap;
 

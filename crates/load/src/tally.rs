@@ -1,6 +1,6 @@
 //! The one place results flow to: call samples (call mode) and worker intervals (stream mode)
 //! are merged here into run totals, per-second series and the `.hlog` interval log. Nothing
-//! here does IO or waits; the runners own the clock and call [`Collector::tick`] once a second.
+//! here does IO or waits; the runners own the clock and call [`RunTally::tick`] once a second.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,7 +66,7 @@ pub struct Progress {
 }
 
 /// Merges everything a run measures.
-pub struct Collector {
+pub struct RunTally {
     started_wall: SystemTime,
     elapsed: Duration,
     total: Recorder,
@@ -92,14 +92,14 @@ pub struct Collector {
     load_avg_peak: Option<f64>,
 }
 
-impl Default for Collector {
+impl Default for RunTally {
     fn default() -> Self {
         Self::new(SystemTime::now())
     }
 }
 
-impl Collector {
-    /// A collector for a run that starts now (`started_wall` stamps the `.hlog`).
+impl RunTally {
+    /// A tally for a run that starts now (`started_wall` stamps the `.hlog`).
     pub fn new(started_wall: SystemTime) -> Self {
         let mut hlog = Vec::new();
         let mut serializer = V2DeflateSerializer::new();
@@ -327,7 +327,7 @@ impl Collector {
     }
 
     /// Ends the run: the summary (without thresholds), the run's total histograms and the
-    /// `.hlog` text. Call [`Collector::tick`] first so the last partial second is in.
+    /// `.hlog` text. Call [`RunTally::tick`] first so the last partial second is in.
     pub fn finish(mut self, run: RunInfo) -> Finished {
         if !self.interval.is_empty() {
             let t = self.elapsed + Duration::from_millis(1);
@@ -460,7 +460,7 @@ pub struct CallRecords {
     pub omitted: u64,
 }
 
-/// What the collector cannot know by itself.
+/// What the tally cannot know by itself.
 #[derive(Debug, Clone)]
 pub struct RunInfo {
     /// `call` or `stream`.

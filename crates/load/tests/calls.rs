@@ -10,8 +10,8 @@ use dialtone_audio::FrameSet;
 
 use dialtone_corpus::caller::{CallerSource, resolve};
 use dialtone_load::calls::{self, CallRun};
-use dialtone_load::collector::read_hlog;
 use dialtone_load::scenario::{Callers, Profile};
+use dialtone_load::tally::read_hlog;
 use dialtone_load::{Arrival, Extent, Metric, Shard, Workload};
 use tokio::sync::watch;
 

@@ -21,14 +21,14 @@ const CALLS: u64 = 2;
 const TURNS: u64 = 3;
 
 /// The reference app with `misbehave`, reporting milestones to a fresh events endpoint;
-/// returns its voice URL and the endpoint's collector.
-async fn start_bot(misbehave: &str) -> (String, dialtone_events::Collector) {
+/// returns its voice URL and the endpoint's inbox.
+async fn start_bot(misbehave: &str) -> (String, dialtone_events::MilestoneInbox) {
     let events = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let events_url = format!("http://{}/events", events.local_addr().unwrap());
-    let collector = dialtone_events::Collector::new();
+    let inbox = dialtone_events::MilestoneInbox::new();
     tokio::spawn(dialtone_events::serve(
         events,
-        collector.clone(),
+        inbox.clone(),
         std::future::pending(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -43,7 +43,7 @@ async fn start_bot(misbehave: &str) -> (String, dialtone_events::Collector) {
         config,
         std::future::pending(),
     ));
-    (format!("http://{addr}/voice"), collector)
+    (format!("http://{addr}/voice"), inbox)
 }
 
 fn barge_in_script() -> dialtone_corpus::CallerAudio {

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use dialtone_load::collector::{Collector, RunInfo, WorkerInterval};
 use dialtone_load::output::{SUMMARY_FILE, merge_dirs, write_dir};
 use dialtone_load::summary::WorkloadInfo;
+use dialtone_load::tally::{RunInfo, RunTally, WorkerInterval};
 use dialtone_load::{Finished, Metric, Shard};
 
 fn shard_run(shard: Shard, values: &[u64]) -> Finished {
-    let mut c = Collector::new(SystemTime::now());
+    let mut c = RunTally::new(SystemTime::now());
     c.set_scheduled(values.len() as u64);
     let mut w = WorkerInterval::default();
     for &v in values {
@@ -84,7 +84,7 @@ fn merging_keeps_a_shards_partial_last_second() {
     // A run that ends 50 ms into its second second: its last point has the same t_s (1) as
     // the full second before it. Merging must add both, not keep one.
     let partial = |shard| {
-        let mut c = Collector::new(SystemTime::now());
+        let mut c = RunTally::new(SystemTime::now());
         c.set_scheduled(5);
         let interval = |n: u64| {
             let mut w = WorkerInterval {

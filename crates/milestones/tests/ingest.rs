@@ -2,7 +2,7 @@
 //! reported with its number and reason, backwards timestamps counted per call, and the
 //! duration table built from what was good.
 
-use dialtone_metrics::{DurationTable, ingest_jsonl};
+use dialtone_milestones::{DurationTable, ingest_jsonl};
 
 const LOG: &str = r#"{"call_sid":"CA01","name":"vad.speech_start","ts":"2024-11-24T14:53:20.120Z"}
 {"call_sid":"CA01","name":"vad.speech_end","ts":1732460002500}

@@ -4,7 +4,7 @@
 //! of unknown calls counted.
 
 use dialtone_corpus::Corpus;
-use dialtone_metrics::{Anchor, Milestone, TurnClock, match_turns, partition_known, wer};
+use dialtone_milestones::{Anchor, Milestone, TurnClock, match_turns, partition_known, wer};
 
 /// Wall-clock time (epoch ms) at which the script's first frame was sent.
 const T0: i64 = 1_732_460_000_000;
@@ -245,7 +245,7 @@ fn unknown_calls_are_counted_not_matched() {
     assert_eq!(p.unknown["CAffff"], 2);
     assert_eq!(
         p.unknown.len(),
-        dialtone_metrics::matching::MAX_UNKNOWN_SIDS
+        dialtone_milestones::matching::MAX_UNKNOWN_SIDS
     );
     assert_eq!(p.no_call.len(), 1);
 }

@@ -2,8 +2,8 @@
 //! nowhere: the app's mistakes are shown, not silently dropped.
 
 use dialtone_call::CallReport;
-use dialtone_events::Collector;
-use dialtone_metrics::milestone::Milestone;
+use dialtone_events::MilestoneInbox;
+use dialtone_milestones::milestone::Milestone;
 
 /// Puts into `report` the milestones received for its call plus those of `log` (a milestone
 /// file the app wrote) for it. Records for other call SIDs, malformed records refused with
@@ -13,7 +13,7 @@ use dialtone_metrics::milestone::Milestone;
 /// For a run of one call: every record left in `received` afterwards is for another call.
 pub fn put_milestones(
     report: &mut CallReport,
-    received: &Collector,
+    received: &MilestoneInbox,
     log: &[Milestone],
     fast: bool,
 ) {

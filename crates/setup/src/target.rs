@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dialtone_call::capture::Capture;
-use dialtone_events::Collector;
+use dialtone_events::MilestoneInbox;
 use tokio::task::JoinHandle;
 
 /// What the user asked for.
@@ -83,7 +83,7 @@ impl std::fmt::Display for CaptureOutcome {
 pub struct Target {
     url: String,
     events_url: String,
-    milestones: Collector,
+    milestones: MilestoneInbox,
     capture: Option<(Arc<Capture>, PathBuf)>,
     bot: Option<JoinHandle<()>>,
     events_task: JoinHandle<std::io::Result<()>>,
@@ -104,7 +104,7 @@ impl Target {
             "http://{}/events",
             listener.local_addr().map_err(events_error)?
         );
-        let milestones = Collector::new();
+        let milestones = MilestoneInbox::new();
         let events_task = tokio::spawn(dialtone_events::serve(
             listener,
             milestones.clone(),
@@ -167,7 +167,7 @@ impl Target {
     }
 
     /// The records received so far, by call SID.
-    pub fn milestones(&self) -> &Collector {
+    pub fn milestones(&self) -> &MilestoneInbox {
         &self.milestones
     }
 

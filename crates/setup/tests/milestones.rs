@@ -8,7 +8,7 @@ use std::time::Duration;
 use dialtone_audio::AudioCache;
 use dialtone_call::{CallConfig, CallReport, DEFAULT_AUTH_TOKEN, Engine};
 use dialtone_corpus::Corpus;
-use dialtone_metrics::milestone::Milestone;
+use dialtone_milestones::milestone::Milestone;
 use dialtone_setup::{Target, TargetOptions, put_milestones};
 
 async fn call(target: &Target) -> CallReport {

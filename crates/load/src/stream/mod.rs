@@ -3,7 +3,7 @@
 //! (`dialtone_call::plane`: a few paced mio workers, one per core by default, each carrying
 //! its share of the streams), as full calls' streams do: the same session, the same wire.
 //! Each worker's streams report into that worker's interval (HDR histograms and counters),
-//! which the collector takes once a second.
+//! which the tally takes once a second.
 //!
 //! Each stream speaks Twilio's messages in Twilio's order: `connected`, `start`
 //! (`sequenceNumber` 1), a `media` frame every 20 ms (the caller audio, then μ-law silence),
@@ -24,9 +24,9 @@ use dialtone_protocol::media::StreamIds;
 use tokio::time::Instant;
 
 use crate::LoadError;
-use crate::collector::{Collector, Finished, Progress, RunInfo, WorkerInterval};
 use crate::plan::Shard;
 use crate::summary::WorkloadInfo;
+use crate::tally::{Finished, Progress, RunInfo, RunTally, WorkerInterval};
 use observer::LeanObserver;
 
 /// A `--stream` run.
@@ -126,8 +126,8 @@ pub fn run(
     // load rises evenly during the ramp.
     let ramp_us = run.ramp.as_micros() as u64;
     let mine: Vec<u64> = (0..run.streams).filter(|&i| run.shard.owns(i)).collect();
-    let mut collector = Collector::new(started_wall);
-    collector.set_scheduled(mine.len() as u64);
+    let mut tally = RunTally::new(started_wall);
+    tally.set_scheduled(mine.len() as u64);
     // One handle per worker wakes it for the cut (the flag is shared by every stream).
     let mut stops = vec![None; threads];
     for (n, &i) in mine.iter().enumerate() {
@@ -188,20 +188,20 @@ pub fn run(
         if epoch.elapsed() >= next {
             for i in &intervals {
                 let interval = std::mem::take(&mut *i.lock().expect("interval lock"));
-                collector.add_interval(&interval);
+                tally.add_interval(&interval);
             }
             let live = active.load(Ordering::Relaxed).max(0) as u64;
-            collector.tick(epoch.elapsed(), live, None);
-            on_second(&collector.progress());
+            tally.tick(epoch.elapsed(), live, None);
+            on_second(&tally.progress());
             next += Duration::from_secs(1);
         }
     }
     drop(plane);
     for i in &intervals {
         let interval = std::mem::take(&mut *i.lock().expect("interval lock"));
-        collector.add_interval(&interval);
+        tally.add_interval(&interval);
     }
-    collector.tick(epoch.elapsed(), 0, None);
+    tally.tick(epoch.elapsed(), 0, None);
     let info = RunInfo {
         mode: "stream".into(),
         target: run.url.clone(),
@@ -220,5 +220,5 @@ pub fn run(
         lateness_bound: run.lateness_bound,
         cores: crate::proc_stats::cores(),
     };
-    Ok(collector.finish(info))
+    Ok(tally.finish(info))
 }

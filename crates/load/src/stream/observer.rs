@@ -1,5 +1,5 @@
 //! What a bare stream tells its run: counters and histograms into its worker's interval
-//! (the collector takes them once a second), its outcome class at the end.
+//! (the tally takes them once a second), its outcome class at the end.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::Sender;
@@ -9,8 +9,8 @@ use std::time::Duration;
 use dialtone_call::plane::Observer;
 use dialtone_call::{Outcome, StreamOutcome};
 
-use crate::collector::WorkerInterval;
 use crate::metrics::Metric;
+use crate::tally::WorkerInterval;
 
 /// One stream's reporter.
 pub(super) struct LeanObserver {
