@@ -175,6 +175,9 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Listening before saying so: a connection between bind and uvicorn's own listen() would
+    # be refused (a first call failing at its webhook on a busy machine).
+    sock.listen(128)
     print(f"listening {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, ssl_certfile=os.environ["TLS_CERT"], ssl_keyfile=os.environ["TLS_KEY"],
                             log_level="warning", ws="websockets-sansio")
