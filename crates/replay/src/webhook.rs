@@ -119,7 +119,8 @@ pub(crate) fn stream_url(twiml: &str, webhook: &url::Url) -> Option<String> {
     let url = doc.verbs.iter().find_map(|node| match &node.verb {
         Verb::Connect(c) => match &c.target {
             ConnectTarget::Stream(s) => Some(s.url.clone()),
-            ConnectTarget::Other { .. } => None,
+            // Replay speaks Media Streams; a relay session is not one.
+            ConnectTarget::ConversationRelay(_) | ConnectTarget::Other { .. } => None,
         },
         Verb::Start(s) => match &s.target {
             StartTarget::Stream(s) => Some(s.url.clone()),

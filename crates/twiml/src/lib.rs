@@ -13,7 +13,8 @@
 //! - `error`: [`TwimlError`] and byte-offset → line/column mapping.
 //! - `cursor`: quick-xml pull reader; every well-formedness (12100) check lives here.
 //! - `attrs`: attribute allow-lists and typed value parsing (12200).
-//! - `verbs` / `nouns`: the schema layer, one function per element.
+//! - `verbs` / `nouns` / `relay`: the schema layer, one function per element (`relay`:
+//!   `<ConversationRelay>` with its model).
 //! - `write`: [`Document::to_xml`].
 //!
 //! # Twilio behaviour choices
@@ -33,6 +34,7 @@ mod cursor;
 mod error;
 mod model;
 mod nouns;
+mod relay;
 mod verbs;
 mod write;
 
@@ -43,6 +45,7 @@ pub use model::{
     Play, Record, Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Track,
     Verb,
 };
+pub use relay::{ConversationRelay, DEFAULT_LANGUAGE, RelayInput, RelayLanguage};
 
 /// Parse and validate a TwiML voice document.
 ///

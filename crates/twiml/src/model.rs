@@ -326,7 +326,9 @@ pub struct Stream {
 pub enum ConnectTarget {
     /// `<Connect><Stream>`: a bidirectional media stream.
     Stream(Stream),
-    /// A recognised noun dialtone does not simulate (Room, ConversationRelay, VirtualAgent...).
+    /// `<Connect><ConversationRelay>`: the app speaks text; Twilio recognizes and speaks.
+    ConversationRelay(Box<crate::relay::ConversationRelay>),
+    /// A recognised noun dialtone does not simulate (Room, VirtualAgent...).
     Other {
         /// The noun's element name.
         name: String,

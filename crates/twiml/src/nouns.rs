@@ -24,7 +24,6 @@ const PARAMETER_LIMIT: usize = 500;
 /// `<Connect>` nouns that are recognised but not simulated (their content is not validated).
 const CONNECT_OTHER: &[&str] = &[
     "Room",
-    "ConversationRelay",
     "VirtualAgent",
     "Conversation",
     "Autopilot",
@@ -151,6 +150,9 @@ pub(crate) fn connect(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Connect, Twi
     let target = single_noun(cur, e, allowed, |cur, child| {
         Ok(match child.name {
             "Stream" => Some(ConnectTarget::Stream(stream(cur, child, true)?)),
+            "ConversationRelay" => Some(ConnectTarget::ConversationRelay(Box::new(
+                crate::relay::conversation_relay(cur, child)?,
+            ))),
             name if CONNECT_OTHER.contains(&name) => {
                 cur.skip_element()?;
                 Some(ConnectTarget::Other {

@@ -7,6 +7,7 @@ use crate::model::{
     ConnectTarget, Dial, Document, Gather, GatherInput, Method, Node, Record, RejectReason,
     StartTarget, Stream, Track, Verb,
 };
+use crate::relay::{ConversationRelay, RelayInput};
 
 impl Document {
     /// `<?xml version="1.0" encoding="UTF-8"?><Response>…</Response>` with text and attributes
@@ -137,6 +138,7 @@ impl Writer {
                 tag.method("method", c.method)
                     .children(|w| match &c.target {
                         ConnectTarget::Stream(s) => w.stream(s),
+                        ConnectTarget::ConversationRelay(r) => w.relay(r),
                         ConnectTarget::Other { name } => w.tag(name).text(""),
                     });
             }
@@ -228,6 +230,54 @@ impl Writer {
                 }
             });
         }
+    }
+
+    fn relay(&mut self, r: &ConversationRelay) {
+        let input = |v: RelayInput, default: RelayInput| (v != default).then_some(v.as_str());
+        let mut tag = self
+            .tag("ConversationRelay")
+            .attr("url", &r.url)
+            .opt("welcomeGreeting", r.welcome_greeting.as_deref())
+            .opt(
+                "welcomeGreetingInterruptible",
+                input(r.welcome_greeting_interruptible, RelayInput::Any),
+            )
+            .opt("interruptible", input(r.interruptible, RelayInput::Any))
+            .flag("preemptible", r.preemptible, false)
+            .flag("dtmfDetection", r.dtmf_detection, false)
+            .flag("partialPrompts", r.partial_prompts, false)
+            .opt(
+                "reportInputDuringAgentSpeech",
+                input(r.report_input_during_agent_speech, RelayInput::None),
+            )
+            .opt("language", r.language.as_deref())
+            .opt("ttsLanguage", r.tts_language.as_deref())
+            .opt("transcriptionLanguage", r.transcription_language.as_deref())
+            .opt("hints", r.hints.as_deref())
+            .opt("debug", r.debug.as_deref());
+        for (key, value) in &r.settings {
+            tag = tag.attr(key, value);
+        }
+        if r.languages.is_empty() && r.parameters.is_empty() {
+            return tag.text("");
+        }
+        tag.children(|w| {
+            for l in &r.languages {
+                w.tag("Language")
+                    .attr("code", &l.code)
+                    .opt("ttsProvider", l.tts_provider.as_deref())
+                    .opt("voice", l.voice.as_deref())
+                    .opt("transcriptionProvider", l.transcription_provider.as_deref())
+                    .opt("speechModel", l.speech_model.as_deref())
+                    .text("");
+            }
+            for (name, value) in &r.parameters {
+                w.tag("Parameter")
+                    .attr("name", name)
+                    .attr("value", value)
+                    .text("");
+            }
+        });
     }
 
     fn record(&mut self, r: &Record) {

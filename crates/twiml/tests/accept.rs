@@ -236,14 +236,12 @@ fn unsupported_verbs_are_recognised_and_skipped() {
 #[test]
 fn connect_and_start_other_nouns() {
     assert_eq!(
-        one(
-            r#"<Connect action="/a"><ConversationRelay url="wss://x" welcomeGreeting="hi"><Language code="en-US"/></ConversationRelay></Connect>"#
-        ),
+        one(r#"<Connect action="/a"><Room participantIdentity="p">x</Room></Connect>"#),
         Verb::Connect(Connect {
             action: Some("/a".into()),
             method: Method::Post,
             target: ConnectTarget::Other {
-                name: "ConversationRelay".into()
+                name: "Room".into()
             },
         })
     );

@@ -4,9 +4,9 @@
 mod common;
 
 use dialtone_twiml::{
-    Connect, ConnectTarget, Dial, DialNoun, Document, Gather, GatherInput, Method, Node, Pause,
-    Play, Record, Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Track,
-    Verb, parse,
+    Connect, ConnectTarget, ConversationRelay, Dial, DialNoun, Document, Gather, GatherInput,
+    Method, Node, Pause, Play, Record, Redirect, Reject, RejectReason, RelayInput, RelayLanguage,
+    Say, Start, StartTarget, Stop, Stream, Track, Verb, parse,
 };
 use proptest::prelude::*;
 
@@ -341,6 +341,64 @@ fn gather() -> impl Strategy<Value = Verb> {
     })
 }
 
+fn relay_input() -> impl Strategy<Value = RelayInput> {
+    prop_oneof![
+        Just(RelayInput::None),
+        Just(RelayInput::Dtmf),
+        Just(RelayInput::Speech),
+        Just(RelayInput::Any)
+    ]
+}
+
+fn relay() -> impl Strategy<Value = ConversationRelay> {
+    let inputs = (relay_input(), relay_input(), relay_input());
+    let flags = (any::<bool>(), any::<bool>(), any::<bool>());
+    let texts = (
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+    );
+    // Distinct keys: an attribute appears once.
+    let settings = (opt_attr(), opt_attr(), opt_attr()).prop_map(|(p, v, m)| {
+        [("ttsProvider", p), ("voice", v), ("speechModel", m)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect::<Vec<_>>()
+    });
+    let language =
+        (word(), opt_attr(), opt_attr()).prop_map(|(code, tts_provider, voice)| RelayLanguage {
+            code,
+            tts_provider,
+            voice,
+            ..RelayLanguage::default()
+        });
+    let languages = proptest::collection::vec(language, 0..3);
+    let params = proptest::collection::vec(("[a-z&<\"]{1,8}", attr()), 0..3);
+    (word(), inputs, flags, texts, settings, languages, params).prop_map(
+        |(url, inputs, flags, texts, settings, languages, parameters)| ConversationRelay {
+            url: format!("wss://h/{url}"),
+            welcome_greeting: texts.0,
+            welcome_greeting_interruptible: inputs.0,
+            interruptible: inputs.1,
+            report_input_during_agent_speech: inputs.2,
+            preemptible: flags.0,
+            dtmf_detection: flags.1,
+            partial_prompts: flags.2,
+            language: texts.1,
+            tts_language: texts.2,
+            transcription_language: texts.3,
+            hints: texts.4,
+            debug: texts.5,
+            settings,
+            languages,
+            parameters,
+        },
+    )
+}
+
 fn stream() -> impl Strategy<Value = Stream> {
     let url = prop_oneof![
         word().prop_map(|w| format!("wss://h/{w}")),
@@ -497,8 +555,8 @@ fn verb() -> impl Strategy<Value = Verb> {
             method(),
             prop_oneof![
                 stream().prop_map(ConnectTarget::Stream),
-                other(&["Room", "ConversationRelay", "VirtualAgent"])
-                    .prop_map(|name| ConnectTarget::Other { name }),
+                relay().prop_map(|r| ConnectTarget::ConversationRelay(Box::new(r))),
+                other(&["Room", "VirtualAgent"]).prop_map(|name| ConnectTarget::Other { name }),
             ]
         )
             .prop_map(|(action, method, target)| Verb::Connect(Connect {
