@@ -94,6 +94,16 @@ pub const CATALOGUE: &[ErrorCode] = &[
     w(31930, "Stream - Media - Buffer Overflow"),
     w(31950, "Stream - Protocol - Malformed Message"),
     w(31951, "Stream - Protocol - Invalid Message"),
+    // ConversationRelay (641xx).
+    e(
+        64102,
+        "ConversationRelay: Unable to Connect to Websocket URL",
+    ),
+    e(64105, "ConversationRelay: Websocket ended"),
+    e(64106, "ConversationRelay: Invalid argument"),
+    e(64107, "ConversationRelay: Invalid Message Received"),
+    e(64108, "ConversationRelay: RTP Timeout"),
+    e(64114, "ConversationRelay: ASR provider connection error"),
 ];
 
 /// Twilio's title for `code`, if dialtone knows the code.

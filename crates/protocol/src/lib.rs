@@ -1,7 +1,7 @@
 //! Twilio wire formats, pure (no IO): resource SIDs, the `X-Twilio-Signature`
 //! algorithm, voice webhook parameters and their form encoding, Media Streams WebSocket
-//! messages in both directions, and Twilio's error/warning catalogue; and the schema of
-//! dialtone's own capture of that traffic (`capture`).
+//! messages and ConversationRelay's messages in both directions, and Twilio's error/warning
+//! catalogue; and the schema of dialtone's own capture of that traffic (`capture`).
 //!
 //! Everything here exists so that dialtone's traffic is indistinguishable from Twilio's
 //! to a correct app; the facts each module relies on, and how sure they are, are noted
@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod errors;
 pub mod media;
+pub mod relay;
 pub mod sid;
 pub mod signing;
 pub mod webhook;
