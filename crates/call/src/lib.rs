@@ -38,6 +38,7 @@ pub mod marks;
 pub mod outcome;
 pub mod playout;
 pub mod registry;
+pub mod relay;
 pub mod report;
 mod retention;
 mod stream;

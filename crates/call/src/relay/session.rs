@@ -1,0 +1,524 @@
+//! The session: the caller's turns and digits on their schedule, the app's messages as they
+//! come, the end.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use dialtone_corpus::Turn;
+use dialtone_protocol::relay::{
+    self, AppMessageError, FromApp, MALFORMED_CLOSE_CODE, MALFORMED_CLOSE_REASON, MALFORMED_LIMIT,
+    Setup, ToApp,
+};
+use dialtone_twiml::{ConversationRelay, RelayInput};
+
+use super::report::{RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
+use super::speech::Speech;
+
+/// How the simulated recognizer and synthesizer behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechModel {
+    /// From the caller's true end of speech to its final `prompt`.
+    pub recognition_delay: Duration,
+    /// Between partial `prompt`s (under `partialPrompts`).
+    pub partial_every: Duration,
+    /// From a token's arrival to its first sound.
+    pub synthesis_latency: Duration,
+    /// Speech time per character (65 ms: about 150 words a minute).
+    pub per_char: Duration,
+}
+
+impl Default for SpeechModel {
+    fn default() -> Self {
+        SpeechModel {
+            recognition_delay: Duration::from_millis(500),
+            partial_every: Duration::from_millis(300),
+            synthesis_latency: Duration::from_millis(200),
+            per_char: Duration::from_millis(65),
+        }
+    }
+}
+
+/// Everything a session needs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The noun, as the TwiML has it.
+    pub noun: ConversationRelay,
+    /// The call, for `setup`.
+    pub setup: Setup,
+    /// What the caller says, from the socket's opening.
+    pub turns: Vec<Turn>,
+    /// Digits the caller keys, from the socket's opening.
+    pub digits: Vec<(Duration, char)>,
+    /// The simulated recognizer and synthesizer.
+    pub speech: SpeechModel,
+    /// How long the caller stays once its turns are done and the agent is quiet.
+    pub tail: Duration,
+}
+
+/// What the session asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayOutput {
+    /// Send this text message.
+    Send(String),
+    /// Close the socket.
+    Close {
+        /// Close code.
+        code: u16,
+        /// Reason.
+        reason: String,
+    },
+}
+
+/// Something the caller does at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallerStep {
+    /// Turn `i` starts: over the agent's speech, it may interrupt.
+    SpeechStart(usize),
+    /// A partial prompt of turn `i`: its first `words` words.
+    Partial(usize, usize),
+    /// Turn `i`'s final prompt.
+    Prompt(usize),
+    /// A keyed digit.
+    Digit(char),
+}
+
+/// Which caller input cuts the current speech short.
+#[derive(Debug, Clone, Copy)]
+struct Cutting {
+    speech: bool,
+    dtmf: bool,
+}
+
+impl From<RelayInput> for Cutting {
+    fn from(m: RelayInput) -> Self {
+        Cutting {
+            speech: m.speech(),
+            dtmf: m.dtmf(),
+        }
+    }
+}
+
+/// One ConversationRelay session (see the module docs).
+#[derive(Debug)]
+pub struct RelaySession {
+    cfg: RelayConfig,
+    steps: VecDeque<(Duration, CallerStep)>,
+    speech: Speech,
+    /// The current talk cycle's interrupt rule (the greeting's, then the noun's, or a
+    /// token's own).
+    cutting: Cutting,
+    /// Whether the next talk cycle stops the current one's speech.
+    preemptible: bool,
+    /// A talk cycle has tokens and no `last: true` yet.
+    cycle_open: bool,
+    /// The turn the current talk cycle answers.
+    cycle_turn: Option<usize>,
+    /// The latest turn whose final prompt went out.
+    prompted: Option<usize>,
+    /// Turns the caller spoke over the agent without cutting it.
+    spoke_over: Vec<bool>,
+    /// Tokens after an interrupt belong to the cut cycle until its `last` or the next prompt.
+    dropping: Option<usize>,
+    tts_language: String,
+    stt_language: String,
+    unidentified_run: u32,
+    /// The last thing that happened (a caller step or an app message).
+    last_activity: Duration,
+    report: RelayReport,
+}
+
+impl RelaySession {
+    /// A session about to open.
+    pub fn new(cfg: RelayConfig) -> Self {
+        let steps = schedule(&cfg);
+        let report = RelayReport {
+            turns: cfg
+                .turns
+                .iter()
+                .enumerate()
+                .map(|(i, t)| RelayTurn {
+                    index: i as u32 + 1,
+                    text: t.text.clone(),
+                    prompt_ms: None,
+                    first_token_ms: None,
+                    last_token_ms: None,
+                    speech_ms: None,
+                    tokens: 0,
+                })
+                .collect(),
+            ..RelayReport::default()
+        };
+        RelaySession {
+            spoke_over: vec![false; cfg.turns.len()],
+            tts_language: cfg.noun.tts_language().to_string(),
+            stt_language: cfg.noun.transcription_language().to_string(),
+            cutting: cfg.noun.welcome_greeting_interruptible.into(),
+            preemptible: cfg.noun.preemptible,
+            steps,
+            speech: Speech::default(),
+            cycle_open: false,
+            cycle_turn: None,
+            prompted: None,
+            dropping: None,
+            unidentified_run: 0,
+            last_activity: Duration::ZERO,
+            report,
+            cfg,
+        }
+    }
+
+    /// The socket is open (time zero): `setup` goes out and the greeting starts.
+    pub fn open(&mut self, out: &mut Vec<RelayOutput>) {
+        out.push(send(&ToApp::Setup(Box::new(self.cfg.setup.clone()))));
+        if let Some(greeting) = self.cfg.noun.welcome_greeting.clone() {
+            let m = self.cfg.speech;
+            self.speech
+                .push(Duration::ZERO, &greeting, m.synthesis_latency, m.per_char);
+        }
+    }
+
+    /// When the session next needs [`RelaySession::on_timeout`] (`None` once it ended).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.report.end.is_some() {
+            return None;
+        }
+        Some(match self.steps.front() {
+            Some((t, _)) => *t,
+            None => self.hangup_at(),
+        })
+    }
+
+    /// Runs what is due at `now`.
+    pub fn on_timeout(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
+        if self.report.end.is_some() {
+            return;
+        }
+        while let Some(&(t, step)) = self.steps.front() {
+            if t > now {
+                return;
+            }
+            self.steps.pop_front();
+            self.last_activity = self.last_activity.max(t);
+            self.caller_step(t, step, out);
+        }
+        if now >= self.hangup_at() {
+            self.finish(now, SessionStatus::Completed, None, None);
+            out.push(RelayOutput::Close {
+                code: 1000,
+                reason: String::new(),
+            });
+        }
+    }
+
+    /// One message from the app.
+    pub fn on_message(&mut self, now: Duration, text: &str, out: &mut Vec<RelayOutput>) {
+        if self.report.end.is_some() {
+            return;
+        }
+        self.last_activity = self.last_activity.max(now);
+        let message = match relay::parse_app_message(text) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(now, text, &e, out),
+        };
+        self.unidentified_run = 0;
+        match message {
+            FromApp::Text {
+                token,
+                last,
+                lang,
+                interruptible,
+                preemptible,
+            } => {
+                if let Some(lang) = lang {
+                    self.tts_language = lang;
+                }
+                self.token(now, &token, last, interruptible, preemptible);
+            }
+            FromApp::Play { source, .. } => self.report.plays.push(source),
+            FromApp::SendDigits { digits } => self.report.digits_sent.push_str(&digits),
+            FromApp::Language {
+                tts_language,
+                transcription_language,
+            } => {
+                if let Some(l) = tts_language {
+                    self.tts_language = l;
+                }
+                if let Some(l) = transcription_language {
+                    self.stt_language = l;
+                }
+            }
+            FromApp::End { handoff_data } => {
+                self.finish(now, SessionStatus::Ended, handoff_data, None);
+                out.push(RelayOutput::Close {
+                    code: 1000,
+                    reason: String::new(),
+                });
+            }
+        }
+    }
+
+    /// The socket closed under the session (the app closed it, or it broke).
+    pub fn on_closed(&mut self, now: Duration) {
+        if self.report.end.is_none() {
+            let error = (relay::WEBSOCKET_ENDED, "WebSocket ended".to_string());
+            self.finish(now, SessionStatus::Failed, None, Some(error));
+        }
+    }
+
+    /// The language the agent speaks in now.
+    pub fn tts_language(&self) -> &str {
+        &self.tts_language
+    }
+
+    /// How it ended, once it has.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.report.end.as_ref()
+    }
+
+    /// What it measured.
+    pub fn report(&self) -> &RelayReport {
+        &self.report
+    }
+
+    /// The caller hangs up once its turns are done, the agent is quiet and nothing happened
+    /// for its tail.
+    fn hangup_at(&self) -> Duration {
+        let quiet = self.speech.ends().unwrap_or_default();
+        self.last_activity.max(quiet) + self.cfg.tail
+    }
+
+    fn caller_step(&mut self, t: Duration, step: CallerStep, out: &mut Vec<RelayOutput>) {
+        let report_input = self.cfg.noun.report_input_during_agent_speech;
+        match step {
+            CallerStep::SpeechStart(i) => {
+                if self.speech.speaking(t) {
+                    if self.cutting.speech {
+                        self.interrupt(t, out);
+                    } else {
+                        self.spoke_over[i] = true;
+                    }
+                }
+            }
+            CallerStep::Partial(i, words) => {
+                if self.spoke_over[i] && !report_input.speech() {
+                    return;
+                }
+                let text = self.cfg.turns[i]
+                    .text
+                    .split_whitespace()
+                    .take(words)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                out.push(self.prompt(text, false));
+            }
+            CallerStep::Prompt(i) => {
+                if self.spoke_over[i] && !report_input.speech() {
+                    return;
+                }
+                out.push(self.prompt(self.cfg.turns[i].text.clone(), true));
+                self.report.turns[i].prompt_ms =
+                    Some(ms(t.saturating_sub(self.cfg.turns[i].end())));
+                self.prompted = Some(i);
+                self.dropping = None;
+            }
+            CallerStep::Digit(digit) => {
+                if !self.cfg.noun.dtmf_detection {
+                    return;
+                }
+                let speaking = self.speech.speaking(t);
+                if speaking && self.cutting.dtmf {
+                    self.interrupt(t, out);
+                } else if speaking && !report_input.dtmf() {
+                    return;
+                }
+                out.push(send(&ToApp::Dtmf {
+                    digit: digit.to_string(),
+                }));
+            }
+        }
+    }
+
+    fn prompt(&self, voice_prompt: String, last: bool) -> RelayOutput {
+        send(&ToApp::Prompt {
+            voice_prompt,
+            lang: self.stt_language.clone(),
+            last,
+        })
+    }
+
+    /// The caller cuts the agent's speech at `t`.
+    fn interrupt(&mut self, t: Duration, out: &mut Vec<RelayOutput>) {
+        let (utterance, played) = self.speech.cut(t);
+        out.push(send(&ToApp::Interrupt {
+            utterance_until_interrupt: utterance.clone(),
+            duration_until_interrupt_ms: played.as_millis() as u64,
+        }));
+        self.report.interrupts.push(RelayInterrupt {
+            at_ms: ms(t),
+            utterance,
+            duration_ms: played.as_millis() as u64,
+            tokens_after: 0,
+            stopped_after_ms: None,
+        });
+        if self.cycle_open {
+            self.dropping = Some(self.report.interrupts.len() - 1);
+            self.cycle_open = false;
+        }
+    }
+
+    fn token(
+        &mut self,
+        now: Duration,
+        token: &str,
+        last: bool,
+        interruptible: Option<bool>,
+        preemptible: Option<bool>,
+    ) {
+        self.report.tokens += 1;
+        if let Some(i) = self.dropping {
+            let cut = &mut self.report.interrupts[i];
+            cut.tokens_after += 1;
+            cut.stopped_after_ms = Some(ms(now) - cut.at_ms);
+            if last {
+                self.dropping = None;
+            }
+            return;
+        }
+        if !self.cycle_open {
+            self.start_cycle(now, interruptible, preemptible);
+        }
+        let m = self.cfg.speech;
+        let heard = self
+            .speech
+            .push(now, token, m.synthesis_latency, m.per_char);
+        if let Some(i) = self.cycle_turn {
+            let end = self.cfg.turns[i].end();
+            let turn = &mut self.report.turns[i];
+            turn.tokens += 1;
+            if let (Some(start), None) = (heard, turn.speech_ms) {
+                turn.speech_ms = Some(ms(start.saturating_sub(end)));
+            }
+            if last {
+                turn.last_token_ms = Some(ms(now.saturating_sub(end)));
+            }
+        }
+        if last {
+            self.cycle_open = false;
+        }
+    }
+
+    /// A talk cycle's first token: what it answers, and what it does to speech still playing.
+    fn start_cycle(
+        &mut self,
+        now: Duration,
+        interruptible: Option<bool>,
+        preemptible: Option<bool>,
+    ) {
+        // Speech that has ended is forgotten; speech still playing is stopped by a
+        // preemptible cycle, else the new one queues after it.
+        let over = self.speech.ends().is_some_and(|e| e <= now);
+        if over || self.preemptible {
+            self.speech.clear(now);
+        }
+        self.cycle_open = true;
+        self.cutting = match interruptible {
+            Some(true) => RelayInput::Any.into(),
+            Some(false) => RelayInput::None.into(),
+            None => self.cfg.noun.interruptible.into(),
+        };
+        self.preemptible = preemptible.unwrap_or(self.cfg.noun.preemptible);
+        // The answer to the latest prompt, unless that turn was answered already.
+        self.cycle_turn = self
+            .prompted
+            .filter(|&i| self.report.turns[i].first_token_ms.is_none());
+        if let Some(i) = self.cycle_turn {
+            let end = self.cfg.turns[i].end();
+            self.report.turns[i].first_token_ms = Some(ms(now.saturating_sub(end)));
+        }
+    }
+
+    /// An app message Twilio cannot use: an `error` back; too many unidentified in a row
+    /// close the socket.
+    fn refuse(
+        &mut self,
+        now: Duration,
+        raw: &str,
+        e: &AppMessageError,
+        out: &mut Vec<RelayOutput>,
+    ) {
+        self.report.errors_sent += 1;
+        out.push(send(&ToApp::invalid(raw)));
+        if !e.unidentified() {
+            self.unidentified_run = 0;
+            return;
+        }
+        self.unidentified_run += 1;
+        if self.unidentified_run >= MALFORMED_LIMIT {
+            let error = (relay::WEBSOCKET_ENDED, MALFORMED_CLOSE_REASON.to_string());
+            self.finish(now, SessionStatus::Failed, None, Some(error));
+            out.push(RelayOutput::Close {
+                code: MALFORMED_CLOSE_CODE,
+                reason: MALFORMED_CLOSE_REASON.to_string(),
+            });
+        }
+    }
+
+    fn finish(
+        &mut self,
+        now: Duration,
+        status: SessionStatus,
+        handoff_data: Option<String>,
+        error: Option<(u16, String)>,
+    ) {
+        self.report.end = Some(SessionEnd {
+            status,
+            at_ms: ms(now),
+            handoff_data,
+            error,
+        });
+    }
+}
+
+/// The caller's steps in time order: each turn's start, its partials (under
+/// `partialPrompts`), its final prompt; the digits.
+fn schedule(cfg: &RelayConfig) -> VecDeque<(Duration, CallerStep)> {
+    let mut steps = Vec::new();
+    for (i, turn) in cfg.turns.iter().enumerate() {
+        steps.push((turn.start(), CallerStep::SpeechStart(i)));
+        if turn.text.trim().is_empty() {
+            // No words, nothing to recognize (a turn found by energy alone).
+            continue;
+        }
+        let words = turn.text.split_whitespace().count();
+        let span = turn.end().saturating_sub(turn.start());
+        if cfg.noun.partial_prompts && !cfg.speech.partial_every.is_zero() {
+            let mut t = turn.start() + cfg.speech.partial_every;
+            let mut said = 0;
+            while t < turn.end() {
+                let share = (t - turn.start()).as_secs_f64() / span.as_secs_f64();
+                let n = ((words as f64 * share).ceil() as usize).min(words);
+                if n > said {
+                    steps.push((t, CallerStep::Partial(i, n)));
+                    said = n;
+                }
+                t += cfg.speech.partial_every;
+            }
+        }
+        steps.push((
+            turn.end() + cfg.speech.recognition_delay,
+            CallerStep::Prompt(i),
+        ));
+    }
+    steps.extend(cfg.digits.iter().map(|&(t, d)| (t, CallerStep::Digit(d))));
+    // Stable: at one instant, a turn's start comes before its prompt, as listed.
+    steps.sort_by_key(|(t, _)| *t);
+    steps.into()
+}
+
+fn send(message: &ToApp) -> RelayOutput {
+    RelayOutput::Send(message.to_json())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,329 @@
+//! The session on virtual time, with no socket: an app's messages at chosen instants, the
+//! session's messages with the instants they went out.
+
+use std::time::Duration;
+
+use dialtone_corpus::Turn;
+use dialtone_protocol::relay::Setup;
+use dialtone_twiml::{ConversationRelay, RelayInput};
+use serde_json::Value;
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn turn(start_ms: u32, end_ms: u32, text: &str) -> Turn {
+    Turn {
+        start_ms,
+        end_ms,
+        text: text.into(),
+    }
+}
+
+fn config(noun: ConversationRelay, turns: Vec<Turn>) -> RelayConfig {
+    RelayConfig {
+        noun,
+        setup: Setup {
+            session_id: "VX1".into(),
+            account_sid: "AC1".into(),
+            parent_call_sid: String::new(),
+            call_sid: "CA1".into(),
+            from: "+15005550006".into(),
+            to: "+15005550001".into(),
+            forwarded_from: String::new(),
+            call_type: "PSTN".into(),
+            caller_name: String::new(),
+            direction: "inbound".into(),
+            call_status: "IN-PROGRESS".into(),
+            custom_parameters: Vec::new(),
+        },
+        turns,
+        digits: Vec::new(),
+        speech: SpeechModel::default(),
+        tail: ms(2000),
+    }
+}
+
+fn noun() -> ConversationRelay {
+    ConversationRelay {
+        url: "wss://app/ws".into(),
+        ..ConversationRelay::default()
+    }
+}
+
+/// Runs the session until it ends (or 60 s), the app's messages at their instants; returns
+/// what went out, each with its instant.
+fn run(session: &mut RelaySession, app: &[(u64, &str)]) -> Vec<(u64, Value)> {
+    let mut sent = Vec::new();
+    let mut out = Vec::new();
+    session.open(&mut out);
+    let mut app = app.iter().peekable();
+    let mut now = Duration::ZERO;
+    let mut record = |now: Duration, out: &mut Vec<RelayOutput>| {
+        for o in out.drain(..) {
+            let v = match o {
+                RelayOutput::Send(text) => serde_json::from_str(&text).unwrap(),
+                RelayOutput::Close { code, reason } => {
+                    serde_json::json!({"close": code, "reason": reason})
+                }
+            };
+            sent.push((now.as_millis() as u64, v));
+        }
+    };
+    record(now, &mut out);
+    while session.end().is_none() && now < ms(60_000) {
+        let timer = session.poll_timeout().unwrap_or(ms(60_000));
+        match app.peek() {
+            Some(&&(t, text)) if ms(t) <= timer => {
+                now = ms(t);
+                session.on_message(now, text, &mut out);
+                app.next();
+            }
+            _ => {
+                now = timer.max(now);
+                session.on_timeout(now, &mut out);
+            }
+        }
+        record(now, &mut out);
+    }
+    sent
+}
+
+fn of_type<'a>(sent: &'a [(u64, Value)], kind: &str) -> Vec<&'a (u64, Value)> {
+    sent.iter().filter(|(_, v)| v["type"] == kind).collect()
+}
+
+#[test]
+fn a_turn_becomes_a_prompt_and_its_answer_is_measured_from_the_true_end_of_speech() {
+    let mut s = RelaySession::new(config(noun(), vec![turn(500, 3000, "Where is my order?")]));
+    // The prompt goes out at 3500 (500 ms of recognition); the app thinks 300 ms.
+    let sent = run(
+        &mut s,
+        &[
+            (3800, r#"{"type":"text","token":"It ","last":false}"#),
+            (3850, r#"{"type":"text","token":"shipped.","last":false}"#),
+            (4000, r#"{"type":"text","token":"","last":true}"#),
+        ],
+    );
+    assert_eq!(sent[0].1["type"], "setup");
+    assert_eq!(sent[0].1["callSid"], "CA1");
+    let prompts = of_type(&sent, "prompt");
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].0, 3500);
+    assert_eq!(prompts[0].1["voicePrompt"], "Where is my order?");
+    assert_eq!(prompts[0].1["lang"], "en-US");
+    assert_eq!(prompts[0].1["last"], true);
+    let r = s.report();
+    let t = &r.turns[0];
+    assert_eq!(t.prompt_ms, Some(500.0));
+    assert_eq!(t.first_token_ms, Some(800.0));
+    // Heard 200 ms (synthesis) after the first token.
+    assert_eq!(t.speech_ms, Some(1000.0));
+    assert_eq!(t.last_token_ms, Some(1000.0));
+    assert_eq!(t.tokens, 3);
+    // "It shipped." is 11 characters of speech from 4000: quiet at 4715, then the tail.
+    let end = r.end.as_ref().unwrap();
+    assert_eq!(end.status, SessionStatus::Completed);
+    assert_eq!(end.at_ms, 6715.0);
+    assert_eq!(sent.last().unwrap().1["close"], 1000);
+}
+
+#[test]
+fn speech_over_the_agent_interrupts_with_what_was_heard() {
+    let turns = vec![turn(0, 1000, "Tell me a story."), turn(4000, 5000, "Stop.")];
+    let mut s = RelaySession::new(config(noun(), turns));
+    // 39 characters from 1700 (first sound at 1900) play until 4435; the caller speaks at
+    // 4000, 2100 ms in: 32 characters heard. The app sends two more tokens, the last 250 ms
+    // after the interrupt.
+    let sent = run(
+        &mut s,
+        &[
+            (
+                1700,
+                r#"{"type":"text","token":"Once upon a time there was a small fox."}"#,
+            ),
+            (4100, r#"{"type":"text","token":" It"}"#),
+            (4250, r#"{"type":"text","token":" ran.","last":true}"#),
+            (5600, r#"{"type":"text","token":"Okay.","last":true}"#),
+        ],
+    );
+    let interrupts = of_type(&sent, "interrupt");
+    assert_eq!(interrupts.len(), 1);
+    let (at, i) = interrupts[0];
+    assert_eq!(*at, 4000);
+    assert_eq!(
+        i["utteranceUntilInterrupt"],
+        "Once upon a time there was a sma"
+    );
+    assert_eq!(i["durationUntilInterruptMs"], 2100);
+    let r = s.report();
+    assert_eq!(r.interrupts.len(), 1);
+    assert_eq!(r.interrupts[0].tokens_after, 2);
+    assert_eq!(r.interrupts[0].stopped_after_ms, Some(250.0));
+    // The second turn's answer is measured from its own end.
+    assert_eq!(r.turns[1].first_token_ms, Some(600.0));
+    assert_eq!(r.turns[1].tokens, 1);
+}
+
+#[test]
+fn without_interruptible_speech_over_the_agent_is_not_reported_unless_asked() {
+    let turns = vec![
+        turn(0, 1000, "Tell me a story."),
+        turn(3000, 3500, "Hello?"),
+    ];
+    for (report_input, prompts) in [(RelayInput::None, 1), (RelayInput::Speech, 2)] {
+        let n = ConversationRelay {
+            interruptible: RelayInput::None,
+            report_input_during_agent_speech: report_input,
+            ..noun()
+        };
+        let mut s = RelaySession::new(config(n, turns.clone()));
+        let sent = run(
+            &mut s,
+            &[(
+                1700,
+                r#"{"type":"text","token":"Once upon a time there was a small fox.","last":true}"#,
+            )],
+        );
+        assert!(of_type(&sent, "interrupt").is_empty());
+        assert_eq!(of_type(&sent, "prompt").len(), prompts, "{report_input:?}");
+    }
+}
+
+#[test]
+fn partial_prompts_grow_before_the_final_one() {
+    let n = ConversationRelay {
+        partial_prompts: true,
+        ..noun()
+    };
+    let mut s = RelaySession::new(config(n, vec![turn(0, 1200, "one two three four")]));
+    let sent = run(&mut s, &[]);
+    let prompts: Vec<(u64, String, bool)> = of_type(&sent, "prompt")
+        .into_iter()
+        .map(|(t, v)| {
+            let text = v["voicePrompt"].as_str().unwrap().to_string();
+            (*t, text, v["last"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            (300, "one".into(), false),
+            (600, "one two".into(), false),
+            (900, "one two three".into(), false),
+            (1700, "one two three four".into(), true),
+        ]
+    );
+}
+
+#[test]
+fn digits_reach_the_app_only_with_dtmf_detection_and_cut_speech_when_allowed() {
+    let mut cfg = config(noun(), Vec::new());
+    cfg.noun.welcome_greeting = Some("Welcome to the shop, how can I help?".into());
+    cfg.digits = vec![(ms(1000), '5'), (ms(9000), '#')];
+    let mut quiet = RelaySession::new(cfg.clone());
+    assert!(of_type(&run(&mut quiet, &[]), "dtmf").is_empty());
+
+    cfg.noun.dtmf_detection = true;
+    let mut s = RelaySession::new(cfg);
+    let sent = run(&mut s, &[]);
+    let digits: Vec<&str> = of_type(&sent, "dtmf")
+        .iter()
+        .map(|(_, v)| v["digit"].as_str().unwrap())
+        .collect();
+    assert_eq!(digits, ["5", "#"]);
+    // The greeting (welcomeGreetingInterruptible any) was cut by the first digit.
+    let interrupts = of_type(&sent, "interrupt");
+    assert_eq!(interrupts.len(), 1);
+    assert_eq!(interrupts[0].0, 1000);
+    assert_eq!(interrupts[0].1["durationUntilInterruptMs"], 800);
+}
+
+#[test]
+fn end_hands_off_and_closes() {
+    let mut s = RelaySession::new(config(noun(), vec![turn(0, 1000, "A person please.")]));
+    let sent = run(
+        &mut s,
+        &[(
+            1700,
+            r#"{"type":"end","handoffData":"{\"reason\":\"agent\"}"}"#,
+        )],
+    );
+    let end = s.end().unwrap();
+    assert_eq!(end.status, SessionStatus::Ended);
+    assert_eq!(end.handoff_data.as_deref(), Some(r#"{"reason":"agent"}"#));
+    assert_eq!(
+        sent.last().unwrap(),
+        &(1700, serde_json::json!({"close": 1000, "reason": ""}))
+    );
+}
+
+#[test]
+fn bad_messages_get_errors_and_ten_unidentified_in_a_row_close_1007() {
+    let mut s = RelaySession::new(config(noun(), vec![turn(0, 1000, "Hi.")]));
+    let mut app: Vec<(u64, String)> = vec![
+        (100, r#"{"type":"text"}"#.into()),
+        (110, "garbage".into()),
+        (120, r#"{"type":"text","token":"ok"}"#.into()),
+    ];
+    app.extend((0..10).map(|i| (200 + i, format!(r#"{{"type":"nope{i}"}}"#))));
+    let app: Vec<(u64, &str)> = app.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    let sent = run(&mut s, &app);
+    let errors = of_type(&sent, "error");
+    assert_eq!(errors.len(), 12);
+    assert_eq!(
+        errors[0].1["description"],
+        r#"Invalid message received: {"type":"text"}"#
+    );
+    assert_eq!(
+        sent.last().unwrap().1,
+        serde_json::json!({"close": 1007, "reason": "Too many consecutive malformed messages."})
+    );
+    let end = s.end().unwrap();
+    assert_eq!(end.status, SessionStatus::Failed);
+    assert_eq!(end.error.as_ref().unwrap().0, 64105);
+    assert_eq!(end.at_ms, 209.0);
+}
+
+#[test]
+fn the_app_closing_under_the_session_fails_it() {
+    let mut s = RelaySession::new(config(noun(), vec![turn(0, 1000, "Hi.")]));
+    let mut out = Vec::new();
+    s.open(&mut out);
+    s.on_closed(ms(700));
+    let end = s.end().unwrap();
+    assert_eq!((end.status, end.at_ms), (SessionStatus::Failed, 700.0));
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_preemptible_answer_is_stopped_by_the_next_one_else_the_next_one_waits() {
+    let turns = vec![turn(0, 1000, "Tell me a story."), turn(2500, 3000, "Also")];
+    for (preemptible, heard_after_end) in [(true, 800.0), (false, 1435.0)] {
+        let n = ConversationRelay {
+            interruptible: RelayInput::None,
+            report_input_during_agent_speech: RelayInput::Speech,
+            preemptible,
+            ..noun()
+        };
+        let mut s = RelaySession::new(config(n, turns.clone()));
+        // 39 characters heard from 1900 to 4435; the second answer's token comes at 3600.
+        run(
+            &mut s,
+            &[
+                (
+                    1700,
+                    r#"{"type":"text","token":"Once upon a time there was a small fox.","last":true}"#,
+                ),
+                (3600, r#"{"type":"text","token":"Sure.","last":true}"#),
+            ],
+        );
+        assert_eq!(
+            s.report().turns[1].speech_ms,
+            Some(heard_after_end),
+            "preemptible {preemptible}"
+        );
+    }
+}
