@@ -308,6 +308,23 @@ pub enum Failure {
         /// Frames sent before the stall.
         frames_sent: u64,
     },
+    /// The ConversationRelay WebSocket could not be opened (or refused the upgrade).
+    #[error("ConversationRelay WebSocket connection failed: {url}: {cause}")]
+    RelayConnect {
+        /// Relay URL.
+        url: String,
+        /// Plain-words cause.
+        cause: String,
+    },
+    /// The ConversationRelay session ended under the call: the app closed or broke its
+    /// socket without `end`, or sent too many malformed messages.
+    #[error("ConversationRelay session failed: {cause}: {url}")]
+    RelayEnded {
+        /// Relay URL.
+        url: String,
+        /// What happened.
+        cause: String,
+    },
     /// A bidirectional stream ran but the app never sent audio.
     #[error("no audio back from the app within {secs} s of the stream start: {url}")]
     NoAudioBack {
@@ -402,6 +419,8 @@ impl Failure {
             // dialtone's own finding: Twilio has no code for an app that stops reading.
             Failure::StreamStalled { .. } => 0,
             Failure::NoAudioBack { .. } => 0,
+            Failure::RelayConnect { .. } => dialtone_protocol::relay::UNABLE_TO_CONNECT,
+            Failure::RelayEnded { .. } => dialtone_protocol::relay::WEBSOCKET_ENDED,
             Failure::PlayFailed { .. } => 11200,
             Failure::Rejected { .. } => 0,
             Failure::WallClockApp { .. } => 0,
@@ -426,6 +445,8 @@ impl Failure {
             | Failure::StreamProtocol { .. }
             | Failure::StreamStalled { .. } => "stream",
             Failure::NoAudioBack { .. } => "app_audio",
+            Failure::RelayConnect { .. } => "relay_connect",
+            Failure::RelayEnded { .. } => "relay",
             Failure::PlayFailed { .. } => "play",
             Failure::Rejected { .. } => "rejected",
             Failure::WallClockApp { .. } => "virtual_time",
@@ -594,6 +615,9 @@ pub struct CallReport {
     pub streams: Vec<StreamReport>,
     /// Streams left out of `streams` (between its first and last ones).
     pub streams_omitted: u64,
+    /// ConversationRelay sessions, in order (the first 20).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relay: Vec<crate::relay::RelayReport>,
     /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
     /// Steps left out of `timeline` (between its first and last ones).

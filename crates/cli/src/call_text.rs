@@ -32,6 +32,9 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
         };
         println!("  webhook round trips: {} ms{more}", list.join(", "));
     }
+    for relay in &r.relay {
+        print_relay(relay);
+    }
     for s in &r.streams {
         println!(
             "  stream {} ({}) {}",
@@ -233,5 +236,46 @@ fn fault_summary(f: &dialtone_call::faults::FaultCounts) -> String {
         "none this time".into()
     } else {
         parts.join(", ")
+    }
+}
+
+/// A ConversationRelay session: each caller turn's answer timed from the true end of speech.
+fn print_relay(r: &dialtone_call::relay::RelayReport) {
+    let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} ms"));
+    let end = r.end.as_ref().map_or("running".to_string(), |e| {
+        let mut s = e.status.as_str().to_string();
+        if let Some(h) = &e.handoff_data {
+            s.push_str(&format!(", handoff {h}"));
+        }
+        if let Some((code, m)) = &e.error {
+            s.push_str(&format!(", {code} {m}"));
+        }
+        s
+    });
+    println!(
+        "  ConversationRelay session {end}: {} tokens, {} interrupts, {} errors sent",
+        r.tokens,
+        r.interrupts.len(),
+        r.errors_sent
+    );
+    for t in &r.turns {
+        println!("    turn {}: {:?}", t.index, t.text);
+        println!(
+            "      prompt {}  first token {}  last token {}  heard {}  ({} tokens)",
+            ms(t.prompt_ms),
+            ms(t.first_token_ms),
+            ms(t.last_token_ms),
+            ms(t.speech_ms),
+            t.tokens
+        );
+    }
+    for i in &r.interrupts {
+        let stopped = i
+            .stopped_after_ms
+            .map_or("at once".to_string(), |v| format!("{v:.0} ms later"));
+        println!(
+            "    interrupt at {:.0} ms after {} ms of speech ({:?}); the app stopped {stopped} ({} more tokens)",
+            i.at_ms, i.duration_ms, i.utterance, i.tokens_after
+        );
     }
 }

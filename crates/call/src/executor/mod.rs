@@ -103,6 +103,8 @@ struct Call<'e> {
     forks: Vec<(String, StreamTask)>,
     /// The first and last streams' reports (a looping app may open thousands).
     streams: HeadTail<StreamReport>,
+    /// ConversationRelay sessions' reports: the first [`STREAMS_KEPT`].
+    relay: Vec<crate::relay::RelayReport>,
     audio: Vec<StreamAudio>,
     /// Per entry of `audio`: when its stream started, and whether it was bidirectional.
     audio_spans: Vec<(Option<Instant>, bool)>,
@@ -346,6 +348,7 @@ impl<'e> PreparedCall<'e> {
             outbound: Arc::new(OutboundAudio::default()),
             forks: Vec::new(),
             streams: HeadTail::new(STREAMS_KEPT, STREAMS_KEPT),
+            relay: Vec::new(),
             audio: Vec::new(),
             audio_spans: Vec::new(),
             played: Vec::new(),
@@ -390,6 +393,7 @@ impl Call<'_> {
                 warnings_omitted,
                 streams,
                 streams_omitted,
+                relay: self.relay,
                 timeline: kept.events,
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
@@ -558,6 +562,7 @@ impl Call<'_> {
 
 mod documents;
 mod recording;
+mod relay;
 mod streams;
 mod verbs;
 

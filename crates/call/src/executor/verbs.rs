@@ -174,15 +174,9 @@ impl Call<'_> {
                         None => Next::Continue,
                     }
                 }
-                // No relay session runs yet: the noun is parsed and checked, then skipped
-                // with a warning, as before it was parsed.
                 ConnectTarget::ConversationRelay(r) => {
                     self.verb_event(node, format!("<ConversationRelay url={:?}>", r.url));
-                    self.warn(
-                        0,
-                        "<Connect><ConversationRelay> is not simulated yet; skipped".into(),
-                    );
-                    Next::Continue
+                    self.connect_relay(c, r, doc_url).await
                 }
                 ConnectTarget::Other { name } => {
                     self.verb_event(node, format!("<{name}>"));

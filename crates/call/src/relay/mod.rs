@@ -12,8 +12,10 @@
 //!
 //! - `speech`: the agent's speech (talk cycles, what has been heard by when);
 //! - `session`: the session itself (caller turns, app messages, the end);
-//! - `report`: what it measured.
+//! - `report`: what it measured;
+//! - `driver`: the tokio driver (signed upgrade, socket, clock, the call's end).
 
+pub(crate) mod driver;
 mod report;
 mod session;
 mod speech;

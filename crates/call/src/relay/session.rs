@@ -257,6 +257,18 @@ impl RelaySession {
         }
     }
 
+    /// The call ends from outside the session (a REST hang-up, the call's maximum length):
+    /// the session completes, as when the caller hangs up.
+    pub fn hang_up(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
+        if self.report.end.is_none() {
+            self.finish(now, SessionStatus::Completed, None, None);
+            out.push(RelayOutput::Close {
+                code: 1000,
+                reason: String::new(),
+            });
+        }
+    }
+
     /// The socket closed under the session (the app closed it, or it broke).
     pub fn on_closed(&mut self, now: Duration) {
         if self.report.end.is_none() {

@@ -1,0 +1,124 @@
+//! `<Connect><ConversationRelay>`: the session runs, blocking the TwiML as `<Connect>` does;
+//! then `action` gets the session's end (`SessionId`, `SessionStatus`, `SessionDuration`,
+//! `HandoffData`, `ErrorCode`/`ErrorMessage`), or the next verb runs.
+
+use dialtone_protocol::relay::Setup;
+use dialtone_protocol::sid;
+use dialtone_twiml::{Connect, ConversationRelay};
+
+use super::{Call, Next};
+use dialtone_protocol::webhook::CallStatus;
+
+use crate::relay::driver::{self, RelayLink};
+use crate::relay::{RelayConfig, SessionStatus, SpeechModel};
+use crate::report::Failure;
+use crate::webhook;
+
+impl Call<'_> {
+    pub(super) async fn connect_relay(
+        &mut self,
+        c: &Connect,
+        noun: &ConversationRelay,
+        doc_url: &str,
+    ) -> Next {
+        let url = match webhook::resolve_stream(doc_url, &noun.url) {
+            Ok(u) => u,
+            Err(cause) => {
+                self.failures.push(Failure::RelayConnect {
+                    url: noun.url.clone(),
+                    cause,
+                });
+                return Next::Continue;
+            }
+        };
+        let index = self.streams_opened;
+        self.streams_opened += 1;
+        let session_id = match self.cfg.seed {
+            Some(seed) => sid::seeded("VX", seed, index),
+            None => sid::random("VX"),
+        };
+        let cfg = RelayConfig {
+            noun: noun.clone(),
+            setup: Setup {
+                session_id: session_id.clone(),
+                account_sid: self.info.account_sid.clone(),
+                parent_call_sid: self.info.parent_call_sid.clone().unwrap_or_default(),
+                call_sid: self.info.call_sid.clone(),
+                from: self.info.from.clone(),
+                to: self.info.to.clone(),
+                forwarded_from: String::new(),
+                call_type: "PSTN".into(),
+                caller_name: String::new(),
+                direction: self.info.direction.as_str().to_string(),
+                call_status: "IN-PROGRESS".into(),
+                custom_parameters: noun.parameters.clone(),
+            },
+            turns: self.cfg.caller.turns.clone(),
+            digits: self.cfg.caller.stream_dtmf.clone(),
+            speech: SpeechModel::default(),
+            tail: self.cfg.caller.tail,
+        };
+        let link = RelayLink {
+            net: &self.engine.net,
+            tunnels: &self.cfg.tunnels,
+            url: &url,
+            auth_token: &self.cfg.auth_token,
+        };
+        let mut params = vec![("SessionId".to_string(), session_id)];
+        let status = match driver::run(link, cfg, self.end.clone()).await {
+            Err(cause) => {
+                self.failures.push(Failure::RelayConnect {
+                    url: url.clone(),
+                    cause: cause.clone(),
+                });
+                params.extend([
+                    ("SessionStatus".into(), "failed".into()),
+                    ("SessionDuration".into(), "0".into()),
+                    (
+                        "ErrorCode".into(),
+                        dialtone_protocol::relay::UNABLE_TO_CONNECT.to_string(),
+                    ),
+                    ("ErrorMessage".into(), cause),
+                ]);
+                SessionStatus::Failed
+            }
+            Ok((report, lasted)) => {
+                let end = report.end.clone();
+                if self.relay.len() < super::STREAMS_KEPT {
+                    self.relay.push(report);
+                }
+                let status = end.as_ref().map_or(SessionStatus::Completed, |e| e.status);
+                params.push(("SessionStatus".into(), status.as_str().into()));
+                params.push(("SessionDuration".into(), lasted.as_secs().to_string()));
+                if let Some(handoff) = end.as_ref().and_then(|e| e.handoff_data.clone()) {
+                    params.push(("HandoffData".into(), handoff));
+                }
+                if let Some((code, message)) = end.and_then(|e| e.error) {
+                    self.failures.push(Failure::RelayEnded {
+                        url: url.clone(),
+                        cause: message.clone(),
+                    });
+                    params.push(("ErrorCode".into(), code.to_string()));
+                    params.push(("ErrorMessage".into(), message));
+                }
+                status
+            }
+        };
+        if let Some(action) = &c.action {
+            let next = self
+                .follow("action", doc_url, Some(action), c.method.into(), params)
+                .await;
+            if status != SessionStatus::Completed {
+                return next;
+            }
+        }
+        match status {
+            // The caller hung up: whatever the action answered, the call is over.
+            SessionStatus::Completed => Next::End {
+                status: CallStatus::Completed,
+                reason: "caller hung up (ConversationRelay session completed)".into(),
+            },
+            SessionStatus::Ended | SessionStatus::Failed => Next::Continue,
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The relay session's tokio driver: the signed upgrade, then the socket, the clock and the
+//! call's end pumped into the sans-IO session until it ends.
+
+use std::time::Duration;
+
+use dialtone_net::{Net, SocketOptions, Tunnels, WsError};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::{RelayConfig, RelayOutput, RelayReport, RelaySession};
+
+/// How long the upgrade may take, as for a Media Stream.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the session runs and who signs its upgrade.
+pub(crate) struct RelayLink<'a> {
+    /// The transport.
+    pub(crate) net: &'a Net,
+    /// Public origins mapped to local ones.
+    pub(crate) tunnels: &'a Tunnels,
+    /// The relay URL, as resolved from the TwiML.
+    pub(crate) url: &'a str,
+    /// Signs the upgrade.
+    pub(crate) auth_token: &'a str,
+}
+
+/// Opens the socket and runs the session until it ends or the call does (`end` set: the
+/// caller hung up, the call's time ran out); the report and how long it lasted. `Err` when
+/// the socket could not be opened.
+pub(crate) async fn run(
+    link: RelayLink<'_>,
+    cfg: RelayConfig,
+    mut end: watch::Receiver<Option<String>>,
+) -> Result<(RelayReport, Duration), String> {
+    let headers = dialtone_net::upgrade_headers(link.auth_token, link.url);
+    let handshake = link
+        .net
+        .connect_ws(link.tunnels, link.url, &headers, SocketOptions::default());
+    let (ws, _route) = match timeout(CONNECT_TIMEOUT, handshake).await {
+        Err(_) => {
+            return Err(format!(
+                "no answer to the upgrade within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(Err(WsError::Refused(status))) => {
+            return Err(format!("the upgrade was refused with HTTP {status}"));
+        }
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(ws)) => ws,
+    };
+    let (mut sink, mut stream) = ws.split();
+    let opened = Instant::now();
+    let mut session = RelaySession::new(cfg);
+    let mut out = Vec::new();
+    session.open(&mut out);
+    loop {
+        let mut closing = false;
+        for o in out.drain(..) {
+            let sent = match o {
+                RelayOutput::Send(text) => sink.send(Message::text(text)).await,
+                RelayOutput::Close { code, reason } => {
+                    closing = true;
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    sink.send(Message::Close(Some(frame))).await
+                }
+            };
+            if sent.is_err() {
+                session.on_closed(opened.elapsed());
+                closing = true;
+                break;
+            }
+        }
+        if closing || session.end().is_some() {
+            break;
+        }
+        let deadline = session.poll_timeout().map(|d| opened + d);
+        tokio::select! {
+            message = stream.next() => {
+                let now = opened.elapsed();
+                match message {
+                    Some(Ok(Message::Text(text))) => session.on_message(now, &text, &mut out),
+                    // Not text: Twilio cannot identify it.
+                    Some(Ok(Message::Binary(_))) => session.on_message(now, "(binary)", &mut out),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => session.on_closed(now),
+                }
+            }
+            _ = sleep_until(deadline.unwrap_or_else(|| opened + Duration::from_secs(86_400))) => {
+                session.on_timeout(opened.elapsed(), &mut out);
+            }
+            changed = end.changed() => {
+                if changed.is_err() || end.borrow().is_some() {
+                    session.hang_up(opened.elapsed(), &mut out);
+                }
+            }
+        }
+    }
+    // The app gets a moment to close its side; the session's result does not wait on it.
+    let _ = timeout(Duration::from_millis(200), sink.close()).await;
+    Ok((session.report().clone(), opened.elapsed()))
+}

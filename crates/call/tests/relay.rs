@@ -1,0 +1,154 @@
+//! `<Connect><ConversationRelay>` end to end against an app written the way Twilio's
+//! tutorials write one: it checks the upgrade's signature against its own URL, answers each
+//! final prompt after thinking a while with streamed tokens and an empty `last` token, hands
+//! the second turn off with `end`, and its `<Connect action>` answers the session's end.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Form, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use dialtone_audio::AudioCache;
+use dialtone_call::{CallConfig, Engine};
+use dialtone_corpus::Corpus;
+use dialtone_protocol::signing;
+
+const TOKEN: &str = dialtone_call::DEFAULT_AUTH_TOKEN;
+/// The app's "LLM": this long before its first token.
+const THINK: Duration = Duration::from_millis(120);
+
+#[derive(Clone, Default)]
+struct Seen {
+    upgrade_valid: Arc<Mutex<Vec<bool>>>,
+    received: Arc<Mutex<Vec<serde_json::Value>>>,
+    action: Arc<Mutex<Vec<(String, String)>>>,
+    base: Arc<Mutex<String>>,
+}
+
+async fn voice(State(seen): State<Seen>) -> Response {
+    let base = seen.base.lock().unwrap().clone();
+    let twiml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect action="/done"><ConversationRelay url="ws://{base}/relay" welcomeGreeting="Hi! How can I help?" dtmfDetection="true"><Parameter name="customer" value="42"/></ConversationRelay></Connect></Response>"#
+    );
+    ([("content-type", "text/xml")], twiml).into_response()
+}
+
+async fn upgrade(State(seen): State<Seen>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let url = format!("ws://{}/relay", seen.base.lock().unwrap());
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let valid = signing::validate(TOKEN, &url, &[], signature);
+    seen.upgrade_valid.lock().unwrap().push(valid);
+    if !valid {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    ws.on_upgrade(move |socket| session(socket, seen))
+}
+
+async fn session(mut socket: WebSocket, seen: Seen) {
+    let mut answered = 0;
+    while let Some(Ok(Message::Text(text))) = socket.recv().await {
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        seen.received.lock().unwrap().push(msg.clone());
+        if msg["type"] != "prompt" || msg["last"] != true {
+            continue;
+        }
+        answered += 1;
+        tokio::time::sleep(THINK).await;
+        for token in ["Sure, ", "I can ", "help."] {
+            let t = serde_json::json!({"type": "text", "token": token, "last": false});
+            if socket.send(Message::text(t.to_string())).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let last = serde_json::json!({"type": "text", "token": "", "last": true});
+        let _ = socket.send(Message::text(last.to_string())).await;
+        if answered == 2 {
+            let end = serde_json::json!({"type": "end", "handoffData": "{\"reason\":\"done\"}"});
+            let _ = socket.send(Message::text(end.to_string())).await;
+        }
+    }
+}
+
+async fn done(State(seen): State<Seen>, Form(form): Form<Vec<(String, String)>>) -> Response {
+    *seen.action.lock().unwrap() = form;
+    (
+        [("content-type", "text/xml")],
+        "<Response><Hangup/></Response>",
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn a_tutorial_app_is_timed_from_the_callers_true_end_of_speech() {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/voice", post(voice))
+        .route("/relay", any(upgrade))
+        .route("/done", post(done))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = listener.local_addr().unwrap().to_string();
+    *seen.base.lock().unwrap() = base.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let corpus = Corpus::open(&Corpus::default_dir()).unwrap();
+    let hello = corpus.load("hello", &AudioCache::new()).unwrap();
+    let mut cfg = CallConfig::new(format!("http://{base}/voice"), hello.frames.clone());
+    cfg.caller.turns = hello.turns.clone();
+    let result = Engine::new().place_call(cfg, None).await;
+    let report = &result.report;
+    assert!(report.is_success(), "{:?}", report.failures);
+    assert_eq!(*seen.upgrade_valid.lock().unwrap(), [true]);
+
+    // What the app received: setup for this call, then the caller's words.
+    let received = seen.received.lock().unwrap().clone();
+    assert_eq!(received[0]["type"], "setup");
+    assert_eq!(received[0]["callSid"], report.call_sid.as_str());
+    assert_eq!(received[0]["customParameters"]["customer"], "42");
+    let prompts: Vec<&str> = received
+        .iter()
+        .filter(|m| m["type"] == "prompt")
+        .map(|m| m["voicePrompt"].as_str().unwrap())
+        .collect();
+    let words: Vec<&str> = hello.turns.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(prompts, words);
+
+    // First token: recognition (500 ms) plus the app's thinking, from the true end.
+    let relay = &report.relay[0];
+    assert_eq!(relay.turns.len(), 2);
+    for t in &relay.turns {
+        let prompt = t.prompt_ms.unwrap();
+        let first = t.first_token_ms.unwrap();
+        let think = first - prompt;
+        assert!(
+            (think - THINK.as_secs_f64() * 1e3).abs() < 40.0,
+            "turn {}: first token {first} ms, prompt {prompt} ms",
+            t.index
+        );
+        assert!(t.last_token_ms.unwrap() >= first + 89.0, "{t:?}");
+        assert!(t.speech_ms.unwrap() >= first + 199.0, "{t:?}");
+        assert_eq!(t.tokens, 4);
+    }
+
+    // The action got the session's end.
+    let action = seen.action.lock().unwrap().clone();
+    let get = |k: &str| {
+        action
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(get("SessionId").starts_with("VX"), "{action:?}");
+    assert_eq!(get("SessionStatus"), "ended");
+    assert_eq!(get("HandoffData"), r#"{"reason":"done"}"#);
+    assert_eq!(get("CallSid"), report.call_sid);
+}
