@@ -160,6 +160,7 @@ impl EventKind {
                     ),
                 },
             ),
+            EventKind::Relay(r) => relay_text(r),
             EventKind::Warning { code, message } => {
                 ("warning", "warn", format!("{code} {message}"))
             }
@@ -170,5 +171,73 @@ impl EventKind {
             ),
         };
         EventText { step, level, words }
+    }
+}
+
+fn relay_text(r: &crate::relay::RelayEvent) -> (&'static str, &'static str, String) {
+    use crate::relay::{RelayEvent, SessionStatus};
+    match r {
+        RelayEvent::Connected { url, session_id } => (
+            "relay",
+            "ok",
+            format!("connected {url}; setup sent (session {session_id})"),
+        ),
+        RelayEvent::Prompt { turn, words, last } => (
+            "relay",
+            "info",
+            format!(
+                "prompt{} turn {turn}: {words:?}",
+                if *last { "" } else { " (partial)" }
+            ),
+        ),
+        RelayEvent::FirstToken {
+            turn,
+            after_speech_ms,
+        } => (
+            "relay",
+            "info",
+            format!(
+                "first token for turn {turn}: {after_speech_ms:.0} ms after the caller stopped"
+            ),
+        ),
+        RelayEvent::LastToken {
+            turn,
+            after_speech_ms,
+            tokens,
+        } => (
+            "relay",
+            "info",
+            format!(
+                "last token for turn {turn}: {after_speech_ms:.0} ms after the caller stopped ({tokens} tokens)"
+            ),
+        ),
+        RelayEvent::Interrupt {
+            utterance,
+            played_ms,
+        } => (
+            "relay",
+            "info",
+            format!("interrupt after {played_ms} ms of speech: heard {utterance:?}"),
+        ),
+        RelayEvent::Error { message } => (
+            "relay",
+            "warn",
+            format!("error sent: invalid message {message}"),
+        ),
+        RelayEvent::Ended {
+            status,
+            handoff_data,
+        } => (
+            "relay",
+            if *status == SessionStatus::Failed {
+                "fail"
+            } else {
+                "ok"
+            },
+            match handoff_data {
+                Some(h) => format!("session {}, handoff {h}", status.as_str()),
+                None => format!("session {}", status.as_str()),
+            },
+        ),
     }
 }

@@ -164,6 +164,8 @@ pub enum EventKind {
         /// The inline TwiML (`Twiml`), truncated to 200 characters.
         twiml: Option<String>,
     },
+    /// A ConversationRelay session's step.
+    Relay(crate::relay::RelayEvent),
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.

@@ -270,12 +270,16 @@ fn print_relay(r: &dialtone_call::relay::RelayReport) {
         );
     }
     for i in &r.interrupts {
-        let stopped = i
-            .stopped_after_ms
-            .map_or("at once".to_string(), |v| format!("{v:.0} ms later"));
+        let after = match i.stopped_after_ms {
+            Some(v) => format!(
+                "the app sent {} more tokens for it, the last {v:.0} ms later",
+                i.tokens_after
+            ),
+            None => "the app sent nothing more for it".to_string(),
+        };
         println!(
-            "    interrupt at {:.0} ms after {} ms of speech ({:?}); the app stopped {stopped} ({} more tokens)",
-            i.at_ms, i.duration_ms, i.utterance, i.tokens_after
+            "    interrupt at {:.0} ms after {} ms of speech ({:?}); {after}",
+            i.at_ms, i.duration_ms, i.utterance
         );
     }
 }

@@ -63,6 +63,7 @@ impl Call<'_> {
             tunnels: &self.cfg.tunnels,
             url: &url,
             auth_token: &self.cfg.auth_token,
+            timeline: &self.timeline,
         };
         let mut params = vec![("SessionId".to_string(), session_id)];
         let status = match driver::run(link, cfg, self.end.clone()).await {

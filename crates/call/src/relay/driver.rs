@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{RelayConfig, RelayOutput, RelayReport, RelaySession};
+use super::{RelayConfig, RelayEvent, RelayOutput, RelayReport, RelaySession};
+use crate::report::EventKind;
+use crate::timeline::Timeline;
 
 /// How long the upgrade may take, as for a Media Stream.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +28,8 @@ pub(crate) struct RelayLink<'a> {
     pub(crate) url: &'a str,
     /// Signs the upgrade.
     pub(crate) auth_token: &'a str,
+    /// The call's timeline, for the session's steps.
+    pub(crate) timeline: &'a Timeline,
 }
 
 /// Opens the socket and runs the session until it ends or the call does (`end` set: the
@@ -56,27 +60,36 @@ pub(crate) async fn run(
     let (mut sink, mut stream) = ws.split();
     let opened = Instant::now();
     let mut session = RelaySession::new(cfg);
+    link.timeline.emit(EventKind::Relay(RelayEvent::Connected {
+        url: link.url.to_string(),
+        session_id: session.session_id().to_string(),
+    }));
     let mut out = Vec::new();
     session.open(&mut out);
     loop {
         let mut closing = false;
-        for o in out.drain(..) {
-            let sent = match o {
-                RelayOutput::Send(text) => sink.send(Message::text(text)).await,
+        let mut broken = false;
+        for o in std::mem::take(&mut out) {
+            match o {
+                RelayOutput::Event(e) => {
+                    link.timeline.emit(EventKind::Relay(e));
+                }
+                RelayOutput::Send(text) => {
+                    broken = broken || sink.send(Message::text(text)).await.is_err();
+                }
                 RelayOutput::Close { code, reason } => {
                     closing = true;
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
                         reason: reason.into(),
                     };
-                    sink.send(Message::Close(Some(frame))).await
+                    let _ = sink.send(Message::Close(Some(frame))).await;
                 }
-            };
-            if sent.is_err() {
-                session.on_closed(opened.elapsed());
-                closing = true;
-                break;
             }
+        }
+        if broken && session.end().is_none() {
+            session.on_closed(opened.elapsed(), &mut out);
+            continue;
         }
         if closing || session.end().is_some() {
             break;
@@ -90,7 +103,9 @@ pub(crate) async fn run(
                     // Not text: Twilio cannot identify it.
                     Some(Ok(Message::Binary(_))) => session.on_message(now, "(binary)", &mut out),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => session.on_closed(now),
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                        session.on_closed(now, &mut out);
+                    }
                 }
             }
             _ = sleep_until(deadline.unwrap_or_else(|| opened + Duration::from_secs(86_400))) => {

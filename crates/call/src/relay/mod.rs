@@ -22,5 +22,5 @@ mod speech;
 #[cfg(test)]
 mod tests;
 
-pub use report::{RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
+pub use report::{RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
 pub use session::{RelayConfig, RelayOutput, RelaySession, SpeechModel};

@@ -93,3 +93,60 @@ pub struct RelayReport {
     /// How it ended (`None` while it runs).
     pub end: Option<SessionEnd>,
 }
+
+/// A step of a relay session, for the call's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "relay", rename_all = "snake_case")]
+pub enum RelayEvent {
+    /// The upgrade succeeded and `setup` went out.
+    Connected {
+        /// The relay URL.
+        url: String,
+        /// `VX…`.
+        session_id: String,
+    },
+    /// A `prompt` went out.
+    Prompt {
+        /// The caller turn (1-based).
+        turn: u32,
+        /// Its words so far.
+        words: String,
+        /// Final (or a partial).
+        last: bool,
+    },
+    /// The app's first token for a turn.
+    FirstToken {
+        /// The caller turn (1-based).
+        turn: u32,
+        /// From the caller's true end of speech.
+        after_speech_ms: f64,
+    },
+    /// The app's `last: true` for a turn.
+    LastToken {
+        /// The caller turn (1-based).
+        turn: u32,
+        /// From the caller's true end of speech.
+        after_speech_ms: f64,
+        /// Tokens of the answer.
+        tokens: u32,
+    },
+    /// An `interrupt` went out.
+    Interrupt {
+        /// What the caller had heard.
+        utterance: String,
+        /// How long it had played.
+        played_ms: u64,
+    },
+    /// An `error` went out for an app message.
+    Error {
+        /// The message refused, cut to 200 characters.
+        message: String,
+    },
+    /// The session ended.
+    Ended {
+        /// `ended`, `completed`, `failed`.
+        status: SessionStatus,
+        /// The app's `handoffData`.
+        handoff_data: Option<String>,
+    },
+}

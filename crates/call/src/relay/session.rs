@@ -11,7 +11,9 @@ use dialtone_protocol::relay::{
 };
 use dialtone_twiml::{ConversationRelay, RelayInput};
 
-use super::report::{RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
+use super::report::{
+    RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
+};
 use super::speech::Speech;
 
 /// How the simulated recognizer and synthesizer behave.
@@ -56,10 +58,12 @@ pub struct RelayConfig {
 }
 
 /// What the session asks its driver to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RelayOutput {
     /// Send this text message.
     Send(String),
+    /// A step for the call's timeline.
+    Event(RelayEvent),
     /// Close the socket.
     Close {
         /// Close code.
@@ -67,6 +71,15 @@ pub enum RelayOutput {
         /// Reason.
         reason: String,
     },
+}
+
+/// A `text` message's fields, as the session takes them.
+#[derive(Debug, Clone, Copy)]
+struct FromAppText<'a> {
+    token: &'a str,
+    last: bool,
+    interruptible: Option<bool>,
+    preemptible: Option<bool>,
 }
 
 /// Something the caller does at a time.
@@ -202,7 +215,7 @@ impl RelaySession {
             self.caller_step(t, step, out);
         }
         if now >= self.hangup_at() {
-            self.finish(now, SessionStatus::Completed, None, None);
+            self.finish(now, SessionStatus::Completed, None, None, out);
             out.push(RelayOutput::Close {
                 code: 1000,
                 reason: String::new(),
@@ -232,7 +245,13 @@ impl RelaySession {
                 if let Some(lang) = lang {
                     self.tts_language = lang;
                 }
-                self.token(now, &token, last, interruptible, preemptible);
+                let text = FromAppText {
+                    token: &token,
+                    last,
+                    interruptible,
+                    preemptible,
+                };
+                self.token(now, &text, out);
             }
             FromApp::Play { source, .. } => self.report.plays.push(source),
             FromApp::SendDigits { digits } => self.report.digits_sent.push_str(&digits),
@@ -248,7 +267,7 @@ impl RelaySession {
                 }
             }
             FromApp::End { handoff_data } => {
-                self.finish(now, SessionStatus::Ended, handoff_data, None);
+                self.finish(now, SessionStatus::Ended, handoff_data, None, out);
                 out.push(RelayOutput::Close {
                     code: 1000,
                     reason: String::new(),
@@ -261,7 +280,7 @@ impl RelaySession {
     /// the session completes, as when the caller hangs up.
     pub fn hang_up(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
         if self.report.end.is_none() {
-            self.finish(now, SessionStatus::Completed, None, None);
+            self.finish(now, SessionStatus::Completed, None, None, out);
             out.push(RelayOutput::Close {
                 code: 1000,
                 reason: String::new(),
@@ -270,11 +289,16 @@ impl RelaySession {
     }
 
     /// The socket closed under the session (the app closed it, or it broke).
-    pub fn on_closed(&mut self, now: Duration) {
+    pub fn on_closed(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
         if self.report.end.is_none() {
             let error = (relay::WEBSOCKET_ENDED, "WebSocket ended".to_string());
-            self.finish(now, SessionStatus::Failed, None, Some(error));
+            self.finish(now, SessionStatus::Failed, None, Some(error), out);
         }
+    }
+
+    /// `VX…`, as `setup` carries it.
+    pub fn session_id(&self) -> &str {
+        &self.cfg.setup.session_id
     }
 
     /// The language the agent speaks in now.
@@ -321,13 +345,24 @@ impl RelaySession {
                     .take(words)
                     .collect::<Vec<_>>()
                     .join(" ");
+                out.push(RelayOutput::Event(RelayEvent::Prompt {
+                    turn: i as u32 + 1,
+                    words: text.clone(),
+                    last: false,
+                }));
                 out.push(self.prompt(text, false));
             }
             CallerStep::Prompt(i) => {
                 if self.spoke_over[i] && !report_input.speech() {
                     return;
                 }
-                out.push(self.prompt(self.cfg.turns[i].text.clone(), true));
+                let words = self.cfg.turns[i].text.clone();
+                out.push(RelayOutput::Event(RelayEvent::Prompt {
+                    turn: i as u32 + 1,
+                    words: words.clone(),
+                    last: true,
+                }));
+                out.push(self.prompt(words, true));
                 self.report.turns[i].prompt_ms =
                     Some(ms(t.saturating_sub(self.cfg.turns[i].end())));
                 self.prompted = Some(i);
@@ -365,6 +400,10 @@ impl RelaySession {
             utterance_until_interrupt: utterance.clone(),
             duration_until_interrupt_ms: played.as_millis() as u64,
         }));
+        out.push(RelayOutput::Event(RelayEvent::Interrupt {
+            utterance: utterance.clone(),
+            played_ms: played.as_millis() as u64,
+        }));
         self.report.interrupts.push(RelayInterrupt {
             at_ms: ms(t),
             utterance,
@@ -378,14 +417,13 @@ impl RelaySession {
         }
     }
 
-    fn token(
-        &mut self,
-        now: Duration,
-        token: &str,
-        last: bool,
-        interruptible: Option<bool>,
-        preemptible: Option<bool>,
-    ) {
+    fn token(&mut self, now: Duration, token: &FromAppText, out: &mut Vec<RelayOutput>) {
+        let FromAppText {
+            token,
+            last,
+            interruptible,
+            preemptible,
+        } = *token;
         self.report.tokens += 1;
         if let Some(i) = self.dropping {
             let cut = &mut self.report.interrupts[i];
@@ -397,7 +435,7 @@ impl RelaySession {
             return;
         }
         if !self.cycle_open {
-            self.start_cycle(now, interruptible, preemptible);
+            self.start_cycle(now, interruptible, preemptible, out);
         }
         let m = self.cfg.speech;
         let heard = self
@@ -411,7 +449,13 @@ impl RelaySession {
                 turn.speech_ms = Some(ms(start.saturating_sub(end)));
             }
             if last {
-                turn.last_token_ms = Some(ms(now.saturating_sub(end)));
+                let after = ms(now.saturating_sub(end));
+                turn.last_token_ms = Some(after);
+                out.push(RelayOutput::Event(RelayEvent::LastToken {
+                    turn: turn.index,
+                    after_speech_ms: after,
+                    tokens: turn.tokens,
+                }));
             }
         }
         if last {
@@ -425,6 +469,7 @@ impl RelaySession {
         now: Duration,
         interruptible: Option<bool>,
         preemptible: Option<bool>,
+        out: &mut Vec<RelayOutput>,
     ) {
         // Speech that has ended is forgotten; speech still playing is stopped by a
         // preemptible cycle, else the new one queues after it.
@@ -444,8 +489,12 @@ impl RelaySession {
             .prompted
             .filter(|&i| self.report.turns[i].first_token_ms.is_none());
         if let Some(i) = self.cycle_turn {
-            let end = self.cfg.turns[i].end();
-            self.report.turns[i].first_token_ms = Some(ms(now.saturating_sub(end)));
+            let after = ms(now.saturating_sub(self.cfg.turns[i].end()));
+            self.report.turns[i].first_token_ms = Some(after);
+            out.push(RelayOutput::Event(RelayEvent::FirstToken {
+                turn: i as u32 + 1,
+                after_speech_ms: after,
+            }));
         }
     }
 
@@ -459,6 +508,9 @@ impl RelaySession {
         out: &mut Vec<RelayOutput>,
     ) {
         self.report.errors_sent += 1;
+        out.push(RelayOutput::Event(RelayEvent::Error {
+            message: raw.chars().take(200).collect(),
+        }));
         out.push(send(&ToApp::invalid(raw)));
         if !e.unidentified() {
             self.unidentified_run = 0;
@@ -467,7 +519,7 @@ impl RelaySession {
         self.unidentified_run += 1;
         if self.unidentified_run >= MALFORMED_LIMIT {
             let error = (relay::WEBSOCKET_ENDED, MALFORMED_CLOSE_REASON.to_string());
-            self.finish(now, SessionStatus::Failed, None, Some(error));
+            self.finish(now, SessionStatus::Failed, None, Some(error), out);
             out.push(RelayOutput::Close {
                 code: MALFORMED_CLOSE_CODE,
                 reason: MALFORMED_CLOSE_REASON.to_string(),
@@ -481,7 +533,12 @@ impl RelaySession {
         status: SessionStatus,
         handoff_data: Option<String>,
         error: Option<(u16, String)>,
+        out: &mut Vec<RelayOutput>,
     ) {
+        out.push(RelayOutput::Event(RelayEvent::Ended {
+            status,
+            handoff_data: handoff_data.clone(),
+        }));
         self.report.end = Some(SessionEnd {
             status,
             at_ms: ms(now),

@@ -64,6 +64,7 @@ fn run(session: &mut RelaySession, app: &[(u64, &str)]) -> Vec<(u64, Value)> {
     let mut record = |now: Duration, out: &mut Vec<RelayOutput>| {
         for o in out.drain(..) {
             let v = match o {
+                RelayOutput::Event(_) => continue,
                 RelayOutput::Send(text) => serde_json::from_str(&text).unwrap(),
                 RelayOutput::Close { code, reason } => {
                     serde_json::json!({"close": code, "reason": reason})
@@ -292,7 +293,7 @@ fn the_app_closing_under_the_session_fails_it() {
     let mut s = RelaySession::new(config(noun(), vec![turn(0, 1000, "Hi.")]));
     let mut out = Vec::new();
     s.open(&mut out);
-    s.on_closed(ms(700));
+    s.on_closed(ms(700), &mut out);
     let end = s.end().unwrap();
     assert_eq!((end.status, end.at_ms), (SessionStatus::Failed, 700.0));
     assert_eq!(s.poll_timeout(), None);
