@@ -12,7 +12,6 @@ use dialtone_protocol::webhook::CallStatus;
 use crate::relay::driver::{self, RelayLink};
 use crate::relay::{RelayConfig, SessionStatus, SpeechModel};
 use crate::report::Failure;
-use crate::webhook;
 
 impl Call<'_> {
     pub(super) async fn connect_relay(
@@ -21,16 +20,9 @@ impl Call<'_> {
         noun: &ConversationRelay,
         doc_url: &str,
     ) -> Next {
-        let url = match webhook::resolve_stream(doc_url, &noun.url) {
-            Ok(u) => u,
-            Err(cause) => {
-                self.failures.push(Failure::RelayConnect {
-                    url: noun.url.clone(),
-                    cause,
-                });
-                return Next::Continue;
-            }
-        };
+        // Absolute by the schema (ws:// or wss://): signed and named exactly as the TwiML
+        // wrote it, as Twilio does, not as a URL parser would normalize it.
+        let url = noun.url.trim().to_string();
         let index = self.streams_opened;
         self.streams_opened += 1;
         let session_id = match self.cfg.seed {
@@ -90,7 +82,8 @@ impl Call<'_> {
                 }
                 let status = end.as_ref().map_or(SessionStatus::Completed, |e| e.status);
                 params.push(("SessionStatus".into(), status.as_str().into()));
-                params.push(("SessionDuration".into(), lasted.as_secs().to_string()));
+                let lasted = end.as_ref().map_or(lasted.as_secs_f64(), |e| e.at_ms / 1e3);
+                params.push(("SessionDuration".into(), (lasted as u64).to_string()));
                 if let Some(handoff) = end.as_ref().and_then(|e| e.handoff_data.clone()) {
                     params.push(("HandoffData".into(), handoff));
                 }
@@ -114,12 +107,20 @@ impl Call<'_> {
             }
         }
         match status {
-            // The caller hung up: whatever the action answered, the call is over.
+            // The caller hung up (or the call was ended from outside): whatever the action
+            // answered, the call is over.
             SessionStatus::Completed => Next::End {
                 status: CallStatus::Completed,
-                reason: "caller hung up (ConversationRelay session completed)".into(),
+                reason: self.end.borrow().clone().unwrap_or_else(|| {
+                    "caller hung up (ConversationRelay session completed)".into()
+                }),
             },
-            SessionStatus::Ended | SessionStatus::Failed => Next::Continue,
+            SessionStatus::Ended => Next::Continue,
+            // Twilio does not reconnect: without an action, the call ends failed.
+            SessionStatus::Failed => Next::End {
+                status: CallStatus::Failed,
+                reason: "ConversationRelay session failed".into(),
+            },
         }
     }
 }

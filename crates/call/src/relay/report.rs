@@ -86,10 +86,12 @@ pub struct RelayReport {
     pub tokens: u32,
     /// `error` messages sent for app messages Twilio could not use.
     pub errors_sent: u32,
-    /// Digits the app asked to key (`sendDigits`).
+    /// Digits the app asked to key (`sendDigits`): the first 100.
     pub digits_sent: String,
-    /// `play` sources the app asked for.
+    /// `play` sources the app asked for: the first 100.
     pub plays: Vec<String>,
+    /// `play` messages, all of them.
+    pub play_requests: u32,
     /// How it ended (`None` while it runs).
     pub end: Option<SessionEnd>,
 }

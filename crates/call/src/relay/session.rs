@@ -16,6 +16,9 @@ use super::report::{
 };
 use super::speech::Speech;
 
+/// `play` sources and `sendDigits` digits a report keeps (the rest are counted or cut).
+const KEPT: usize = 100;
+
 /// How the simulated recognizer and synthesizer behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpeechModel {
@@ -215,11 +218,7 @@ impl RelaySession {
             self.caller_step(t, step, out);
         }
         if now >= self.hangup_at() {
-            self.finish(now, SessionStatus::Completed, None, None, out);
-            out.push(RelayOutput::Close {
-                code: 1000,
-                reason: String::new(),
-            });
+            self.close(now, SessionStatus::Completed, None, out);
         }
     }
 
@@ -235,16 +234,14 @@ impl RelaySession {
         };
         self.unidentified_run = 0;
         match message {
+            // A token's `lang` is its own; the session's language stays.
             FromApp::Text {
                 token,
                 last,
-                lang,
                 interruptible,
                 preemptible,
+                ..
             } => {
-                if let Some(lang) = lang {
-                    self.tts_language = lang;
-                }
                 let text = FromAppText {
                     token: &token,
                     last,
@@ -253,8 +250,16 @@ impl RelaySession {
                 };
                 self.token(now, &text, out);
             }
-            FromApp::Play { source, .. } => self.report.plays.push(source),
-            FromApp::SendDigits { digits } => self.report.digits_sent.push_str(&digits),
+            FromApp::Play { source, .. } => {
+                self.report.play_requests += 1;
+                if self.report.plays.len() < KEPT {
+                    self.report.plays.push(source);
+                }
+            }
+            FromApp::SendDigits { digits } => {
+                let room = KEPT.saturating_sub(self.report.digits_sent.chars().count());
+                self.report.digits_sent.extend(digits.chars().take(room));
+            }
             FromApp::Language {
                 tts_language,
                 transcription_language,
@@ -267,11 +272,7 @@ impl RelaySession {
                 }
             }
             FromApp::End { handoff_data } => {
-                self.finish(now, SessionStatus::Ended, handoff_data, None, out);
-                out.push(RelayOutput::Close {
-                    code: 1000,
-                    reason: String::new(),
-                });
+                self.close(now, SessionStatus::Ended, handoff_data, out);
             }
         }
     }
@@ -280,11 +281,7 @@ impl RelaySession {
     /// the session completes, as when the caller hangs up.
     pub fn hang_up(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
         if self.report.end.is_none() {
-            self.finish(now, SessionStatus::Completed, None, None, out);
-            out.push(RelayOutput::Close {
-                code: 1000,
-                reason: String::new(),
-            });
+            self.close(now, SessionStatus::Completed, None, out);
         }
     }
 
@@ -366,7 +363,11 @@ impl RelaySession {
                 self.report.turns[i].prompt_ms =
                     Some(ms(t.saturating_sub(self.cfg.turns[i].end())));
                 self.prompted = Some(i);
+                // A new turn: tokens from here answer it, even from an app that never said
+                // `last: true` for the previous answer.
                 self.dropping = None;
+                self.cycle_open = false;
+                self.speech.prune(t);
             }
             CallerStep::Digit(digit) => {
                 if !self.cfg.noun.dtmf_detection {
@@ -381,6 +382,8 @@ impl RelaySession {
                 out.push(send(&ToApp::Dtmf {
                     digit: digit.to_string(),
                 }));
+                // What the app sends next answers the digit, not a cut answer.
+                self.dropping = None;
             }
         }
     }
@@ -525,6 +528,21 @@ impl RelaySession {
                 reason: MALFORMED_CLOSE_REASON.to_string(),
             });
         }
+    }
+
+    /// Ends the session cleanly and closes the socket (1000).
+    fn close(
+        &mut self,
+        now: Duration,
+        status: SessionStatus,
+        handoff_data: Option<String>,
+        out: &mut Vec<RelayOutput>,
+    ) {
+        self.finish(now, status, handoff_data, None, out);
+        out.push(RelayOutput::Close {
+            code: 1000,
+            reason: String::new(),
+        });
     }
 
     fn finish(

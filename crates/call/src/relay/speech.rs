@@ -46,11 +46,14 @@ impl Speech {
         Some(start)
     }
 
-    /// Whether speech is playing at `now`.
+    /// Whether speech is playing at `now` (a silence between two tokens is not speech).
     pub(super) fn speaking(&self, now: Duration) -> bool {
-        self.segments
-            .first()
-            .is_some_and(|s| s.start <= now && now < self.cursor)
+        self.segments.iter().any(|s| s.start <= now && now < s.end)
+    }
+
+    /// Forgets the speech heard by `now`: what a new turn's answer is not part of.
+    pub(super) fn prune(&mut self, now: Duration) {
+        self.segments.retain(|s| s.end > now);
     }
 
     /// When the queued speech ends (`None` when nothing is queued).

@@ -328,3 +328,36 @@ fn a_preemptible_answer_is_stopped_by_the_next_one_else_the_next_one_waits() {
         );
     }
 }
+
+#[test]
+fn a_silence_between_tokens_is_not_speech_to_interrupt() {
+    // "Hi" is heard 1300–1430; "there", in by 1500, only from 1700: the caller's turn at
+    // 1600 starts in the silence between them, so no interrupt, and its prompt goes out.
+    let turns = vec![turn(0, 500, "Hello."), turn(1600, 2100, "Are you there?")];
+    let mut s = RelaySession::new(config(noun(), turns));
+    let sent = run(
+        &mut s,
+        &[
+            (1100, r#"{"type":"text","token":"Hi"}"#),
+            (1500, r#"{"type":"text","token":"there","last":true}"#),
+        ],
+    );
+    assert!(of_type(&sent, "interrupt").is_empty(), "{sent:?}");
+    assert_eq!(of_type(&sent, "prompt").len(), 2);
+}
+
+#[test]
+fn an_app_that_never_says_last_still_has_each_answer_on_its_turn() {
+    let turns = vec![turn(0, 500, "One."), turn(3000, 3500, "Two.")];
+    let mut s = RelaySession::new(config(noun(), turns));
+    run(
+        &mut s,
+        &[
+            (1100, r#"{"type":"text","token":"First."}"#),
+            (4100, r#"{"type":"text","token":"Second."}"#),
+        ],
+    );
+    let t = &s.report().turns;
+    assert_eq!((t[0].first_token_ms, t[0].tokens), (Some(600.0), 1));
+    assert_eq!((t[1].first_token_ms, t[1].tokens), (Some(600.0), 1));
+}
