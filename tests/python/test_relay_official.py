@@ -67,6 +67,14 @@ def test_first_tokens_are_timed_from_the_true_end_of_speech(tmp_path):
         assert action["SessionStatus"] == "ended" and action["SessionId"].startswith("VX")
         assert action["HandoffData"] == json.dumps({"reason": "agent"})
 
+        # The simulated recognizer and synthesizer are the user's to set.
+        out = dialtone("call", "--webhook", app.url, "--json", "--recognition-delay", "200ms",
+                       "--tts-latency", "50ms")
+        assert out.returncode == 0, out.stdout + out.stderr
+        for turn in json.loads(out.stdout)["relay"][0]["turns"]:
+            assert turn["prompt_ms"] == 200, turn
+            assert abs(turn["speech_ms"] - turn["first_token_ms"] - 50) < 1, turn
+
         # The timeline a user reads.
         out = dialtone("call", "--webhook", app.url)
         assert out.returncode == 0, out.stdout + out.stderr

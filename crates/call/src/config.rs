@@ -127,6 +127,8 @@ pub struct CallConfig {
     /// Virtual time (`--fast`): frames carry their real timestamps but go out as fast as
     /// the app reads them; `<Say>`, `<Play>` and `<Pause>` take no time.
     pub fast: bool,
+    /// How `<ConversationRelay>`'s simulated recognizer and synthesizer behave.
+    pub relay_speech: crate::relay::SpeechModel,
     /// Public origins mapped to local ones (`--tunnel`): every URL the call requests (voice,
     /// fallback, action, redirect, `<Play>`, streams) whose origin is mapped is connected to
     /// the local origin, signed over and naming the public URL.
@@ -174,6 +176,7 @@ impl CallConfig {
             seed: None,
             faults: None,
             fast: false,
+            relay_speech: crate::relay::SpeechModel::default(),
             tunnels: Arc::default(),
             frame_lateness: None,
             keep_timeline: true,

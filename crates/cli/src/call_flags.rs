@@ -57,6 +57,20 @@ pub(crate) struct CallFlags {
     /// client here. Loopback by default; port 0 picks a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub(crate) rest_listen: SocketAddr,
+    /// <ConversationRelay>: from the caller's true end of speech to its final `prompt`
+    /// [default: 500ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) recognition_delay: Option<Duration>,
+    /// <ConversationRelay>: between partial prompts under partialPrompts [default: 300ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) partial_every: Option<Duration>,
+    /// <ConversationRelay>: from a token's arrival to its first sound [default: 200ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) tts_latency: Option<Duration>,
+    /// <ConversationRelay>: speech time per character of the app's text [default: 65ms,
+    /// about 150 words a minute].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) tts_pace: Option<Duration>,
 }
 
 impl CallFlags {
@@ -70,6 +84,12 @@ impl CallFlags {
         cfg.webhook_timeout = self.webhook_timeout;
         cfg.no_audio_timeout = (!self.no_audio_timeout.is_zero()).then_some(self.no_audio_timeout);
         cfg.faults = self.faults.clone().map(Arc::new);
+        // Only what was given: the defaults live in SpeechModel once.
+        let speech = &mut cfg.relay_speech;
+        speech.recognition_delay = self.recognition_delay.unwrap_or(speech.recognition_delay);
+        speech.partial_every = self.partial_every.unwrap_or(speech.partial_every);
+        speech.synthesis_latency = self.tts_latency.unwrap_or(speech.synthesis_latency);
+        speech.per_char = self.tts_pace.unwrap_or(speech.per_char);
     }
 
     /// The target these flags ask for, calling `webhook` (`None`: the reference app).

@@ -49,11 +49,21 @@ pub(crate) struct LoadOpts {
     webhook: Option<String>,
     /// Skip the webhook: open Media Streams straight to this ws:// URL (tests a stream handler
     /// alone; the lean path the capacity bench uses). A stream has no call around it: no
-    /// script, faults, capture or REST API.
+    /// script, faults, capture, REST API or ConversationRelay.
     #[arg(
         long,
         value_name = "URL",
-        conflicts_with_all = ["script", "corpus", "faults", "capture", "rest_listen"]
+        conflicts_with_all = [
+            "script",
+            "corpus",
+            "faults",
+            "capture",
+            "rest_listen",
+            "recognition_delay",
+            "partial_every",
+            "tts_latency",
+            "tts_pace"
+        ]
     )]
     stream: Option<String>,
     /// Number of calls (all shards together).

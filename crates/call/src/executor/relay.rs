@@ -10,7 +10,7 @@ use super::{Call, Next};
 use dialtone_protocol::webhook::CallStatus;
 
 use crate::relay::driver::{self, RelayLink};
-use crate::relay::{RelayConfig, SessionStatus, SpeechModel};
+use crate::relay::{RelayConfig, SessionStatus};
 use crate::report::Failure;
 
 impl Call<'_> {
@@ -47,7 +47,7 @@ impl Call<'_> {
             },
             turns: self.cfg.caller.turns.clone(),
             digits: self.cfg.caller.stream_dtmf.clone(),
-            speech: SpeechModel::default(),
+            speech: self.cfg.relay_speech,
             tail: self.cfg.caller.tail,
         };
         let link = RelayLink {
