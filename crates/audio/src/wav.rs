@@ -393,6 +393,13 @@ pub fn encode_mulaw_8k(codes: &[u8]) -> Result<Vec<u8>, AudioError> {
     encode_8k(&[&pcm])
 }
 
+/// Writes 8 kHz μ-law codes as an 8 kHz mono 16-bit PCM WAV file.
+pub fn write_mulaw_8k(path: &Path, codes: &[u8]) -> Result<(), AudioError> {
+    let mut pcm = Vec::with_capacity(codes.len());
+    crate::mulaw::decode_slice(codes, &mut pcm);
+    write_8k(path, &pcm)
+}
+
 /// The one WAV writer (hound): 8 kHz 16-bit PCM, `channels` interleaved and padded.
 fn write_channels<W: std::io::Write + std::io::Seek>(
     sink: W,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use dialtone_audio::wav::write_mulaw_8k;
 use dialtone_call::{CallConfig, CallEvent, Engine, HttpMethod};
 use dialtone_setup::{CaptureOutcome, Target, put_milestones};
 
@@ -98,10 +99,7 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create --record directory {}", dir.display()))?;
     }
-    if let Some(u) = &opts.webhook {
-        crate::net_args::check_webhook("--webhook", u)?;
-    }
-    let target = Target::start(opts.call.target(opts.webhook.as_deref())).await?;
+    let target = opts.call.start_target(opts.webhook.as_deref()).await?;
     if target.embedded() {
         eprintln!(
             "reference voice app listening on {} (no --webhook given)",
@@ -210,17 +208,10 @@ fn write_recordings(
 ) -> anyhow::Result<()> {
     for a in &result.audio {
         let base = dir.join(format!("{}-{}", result.report.call_sid, a.stream_sid));
-        write_mulaw_wav(&base.with_extension("heard.wav"), &a.heard)?;
+        write_mulaw_8k(&base.with_extension("heard.wav"), &a.heard)?;
         if sent {
-            write_mulaw_wav(&base.with_extension("sent.wav"), &a.sent)?;
+            write_mulaw_8k(&base.with_extension("sent.wav"), &a.sent)?;
         }
     }
-    Ok(())
-}
-
-fn write_mulaw_wav(path: &std::path::Path, mulaw: &[u8]) -> anyhow::Result<()> {
-    let mut pcm = Vec::with_capacity(mulaw.len());
-    dialtone_audio::mulaw::decode_slice(mulaw, &mut pcm);
-    dialtone_audio::wav::write_8k(path, &pcm)?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use dialtone_call::{CallConfig, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN};
-use dialtone_setup::TargetOptions;
+use dialtone_setup::{Target, TargetOptions};
 
 use crate::units::{parse_duration, parse_positive_duration};
 
@@ -92,14 +92,20 @@ impl CallFlags {
         speech.per_char = self.tts_pace.unwrap_or(speech.per_char);
     }
 
-    /// The target these flags ask for, calling `webhook` (`None`: the reference app).
-    pub(crate) fn target<'a>(&'a self, webhook: Option<&'a str>) -> TargetOptions<'a> {
-        TargetOptions {
+    /// Starts the target these flags ask for, calling `webhook` (`--webhook`, checked here;
+    /// `None`: the reference app).
+    pub(crate) async fn start_target(&self, webhook: Option<&str>) -> anyhow::Result<Target> {
+        if let Some(u) = webhook {
+            crate::net_args::check_webhook("--webhook", u)?;
+        }
+        let target = Target::start(TargetOptions {
             webhook,
             auth_token: &self.auth_token,
             events_listen: self.events_listen,
             capture: self.capture.as_deref(),
-        }
+        })
+        .await?;
+        Ok(target)
     }
 
     /// Starts the REST API for the calls (`timelines`: keep each call's events for the web

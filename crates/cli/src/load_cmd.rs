@@ -222,10 +222,7 @@ async fn run_calls(
     mut printer: ProgressPrinter,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Finished> {
-    if let Some(u) = &opts.webhook {
-        crate::net_args::check_webhook("--webhook", u)?;
-    }
-    let target = Target::start(opts.call.target(opts.webhook.as_deref())).await?;
+    let target = opts.call.start_target(opts.webhook.as_deref()).await?;
     if format == OutputFormat::Text && !target.embedded() {
         eprintln!("app milestones accepted at {}", target.events_url());
     }

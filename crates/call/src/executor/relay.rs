@@ -75,14 +75,14 @@ impl Call<'_> {
                 ]);
                 SessionStatus::Failed
             }
-            Ok((report, lasted)) => {
+            Ok(report) => {
                 let end = report.end.clone();
                 if self.relay.len() < super::STREAMS_KEPT {
                     self.relay.push(report);
                 }
                 let status = end.as_ref().map_or(SessionStatus::Completed, |e| e.status);
                 params.push(("SessionStatus".into(), status.as_str().into()));
-                let lasted = end.as_ref().map_or(lasted.as_secs_f64(), |e| e.at_ms / 1e3);
+                let lasted = end.as_ref().map_or(0.0, |e| e.at_ms / 1e3);
                 params.push(("SessionDuration".into(), (lasted as u64).to_string()));
                 if let Some(handoff) = end.as_ref().and_then(|e| e.handoff_data.clone()) {
                     params.push(("HandoffData".into(), handoff));

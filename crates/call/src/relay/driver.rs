@@ -13,10 +13,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{RelayConfig, RelayEvent, RelayOutput, RelayReport, RelaySession};
 use crate::report::EventKind;
+// The upgrade may take as long as a Media Stream's.
+use crate::stream::CONNECT_TIMEOUT;
 use crate::timeline::Timeline;
-
-/// How long the upgrade may take, as for a Media Stream.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the session runs and who signs its upgrade.
 pub(crate) struct RelayLink<'a> {
@@ -33,13 +32,13 @@ pub(crate) struct RelayLink<'a> {
 }
 
 /// Opens the socket and runs the session until it ends or the call does (`end` set: the
-/// caller hung up, the call's time ran out); the report and how long it lasted. `Err` when
+/// caller hung up, the call's time ran out); its report (which says when it ended). `Err` when
 /// the socket could not be opened.
 pub(crate) async fn run(
     link: RelayLink<'_>,
     cfg: RelayConfig,
     mut end: watch::Receiver<Option<String>>,
-) -> Result<(RelayReport, Duration), String> {
+) -> Result<RelayReport, String> {
     let headers = dialtone_net::upgrade_headers(link.auth_token, link.url);
     let handshake = link
         .net
@@ -120,5 +119,5 @@ pub(crate) async fn run(
     }
     // The app gets a moment to close its side; the session's result does not wait on it.
     let _ = timeout(Duration::from_millis(200), sink.close()).await;
-    Ok((session.report().clone(), opened.elapsed()))
+    Ok(session.report().clone())
 }

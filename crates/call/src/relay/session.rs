@@ -135,7 +135,8 @@ pub struct RelaySession {
     spoke_over: Vec<bool>,
     /// Tokens after an interrupt belong to the cut cycle until its `last` or the next prompt.
     dropping: Option<usize>,
-    tts_language: String,
+    /// The recognizer's language (`prompt`'s `lang`). The synthesizer's does not change how
+    /// the simulated speech sounds or lasts, so it is not kept.
     stt_language: String,
     unidentified_run: u32,
     /// The last thing that happened (a caller step or an app message).
@@ -166,7 +167,6 @@ impl RelaySession {
         };
         RelaySession {
             spoke_over: vec![false; cfg.turns.len()],
-            tts_language: cfg.noun.tts_language().to_string(),
             stt_language: cfg.noun.transcription_language().to_string(),
             cutting: cfg.noun.welcome_greeting_interruptible.into(),
             preemptible: cfg.noun.preemptible,
@@ -261,12 +261,9 @@ impl RelaySession {
                 self.report.digits_sent.extend(digits.chars().take(room));
             }
             FromApp::Language {
-                tts_language,
                 transcription_language,
+                ..
             } => {
-                if let Some(l) = tts_language {
-                    self.tts_language = l;
-                }
                 if let Some(l) = transcription_language {
                     self.stt_language = l;
                 }
@@ -296,11 +293,6 @@ impl RelaySession {
     /// `VX…`, as `setup` carries it.
     pub fn session_id(&self) -> &str {
         &self.cfg.setup.session_id
-    }
-
-    /// The language the agent speaks in now.
-    pub fn tts_language(&self) -> &str {
-        &self.tts_language
     }
 
     /// How it ended, once it has.

@@ -32,7 +32,7 @@ mod tokio_driver;
 
 pub(crate) use hangup::{CallerHangup, HangupState};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which media tracks a stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
