@@ -1,8 +1,10 @@
 """A ConversationRelay app written the way Twilio's tutorials write it (FastAPI, the official
 library's VoiceResponse for the TwiML): it validates the signature of its webhook and of the
 WebSocket upgrade against its own URLs, streams its answer to each final prompt as tokens
-after "thinking" (THINK_MS), ends each answer with an empty last token, and logs as JSON lines
-(APP_LOG) when it received each prompt and sent each first token, on its own clock.
+after "thinking" (THINK_MS) with TOKEN_GAP_MS between tokens, ends each answer with an empty
+last token, stops the answer being streamed on `interrupt` (the tutorials cancel the LLM's
+stream), and logs as JSON lines (APP_LOG) when it received each prompt and sent each first
+token, on its own clock, and each interrupt with the tokens it had sent by then.
 
 Prints `listening PORT` once it accepts connections on 127.0.0.1."""
 
@@ -20,7 +22,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 TOKEN = os.environ["TWILIO_AUTH_TOKEN"]
 THINK_MS = int(os.environ.get("THINK_MS", "150"))
-TOKEN_GAP_MS = 25
+TOKEN_GAP_MS = int(os.environ.get("TOKEN_GAP_MS", "25"))
 HANDOFF_AFTER = int(os.environ.get("HANDOFF_AFTER", "0"))  # 0: never send `end`
 validator = RequestValidator(TOKEN)
 app = FastAPI()
@@ -68,30 +70,40 @@ async def ws(websocket: WebSocket):
         return
     await websocket.accept()
     answered = 0
+    talking = None  # the answer being streamed
+    sent = []  # its tokens so far
+
+    async def answer(prompt, received, handoff):
+        await asyncio.sleep(THINK_MS / 1000)  # the LLM
+        for i, token in enumerate(["Sure, ", "your order ", "ships ", "today."]):
+            await websocket.send_text(json.dumps({"type": "text", "token": token, "last": False}))
+            sent.append(token)
+            if i == 0:
+                log(kind="first_token", prompt=prompt, think_ms=(time.monotonic() - received) * 1000)
+            await asyncio.sleep(TOKEN_GAP_MS / 1000)
+        await websocket.send_text(json.dumps({"type": "text", "token": "", "last": True}))
+        if handoff:
+            await websocket.send_text(json.dumps({"type": "end", "handoffData": json.dumps({"reason": "agent"})}))
+
     try:
         while True:
             message = json.loads(await websocket.receive_text())
             if message["type"] == "setup":
                 log(kind="setup", message=message)
             elif message["type"] == "prompt" and message["last"]:
-                received = time.monotonic()
                 answered += 1
-                await asyncio.sleep(THINK_MS / 1000)  # the LLM
-                first = True
-                for token in ["Sure, ", "your order ", "ships ", "today."]:
-                    await websocket.send_text(json.dumps({"type": "text", "token": token, "last": False}))
-                    if first:
-                        log(kind="first_token", prompt=message["voicePrompt"],
-                            think_ms=(time.monotonic() - received) * 1000)
-                        first = False
-                    await asyncio.sleep(TOKEN_GAP_MS / 1000)
-                await websocket.send_text(json.dumps({"type": "text", "token": "", "last": True}))
-                if answered == HANDOFF_AFTER:
-                    await websocket.send_text(json.dumps({"type": "end", "handoffData": json.dumps({"reason": "agent"})}))
+                if talking:
+                    talking.cancel()
+                sent.clear()
+                talking = asyncio.create_task(answer(message["voicePrompt"], time.monotonic(),
+                                                     answered == HANDOFF_AFTER))
             elif message["type"] == "interrupt":
-                log(kind="interrupt", message=message)
+                if talking:
+                    talking.cancel()
+                log(kind="interrupt", message=message, tokens_sent=list(sent))
     except Exception:  # the socket closed
-        pass
+        if talking:
+            talking.cancel()
 
 
 def main():

@@ -15,11 +15,11 @@ THINK_MS = 150
 
 
 class RelayApp:
-    def __init__(self, tmp_path, handoff_after=0):
+    def __init__(self, tmp_path, handoff_after=0, token_gap_ms=25):
         self.log_path = tmp_path / "relay.jsonl"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DIALTONE_"))}
         env |= {"TWILIO_AUTH_TOKEN": TOKEN, "APP_LOG": str(self.log_path), "THINK_MS": str(THINK_MS),
-                "HANDOFF_AFTER": str(handoff_after)}
+                "HANDOFF_AFTER": str(handoff_after), "TOKEN_GAP_MS": str(token_gap_ms)}
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "relay_app.py")], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = self.proc.stdout.readline()
@@ -35,10 +35,10 @@ class RelayApp:
         self.proc.wait(timeout=10)
 
 
-def dialtone(*args):
+def dialtone(*args, timeout=120):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DIALTONE_"))}
     return subprocess.run([BIN, *args, "--auth-token", TOKEN], capture_output=True, text=True,
-                          timeout=120, env=env)
+                          timeout=timeout, env=env)
 
 
 def test_first_tokens_are_timed_from_the_true_end_of_speech(tmp_path):
@@ -82,5 +82,78 @@ def test_first_tokens_are_timed_from_the_true_end_of_speech(tmp_path):
         assert "relay    prompt turn 1:" in out.stdout, out.stdout
         assert "relay    first token for turn 1:" in out.stdout, out.stdout
         assert "relay    session ended, handoff" in out.stdout, out.stdout
+    finally:
+        app.close()
+
+
+def test_a_caller_talking_over_the_answer_interrupts_it(tmp_path):
+    # The `barge_in` caller starts its second turn 800 ms after its first ends. With a quick
+    # recognizer (prompt 100 ms after the end of speech), the app's 150 ms of thinking and a
+    # synthesizer heard 50 ms after each token, the answer has played 500 ms when the caller
+    # cuts in; the app streams a token every 150 ms, so it is still talking and must stop.
+    app = RelayApp(tmp_path, token_gap_ms=150)
+    try:
+        out = dialtone("call", "--webhook", app.url, "--json", "--script", "barge_in",
+                       "--recognition-delay", "100ms", "--tts-latency", "50ms")
+        assert out.returncode == 0, out.stdout + out.stderr
+        relay = json.loads(out.stdout)["relay"][0]
+        answer = "Sure, your order ships today."
+        # The caller cuts the greeting (turn 1), then each answer (turns 2 and 3). What the
+        # app was told, and what dialtone reports, agree: over the first answer, the caller
+        # heard its beginning for about half a second.
+        told = [r["message"] for r in app.records("interrupt")]
+        assert len(told) == 3 and "Hi! Ask me anything.".startswith(told[0]["utteranceUntilInterrupt"]), told
+        first = told[1]
+        assert set(first) == {"type", "utteranceUntilInterrupt", "durationUntilInterruptMs"}, first
+        heard = first["utteranceUntilInterrupt"]
+        assert heard and answer.startswith(heard), first
+        assert abs(first["durationUntilInterruptMs"] - 500) <= 40, first
+        assert [(i["utterance"], i["duration_ms"]) for i in relay["interrupts"]] == [
+            (m["utteranceUntilInterrupt"], m["durationUntilInterruptMs"]) for m in told]
+        # The app stopped: the first answer's last token never came (nor any token after the
+        # interrupt but one already on the wire), and the next prompt was answered in full.
+        assert relay["interrupts"][1]["tokens_after"] <= 1, relay["interrupts"]
+        turns = relay["turns"]
+        assert turns[0]["first_token_ms"] is not None and turns[0]["last_token_ms"] is None, turns
+        assert turns[1]["tokens"] == 5 and turns[1]["last_token_ms"] is not None, turns
+
+        # The timeline says it in words.
+        out = dialtone("call", "--webhook", app.url, "--script", "barge_in",
+                       "--recognition-delay", "100ms", "--tts-latency", "50ms")
+        assert out.returncode == 0, out.stdout + out.stderr
+        line = [l for l in out.stdout.splitlines() if "relay    interrupt after" in l and f'heard "{heard}"' in l]
+        assert len(line) == 1, out.stdout
+    finally:
+        app.close()
+
+
+def test_two_hundred_calls_load_with_a_latency_table(tmp_path):
+    app = RelayApp(tmp_path)
+    try:
+        out_dir = tmp_path / "out"
+        out = dialtone("load", "--webhook", app.url, "--calls", "200", "--concurrency", "200",
+                       "--ramp", "2s", "--out", str(out_dir), timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        summary = json.loads((out_dir / "summary.json").read_text())
+        assert summary["calls"]["succeeded"] == 200, summary["outcomes"]
+        relay = summary["relay"]
+        # `hello` has two turns; each was prompted and answered in full.
+        assert relay["sessions"] == 200 and relay["completed"] == 200, relay
+        assert relay["prompts"] == relay["answered"] == 400 and relay["unfinished"] == 0, relay
+        assert relay["tokens"] == 400 * 5, relay
+        m = summary["metrics"]
+        # The first token comes the recognizer's 500 ms plus the app's 150 ms of thinking
+        # after the true end of speech; under 200 calls at once the app may lag a little.
+        first = m["relay_first_token"]
+        assert first["count"] == 400 and 650 <= first["p50_ms"] < 900, first
+        assert m["relay_last_token"]["p50_ms"] > first["p50_ms"]
+        assert abs(m["relay_heard"]["p50_ms"] - first["p50_ms"] - 200) < 10, m["relay_heard"]
+        # A count, read to the HDR histogram's precision.
+        assert round(m["relay_tokens"]["p50_ms"]) == 5 and round(m["relay_tokens"]["max_ms"]) == 5
+        # The table a user reads.
+        for row in ("relay_first_token", "relay_last_token", "relay_heard"):
+            assert f"  {row}" in out.stdout, out.stdout
+        assert "conversation relay  200 sessions" in out.stdout, out.stdout
+        assert "relay_tokens" not in out.stdout.split("conversation relay")[0], out.stdout
     finally:
         app.close()

@@ -46,12 +46,23 @@ metrics! {
     Transcript => "transcript", "app milestone transcript.final: the caller's true end of speech to the app's final transcript";
     AppReply => "app_reply", "app milestone reply.first_audio: the caller's true end of speech to the app sending its reply";
     StartDelay => "start_delay", "call start delay: scheduled arrival to the call actually starting (queueing for a concurrency slot or a late generator)";
+    RelayFirstToken => "relay_first_token", "ConversationRelay first token: the caller's true end of speech to the app's first text token of its answer";
+    RelayLastToken => "relay_last_token", "ConversationRelay last token: the caller's true end of speech to the answer's token with last: true";
+    RelayHeard => "relay_heard", "ConversationRelay heard: the caller's true end of speech to the answer starting to be heard (simulated synthesis)";
+    RelayStop => "relay_stop", "ConversationRelay stop: an interrupt to the app's last token of the cut answer (0 when it sent none)";
+    RelayTokens => "relay_tokens", "ConversationRelay tokens per answered turn (a count: recorded as 1 token = 1 ms, so its figures read as tokens)";
 }
 
 impl Metric {
     /// Looks a metric up by [`Metric::name`].
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
+    /// Whether the metric counts things rather than timing them ([`Metric::RelayTokens`]):
+    /// its figures are not ms, so reports show it apart from the latency table.
+    pub fn is_count(self) -> bool {
+        self == Metric::RelayTokens
     }
 
     fn index(self) -> usize {

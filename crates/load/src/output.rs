@@ -113,14 +113,14 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "  {:<18} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "metric (ms)", "count", "p50", "p90", "p95", "p99", "p99.9", "max"
     )?;
-    for m in Metric::ALL {
+    for m in Metric::ALL.iter().filter(|m| !m.is_count()) {
         if let Some(st) = s.metrics.get(m.name()) {
             writeln!(
                 out,
-                "  {:<16} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                "  {:<18} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                 m.name(),
                 st.count,
                 st.p50_ms,
@@ -133,6 +133,7 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         }
     }
     print_conversation(out, s)?;
+    print_relay(out, s)?;
     let g = &s.generator;
     let cpu = match (g.cpu_user_s, g.cpu_sys_s) {
         (Some(u), Some(sy)) => format!(
@@ -207,6 +208,46 @@ pub(crate) fn cpu_figures(g: &crate::summary::Generator) -> String {
     } else {
         format!(": {}", parts.join(", "))
     }
+}
+
+/// ConversationRelay sessions, when calls ran any: how they ended, turns, tokens,
+/// interrupts, errors (their latencies are in the table above).
+fn print_relay(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let r = &s.relay;
+    if r.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  conversation relay  {} sessions: {} ended by the app, {} completed, {} failed",
+        r.sessions, r.ended, r.completed, r.failed
+    )?;
+    writeln!(
+        out,
+        "    turns                      {} prompted, {} answered, {} never finished (no last: true)",
+        r.prompts, r.answered, r.unfinished
+    )?;
+    let per_turn = s
+        .metrics
+        .get(Metric::RelayTokens.name())
+        .map(|t| {
+            format!(
+                " (per answered turn: p50 {:.0}, p99 {:.0}, max {:.0})",
+                t.p50_ms, t.p99_ms, t.max_ms
+            )
+        })
+        .unwrap_or_default();
+    writeln!(out, "    tokens                     {}{per_turn}", r.tokens)?;
+    writeln!(
+        out,
+        "    interrupts                 {} ({} not stopped: tokens of the cut answer kept coming)",
+        r.interrupts, r.interrupts_not_stopped
+    )?;
+    writeln!(
+        out,
+        "    errors sent                {} (app messages Twilio could not use)",
+        r.errors_sent
+    )
 }
 
 /// Clears, split turns and talk-over, in call mode when there were turns or clears.
@@ -403,6 +444,7 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     x.app_media_received += y.app_media_received;
     x.backpressured += y.backpressured;
     a.conversation.add(&b.conversation);
+    a.relay.add(&b.relay);
     for (k, n) in b.faults {
         *a.faults.entry(k).or_default() += n;
     }

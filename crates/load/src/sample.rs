@@ -5,7 +5,7 @@
 use dialtone_call::{CallReport, Latencies, Outcome};
 
 use crate::metrics::Metric;
-use crate::summary::Conversation;
+use crate::summary::{Conversation, RelayCounts};
 
 /// One finished call, reduced to what the tally records.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct CallSample {
     pub media_received: u64,
     /// Clears, split turns and talk-over in the call.
     pub conversation: Conversation,
+    /// Its ConversationRelay sessions' counts.
+    pub relay: RelayCounts,
     /// Injected faults by kind (`--faults`), summed over the call's streams.
     pub faults: Vec<(String, u64)>,
     /// A failed call's SID and first failure, in words (for the summary's examples, and
@@ -64,6 +66,7 @@ impl CallSample {
             frames_sent: 0,
             media_received: 0,
             conversation: Conversation::default(),
+            relay: RelayCounts::default(),
             faults: Vec::new(),
             failure: None,
             rest_hangup: false,
@@ -89,6 +92,8 @@ impl CallSample {
             // Every call with turns, talk-over or not: its p50 says how common it is.
             values.push((Metric::TalkOver, us(conversation.talk_over_ms)));
         }
+        let relay = RelayCounts::of_call(&report.relay);
+        relay_values(&report.relay, &mut values);
         let mut lateness = Vec::with_capacity(report.streams.len());
         let (mut frames_sent, mut media_received) = (0, 0);
         let mut faults = Vec::new();
@@ -132,9 +137,29 @@ impl CallSample {
             frames_sent,
             media_received,
             conversation,
+            relay,
             faults,
             failure,
             rest_hangup,
+        }
+    }
+}
+
+/// A call's ConversationRelay latencies: per turn from the caller's true end of speech, per
+/// interrupt how soon the app stopped.
+fn relay_values(sessions: &[dialtone_call::relay::RelayReport], values: &mut Vec<(Metric, u64)>) {
+    for r in sessions {
+        for t in &r.turns {
+            values.extend(t.first_token_ms.map(|ms| (Metric::RelayFirstToken, us(ms))));
+            values.extend(t.last_token_ms.map(|ms| (Metric::RelayLastToken, us(ms))));
+            values.extend(t.speech_ms.map(|ms| (Metric::RelayHeard, us(ms))));
+            if t.first_token_ms.is_some() {
+                // A count, recorded as 1 token = 1 ms (see Metric::RelayTokens).
+                values.push((Metric::RelayTokens, u64::from(t.tokens) * 1000));
+            }
+        }
+        for i in &r.interrupts {
+            values.push((Metric::RelayStop, us(i.stopped_after_ms.unwrap_or(0.0))));
         }
     }
 }

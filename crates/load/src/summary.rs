@@ -39,6 +39,10 @@ pub struct Summary {
     /// The conversation as callers had it (call mode): clears, split turns, talk-over.
     #[serde(default)]
     pub conversation: Conversation,
+    /// ConversationRelay sessions (call mode): how they ended, their turns, tokens,
+    /// interrupts and errors; absent when no call ran one.
+    #[serde(default, skip_serializing_if = "RelayCounts::is_empty")]
+    pub relay: RelayCounts,
     /// Finished calls by outcome class (`ok`, or failed step and Twilio code).
     pub outcomes: BTreeMap<String, u64>,
     /// Injected faults by kind (`--faults`); empty without faults.
@@ -189,6 +193,82 @@ impl Conversation {
     }
 }
 
+/// What the calls' ConversationRelay sessions had in them, summed over calls and shards
+/// (their latencies are the `relay_*` metrics).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RelayCounts {
+    /// Sessions that ran (the socket opened).
+    pub sessions: u64,
+    /// Sessions the app ended (`end`).
+    pub ended: u64,
+    /// Sessions that ran until the caller hung up (or the call was ended from outside).
+    pub completed: u64,
+    /// Sessions that failed under the call (socket closed or broken, too many malformed
+    /// messages).
+    pub failed: u64,
+    /// Caller turns whose final `prompt` went out.
+    pub prompts: u64,
+    /// Of those, turns the app answered (a first token).
+    pub answered: u64,
+    /// Answered turns whose answer never ended with `last: true`.
+    pub unfinished: u64,
+    /// Text tokens the app sent.
+    pub tokens: u64,
+    /// `interrupt`s sent (the caller spoke or keyed over the agent).
+    pub interrupts: u64,
+    /// Interrupts after which the app still sent tokens of the cut answer.
+    pub interrupts_not_stopped: u64,
+    /// `error`s sent for app messages Twilio could not use.
+    pub errors_sent: u64,
+}
+
+impl RelayCounts {
+    /// True when no session ran.
+    pub fn is_empty(&self) -> bool {
+        self.sessions == 0
+    }
+
+    /// Adds another call's (or shard's) counts.
+    pub fn add(&mut self, o: &RelayCounts) {
+        self.sessions += o.sessions;
+        self.ended += o.ended;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.prompts += o.prompts;
+        self.answered += o.answered;
+        self.unfinished += o.unfinished;
+        self.tokens += o.tokens;
+        self.interrupts += o.interrupts;
+        self.interrupts_not_stopped += o.interrupts_not_stopped;
+        self.errors_sent += o.errors_sent;
+    }
+
+    /// One finished call's counts, from its sessions.
+    pub fn of_call(sessions: &[dialtone_call::relay::RelayReport]) -> RelayCounts {
+        use dialtone_call::relay::SessionStatus;
+        let mut c = RelayCounts::default();
+        for r in sessions {
+            c.sessions += 1;
+            match r.end.as_ref().map(|e| e.status) {
+                Some(SessionStatus::Ended) => c.ended += 1,
+                Some(SessionStatus::Failed) => c.failed += 1,
+                Some(SessionStatus::Completed) | None => c.completed += 1,
+            }
+            for t in &r.turns {
+                c.prompts += u64::from(t.prompt_ms.is_some());
+                c.answered += u64::from(t.first_token_ms.is_some());
+                c.unfinished += u64::from(t.first_token_ms.is_some() && t.last_token_ms.is_none());
+            }
+            c.tokens += u64::from(r.tokens);
+            c.interrupts += r.interrupts.len() as u64;
+            c.interrupts_not_stopped +=
+                r.interrupts.iter().filter(|i| i.tokens_after > 0).count() as u64;
+            c.errors_sent += u64::from(r.errors_sent);
+        }
+        c
+    }
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SeriesPoint {
@@ -278,5 +358,84 @@ impl Summary {
     /// True when the generator kept up.
     pub fn generator_ok(&self) -> bool {
         self.generator.verdict == "ok"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dialtone_call::relay::{RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
+
+    use super::RelayCounts;
+
+    fn turn(index: u32, first: Option<f64>, last: Option<f64>, tokens: u32) -> RelayTurn {
+        RelayTurn {
+            index,
+            text: "words".into(),
+            prompt_ms: Some(500.0),
+            first_token_ms: first,
+            last_token_ms: last,
+            speech_ms: first.map(|f| f + 200.0),
+            tokens,
+        }
+    }
+
+    fn ended(status: SessionStatus) -> Option<SessionEnd> {
+        Some(SessionEnd {
+            status,
+            at_ms: 1000.0,
+            handoff_data: None,
+            error: None,
+        })
+    }
+
+    #[test]
+    fn relay_counts_say_how_sessions_ended_and_which_answers_never_finished() {
+        let interrupt = |tokens_after| RelayInterrupt {
+            at_ms: 900.0,
+            utterance: "Sure".into(),
+            duration_ms: 300,
+            tokens_after,
+            stopped_after_ms: None,
+        };
+        let a = RelayReport {
+            turns: vec![
+                turn(1, Some(650.0), Some(750.0), 5),
+                turn(2, Some(650.0), None, 3),
+                RelayTurn {
+                    prompt_ms: None,
+                    ..turn(3, None, None, 0)
+                },
+            ],
+            interrupts: vec![interrupt(0), interrupt(2)],
+            tokens: 10,
+            errors_sent: 1,
+            end: ended(SessionStatus::Ended),
+            ..RelayReport::default()
+        };
+        let b = RelayReport {
+            end: ended(SessionStatus::Failed),
+            ..RelayReport::default()
+        };
+        // Still running when the call ended: counted as completed.
+        let c = RelayReport::default();
+        let mut counts = RelayCounts::of_call(&[a, b]);
+        counts.add(&RelayCounts::of_call(&[c]));
+        assert_eq!(
+            counts,
+            RelayCounts {
+                sessions: 3,
+                ended: 1,
+                completed: 1,
+                failed: 1,
+                prompts: 2,
+                answered: 2,
+                unfinished: 1,
+                tokens: 10,
+                interrupts: 2,
+                interrupts_not_stopped: 1,
+                errors_sent: 1,
+            }
+        );
+        assert!(RelayCounts::default().is_empty() && !counts.is_empty());
     }
 }

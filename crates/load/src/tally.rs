@@ -15,8 +15,8 @@ use crate::proc_stats::{
 };
 use crate::sample::CallSample;
 use crate::summary::{
-    CallCounts, Conversation, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator, SCHEMA,
-    SeriesPoint, Summary, WorkloadInfo,
+    CallCounts, Conversation, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator,
+    RelayCounts, SCHEMA, SeriesPoint, Summary, WorkloadInfo,
 };
 use crate::verdict::judge_generator;
 use dialtone_call::Outcome;
@@ -80,6 +80,7 @@ pub struct RunTally {
     calls: CallCounts,
     frames: FrameCounts,
     conversation: Conversation,
+    relay: RelayCounts,
     cur: SeriesPoint,
     series: Vec<SeriesPoint>,
     hlog: Vec<u8>,
@@ -132,6 +133,7 @@ impl RunTally {
             calls: CallCounts::default(),
             frames: FrameCounts::default(),
             conversation: Conversation::default(),
+            relay: RelayCounts::default(),
             cur: SeriesPoint::default(),
             series: Vec::new(),
             hlog,
@@ -177,6 +179,7 @@ impl RunTally {
         self.frames.sent += s.frames_sent;
         self.frames.app_media_received += s.media_received;
         self.conversation.add(&s.conversation);
+        self.relay.add(&s.relay);
         for (k, n) in s.faults {
             *self.faults.entry(k).or_default() += n;
         }
@@ -383,6 +386,7 @@ impl RunTally {
             calls: self.calls,
             frames: self.frames,
             conversation: self.conversation,
+            relay: self.relay,
             // Rendered here, once: the summary (and shard files merged later) key by text.
             outcomes: self
                 .outcomes

@@ -31,6 +31,7 @@ pub fn render_html(s: &Summary, totals: &Recorder) -> String {
     spectra(&mut h, totals);
     metrics_table(&mut h, s);
     h.push_str(&conversation(s));
+    h.push_str(&relay(s));
     h.push_str("<h2>Outcomes</h2>");
     h.push_str(&outcomes(s));
     generator(&mut h, &s.generator);
@@ -182,7 +183,11 @@ fn spectra(h: &mut String, totals: &Recorder) {
             })
             .collect();
         h.push_str(&chart(
-            &format!("{} (ms)", m.name()),
+            &format!(
+                "{} ({})",
+                m.name(),
+                if m.is_count() { "count" } else { "ms" }
+            ),
             &[Line {
                 name: m.name(),
                 points,
@@ -255,6 +260,37 @@ fn conversation(s: &Summary) -> String {
         c.talk_over_turns,
         c.calls_with_talk_over
     )
+}
+
+/// ConversationRelay sessions as a table, when calls ran any.
+fn relay(s: &Summary) -> String {
+    let r = &s.relay;
+    if r.is_empty() {
+        return String::new();
+    }
+    let rows = [
+        ("sessions", r.sessions),
+        ("ended by the app (end)", r.ended),
+        ("completed (the caller hung up)", r.completed),
+        ("failed", r.failed),
+        ("turns prompted", r.prompts),
+        ("turns answered", r.answered),
+        ("answers never finished (no last: true)", r.unfinished),
+        ("tokens", r.tokens),
+        ("interrupts", r.interrupts),
+        (
+            "interrupts the app did not stop at",
+            r.interrupts_not_stopped,
+        ),
+        ("errors sent for app messages", r.errors_sent),
+    ];
+    let mut h =
+        String::from("<h2>ConversationRelay</h2><table><tr><th>what</th><th>count</th></tr>");
+    for (what, n) in rows {
+        let _ = write!(h, "<tr><td>{what}</td><td>{n}</td></tr>");
+    }
+    h.push_str("</table>");
+    h
 }
 
 fn opt(v: Option<f64>, unit: &str) -> String {
