@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 BIN = os.environ.get("DIALTONE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/dialtone"))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -156,4 +157,50 @@ def test_two_hundred_calls_load_with_a_latency_table(tmp_path):
         assert "conversation relay  200 sessions" in out.stdout, out.stdout
         assert "relay_tokens" not in out.stdout.split("conversation relay")[0], out.stdout
     finally:
+        app.close()
+
+
+def test_serve_runs_a_hosted_numbers_relay_with_the_caller_legs_words(tmp_path):
+    # `dialtone serve` hosts a number whose voice URL is the relay app; a call created with the
+    # official client speaks TwiML <Say>s to it: their words are the prompts the app gets.
+    from twilio.rest import Client
+    from twilio.twiml.voice_response import VoiceResponse
+
+    app = RelayApp(tmp_path)
+    ac = "AC" + "5" * 32
+    cfg = tmp_path / "dialtone.toml"
+    cfg.write_text(f'ring_ms = 100\n[[accounts]]\nsid = "{ac}"\nauth_token = "{TOKEN}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DIALTONE_"))}
+    server = subprocess.Popen([BIN, "serve", "--port", "0", "--config", str(cfg)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("dialtone serve listening on "), first + server.stderr.read()
+        client = Client(ac, TOKEN)
+        client.api.base_url = first.split()[-1]
+        number = client.incoming_phone_numbers.create(phone_number="+15557650000", voice_url=app.url)
+        caller = VoiceResponse()
+        caller.say("Where is my order?")
+        caller.pause(length=2)
+        caller.say("Thank you, goodbye.")
+        caller.pause(length=2)
+        call = client.calls.create(to=number.phone_number, from_="+15005550006", twiml=str(caller))
+        deadline = time.time() + 60
+        while time.time() < deadline and client.calls(call.sid).fetch().status not in (
+                "completed", "failed", "busy", "no-answer", "canceled"):
+            time.sleep(0.2)
+        assert client.calls(call.sid).fetch().status == "completed"
+        assert [r["valid"] for r in app.records("upgrade")] == [True]
+        setup = app.records("setup")[0]["message"]
+        legs = {c.sid: c for c in client.calls.list(to=number.phone_number)}
+        assert legs[setup["callSid"]].direction == "inbound", setup
+        assert [r["prompt"] for r in app.records("first_token")] == ["Where is my order?", "Thank you, goodbye."]
+        deadline = time.time() + 10
+        while time.time() < deadline and not app.records("action"):
+            time.sleep(0.1)
+        action = app.records("action")[0]["form"]
+        assert action["SessionStatus"] == "completed" and action["CallSid"] == setup["callSid"], action
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
         app.close()

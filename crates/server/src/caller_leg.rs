@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dialtone_audio::{FrameSet, mulaw};
 use dialtone_call::net::Request;
-use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels, fetch};
+use dialtone_call::{HttpMethod, Net, SAY_MS_PER_WORD, Tunnels, Turn, fetch};
 use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
 use dialtone_twiml::{Document, Verb};
 
@@ -29,6 +29,9 @@ pub(crate) struct CallerAudio {
     pub(crate) frames: FrameSet,
     /// Digits keyed (`<Play digits>`), at their offsets.
     pub(crate) dtmf: Vec<(Duration, char)>,
+    /// What the leg says (`<Say>`), with its words and where it is in the audio: the
+    /// ground truth a ConversationRelay session prompts with and stream turns are timed from.
+    pub(crate) turns: Vec<Turn>,
     /// What was approximated or skipped, for the call's timeline.
     pub(crate) notes: Vec<String>,
 }
@@ -88,6 +91,7 @@ pub(crate) async fn render(
     let mut r = Renderer {
         out: Vec::new(),
         dtmf: Vec::new(),
+        turns: Vec::new(),
         notes: Vec::new(),
         cap,
     };
@@ -111,6 +115,7 @@ pub(crate) async fn render(
     CallerAudio {
         frames: FrameSet::from_mulaw(&r.out),
         dtmf: r.dtmf,
+        turns: r.turns,
         notes: r.notes,
     }
 }
@@ -118,6 +123,7 @@ pub(crate) async fn render(
 struct Renderer {
     out: Vec<u8>,
     dtmf: Vec<(Duration, char)>,
+    turns: Vec<Turn>,
     notes: Vec<String>,
     cap: usize,
 }
@@ -167,8 +173,14 @@ impl Renderer {
                     if self.full() {
                         break;
                     }
+                    let start = self.now();
                     let tone = speech_tone(once);
                     self.pcm(&tone);
+                    self.turns.push(Turn {
+                        start_ms: start.as_millis() as u32,
+                        end_ms: self.now().as_millis() as u32,
+                        text: s.text.split_whitespace().collect::<Vec<_>>().join(" "),
+                    });
                 }
             }
             Verb::Pause(p) => self.silence(u64::from(p.length_secs) * 1000),
@@ -286,6 +298,15 @@ mod tests {
                 (Duration::from_millis(2200), '1'),
                 (Duration::from_millis(2800), '2')
             ]
+        );
+        // The <Say> is the leg's one turn, with its words.
+        assert_eq!(
+            a.turns,
+            [Turn {
+                start_ms: 0,
+                end_ms: 1200,
+                text: "one two three".into()
+            }]
         );
     }
 

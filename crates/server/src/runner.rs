@@ -418,6 +418,7 @@ fn app_config(
     cfg.caller.gather_digits.push_str(&keyed);
     cfg.caller.stream_dtmf.extend(audio.dtmf.iter().copied());
     cfg.caller.stream_dtmf.sort_by_key(|(t, _)| *t);
+    cfg.caller.turns = audio.turns;
     cfg
 }
 

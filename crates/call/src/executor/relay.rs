@@ -56,6 +56,7 @@ impl Call<'_> {
             url: &url,
             auth_token: &self.cfg.auth_token,
             timeline: &self.timeline,
+            caller_epoch: self.caller_epoch(),
         };
         let mut params = vec![("SessionId".to_string(), session_id)];
         let status = match driver::run(link, cfg, self.end.clone()).await {

@@ -29,6 +29,9 @@ pub(crate) struct RelayLink<'a> {
     pub(crate) auth_token: &'a str,
     /// The call's timeline, for the session's steps.
     pub(crate) timeline: &'a Timeline,
+    /// Where the caller's audio starts when not at the socket's opening (the answer, for a
+    /// `serve` caller leg): what it says is heard from where it is by then.
+    pub(crate) caller_epoch: Option<Instant>,
 }
 
 /// Opens the socket and runs the session until it ends or the call does (`end` set: the
@@ -58,6 +61,10 @@ pub(crate) async fn run(
     };
     let (mut sink, mut stream) = ws.split();
     let opened = Instant::now();
+    let mut cfg = cfg;
+    if let Some(epoch) = link.caller_epoch {
+        heard_from(&mut cfg, opened.saturating_duration_since(epoch));
+    }
     let mut session = RelaySession::new(cfg);
     link.timeline.emit(EventKind::Relay(RelayEvent::Connected {
         url: link.url.to_string(),
@@ -120,4 +127,20 @@ pub(crate) async fn run(
     // The app gets a moment to close its side; the session's result does not wait on it.
     let _ = timeout(Duration::from_millis(200), sink.close()).await;
     Ok(session.report().clone())
+}
+
+/// Moves the caller's turns and digits to the socket's clock when its audio started `before`
+/// the socket opened: a turn over by then was not heard (dropped), one under way is heard
+/// from the opening, as a recognizer joining late would.
+fn heard_from(cfg: &mut RelayConfig, before: Duration) {
+    let off = before.as_millis().min(u128::from(u32::MAX)) as u32;
+    cfg.turns.retain(|t| t.end_ms > off);
+    for t in &mut cfg.turns {
+        t.start_ms = t.start_ms.saturating_sub(off);
+        t.end_ms -= off;
+    }
+    cfg.digits.retain(|(t, _)| *t >= before);
+    for (t, _) in &mut cfg.digits {
+        *t -= before;
+    }
 }
