@@ -214,8 +214,16 @@ pub(crate) fn resolve(base: &str, reference: &str) -> Result<String, String> {
 }
 
 /// Resolves a `<Stream url>` against the document's URL: relative URLs take the document's
-/// host with `ws`/`wss` in place of `http`/`https`.
+/// host with `ws`/`wss` in place of `http`/`https`. An absolute `ws(s)://` URL is kept as
+/// the TwiML wrote it (checked, not normalized): Twilio signs the upgrade over that text, and
+/// an app checks the signature against the URL it wrote.
 pub(crate) fn resolve_stream(base: &str, reference: &str) -> Result<String, String> {
+    let written = reference.trim();
+    let scheme = written.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("ws" | "wss")) {
+        url::Url::parse(written).map_err(|e| format!("bad URL {reference:?}: {e}"))?;
+        return Ok(written.to_string());
+    }
     let joined = resolve(base, reference)?;
     Ok(if let Some(rest) = joined.strip_prefix("https://") {
         format!("wss://{rest}")
@@ -240,6 +248,12 @@ mod tests {
             resolve_stream("https://app.example/voice", "wss://x.example/s").unwrap(),
             "wss://x.example/s"
         );
+        // Absolute: as written (no trailing slash added, no case folded), but checked.
+        assert_eq!(
+            resolve_stream("http://h/voice", " wss://App.Example:443?x=a%20b ").unwrap(),
+            "wss://App.Example:443?x=a%20b"
+        );
+        assert!(resolve_stream("http://h/voice", "wss://bad host/").is_err());
         assert_eq!(
             resolve("http://h/a/voice", "next").unwrap(),
             "http://h/a/next"
