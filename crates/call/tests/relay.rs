@@ -152,3 +152,51 @@ async fn a_tutorial_app_is_timed_from_the_callers_true_end_of_speech() {
     assert_eq!(get("HandoffData"), r#"{"reason":"done"}"#);
     assert_eq!(get("CallSid"), report.call_sid);
 }
+
+#[tokio::test]
+async fn a_relay_behind_a_tunnel_that_leads_nowhere_names_the_tunnel() {
+    // The relay's public URL maps to a local port nothing listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = closed.local_addr().unwrap();
+    drop(closed);
+    let app = Router::new().route(
+        "/voice",
+        post(|| async {
+            (
+                [("content-type", "text/xml")],
+                r#"<Response><Connect><ConversationRelay url="wss://bot.example.test/relay"/></Connect></Response>"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut cfg = CallConfig::new(
+        format!("http://{base}/voice"),
+        Arc::new(dialtone_audio::FrameSet::silence(10)),
+    );
+    cfg.tunnels = Arc::new(dialtone_call::Tunnels::new(vec![
+        format!("https://bot.example.test=http://{nowhere}")
+            .parse()
+            .unwrap(),
+    ]));
+    let result = Engine::new().place_call(cfg, None).await;
+    let failure = result
+        .report
+        .failures
+        .iter()
+        .find_map(|f| match f {
+            dialtone_call::Failure::RelayConnect { url, cause } => Some((url, cause)),
+            _ => None,
+        })
+        .expect("a relay connect failure");
+    assert_eq!(failure.0, "wss://bot.example.test/relay");
+    assert!(
+        failure
+            .1
+            .contains(&format!("(connecting via the tunnel to {nowhere})")),
+        "{}",
+        failure.1
+    );
+}

@@ -53,7 +53,16 @@ pub(crate) async fn run(
         Ok(Err(WsError::Refused(status))) => {
             return Err(format!("the upgrade was refused with HTTP {status}"));
         }
-        Ok(Err(e)) => return Err(e.to_string()),
+        // Through a tunnel, the cause names where the mapping led (as a Media Stream's).
+        Ok(Err(e)) => {
+            let via = url::Url::parse(link.url)
+                .ok()
+                .and_then(|u| link.tunnels.route(&u).via());
+            return Err(match via {
+                Some(v) => format!("{e} (connecting via the tunnel to {v})"),
+                None => e.to_string(),
+            });
+        }
         Ok(Ok(ws)) => ws,
     };
     let (mut sink, mut stream) = ws.split();

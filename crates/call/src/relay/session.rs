@@ -14,10 +14,20 @@ use dialtone_twiml::{ConversationRelay, RelayInput};
 use super::report::{
     RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
 };
-use super::speech::Speech;
+use super::speech::{Rules, Speech};
 
 /// `play` sources and `sendDigits` digits a report keeps (the rest are counted or cut).
 const KEPT: usize = 100;
+
+/// The language of the caller's words (corpus scripts are English), as a recognizer told
+/// to detect it (`multi`) names it in `prompt`: the primary subtag.
+const CALLER_LANGUAGE: &str = "en";
+
+/// After a final prompt, while the answer before it is still open: a pause this long in
+/// the app's tokens is the app starting its answer to the new prompt (an LLM's first token
+/// takes longer; a streamed answer's tokens come faster). Shorter, the token still belongs
+/// to the answer before.
+pub(super) const STREAM_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the simulated recognizer and synthesizer behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,19 +108,12 @@ enum CallerStep {
     Digit(char),
 }
 
-/// Which caller input cuts the current speech short.
-#[derive(Debug, Clone, Copy)]
-struct Cutting {
-    speech: bool,
-    dtmf: bool,
-}
-
-impl From<RelayInput> for Cutting {
-    fn from(m: RelayInput) -> Self {
-        Cutting {
-            speech: m.speech(),
-            dtmf: m.dtmf(),
-        }
+/// A message's rules: its own `interruptible` and `preemptible`, else the noun's.
+fn rules(cut: RelayInput, preemptible: bool) -> Rules {
+    Rules {
+        speech: cut.speech(),
+        dtmf: cut.dtmf(),
+        preemptible,
     }
 }
 
@@ -120,13 +123,16 @@ pub struct RelaySession {
     cfg: RelayConfig,
     steps: VecDeque<(Duration, CallerStep)>,
     speech: Speech,
-    /// The current talk cycle's interrupt rule (the greeting's, then the noun's, or a
-    /// token's own).
-    cutting: Cutting,
-    /// Whether the next talk cycle stops the current one's speech.
-    preemptible: bool,
+    /// The current talk cycle (0: the greeting).
+    cycle: u64,
     /// A talk cycle has tokens and no `last: true` yet.
     cycle_open: bool,
+    /// A final prompt came while a talk cycle was open (or a cut one was still being
+    /// dropped) and its tokens were still coming: they go on belonging to it until its
+    /// `last: true` or a [`STREAM_PAUSE`].
+    stale: bool,
+    /// When the app's latest token came.
+    last_token_at: Option<Duration>,
     /// The turn the current talk cycle answers.
     cycle_turn: Option<usize>,
     /// The latest turn whose final prompt went out.
@@ -168,11 +174,12 @@ impl RelaySession {
         RelaySession {
             spoke_over: vec![false; cfg.turns.len()],
             stt_language: cfg.noun.transcription_language().to_string(),
-            cutting: cfg.noun.welcome_greeting_interruptible.into(),
-            preemptible: cfg.noun.preemptible,
             steps,
-            speech: Speech::default(),
+            speech: Speech::new(false),
+            cycle: 0,
             cycle_open: false,
+            stale: false,
+            last_token_at: None,
             cycle_turn: None,
             prompted: None,
             dropping: None,
@@ -188,8 +195,16 @@ impl RelaySession {
         out.push(send(&ToApp::Setup(Box::new(self.cfg.setup.clone()))));
         if let Some(greeting) = self.cfg.noun.welcome_greeting.clone() {
             let m = self.cfg.speech;
-            self.speech
-                .push(Duration::ZERO, &greeting, m.synthesis_latency, m.per_char);
+            let noun = &self.cfg.noun;
+            let r = rules(noun.welcome_greeting_interruptible, noun.preemptible);
+            self.speech.say(
+                Duration::ZERO,
+                0,
+                r,
+                &greeting,
+                m.synthesis_latency,
+                m.per_char,
+            );
         }
     }
 
@@ -315,9 +330,10 @@ impl RelaySession {
     fn caller_step(&mut self, t: Duration, step: CallerStep, out: &mut Vec<RelayOutput>) {
         let report_input = self.cfg.noun.report_input_during_agent_speech;
         match step {
+            // The stretch of speech playing decides whether the input cuts it.
             CallerStep::SpeechStart(i) => {
-                if self.speech.speaking(t) {
-                    if self.cutting.speech {
+                if let Some(playing) = self.speech.playing(t) {
+                    if playing.speech {
                         self.interrupt(t, out);
                     } else {
                         self.spoke_over[i] = true;
@@ -355,18 +371,28 @@ impl RelaySession {
                 self.report.turns[i].prompt_ms =
                     Some(ms(t.saturating_sub(self.cfg.turns[i].end())));
                 self.prompted = Some(i);
-                // A new turn: tokens from here answer it, even from an app that never said
-                // `last: true` for the previous answer.
-                self.dropping = None;
-                self.cycle_open = false;
+                // A new turn. The answer before, if still open, keeps the tokens the app
+                // still sends for it (until its `last: true`, or a pause: see `token`),
+                // unless the app had stopped sending it before this turn began (an app
+                // that never says `last: true`): then the next token answers this turn.
+                if self.cycle_open || self.dropping.is_some() {
+                    let turn_start = self.cfg.turns[i].start();
+                    if self.last_token_at.is_some_and(|at| at >= turn_start) {
+                        self.stale = true;
+                    } else {
+                        self.dropping = None;
+                        self.cycle_open = false;
+                    }
+                }
                 self.speech.prune(t);
             }
             CallerStep::Digit(digit) => {
                 if !self.cfg.noun.dtmf_detection {
                     return;
                 }
-                let speaking = self.speech.speaking(t);
-                if speaking && self.cutting.dtmf {
+                let playing = self.speech.playing(t);
+                let speaking = playing.is_some();
+                if playing.is_some_and(|r| r.dtmf) {
                     self.interrupt(t, out);
                 } else if speaking && !report_input.dtmf() {
                     return;
@@ -375,7 +401,9 @@ impl RelaySession {
                     digit: digit.to_string(),
                 }));
                 // What the app sends next answers the digit, not a cut answer.
-                self.dropping = None;
+                if self.dropping.take().is_some() {
+                    self.stale = false;
+                }
             }
         }
     }
@@ -383,9 +411,20 @@ impl RelaySession {
     fn prompt(&self, voice_prompt: String, last: bool) -> RelayOutput {
         send(&ToApp::Prompt {
             voice_prompt,
-            lang: self.stt_language.clone(),
+            lang: self.prompt_lang(),
             last,
         })
+    }
+
+    /// `prompt`'s `lang`: the recognizer's language; under `multi` (automatic detection)
+    /// the detected language's primary subtag only (Twilio: `"en"`, not `"en-US"`). The
+    /// caller's words (corpus scripts) are English.
+    fn prompt_lang(&self) -> String {
+        if self.stt_language.eq_ignore_ascii_case("multi") {
+            CALLER_LANGUAGE.to_string()
+        } else {
+            self.stt_language.clone()
+        }
     }
 
     /// The caller cuts the agent's speech at `t`.
@@ -420,6 +459,16 @@ impl RelaySession {
             preemptible,
         } = *token;
         self.report.tokens += 1;
+        let previous = self.last_token_at.replace(now);
+        if self.stale && previous.is_none_or(|p| now.saturating_sub(p) >= STREAM_PAUSE) {
+            // The app paused: its answer to the latest prompt starts.
+            self.stale = false;
+            self.dropping = None;
+            self.cycle_open = false;
+        }
+        if last {
+            self.stale = false;
+        }
         if let Some(i) = self.dropping {
             let cut = &mut self.report.interrupts[i];
             cut.tokens_after += 1;
@@ -430,12 +479,19 @@ impl RelaySession {
             return;
         }
         if !self.cycle_open {
-            self.start_cycle(now, interruptible, preemptible, out);
+            self.start_cycle(now, out);
         }
         let m = self.cfg.speech;
+        let noun = &self.cfg.noun;
+        let cut = match interruptible {
+            Some(true) => RelayInput::Any,
+            Some(false) => RelayInput::None,
+            None => noun.interruptible,
+        };
+        let r = rules(cut, preemptible.unwrap_or(noun.preemptible));
         let heard = self
             .speech
-            .push(now, token, m.synthesis_latency, m.per_char);
+            .say(now, self.cycle, r, token, m.synthesis_latency, m.per_char);
         if let Some(i) = self.cycle_turn {
             let end = self.cfg.turns[i].end();
             let turn = &mut self.report.turns[i];
@@ -459,26 +515,12 @@ impl RelaySession {
     }
 
     /// A talk cycle's first token: what it answers, and what it does to speech still playing.
-    fn start_cycle(
-        &mut self,
-        now: Duration,
-        interruptible: Option<bool>,
-        preemptible: Option<bool>,
-        out: &mut Vec<RelayOutput>,
-    ) {
-        // Speech that has ended is forgotten; speech still playing is stopped by a
-        // preemptible cycle, else the new one queues after it.
-        let over = self.speech.ends().is_some_and(|e| e <= now);
-        if over || self.preemptible {
-            self.speech.clear(now);
-        }
+    fn start_cycle(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
+        // Speech still playing or queued is stopped where it is preemptible (its own
+        // message's `preemptible`); the rest plays on, the new cycle after it.
+        self.speech.preempt(now);
+        self.cycle += 1;
         self.cycle_open = true;
-        self.cutting = match interruptible {
-            Some(true) => RelayInput::Any.into(),
-            Some(false) => RelayInput::None.into(),
-            None => self.cfg.noun.interruptible.into(),
-        };
-        self.preemptible = preemptible.unwrap_or(self.cfg.noun.preemptible);
         // The answer to the latest prompt, unless that turn was answered already.
         self.cycle_turn = self
             .prompted

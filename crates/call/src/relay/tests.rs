@@ -361,3 +361,217 @@ fn an_app_that_never_says_last_still_has_each_answer_on_its_turn() {
     assert_eq!((t[0].first_token_ms, t[0].tokens), (Some(600.0), 1));
     assert_eq!((t[1].first_token_ms, t[1].tokens), (Some(600.0), 1));
 }
+
+#[test]
+fn each_tokens_own_interruptible_decides_while_its_speech_plays() {
+    // "Hold on, " (9 characters) is heard 1900–2485, "let me see." (11) 2485–3200; the
+    // caller speaks at 2700, over the second token.
+    let turns = vec![turn(0, 1000, "Check my order."), turn(2700, 3000, "Hm?")];
+    for (first, second, cut) in [("false", "true", true), ("true", "false", false)] {
+        let mut s = RelaySession::new(config(noun(), turns.clone()));
+        let a = format!(r#"{{"type":"text","token":"Hold on, ","interruptible":{first}}}"#);
+        let b = format!(
+            r#"{{"type":"text","token":"let me see.","last":true,"interruptible":{second}}}"#
+        );
+        let sent = run(&mut s, &[(1700, &a), (1750, &b)]);
+        let interrupts = of_type(&sent, "interrupt");
+        assert_eq!(
+            interrupts.len(),
+            usize::from(cut),
+            "{first}/{second}: {sent:?}"
+        );
+        if cut {
+            assert_eq!(interrupts[0].1["utteranceUntilInterrupt"], "Hold on, let");
+            assert_eq!(interrupts[0].1["durationUntilInterruptMs"], 800);
+        }
+    }
+}
+
+#[test]
+fn a_queued_cycles_rules_apply_only_once_its_speech_plays() {
+    // The story plays 1900–4435 (interruptible by the noun); an uninterruptible answer
+    // queues behind it at 2000. The caller speaks at 3000, over the story: cut.
+    let turns = vec![turn(0, 1000, "Tell me a story."), turn(3000, 3500, "Stop.")];
+    let mut s = RelaySession::new(config(noun(), turns));
+    let sent = run(
+        &mut s,
+        &[
+            (
+                1700,
+                r#"{"type":"text","token":"Once upon a time there was a small fox.","last":true}"#,
+            ),
+            (
+                2000,
+                r#"{"type":"text","token":"Sure.","last":true,"interruptible":false}"#,
+            ),
+        ],
+    );
+    let interrupts = of_type(&sent, "interrupt");
+    assert_eq!(interrupts.len(), 1, "{sent:?}");
+    assert_eq!(interrupts[0].0, 3000);
+    assert_eq!(interrupts[0].1["durationUntilInterruptMs"], 1100);
+}
+
+#[test]
+fn an_interrupt_measures_the_talk_cycle_playing_not_the_one_before_it() {
+    // "Hi there." plays 1300–1885; the next cycle, queued behind it (not preemptible),
+    // plays from 1885. The caller speaks at 2500: 615 ms of the second cycle heard.
+    let turns = vec![turn(0, 500, "Hello."), turn(2500, 3000, "Wait.")];
+    let mut s = RelaySession::new(config(noun(), turns));
+    let sent = run(
+        &mut s,
+        &[
+            (1100, r#"{"type":"text","token":"Hi there.","last":true}"#),
+            (
+                1200,
+                r#"{"type":"text","token":"How can I help you today?","last":true}"#,
+            ),
+        ],
+    );
+    let interrupts = of_type(&sent, "interrupt");
+    assert_eq!(interrupts.len(), 1, "{sent:?}");
+    assert_eq!(interrupts[0].1["durationUntilInterruptMs"], 615);
+    assert_eq!(interrupts[0].1["utteranceUntilInterrupt"], "How can I");
+}
+
+#[test]
+fn under_multi_the_prompt_carries_the_detected_primary_language_tag() {
+    let cases = [
+        (Some("multi"), None, "en"),
+        (Some("multi"), Some("sv-SE"), "sv-SE"),
+        (Some("sv-SE"), Some("multi"), "en"),
+        (None, None, "en-US"),
+    ];
+    for (language, transcription, lang) in cases {
+        let n = ConversationRelay {
+            language: language.map(Into::into),
+            transcription_language: transcription.map(Into::into),
+            ..noun()
+        };
+        let mut s = RelaySession::new(config(n, vec![turn(0, 500, "Hej.")]));
+        let sent = run(&mut s, &[]);
+        let prompts = of_type(&sent, "prompt");
+        assert_eq!(prompts[0].1["lang"], lang, "{language:?}/{transcription:?}");
+    }
+    // Switched to detection by a `language` message.
+    let mut s = RelaySession::new(config(noun(), vec![turn(1000, 1500, "Hej.")]));
+    let sent = run(
+        &mut s,
+        &[(
+            100,
+            r#"{"type":"language","transcriptionLanguage":"multi"}"#,
+        )],
+    );
+    assert_eq!(of_type(&sent, "prompt")[0].1["lang"], "en");
+}
+
+/// An answer streamed a token every 50 ms from 1600 (`until`, then `last: true` or not),
+/// over a second turn whose prompt goes out at 3500; the app's answer to it at `next`.
+fn streamed_over_a_new_prompt(until: u64, last: bool, next: u64) -> RelayReport {
+    let n = ConversationRelay {
+        interruptible: RelayInput::None,
+        report_input_during_agent_speech: RelayInput::Any,
+        ..noun()
+    };
+    let turns = vec![turn(0, 1000, "Tell me a story."), turn(2500, 3000, "And?")];
+    let mut s = RelaySession::new(config(n, turns));
+    let mut app: Vec<(u64, String)> = (1600..until)
+        .step_by(50)
+        .map(|t| (t, r#"{"type":"text","token":"la "}"#.to_string()))
+        .collect();
+    if last {
+        app.push((until, r#"{"type":"text","token":"","last":true}"#.into()));
+    }
+    app.push((
+        next,
+        r#"{"type":"text","token":"Then.","last":true}"#.into(),
+    ));
+    let app: Vec<(u64, &str)> = app.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    run(&mut s, &app);
+    s.report().clone()
+}
+
+#[test]
+fn an_answer_still_streaming_over_a_new_prompt_keeps_its_tokens() {
+    // Streamed on to its `last: true` at 3700, 200 ms after the new prompt.
+    let r = streamed_over_a_new_prompt(3700, true, 3900);
+    assert_eq!(r.turns[0].tokens, 43);
+    assert_eq!(r.turns[0].last_token_ms, Some(2700.0));
+    assert_eq!(
+        (r.turns[1].first_token_ms, r.turns[1].tokens),
+        (Some(900.0), 1)
+    );
+    // Aborted by the app when the prompt came (its last token in flight at 3550, no
+    // `last: true`), the new answer 150 ms later.
+    let r = streamed_over_a_new_prompt(3600, false, 3750);
+    assert_eq!(r.turns[0].tokens, 40);
+    assert_eq!(
+        (r.turns[1].first_token_ms, r.turns[1].tokens),
+        (Some(750.0), 1)
+    );
+}
+
+#[test]
+fn a_token_flood_stays_bounded_and_measured_the_same() {
+    let m = SpeechModel::default();
+    let rules = super::speech::Rules {
+        speech: true,
+        dtmf: true,
+        preemptible: false,
+    };
+    // A million one-character tokens, one a microsecond: one stretch.
+    let mut flood = super::speech::Speech::new(false);
+    for k in 0..1_000_000u64 {
+        let now = Duration::from_micros(k);
+        flood.say(now, 1, rules, "a", m.synthesis_latency, m.per_char);
+        assert!(
+            flood.stretches() <= 2,
+            "at token {k}: {}",
+            flood.stretches()
+        );
+    }
+    // 65 s into the speech (which started at 200 ms): 1000 characters heard.
+    let (heard, played) = flood.cut(ms(65_200));
+    assert_eq!(played, ms(65_000));
+    assert_eq!(heard.len(), 1000);
+    // Cut past the kept text: counted in time, the text stops at TEXT_KEPT.
+    let mut flood = super::speech::Speech::new(false);
+    for k in 0..20_000u64 {
+        flood.say(ms(k / 100), 1, rules, "b", m.synthesis_latency, m.per_char);
+    }
+    let (heard, played) = flood.cut(ms(200 + 65 * 15_000));
+    assert_eq!(played, ms(65 * 15_000));
+    assert_eq!(heard.len(), super::speech::TEXT_KEPT);
+
+    // Tokens slower than speech (a gap before each): what has played is folded away.
+    let mut slow = super::speech::Speech::new(false);
+    for k in 0..100_000u64 {
+        slow.say(ms(k * 100), 1, rules, "c", m.synthesis_latency, m.per_char);
+        assert!(slow.stretches() <= 4, "at token {k}: {}", slow.stretches());
+    }
+    // Each "c" plays 65 ms of every 100: cut 30 ms into the last one.
+    let (heard, played) = slow.cut(ms(99_999 * 100 + 230));
+    assert_eq!(played, ms(99_999 * 100 + 30));
+    assert_eq!(heard.len(), 100_000.min(super::speech::TEXT_KEPT));
+
+    // The same tokens one by one or all at once: the same interrupt.
+    let words = [
+        "Once ", "upon ", "a ", "time ", "there ", "was ", "a ", "fox.",
+    ];
+    let cut_at = |spaced: u64| {
+        let mut sp = super::speech::Speech::new(false);
+        for (k, w) in words.iter().enumerate() {
+            sp.say(
+                ms(k as u64 * spaced),
+                1,
+                rules,
+                w,
+                m.synthesis_latency,
+                m.per_char,
+            );
+        }
+        sp.cut(ms(1_500))
+    };
+    assert_eq!(cut_at(0), cut_at(10));
+    assert_eq!(cut_at(0), ("Once upon a time the".to_string(), ms(1_300)));
+}
