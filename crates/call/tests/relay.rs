@@ -200,3 +200,112 @@ async fn a_relay_behind_a_tunnel_that_leads_nowhere_names_the_tunnel() {
         failure.1
     );
 }
+
+/// The app's hold music: 400 ms of a tone, as a WAV.
+fn hold_music() -> Vec<u8> {
+    let pcm: Vec<i16> = (0..3200)
+        .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+        .collect();
+    dialtone_audio::wav::encode_8k(&[&pcm]).unwrap()
+}
+
+async fn playing_session(mut socket: WebSocket, base: String) {
+    let mut prompts = 0;
+    while let Some(Ok(Message::Text(text))) = socket.recv().await {
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] != "prompt" || msg["last"] != true {
+            continue;
+        }
+        prompts += 1;
+        let reply = if prompts == 1 {
+            vec![
+                serde_json::json!({"type": "play", "source": format!("http://{base}/hold.wav"), "loop": 2, "interruptible": false}),
+                serde_json::json!({"type": "play", "source": format!("http://{base}/missing.wav")}),
+            ]
+        } else {
+            vec![serde_json::json!({"type": "end"})]
+        };
+        for m in reply {
+            if socket.send(Message::text(m.to_string())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_play_the_app_serves_is_fetched_and_heard_and_a_missing_one_reported() {
+    let base = Arc::new(Mutex::new(String::new()));
+    let b = Arc::clone(&base);
+    let app = Router::new()
+        .route(
+            "/voice",
+            post(|State(base): State<Arc<Mutex<String>>>| async move {
+                let base = base.lock().unwrap().clone();
+                (
+                    [("content-type", "text/xml")],
+                    format!(
+                        r#"<Response><Connect><ConversationRelay url="ws://{base}/relay"/></Connect></Response>"#
+                    ),
+                )
+            }),
+        )
+        .route(
+            "/hold.wav",
+            axum::routing::get(|| async { ([("content-type", "audio/wav")], hold_music()) }),
+        )
+        .route(
+            "/relay",
+            any(
+                |State(base): State<Arc<Mutex<String>>>, ws: WebSocketUpgrade| async move {
+                    let base = base.lock().unwrap().clone();
+                    ws.on_upgrade(move |socket| playing_session(socket, base))
+                },
+            ),
+        )
+        .with_state(b);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    *base.lock().unwrap() = addr.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let corpus = Corpus::open(&Corpus::default_dir()).unwrap();
+    let hello = corpus.load("hello", &AudioCache::new()).unwrap();
+    let mut cfg = CallConfig::new(format!("http://{addr}/voice"), hello.frames.clone());
+    cfg.caller.turns = hello.turns.clone();
+    let result = Engine::new().place_call(cfg, None).await;
+    let report = &result.report;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let relay = &report.relay[0];
+    let hold = format!("http://{addr}/hold.wav");
+    let missing = format!("http://{addr}/missing.wav");
+    assert_eq!(relay.plays, [hold.clone(), missing.clone()]);
+    assert_eq!(relay.play_failures.len(), 1);
+    assert_eq!(relay.play_failures[0].source, missing);
+    assert!(
+        relay.play_failures[0].cause.contains("404"),
+        "{:?}",
+        relay.play_failures
+    );
+    // Heard: 400 ms, twice.
+    let played: Vec<(u64, Option<f64>)> = report
+        .timeline
+        .iter()
+        .filter_map(|e| match &e.kind {
+            dialtone_call::EventKind::Relay(dialtone_call::relay::RelayEvent::Play {
+                source,
+                duration_ms,
+                start_ms,
+            }) if *source == hold => Some((*duration_ms, *start_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played.len(), 1, "{:?}", report.timeline);
+    assert_eq!(played[0].0, 800);
+    assert!(played[0].1.is_some());
+    assert!(report.timeline.iter().any(|e| matches!(
+        &e.kind,
+        dialtone_call::EventKind::Relay(dialtone_call::relay::RelayEvent::PlayFailed { source, .. })
+            if *source == missing
+    )));
+}

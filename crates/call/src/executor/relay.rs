@@ -49,6 +49,7 @@ impl Call<'_> {
             digits: self.cfg.caller.stream_dtmf.clone(),
             speech: self.cfg.relay_speech,
             tail: self.cfg.caller.tail,
+            record: self.cfg.record,
         };
         let link = RelayLink {
             net: &self.engine.net,
@@ -56,6 +57,8 @@ impl Call<'_> {
             url: &url,
             auth_token: &self.cfg.auth_token,
             timeline: &self.timeline,
+            fetch_timeout: self.cfg.webhook_timeout,
+            play_max: self.cfg.max_duration.min(crate::fetch::PLAY_MAX_DURATION),
         };
         let mut params = vec![("SessionId".to_string(), session_id)];
         let status = match driver::run(link, cfg, self.end.clone()).await {

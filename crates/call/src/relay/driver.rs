@@ -1,10 +1,15 @@
 //! The relay session's tokio driver: the signed upgrade, then the socket, the clock and the
 //! call's end pumped into the sans-IO session until it ends.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use dialtone_audio::FrameSet;
 use dialtone_net::{Net, SocketOptions, Tunnels, WsError};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -29,6 +34,33 @@ pub(crate) struct RelayLink<'a> {
     pub(crate) auth_token: &'a str,
     /// The call's timeline, for the session's steps.
     pub(crate) timeline: &'a Timeline,
+    /// A `play` fetch's bound (the webhooks').
+    pub(crate) fetch_timeout: Duration,
+    /// The most of one `play`'s audio read (the call's length, at most `<Play>`'s bound).
+    pub(crate) play_max: Duration,
+}
+
+/// Most bytes of decoded `play` audio a session keeps to reuse (μ-law and base64, 376 bytes
+/// a frame: about 27 minutes): past it, a source is fetched again each time it is played.
+const FETCHED_BYTES: usize = 64 << 20;
+
+/// A `play`'s audio, fetched and decoded as `<Play>`'s is.
+type Fetched = (u32, String, Result<Arc<FrameSet>, String>);
+
+/// Fetches play `id` from `url` through the call's tunnels.
+fn fetch_play<'a>(link: &RelayLink<'a>, id: u32, url: String) -> BoxFuture<'a, Fetched> {
+    let (net, tunnels) = (link.net, link.tunnels);
+    let (timeout, max) = (link.fetch_timeout, link.play_max);
+    async move {
+        let audio = match url::Url::parse(&url) {
+            Ok(parsed) => crate::fetch::fetch_audio(net, tunnels, parsed, timeout, max)
+                .await
+                .map(|a| Arc::new(FrameSet::from_pcm(&a.pcm))),
+            Err(e) => Err(format!("not a URL: {e}")),
+        };
+        (id, url, audio)
+    }
+    .boxed()
 }
 
 /// Opens the socket and runs the session until it ends or the call does (`end` set: the
@@ -74,6 +106,10 @@ pub(crate) async fn run(
     }));
     let mut out = Vec::new();
     session.open(&mut out);
+    let mut fetches = FuturesUnordered::new();
+    // Each source's audio, fetched once per session.
+    let mut fetched: HashMap<String, Arc<FrameSet>> = HashMap::new();
+    let mut kept_bytes = 0;
     loop {
         let mut closing = false;
         let mut broken = false;
@@ -85,6 +121,13 @@ pub(crate) async fn run(
                 RelayOutput::Send(text) => {
                     broken = broken || sink.send(Message::text(text)).await.is_err();
                 }
+                RelayOutput::Fetch { id, url } => match fetched.get(&url) {
+                    Some(audio) => {
+                        let audio = Ok(Arc::clone(audio));
+                        fetches.push(async move { (id, url, audio) }.boxed());
+                    }
+                    None => fetches.push(fetch_play(&link, id, url)),
+                },
                 RelayOutput::Close { code, reason } => {
                     closing = true;
                     let frame = CloseFrame {
@@ -115,6 +158,17 @@ pub(crate) async fn run(
                         session.on_closed(now, &mut out);
                     }
                 }
+            }
+            Some((id, url, audio)) = fetches.next(), if !fetches.is_empty() => {
+                let once = audio.as_ref().map(|a| a.duration()).map_err(Clone::clone);
+                if let Ok(a) = audio {
+                    let size = a.len() * 376;
+                    if kept_bytes + size <= FETCHED_BYTES {
+                        kept_bytes += size;
+                        fetched.insert(url, a);
+                    }
+                }
+                session.on_play_ready(opened.elapsed(), id, once, &mut out);
             }
             _ = sleep_until(deadline.unwrap_or_else(|| opened + Duration::from_secs(86_400))) => {
                 session.on_timeout(opened.elapsed(), &mut out);

@@ -22,5 +22,8 @@ mod speech;
 #[cfg(test)]
 mod tests;
 
-pub use report::{RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
+pub use report::{
+    PlayFailure, RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
+};
 pub use session::{RelayConfig, RelayOutput, RelaySession, SpeechModel};
+pub use speech::{HeardSpan, Sound};

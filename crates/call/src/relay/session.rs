@@ -12,9 +12,9 @@ use dialtone_protocol::relay::{
 use dialtone_twiml::{ConversationRelay, RelayInput};
 
 use super::report::{
-    RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
+    PlayFailure, RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
 };
-use super::speech::{Rules, Speech};
+use super::speech::{HeardSpan, Rules, Speech};
 
 /// `play` sources and `sendDigits` digits a report keeps (the rest are counted or cut).
 const KEPT: usize = 100;
@@ -68,6 +68,8 @@ pub struct RelayConfig {
     pub speech: SpeechModel,
     /// How long the caller stays once its turns are done and the agent is quiet.
     pub tail: Duration,
+    /// Keep what the caller heard when ([`RelaySession::heard`]), for the recording.
+    pub record: bool,
 }
 
 /// What the session asks its driver to do.
@@ -77,6 +79,13 @@ pub enum RelayOutput {
     Send(String),
     /// A step for the call's timeline.
     Event(RelayEvent),
+    /// Fetch play `id`'s audio from `url`, then call [`RelaySession::on_play_ready`].
+    Fetch {
+        /// The play (0, 1, …).
+        id: u32,
+        /// Its `source`.
+        url: String,
+    },
     /// Close the socket.
     Close {
         /// Close code.
@@ -133,6 +142,10 @@ pub struct RelaySession {
     stale: bool,
     /// When the app's latest token came.
     last_token_at: Option<Duration>,
+    /// Each play's loops, by id.
+    play_loops: Vec<u32>,
+    /// What the caller heard when, once the session ended (when recording).
+    heard: Vec<HeardSpan>,
     /// The turn the current talk cycle answers.
     cycle_turn: Option<usize>,
     /// The latest turn whose final prompt went out.
@@ -175,7 +188,9 @@ impl RelaySession {
             spoke_over: vec![false; cfg.turns.len()],
             stt_language: cfg.noun.transcription_language().to_string(),
             steps,
-            speech: Speech::new(false),
+            speech: Speech::new(cfg.record),
+            play_loops: Vec::new(),
+            heard: Vec::new(),
             cycle: 0,
             cycle_open: false,
             stale: false,
@@ -208,15 +223,16 @@ impl RelaySession {
         }
     }
 
-    /// When the session next needs [`RelaySession::on_timeout`] (`None` once it ended).
+    /// When the session next needs [`RelaySession::on_timeout`] (`None` once it ended, or
+    /// while only a play's fetch is awaited).
     pub fn poll_timeout(&self) -> Option<Duration> {
         if self.report.end.is_some() {
             return None;
         }
-        Some(match self.steps.front() {
-            Some((t, _)) => *t,
+        match self.steps.front() {
+            Some((t, _)) => Some(*t),
             None => self.hangup_at(),
-        })
+        }
     }
 
     /// Runs what is due at `now`.
@@ -232,7 +248,7 @@ impl RelaySession {
             self.last_activity = self.last_activity.max(t);
             self.caller_step(t, step, out);
         }
-        if now >= self.hangup_at() {
+        if self.hangup_at().is_some_and(|h| now >= h) {
             self.close(now, SessionStatus::Completed, None, out);
         }
     }
@@ -265,11 +281,29 @@ impl RelaySession {
                 };
                 self.token(now, &text, out);
             }
-            FromApp::Play { source, .. } => {
+            FromApp::Play {
+                source,
+                loop_count,
+                preemptible,
+                interruptible,
+            } => {
                 self.report.play_requests += 1;
-                if self.report.plays.len() < KEPT {
-                    self.report.plays.push(source);
+                // Past the first 100, or part of an answer cut by the caller: not heard.
+                if self.report.plays.len() >= KEPT || self.dropping.is_some() {
+                    return;
                 }
+                let id = self.report.plays.len() as u32;
+                self.report.plays.push(source.clone());
+                self.play_loops.push(loop_count.max(1));
+                // A play outside a talk cycle is a cycle of its own: it stops what is
+                // preemptible, and the next token's cycle may stop it.
+                if !self.cycle_open {
+                    self.speech.preempt(now);
+                    self.cycle += 1;
+                }
+                let r = self.rules(interruptible, preemptible);
+                self.speech.play(now, self.cycle, r, id);
+                out.push(RelayOutput::Fetch { id, url: source });
             }
             FromApp::SendDigits { digits } => {
                 let room = KEPT.saturating_sub(self.report.digits_sent.chars().count());
@@ -287,6 +321,66 @@ impl RelaySession {
                 self.close(now, SessionStatus::Ended, handoff_data, out);
             }
         }
+    }
+
+    /// Play `id`'s audio is in at `now` and lasts `audio` once (`Err`: why it could not be
+    /// had; it is skipped, as Twilio skips a `<Play>` it cannot fetch).
+    pub fn on_play_ready(
+        &mut self,
+        now: Duration,
+        id: u32,
+        audio: Result<Duration, String>,
+        out: &mut Vec<RelayOutput>,
+    ) {
+        let Some(source) = self.report.plays.get(id as usize).cloned() else {
+            return;
+        };
+        if self.report.end.is_some() {
+            return;
+        }
+        self.last_activity = self.last_activity.max(now);
+        match audio {
+            Ok(once) => {
+                let len = once * self.play_loops[id as usize];
+                let start = self.speech.play_ready(now, id, Some(len));
+                out.push(RelayOutput::Event(RelayEvent::Play {
+                    source,
+                    duration_ms: len.as_millis() as u64,
+                    start_ms: start.map(ms),
+                }));
+                self.held_answer_heard();
+            }
+            Err(cause) => {
+                self.speech.play_ready(now, id, None);
+                self.held_answer_heard();
+                out.push(RelayOutput::Event(RelayEvent::PlayFailed {
+                    source: source.clone(),
+                    cause: cause.clone(),
+                }));
+                if self.report.play_failures.len() < KEPT {
+                    self.report
+                        .play_failures
+                        .push(PlayFailure { source, cause });
+                }
+            }
+        }
+    }
+
+    /// An answer queued behind a play whose audio was awaited: when it is heard is known now.
+    fn held_answer_heard(&mut self) {
+        let Some(i) = self.cycle_turn else { return };
+        if self.report.turns[i].speech_ms.is_some() {
+            return;
+        }
+        if let Some(start) = self.speech.first_start(self.cycle) {
+            let end = self.cfg.turns[i].end();
+            self.report.turns[i].speech_ms = Some(ms(start.saturating_sub(end)));
+        }
+    }
+
+    /// What the caller heard when (kept when recording; complete once the session ended).
+    pub fn heard(&self) -> &[HeardSpan] {
+        &self.heard
     }
 
     /// The call ends from outside the session (a REST hang-up, the call's maximum length):
@@ -322,9 +416,21 @@ impl RelaySession {
 
     /// The caller hangs up once its turns are done, the agent is quiet and nothing happened
     /// for its tail.
-    fn hangup_at(&self) -> Duration {
+    /// (`None` while a play's audio is awaited: its length is not known.)
+    fn hangup_at(&self) -> Option<Duration> {
         let quiet = self.speech.ends().unwrap_or_default();
-        self.last_activity.max(quiet) + self.cfg.tail
+        (quiet != Duration::MAX).then(|| self.last_activity.max(quiet) + self.cfg.tail)
+    }
+
+    /// A message's rules: its own `interruptible` and `preemptible`, else the noun's.
+    fn rules(&self, interruptible: Option<bool>, preemptible: Option<bool>) -> Rules {
+        let noun = &self.cfg.noun;
+        let cut = match interruptible {
+            Some(true) => RelayInput::Any,
+            Some(false) => RelayInput::None,
+            None => noun.interruptible,
+        };
+        rules(cut, preemptible.unwrap_or(noun.preemptible))
     }
 
     fn caller_step(&mut self, t: Duration, step: CallerStep, out: &mut Vec<RelayOutput>) {
@@ -482,13 +588,7 @@ impl RelaySession {
             self.start_cycle(now, out);
         }
         let m = self.cfg.speech;
-        let noun = &self.cfg.noun;
-        let cut = match interruptible {
-            Some(true) => RelayInput::Any,
-            Some(false) => RelayInput::None,
-            None => noun.interruptible,
-        };
-        let r = rules(cut, preemptible.unwrap_or(noun.preemptible));
+        let r = self.rules(interruptible, preemptible);
         let heard = self
             .speech
             .say(now, self.cycle, r, token, m.synthesis_latency, m.per_char);
@@ -591,6 +691,7 @@ impl RelaySession {
             status,
             handoff_data: handoff_data.clone(),
         }));
+        self.heard = self.speech.finish(now);
         self.report.end = Some(SessionEnd {
             status,
             at_ms: ms(now),

@@ -35,7 +35,6 @@ pub(super) struct Rules {
 /// What a stretch sounds like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "sound", rename_all = "snake_case")]
-#[allow(dead_code, unreachable_pub)]
 pub enum Sound {
     /// Synthesized speech.
     Voice,
@@ -48,7 +47,6 @@ pub enum Sound {
 
 /// A stretch of what the caller heard, since the socket opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[allow(unreachable_pub)]
 pub struct HeardSpan {
     /// Start.
     pub start: Duration,
@@ -161,8 +159,6 @@ impl Speech {
         (start != Duration::MAX).then_some(start)
     }
 
-    // Used by `play`, next.
-    #[allow(dead_code)]
     /// Queues play `id` of talk cycle `cycle`, asked for at `now`: its length is known once
     /// its audio is in ([`Speech::play_ready`]); until then it holds back what follows.
     pub(super) fn play(&mut self, now: Duration, cycle: u64, rules: Rules, id: u32) {
@@ -181,7 +177,6 @@ impl Speech {
         self.layout();
     }
 
-    #[allow(dead_code)]
     /// Play `id`'s audio is in at `now` and lasts `len` (`None`: it could not be had, and
     /// nothing plays). Returns when it starts to be heard (`None` when it is no longer
     /// queued: cut, stopped, failed, or held back by another play).
@@ -209,6 +204,16 @@ impl Speech {
         self.segments
             .get(i)
             .filter(|s| s.sound == Sound::Play { id })
+            .map(|s| s.start)
+            .filter(|&s| s != Duration::MAX)
+    }
+
+    /// When talk cycle `cycle`'s first queued stretch starts to be heard (`None`: nothing of
+    /// it queued, or held back by a play not in yet).
+    pub(super) fn first_start(&self, cycle: u64) -> Option<Duration> {
+        self.segments
+            .iter()
+            .find(|s| s.cycle == cycle && s.chars > 0)
             .map(|s| s.start)
             .filter(|&s| s != Duration::MAX)
     }
@@ -288,7 +293,6 @@ impl Speech {
         (heard, now.saturating_sub(began))
     }
 
-    #[allow(dead_code)]
     /// The session ends at `now`: what plays is cut there. The heard log.
     pub(super) fn finish(&mut self, now: Duration) -> Vec<HeardSpan> {
         self.cut(now);
