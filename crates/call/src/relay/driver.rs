@@ -38,6 +38,15 @@ pub(crate) struct RelayLink<'a> {
     pub(crate) fetch_timeout: Duration,
     /// The most of one `play`'s audio read (the call's length, at most `<Play>`'s bound).
     pub(crate) play_max: Duration,
+    /// The call's longest length: the heard track's bound.
+    pub(crate) max_duration: Duration,
+}
+
+/// What a session that ran gives back: its report and, when recording, what the caller
+/// heard (8 kHz μ-law from the socket's opening).
+pub(crate) struct RelayRun {
+    pub(crate) report: RelayReport,
+    pub(crate) heard: Option<Vec<u8>>,
 }
 
 /// Most bytes of decoded `play` audio a session keeps to reuse (μ-law and base64, 376 bytes
@@ -70,7 +79,8 @@ pub(crate) async fn run(
     link: RelayLink<'_>,
     cfg: RelayConfig,
     mut end: watch::Receiver<Option<String>>,
-) -> Result<RelayReport, String> {
+) -> Result<RelayRun, String> {
+    let record = cfg.record;
     let headers = dialtone_net::upgrade_headers(link.auth_token, link.url);
     let handshake = link
         .net
@@ -110,6 +120,8 @@ pub(crate) async fn run(
     // Each source's audio, fetched once per session.
     let mut fetched: HashMap<String, Arc<FrameSet>> = HashMap::new();
     let mut kept_bytes = 0;
+    // Each play's audio, by id, for the heard track.
+    let mut play_audio: HashMap<u32, Arc<FrameSet>> = HashMap::new();
     loop {
         let mut closing = false;
         let mut broken = false;
@@ -161,6 +173,9 @@ pub(crate) async fn run(
             }
             Some((id, url, audio)) = fetches.next(), if !fetches.is_empty() => {
                 let once = audio.as_ref().map(|a| a.duration()).map_err(Clone::clone);
+                if let (true, Ok(a)) = (record, &audio) {
+                    play_audio.insert(id, Arc::clone(a));
+                }
                 if let Ok(a) = audio {
                     let size = a.len() * 376;
                     if kept_bytes + size <= FETCHED_BYTES {
@@ -182,5 +197,13 @@ pub(crate) async fn run(
     }
     // The app gets a moment to close its side; the session's result does not wait on it.
     let _ = timeout(Duration::from_millis(200), sink.close()).await;
-    Ok(session.report().clone())
+    let report = session.report().clone();
+    let heard = record.then(|| {
+        let until = report
+            .end
+            .as_ref()
+            .map_or(opened.elapsed(), |e| Duration::from_secs_f64(e.at_ms / 1e3));
+        super::heard::render(session.heard(), &play_audio, until, link.max_duration)
+    });
+    Ok(RelayRun { report, heard })
 }
