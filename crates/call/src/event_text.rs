@@ -219,6 +219,21 @@ fn relay_text(r: &crate::relay::RelayEvent) -> (&'static str, &'static str, Stri
             "info",
             format!("interrupt after {played_ms} ms of speech: heard {utterance:?}"),
         ),
+        RelayEvent::Play {
+            source,
+            duration_ms,
+            start_ms,
+        } => (
+            "relay",
+            "info",
+            match start_ms {
+                Some(at) => format!("play {source}: {duration_ms} ms, heard from {at:.0} ms"),
+                None => format!("play {source}: {duration_ms} ms, stopped before it was heard"),
+            },
+        ),
+        RelayEvent::PlayFailed { source, cause } => {
+            ("relay", "warn", format!("play {source} skipped: {cause}"))
+        }
         RelayEvent::Error { message } => (
             "relay",
             "warn",

@@ -54,7 +54,7 @@ pub use dialtone_corpus::Turn;
 pub use dialtone_net::{self as net, Net, TlsOptions, Tunnel, Tunnels};
 pub use event_text::EventText;
 pub use executor::{
-    CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect,
+    CallAudio, CallHandle, CallResult, Engine, LOOP_DOCUMENTS, PreparedCall, Redirect, RelayAudio,
     SAY_MS_PER_WORD, StreamAudio,
 };
 pub use latencies::{Latencies, LatencyView};

@@ -152,3 +152,255 @@ async fn a_tutorial_app_is_timed_from_the_callers_true_end_of_speech() {
     assert_eq!(get("HandoffData"), r#"{"reason":"done"}"#);
     assert_eq!(get("CallSid"), report.call_sid);
 }
+
+#[tokio::test]
+async fn a_relay_behind_a_tunnel_that_leads_nowhere_names_the_tunnel() {
+    // The relay's public URL maps to a local port nothing listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = closed.local_addr().unwrap();
+    drop(closed);
+    let app = Router::new().route(
+        "/voice",
+        post(|| async {
+            (
+                [("content-type", "text/xml")],
+                r#"<Response><Connect><ConversationRelay url="wss://bot.example.test/relay"/></Connect></Response>"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut cfg = CallConfig::new(
+        format!("http://{base}/voice"),
+        Arc::new(dialtone_audio::FrameSet::silence(10)),
+    );
+    cfg.tunnels = Arc::new(dialtone_call::Tunnels::new(vec![
+        format!("https://bot.example.test=http://{nowhere}")
+            .parse()
+            .unwrap(),
+    ]));
+    let result = Engine::new().place_call(cfg, None).await;
+    let failure = result
+        .report
+        .failures
+        .iter()
+        .find_map(|f| match f {
+            dialtone_call::Failure::RelayConnect { url, cause } => Some((url, cause)),
+            _ => None,
+        })
+        .expect("a relay connect failure");
+    assert_eq!(failure.0, "wss://bot.example.test/relay");
+    assert!(
+        failure
+            .1
+            .contains(&format!("(connecting via the tunnel to {nowhere})")),
+        "{}",
+        failure.1
+    );
+}
+
+/// The app's hold music: 400 ms of a tone, as a WAV.
+fn hold_music() -> Vec<u8> {
+    let pcm: Vec<i16> = (0..3200)
+        .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+        .collect();
+    dialtone_audio::wav::encode_8k(&[&pcm]).unwrap()
+}
+
+async fn playing_session(mut socket: WebSocket, base: String) {
+    let mut prompts = 0;
+    while let Some(Ok(Message::Text(text))) = socket.recv().await {
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] != "prompt" || msg["last"] != true {
+            continue;
+        }
+        prompts += 1;
+        let reply = if prompts == 1 {
+            vec![
+                serde_json::json!({"type": "play", "source": format!("http://{base}/hold.wav"), "loop": 2, "interruptible": false}),
+                serde_json::json!({"type": "play", "source": format!("http://{base}/missing.wav")}),
+            ]
+        } else {
+            vec![serde_json::json!({"type": "end"})]
+        };
+        for m in reply {
+            if socket.send(Message::text(m.to_string())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_play_the_app_serves_is_fetched_and_heard_and_a_missing_one_reported() {
+    let base = Arc::new(Mutex::new(String::new()));
+    let b = Arc::clone(&base);
+    let app = Router::new()
+        .route(
+            "/voice",
+            post(|State(base): State<Arc<Mutex<String>>>| async move {
+                let base = base.lock().unwrap().clone();
+                (
+                    [("content-type", "text/xml")],
+                    format!(
+                        r#"<Response><Connect><ConversationRelay url="ws://{base}/relay"/></Connect></Response>"#
+                    ),
+                )
+            }),
+        )
+        .route(
+            "/hold.wav",
+            axum::routing::get(|| async { ([("content-type", "audio/wav")], hold_music()) }),
+        )
+        .route(
+            "/relay",
+            any(
+                |State(base): State<Arc<Mutex<String>>>, ws: WebSocketUpgrade| async move {
+                    let base = base.lock().unwrap().clone();
+                    ws.on_upgrade(move |socket| playing_session(socket, base))
+                },
+            ),
+        )
+        .with_state(b);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    *base.lock().unwrap() = addr.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let corpus = Corpus::open(&Corpus::default_dir()).unwrap();
+    let hello = corpus.load("hello", &AudioCache::new()).unwrap();
+    let mut cfg = CallConfig::new(format!("http://{addr}/voice"), hello.frames.clone());
+    cfg.caller.turns = hello.turns.clone();
+    let result = Engine::new().place_call(cfg, None).await;
+    let report = &result.report;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let relay = &report.relay[0];
+    let hold = format!("http://{addr}/hold.wav");
+    let missing = format!("http://{addr}/missing.wav");
+    assert_eq!(relay.plays, [hold.clone(), missing.clone()]);
+    assert_eq!(relay.play_failures.len(), 1);
+    assert_eq!(relay.play_failures[0].source, missing);
+    assert!(
+        relay.play_failures[0].cause.contains("404"),
+        "{:?}",
+        relay.play_failures
+    );
+    // Heard: 400 ms, twice.
+    let played: Vec<(u64, Option<f64>)> = report
+        .timeline
+        .iter()
+        .filter_map(|e| match &e.kind {
+            dialtone_call::EventKind::Relay(dialtone_call::relay::RelayEvent::Play {
+                source,
+                duration_ms,
+                start_ms,
+            }) if *source == hold => Some((*duration_ms, *start_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played.len(), 1, "{:?}", report.timeline);
+    assert_eq!(played[0].0, 800);
+    assert!(played[0].1.is_some());
+    assert!(report.timeline.iter().any(|e| matches!(
+        &e.kind,
+        dialtone_call::EventKind::Relay(dialtone_call::relay::RelayEvent::PlayFailed { source, .. })
+            if *source == missing
+    )));
+}
+
+/// Answers the first prompt at once with 200 characters (13 s of speech, cut by the second
+/// turn); ends the session on the second.
+async fn long_answer(mut socket: WebSocket) {
+    let mut prompts = 0;
+    while let Some(Ok(Message::Text(text))) = socket.recv().await {
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] != "prompt" || msg["last"] != true {
+            continue;
+        }
+        prompts += 1;
+        let m = if prompts == 1 {
+            serde_json::json!({"type": "text", "token": "la ".repeat(66) + "la", "last": true})
+        } else {
+            serde_json::json!({"type": "end"})
+        };
+        if socket.send(Message::text(m.to_string())).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_heard_track_sounds_exactly_while_the_agent_speaks_and_stops_at_the_interrupt() {
+    let app = Router::new()
+        .route(
+            "/voice",
+            post(|headers: HeaderMap| async move {
+                let host = headers["host"].to_str().unwrap().to_string();
+                (
+                    [("content-type", "text/xml")],
+                    format!(
+                        r#"<Response><Connect><ConversationRelay url="ws://{host}/relay"/></Connect></Response>"#
+                    ),
+                )
+            }),
+        )
+        .route(
+            "/relay",
+            any(|ws: WebSocketUpgrade| async move { ws.on_upgrade(long_answer) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let corpus = Corpus::open(&Corpus::default_dir()).unwrap();
+    let hello = corpus.load("hello", &AudioCache::new()).unwrap();
+    let mut cfg = CallConfig::new(format!("http://{addr}/voice"), hello.frames.clone());
+    cfg.caller.turns = hello.turns.clone();
+    cfg.record = true;
+    let result = Engine::new().place_call(cfg, None).await;
+    let report = &result.report;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let relay = &report.relay[0];
+    // On the session's timeline: the answer heard from the first turn's end plus its
+    // speech_ms, until the second turn cut it.
+    let first = &hello.turns[0];
+    let from = f64::from(first.end_ms) + relay.turns[0].speech_ms.unwrap();
+    assert_eq!(relay.interrupts.len(), 1, "{relay:?}");
+    let cut = relay.interrupts[0].at_ms;
+    assert!(cut > from + 100.0, "{from} {cut}");
+    let heard = &result.relay_audio[0].heard;
+    let end = relay.end.as_ref().unwrap().at_ms;
+    assert_eq!(heard.len(), (end * 8.0) as usize);
+    assert_eq!(result.relay_audio[0].session_id, relay_session_id(report));
+    // Energy per 20 ms frame; frames straddling an edge are left out.
+    for (k, frame) in heard.chunks(160).enumerate() {
+        let (a, b) = (k as f64 * 20.0, k as f64 * 20.0 + 20.0);
+        let rms = (frame
+            .iter()
+            .map(|&c| f64::from(dialtone_audio::mulaw::decode(c)).powi(2))
+            .sum::<f64>()
+            / frame.len() as f64)
+            .sqrt();
+        if a >= from && b <= cut {
+            assert!(rms > 1000.0, "frame {k} ({a}–{b} ms) silent: {rms}");
+        } else if b <= from || a >= cut {
+            assert!(rms < 50.0, "frame {k} ({a}–{b} ms) not silent: {rms}");
+        }
+    }
+}
+
+fn relay_session_id(report: &dialtone_call::CallReport) -> String {
+    report
+        .timeline
+        .iter()
+        .find_map(|e| match &e.kind {
+            dialtone_call::EventKind::Relay(dialtone_call::relay::RelayEvent::Connected {
+                session_id,
+                ..
+            }) => Some(session_id.clone()),
+            _ => None,
+        })
+        .unwrap()
+}

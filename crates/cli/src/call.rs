@@ -200,7 +200,8 @@ fn call_config(opts: &CallOpts, caller: &Caller, target: &Target) -> CallConfig 
     cfg
 }
 
-/// `--record DIR`: what the caller heard (and with `sent`, what it sent) per stream.
+/// `--record DIR`: what the caller heard (and with `sent`, what it sent) per stream, and
+/// what it heard of each ConversationRelay session (`CA…-relay-N.heard.wav`, N from 1).
 fn write_recordings(
     dir: &std::path::Path,
     result: &dialtone_call::CallResult,
@@ -212,6 +213,11 @@ fn write_recordings(
         if sent {
             write_mulaw_8k(&base.with_extension("sent.wav"), &a.sent)?;
         }
+    }
+    // Each ConversationRelay session: the agent's simulated speech and its plays.
+    for (n, r) in result.relay_audio.iter().enumerate() {
+        let name = format!("{}-relay-{}.heard.wav", result.report.call_sid, n + 1);
+        write_mulaw_8k(&dir.join(name), &r.heard)?;
     }
     Ok(())
 }

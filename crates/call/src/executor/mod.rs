@@ -56,6 +56,16 @@ pub struct StreamAudio {
     pub sent: Vec<u8>,
 }
 
+/// What the caller heard of one ConversationRelay session (when recording).
+#[derive(Debug, Clone)]
+pub struct RelayAudio {
+    /// `VX…`.
+    pub session_id: String,
+    /// The agent's simulated speech and its plays, μ-law 8 kHz from the socket's opening
+    /// (silence elsewhere), at most the call's maximum length.
+    pub heard: Vec<u8>,
+}
+
 /// A finished call: its report and, when recording, its audio.
 #[derive(Debug)]
 pub struct CallResult {
@@ -63,6 +73,9 @@ pub struct CallResult {
     pub report: CallReport,
     /// Per-stream audio (empty unless `record` was set).
     pub audio: Vec<StreamAudio>,
+    /// Per ConversationRelay session (the first 20), what the caller heard (empty unless
+    /// `record` was set).
+    pub relay_audio: Vec<RelayAudio>,
     /// The whole answered call on one timeline, when `record` was set (`None` for a call
     /// never answered, and in virtual time).
     pub call_audio: Option<CallAudio>,
@@ -105,6 +118,7 @@ struct Call<'e> {
     streams: HeadTail<StreamReport>,
     /// ConversationRelay sessions' reports: the first [`STREAMS_KEPT`].
     relay: Vec<crate::relay::RelayReport>,
+    relay_audio: Vec<RelayAudio>,
     audio: Vec<StreamAudio>,
     /// Per entry of `audio`: when its stream started, and whether it was bidirectional.
     audio_spans: Vec<(Option<Instant>, bool)>,
@@ -349,6 +363,7 @@ impl<'e> PreparedCall<'e> {
             forks: Vec::new(),
             streams: HeadTail::new(STREAMS_KEPT, STREAMS_KEPT),
             relay: Vec::new(),
+            relay_audio: Vec::new(),
             audio: Vec::new(),
             audio_spans: Vec::new(),
             played: Vec::new(),
@@ -399,6 +414,7 @@ impl Call<'_> {
                 webhook_us: kept.webhook_us,
             },
             audio: self.audio,
+            relay_audio: self.relay_audio,
             call_audio,
         }
     }

@@ -49,6 +49,7 @@ impl Call<'_> {
             digits: self.cfg.caller.stream_dtmf.clone(),
             speech: self.cfg.relay_speech,
             tail: self.cfg.caller.tail,
+            record: self.cfg.record,
         };
         let link = RelayLink {
             net: &self.engine.net,
@@ -57,7 +58,11 @@ impl Call<'_> {
             auth_token: &self.cfg.auth_token,
             timeline: &self.timeline,
             caller_epoch: self.caller_epoch(),
+            fetch_timeout: self.cfg.webhook_timeout,
+            play_max: self.cfg.max_duration.min(crate::fetch::PLAY_MAX_DURATION),
+            max_duration: self.cfg.max_duration,
         };
+        let session_id_kept = session_id.clone();
         let mut params = vec![("SessionId".to_string(), session_id)];
         let status = match driver::run(link, cfg, self.end.clone()).await {
             Err(cause) => {
@@ -76,9 +81,16 @@ impl Call<'_> {
                 ]);
                 SessionStatus::Failed
             }
-            Ok(report) => {
+            Ok(run) => {
+                let report = run.report;
                 let end = report.end.clone();
                 if self.relay.len() < super::STREAMS_KEPT {
+                    if let Some(heard) = run.heard {
+                        self.relay_audio.push(super::RelayAudio {
+                            session_id: session_id_kept.clone(),
+                            heard,
+                        });
+                    }
                     self.relay.push(report);
                 }
                 let status = end.as_ref().map_or(SessionStatus::Completed, |e| e.status);

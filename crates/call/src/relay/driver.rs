@@ -1,10 +1,15 @@
 //! The relay session's tokio driver: the signed upgrade, then the socket, the clock and the
 //! call's end pumped into the sans-IO session until it ends.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use dialtone_audio::FrameSet;
 use dialtone_net::{Net, SocketOptions, Tunnels, WsError};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -32,6 +37,42 @@ pub(crate) struct RelayLink<'a> {
     /// Where the caller's audio starts when not at the socket's opening (the answer, for a
     /// `serve` caller leg): what it says is heard from where it is by then.
     pub(crate) caller_epoch: Option<Instant>,
+    /// A `play` fetch's bound (the webhooks').
+    pub(crate) fetch_timeout: Duration,
+    /// The most of one `play`'s audio read (the call's length, at most `<Play>`'s bound).
+    pub(crate) play_max: Duration,
+    /// The call's longest length: the heard track's bound.
+    pub(crate) max_duration: Duration,
+}
+
+/// What a session that ran gives back: its report and, when recording, what the caller
+/// heard (8 kHz μ-law from the socket's opening).
+pub(crate) struct RelayRun {
+    pub(crate) report: RelayReport,
+    pub(crate) heard: Option<Vec<u8>>,
+}
+
+/// Most bytes of decoded `play` audio a session keeps to reuse (μ-law and base64, 376 bytes
+/// a frame: about 27 minutes): past it, a source is fetched again each time it is played.
+const FETCHED_BYTES: usize = 64 << 20;
+
+/// A `play`'s audio, fetched and decoded as `<Play>`'s is.
+type Fetched = (u32, String, Result<Arc<FrameSet>, String>);
+
+/// Fetches play `id` from `url` through the call's tunnels.
+fn fetch_play<'a>(link: &RelayLink<'a>, id: u32, url: String) -> BoxFuture<'a, Fetched> {
+    let (net, tunnels) = (link.net, link.tunnels);
+    let (timeout, max) = (link.fetch_timeout, link.play_max);
+    async move {
+        let audio = match url::Url::parse(&url) {
+            Ok(parsed) => crate::fetch::fetch_audio(net, tunnels, parsed, timeout, max)
+                .await
+                .map(|a| Arc::new(FrameSet::from_pcm(&a.pcm))),
+            Err(e) => Err(format!("not a URL: {e}")),
+        };
+        (id, url, audio)
+    }
+    .boxed()
 }
 
 /// Opens the socket and runs the session until it ends or the call does (`end` set: the
@@ -41,7 +82,8 @@ pub(crate) async fn run(
     link: RelayLink<'_>,
     cfg: RelayConfig,
     mut end: watch::Receiver<Option<String>>,
-) -> Result<RelayReport, String> {
+) -> Result<RelayRun, String> {
+    let record = cfg.record;
     let headers = dialtone_net::upgrade_headers(link.auth_token, link.url);
     let handshake = link
         .net
@@ -56,7 +98,16 @@ pub(crate) async fn run(
         Ok(Err(WsError::Refused(status))) => {
             return Err(format!("the upgrade was refused with HTTP {status}"));
         }
-        Ok(Err(e)) => return Err(e.to_string()),
+        // Through a tunnel, the cause names where the mapping led (as a Media Stream's).
+        Ok(Err(e)) => {
+            let via = url::Url::parse(link.url)
+                .ok()
+                .and_then(|u| link.tunnels.route(&u).via());
+            return Err(match via {
+                Some(v) => format!("{e} (connecting via the tunnel to {v})"),
+                None => e.to_string(),
+            });
+        }
         Ok(Ok(ws)) => ws,
     };
     let (mut sink, mut stream) = ws.split();
@@ -72,6 +123,12 @@ pub(crate) async fn run(
     }));
     let mut out = Vec::new();
     session.open(&mut out);
+    let mut fetches = FuturesUnordered::new();
+    // Each source's audio, fetched once per session.
+    let mut fetched: HashMap<String, Arc<FrameSet>> = HashMap::new();
+    let mut kept_bytes = 0;
+    // Each play's audio, by id, for the heard track.
+    let mut play_audio: HashMap<u32, Arc<FrameSet>> = HashMap::new();
     loop {
         let mut closing = false;
         let mut broken = false;
@@ -83,6 +140,13 @@ pub(crate) async fn run(
                 RelayOutput::Send(text) => {
                     broken = broken || sink.send(Message::text(text)).await.is_err();
                 }
+                RelayOutput::Fetch { id, url } => match fetched.get(&url) {
+                    Some(audio) => {
+                        let audio = Ok(Arc::clone(audio));
+                        fetches.push(async move { (id, url, audio) }.boxed());
+                    }
+                    None => fetches.push(fetch_play(&link, id, url)),
+                },
                 RelayOutput::Close { code, reason } => {
                     closing = true;
                     let frame = CloseFrame {
@@ -114,6 +178,20 @@ pub(crate) async fn run(
                     }
                 }
             }
+            Some((id, url, audio)) = fetches.next(), if !fetches.is_empty() => {
+                let once = audio.as_ref().map(|a| a.duration()).map_err(Clone::clone);
+                if let (true, Ok(a)) = (record, &audio) {
+                    play_audio.insert(id, Arc::clone(a));
+                }
+                if let Ok(a) = audio {
+                    let size = a.len() * 376;
+                    if kept_bytes + size <= FETCHED_BYTES {
+                        kept_bytes += size;
+                        fetched.insert(url, a);
+                    }
+                }
+                session.on_play_ready(opened.elapsed(), id, once, &mut out);
+            }
             _ = sleep_until(deadline.unwrap_or_else(|| opened + Duration::from_secs(86_400))) => {
                 session.on_timeout(opened.elapsed(), &mut out);
             }
@@ -126,7 +204,15 @@ pub(crate) async fn run(
     }
     // The app gets a moment to close its side; the session's result does not wait on it.
     let _ = timeout(Duration::from_millis(200), sink.close()).await;
-    Ok(session.report().clone())
+    let report = session.report().clone();
+    let heard = record.then(|| {
+        let until = report
+            .end
+            .as_ref()
+            .map_or(opened.elapsed(), |e| Duration::from_secs_f64(e.at_ms / 1e3));
+        super::heard::render(session.heard(), &play_audio, until, link.max_duration)
+    });
+    Ok(RelayRun { report, heard })
 }
 
 /// Moves the caller's turns and digits to the socket's clock when its audio started `before`

@@ -13,14 +13,19 @@
 //! - `speech`: the agent's speech (talk cycles, what has been heard by when);
 //! - `session`: the session itself (caller turns, app messages, the end);
 //! - `report`: what it measured;
+//! - `heard`: what the caller heard, as audio (for `--record`);
 //! - `driver`: the tokio driver (signed upgrade, socket, clock, the call's end).
 
 pub(crate) mod driver;
+mod heard;
 mod report;
 mod session;
 mod speech;
 #[cfg(test)]
 mod tests;
 
-pub use report::{RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus};
+pub use report::{
+    PlayFailure, RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
+};
 pub use session::{RelayConfig, RelayOutput, RelaySession, SpeechModel};
+pub use speech::{HeardSpan, Sound};

@@ -75,6 +75,15 @@ pub struct RelayInterrupt {
     pub stopped_after_ms: Option<f64>,
 }
 
+/// A `play` whose audio could not be fetched or decoded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayFailure {
+    /// The `source`.
+    pub source: String,
+    /// Why, in words.
+    pub cause: String,
+}
+
 /// Everything the session measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct RelayReport {
@@ -90,8 +99,11 @@ pub struct RelayReport {
     pub digits_sent: String,
     /// `play` sources the app asked for: the first 100.
     pub plays: Vec<String>,
-    /// `play` messages, all of them.
+    /// `play` messages, all of them (only the first 100 are heard).
     pub play_requests: u32,
+    /// `play`s whose audio could not be had (the first 100): not heard, the session goes on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub play_failures: Vec<PlayFailure>,
     /// How it ended (`None` while it runs).
     pub end: Option<SessionEnd>,
 }
@@ -138,6 +150,23 @@ pub enum RelayEvent {
         utterance: String,
         /// How long it had played.
         played_ms: u64,
+    },
+    /// A `play`'s audio is in: it is heard from `start_ms` (`None`: stopped or cut before
+    /// it could start).
+    Play {
+        /// The `source`.
+        source: String,
+        /// How long it plays, its loops included.
+        duration_ms: u64,
+        /// When it starts to be heard, since the socket opened.
+        start_ms: Option<f64>,
+    },
+    /// A `play`'s audio could not be had: it is skipped.
+    PlayFailed {
+        /// The `source`.
+        source: String,
+        /// Why.
+        cause: String,
     },
     /// An `error` went out for an app message.
     Error {

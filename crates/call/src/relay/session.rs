@@ -12,12 +12,22 @@ use dialtone_protocol::relay::{
 use dialtone_twiml::{ConversationRelay, RelayInput};
 
 use super::report::{
-    RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
+    PlayFailure, RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
 };
-use super::speech::Speech;
+use super::speech::{HeardSpan, Rules, Speech};
 
 /// `play` sources and `sendDigits` digits a report keeps (the rest are counted or cut).
 const KEPT: usize = 100;
+
+/// The language of the caller's words (corpus scripts are English), as a recognizer told
+/// to detect it (`multi`) names it in `prompt`: the primary subtag.
+const CALLER_LANGUAGE: &str = "en";
+
+/// After a final prompt, while the answer before it is still open: a pause this long in
+/// the app's tokens is the app starting its answer to the new prompt (an LLM's first token
+/// takes longer; a streamed answer's tokens come faster). Shorter, the token still belongs
+/// to the answer before.
+pub(super) const STREAM_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the simulated recognizer and synthesizer behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +68,8 @@ pub struct RelayConfig {
     pub speech: SpeechModel,
     /// How long the caller stays once its turns are done and the agent is quiet.
     pub tail: Duration,
+    /// Keep what the caller heard when ([`RelaySession::heard`]), for the recording.
+    pub record: bool,
 }
 
 /// What the session asks its driver to do.
@@ -67,6 +79,13 @@ pub enum RelayOutput {
     Send(String),
     /// A step for the call's timeline.
     Event(RelayEvent),
+    /// Fetch play `id`'s audio from `url`, then call [`RelaySession::on_play_ready`].
+    Fetch {
+        /// The play (0, 1, …).
+        id: u32,
+        /// Its `source`.
+        url: String,
+    },
     /// Close the socket.
     Close {
         /// Close code.
@@ -98,19 +117,12 @@ enum CallerStep {
     Digit(char),
 }
 
-/// Which caller input cuts the current speech short.
-#[derive(Debug, Clone, Copy)]
-struct Cutting {
-    speech: bool,
-    dtmf: bool,
-}
-
-impl From<RelayInput> for Cutting {
-    fn from(m: RelayInput) -> Self {
-        Cutting {
-            speech: m.speech(),
-            dtmf: m.dtmf(),
-        }
+/// A message's rules: its own `interruptible` and `preemptible`, else the noun's.
+fn rules(cut: RelayInput, preemptible: bool) -> Rules {
+    Rules {
+        speech: cut.speech(),
+        dtmf: cut.dtmf(),
+        preemptible,
     }
 }
 
@@ -120,13 +132,20 @@ pub struct RelaySession {
     cfg: RelayConfig,
     steps: VecDeque<(Duration, CallerStep)>,
     speech: Speech,
-    /// The current talk cycle's interrupt rule (the greeting's, then the noun's, or a
-    /// token's own).
-    cutting: Cutting,
-    /// Whether the next talk cycle stops the current one's speech.
-    preemptible: bool,
+    /// The current talk cycle (0: the greeting).
+    cycle: u64,
     /// A talk cycle has tokens and no `last: true` yet.
     cycle_open: bool,
+    /// A final prompt came while a talk cycle was open (or a cut one was still being
+    /// dropped) and its tokens were still coming: they go on belonging to it until its
+    /// `last: true` or a [`STREAM_PAUSE`].
+    stale: bool,
+    /// When the app's latest token came.
+    last_token_at: Option<Duration>,
+    /// Each play's loops, by id.
+    play_loops: Vec<u32>,
+    /// What the caller heard when, once the session ended (when recording).
+    heard: Vec<HeardSpan>,
     /// The turn the current talk cycle answers.
     cycle_turn: Option<usize>,
     /// The latest turn whose final prompt went out.
@@ -168,11 +187,14 @@ impl RelaySession {
         RelaySession {
             spoke_over: vec![false; cfg.turns.len()],
             stt_language: cfg.noun.transcription_language().to_string(),
-            cutting: cfg.noun.welcome_greeting_interruptible.into(),
-            preemptible: cfg.noun.preemptible,
             steps,
-            speech: Speech::default(),
+            speech: Speech::new(cfg.record),
+            play_loops: Vec::new(),
+            heard: Vec::new(),
+            cycle: 0,
             cycle_open: false,
+            stale: false,
+            last_token_at: None,
             cycle_turn: None,
             prompted: None,
             dropping: None,
@@ -188,20 +210,29 @@ impl RelaySession {
         out.push(send(&ToApp::Setup(Box::new(self.cfg.setup.clone()))));
         if let Some(greeting) = self.cfg.noun.welcome_greeting.clone() {
             let m = self.cfg.speech;
-            self.speech
-                .push(Duration::ZERO, &greeting, m.synthesis_latency, m.per_char);
+            let noun = &self.cfg.noun;
+            let r = rules(noun.welcome_greeting_interruptible, noun.preemptible);
+            self.speech.say(
+                Duration::ZERO,
+                0,
+                r,
+                &greeting,
+                m.synthesis_latency,
+                m.per_char,
+            );
         }
     }
 
-    /// When the session next needs [`RelaySession::on_timeout`] (`None` once it ended).
+    /// When the session next needs [`RelaySession::on_timeout`] (`None` once it ended, or
+    /// while only a play's fetch is awaited).
     pub fn poll_timeout(&self) -> Option<Duration> {
         if self.report.end.is_some() {
             return None;
         }
-        Some(match self.steps.front() {
-            Some((t, _)) => *t,
+        match self.steps.front() {
+            Some((t, _)) => Some(*t),
             None => self.hangup_at(),
-        })
+        }
     }
 
     /// Runs what is due at `now`.
@@ -217,7 +248,7 @@ impl RelaySession {
             self.last_activity = self.last_activity.max(t);
             self.caller_step(t, step, out);
         }
-        if now >= self.hangup_at() {
+        if self.hangup_at().is_some_and(|h| now >= h) {
             self.close(now, SessionStatus::Completed, None, out);
         }
     }
@@ -250,11 +281,29 @@ impl RelaySession {
                 };
                 self.token(now, &text, out);
             }
-            FromApp::Play { source, .. } => {
+            FromApp::Play {
+                source,
+                loop_count,
+                preemptible,
+                interruptible,
+            } => {
                 self.report.play_requests += 1;
-                if self.report.plays.len() < KEPT {
-                    self.report.plays.push(source);
+                // Past the first 100, or part of an answer cut by the caller: not heard.
+                if self.report.plays.len() >= KEPT || self.dropping.is_some() {
+                    return;
                 }
+                let id = self.report.plays.len() as u32;
+                self.report.plays.push(source.clone());
+                self.play_loops.push(loop_count.max(1));
+                // A play outside a talk cycle is a cycle of its own: it stops what is
+                // preemptible, and the next token's cycle may stop it.
+                if !self.cycle_open {
+                    self.speech.preempt(now);
+                    self.cycle += 1;
+                }
+                let r = self.rules(interruptible, preemptible);
+                self.speech.play(now, self.cycle, r, id);
+                out.push(RelayOutput::Fetch { id, url: source });
             }
             FromApp::SendDigits { digits } => {
                 let room = KEPT.saturating_sub(self.report.digits_sent.chars().count());
@@ -272,6 +321,66 @@ impl RelaySession {
                 self.close(now, SessionStatus::Ended, handoff_data, out);
             }
         }
+    }
+
+    /// Play `id`'s audio is in at `now` and lasts `audio` once (`Err`: why it could not be
+    /// had; it is skipped, as Twilio skips a `<Play>` it cannot fetch).
+    pub fn on_play_ready(
+        &mut self,
+        now: Duration,
+        id: u32,
+        audio: Result<Duration, String>,
+        out: &mut Vec<RelayOutput>,
+    ) {
+        let Some(source) = self.report.plays.get(id as usize).cloned() else {
+            return;
+        };
+        if self.report.end.is_some() {
+            return;
+        }
+        self.last_activity = self.last_activity.max(now);
+        match audio {
+            Ok(once) => {
+                let len = once * self.play_loops[id as usize];
+                let start = self.speech.play_ready(now, id, Some(len));
+                out.push(RelayOutput::Event(RelayEvent::Play {
+                    source,
+                    duration_ms: len.as_millis() as u64,
+                    start_ms: start.map(ms),
+                }));
+                self.held_answer_heard();
+            }
+            Err(cause) => {
+                self.speech.play_ready(now, id, None);
+                self.held_answer_heard();
+                out.push(RelayOutput::Event(RelayEvent::PlayFailed {
+                    source: source.clone(),
+                    cause: cause.clone(),
+                }));
+                if self.report.play_failures.len() < KEPT {
+                    self.report
+                        .play_failures
+                        .push(PlayFailure { source, cause });
+                }
+            }
+        }
+    }
+
+    /// An answer queued behind a play whose audio was awaited: when it is heard is known now.
+    fn held_answer_heard(&mut self) {
+        let Some(i) = self.cycle_turn else { return };
+        if self.report.turns[i].speech_ms.is_some() {
+            return;
+        }
+        if let Some(start) = self.speech.first_start(self.cycle) {
+            let end = self.cfg.turns[i].end();
+            self.report.turns[i].speech_ms = Some(ms(start.saturating_sub(end)));
+        }
+    }
+
+    /// What the caller heard when (kept when recording; complete once the session ended).
+    pub fn heard(&self) -> &[HeardSpan] {
+        &self.heard
     }
 
     /// The call ends from outside the session (a REST hang-up, the call's maximum length):
@@ -307,17 +416,30 @@ impl RelaySession {
 
     /// The caller hangs up once its turns are done, the agent is quiet and nothing happened
     /// for its tail.
-    fn hangup_at(&self) -> Duration {
+    /// (`None` while a play's audio is awaited: its length is not known.)
+    fn hangup_at(&self) -> Option<Duration> {
         let quiet = self.speech.ends().unwrap_or_default();
-        self.last_activity.max(quiet) + self.cfg.tail
+        (quiet != Duration::MAX).then(|| self.last_activity.max(quiet) + self.cfg.tail)
+    }
+
+    /// A message's rules: its own `interruptible` and `preemptible`, else the noun's.
+    fn rules(&self, interruptible: Option<bool>, preemptible: Option<bool>) -> Rules {
+        let noun = &self.cfg.noun;
+        let cut = match interruptible {
+            Some(true) => RelayInput::Any,
+            Some(false) => RelayInput::None,
+            None => noun.interruptible,
+        };
+        rules(cut, preemptible.unwrap_or(noun.preemptible))
     }
 
     fn caller_step(&mut self, t: Duration, step: CallerStep, out: &mut Vec<RelayOutput>) {
         let report_input = self.cfg.noun.report_input_during_agent_speech;
         match step {
+            // The stretch of speech playing decides whether the input cuts it.
             CallerStep::SpeechStart(i) => {
-                if self.speech.speaking(t) {
-                    if self.cutting.speech {
+                if let Some(playing) = self.speech.playing(t) {
+                    if playing.speech {
                         self.interrupt(t, out);
                     } else {
                         self.spoke_over[i] = true;
@@ -355,18 +477,28 @@ impl RelaySession {
                 self.report.turns[i].prompt_ms =
                     Some(ms(t.saturating_sub(self.cfg.turns[i].end())));
                 self.prompted = Some(i);
-                // A new turn: tokens from here answer it, even from an app that never said
-                // `last: true` for the previous answer.
-                self.dropping = None;
-                self.cycle_open = false;
+                // A new turn. The answer before, if still open, keeps the tokens the app
+                // still sends for it (until its `last: true`, or a pause: see `token`),
+                // unless the app had stopped sending it before this turn began (an app
+                // that never says `last: true`): then the next token answers this turn.
+                if self.cycle_open || self.dropping.is_some() {
+                    let turn_start = self.cfg.turns[i].start();
+                    if self.last_token_at.is_some_and(|at| at >= turn_start) {
+                        self.stale = true;
+                    } else {
+                        self.dropping = None;
+                        self.cycle_open = false;
+                    }
+                }
                 self.speech.prune(t);
             }
             CallerStep::Digit(digit) => {
                 if !self.cfg.noun.dtmf_detection {
                     return;
                 }
-                let speaking = self.speech.speaking(t);
-                if speaking && self.cutting.dtmf {
+                let playing = self.speech.playing(t);
+                let speaking = playing.is_some();
+                if playing.is_some_and(|r| r.dtmf) {
                     self.interrupt(t, out);
                 } else if speaking && !report_input.dtmf() {
                     return;
@@ -375,7 +507,9 @@ impl RelaySession {
                     digit: digit.to_string(),
                 }));
                 // What the app sends next answers the digit, not a cut answer.
-                self.dropping = None;
+                if self.dropping.take().is_some() {
+                    self.stale = false;
+                }
             }
         }
     }
@@ -383,9 +517,20 @@ impl RelaySession {
     fn prompt(&self, voice_prompt: String, last: bool) -> RelayOutput {
         send(&ToApp::Prompt {
             voice_prompt,
-            lang: self.stt_language.clone(),
+            lang: self.prompt_lang(),
             last,
         })
+    }
+
+    /// `prompt`'s `lang`: the recognizer's language; under `multi` (automatic detection)
+    /// the detected language's primary subtag only (Twilio: `"en"`, not `"en-US"`). The
+    /// caller's words (corpus scripts) are English.
+    fn prompt_lang(&self) -> String {
+        if self.stt_language.eq_ignore_ascii_case("multi") {
+            CALLER_LANGUAGE.to_string()
+        } else {
+            self.stt_language.clone()
+        }
     }
 
     /// The caller cuts the agent's speech at `t`.
@@ -420,6 +565,16 @@ impl RelaySession {
             preemptible,
         } = *token;
         self.report.tokens += 1;
+        let previous = self.last_token_at.replace(now);
+        if self.stale && previous.is_none_or(|p| now.saturating_sub(p) >= STREAM_PAUSE) {
+            // The app paused: its answer to the latest prompt starts.
+            self.stale = false;
+            self.dropping = None;
+            self.cycle_open = false;
+        }
+        if last {
+            self.stale = false;
+        }
         if let Some(i) = self.dropping {
             let cut = &mut self.report.interrupts[i];
             cut.tokens_after += 1;
@@ -430,12 +585,13 @@ impl RelaySession {
             return;
         }
         if !self.cycle_open {
-            self.start_cycle(now, interruptible, preemptible, out);
+            self.start_cycle(now, out);
         }
         let m = self.cfg.speech;
+        let r = self.rules(interruptible, preemptible);
         let heard = self
             .speech
-            .push(now, token, m.synthesis_latency, m.per_char);
+            .say(now, self.cycle, r, token, m.synthesis_latency, m.per_char);
         if let Some(i) = self.cycle_turn {
             let end = self.cfg.turns[i].end();
             let turn = &mut self.report.turns[i];
@@ -459,26 +615,12 @@ impl RelaySession {
     }
 
     /// A talk cycle's first token: what it answers, and what it does to speech still playing.
-    fn start_cycle(
-        &mut self,
-        now: Duration,
-        interruptible: Option<bool>,
-        preemptible: Option<bool>,
-        out: &mut Vec<RelayOutput>,
-    ) {
-        // Speech that has ended is forgotten; speech still playing is stopped by a
-        // preemptible cycle, else the new one queues after it.
-        let over = self.speech.ends().is_some_and(|e| e <= now);
-        if over || self.preemptible {
-            self.speech.clear(now);
-        }
+    fn start_cycle(&mut self, now: Duration, out: &mut Vec<RelayOutput>) {
+        // Speech still playing or queued is stopped where it is preemptible (its own
+        // message's `preemptible`); the rest plays on, the new cycle after it.
+        self.speech.preempt(now);
+        self.cycle += 1;
         self.cycle_open = true;
-        self.cutting = match interruptible {
-            Some(true) => RelayInput::Any.into(),
-            Some(false) => RelayInput::None.into(),
-            None => self.cfg.noun.interruptible.into(),
-        };
-        self.preemptible = preemptible.unwrap_or(self.cfg.noun.preemptible);
         // The answer to the latest prompt, unless that turn was answered already.
         self.cycle_turn = self
             .prompted
@@ -549,6 +691,7 @@ impl RelaySession {
             status,
             handoff_data: handoff_data.clone(),
         }));
+        self.heard = self.speech.finish(now);
         self.report.end = Some(SessionEnd {
             status,
             at_ms: ms(now),
