@@ -14,7 +14,9 @@
 //! - `session`: the session itself (caller turns, app messages, the end);
 //! - `report`: what it measured;
 //! - `driver`: the tokio driver (signed upgrade, socket, clock, the call's end).
+//! - `capture`: the session's `relay_*` records under `--capture`.
 
+mod capture;
 pub(crate) mod driver;
 mod report;
 mod session;
