@@ -714,6 +714,10 @@ fn side_words(
 /// Whether the replayed session ended as the captured one did: the same side and code,
 /// after the same `relay_out`, with (or without) the app's `end` before it.
 fn close_matches(cr: &CapturedRelay, run: &RelayRun) -> bool {
+    if cr.status.is_some_and(|s| s != 101) {
+        // The capture's upgrade was refused; this one opened.
+        return false;
+    }
     let Some(c) = &cr.socket.close else {
         return matches!(run.end, End::DialtoneClosed(_));
     };

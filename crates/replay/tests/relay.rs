@@ -238,6 +238,21 @@ async fn a_captured_relay_session_replays_and_a_changed_app_is_named_turn_by_tur
         .collect();
     assert_eq!(same.received.lock().unwrap()[0], sent);
 
+    // --fast: the same messages without the idle time; the latency still holds (it is
+    // measured from the replay's own send of each prompt).
+    let mut fast = opts(&path, &same);
+    fast.fast = true;
+    let started = tokio::time::Instant::now();
+    let report = replay(&fast).await.unwrap();
+    println!("{}", report.to_text());
+    assert!(report.matches && report.reproduced, "{}", report.to_text());
+    assert!(!report.timing.meaningful);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
     // (b) Other words in the second answer: that turn, with its prompt, is the difference.
     let other = App::start(Mode::OtherWords).await;
     let report = replay(&opts(&path, &other)).await.unwrap();
