@@ -37,6 +37,10 @@ pub(crate) struct ReplayOpts {
     /// most 604800000: 7 days, the longest duration dialtone takes).
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=604_800_000))]
     grace_ms: u64,
+    /// A ConversationRelay session's first-token latency after a prompt further than this
+    /// from the captured one is a timing divergence (ms).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=604_800_000))]
+    latency_tolerance_ms: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -51,6 +55,7 @@ pub(crate) async fn run(opts: ReplayOpts) -> anyhow::Result<ExitCode> {
     ropts.fast = opts.fast;
     ropts.ignore_payloads = opts.ignore_payloads;
     ropts.grace = Duration::from_millis(opts.grace_ms);
+    ropts.latency_tolerance = Duration::from_millis(opts.latency_tolerance_ms);
     ropts.net = opts.net.net()?;
     ropts.tunnels = opts.net.tunnels(&Default::default());
     let report = dialtone_replay::replay(&ropts).await?;

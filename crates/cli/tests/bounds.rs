@@ -164,6 +164,11 @@ fn zero_timeouts_counts_and_percentages_out_of_range_are_exit_2() {
             "0..=604800000",
         ),
         (
+            &["replay", "x.jsonl", "--webhook", "http://127.0.0.1:9/"],
+            "--latency-tolerance-ms=604800001",
+            "0..=604800000",
+        ),
+        (
             &["report", "merge", "."],
             "--threshold=error_rate > 101%",
             "0% to 100%",

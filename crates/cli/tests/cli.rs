@@ -7,6 +7,34 @@ fn dialtone() -> Command {
 }
 
 #[test]
+fn a_relay_record_of_an_unknown_shape_is_exit_2_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"t_ms":0.1,"call_sid":"CA1","kind":"http_request","purpose":"voice","method":"POST","url":"http://127.0.0.1:9/voice","signature":"x","body":""}"#,
+            "\n",
+            r#"{"t_ms":1,"call_sid":"CA1","kind":"relay_open","session_id":"VX1"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = dialtone()
+        .arg("replay")
+        .arg(&path)
+        .args(["--webhook", "http://127.0.0.1:9/voice"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("relay.jsonl:2: not a valid capture line: missing field `url`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_wav_is_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.wav");

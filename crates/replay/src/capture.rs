@@ -1,5 +1,5 @@
 //! Reading a `--capture` JSON-lines file (format: `docs/capture.md`) into the one call to
-//! replay: its voice webhook exchange and its first stream, with every message's position
+//! replay: its voice webhook exchange, its first stream and its first relay session, with every message's position
 //! relative to the other direction's (file order is causal order, `t_ms` is pacing).
 //!
 //! The schema is `dialtone_protocol::capture`, the one the call engine writes.
@@ -88,6 +88,23 @@ pub struct CapturedStream {
     pub close: Option<Close>,
 }
 
+/// The captured ConversationRelay session to replay: its socket as a stream (`stream_sid`
+/// is the session's `VX…`, `outs` the `relay_out` messages, `ins` the `relay_in` ones), and
+/// its upgrade's outcome.
+#[derive(Debug, Clone)]
+pub struct CapturedRelay {
+    /// The socket: URL, messages both ways, close.
+    pub socket: CapturedStream,
+    /// The upgrade's `X-Twilio-Signature` in the capture.
+    pub signature: String,
+    /// 101, the status the app refused the upgrade with, or `None` (no answer).
+    pub status: Option<u16>,
+    /// Why the upgrade failed, when it did.
+    pub error: Option<String>,
+    /// The close's reason (empty when none).
+    pub close_reason: String,
+}
+
 /// One call of a capture file.
 #[derive(Debug, Clone)]
 pub struct CapturedCall {
@@ -101,6 +118,10 @@ pub struct CapturedCall {
     pub stream: Option<CapturedStream>,
     /// Streams after the first (not replayed).
     pub other_streams: usize,
+    /// The first ConversationRelay session of the call.
+    pub relay: Option<CapturedRelay>,
+    /// Relay sessions after the first (not replayed).
+    pub other_relays: usize,
     /// Calls in the file (all of them, the chosen one included).
     pub calls_in_file: usize,
 }
@@ -204,6 +225,10 @@ struct Builder {
     /// `t_ms` of the replayed stream's `ws_open`.
     open_t: f64,
     other_streams: usize,
+    relay: Option<CapturedRelay>,
+    /// `t_ms` of the replayed relay session's `relay_open`.
+    relay_open_t: f64,
+    other_relays: usize,
 }
 
 impl Builder {
@@ -284,6 +309,89 @@ impl Builder {
                     });
                 }
             }
+            relay @ (Record::RelayOpen { .. }
+            | Record::RelayOut { .. }
+            | Record::RelayIn { .. }
+            | Record::RelayClose { .. }) => self.push_relay(line.t_ms, relay),
+        }
+    }
+
+    /// The replayed relay session's socket, if `sid` is it and it has not closed yet.
+    fn relay_mut(&mut self, sid: &str) -> Option<&mut CapturedRelay> {
+        self.relay
+            .as_mut()
+            .filter(|r| r.socket.stream_sid == sid && r.socket.close.is_none())
+    }
+
+    /// One `relay_*` record: the first session's, with offsets from its `relay_open`.
+    fn push_relay(&mut self, t_ms: f64, record: Record) {
+        let offset_ms = t_ms - self.relay_open_t;
+        match record {
+            Record::RelayOpen {
+                session_id,
+                url,
+                signature,
+                status,
+                error,
+            } => {
+                if self.relay.is_some() {
+                    self.other_relays += 1;
+                    return;
+                }
+                self.relay_open_t = t_ms;
+                self.relay = Some(CapturedRelay {
+                    socket: CapturedStream {
+                        stream_sid: session_id,
+                        url,
+                        outs: Vec::new(),
+                        ins: Vec::new(),
+                        close: None,
+                    },
+                    signature,
+                    status,
+                    error,
+                    close_reason: String::new(),
+                });
+            }
+            Record::RelayOut { session_id, text } => {
+                if let Some(r) = self.relay_mut(&session_id) {
+                    let s = &mut r.socket;
+                    s.outs.push(Out {
+                        offset_ms,
+                        text,
+                        ins_before: s.ins.len(),
+                    });
+                }
+            }
+            Record::RelayIn { session_id, text } => {
+                if let Some(r) = self.relay_mut(&session_id) {
+                    let s = &mut r.socket;
+                    s.ins.push(In {
+                        offset_ms,
+                        text,
+                        after_out: s.outs.len(),
+                    });
+                }
+            }
+            Record::RelayClose {
+                session_id,
+                by,
+                code,
+                reason,
+            } => {
+                if let Some(r) = self.relay_mut(&session_id) {
+                    r.close_reason = reason;
+                    let s = &mut r.socket;
+                    s.close = Some(Close {
+                        by,
+                        code,
+                        offset_ms,
+                        after_out: s.outs.len(),
+                        ins_before: s.ins.len(),
+                    });
+                }
+            }
+            _ => {}
         }
     }
 
@@ -309,6 +417,8 @@ impl Builder {
             response: self.response,
             stream: self.stream,
             other_streams: self.other_streams,
+            relay: self.relay,
+            other_relays: self.other_relays,
             calls_in_file,
         })
     }

@@ -105,7 +105,7 @@ pub(crate) fn build(
 
 /// The webhook's answer against the capture's: its HTTP status, then its TwiML (with the
 /// capture's host:port read as the replay's).
-fn webhook_divergences(
+pub(crate) fn webhook_divergences(
     cap: &CapturedCall,
     answer: &Answer,
     webhook_url: &url::Url,
@@ -150,7 +150,7 @@ fn captured_twiml(cap: &CapturedCall, webhook_url: &url::Url) -> Option<String> 
 
 /// What the reader should know about how the capture was replayed: a rewritten host:port,
 /// a stream URL taken from the capture, and the calls and streams left out.
-fn capture_notes(
+pub(crate) fn capture_notes(
     cap: &CapturedCall,
     webhook_url: &url::Url,
     url_source: &'static str,
@@ -165,9 +165,12 @@ fn capture_notes(
         ));
     }
     if url_source == "capture" {
-        notes.push(
-            "the new TwiML has no <Stream>; connected to the captured stream URL".to_string(),
-        );
+        notes.push(if cap.stream.is_some() {
+            "the new TwiML has no <Stream>; connected to the captured stream URL".to_string()
+        } else {
+            "the new TwiML has no <ConversationRelay>; connected to the captured relay URL"
+                .to_string()
+        });
     }
     if cap.calls_in_file > 1 {
         notes.push(format!(
@@ -179,6 +182,18 @@ fn capture_notes(
         notes.push(format!(
             "the call had {} more stream(s); only the first is replayed",
             cap.other_streams
+        ));
+    }
+    if cap.stream.is_some() && cap.relay.is_some() {
+        notes.push(
+            "the call also had a ConversationRelay session; only the stream is replayed"
+                .to_string(),
+        );
+    }
+    if cap.other_relays > 0 {
+        notes.push(format!(
+            "the call had {} more ConversationRelay session(s); only the first is replayed",
+            cap.other_relays
         ));
     }
     notes
@@ -399,15 +414,15 @@ fn compare_messages(
     (matching, drift, message_div)
 }
 
-struct StreamSummaryParts {
-    sent: usize,
-    received: usize,
-    matching: usize,
-    binary: u64,
+pub(crate) struct StreamSummaryParts {
+    pub(crate) sent: usize,
+    pub(crate) received: usize,
+    pub(crate) matching: usize,
+    pub(crate) binary: u64,
 }
 
 #[allow(clippy::too_many_arguments)] // the report's parts, gathered by `build`
-fn finish(
+pub(crate) fn finish(
     opts: &ReplayOptions,
     path: &str,
     cap: &CapturedCall,
@@ -480,6 +495,7 @@ fn finish(
         reproduced,
         verdict,
         notes,
+        relay: None,
     }
 }
 
@@ -567,7 +583,7 @@ fn out_words(cs: &CapturedStream, n: usize) -> String {
     }
 }
 
-fn code_words(code: Option<u16>) -> String {
+pub(crate) fn code_words(code: Option<u16>) -> String {
     code.map_or("no code".to_string(), |c| format!("code {c}"))
 }
 
@@ -591,7 +607,7 @@ fn shape(text: &str) -> Option<serde_json::Value> {
 }
 
 /// Long payloads cut to [`SHOW_MAX`] characters, with the full length.
-fn show(text: &str) -> String {
+pub(crate) fn show(text: &str) -> String {
     if text.chars().count() <= SHOW_MAX {
         return text.to_string();
     }

@@ -3,7 +3,10 @@
 //!
 //! - [`capture`]: reading a capture file and picking one call.
 //! - [`replay`]: the voice webhook sent again, the stream reconnected and every captured
-//!   `ws_out` message sent byte for byte (real-time or `--fast`), the close reproduced.
+//!   `ws_out` message sent byte for byte (real-time or `--fast`), the close reproduced; or,
+//!   for a call with a ConversationRelay session and no stream, the relay socket reopened and
+//!   every captured `relay_out` sent (`relay`), the app's answers compared turn by turn
+//!   (`relay_compare`).
 //! - [`Report`]: the comparison (`compare`, with drift and `--fast` timing divergences in
 //!   `timing`) — first divergence, close, timing drift — and whether the
 //!   capture's outcome was reproduced.
@@ -12,6 +15,8 @@
 
 pub mod capture;
 mod compare;
+mod relay;
+mod relay_compare;
 mod report;
 mod stream;
 mod timing;
@@ -20,7 +25,13 @@ mod webhook;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use report::{CloseReport, Divergence, Report, Side, StreamSummary, Timing, WebhookReport};
+pub use report::{
+    CloseReport, Divergence, RelayEnd, RelayEndReport, RelaySummary, RelayTurnReport, Report, Side,
+    StreamSummary, Timing, WebhookReport,
+};
+
+/// Default of [`ReplayOptions::latency_tolerance`] (`--latency-tolerance-ms`).
+pub const DEFAULT_LATENCY_TOLERANCE: Duration = Duration::from_millis(100);
 
 /// What to replay and how.
 #[derive(Debug, Clone)]
@@ -44,6 +55,9 @@ pub struct ReplayOptions {
     pub net: dialtone_net::Net,
     /// Public origins mapped to local ones (`--tunnel`).
     pub tunnels: dialtone_net::Tunnels,
+    /// A relay session's first-token latency further than this from the captured one is a
+    /// timing divergence.
+    pub latency_tolerance: Duration,
 }
 
 impl ReplayOptions {
@@ -59,6 +73,7 @@ impl ReplayOptions {
             grace: Duration::from_secs(1),
             net: dialtone_net::Net::system(),
             tunnels: dialtone_net::Tunnels::default(),
+            latency_tolerance: DEFAULT_LATENCY_TOLERANCE,
         }
     }
 }
@@ -108,9 +123,11 @@ pub enum ReplayError {
         /// The call.
         call_sid: String,
     },
-    /// The call never opened a stream, so there is nothing to replay past the webhook.
+    /// The call never opened a stream or a relay session, so there is nothing to replay
+    /// past the webhook.
     #[error(
-        "{path}: call {call_sid} has no stream (no ws_open line); replay needs a captured <Stream>"
+        "{path}: call {call_sid} has no stream and no ConversationRelay session (no ws_open or \
+         relay_open line); replay needs a captured <Stream> or <ConversationRelay>"
     )]
     NoStream {
         /// The file.
@@ -150,10 +167,13 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Report, ReplayError> {
     let cap = capture::read(&opts.file, opts.call_sid.as_deref())?;
     let path = opts.file.display().to_string();
     let Some(cap_stream) = cap.stream.as_ref() else {
-        return Err(ReplayError::NoStream {
-            path,
-            call_sid: cap.call_sid.clone(),
-        });
+        let Some(cap_relay) = cap.relay.as_ref() else {
+            return Err(ReplayError::NoStream {
+                path,
+                call_sid: cap.call_sid.clone(),
+            });
+        };
+        return replay_relay(opts, &webhook_url, &path, &cap, cap_relay).await;
     };
 
     let answer = webhook::send(
@@ -191,6 +211,54 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Report, ReplayError> {
         &answer,
         &webhook_url,
         stream_url,
+        url_source,
+        run,
+    ))
+}
+
+/// A call whose capture holds a relay session and no stream: the webhook, then the session.
+async fn replay_relay(
+    opts: &ReplayOptions,
+    webhook_url: &url::Url,
+    path: &str,
+    cap: &capture::CapturedCall,
+    cap_relay: &capture::CapturedRelay,
+) -> Result<Report, ReplayError> {
+    let answer = webhook::send(
+        &opts.net,
+        &opts.tunnels,
+        webhook_url,
+        &cap.request,
+        &opts.auth_token,
+    )
+    .await?;
+    let (relay_url, url_source) = match webhook::relay_url(&answer.body) {
+        Some(u) => (u, "twiml"),
+        None => (cap_relay.socket.url.clone(), "capture"),
+    };
+    if !(relay_url.starts_with("ws://") || relay_url.starts_with("wss://")) {
+        return Err(ReplayError::BadUrl {
+            url: relay_url,
+            why: "not a ws:// or wss:// URL".into(),
+        });
+    }
+    let socket_opts = stream::StreamOpts {
+        url: &relay_url,
+        net: &opts.net,
+        tunnels: &opts.tunnels,
+        auth_token: &opts.auth_token,
+        fast: opts.fast,
+        grace: opts.grace,
+    };
+    let run = relay::replay(&socket_opts, cap_relay).await?;
+    Ok(relay_compare::build(
+        opts,
+        path,
+        cap,
+        cap_relay,
+        &answer,
+        webhook_url,
+        relay_url,
         url_source,
         run,
     ))

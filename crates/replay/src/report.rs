@@ -35,6 +35,68 @@ pub struct Report {
     pub verdict: String,
     /// Things the reader should know (calls/streams not replayed, URL fallbacks…).
     pub notes: Vec<String>,
+    /// A ConversationRelay session, turn by turn (then `stream` and `close` describe its
+    /// socket: `ws_out` counts are `relay_out` messages, `stream_sid` its `VX…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelaySummary>,
+}
+
+/// A replayed ConversationRelay session compared with the capture's.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelaySummary {
+    /// The captured `VX…` (the replayed `setup` carries it).
+    pub session_id: String,
+    /// The app's message types in order (`text`, `end`…; `(not JSON)`, `(no type)`), captured.
+    pub captured_types: Vec<String>,
+    /// The same, replayed.
+    pub replayed_types: Vec<String>,
+    /// Each caller turn (0: before the first prompt, when the app spoke first).
+    pub turns: Vec<RelayTurnReport>,
+    /// The app's `end`, captured vs replayed.
+    pub end: RelayEndReport,
+    /// A first-token latency further than this from the captured one is a timing divergence.
+    pub latency_tolerance_ms: f64,
+}
+
+/// One caller turn: the prompt and the app's answer (its `text` tokens joined).
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayTurnReport {
+    /// 1-based (the n-th final prompt); 0 before any prompt.
+    pub turn: usize,
+    /// The prompt's `voicePrompt`.
+    pub prompt: Option<String>,
+    /// The captured answer (`None`: no `text` token in this turn).
+    pub captured_answer: Option<String>,
+    /// The replayed answer.
+    pub replayed_answer: Option<String>,
+    /// Same tokens' text.
+    pub answer_matches: bool,
+    /// Captured: the app's first `text` after the prompt, in ms from the prompt.
+    pub captured_first_token_ms: Option<f64>,
+    /// Replayed: the same, from when the replay sent the prompt.
+    pub replayed_first_token_ms: Option<f64>,
+    /// Within the tolerance (or not measurable on both sides).
+    pub latency_matches: bool,
+}
+
+/// The app's `end`, captured vs replayed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayEndReport {
+    /// The captured `end` (`None`: the app sent none).
+    pub captured: Option<RelayEnd>,
+    /// The replayed one.
+    pub replayed: Option<RelayEnd>,
+    /// Both absent, or both present with the same `handoffData`.
+    pub matches: bool,
+}
+
+/// An `end` message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelayEnd {
+    /// Its `handoffData`, as written (`None`: absent).
+    pub handoff_data: Option<String>,
+    /// `relay_out` messages sent before it.
+    pub after_relay_out: usize,
 }
 
 /// The voice webhook, captured vs replayed.
@@ -187,10 +249,15 @@ impl Report {
         } else {
             "captured URL"
         };
-        let _ = writeln!(o, "stream   {} ({source}), {}", s.url, s.stream_sid);
+        let (socket, out) = if self.relay.is_some() {
+            ("relay ", "relay_out")
+        } else {
+            ("stream", "ws_out")
+        };
+        let _ = writeln!(o, "{socket}   {} ({source}), {}", s.url, s.stream_sid);
         let _ = writeln!(
             o,
-            "sent     {} of {} captured ws_out messages",
+            "sent     {} of {} captured {out} messages",
             s.ws_out_sent, s.ws_out_captured
         );
         let _ = writeln!(
@@ -205,11 +272,17 @@ impl Report {
                 String::new()
             }
         );
-        let captured = self
-            .close
-            .captured
-            .as_ref()
-            .map_or("no ws_close (incomplete capture)", |c| c.text.as_str());
+        if let Some(r) = &self.relay {
+            relay_lines(&mut o, r);
+        }
+        let captured = self.close.captured.as_ref().map_or(
+            if self.relay.is_some() {
+                "no relay_close (incomplete capture)"
+            } else {
+                "no ws_close (incomplete capture)"
+            },
+            |c| c.text.as_str(),
+        );
         let _ = writeln!(o, "close    capture: {captured}");
         let _ = writeln!(o, "         replay:  {}", self.close.replayed.text);
         let t = &self.timing;
@@ -253,5 +326,65 @@ impl Report {
         }
         let _ = writeln!(o, "{}", self.verdict);
         o
+    }
+}
+
+/// A relay session's turns and `end`, one line each.
+fn relay_lines(o: &mut String, r: &RelaySummary) {
+    let quoted = |a: &Option<String>| {
+        a.as_deref().map_or("no answer".to_string(), |a| {
+            let cut: String = a.chars().take(80).collect();
+            if cut.len() < a.len() {
+                format!("\"{cut}…\"")
+            } else {
+                format!("\"{cut}\"")
+            }
+        })
+    };
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    for t in &r.turns {
+        let name = match &t.prompt {
+            Some(p) => format!("turn {} \"{p}\"", t.turn),
+            None if t.turn == 0 => "before the first prompt".to_string(),
+            None => format!("turn {}", t.turn),
+        };
+        let answer = if t.answer_matches {
+            format!("answer as captured ({})", quoted(&t.replayed_answer))
+        } else {
+            format!(
+                "answer DIFFERS: {} (capture: {})",
+                quoted(&t.replayed_answer),
+                quoted(&t.captured_answer)
+            )
+        };
+        let _ = writeln!(
+            o,
+            "{:<9}{name}: {answer}; first token {} (capture: {}){}",
+            "turn",
+            ms(t.replayed_first_token_ms),
+            ms(t.captured_first_token_ms),
+            if t.latency_matches {
+                String::new()
+            } else {
+                format!(", off by more than {:.0} ms", r.latency_tolerance_ms)
+            }
+        );
+    }
+    let end = |e: &Option<RelayEnd>| match e {
+        None => "no end".to_string(),
+        Some(e) => match &e.handoff_data {
+            Some(d) => format!("end with handoffData {d}"),
+            None => "end without handoffData".to_string(),
+        },
+    };
+    if r.end.matches {
+        let _ = writeln!(o, "end      {} as captured", end(&r.end.replayed));
+    } else {
+        let _ = writeln!(
+            o,
+            "end      {} (capture: {})",
+            end(&r.end.replayed),
+            end(&r.end.captured)
+        );
     }
 }

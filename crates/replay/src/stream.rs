@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 use crate::ReplayError;
 use crate::capture::CapturedStream;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Same bound as the call engine: a write blocked this long means the app stopped reading.
 pub(crate) const WRITE_STALL: Duration = Duration::from_secs(5);
 /// `--fast`: how long to wait for an app message the capture shows before the next send.
@@ -23,12 +23,12 @@ pub(crate) const WRITE_STALL: Duration = Duration::from_secs(5);
 /// [`CATCH_UP`] each until it catches up (then full waits again), so a reply that comes a
 /// few frames late lands where it would have in real time; after another `FAST_WAIT` of
 /// such short waits the app has diverged, and later sends no longer wait.
-const FAST_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const FAST_WAIT: Duration = Duration::from_secs(2);
 /// `--fast`, app behind the capture: one frame's worth of real time per send.
 const CATCH_UP: Duration = Duration::from_millis(20);
 /// App messages kept beyond the captured count (the rest are only counted), so a runaway
 /// app costs bounded memory.
-const EXTRA_KEPT: usize = 10_000;
+pub(crate) const EXTRA_KEPT: usize = 10_000;
 
 /// An app message received during the replay.
 #[derive(Debug, Clone)]
@@ -152,7 +152,9 @@ pub(crate) async fn replay(
 
 /// Opens the stream's WebSocket with the upgrade signed as Twilio signs it. A refused
 /// upgrade is `Ok(Err(status))`; no answer or no connection is the error.
-async fn connect(opts: &StreamOpts<'_>) -> Result<Result<dialtone_net::Ws, u16>, ReplayError> {
+pub(crate) async fn connect(
+    opts: &StreamOpts<'_>,
+) -> Result<Result<dialtone_net::Ws, u16>, ReplayError> {
     let connect_err = |cause: String| ReplayError::StreamUnreachable {
         url: opts.url.to_string(),
         cause,
@@ -354,7 +356,7 @@ async fn app_ended(progress: &mut watch::Receiver<Progress>) {
 
 /// `open` plus a capture offset in ms, clamped: the capture reader bounds offsets, and this
 /// never panics whatever it is given (negative or NaN: `open`; too far: a year on).
-fn at_offset(open: Instant, offset_ms: f64) -> Instant {
+pub(crate) fn at_offset(open: Instant, offset_ms: f64) -> Instant {
     const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
     let d = Duration::try_from_secs_f64(offset_ms.max(0.0) / 1e3).map_or(FAR, |d| d.min(FAR));
     open.checked_add(d).unwrap_or(open)

@@ -166,3 +166,18 @@ pub(crate) fn normalize_authority(
         .replace(&format!("//{old_a}/"), &format!("//{new_a}/"))
         .replace(&format!("//{old_a}\""), &format!("//{new_a}\""))
 }
+
+/// The first `<Connect><ConversationRelay>` URL of a TwiML document, exactly as written (the
+/// schema makes it absolute; it is signed and named as the TwiML wrote it, as the call engine
+/// does). `None` when the body is not TwiML or holds no relay session.
+pub(crate) fn relay_url(twiml: &str) -> Option<String> {
+    let doc = dialtone_twiml::parse(twiml).ok()?;
+    let url = doc.verbs.iter().find_map(|node| match &node.verb {
+        Verb::Connect(c) => match &c.target {
+            ConnectTarget::ConversationRelay(r) => Some(r.url.trim().to_string()),
+            _ => None,
+        },
+        _ => None,
+    })?;
+    (!url.is_empty()).then_some(url)
+}

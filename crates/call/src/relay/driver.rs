@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::capture::RelayCapture;
 use super::{RelayConfig, RelayEvent, RelayOutput, RelayReport, RelaySession};
 use crate::report::EventKind;
 // The upgrade may take as long as a Media Stream's.
@@ -85,21 +86,27 @@ pub(crate) async fn run(
 ) -> Result<RelayRun, String> {
     let record = cfg.record;
     let headers = dialtone_net::upgrade_headers(link.auth_token, link.url);
+    let cap = RelayCapture::new(link.timeline, &cfg.setup.session_id);
     let handshake = link
         .net
         .connect_ws(link.tunnels, link.url, &headers, SocketOptions::default());
     let (ws, _route) = match timeout(CONNECT_TIMEOUT, handshake).await {
         Err(_) => {
-            return Err(format!(
+            let cause = format!(
                 "no answer to the upgrade within {} s",
                 CONNECT_TIMEOUT.as_secs()
-            ));
+            );
+            cap.upgrade(link.url, &headers, None, Some(&cause));
+            return Err(cause);
         }
         Ok(Err(WsError::Refused(status))) => {
-            return Err(format!("the upgrade was refused with HTTP {status}"));
+            let cause = format!("the upgrade was refused with HTTP {status}");
+            cap.upgrade(link.url, &headers, Some(status), Some(&cause));
+            return Err(cause);
         }
         // Through a tunnel, the cause names where the mapping led (as a Media Stream's).
         Ok(Err(e)) => {
+            cap.upgrade(link.url, &headers, None, Some(&e.to_string()));
             let via = url::Url::parse(link.url)
                 .ok()
                 .and_then(|u| link.tunnels.route(&u).via());
@@ -110,6 +117,7 @@ pub(crate) async fn run(
         }
         Ok(Ok(ws)) => ws,
     };
+    cap.upgrade(link.url, &headers, Some(101), None);
     let (mut sink, mut stream) = ws.split();
     let opened = Instant::now();
     let mut cfg = cfg;
@@ -138,6 +146,7 @@ pub(crate) async fn run(
                     link.timeline.emit(EventKind::Relay(e));
                 }
                 RelayOutput::Send(text) => {
+                    cap.sent(&text);
                     broken = broken || sink.send(Message::text(text)).await.is_err();
                 }
                 RelayOutput::Fetch { id, url } => match fetched.get(&url) {
@@ -151,13 +160,15 @@ pub(crate) async fn run(
                     closing = true;
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
-                        reason: reason.into(),
+                        reason: reason.clone().into(),
                     };
                     let _ = sink.send(Message::Close(Some(frame))).await;
+                    cap.closed("dialtone", Some(code), &reason);
                 }
             }
         }
         if broken && session.end().is_none() {
+            cap.closed("dropped", None, "");
             session.on_closed(opened.elapsed(), &mut out);
             continue;
         }
@@ -169,11 +180,19 @@ pub(crate) async fn run(
             message = stream.next() => {
                 let now = opened.elapsed();
                 match message {
-                    Some(Ok(Message::Text(text))) => session.on_message(now, &text, &mut out),
+                    Some(Ok(Message::Text(text))) => {
+                        cap.received(&text);
+                        session.on_message(now, &text, &mut out);
+                    }
                     // Not text: Twilio cannot identify it.
                     Some(Ok(Message::Binary(_))) => session.on_message(now, "(binary)", &mut out),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    Some(Ok(Message::Close(frame))) => {
+                        cap.closed_by_app(frame.as_ref());
+                        session.on_closed(now, &mut out);
+                    }
+                    Some(Err(_)) | None => {
+                        cap.closed("dropped", None, "");
                         session.on_closed(now, &mut out);
                     }
                 }

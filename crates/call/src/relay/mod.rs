@@ -15,7 +15,9 @@
 //! - `report`: what it measured;
 //! - `heard`: what the caller heard, as audio (for `--record`);
 //! - `driver`: the tokio driver (signed upgrade, socket, clock, the call's end).
+//! - `capture`: the session's `relay_*` records under `--capture`.
 
+mod capture;
 pub(crate) mod driver;
 mod heard;
 mod report;
