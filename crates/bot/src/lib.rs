@@ -8,12 +8,19 @@
 //! by the media `timestamp`s, answers each turn with a short clip followed by a `mark`,
 //! and sends `clear` when the caller talks over that clip.
 //!
+//! In relay mode ([`BotConfig::relay`]) it is a ConversationRelay app instead: `/voice`
+//! answers `<Connect><ConversationRelay url=".../relay" welcomeGreeting="...">`, and the
+//! `/relay` WebSocket (signature checked on the upgrade too) answers each final `prompt`
+//! with text tokens streamed after a moment of thinking ([`RelayMode`]), answers digits, and
+//! stops an answer on `interrupt`.
+//!
 //! # Layout
 //! - [`BotConfig`] / [`VadConfig`]: everything the app needs, with working defaults.
 //! - [`router`] builds the axum [`Router`]; [`serve`] runs it on a bound listener until a
 //!   shutdown future resolves; [`spawn_loopback`] starts it on a free loopback port.
 //! - `voice`: the `/voice` webhook (signature check, caller check, TwiML).
 //! - `media`: the `/media` WebSocket (signature check on upgrade, per-call session).
+//! - [`relay`]: the `/relay` ConversationRelay WebSocket of the relay mode.
 //! - [`vad`]: the pure energy voice-activity detector the session feeds.
 //! - `events`: milestone records (`vad.speech_start`, `vad.speech_end`,
 //!   `reply.first_audio`) POSTed to [`BotConfig::events_url`] by one background task.
@@ -23,6 +30,7 @@
 //! # Routes
 //! - `POST /voice` (form body) or `GET /voice` (query): TwiML.
 //! - `GET /media`: the Media Streams WebSocket.
+//! - `GET /relay`: the ConversationRelay WebSocket (relay mode).
 //! - `GET /hostile/huge.wav`: the 200 MiB `<Play>` of the `huge_play` fault.
 //! - `GET /health`: `200 ok`, for readiness probes.
 
@@ -30,6 +38,7 @@ mod events;
 pub mod hostile;
 mod media;
 pub mod misbehave;
+pub mod relay;
 mod session;
 mod signature;
 pub mod vad;
@@ -38,6 +47,7 @@ mod voice;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -65,7 +75,8 @@ pub struct BotConfig {
     /// Caller numbers (`From`) allowed to talk to the bot; `None` lets everyone in.
     /// Others hear a short apology and are hung up on.
     pub registered: Option<Vec<String>>,
-    /// Text of the `<Say>` played before the stream connects.
+    /// Text of the `<Say>` played before the stream connects (in relay mode, the
+    /// `welcomeGreeting`).
     pub greeting: String,
     /// What the bot says after each caller turn. Default: [`beep_boop`].
     pub reply_audio: Arc<FrameSet>,
@@ -80,6 +91,29 @@ pub struct BotConfig {
     /// Deliberate faults for a fraction of calls (HTTP 500, invalid TwiML, refused upgrade,
     /// dropped or unread stream, crash on a duplicated frame). Default: none.
     pub misbehave: Misbehave,
+    /// ConversationRelay mode: `/voice` answers `<Connect><ConversationRelay>` to `/relay`
+    /// instead of `<Connect><Stream>` to `/media`. `None` (default): Media Streams.
+    pub relay: Option<RelayMode>,
+}
+
+/// How the relay mode answers: each final `prompt` gets "You said: " and its first words
+/// back, one `text` token a word, the first after [`RelayMode::think`], the next ones
+/// [`RelayMode::token_gap`] apart, the last with `last: true`. [`Default`]: 150 ms and 30 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayMode {
+    /// From a final prompt (or a digit) to the answer's first token: the "LLM".
+    pub think: Duration,
+    /// Between two tokens of an answer.
+    pub token_gap: Duration,
+}
+
+impl Default for RelayMode {
+    fn default() -> Self {
+        RelayMode {
+            think: Duration::from_millis(150),
+            token_gap: Duration::from_millis(30),
+        }
+    }
 }
 
 impl Default for BotConfig {
@@ -93,6 +127,7 @@ impl Default for BotConfig {
             vad: VadConfig::default(),
             events_url: None,
             misbehave: Misbehave::default(),
+            relay: None,
         }
     }
 }
@@ -109,6 +144,7 @@ impl fmt::Debug for BotConfig {
             .field("vad", &self.vad)
             .field("events_url", &self.events_url)
             .field("misbehave", &self.misbehave)
+            .field("relay", &self.relay)
             .finish()
     }
 }
@@ -190,7 +226,8 @@ impl AppState {
     }
 }
 
-/// The bot's routes: `POST|GET /voice`, `GET /media` (WebSocket), `GET /health`.
+/// The bot's routes: `POST|GET /voice`, `GET /media` and `GET /relay` (WebSockets),
+/// `GET /health`.
 ///
 /// Streams opened through a router built here run until the peer closes them; use
 /// [`serve`] to have them closed on shutdown as well.
@@ -209,6 +246,7 @@ fn app(config: BotConfig, shutdown: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/voice", get(voice::voice).post(voice::voice))
         .route("/media", get(media::media))
+        .route("/relay", get(relay::relay))
         .route(hostile::HUGE_PLAY_PATH, get(hostile::huge_wav))
         .route("/health", get(|| async { "ok" }))
         .with_state(state)

@@ -231,7 +231,7 @@ async fn send_all<S: Sink<Message> + Unpin>(
 /// A `never_read` stream (or a `stuck_upgrade` request): keep the socket open, unread, for
 /// [`misbehave::NEVER_READ_HOLD`] or until shutdown. The caller's writes fill the socket
 /// buffers and then block.
-async fn hold(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn hold(shutdown: &mut watch::Receiver<bool>) {
     tracing::info!("misbehave: holding the socket unread");
     tokio::select! {
         () = tokio::time::sleep(misbehave::NEVER_READ_HOLD) => {}
@@ -240,7 +240,7 @@ async fn hold(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Resolves once the server starts shutting down; never, if nobody can signal it.
-async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
     let closed = rx.wait_for(|&down| down).await.is_err();
     if closed {
         std::future::pending::<()>().await;

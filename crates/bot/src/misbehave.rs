@@ -2,7 +2,17 @@
 //! an app that fails the ways real apps do: HTTP 500s, invalid TwiML, a refused WebSocket
 //! upgrade, a connection dropped mid-call, a handler that stops reading, a handler that
 //! crashes on a duplicated media frame, a VAD that splits turns and a reply that talks over
-//! the caller.
+//! the caller; and, in relay mode ([`crate::BotConfig::relay`]), a ConversationRelay app that
+//! is slow to its first token, floods tokens, never ends an answer, closes mid-answer or sends
+//! malformed messages.
+//!
+//! Which faults apply where: the webhook's (`http500`, `bad_twiml`, `huge_twiml`,
+//! `slow_twiml`, `redirect_loop`, `huge_play`) and the upgrade's (`refuse_upgrade`,
+//! `stuck_upgrade`) in both modes; the Media Streams ones (`abrupt_close`, `never_read`,
+//! `mute`, `split_vad`, `talk_over`, `mark_flood`, `huge_frame`, `media_flood`,
+//! `crash_on_duplicate`) only on `/media`; the relay ones (`slow_first_token`, `token_flood`,
+//! `never_last`, `close_mid_turn`, `malformed`, [`Behaviour::relay_only`]) only on `/relay`. A
+//! call drawn for a fault that does not apply to its mode behaves.
 //!
 //! A spec like `http500=0.1,bad_twiml=0.1,never_read=0.05,crash_on_duplicate` gives each
 //! per-call fault a fraction of calls. Which call gets which fault is a pure function of its
@@ -69,12 +79,27 @@ pub enum Behaviour {
     /// [`crate::hostile::MEDIA_FLOOD_FRAMES`] media frames (an hour of audio) as fast as the
     /// socket takes them, then behaves.
     MediaFlood,
+    /// Relay mode only: the first token of every answer comes
+    /// [`crate::relay::SLOW_FIRST_TOKEN`] (3 s) after the prompt instead of the think time.
+    SlowFirstToken,
+    /// Relay mode only: the first answer is [`crate::relay::TOKEN_FLOOD`] (20,000) tokens sent
+    /// as fast as the socket takes them (the last with `last: true`); then the bot behaves.
+    TokenFlood,
+    /// Relay mode only: no answer ever carries `last: true`.
+    NeverLast,
+    /// Relay mode only: after [`crate::relay::CLOSE_AFTER_TOKENS`] (2) tokens of the first
+    /// answer the bot closes the socket (close 1000) without `end`.
+    CloseMidTurn,
+    /// Relay mode only: right after each answer's first token the bot sends
+    /// [`crate::relay::MALFORMED_MESSAGES`]: an unknown type (`txet`), a `text` without
+    /// `token`, and text that is not JSON.
+    Malformed,
 }
 
 impl Behaviour {
     /// Every per-call fault, in stacking order.
     /// New faults go last, so an existing spec keeps choosing the same calls.
-    pub const ALL: [Behaviour; 16] = [
+    pub const ALL: [Behaviour; 21] = [
         Behaviour::Http500,
         Behaviour::BadTwiml,
         Behaviour::RefuseUpgrade,
@@ -91,12 +116,18 @@ impl Behaviour {
         Behaviour::MarkFlood,
         Behaviour::HugeFrame,
         Behaviour::MediaFlood,
+        Behaviour::SlowFirstToken,
+        Behaviour::TokenFlood,
+        Behaviour::NeverLast,
+        Behaviour::CloseMidTurn,
+        Behaviour::Malformed,
     ];
 
     /// The spec key: `http500`, `bad_twiml`, `refuse_upgrade`, `abrupt_close`, `never_read`,
     /// `mute`, `split_vad`, `talk_over`, and the hostile `huge_twiml`, `slow_twiml`,
     /// `redirect_loop`, `huge_play`, `stuck_upgrade`, `mark_flood`, `huge_frame`,
-    /// `media_flood`.
+    /// `media_flood`, and the relay mode's `slow_first_token`, `token_flood`, `never_last`,
+    /// `close_mid_turn`, `malformed`.
     pub fn key(self) -> &'static str {
         match self {
             Behaviour::Http500 => "http500",
@@ -115,7 +146,25 @@ impl Behaviour {
             Behaviour::MarkFlood => "mark_flood",
             Behaviour::HugeFrame => "huge_frame",
             Behaviour::MediaFlood => "media_flood",
+            Behaviour::SlowFirstToken => "slow_first_token",
+            Behaviour::TokenFlood => "token_flood",
+            Behaviour::NeverLast => "never_last",
+            Behaviour::CloseMidTurn => "close_mid_turn",
+            Behaviour::Malformed => "malformed",
         }
+    }
+
+    /// Whether the fault is a ConversationRelay one: it acts on `/relay` sessions only, and a
+    /// Media Streams call drawn for it behaves.
+    pub fn relay_only(self) -> bool {
+        matches!(
+            self,
+            Behaviour::SlowFirstToken
+                | Behaviour::TokenFlood
+                | Behaviour::NeverLast
+                | Behaviour::CloseMidTurn
+                | Behaviour::Malformed
+        )
     }
 
     fn from_key(key: &str) -> Option<Behaviour> {
@@ -206,7 +255,7 @@ pub fn call_point(call_sid: &str) -> f64 {
 pub enum MisbehaveError {
     /// A key that is neither a fault nor `crash_on_duplicate`.
     #[error(
-        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute, split_vad, talk_over, huge_twiml, slow_twiml, redirect_loop, huge_play, stuck_upgrade, mark_flood, huge_frame, media_flood or crash_on_duplicate)"
+        "unknown misbehaviour `{0}` (expected http500, bad_twiml, refuse_upgrade, abrupt_close, never_read, mute, split_vad, talk_over, huge_twiml, slow_twiml, redirect_loop, huge_play, stuck_upgrade, mark_flood, huge_frame, media_flood, slow_first_token, token_flood, never_last, close_mid_turn, malformed or crash_on_duplicate)"
     )]
     UnknownKey(String),
     /// A fault given without `=FRACTION`.
@@ -613,6 +662,26 @@ mod tests {
         let mut faults = StreamFaults::new(&parse("talk_over=1").unwrap());
         assert_eq!(faults.after("CA1", 0), Action::Quirk(Behaviour::TalkOver));
         assert_eq!(faults.after("CA1", 1), Action::Continue);
+        // A relay fault does nothing to a Media Stream.
+        let mut faults = StreamFaults::new(&parse("close_mid_turn=1").unwrap());
+        assert_eq!(faults.after("CA1", 0), Action::Continue);
+        assert_eq!(faults.after("CA1", 500), Action::Continue);
+    }
+
+    #[test]
+    fn relay_faults_come_last_so_old_specs_choose_the_same_calls() {
+        let relay = [
+            "slow_first_token",
+            "token_flood",
+            "never_last",
+            "close_mid_turn",
+            "malformed",
+        ];
+        let (old, new) = Behaviour::ALL.split_at(Behaviour::ALL.len() - relay.len());
+        assert_eq!(new.iter().map(|b| b.key()).collect::<Vec<_>>(), relay);
+        assert!(new.iter().all(|b| b.relay_only()));
+        assert!(old.iter().all(|b| !b.relay_only()));
+        assert_eq!(old.last(), Some(&Behaviour::MediaFlood));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `/voice`: the call webhook. Validates the signature, turns away unregistered
-//! callers, and answers everyone else with a greeting and a bidirectional stream.
+//! callers, and answers everyone else with a greeting and a bidirectional stream (in relay
+//! mode, `<Connect><ConversationRelay>` with the greeting as its `welcomeGreeting`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -94,20 +95,29 @@ pub(crate) async fn voice(
         .is_none_or(|list| list.iter().any(|n| n == from));
     let twiml = if registered {
         tracing::info!(call_sid, from, "answering call");
-        let mut stream_url = format!("{}/media", signature::ws_base(&base));
+        let path = if config.relay.is_some() {
+            "relay"
+        } else {
+            "media"
+        };
+        let mut stream_url = format!("{}/{path}", signature::ws_base(&base));
         if let Some(b @ (Behaviour::RefuseUpgrade | Behaviour::StuckUpgrade)) = fault {
             // The upgrade carries no call SID: mark the URL so `/media` knows what to do.
             stream_url.push_str(&format!("?{}={b}", misbehave::UPGRADE_QUERY));
         }
         let play = (fault == Some(Behaviour::HugePlay))
             .then(|| format!("{base}{}", hostile::HUGE_PLAY_PATH));
-        connect_twiml(
-            &config.greeting,
-            play.as_deref(),
-            &stream_url,
-            from,
-            call_sid,
-        )
+        if config.relay.is_some() {
+            relay_twiml(&config.greeting, play.as_deref(), &stream_url)
+        } else {
+            connect_twiml(
+                &config.greeting,
+                play.as_deref(),
+                &stream_url,
+                from,
+                call_sid,
+            )
+        }
     } else {
         tracing::info!(call_sid, from, "caller not registered; hanging up");
         NOT_REGISTERED.to_owned()
@@ -141,6 +151,24 @@ fn connect_twiml(
     out.push_str(r#""/><Parameter name="callSid" value=""#);
     escape_into(&mut out, call_sid);
     out.push_str(r#""/></Stream></Connect></Response>"#);
+    out
+}
+
+/// Relay mode: (`<Play>{play}</Play>` if given) `<Connect><ConversationRelay url=…
+/// welcomeGreeting=…/>`. `setup` tells the socket who is calling.
+fn relay_twiml(greeting: &str, play: Option<&str>, relay_url: &str) -> String {
+    let mut out = String::with_capacity(256 + greeting.len() + relay_url.len());
+    out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#);
+    if let Some(play) = play {
+        out.push_str("<Play>");
+        escape_into(&mut out, play);
+        out.push_str("</Play>");
+    }
+    out.push_str(r#"<Connect><ConversationRelay url=""#);
+    escape_into(&mut out, relay_url);
+    out.push_str(r#"" welcomeGreeting=""#);
+    escape_into(&mut out, greeting);
+    out.push_str(r#""/></Connect></Response>"#);
     out
 }
 
@@ -181,6 +209,14 @@ mod tests {
                 r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Hi &lt;you&gt; &amp; &quot;them&quot;</Say>"#,
                 r#"<Connect><Stream url="ws://h:1/media"><Parameter name="caller" value="+1&amp;2"/>"#,
                 r#"<Parameter name="callSid" value="CA&apos;1"/></Stream></Connect></Response>"#
+            )
+        );
+        assert_eq!(
+            relay_twiml("Hi & \"bye\"", None, "wss://h/relay?a=1&b=2"),
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><ConversationRelay "#,
+                r#"url="wss://h/relay?a=1&amp;b=2" welcomeGreeting="Hi &amp; &quot;bye&quot;"/>"#,
+                r#"</Connect></Response>"#
             )
         );
     }

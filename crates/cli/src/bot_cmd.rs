@@ -38,11 +38,20 @@ pub(crate) struct BotOpts {
     /// `huge_twiml` (100 MiB body), `slow_twiml` (1 byte/s), `redirect_loop`, `huge_play`
     /// (a 200 MiB WAV), `stuck_upgrade` (never answered), `mark_flood` (200,000 marks),
     /// `huge_frame` (one 10 MiB message), `media_flood` (an hour of audio at once).
-    /// Flag: `crash_on_duplicate` (every
+    /// Relay faults (with --relay only): `slow_first_token` (every answer's first token 3 s
+    /// after the prompt), `token_flood` (a first answer of 20,000 tokens at once),
+    /// `never_last` (no answer ends with last: true), `close_mid_turn` (closes the socket two
+    /// tokens into the first answer, without `end`), `malformed` (three malformed messages
+    /// after each answer's first token). Flag: `crash_on_duplicate` (every
     /// stream: a repeated inbound sequenceNumber/chunk logs `crash: duplicated media frame
     /// seq=N` to stderr and drops the socket). E.g. `http500=0.1,never_read=0.05`.
     #[arg(long, value_name = "SPEC", default_value = "none")]
     misbehave: dialtone_bot::Misbehave,
+    /// Be a ConversationRelay app: the webhook answers <Connect><ConversationRelay> to
+    /// `/relay`, which echoes each final prompt as text tokens (150 ms of thinking, 30 ms
+    /// apart), answers digits and stops an answer on `interrupt`.
+    #[arg(long)]
+    relay: bool,
 }
 
 /// Runs the reference app until Ctrl-C or SIGTERM.
@@ -57,6 +66,7 @@ pub(crate) async fn run(opts: BotOpts) -> anyhow::Result<ExitCode> {
         registered: (!opts.registered.is_empty()).then_some(opts.registered),
         events_url: opts.events_url.clone(),
         misbehave: opts.misbehave.clone(),
+        relay: opts.relay.then(dialtone_bot::RelayMode::default),
         ..dialtone_bot::BotConfig::default()
     };
     // Written without println!: a closed stdout (a supervisor that stopped reading) must not
@@ -67,7 +77,14 @@ pub(crate) async fn run(opts: BotOpts) -> anyhow::Result<ExitCode> {
         out,
         "  voice webhook  http://{addr}/voice   (POST or GET, X-Twilio-Signature checked)"
     );
-    let _ = writeln!(out, "  media stream   ws://{addr}/media");
+    if opts.relay {
+        let _ = writeln!(
+            out,
+            "  relay socket   ws://{addr}/relay   (ConversationRelay, X-Twilio-Signature checked)"
+        );
+    } else {
+        let _ = writeln!(out, "  media stream   ws://{addr}/media");
+    }
     let _ = match &opts.events_url {
         Some(u) => writeln!(out, "  milestones to  {u}"),
         None => writeln!(out, "  milestones     not reported (--events-url)"),

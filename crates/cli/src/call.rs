@@ -101,8 +101,12 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     }
     let target = opts.call.start_target(opts.webhook.as_deref()).await?;
     if target.embedded() {
+        let mode = match opts.call.embedded_app {
+            Some(crate::call_flags::EmbeddedAppArg::Relay) => ", ConversationRelay",
+            _ => "",
+        };
         eprintln!(
-            "reference voice app listening on {} (no --webhook given)",
+            "reference voice app listening on {} (no --webhook given{mode})",
             target.url().trim_end_matches("/voice")
         );
     }

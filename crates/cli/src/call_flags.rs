@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use dialtone_call::{CallConfig, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN};
-use dialtone_setup::{Target, TargetOptions};
+use dialtone_setup::{EmbeddedApp, Target, TargetOptions};
 
 use crate::units::{parse_duration, parse_positive_duration};
 
@@ -71,6 +71,20 @@ pub(crate) struct CallFlags {
     /// about 150 words a minute].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) tts_pace: Option<Duration>,
+    /// Without --webhook: what the reference app dialtone starts answers with, `stream`
+    /// (<Connect><Stream>: audio, VAD, barge-in) or `relay` (<Connect><ConversationRelay>:
+    /// prompts answered with streamed text tokens) [default: stream].
+    #[arg(long, value_enum, value_name = "APP")]
+    pub(crate) embedded_app: Option<EmbeddedAppArg>,
+}
+
+/// `--embedded-app`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EmbeddedAppArg {
+    /// Media Streams.
+    Stream,
+    /// ConversationRelay.
+    Relay,
 }
 
 impl CallFlags {
@@ -93,16 +107,29 @@ impl CallFlags {
     }
 
     /// Starts the target these flags ask for, calling `webhook` (`--webhook`, checked here;
-    /// `None`: the reference app).
+    /// `None`: the reference app, speaking `--embedded-app`, which `--webhook` refuses).
     pub(crate) async fn start_target(&self, webhook: Option<&str>) -> anyhow::Result<Target> {
         if let Some(u) = webhook {
             crate::net_args::check_webhook("--webhook", u)?;
+            if let Some(app) = self.embedded_app {
+                let app = app.to_possible_value().map(|v| v.get_name().to_owned());
+                anyhow::bail!(
+                    "--embedded-app {} chooses what dialtone's own reference app speaks; with \
+                     --webhook the calls go to your app and no reference app is started",
+                    app.unwrap_or_default()
+                );
+            }
         }
+        let embedded_app = match self.embedded_app {
+            Some(EmbeddedAppArg::Relay) => EmbeddedApp::Relay,
+            Some(EmbeddedAppArg::Stream) | None => EmbeddedApp::Stream,
+        };
         let target = Target::start(TargetOptions {
             webhook,
             auth_token: &self.auth_token,
             events_listen: self.events_listen,
             capture: self.capture.as_deref(),
+            embedded_app,
         })
         .await?;
         Ok(target)

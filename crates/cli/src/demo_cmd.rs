@@ -21,6 +21,10 @@ pub(crate) struct DemoOpts {
     /// Write summary.json, histograms.hlog and report.html here too.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Make the reference app a ConversationRelay app (`load --embedded-app relay`): each
+    /// call's turns become prompts answered with streamed text tokens.
+    #[arg(long)]
+    relay: bool,
 }
 
 /// Runs `dialtone demo`.
@@ -33,13 +37,21 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<ExitCode> {
         .chain(["--callers", "20"])
         .map(OsString::from)
         .collect();
+    if opts.relay {
+        args.extend(["--embedded-app", "relay"].map(OsString::from));
+    }
     if let Some(out) = opts.out {
         args.extend([OsString::from("--out"), out.into_os_string()]);
     }
     let load = LoadOpts::parse_from(args).context("the demo's load options")?;
+    let what = if opts.relay {
+        "signed webhook, TwiML, ConversationRelay prompts and streamed tokens"
+    } else {
+        "signed webhook, TwiML, Media Streams, marks"
+    };
     println!(
-        "dialtone demo: {} full calls (signed webhook, TwiML, Media Streams, marks) against the \
-         reference voice app on a loopback port, started over 5 s",
+        "dialtone demo: {} full calls ({what}) against the reference voice app on a loopback \
+         port, started over 5 s",
         opts.calls
     );
     crate::load_cmd::run(load).await

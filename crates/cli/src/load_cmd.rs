@@ -62,7 +62,8 @@ pub(crate) struct LoadOpts {
             "recognition_delay",
             "partial_every",
             "tts_latency",
-            "tts_pace"
+            "tts_pace",
+            "embedded_app"
         ]
     )]
     stream: Option<String>,

@@ -279,11 +279,13 @@ fn the_reference_app_answers_every_turn_in_virtual_time_as_in_real_time() {
     assert_eq!(stream["clears"], 0, "{stream}");
 }
 
-#[test]
-fn bot_runs_alone_and_a_call_against_it_completes() {
+/// Runs `dialtone bot` with `bot_args`, calls it saying `answer_yes` and returns the call's
+/// exit code and JSON report.
+fn call_a_standalone_bot(bot_args: &[&str]) -> (Option<i32>, serde_json::Value) {
     use std::io::{BufRead, BufReader};
     let mut bot = dialtone()
         .args(["bot", "--listen", "127.0.0.1:0"])
+        .args(bot_args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -310,10 +312,119 @@ fn bot_runs_alone_and_a_call_against_it_completes() {
     let _ = bot.kill();
     let _ = bot.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (out.status.code(), report)
+}
+
+#[test]
+fn bot_runs_alone_and_a_call_against_it_completes() {
+    let (code, report) = call_a_standalone_bot(&[]);
+    assert_eq!(code, Some(0), "{report}");
     let turns = report["streams"][0]["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 1);
     assert_eq!(turns[0]["text"], "Yes.");
     assert!(turns[0]["reply_ms"].as_f64().is_some());
+}
+
+/// `dialtone bot --relay` is a ConversationRelay app, and its relay faults reach the report:
+/// `close_mid_turn` closes the socket two tokens into the answer, a failed session (64105).
+#[test]
+fn bot_relay_closing_mid_turn_fails_the_call_with_64105() {
+    let (code, report) = call_a_standalone_bot(&["--relay", "--misbehave", "close_mid_turn=1"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["failures"][0]["kind"], "relay_ended", "{report}");
+    let relay = &report["relay"][0];
+    assert_eq!(relay["end"]["status"], "failed", "{relay}");
+    assert_eq!(relay["end"]["error"][0], 64105, "{relay}");
+    let turn = &relay["turns"][0];
+    assert!(turn["first_token_ms"].as_f64().is_some(), "{turn}");
+    assert!(turn["last_token_ms"].is_null(), "{turn}");
+    assert_eq!(turn["tokens"], 2, "{turn}");
+}
+
+/// `--embedded-app relay`: the reference app dialtone starts is a ConversationRelay app, and
+/// the call's report has its session: every turn prompted and answered with timed tokens.
+#[test]
+fn call_with_the_embedded_relay_app_reports_its_session() {
+    let out = dialtone()
+        .args([
+            "call",
+            "--embedded-app",
+            "relay",
+            "--script",
+            "question_pace",
+            "--tail",
+            "0.5s",
+            "--tts-pace",
+            "10ms",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["status"], "completed");
+    assert!(report["streams"].as_array().unwrap().is_empty());
+    let relay = &report["relay"][0];
+    assert_eq!(relay["end"]["status"], "completed", "{relay}");
+    let turn = &relay["turns"][0];
+    assert_eq!(turn["text"], "Am I speaking too fast?");
+    // 500 ms of recognition, then the app's 150 ms of thinking.
+    let first = turn["first_token_ms"].as_f64().unwrap();
+    assert!((650.0..1000.0).contains(&first), "{turn}");
+    assert!(turn["last_token_ms"].as_f64().unwrap() > first, "{turn}");
+    assert_eq!(turn["tokens"], 7, "{turn}");
+}
+
+/// `--embedded-app` chooses the reference app: with `--webhook` (call, load) or `--stream`
+/// (load) there is none, and saying it anyway is bad input.
+#[test]
+fn embedded_app_is_refused_where_no_reference_app_runs() {
+    for args in [
+        &[
+            "call",
+            "--webhook",
+            "http://127.0.0.1:9/voice",
+            "--embedded-app",
+            "relay",
+        ][..],
+        &[
+            "load",
+            "--webhook",
+            "http://127.0.0.1:9/voice",
+            "--embedded-app",
+            "stream",
+        ],
+    ] {
+        let out = dialtone().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--embedded-app") && err.contains("--webhook"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = dialtone()
+        .args([
+            "load",
+            "--stream",
+            "ws://127.0.0.1:9/media",
+            "--embedded-app",
+            "relay",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--embedded-app") && err.contains("--stream"),
+        "{err}"
+    );
 }

@@ -11,4 +11,4 @@ mod milestones;
 mod target;
 
 pub use milestones::put_milestones;
-pub use target::{CaptureOutcome, SetupError, Target, TargetOptions};
+pub use target::{CaptureOutcome, EmbeddedApp, SetupError, Target, TargetOptions};

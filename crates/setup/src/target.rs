@@ -20,6 +20,19 @@ pub struct TargetOptions<'a> {
     pub events_listen: SocketAddr,
     /// A capture file every call of the run writes.
     pub capture: Option<&'a Path>,
+    /// What the reference app speaks when it is started (no `webhook`).
+    pub embedded_app: EmbeddedApp,
+}
+
+/// What the embedded reference app answers calls with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EmbeddedApp {
+    /// `<Connect><Stream>`: Media Streams, VAD, audio replies, barge-in.
+    #[default]
+    Stream,
+    /// `<Connect><ConversationRelay>`: text prompts answered with streamed tokens
+    /// ([`dialtone_bot::RelayMode`]'s default timing).
+    Relay,
 }
 
 /// Why the target could not be set up (bad input: the CLI exits 2).
@@ -116,6 +129,8 @@ impl Target {
                 let config = dialtone_bot::BotConfig {
                     auth_token: opts.auth_token.to_string(),
                     events_url: Some(events_url.clone()),
+                    relay: (opts.embedded_app == EmbeddedApp::Relay)
+                        .then(dialtone_bot::RelayMode::default),
                     ..dialtone_bot::BotConfig::default()
                 };
                 match dialtone_bot::spawn_loopback(config).await {
@@ -215,6 +230,7 @@ mod tests {
             auth_token: "t",
             events_listen: loopback(),
             capture: None,
+            embedded_app: EmbeddedApp::Stream,
         })
         .await
         .unwrap();
@@ -242,6 +258,7 @@ mod tests {
             auth_token: "t",
             events_listen: loopback(),
             capture: Some(&path),
+            embedded_app: EmbeddedApp::Stream,
         })
         .await
         .unwrap();
@@ -263,6 +280,7 @@ mod tests {
             auth_token: "t",
             events_listen: loopback(),
             capture: Some(&dir.path().join("no/such/dir/c.jsonl")),
+            embedded_app: EmbeddedApp::Stream,
         })
         .await
         .unwrap_err();
@@ -273,6 +291,7 @@ mod tests {
             auth_token: "t",
             events_listen: taken.local_addr().unwrap(),
             capture: None,
+            embedded_app: EmbeddedApp::Stream,
         })
         .await
         .unwrap_err();

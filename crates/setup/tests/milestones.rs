@@ -44,6 +44,7 @@ async fn embedded() -> Target {
         auth_token: DEFAULT_AUTH_TOKEN,
         events_listen: "127.0.0.1:0".parse().unwrap(),
         capture: None,
+        embedded_app: Default::default(),
     })
     .await
     .unwrap()
