@@ -73,7 +73,8 @@ def test_first_tokens_are_timed_from_the_true_end_of_speech(tmp_path):
                        "--tts-latency", "50ms")
         assert out.returncode == 0, out.stdout + out.stderr
         for turn in json.loads(out.stdout)["relay"][0]["turns"]:
-            assert turn["prompt_ms"] == 200, turn
+            # When the prompt really went out: its due time, plus the timer's wake-up.
+            assert 200 <= turn["prompt_ms"] < 210, turn
             assert abs(turn["speech_ms"] - turn["first_token_ms"] - 50) < 1, turn
 
         # The timeline a user reads.

@@ -219,7 +219,9 @@ pub(crate) fn resolve(base: &str, reference: &str) -> Result<String, String> {
 /// an app checks the signature against the URL it wrote.
 pub(crate) fn resolve_stream(base: &str, reference: &str) -> Result<String, String> {
     let written = reference.trim();
-    let scheme = written.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let scheme = written
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
     if matches!(scheme.as_deref(), Some("ws" | "wss")) {
         url::Url::parse(written).map_err(|e| format!("bad URL {reference:?}: {e}"))?;
         return Ok(written.to_string());

@@ -23,6 +23,15 @@ impl Call<'_> {
         // Absolute by the schema (ws:// or wss://): signed and named exactly as the TwiML
         // wrote it, as Twilio does, not as a URL parser would normalize it.
         let url = noun.url.trim().to_string();
+        if self.cfg.fast {
+            // The app answers on its own clock (an LLM, a synthesizer): no virtual time.
+            self.warn(
+                0,
+                "--fast: the ConversationRelay session runs in real time (the app answers on \
+                 its own clock)"
+                    .into(),
+            );
+        }
         let index = self.streams_opened;
         self.streams_opened += 1;
         let session_id = match self.cfg.seed {

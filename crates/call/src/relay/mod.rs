@@ -29,5 +29,5 @@ mod tests;
 pub use report::{
     PlayFailure, RelayEvent, RelayInterrupt, RelayReport, RelayTurn, SessionEnd, SessionStatus,
 };
-pub use session::{RelayConfig, RelayOutput, RelaySession, SpeechModel};
+pub use session::{ANSWER_PATIENCE, RelayConfig, RelayOutput, RelaySession, SpeechModel};
 pub use speech::{HeardSpan, Sound};

@@ -29,6 +29,11 @@ const CALLER_LANGUAGE: &str = "en";
 /// to the answer before.
 pub(super) const STREAM_PAUSE: Duration = Duration::from_millis(100);
 
+/// How long the caller waits for the app to say anything after its latest prompt before it
+/// hangs up (its tail counts from the answer): an app slower than the tail is measured as
+/// slow, not mistaken for a silent one.
+pub const ANSWER_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How the simulated recognizer and synthesizer behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpeechModel {
@@ -150,6 +155,8 @@ pub struct RelaySession {
     cycle_turn: Option<usize>,
     /// The latest turn whose final prompt went out.
     prompted: Option<usize>,
+    /// When it went out, while the app has sent nothing since (see [`ANSWER_PATIENCE`]).
+    unanswered_since: Option<Duration>,
     /// Turns the caller spoke over the agent without cutting it.
     spoke_over: Vec<bool>,
     /// Tokens after an interrupt belong to the cut cycle until its `last` or the next prompt.
@@ -197,6 +204,7 @@ impl RelaySession {
             last_token_at: None,
             cycle_turn: None,
             prompted: None,
+            unanswered_since: None,
             dropping: None,
             unidentified_run: 0,
             last_activity: Duration::ZERO,
@@ -246,7 +254,7 @@ impl RelaySession {
             }
             self.steps.pop_front();
             self.last_activity = self.last_activity.max(t);
-            self.caller_step(t, step, out);
+            self.caller_step(t, now, step, out);
         }
         if self.hangup_at().is_some_and(|h| now >= h) {
             self.close(now, SessionStatus::Completed, None, out);
@@ -263,6 +271,7 @@ impl RelaySession {
             Ok(m) => m,
             Err(e) => return self.refuse(now, text, &e, out),
         };
+        self.unanswered_since = None;
         self.unidentified_run = 0;
         match message {
             // A token's `lang` is its own; the session's language stays.
@@ -415,11 +424,16 @@ impl RelaySession {
     }
 
     /// The caller hangs up once its turns are done, the agent is quiet and nothing happened
-    /// for its tail.
+    /// for its tail, and not before [`ANSWER_PATIENCE`] after a prompt the app has not
+    /// answered with anything yet.
     /// (`None` while a play's audio is awaited: its length is not known.)
     fn hangup_at(&self) -> Option<Duration> {
         let quiet = self.speech.ends().unwrap_or_default();
-        (quiet != Duration::MAX).then(|| self.last_activity.max(quiet) + self.cfg.tail)
+        let waiting = self
+            .unanswered_since
+            .map_or(Duration::ZERO, |p| p + ANSWER_PATIENCE);
+        (quiet != Duration::MAX)
+            .then(|| (self.last_activity.max(quiet) + self.cfg.tail).max(waiting))
     }
 
     /// A message's rules: its own `interruptible` and `preemptible`, else the noun's.
@@ -433,7 +447,14 @@ impl RelaySession {
         rules(cut, preemptible.unwrap_or(noun.preemptible))
     }
 
-    fn caller_step(&mut self, t: Duration, step: CallerStep, out: &mut Vec<RelayOutput>) {
+    /// Caller step `step`, due at `t`, run at `now` (what is sent goes out now).
+    fn caller_step(
+        &mut self,
+        t: Duration,
+        now: Duration,
+        step: CallerStep,
+        out: &mut Vec<RelayOutput>,
+    ) {
         let report_input = self.cfg.noun.report_input_during_agent_speech;
         match step {
             // The stretch of speech playing decides whether the input cuts it.
@@ -474,9 +495,12 @@ impl RelaySession {
                     last: true,
                 }));
                 out.push(self.prompt(words, true));
+                // When it really went out (a driver wakes a little after the deadline), so
+                // the app's thinking reads as first token minus prompt.
                 self.report.turns[i].prompt_ms =
-                    Some(ms(t.saturating_sub(self.cfg.turns[i].end())));
+                    Some(ms(now.saturating_sub(self.cfg.turns[i].end())));
                 self.prompted = Some(i);
+                self.unanswered_since = Some(now);
                 // A new turn. The answer before, if still open, keeps the tokens the app
                 // still sends for it (until its `last: true`, or a pause: see `token`),
                 // unless the app had stopped sending it before this turn began (an app

@@ -655,8 +655,12 @@ fn a_play_is_heard_for_its_audio_times_its_loops_under_its_own_rules() {
             assert_eq!(interrupts[0].1["utteranceUntilInterrupt"], "");
         } else {
             assert!(interrupts.is_empty());
-            // The caller hangs up once the play is over (and its tail).
-            assert_eq!(s.end().unwrap().at_ms, 5700.0);
+            // The app never answers "Nice." (prompted at 3500): the caller waits for it
+            // ANSWER_PATIENCE, past the play's end (3700) and its tail.
+            assert_eq!(
+                s.end().unwrap().at_ms,
+                3500.0 + ANSWER_PATIENCE.as_millis() as f64
+            );
         }
         assert!(events.iter().any(|(t, e)| *t == 1700
             && *e
@@ -776,4 +780,32 @@ fn a_token_sent_while_a_play_is_fetched_is_heard_after_it() {
         ]
     );
     assert_eq!(s.report().turns[0].speech_ms, Some(1400.0));
+}
+
+#[test]
+fn the_caller_waits_for_a_slow_answer_and_not_forever_for_none() {
+    // Turn ends at 1000: prompt at 1500. A silent app: the caller hangs up ANSWER_PATIENCE
+    // (5 s) after the prompt, not its 2 s tail after it.
+    let mut silent = RelaySession::new(config(noun(), vec![turn(100, 1000, "Hello there")]));
+    let sent = run(&mut silent, &[]);
+    assert_eq!(silent.end().unwrap().status, SessionStatus::Completed);
+    assert_eq!(
+        sent.last().unwrap().0,
+        1500 + ANSWER_PATIENCE.as_millis() as u64
+    );
+    assert_eq!(silent.report().turns[0].first_token_ms, None);
+
+    // An app 3 s slow (past the tail): its answer is measured, then heard, then the tail.
+    let mut slow = RelaySession::new(config(noun(), vec![turn(100, 1000, "Hello there")]));
+    let sent = run(
+        &mut slow,
+        &[(4500, r#"{"type":"text","token":"Hi.","last":true}"#)],
+    );
+    let turn = &slow.report().turns[0];
+    assert_eq!(
+        (turn.prompt_ms, turn.first_token_ms),
+        (Some(500.0), Some(3500.0))
+    );
+    // Heard from 4700 for 3 characters (195 ms), then 2 s.
+    assert_eq!(sent.last().unwrap().0, 4700 + 195 + 2000);
 }
