@@ -404,3 +404,93 @@ fn relay_session_id(report: &dialtone_call::CallReport) -> String {
         })
         .unwrap()
 }
+
+/// Requests in flight now, and the most seen at once.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<(u32, u32)>>);
+
+/// Twelve plays of twelve sources at once, then `end` once they are all fetched.
+async fn many_plays(mut socket: WebSocket, base: String) {
+    while let Some(Ok(Message::Text(text))) = socket.recv().await {
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] != "setup" {
+            continue;
+        }
+        for i in 0..12 {
+            let play =
+                serde_json::json!({"type": "play", "source": format!("http://{base}/w/{i}.wav")});
+            let _ = socket.send(Message::text(play.to_string())).await;
+        }
+        // Long enough for every fetch (12 × 100 ms, four at a time).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = socket
+            .send(Message::text(r#"{"type":"end"}"#.to_string()))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn an_app_asking_for_many_plays_at_once_gets_a_few_fetches_at_a_time() {
+    let seen = InFlight::default();
+    let base = Arc::new(Mutex::new(String::new()));
+    let wav = {
+        let seen = seen.clone();
+        move || {
+            let seen = seen.clone();
+            async move {
+                {
+                    let mut s = seen.0.lock().unwrap();
+                    s.0 += 1;
+                    s.1 = s.1.max(s.0);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                seen.0.lock().unwrap().0 -= 1;
+                ([("content-type", "audio/wav")], hold_music())
+            }
+        }
+    };
+    let b = Arc::clone(&base);
+    let app = Router::new()
+        .route(
+            "/voice",
+            post(move || {
+                let base = b.lock().unwrap().clone();
+                async move {
+                    (
+                        [("content-type", "text/xml")],
+                        format!(
+                            r#"<Response><Connect><ConversationRelay url="ws://{base}/relay"/></Connect></Response>"#
+                        ),
+                    )
+                }
+            }),
+        )
+        .route("/w/{name}", axum::routing::get(wav))
+        .route(
+            "/relay",
+            any({
+                let base = Arc::clone(&base);
+                move |ws: WebSocketUpgrade| {
+                    let base = base.lock().unwrap().clone();
+                    async move { ws.on_upgrade(move |socket| many_plays(socket, base)) }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    *base.lock().unwrap() = addr.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut cfg = CallConfig::new(
+        format!("http://{addr}/voice"),
+        Arc::new(dialtone_audio::FrameSet::from_pcm(&[0; 8000])),
+    );
+    cfg.record = true;
+    let result = Engine::new().place_call(cfg, None).await;
+    let relay = &result.report.relay[0];
+    assert_eq!(relay.play_requests, 12);
+    assert!(relay.play_failures.is_empty(), "{:?}", relay.play_failures);
+    // (A fetch cut short by the session's end may still be running on the app's side.)
+    let most = seen.0.lock().unwrap().1;
+    assert_eq!(most, 4, "four fetches at once, the rest waiting");
+}

@@ -1,7 +1,7 @@
 //! The relay session's tokio driver: the signed upgrade, then the socket, the clock and the
 //! call's end pumped into the sans-IO session until it ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,9 +53,80 @@ pub(crate) struct RelayRun {
     pub(crate) heard: Option<Vec<u8>>,
 }
 
-/// Most bytes of decoded `play` audio a session keeps to reuse (μ-law and base64, 376 bytes
-/// a frame: about 27 minutes): past it, a source is fetched again each time it is played.
+/// Most bytes of decoded `play` audio a session keeps (μ-law and base64, 376 bytes a frame:
+/// about 27 minutes), once to reuse and once for the heard track: past it, a source is
+/// fetched again each time it is played, and a play's sound on the heard track is the
+/// simulated voice.
 const FETCHED_BYTES: usize = 64 << 20;
+
+/// `play` fetches under way at once (each may read up to `<Play>`'s bound): the rest wait.
+const FETCHING_AT_ONCE: usize = 4;
+
+/// The session's `play` fetches: at most [`FETCHING_AT_ONCE`] under way, each source's
+/// audio kept to reuse and each play's for the heard track, within [`FETCHED_BYTES`] each.
+struct Plays<'a> {
+    running: FuturesUnordered<BoxFuture<'a, Fetched>>,
+    waiting: VecDeque<(u32, String)>,
+    fetched: HashMap<String, Arc<FrameSet>>,
+    fetched_bytes: usize,
+    /// Each play's audio, by id (when recording).
+    heard: HashMap<u32, Arc<FrameSet>>,
+    heard_bytes: usize,
+    record: bool,
+}
+
+impl<'a> Plays<'a> {
+    fn new(record: bool) -> Self {
+        Plays {
+            running: FuturesUnordered::new(),
+            waiting: VecDeque::new(),
+            fetched: HashMap::new(),
+            fetched_bytes: 0,
+            heard: HashMap::new(),
+            heard_bytes: 0,
+            record,
+        }
+    }
+
+    /// Play `id` wants `url`: from what is kept, else fetched now or once a fetch ends.
+    fn request(&mut self, link: &RelayLink<'a>, id: u32, url: String) {
+        if let Some(audio) = self.fetched.get(&url) {
+            let audio = Ok(Arc::clone(audio));
+            self.running.push(async move { (id, url, audio) }.boxed());
+        } else if self.running.len() < FETCHING_AT_ONCE {
+            self.running.push(fetch_play(link, id, url));
+        } else {
+            self.waiting.push_back((id, url));
+        }
+    }
+
+    /// A fetch ended: its play's id and the audio's length (or why not); the next waiting
+    /// fetch starts.
+    fn done(
+        &mut self,
+        link: &RelayLink<'a>,
+        (id, url, audio): Fetched,
+    ) -> (u32, Result<Duration, String>) {
+        let once = audio.as_ref().map(|a| a.duration()).map_err(Clone::clone);
+        if let Ok(a) = audio {
+            let size = a.len() * 376;
+            let reused = self.fetched.get(&url).is_some_and(|f| Arc::ptr_eq(f, &a));
+            if self.record && (reused || self.heard_bytes + size <= FETCHED_BYTES) {
+                self.heard_bytes += if reused { 0 } else { size };
+                self.heard.insert(id, Arc::clone(&a));
+            }
+            if !reused && self.fetched_bytes + size <= FETCHED_BYTES {
+                self.fetched_bytes += size;
+                self.fetched.insert(url, a);
+            }
+        }
+        // After keeping this audio, so a waiting play of the same source reuses it.
+        if let Some((next, next_url)) = self.waiting.pop_front() {
+            self.request(link, next, next_url);
+        }
+        (id, once)
+    }
+}
 
 /// A `play`'s audio, fetched and decoded as `<Play>`'s is.
 type Fetched = (u32, String, Result<Arc<FrameSet>, String>);
@@ -131,12 +202,7 @@ pub(crate) async fn run(
     }));
     let mut out = Vec::new();
     session.open(&mut out);
-    let mut fetches = FuturesUnordered::new();
-    // Each source's audio, fetched once per session.
-    let mut fetched: HashMap<String, Arc<FrameSet>> = HashMap::new();
-    let mut kept_bytes = 0;
-    // Each play's audio, by id, for the heard track.
-    let mut play_audio: HashMap<u32, Arc<FrameSet>> = HashMap::new();
+    let mut plays = Plays::new(record);
     loop {
         let mut closing = false;
         let mut broken = false;
@@ -149,13 +215,7 @@ pub(crate) async fn run(
                     cap.sent(&text);
                     broken = broken || sink.send(Message::text(text)).await.is_err();
                 }
-                RelayOutput::Fetch { id, url } => match fetched.get(&url) {
-                    Some(audio) => {
-                        let audio = Ok(Arc::clone(audio));
-                        fetches.push(async move { (id, url, audio) }.boxed());
-                    }
-                    None => fetches.push(fetch_play(&link, id, url)),
-                },
+                RelayOutput::Fetch { id, url } => plays.request(&link, id, url),
                 RelayOutput::Close { code, reason } => {
                     closing = true;
                     let frame = CloseFrame {
@@ -197,18 +257,8 @@ pub(crate) async fn run(
                     }
                 }
             }
-            Some((id, url, audio)) = fetches.next(), if !fetches.is_empty() => {
-                let once = audio.as_ref().map(|a| a.duration()).map_err(Clone::clone);
-                if let (true, Ok(a)) = (record, &audio) {
-                    play_audio.insert(id, Arc::clone(a));
-                }
-                if let Ok(a) = audio {
-                    let size = a.len() * 376;
-                    if kept_bytes + size <= FETCHED_BYTES {
-                        kept_bytes += size;
-                        fetched.insert(url, a);
-                    }
-                }
+            Some(done) = plays.running.next(), if !plays.running.is_empty() => {
+                let (id, once) = plays.done(&link, done);
                 session.on_play_ready(opened.elapsed(), id, once, &mut out);
             }
             _ = sleep_until(deadline.unwrap_or_else(|| opened + Duration::from_secs(86_400))) => {
@@ -229,7 +279,7 @@ pub(crate) async fn run(
             .end
             .as_ref()
             .map_or(opened.elapsed(), |e| Duration::from_secs_f64(e.at_ms / 1e3));
-        super::heard::render(session.heard(), &play_audio, until, link.max_duration)
+        super::heard::render(session.heard(), &plays.heard, until, link.max_duration)
     });
     Ok(RelayRun { report, heard })
 }
