@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 use crate::ReplayError;
 use crate::capture::CapturedRelay;
 use crate::stream::{
-    EXTRA_KEPT, End, FAST_WAIT, Received, StreamOpts, WRITE_STALL, at_offset, connect,
+    EXTRA_KEPT, End, FAST_WAIT, Progress, Received, StreamOpts, WRITE_STALL, at_offset, connect,
+    read_app,
 };
 
 /// The replayed relay session.
@@ -36,29 +37,6 @@ pub(crate) struct RelayRun {
     pub(crate) end_after_out: usize,
     /// The app sent `end` (dialtone then closed with 1000).
     pub(crate) app_sent_end: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Progress {
-    received: usize,
-    /// The app sent `end`, with `relay_out` sent at that moment.
-    end_seen: Option<usize>,
-    /// The app's close (`Some(code)`) or drop (`None`), with `relay_out` sent at that moment.
-    ended: Option<(Option<Option<u16>>, usize)>,
-}
-
-impl Progress {
-    /// The app is done: it sent `end`, closed or dropped the socket.
-    fn done(&self) -> bool {
-        self.end_seen.is_some() || self.ended.is_some()
-    }
-}
-
-#[derive(Default)]
-struct ReaderOut {
-    received: Vec<Received>,
-    not_kept: u64,
-    binary: u64,
 }
 
 /// Connects and replays `cap`. An upgrade the app refuses comes back as `Ok(Err(status))`.
@@ -83,6 +61,7 @@ pub(crate) async fn replay(
         sent.clone(),
         progress_tx,
         stop_rx,
+        |text| crate::relay_compare::message_type(text) == "end",
     ));
 
     let mut sent_at = Vec::with_capacity(cap.socket.outs.len());
@@ -227,58 +206,6 @@ async fn close(
         progress.wait_for(|p| p.ended.is_some()),
     )
     .await;
-}
-
-/// The reader task: the app's text messages (up to `keep`) with the `relay_out` count at
-/// their arrival; progress, the app's `end`, close or drop.
-async fn read_app<S, E>(
-    mut source: S,
-    open: Instant,
-    keep: usize,
-    sent: Arc<AtomicUsize>,
-    progress_tx: watch::Sender<Progress>,
-    mut stop_rx: oneshot::Receiver<()>,
-) -> ReaderOut
-where
-    S: futures_util::Stream<Item = Result<Message, E>> + Unpin,
-{
-    let mut out = ReaderOut::default();
-    let end = loop {
-        let msg = tokio::select! {
-            biased;
-            _ = &mut stop_rx => return out,
-            m = source.next() => m,
-        };
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                let at = sent.load(Ordering::SeqCst);
-                let is_end = crate::relay_compare::message_type(t.as_str()) == "end";
-                if out.received.len() < keep {
-                    out.received.push(Received {
-                        offset_ms: open.elapsed().as_secs_f64() * 1e3,
-                        text: t.as_str().to_owned(),
-                        after_out: at,
-                    });
-                } else {
-                    out.not_kept += 1;
-                }
-                progress_tx.send_modify(|p| {
-                    p.received += 1;
-                    if is_end && p.end_seen.is_none() {
-                        p.end_seen = Some(at);
-                    }
-                });
-            }
-            Some(Ok(Message::Binary(_))) => out.binary += 1,
-            Some(Ok(Message::Close(frame))) => break Some(frame.map(|f| u16::from(f.code))),
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => break None,
-        }
-    };
-    let at = sent.load(Ordering::SeqCst);
-    progress_tx.send_modify(|p| p.ended = Some((end, at)));
-    let _ = stop_rx.await;
-    out
 }
 
 /// Waits until `cond` holds or the app is done; false on timeout.

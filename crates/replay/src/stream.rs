@@ -70,18 +70,31 @@ pub(crate) struct Run {
     pub(crate) end_after_out: usize,
 }
 
+/// What the reader has seen so far (shared with the relay replay).
 #[derive(Debug, Clone, Copy, Default)]
-struct Progress {
-    received: usize,
-    /// The app's close (`Some(code)`) or drop (`None`), with `ws_out` sent at that moment.
-    ended: Option<(Option<Option<u16>>, usize)>,
+pub(crate) struct Progress {
+    pub(crate) received: usize,
+    /// The app sent a message its protocol calls the end (a relay `end`), with the captured
+    /// outgoing messages sent at that moment; never for a Media Stream.
+    pub(crate) end_seen: Option<usize>,
+    /// The app's close (`Some(code)`) or drop (`None`), with the captured outgoing messages
+    /// sent at that moment.
+    pub(crate) ended: Option<(Option<Option<u16>>, usize)>,
 }
 
+impl Progress {
+    /// The app is done: it sent its end, closed or dropped the socket.
+    pub(crate) fn done(&self) -> bool {
+        self.end_seen.is_some() || self.ended.is_some()
+    }
+}
+
+/// What the reader kept.
 #[derive(Default)]
-struct ReaderOut {
-    received: Vec<Received>,
-    not_kept: u64,
-    binary: u64,
+pub(crate) struct ReaderOut {
+    pub(crate) received: Vec<Received>,
+    pub(crate) not_kept: u64,
+    pub(crate) binary: u64,
 }
 
 /// Options of the stream step.
@@ -117,6 +130,7 @@ pub(crate) async fn replay(
         sent.clone(),
         progress_tx,
         stop_rx,
+        |_| false,
     ));
 
     let mut end = send_captured(opts, cap, open, &mut sink, &mut progress, &sent).await;
@@ -177,16 +191,17 @@ pub(crate) async fn connect(
     }
 }
 
-/// The reader task: keeps the app's text messages (up to `keep`) with the `ws_out` count
-/// at their arrival, reports progress and the app's close or drop, and returns what it read
-/// once `stop` fires.
-async fn read_app<S, E>(
+/// The reader task: keeps the app's text messages (up to `keep`) with the count of captured
+/// outgoing messages sent at their arrival, reports progress (the first message `is_end`
+/// calls the end, the app's close or drop), and returns what it read once `stop` fires.
+pub(crate) async fn read_app<S, E>(
     mut source: S,
     open: Instant,
     keep: usize,
     sent: Arc<AtomicUsize>,
     progress_tx: watch::Sender<Progress>,
     mut stop_rx: oneshot::Receiver<()>,
+    is_end: fn(&str) -> bool,
 ) -> ReaderOut
 where
     S: futures_util::Stream<Item = Result<Message, E>> + Unpin,
@@ -200,16 +215,23 @@ where
         };
         match msg {
             Some(Ok(Message::Text(t))) => {
+                let at = sent.load(Ordering::SeqCst);
+                let is_end = is_end(t.as_str());
                 if out.received.len() < keep {
                     out.received.push(Received {
                         offset_ms: open.elapsed().as_secs_f64() * 1e3,
                         text: t.as_str().to_owned(),
-                        after_out: sent.load(Ordering::SeqCst),
+                        after_out: at,
                     });
                 } else {
                     out.not_kept += 1;
                 }
-                progress_tx.send_modify(|p| p.received += 1);
+                progress_tx.send_modify(|p| {
+                    p.received += 1;
+                    if is_end && p.end_seen.is_none() {
+                        p.end_seen = Some(at);
+                    }
+                });
             }
             Some(Ok(Message::Binary(_))) => out.binary += 1,
             Some(Ok(Message::Close(frame))) => break Some(frame.map(|f| u16::from(f.code))),
