@@ -141,6 +141,10 @@ pub struct CallConfig {
     /// A load run's calls turn it off: their steps go only to the live sink, and the
     /// report's timeline is empty (`timeline_omitted` counts the steps).
     pub keep_timeline: bool,
+    /// What stands behind the numbers `<Dial>` calls: hosted apps and simulated callees.
+    pub directory: Arc<dyn crate::dial::Directory>,
+    /// How many dialed apps deep this call is (0 for a call placed directly).
+    pub dial_depth: u8,
 }
 
 /// A histogram of frame lateness (µs) shared by many calls.
@@ -180,6 +184,12 @@ impl CallConfig {
             tunnels: Arc::default(),
             frame_lateness: None,
             keep_timeline: true,
+            directory: Arc::new(crate::dial::Numbers::simulated(
+                crate::dial::SimulatedCallee::answering(Arc::new(crate::executor::tone_frames(
+                    Duration::from_secs(2),
+                ))),
+            )),
+            dial_depth: 0,
         }
     }
 }

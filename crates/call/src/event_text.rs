@@ -161,6 +161,7 @@ impl EventKind {
                 },
             ),
             EventKind::Relay(r) => relay_text(r),
+            EventKind::Dial(d) => dial_text(d),
             EventKind::Warning { code, message } => {
                 ("warning", "warn", format!("{code} {message}"))
             }
@@ -171,6 +172,54 @@ impl EventKind {
             ),
         };
         EventText { step, level, words }
+    }
+}
+
+fn dial_text(d: &crate::dial::DialEvent) -> (&'static str, &'static str, String) {
+    use crate::dial::{DialEvent, DialStatus};
+    match d {
+        DialEvent::Ringing {
+            leg_sid,
+            to,
+            app_sid,
+        } => (
+            "dial",
+            "info",
+            match app_sid {
+                Some(app) => {
+                    format!("ringing {to} (leg {leg_sid}): hosted here, its app's call {app}")
+                }
+                None => format!("ringing {to} (leg {leg_sid}): a simulated callee"),
+            },
+        ),
+        DialEvent::Answered { leg_sid, to } => (
+            "dial",
+            "ok",
+            format!("{to} answered (leg {leg_sid}); the caller is bridged to it"),
+        ),
+        DialEvent::Leg { app_sid, event } => {
+            let inner = event.kind.text();
+            // The SID's tail tells legs apart without drowning the line.
+            let tag = &app_sid[app_sid.len().saturating_sub(6)..];
+            (
+                "dial",
+                inner.level,
+                format!("[app …{tag}] {}: {}", inner.step, inner.words),
+            )
+        }
+        DialEvent::Ended {
+            status,
+            duration_s,
+            why,
+        } => (
+            "dial",
+            if matches!(status, DialStatus::Completed) {
+                "ok"
+            } else {
+                "warn"
+            },
+            format!("ended {} after {duration_s} s: {why}", status.as_str()),
+        ),
     }
 }
 

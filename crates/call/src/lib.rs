@@ -28,6 +28,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod dial;
 mod event_text;
 mod executor;
 pub mod faults;

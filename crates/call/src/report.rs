@@ -166,6 +166,8 @@ pub enum EventKind {
     },
     /// A ConversationRelay session's step.
     Relay(crate::relay::RelayEvent),
+    /// A `<Dial>`'s step (its legs ringing and answering, the hosted app's call, the end).
+    Dial(crate::dial::DialEvent),
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.
@@ -180,6 +182,12 @@ pub enum EventKind {
         /// Why it ended, in words.
         reason: String,
     },
+}
+
+/// True for the step that answers an inbound call: its first TwiML, unless that document
+/// starts with `<Reject>`.
+pub fn answers(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Twiml { verbs } if verbs.first().is_none_or(|v| v != "Reject"))
 }
 
 /// A step that failed, with Twilio's error code and the cause in plain words.
@@ -620,6 +628,9 @@ pub struct CallReport {
     /// ConversationRelay sessions, in order (the first 20).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub relay: Vec<crate::relay::RelayReport>,
+    /// Each `<Dial>` (the first 20): who rang, who answered, how it ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dials: Vec<crate::dial::DialReport>,
     /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
     /// Steps left out of `timeline` (between its first and last ones).

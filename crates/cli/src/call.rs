@@ -113,7 +113,7 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     let rest = opts.call.rest(true).await?;
     announce(&opts, &rest, &caller, target.events_url());
 
-    let cfg = call_config(&opts, &caller, &target);
+    let cfg = call_config(&opts, &caller, &target)?;
     let live = !opts.json && !opts.quiet;
     let sink: Option<dialtone_call::EventSink> = live.then(|| {
         Arc::new(|e: &CallEvent| {
@@ -185,7 +185,7 @@ fn announce(opts: &CallOpts, rest: &crate::rest::RestApi, caller: &Caller, event
 }
 
 /// The call's config: the shared flags, then what only `call` has.
-fn call_config(opts: &CallOpts, caller: &Caller, target: &Target) -> CallConfig {
+fn call_config(opts: &CallOpts, caller: &Caller, target: &Target) -> anyhow::Result<CallConfig> {
     let mut cfg = CallConfig::new(target.url().to_string(), caller.frames.clone());
     opts.call.fill(&mut cfg);
     cfg.capture = target.capture();
@@ -201,7 +201,8 @@ fn call_config(opts: &CallOpts, caller: &Caller, target: &Target) -> CallConfig 
     cfg.seed = opts.seed;
     cfg.fast = opts.fast;
     cfg.tunnels = Arc::new(opts.net.tunnels(&Default::default()));
-    cfg
+    opts.call.dial_book(&mut cfg)?;
+    Ok(cfg)
 }
 
 /// `--record DIR`: what the caller heard (and with `sent`, what it sent) per stream, and

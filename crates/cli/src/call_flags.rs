@@ -76,6 +76,51 @@ pub(crate) struct CallFlags {
     /// prompts answered with streamed text tokens) [default: stream].
     #[arg(long, value_enum, value_name = "APP")]
     pub(crate) embedded_app: Option<EmbeddedAppArg>,
+    /// Who answers a number the app <Dial>s: `NUMBER=URL` rings that app as a hosted number
+    /// (an inbound call signed with --auth-token, through the --tunnel table: it hears the
+    /// caller, the caller hears it), `NUMBER=answer|busy|no-answer|failed` a simulated
+    /// callee; `*=...` every other number [default: answer]. Repeatable.
+    #[arg(long = "dial", value_name = "NUMBER=WHO", value_parser = parse_dial)]
+    pub(crate) dial: Vec<DialArg>,
+    /// How long a simulated callee rings before it answers or sounds busy.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) callee_ring: Duration,
+    /// What an answering simulated callee says, a WAV [default: the built-in hello].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) callee_audio: Option<PathBuf>,
+}
+
+/// One `--dial NUMBER=WHO`.
+#[derive(Debug, Clone)]
+pub(crate) struct DialArg {
+    number: String,
+    who: DialWho,
+}
+
+#[derive(Debug, Clone)]
+enum DialWho {
+    App(String),
+    Callee(dialtone_call::dial::CalleeAnswer),
+}
+
+fn parse_dial(s: &str) -> Result<DialArg, String> {
+    let (number, who) = s.split_once('=').ok_or_else(|| {
+        format!("{s:?}: expected NUMBER=URL or NUMBER=answer|busy|no-answer|failed")
+    })?;
+    let number = number.trim();
+    if number.is_empty() {
+        return Err(format!("{s:?}: the number is empty"));
+    }
+    let who = if who.starts_with("http://") || who.starts_with("https://") {
+        crate::net_args::check_webhook("--dial", who).map_err(|e| e.to_string())?;
+        DialWho::App(who.to_string())
+    } else {
+        DialWho::Callee(who.parse()?)
+    };
+    Ok(DialArg {
+        number: number.to_string(),
+        who,
+    })
 }
 
 /// `--embedded-app`.
@@ -104,6 +149,48 @@ impl CallFlags {
         speech.partial_every = self.partial_every.unwrap_or(speech.partial_every);
         speech.synthesis_latency = self.tts_latency.unwrap_or(speech.synthesis_latency);
         speech.per_char = self.tts_pace.unwrap_or(speech.per_char);
+    }
+
+    /// Who answers what the calls dial (`--dial`, `--callee-ring`, `--callee-audio`): set
+    /// after `cfg`'s tunnels, which hosted apps are reached through.
+    pub(crate) fn dial_book(&self, cfg: &mut CallConfig) -> anyhow::Result<()> {
+        use dialtone_call::dial::{HostedApp, Numbers, SimulatedCallee};
+        let audio = match &self.callee_audio {
+            Some(p) => dialtone_audio::load_frames(p)
+                .map_err(|e| anyhow::anyhow!("--callee-audio: {e}"))?,
+            None => dialtone_corpus::caller::builtin_hello()?,
+        };
+        let mut default = SimulatedCallee::answering(Arc::new(audio));
+        default.ring = self.callee_ring;
+        let mut book = Numbers::simulated(default.clone());
+        for d in &self.dial {
+            match (&d.who, d.number.as_str()) {
+                (DialWho::Callee(a), "*") => book.default.answer = *a,
+                (DialWho::App(_), "*") => {
+                    anyhow::bail!("--dial *=URL: a hosted app needs its own number")
+                }
+                (DialWho::Callee(a), n) => book.callees.push((
+                    n.to_string(),
+                    SimulatedCallee {
+                        answer: *a,
+                        ..default.clone()
+                    },
+                )),
+                (DialWho::App(url), n) => book.apps.push((
+                    n.to_string(),
+                    HostedApp {
+                        url: url.clone(),
+                        method: dialtone_call::HttpMethod::Post,
+                        fallback_url: None,
+                        account_sid: self.account_sid.clone(),
+                        auth_token: self.auth_token.clone(),
+                        tunnels: cfg.tunnels.clone(),
+                    },
+                )),
+            }
+        }
+        cfg.directory = Arc::new(book);
+        Ok(())
     }
 
     /// Starts the target these flags ask for, calling `webhook` (`--webhook`, checked here;

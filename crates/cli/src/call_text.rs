@@ -35,6 +35,9 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
     for relay in &r.relay {
         print_relay(relay);
     }
+    for d in &r.dials {
+        print_dial(d);
+    }
     for s in &r.streams {
         println!(
             "  stream {} ({}) {}",
@@ -240,6 +243,33 @@ fn fault_summary(f: &dialtone_call::faults::FaultCounts) -> String {
 }
 
 /// A ConversationRelay session: each caller turn's answer timed from the true end of speech.
+fn print_dial(d: &dialtone_call::dial::DialReport) {
+    let who = match &d.answered_by {
+        Some(to) => format!(
+            "{to} answered after {:.0} ms, bridged {:.1} s",
+            d.answer_ms.unwrap_or_default(),
+            d.duration_ms / 1e3
+        ),
+        None => "nobody answered".to_string(),
+    };
+    println!(
+        "  dial {} → {}: {who}; {}",
+        d.to.join(", "),
+        d.status.as_str(),
+        d.ended_by
+    );
+    if let Some(app) = &d.app {
+        println!(
+            "    hosted app's call {}: {} ({}), {} streams, {} failures",
+            app.call_sid,
+            app.status.as_str(),
+            app.end_reason,
+            app.streams.len(),
+            app.failures.len()
+        );
+    }
+}
+
 fn print_relay(r: &dialtone_call::relay::RelayReport) {
     let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} ms"));
     let end = r.end.as_ref().map_or("running".to_string(), |e| {

@@ -420,6 +420,7 @@ fn call_run(opts: &LoadOpts, target: &Target) -> anyhow::Result<CallRun> {
     opts.call.fill(&mut template);
     template.capture = target.capture();
     template.tunnels = Arc::new(opts.net.tunnels(&scenario_tunnels));
+    opts.call.dial_book(&mut template)?;
     Ok(CallRun {
         workload,
         callers: Callers {

@@ -68,13 +68,18 @@ pub fn resolve(
             if let Ok(audio) = Corpus::open(&corpus_dir()).and_then(|c| c.load("hello", cache)) {
                 return Ok(vec![audio]);
             }
-            let pcm = dialtone_audio::wav::load_8k_from_bytes(BUILTIN_HELLO, "built-in hello.wav")?;
             Ok(vec![from_frames(
                 "hello".into(),
-                Arc::new(FrameSet::from_pcm(&pcm)),
+                Arc::new(builtin_hello()?),
             )])
         }
     }
+}
+
+/// The embedded `hello` utterance: what a simulated far end says when nothing else is named.
+pub fn builtin_hello() -> Result<FrameSet, CorpusError> {
+    let pcm = dialtone_audio::wav::load_8k_from_bytes(BUILTIN_HELLO, "built-in hello.wav")?;
+    Ok(FrameSet::from_pcm(&pcm))
 }
 
 /// Every entry of the corpus in `dir` that has speech.

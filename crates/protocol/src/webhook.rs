@@ -188,6 +188,41 @@ pub fn voice_params(info: &CallInfo, status: CallStatus) -> Vec<(String, String)
     out
 }
 
+/// `Tue, 31 Aug 2010 20:36:28 +0000`: what Twilio puts in `date_created` and friends, and in
+/// status callbacks' `Timestamp`. (HTTP dates are the same fields with `GMT`.)
+pub fn rfc2822(t: std::time::SystemTime) -> String {
+    let http = httpdate::fmt_http_date(t);
+    match http.strip_suffix(" GMT") {
+        Some(head) => format!("{head} +0000"),
+        None => http,
+    }
+}
+
+/// A call progress status callback's parameters (`initiated`, `ringing`, `answered`,
+/// `completed`): the voice parameters with `CallStatus` as given (`initiated` is only ever
+/// seen here), `CallbackSource`, `SequenceNumber` and `Timestamp`, then `extra` (terminal
+/// fields such as `CallDuration`), sorted.
+pub fn progress_params(
+    info: &CallInfo,
+    status: &str,
+    sequence: u32,
+    timestamp: String,
+    extra: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut params = voice_params(info, CallStatus::Queued);
+    for (name, value) in params.iter_mut() {
+        if name == "CallStatus" {
+            *value = status.to_string();
+        }
+    }
+    params.push(("CallbackSource".into(), "call-progress-events".into()));
+    params.push(("SequenceNumber".into(), sequence.to_string()));
+    params.push(("Timestamp".into(), timestamp));
+    params.extend(extra);
+    sort_params(&mut params);
+    params
+}
+
 /// Sort parameters the way Twilio orders them on the wire: by name, byte order,
 /// stable for repeated names.
 pub fn sort_params(params: &mut [(String, String)]) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use dialtone_call::HttpMethod;
-use dialtone_protocol::webhook::{self, CallInfo, CallStatus};
+use dialtone_protocol::webhook::{self, CallInfo};
 use tokio::sync::mpsc;
 
 use crate::Shared;
@@ -102,18 +102,9 @@ impl Callbacks {
         if !target.events.iter().any(|e| e == event) {
             return;
         }
-        let mut params = webhook::voice_params(&self.info, CallStatus::Queued);
-        for (name, value) in params.iter_mut() {
-            if name == "CallStatus" {
-                *value = status.to_string();
-            }
-        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        params.push(("CallbackSource".into(), "call-progress-events".into()));
-        params.push(("SequenceNumber".into(), seq.to_string()));
-        params.push(("Timestamp".into(), rfc2822(SystemTime::now())));
-        params.extend(extra);
-        webhook::sort_params(&mut params);
+        let params =
+            webhook::progress_params(&self.info, status, seq, rfc2822(SystemTime::now()), extra);
         self.enqueue(Job {
             url: target.url.clone(),
             method: target.method,

@@ -259,7 +259,7 @@ pub(crate) async fn list(
                 "To" => &c.to == v,
                 "From" => &c.from == v,
                 "Status" => c.status.as_str() == v,
-                "ParentCallSid" => false,
+                "ParentCallSid" => c.parent_call_sid.as_deref() == Some(v.as_str()),
                 "StartTime" => day(c.started).is_some_and(|d| &d == v),
                 "StartTime<" => day(c.started).is_some_and(|d| &d <= v),
                 "StartTime>" => day(c.started).is_some_and(|d| &d >= v),

@@ -18,9 +18,6 @@ pub const DEFAULT_AUTH_TOKEN: &str = dialtone_call::DEFAULT_AUTH_TOKEN;
 /// The number hosted by default (routed to the reference app when the CLI starts one).
 pub const DEFAULT_NUMBER: &str = "+15005550001";
 
-/// What a non-hosted callee says when no `far_end_audio` is configured.
-const BUILTIN_FAR_END: &[u8] = include_bytes!("../../../audio/hello.wav");
-
 /// Errors in the config file or the values derived from it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -330,10 +327,8 @@ impl ServerConfig {
         let net = dialtone_call::Net::new(&tls).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let far_end_audio = match file.far_end_audio {
             Some(p) => dialtone_audio::load_frames(&resolve(p))?,
-            None => FrameSet::from_pcm(&dialtone_audio::wav::load_8k_from_bytes(
-                BUILTIN_FAR_END,
-                "built-in hello.wav",
-            )?),
+            None => dialtone_corpus::caller::builtin_hello()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
         };
         let positive = |v: Option<usize>, default: usize, max: usize, name: &str| match v {
             Some(v) if v == 0 || v > max => Err(ConfigError::Invalid(format!(

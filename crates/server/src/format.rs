@@ -3,15 +3,7 @@
 
 use std::time::SystemTime;
 
-/// `Tue, 31 Aug 2010 20:36:28 +0000`: what Twilio puts in `date_created` and friends, and in
-/// status callbacks' `Timestamp`. (HTTP dates are the same fields with `GMT`.)
-pub fn rfc2822(t: SystemTime) -> String {
-    let http = httpdate::fmt_http_date(t);
-    match http.strip_suffix(" GMT") {
-        Some(head) => format!("{head} +0000"),
-        None => http,
-    }
-}
+pub use dialtone_protocol::webhook::rfc2822;
 
 /// `2010-08-31T20:36:28.000Z`: ISO 8601 in UTC, as stream status callbacks carry it.
 pub fn iso8601(t: SystemTime) -> String {

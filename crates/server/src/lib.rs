@@ -39,6 +39,7 @@ mod callbacks;
 mod caller_leg;
 mod calls_api;
 mod capture;
+mod dial_legs;
 mod external;
 mod leg;
 mod numbers_api;

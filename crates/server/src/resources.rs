@@ -43,7 +43,7 @@ pub(crate) fn call_json(c: &CallRecord) -> Value {
         "from": c.from,
         "from_formatted": national(&c.from),
         "group_sid": null,
-        "parent_call_sid": null,
+        "parent_call_sid": c.parent_call_sid,
         "phone_number_sid": c.phone_number_sid,
         "price": null,
         "price_unit": "USD",

@@ -135,7 +135,7 @@ struct LegTarget {
 
 /// A leg's engine config, filled once: the server's settings, the leg's target, and the
 /// plan's parties, digits and time limit. Callers adjust only what is theirs alone.
-fn leg_config(shared: &Shared, plan: &CallPlan, target: LegTarget) -> CallConfig {
+fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallConfig {
     let mut cfg = CallConfig::new(target.url, target.audio);
     cfg.auth_token = shared.account(&target.account_sid).map_or_else(
         || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
@@ -157,6 +157,7 @@ fn leg_config(shared: &Shared, plan: &CallPlan, target: LegTarget) -> CallConfig
     cfg.caller.gather_digits = plan.send_digits.clone();
     cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
     cfg.max_duration = plan.time_limit.min(shared.config.max_call);
+    cfg.directory = Arc::new(crate::dial_legs::ServeBook::new(shared.clone()));
     cfg
 }
 
@@ -389,7 +390,7 @@ fn ring_app(
 /// The app leg's engine config: the number's app hears the caller leg's audio, and the
 /// digits the caller leg keys join the plan's `SendDigits`.
 fn app_config(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     plan: &CallPlan,
     number: &NumberRecord,
     app_sid: String,
@@ -522,7 +523,7 @@ fn attach(shared: &Shared, sid: &str, handle: dialtone_call::CallHandle, redirec
     }
 }
 
-fn outcome(result: &CallResult) -> (CallStatus, String, Vec<String>) {
+pub(crate) fn outcome(result: &CallResult) -> (CallStatus, String, Vec<String>) {
     let r = &result.report;
     // The engine ends a call in a terminal status; anything else would be a bug, counted
     // as completed as before.

@@ -33,6 +33,8 @@ pub(crate) struct CallRecord {
     pub(crate) phone_number_sid: Option<String>,
     /// The other leg of a call between two parties dialtone simulates.
     pub(crate) peer_sid: Option<String>,
+    /// The call whose `<Dial>` placed this leg.
+    pub(crate) parent_call_sid: Option<String>,
     /// What the leg runs: its voice URL, or `(inline TwiML)`.
     pub(crate) source: String,
     pub(crate) control: Control,
@@ -71,6 +73,7 @@ impl CallRecord {
             ended: None,
             phone_number_sid: None,
             peer_sid: None,
+            parent_call_sid: None,
             source,
             control: Control::default(),
             timeline: Vec::new(),

@@ -119,6 +119,16 @@ struct Call<'e> {
     /// ConversationRelay sessions' reports: the first [`STREAMS_KEPT`].
     relay: Vec<crate::relay::RelayReport>,
     relay_audio: Vec<RelayAudio>,
+    /// `<Dial>`s' reports: the first [`dial::DIALS_KEPT`].
+    dials: Vec<crate::dial::DialReport>,
+    /// Legs dialed so far (their SIDs hang off the index).
+    dials_placed: std::sync::atomic::AtomicU64,
+    /// Dialed legs' status callbacks still being sent; the call reports after them.
+    leg_callbacks: Mutex<Vec<JoinHandle<()>>>,
+    /// When the first stream started, the caller's audio with it (`StreamStart`).
+    caller_started: Arc<std::sync::OnceLock<Instant>>,
+    /// What the caller said while bridged by a `<Dial>` (when recording), from when.
+    bridged_said: Vec<(Instant, Vec<u8>)>,
     audio: Vec<StreamAudio>,
     /// Per entry of `audio`: when its stream started, and whether it was bidirectional.
     audio_spans: Vec<(Option<Instant>, bool)>,
@@ -292,6 +302,7 @@ impl<'e> PreparedCall<'e> {
         async move {
             let (status, reason) = call.run().await;
             call.stop_forks(None).await;
+            call.flush_leg_callbacks().await;
             max_timer.abort();
             call.report(status, reason)
         }
@@ -364,6 +375,11 @@ impl<'e> PreparedCall<'e> {
             streams: HeadTail::new(STREAMS_KEPT, STREAMS_KEPT),
             relay: Vec::new(),
             relay_audio: Vec::new(),
+            dials: Vec::new(),
+            dials_placed: std::sync::atomic::AtomicU64::new(0),
+            leg_callbacks: Mutex::default(),
+            caller_started: Arc::default(),
+            bridged_said: Vec::new(),
             audio: Vec::new(),
             audio_spans: Vec::new(),
             played: Vec::new(),
@@ -409,6 +425,7 @@ impl Call<'_> {
                 streams,
                 streams_omitted,
                 relay: self.relay,
+                dials: self.dials,
                 timeline: kept.events,
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
@@ -505,6 +522,15 @@ impl Call<'_> {
         }
     }
 
+    /// Waits for the dialed legs' status callbacks still on their way.
+    async fn flush_leg_callbacks(&mut self) {
+        let tasks =
+            std::mem::take(&mut *self.leg_callbacks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
     fn ended(&self) -> Option<String> {
         self.end.borrow().clone()
     }
@@ -576,6 +602,7 @@ impl Call<'_> {
     }
 }
 
+mod dial;
 mod documents;
 mod recording;
 mod relay;
@@ -583,3 +610,4 @@ mod streams;
 mod verbs;
 
 pub use recording::CallAudio;
+pub(crate) use verbs::tone_frames;

@@ -62,6 +62,20 @@ impl Call<'_> {
         }
     }
 
+    /// Keeps what the caller heard from `from` to `to` (when recording): a dialed party.
+    pub(super) fn note_played_span(&mut self, frames: Arc<FrameSet>, from: Instant, to: Instant) {
+        if self.cfg.record && !self.cfg.fast && self.played.len() < MAX_PLAYED {
+            self.played.push(Played { frames, from, to });
+        }
+    }
+
+    /// Keeps what the caller said into a bridge from `at` (when recording).
+    pub(super) fn note_said(&mut self, at: Instant, said: Vec<u8>) {
+        if self.cfg.record && !self.cfg.fast && self.bridged_said.len() < MAX_PLAYED {
+            self.bridged_said.push((at, said));
+        }
+    }
+
     /// The call's audio from the answer to `end`; `None` unless recording, or when the call
     /// was never answered, or in virtual time (streams and verbs keep no common clock there).
     pub(super) fn call_audio(&self, end: Instant) -> Option<CallAudio> {
@@ -96,6 +110,11 @@ impl Call<'_> {
             }
             if self.cfg.caller.start == CallerAudioStart::StreamStart {
                 overlay(&mut said, at, &a.sent);
+            }
+        }
+        if self.cfg.caller.start == CallerAudioStart::StreamStart {
+            for (at, s) in &self.bridged_said {
+                overlay(&mut said, bytes_between(answered, *at), s);
             }
         }
         Some(CallAudio { heard, said })

@@ -93,8 +93,10 @@ impl Call<'_> {
             // The caller talks from the first stream's start and hangs up once its audio
             // and the tail are over (audio anchored at the answer has its backstop armed at
             // the answer instead). In virtual time only the streams' clock counts.
+            let caller_started = self.caller_started.clone();
             tokio::spawn(async move {
                 let Ok(at) = started_rx.await else { return };
+                let _ = caller_started.set(at);
                 backstop(hangup, at + talk).await;
             });
         }

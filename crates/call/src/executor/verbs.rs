@@ -235,11 +235,7 @@ impl Call<'_> {
                 }
                 Next::Continue
             }
-            Verb::Dial(d) => {
-                self.verb_event(node, d.target.clone());
-                self.warn(0, "<Dial> is not simulated; skipped".into());
-                Next::Continue
-            }
+            Verb::Dial(d) => self.dial(node, d, doc_url).await,
             Verb::Unsupported { name } => {
                 self.verb_event(node, String::new());
                 self.warn(0, format!("<{name}> is not simulated; skipped"));
@@ -440,7 +436,7 @@ impl Call<'_> {
 
 /// What `<Say>` sounds like to the outbound track: a soft 440 Hz tone, so a fork's outbound
 /// audio is distinguishable from silence.
-pub(super) fn tone_frames(d: Duration) -> FrameSet {
+pub(crate) fn tone_frames(d: Duration) -> FrameSet {
     let n = (d.as_millis() as usize) * 8;
     let pcm: Vec<i16> = (0..n)
         .map(|i| {

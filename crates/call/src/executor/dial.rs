@@ -1,0 +1,833 @@
+//! `<Dial>` with `<Number>`, `<Client>`, `<Sip>` or a bare number: every party rings at
+//! once (Twilio rings up to ten), the first to answer is bridged to the caller and the rest
+//! are hung up. A hosted app's leg is a whole call in this engine: it hears the caller's
+//! audio from where it has got to, and what it plays is what the caller hears. A simulated
+//! callee rings, then answers and says its audio, or is busy, does not answer, or fails.
+//! The bridge ends when either side hangs up, at `timeLimit`, on `*` with `hangupOnStar`,
+//! or when the call is redirected; then `action` gets `DialCallStatus`, `DialCallSid`,
+//! `DialCallDuration` and `DialBridged`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use dialtone_protocol::sid;
+use dialtone_protocol::webhook::{CallInfo, CallStatus, Direction};
+use dialtone_twiml::{Dial, Node};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
+
+use super::{Call, CallResult, Next};
+use crate::config::{CallConfig, CallerAudioStart, HttpMethod};
+use crate::dial::{
+    Callee, DialEvent, DialReport, DialStatus, HostedApp, LegCallbacks, LegEnd, LegStart,
+    SimulatedCallee, callbacks::Sender,
+};
+use crate::report::{CallEvent, EventKind};
+use crate::webhook;
+
+/// Parties one `<Dial>` rings at once (Twilio's limit for `<Number>`s).
+const MAX_PARTIES: usize = 10;
+/// How deep dialed apps may dial further apps: an app that dials its own number would
+/// otherwise ring itself without end.
+pub(crate) const MAX_DIAL_DEPTH: u8 = 4;
+/// Dial reports a call keeps (the rest are counted in the timeline only).
+pub(super) const DIALS_KEPT: usize = 20;
+/// A digit keyed by the engine takes this long.
+const DIGIT_MS: u64 = 100;
+
+/// One party of a `<Dial>`.
+#[derive(Debug, Clone)]
+struct Party {
+    /// `To` as Twilio sends it: the number, `client:name` or the `sip:` URI.
+    to: String,
+    send_digits: String,
+    status_callback: Option<(String, HttpMethod, Vec<String>)>,
+}
+
+/// The parties of a `<Dial>`, in order: a bare number, or its `<Number>`, `<Client>` and
+/// `<Sip>` nouns.
+fn parties(d: &Dial, doc_url: &str) -> Vec<Party> {
+    if d.nouns.is_empty() {
+        return vec![Party {
+            to: d.target.clone(),
+            send_digits: String::new(),
+            status_callback: None,
+        }];
+    }
+    d.nouns
+        .iter()
+        .filter(|n| matches!(n.name.as_str(), "Number" | "Client" | "Sip"))
+        .take(MAX_PARTIES)
+        .map(|n| {
+            let attr = |name: &str| {
+                n.attributes
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let to = match n.name.as_str() {
+                "Client" if !n.value.starts_with("client:") => format!("client:{}", n.value),
+                _ => n.value.clone(),
+            };
+            let status_callback = attr("statusCallback")
+                .and_then(|u| webhook::resolve(doc_url, u).ok())
+                .map(|url| {
+                    let method = match attr("statusCallbackMethod") {
+                        Some(m) if m.eq_ignore_ascii_case("GET") => HttpMethod::Get,
+                        _ => HttpMethod::Post,
+                    };
+                    let events = attr("statusCallbackEvent")
+                        .map(|e| e.split_whitespace().map(str::to_string).collect())
+                        .unwrap_or_default();
+                    (url, method, with_completed(events))
+                });
+            Party {
+                to,
+                send_digits: attr("sendDigits").unwrap_or_default().to_string(),
+                status_callback,
+            }
+        })
+        .collect()
+}
+
+/// `completed` is always sent (Twilio's default event, kept when others are named).
+fn with_completed(mut events: Vec<String>) -> Vec<String> {
+    if !events.iter().any(|e| e == "completed") {
+        events.push("completed".into());
+    }
+    events
+}
+
+/// How one party's leg went.
+struct LegResult {
+    party: usize,
+    leg_sid: String,
+    status: DialStatus,
+    answered_at: Option<Instant>,
+    ended_at: Instant,
+    ended_by: String,
+    /// What the caller heard from the party once bridged (a simulated callee's audio, or
+    /// the hosted app's call audio from its answer).
+    heard: Option<Arc<FrameSet>>,
+    /// What the caller said into the bridge (the hosted app's caller track).
+    said: Option<Vec<u8>>,
+    app: Option<Arc<CallResult>>,
+}
+
+/// Who takes a party's leg: a hosted app's call (its SID, ready to run) or a simulated
+/// callee.
+enum Answerer<'e> {
+    App(String, Box<super::PreparedCall<'e>>),
+    Simulated(SimulatedCallee),
+}
+
+/// What every party's leg shares.
+struct DialCtx<'c> {
+    call: &'c Call<'c>,
+    dial: &'c Dial,
+    from: String,
+    /// The caller's audio from where it has got to, and its turns and digits shifted to
+    /// match: what a hosted app hears.
+    caller: crate::config::CallerScript,
+    /// Set when the first party answers (its index).
+    winner: watch::Sender<Option<usize>>,
+    /// Set when the bridge must end, with why.
+    stop: watch::Sender<Option<String>>,
+}
+
+impl Call<'_> {
+    pub(super) async fn dial(&mut self, node: &Node, d: &Dial, doc_url: &str) -> Next {
+        if let Some(n) = d
+            .nouns
+            .iter()
+            .find(|n| matches!(n.name.as_str(), "Conference" | "Queue"))
+        {
+            self.verb_event(node, format!("<{}>{}", n.name, n.value));
+            self.warn(0, format!("<Dial><{}> is not simulated; skipped", n.name));
+            return Next::Continue;
+        }
+        let parties = parties(d, doc_url);
+        let names: Vec<String> = parties.iter().map(|p| p.to.clone()).collect();
+        self.verb_event(node, names.join(", "));
+        if parties.is_empty() {
+            self.warn(
+                0,
+                "<Dial> names no party dialtone can call (<Number>, <Client>, <Sip>); skipped"
+                    .into(),
+            );
+            return Next::Continue;
+        }
+        if self.cfg.dial_depth >= MAX_DIAL_DEPTH {
+            self.warn(
+                0,
+                format!(
+                    "<Dial> skipped: {MAX_DIAL_DEPTH} dialed apps deep (an app dialing itself?)"
+                ),
+            );
+            return Next::Continue;
+        }
+        if d.answer_on_bridge && self.answered_at.is_some() {
+            // Only a <Dial> before anything answers can hold the answer back.
+            self.warn(
+                0,
+                "answerOnBridge has no effect: the call was answered before the <Dial>".into(),
+            );
+        }
+        let began = Instant::now();
+        let results = self.ring(d, &parties).await;
+        let winner = results.iter().find(|r| r.answered_at.is_some());
+        let lead = winner.or(results.first());
+        let status = lead.map_or(DialStatus::Failed, |r| r.status);
+        let duration = winner.map_or(Duration::ZERO, |r| {
+            r.ended_at
+                .saturating_duration_since(r.answered_at.unwrap_or(r.ended_at))
+        });
+        let ended_by = lead.map_or_else(String::new, |r| r.ended_by.clone());
+        if let Some(w) = winner {
+            self.note_bridged(w);
+        }
+        self.timeline.emit(EventKind::Dial(DialEvent::Ended {
+            status,
+            duration_s: duration.as_secs(),
+            why: ended_by.clone(),
+        }));
+        let leg_sid = lead.map(|r| r.leg_sid.clone());
+        if self.dials.len() < DIALS_KEPT {
+            self.dials.push(DialReport {
+                to: names,
+                status,
+                leg_sid: leg_sid.clone(),
+                answered_by: winner.map(|w| parties[w.party].to.clone()),
+                answer_ms: winner
+                    .and_then(|w| w.answered_at)
+                    .map(|a| a.saturating_duration_since(began).as_secs_f64() * 1e3),
+                duration_ms: duration.as_secs_f64() * 1e3,
+                ended_by,
+                app: winner
+                    .and_then(|w| w.app.as_ref())
+                    .map(|a| Box::new(a.report.clone())),
+            });
+        }
+        let bridged = winner.is_some();
+        drop(results);
+        let mut extra = vec![
+            ("DialCallStatus".to_string(), status.as_str().to_string()),
+            (
+                "DialCallDuration".to_string(),
+                duration.as_secs().to_string(),
+            ),
+            ("DialBridged".to_string(), bridged.to_string()),
+        ];
+        if let Some(sid) = leg_sid {
+            extra.push(("DialCallSid".to_string(), sid));
+        }
+        if self.redirect.borrow().is_some() {
+            // A REST redirect ended the bridge: its TwiML runs, not the action.
+            return self.interrupted().await;
+        }
+        let caller_gone = self.ended();
+        let next = match &d.action {
+            Some(action) => {
+                self.follow("action", doc_url, Some(action), d.method.into(), extra)
+                    .await
+            }
+            None => Next::Continue,
+        };
+        match caller_gone {
+            // Twilio still tells the app how the dial went; the caller is gone, so its
+            // answer is not run.
+            Some(reason) => Next::End {
+                status: CallStatus::Completed,
+                reason,
+            },
+            None => next,
+        }
+    }
+
+    /// Rings every party; bridges the first to answer until the bridge ends.
+    async fn ring(&mut self, d: &Dial, parties: &[Party]) -> Vec<LegResult> {
+        let (winner, _) = watch::channel(None);
+        let (stop, _) = watch::channel(None);
+        let star_at = if d.hangup_on_star {
+            self.caller_digit_after('*')
+        } else {
+            None
+        };
+        let caller = self.caller_from_here();
+        let from = d
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.info.from.clone());
+        let results = {
+            let ctx = DialCtx {
+                call: &*self,
+                dial: d,
+                from,
+                caller,
+                winner,
+                stop,
+            };
+            let legs = futures_util::future::join_all(
+                parties
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Box::pin(ctx.leg(i, p.clone()))),
+            );
+            tokio::pin!(legs);
+            let mut end = self.end.clone();
+            let mut redirect = self.redirect.clone();
+            let star = async {
+                match star_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(star);
+            let mut stopped = false;
+            loop {
+                tokio::select! {
+                    r = &mut legs => break r,
+                    _ = end.wait_for(|r| r.is_some()), if !stopped => {
+                        stopped = true;
+                        ctx.stop.send_replace(Some("the caller hung up".into()));
+                    }
+                    _ = redirect.wait_for(|r| r.is_some()), if !stopped => {
+                        stopped = true;
+                        ctx.stop.send_replace(Some("the call was redirected".into()));
+                    }
+                    () = &mut star, if !stopped => {
+                        stopped = true;
+                        ctx.timeline_dtmf("*");
+                        ctx.stop.send_replace(Some("the caller pressed * (hangupOnStar)".into()));
+                    }
+                }
+            }
+        };
+        for r in &results {
+            if let Some(app) = &r.app {
+                self.failures.extend(app.report.failures.iter().cloned());
+            }
+        }
+        results
+    }
+
+    /// When the caller keys `digit` on its stream schedule, from now on.
+    fn caller_digit_after(&self, digit: char) -> Option<Instant> {
+        let t0 = self.caller_t0()?;
+        let now = Instant::now();
+        self.cfg
+            .caller
+            .stream_dtmf
+            .iter()
+            .map(|(at, c)| (t0 + *at, *c))
+            .find(|(at, c)| *c == digit && *at >= now)
+            .map(|(at, _)| at)
+    }
+
+    /// Where the caller's audio started: the answer, or the first stream's start; `None`
+    /// when it has not started (it then starts in the bridge from its beginning).
+    fn caller_t0(&self) -> Option<Instant> {
+        if self.cfg.fast {
+            return None;
+        }
+        match self.cfg.caller.start {
+            CallerAudioStart::Answer => self.answered_at,
+            CallerAudioStart::StreamStart => self.caller_started.get().copied(),
+        }
+    }
+
+    /// The caller's script from now on: its audio from the frame it has reached, its turns
+    /// and stream digits shifted to match, anchored at the answer of the leg it talks into.
+    fn caller_from_here(&self) -> crate::config::CallerScript {
+        let mut s = self.cfg.caller.clone();
+        let offset = self
+            .caller_t0()
+            .map_or(Duration::ZERO, |t0| t0.elapsed())
+            .min(s.audio.duration());
+        let frames = (offset.as_millis() / 20) as usize;
+        let offset = Duration::from_millis(frames as u64 * 20);
+        s.audio = Arc::new(FrameSet::from_mulaw(
+            &s.audio.mulaw()[(frames * 160).min(s.audio.mulaw().len())..],
+        ));
+        let cut = offset.as_millis() as u32;
+        s.turns = s
+            .turns
+            .into_iter()
+            .filter(|t| t.start_ms >= cut)
+            .map(|t| dialtone_corpus::Turn {
+                start_ms: t.start_ms - cut,
+                end_ms: t.end_ms - cut,
+                text: t.text,
+            })
+            .collect();
+        s.stream_dtmf = s
+            .stream_dtmf
+            .into_iter()
+            .filter(|(at, _)| *at >= offset)
+            .map(|(at, c)| (at - offset, c))
+            .collect();
+        s.gather_digits = self.digits.iter().collect();
+        s.start = CallerAudioStart::Answer;
+        s
+    }
+
+    /// Keeps what the caller heard and said while bridged, for the call's recording.
+    fn note_bridged(&mut self, w: &LegResult) {
+        let Some(at) = w.answered_at else { return };
+        if let Some(heard) = &w.heard {
+            let to = w.ended_at.min(at + heard.duration());
+            self.note_played_span(heard.clone(), at, to);
+        }
+        if let Some(said) = &w.said {
+            self.note_said(at, said.clone());
+        }
+    }
+}
+
+impl<'c> DialCtx<'c> {
+    fn timeline_dtmf(&self, digits: &str) {
+        self.call.timeline.emit(EventKind::Dtmf {
+            digits: digits.to_string(),
+        });
+    }
+
+    /// One party's leg from `initiated` to its end.
+    async fn leg(&self, party: usize, p: Party) -> LegResult {
+        let call = self.call;
+        let index = call
+            .dials_placed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let leg_sid = match call.cfg.seed {
+            Some(seed) => sid::seeded("CA", seed, 1_000_000 + index),
+            None => sid::random("CA"),
+        };
+        let info = CallInfo {
+            parent_call_sid: Some(call.info.call_sid.clone()),
+            ..CallInfo::new(
+                call.info.account_sid.clone(),
+                leg_sid.clone(),
+                self.from.clone(),
+                p.to.clone(),
+                Direction::OutboundDial,
+            )
+        };
+        let mut cb = match &p.status_callback {
+            Some((url, method, events)) => LegCallbacks::new(
+                info,
+                events.clone(),
+                Sender {
+                    url: url.clone(),
+                    method: *method,
+                    auth_token: call.cfg.auth_token.clone(),
+                    net: call.engine.net.clone(),
+                    tunnels: call.cfg.tunnels.clone(),
+                    timeline: call.timeline.clone(),
+                },
+            ),
+            None => LegCallbacks::none(info),
+        };
+        cb.progress("initiated", "initiated", Vec::new());
+        let callee = call.cfg.directory.lookup(&call.info.account_sid, &p.to);
+        // A hosted app's call is prepared before the leg is announced, so that its handle
+        // goes with the announcement.
+        let answerer = match callee {
+            Callee::App(app) => {
+                let sid = match call.cfg.seed {
+                    Some(seed) => sid::seeded("CA", seed, 2_000_000 + index),
+                    None => sid::random("CA"),
+                };
+                let prepared = call.engine.prepare(self.app_config(&p, &app, sid.clone()));
+                Answerer::App(sid, Box::new(prepared))
+            }
+            Callee::Simulated(c) => Answerer::Simulated(c),
+        };
+        let app_sid = match &answerer {
+            Answerer::App(sid, _) => Some(sid.clone()),
+            Answerer::Simulated(_) => None,
+        };
+        let start = LegStart {
+            parent_sid: call.info.call_sid.clone(),
+            leg_sid: leg_sid.clone(),
+            app_sid: app_sid.clone(),
+            account_sid: call.info.account_sid.clone(),
+            from: self.from.clone(),
+            to: p.to.clone(),
+        };
+        let handle = match &answerer {
+            Answerer::App(_, prepared) => Some(prepared.handle()),
+            Answerer::Simulated(_) => None,
+        };
+        let extra_sink = call.cfg.directory.leg_started(&start, handle.as_ref());
+        call.timeline.emit(EventKind::Dial(DialEvent::Ringing {
+            leg_sid: leg_sid.clone(),
+            to: p.to.clone(),
+            app_sid: app_sid.clone(),
+        }));
+        let mut r = match answerer {
+            Answerer::App(sid, prepared) => {
+                self.hosted(party, *prepared, sid, extra_sink, &mut cb, &start)
+                    .await
+            }
+            Answerer::Simulated(c) => self.simulated(party, &p, &c, &mut cb, &start).await,
+        };
+        r.leg_sid = leg_sid;
+        let duration = r
+            .answered_at
+            .map_or(Duration::ZERO, |a| r.ended_at.saturating_duration_since(a));
+        let status = match r.status {
+            DialStatus::Canceled => "canceled",
+            s => s.as_str(),
+        };
+        cb.progress(
+            "completed",
+            status,
+            vec![
+                ("CallDuration".into(), duration.as_secs().to_string()),
+                (
+                    "Duration".into(),
+                    duration.as_secs().div_ceil(60).to_string(),
+                ),
+            ],
+        );
+        if let Some(task) = cb.finish() {
+            call.leg_callbacks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
+        }
+        call.cfg.directory.leg_ended(
+            &start,
+            &LegEnd {
+                status: r.status,
+                duration,
+                app: r.app.clone(),
+            },
+        );
+        r
+    }
+
+    /// Waits `d` (none in virtual time); false if the bridge was stopped or another party
+    /// answered first.
+    async fn ring_for(&self, party: usize, d: Duration) -> bool {
+        if self.call.cfg.fast {
+            tokio::task::yield_now().await;
+            return !self.lost(party);
+        }
+        let mut stop = self.stop.subscribe();
+        let mut winner = self.winner.subscribe();
+        tokio::select! {
+            () = sleep(d) => !self.lost(party),
+            _ = stop.wait_for(|s| s.is_some()) => false,
+            _ = winner.wait_for(|w| w.is_some_and(|w| w != party)) => false,
+        }
+    }
+
+    /// The bridge was stopped, or another party answered.
+    fn lost(&self, party: usize) -> bool {
+        self.stop.borrow().is_some() || self.winner.borrow().is_some_and(|w| w != party)
+    }
+
+    /// Claims the bridge for `party`; false if another party has it (or it was stopped).
+    fn claim(&self, party: usize) -> bool {
+        if self.stop.borrow().is_some() {
+            return false;
+        }
+        let mut won = false;
+        self.winner.send_if_modified(|w| {
+            if w.is_none() {
+                *w = Some(party);
+                won = true;
+            }
+            won
+        });
+        won
+    }
+
+    fn ring_timeout(&self) -> Duration {
+        Duration::from_secs(self.dial.timeout_secs.into())
+    }
+
+    fn time_limit(&self) -> Duration {
+        Duration::from_secs(self.dial.time_limit_secs.into())
+    }
+
+    /// Why a leg that did not get the bridge ended.
+    fn lost_why(&self) -> (DialStatus, String) {
+        match self.stop.borrow().clone() {
+            Some(why) => (DialStatus::Canceled, why),
+            None => (DialStatus::Canceled, "another party answered first".into()),
+        }
+    }
+
+    async fn simulated(
+        &self,
+        party: usize,
+        p: &Party,
+        c: &SimulatedCallee,
+        cb: &mut LegCallbacks,
+        start: &LegStart,
+    ) -> LegResult {
+        use crate::dial::CalleeAnswer as A;
+        let mut r = LegResult {
+            party,
+            leg_sid: String::new(),
+            status: DialStatus::Failed,
+            answered_at: None,
+            ended_at: Instant::now(),
+            ended_by: String::new(),
+            heard: None,
+            said: None,
+            app: None,
+        };
+        if c.answer == A::Failed {
+            r.ended_by = format!("{} could not be reached", p.to);
+            return r;
+        }
+        cb.progress("ringing", "ringing", Vec::new());
+        let timeout = self.ring_timeout();
+        let (ring, answers) = match c.answer {
+            A::Answer if c.ring < timeout => (c.ring, true),
+            A::Busy => (c.ring.min(timeout), false),
+            _ => (timeout, false),
+        };
+        if !self.ring_for(party, ring).await {
+            (r.status, r.ended_by) = self.lost_why();
+            r.ended_at = Instant::now();
+            return r;
+        }
+        if !answers {
+            (r.status, r.ended_by) = match c.answer {
+                A::Busy => (DialStatus::Busy, format!("{} is busy", p.to)),
+                _ => (
+                    DialStatus::NoAnswer,
+                    format!("no answer within timeout ({} s)", timeout.as_secs()),
+                ),
+            };
+            r.ended_at = Instant::now();
+            return r;
+        }
+        if !self.claim(party) {
+            (r.status, r.ended_by) = self.lost_why();
+            r.ended_at = Instant::now();
+            return r;
+        }
+        let answered = Instant::now();
+        r.answered_at = Some(answered);
+        self.answered(cb, start);
+        // The callee hears the digits first, then talks until it hangs up.
+        let digits = Duration::from_millis(DIGIT_MS * p.send_digits.len() as u64);
+        let talk = (digits + c.audio.duration() + c.tail).min(self.time_limit());
+        let full = self.ring_for(party, talk).await;
+        r.status = DialStatus::Completed;
+        r.ended_at = Instant::now();
+        r.ended_by = if full {
+            if talk < digits + c.audio.duration() + c.tail {
+                format!("timeLimit ({} s)", self.dial.time_limit_secs)
+            } else {
+                format!("{} hung up", p.to)
+            }
+        } else {
+            self.lost_why().1
+        };
+        r.heard = Some(c.audio.clone());
+        r
+    }
+
+    fn answered(&self, cb: &mut LegCallbacks, start: &LegStart) {
+        cb.progress("answered", "in-progress", Vec::new());
+        self.call
+            .timeline
+            .emit(EventKind::Dial(DialEvent::Answered {
+                leg_sid: start.leg_sid.clone(),
+                to: start.to.clone(),
+            }));
+        self.call.cfg.directory.leg_answered(start);
+    }
+
+    /// A hosted app's leg: its own call in this engine, answered when its first TwiML is
+    /// in hand (and not a `<Reject>`).
+    async fn hosted(
+        &self,
+        party: usize,
+        prepared: super::PreparedCall<'_>,
+        app_sid: String,
+        extra_sink: Option<crate::EventSink>,
+        cb: &mut LegCallbacks,
+        start: &LegStart,
+    ) -> LegResult {
+        let call = self.call;
+        let handle = prepared.handle();
+        let (answer_tx, mut answer_rx) = watch::channel(None::<Instant>);
+        let timeline = call.timeline.clone();
+        let sid = app_sid.clone();
+        let answered_once = Mutex::new(false);
+        let sink: crate::EventSink = Arc::new(move |e: &CallEvent| {
+            if crate::report::answers(&e.kind) {
+                let mut once = answered_once.lock().unwrap_or_else(|p| p.into_inner());
+                if !*once {
+                    *once = true;
+                    answer_tx.send_replace(Some(Instant::now()));
+                }
+            }
+            if let Some(s) = &extra_sink {
+                s(e);
+            }
+            timeline.emit(EventKind::Dial(DialEvent::Leg {
+                app_sid: sid.clone(),
+                event: Box::new(e.clone()),
+            }));
+        });
+        cb.progress("ringing", "ringing", Vec::new());
+        let mut run = boxed_run(prepared, sink);
+        let mut stop = self.stop.subscribe();
+        let mut winner = self.winner.subscribe();
+        let ring_end = Instant::now() + self.ring_timeout();
+        // Ringing: until the app answers, ends, the dial times out, or the bridge is lost.
+        let mut answered_at = None;
+        let mut ended_by = String::new();
+        let mut done = None;
+        tokio::select! {
+            r = &mut run => done = Some(r),
+            a = answer_rx.wait_for(|a| a.is_some()) => answered_at = a.ok().and_then(|a| *a),
+            () = tokio::time::sleep_until(ring_end), if !call.cfg.fast => {
+                ended_by = format!("no answer within timeout ({} s)", self.dial.timeout_secs);
+                handle.hangup("the dial's timeout passed before the app answered");
+            }
+            _ = stop.wait_for(|s| s.is_some()) => {
+                ended_by = self.lost_why().1;
+                handle.hangup(ended_by.clone());
+            }
+            _ = winner.wait_for(|w| w.is_some_and(|w| w != party)) => {
+                ended_by = self.lost_why().1;
+                handle.hangup(ended_by.clone());
+            }
+        }
+        if answered_at.is_none() {
+            // The answer may have raced the end: the sink saw it.
+            answered_at = *answer_rx.borrow();
+        }
+        let won = answered_at.is_some() && self.claim(party);
+        if answered_at.is_some() && !won {
+            ended_by = self.lost_why().1;
+            handle.hangup(ended_by.clone());
+        }
+        if won {
+            self.answered(cb, start);
+            // Bridged: until either side hangs up, the time limit, or the bridge is stopped.
+            let limit = answered_at.unwrap_or_else(Instant::now) + self.time_limit();
+            if done.is_none() {
+                tokio::select! {
+                    r = &mut run => done = Some(r),
+                    () = tokio::time::sleep_until(limit) => {
+                        ended_by = format!("timeLimit ({} s)", self.dial.time_limit_secs);
+                        handle.hangup(ended_by.clone());
+                    }
+                    _ = stop.wait_for(|s| s.is_some()) => {
+                        ended_by = self.lost_why().1;
+                        handle.hangup(ended_by.clone());
+                    }
+                }
+            }
+        }
+        let result = match done {
+            Some(r) => r,
+            None => run.await,
+        };
+        let ended_at = Instant::now();
+        let status = if won {
+            if ended_by.is_empty() {
+                ended_by = format!("the app hung up: {}", result.report.end_reason);
+            }
+            DialStatus::Completed
+        } else if !ended_by.is_empty() {
+            if ended_by.starts_with("no answer") {
+                DialStatus::NoAnswer
+            } else {
+                DialStatus::Canceled
+            }
+        } else {
+            ended_by = format!("the app did not answer: {}", result.report.end_reason);
+            match result.report.status {
+                CallStatus::Busy => DialStatus::Busy,
+                CallStatus::NoAnswer => DialStatus::NoAnswer,
+                _ => DialStatus::Failed,
+            }
+        };
+        let (heard, said) = match (&result.call_audio, won) {
+            (Some(a), true) => (
+                Some(Arc::new(FrameSet::from_mulaw(&a.heard))),
+                Some(a.said.clone()),
+            ),
+            _ => (None, None),
+        };
+        LegResult {
+            party,
+            leg_sid: String::new(),
+            status,
+            answered_at: answered_at.filter(|_| won),
+            ended_at,
+            ended_by,
+            heard,
+            said,
+            app: Some(Arc::new(result)),
+        }
+    }
+
+    /// The hosted app's call: an inbound call to its number from the caller ID, hearing the
+    /// caller from where it has got to, on the parent's settings.
+    fn app_config(&self, p: &Party, app: &HostedApp, app_sid: String) -> CallConfig {
+        let parent = &self.call.cfg;
+        let mut cfg = CallConfig::new(app.url.clone(), self.caller.audio.clone());
+        cfg.method = app.method;
+        cfg.fallback_url = app.fallback_url.clone();
+        cfg.account_sid = app.account_sid.clone();
+        cfg.auth_token = app.auth_token.clone();
+        cfg.tunnels = app.tunnels.clone();
+        cfg.from = self.from.clone();
+        cfg.to = p.to.clone();
+        cfg.direction = Direction::Inbound;
+        cfg.call_sid = Some(app_sid);
+        cfg.caller = self.caller.clone();
+        // `sendDigits` reach the app first, one every 100 ms from a second after the answer.
+        let mut at = Duration::from_secs(1);
+        let mut keyed = Vec::new();
+        for c in p.send_digits.chars() {
+            if c.eq_ignore_ascii_case(&'w') {
+                at += Duration::from_millis(500);
+            } else {
+                keyed.push((at, c));
+                at += Duration::from_millis(DIGIT_MS);
+            }
+        }
+        let typed: String = keyed.iter().map(|(_, c)| *c).collect();
+        cfg.caller.gather_digits = typed + &cfg.caller.gather_digits;
+        cfg.caller.stream_dtmf.extend(keyed);
+        cfg.caller.stream_dtmf.sort_by_key(|(t, _)| *t);
+        cfg.max_duration = parent
+            .max_duration
+            .min(self.time_limit() + self.ring_timeout());
+        cfg.webhook_timeout = parent.webhook_timeout;
+        cfg.no_audio_timeout = parent.no_audio_timeout;
+        cfg.record = parent.record;
+        cfg.seed = parent.seed.map(|s| s.wrapping_add(0x9e37_79b9));
+        cfg.fast = parent.fast;
+        cfg.relay_speech = parent.relay_speech;
+        cfg.frame_lateness = parent.frame_lateness.clone();
+        cfg.keep_timeline = false;
+        cfg.directory = parent.directory.clone();
+        cfg.dial_depth = parent.dial_depth + 1;
+        cfg
+    }
+}
+
+/// The app's call, boxed behind a named type: it is a call like the one dialing it, and a
+/// future may not contain itself (nor can its `Send` be proven through its own type).
+fn boxed_run<'e>(
+    prepared: super::PreparedCall<'e>,
+    sink: crate::EventSink,
+) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'e>> {
+    Box::pin(prepared.run(Some(sink)))
+}
