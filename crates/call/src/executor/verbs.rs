@@ -240,8 +240,9 @@ impl Call<'_> {
                 self.warn(0, "<Dial> is not simulated; skipped".into());
                 Next::Continue
             }
-            Verb::Unsupported { name } => {
+            Verb::Enqueue(_) | Verb::Leave | Verb::Unsupported { .. } => {
                 self.verb_event(node, String::new());
+                let name = node.verb.name();
                 self.warn(0, format!("<{name}> is not simulated; skipped"));
                 Next::Continue
             }
