@@ -19,11 +19,14 @@ use crate::leg::Leg;
 use crate::observe::Observer;
 use crate::store::{CallRecord, Control};
 
+/// A live dialed leg's bookkeeping: the dial leg and, for a hosted app, its call's leg.
+type LiveLeg = (Arc<Leg>, Option<Arc<Leg>>);
+
 /// What `serve`'s calls dial.
 pub(crate) struct ServeBook {
     shared: Arc<Shared>,
-    /// Live legs by `DialCallSid`: the dial leg and, for a hosted app, its call's leg.
-    legs: Mutex<HashMap<String, (Arc<Leg>, Option<Arc<Leg>>)>>,
+    /// Live legs by `DialCallSid`.
+    legs: Mutex<HashMap<String, LiveLeg>>,
 }
 
 impl std::fmt::Debug for ServeBook {
@@ -206,7 +209,7 @@ impl Directory for ServeBook {
 }
 
 impl ServeBook {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Leg>, Option<Arc<Leg>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveLeg>> {
         self.legs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

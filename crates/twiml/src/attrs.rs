@@ -40,6 +40,11 @@ impl<'e, 'a> Attrs<'e, 'a> {
         Ok(attrs)
     }
 
+    /// Attributes already checked when their document was parsed, read again for a typed view.
+    pub(crate) fn checked(elem: &'e Elem<'a>) -> Self {
+        Self { elem }
+    }
+
     /// The raw (unescaped) value of `key`, if present.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.elem
@@ -133,6 +138,32 @@ impl<'e, 'a> Attrs<'e, 'a> {
                 choices.join(", ")
             )))
         }
+    }
+
+    /// `key` as space-separated words, each one of `choices` (exact match), deduplicated in the
+    /// order written; `default` when absent or blank.
+    pub(crate) fn words(
+        &self,
+        key: &str,
+        choices: &[&str],
+        default: &[&str],
+    ) -> Result<Vec<String>, TwimlError> {
+        let Some(value) = self.get(key).filter(|v| !v.trim().is_empty()) else {
+            return Ok(default.iter().map(|&w| w.to_owned()).collect());
+        };
+        let mut words: Vec<String> = Vec::new();
+        for word in value.split_whitespace() {
+            if !choices.contains(&word) {
+                return Err(self.err(format!(
+                    "attribute {key}=\"{value}\": {word} is not one of {}",
+                    choices.join(", ")
+                )));
+            }
+            if !words.iter().any(|w| w == word) {
+                words.push(word.to_owned());
+            }
+        }
+        Ok(words)
     }
 
     /// `key` whose every character is one of `keys` (so `""` passes), at most `max_len` long;

@@ -26,6 +26,8 @@
 //! - `<Stream url>` may be `ws://` as well as `wss://` (local testing), or relative.
 //! - Unsimulated verbs ([`Verb::Unsupported`]) and nouns (`ConnectTarget::Other`...) are
 //!   recognised by name; their attributes and content are not validated.
+//! - `<Dial>` nouns keep their attributes as written; the values behind their typed views
+//!   ([`DialNoun::conference_options`]...) are validated at parse time, so the views never fail.
 //! - An element with more than [`MAX_ATTRIBUTES`] attributes is 12100: the bound keeps
 //!   parsing linear in the document's length, whatever the document.
 
@@ -41,9 +43,9 @@ mod write;
 pub use cursor::MAX_ATTRIBUTES;
 pub use error::TwimlError;
 pub use model::{
-    Connect, ConnectTarget, Dial, DialNoun, Document, Gather, GatherInput, Method, Node, Pause,
-    Play, Record, Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Track,
-    Verb,
+    Beep, ConferenceOptions, Connect, ConnectTarget, Dial, DialNoun, Document, Enqueue, Gather,
+    GatherInput, Method, Node, NounKind, NumberOptions, Pause, Play, QueueOptions, Record,
+    Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Task, Track, Verb,
 };
 pub use relay::{ConversationRelay, DEFAULT_LANGUAGE, RelayInput, RelayLanguage};
 

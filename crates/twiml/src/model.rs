@@ -71,10 +71,14 @@ pub enum Verb {
     Record(Record),
     /// `<Dial>`: call another party.
     Dial(Dial),
-    /// A real Twilio voice verb that dialtone parses but does not simulate (Enqueue, Leave, Pay,
-    /// Refer, Echo, Sms, Queue...). Its attributes and content are accepted without validation.
+    /// `<Enqueue>`: wait in a call queue until dequeued.
+    Enqueue(Enqueue),
+    /// `<Leave>`: leave the queue the call waits in (meaningful in a `waitUrl` document).
+    Leave,
+    /// A real Twilio voice verb that dialtone parses but does not simulate (Pay, Refer, Echo,
+    /// Sms, Queue). Its attributes and content are accepted without validation.
     Unsupported {
-        /// The element name, e.g. `"Enqueue"`.
+        /// The element name, e.g. `"Pay"`.
         name: String,
     },
 }
@@ -95,6 +99,8 @@ impl Verb {
             Verb::Stop(_) => "Stop",
             Verb::Record(_) => "Record",
             Verb::Dial(_) => "Dial",
+            Verb::Enqueue(_) => "Enqueue",
+            Verb::Leave => "Leave",
             Verb::Unsupported { name } => name,
         }
     }
@@ -427,6 +433,10 @@ impl Default for Record {
 }
 
 /// One noun inside `<Dial>` (`<Number>`, `<Client>`, `<Sip>`, `<Conference>`, `<Queue>`...).
+///
+/// Stored as written; [`DialNoun::kind`], [`DialNoun::number_options`],
+/// [`DialNoun::conference_options`] and [`DialNoun::queue_options`] give typed views whose
+/// values were validated when the document was parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DialNoun {
     /// Element name, e.g. `"Number"`.
@@ -484,4 +494,181 @@ impl Default for Dial {
             recording_status_callback: None,
         }
     }
+}
+
+/// Which `<Dial>` noun a [`DialNoun`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NounKind {
+    /// `<Number>`: a phone number.
+    Number,
+    /// `<Client>`: a Voice SDK client identity.
+    Client,
+    /// `<Sip>`: a SIP URI.
+    Sip,
+    /// `<Conference>`: a named conference room.
+    Conference,
+    /// `<Queue>`: the first caller waiting in a named queue.
+    Queue,
+    /// `<Sim>`: a Programmable Wireless SIM.
+    Sim,
+    /// `<Application>`: a TwiML App.
+    Application,
+    /// `<WhatsApp>`: a WhatsApp user.
+    WhatsApp,
+}
+
+impl NounKind {
+    /// The kind named by a `<Dial>` child element, or `None` if it is not a Dial noun.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "Number" => NounKind::Number,
+            "Client" => NounKind::Client,
+            "Sip" => NounKind::Sip,
+            "Conference" => NounKind::Conference,
+            "Queue" => NounKind::Queue,
+            "Sim" => NounKind::Sim,
+            "Application" => NounKind::Application,
+            "WhatsApp" => NounKind::WhatsApp,
+            _ => return None,
+        })
+    }
+}
+
+/// Typed attributes of a dialed party: `<Number>`, `<Client>` or `<Sip>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberOptions {
+    /// `url`: a document run on the called party's leg before the calls are bridged.
+    pub url: Option<String>,
+    /// `method` for `url`.
+    pub method: Method,
+    /// `sendDigits`: DTMF (`0-9 * #`, `w`/`W` pauses) sent once the party answers.
+    pub send_digits: Option<String>,
+    /// `statusCallback` URL for call progress events.
+    pub status_callback: Option<String>,
+    /// `statusCallbackMethod`.
+    pub status_callback_method: Method,
+    /// `statusCallbackEvent`: a subset of `initiated`, `ringing`, `answered`, `completed` in
+    /// the order written; `["completed"]` when absent.
+    pub status_callback_events: Vec<String>,
+}
+
+impl Default for NumberOptions {
+    fn default() -> Self {
+        Self {
+            url: None,
+            method: Method::Post,
+            send_digits: None,
+            status_callback: None,
+            status_callback_method: Method::Post,
+            status_callback_events: vec!["completed".to_owned()],
+        }
+    }
+}
+
+/// `<Conference beep>`: when the room hears a notification beep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Beep {
+    /// `true` (the default): when a participant joins and when one leaves.
+    #[default]
+    True,
+    /// `false`: never.
+    False,
+    /// `onEnter`: only when a participant joins.
+    OnEnter,
+    /// `onExit`: only when a participant leaves.
+    OnExit,
+}
+
+/// Typed attributes of `<Conference>`, with Twilio's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceOptions {
+    /// `muted`: the participant only listens (default false).
+    pub muted: bool,
+    /// `beep`.
+    pub beep: Beep,
+    /// `startConferenceOnEnter`: joining starts the conference (default true); otherwise the
+    /// participant hears the wait music until a participant with it set joins.
+    pub start_conference_on_enter: bool,
+    /// `endConferenceOnExit`: leaving ends the conference for everyone (default false).
+    pub end_conference_on_exit: bool,
+    /// `waitUrl`: played until the conference starts. `None` is Twilio's default hold music;
+    /// `Some("")` is silence.
+    pub wait_url: Option<String>,
+    /// `waitMethod` for `wait_url`.
+    pub wait_method: Method,
+    /// `maxParticipants`: 1 to 250 (default 250).
+    pub max_participants: u32,
+    /// `record`: `do-not-record` (Twilio's default) or `record-from-start`, if given.
+    pub record: Option<String>,
+    /// `statusCallback` URL for conference events.
+    pub status_callback: Option<String>,
+    /// `statusCallbackMethod`.
+    pub status_callback_method: Method,
+    /// `statusCallbackEvent`: a subset of `start`, `end`, `join`, `leave`, `mute`, `hold`,
+    /// `modify`, `speaker`, `announcement` in the order written; empty when absent.
+    pub status_callback_events: Vec<String>,
+    /// `coach`: the Call SID of the participant this one coaches.
+    pub coach: Option<String>,
+    /// `participantLabel`.
+    pub participant_label: Option<String>,
+}
+
+impl Default for ConferenceOptions {
+    fn default() -> Self {
+        Self {
+            muted: false,
+            beep: Beep::True,
+            start_conference_on_enter: true,
+            end_conference_on_exit: false,
+            wait_url: None,
+            wait_method: Method::Post,
+            max_participants: 250,
+            record: None,
+            status_callback: None,
+            status_callback_method: Method::Post,
+            status_callback_events: Vec::new(),
+            coach: None,
+            participant_label: None,
+        }
+    }
+}
+
+/// Typed attributes of `<Queue>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueOptions {
+    /// `url`: a document run on the dequeued caller's leg before the calls are bridged.
+    pub url: Option<String>,
+    /// `method` for `url`.
+    pub method: Method,
+}
+
+/// `<Task>` inside `<Enqueue workflowSid>`: the TaskRouter task created for the call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Task {
+    /// The task attributes: trimmed text content, JSON by contract (passed through unparsed).
+    pub attributes: String,
+    /// `priority`, if given.
+    pub priority: Option<u32>,
+    /// `timeout` in seconds (at least 1), if given.
+    pub timeout_secs: Option<u32>,
+}
+
+/// `<Enqueue>`: put the call in a queue, where it hears `wait_url` until dequeued.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Enqueue {
+    /// The queue name: trimmed text content, at most 64 characters. Empty only when
+    /// `workflow_sid` routes the call through TaskRouter instead.
+    pub queue: String,
+    /// `action`: requested when the call leaves the queue; `None` = continue with the next verb.
+    pub action: Option<String>,
+    /// `method` for `action`.
+    pub method: Method,
+    /// `waitUrl`: the document or audio played while waiting; `None` = Twilio's hold music.
+    pub wait_url: Option<String>,
+    /// `waitUrlMethod` for `wait_url`.
+    pub wait_url_method: Method,
+    /// `workflowSid`: the TaskRouter Workflow that routes the call.
+    pub workflow_sid: Option<String>,
+    /// The `<Task>` child, if any.
+    pub task: Option<Task>,
 }

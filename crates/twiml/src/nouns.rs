@@ -1,11 +1,14 @@
 //! Schema layer for the verbs that hold nouns: `<Connect>`, `<Start>`, `<Stop>` (with
 //! `<Stream>` and `<Parameter>`) and `<Dial>` (with `<Number>`, `<Client>`, `<Sip>`...).
 
+use std::borrow::Cow;
+
 use crate::attrs::Attrs;
-use crate::cursor::{Cursor, Elem, Ev};
+use crate::cursor::{Attr, Cursor, Elem, Ev};
 use crate::error::TwimlError;
 use crate::model::{
-    Connect, ConnectTarget, Dial, DialNoun, Start, StartTarget, Stop, Stream, Track,
+    Beep, ConferenceOptions, Connect, ConnectTarget, Dial, DialNoun, NounKind, NumberOptions,
+    QueueOptions, Start, StartTarget, Stop, Stream, Track,
 };
 use crate::verbs::{bad_child, parameter, reject_text};
 
@@ -279,29 +282,55 @@ const CONFERENCE_ATTRS: &[&str] = &[
     "participantLabel",
 ];
 
-/// Attribute names documented for a `<Dial>` noun, or `None` if `name` is not a Dial noun.
-fn dial_noun_attrs(name: &str) -> Option<Vec<&'static str>> {
-    let extra: &[&str] = match name {
-        "Number" => &["sendDigits", "byoc"],
-        "Sip" => &["username", "password"],
-        "Application" => &["customerId", "copyParentTo"],
-        "Client" | "WhatsApp" => &[],
-        "Queue" => &["url", "method", "reservationSid", "postWorkActivitySid"],
-        "Conference" => CONFERENCE_ATTRS,
-        "Sim" => &[],
-        _ => return None,
+/// Call progress events of a dialed party's `statusCallbackEvent`.
+const CALL_EVENTS: &[&str] = &["initiated", "ringing", "answered", "completed"];
+
+/// Conference events of `<Conference statusCallbackEvent>`.
+const CONFERENCE_EVENTS: &[&str] = &[
+    "start",
+    "end",
+    "join",
+    "leave",
+    "mute",
+    "hold",
+    "modify",
+    "speaker",
+    "announcement",
+];
+
+/// Twilio's limit on a conference name (warning 13237).
+const CONFERENCE_NAME_MAX: usize = 128;
+
+/// Kinds that are a called party, with call progress callbacks.
+fn is_party(kind: NounKind) -> bool {
+    matches!(
+        kind,
+        NounKind::Number
+            | NounKind::Sip
+            | NounKind::Application
+            | NounKind::Client
+            | NounKind::WhatsApp
+    )
+}
+
+/// Attribute names documented for a `<Dial>` noun.
+fn dial_noun_attrs(kind: NounKind) -> Vec<&'static str> {
+    let extra: &[&str] = match kind {
+        NounKind::Number => &["sendDigits", "byoc"],
+        NounKind::Sip => &["username", "password"],
+        NounKind::Application => &["customerId", "copyParentTo"],
+        NounKind::Client | NounKind::WhatsApp | NounKind::Sim => &[],
+        NounKind::Queue => &["url", "method", "reservationSid", "postWorkActivitySid"],
+        NounKind::Conference => CONFERENCE_ATTRS,
     };
     let mut all = extra.to_vec();
-    if matches!(
-        name,
-        "Number" | "Sip" | "Application" | "Client" | "WhatsApp"
-    ) {
+    if is_party(kind) {
         all.extend_from_slice(CALLBACKS);
     }
-    if matches!(name, "Number" | "Sip") {
+    if matches!(kind, NounKind::Number | NounKind::Sip) {
         all.extend_from_slice(AMD);
     }
-    Some(all)
+    all
 }
 
 /// `<Dial>`: a bare number as text, or one or more nouns.
@@ -326,14 +355,14 @@ pub(crate) fn dial(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Dial, TwimlErro
         match cur.next()? {
             Ev::Text(t) => text.push_str(&t),
             Ev::Open(child) => {
-                let Some(allowed) = dial_noun_attrs(child.name) else {
+                let Some(kind) = NounKind::from_name(child.name) else {
                     return Err(bad_child(
                         e,
                         &child,
                         "a number or <Number>, <Client>, <Sip>, <Conference>, <Queue>, <Sim>, <Application>, <WhatsApp>",
                     ));
                 };
-                dial.nouns.push(dial_noun(cur, &child, &allowed)?);
+                dial.nouns.push(dial_noun(cur, &child, kind)?);
             }
             Ev::Close | Ev::Eof => break,
         }
@@ -357,8 +386,21 @@ pub(crate) fn dial(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Dial, TwimlErro
     }
 }
 
-fn dial_noun(cur: &mut Cursor<'_>, e: &Elem<'_>, allowed: &[&str]) -> Result<DialNoun, TwimlError> {
-    let attrs = Attrs::check(e, allowed)?;
+fn dial_noun(cur: &mut Cursor<'_>, e: &Elem<'_>, kind: NounKind) -> Result<DialNoun, TwimlError> {
+    let attrs = Attrs::check(e, &dial_noun_attrs(kind))?;
+    // The typed views read these same attributes later and must not fail: check them now.
+    match kind {
+        NounKind::Conference => {
+            conference_options(&attrs)?;
+        }
+        NounKind::Queue => {
+            queue_options(&attrs)?;
+        }
+        kind if is_party(kind) => {
+            number_options(&attrs)?;
+        }
+        _ => {}
+    }
     let attributes = e
         .attrs
         .iter()
@@ -369,6 +411,12 @@ fn dial_noun(cur: &mut Cursor<'_>, e: &Elem<'_>, allowed: &[&str]) -> Result<Dia
     let value = value.trim().to_owned();
     if value.is_empty() {
         return Err(attrs.err(format!("<{}> needs a value as its text", e.name)));
+    }
+    let len = value.chars().count();
+    if kind == NounKind::Conference && len > CONFERENCE_NAME_MAX {
+        return Err(attrs.err(format!(
+            "conference name must be at most {CONFERENCE_NAME_MAX} characters, found {len}"
+        )));
     }
     Ok(DialNoun {
         name: e.name.to_owned(),
@@ -396,5 +444,114 @@ fn noun_text(cur: &mut Cursor<'_>, e: &Elem<'_>, out: &mut String) -> Result<(),
             },
             Ev::Close | Ev::Eof => return Ok(()),
         }
+    }
+}
+
+fn number_options(attrs: &Attrs<'_, '_>) -> Result<NumberOptions, TwimlError> {
+    let send_digits = match attrs.get("sendDigits") {
+        None => None,
+        Some(d) => Some(attrs.keys("sendDigits", d, "0123456789*#wW", None)?),
+    };
+    Ok(NumberOptions {
+        url: attrs.string("url"),
+        method: attrs.method("method")?,
+        send_digits,
+        status_callback: attrs.string("statusCallback"),
+        status_callback_method: attrs.method("statusCallbackMethod")?,
+        status_callback_events: attrs.words("statusCallbackEvent", CALL_EVENTS, &["completed"])?,
+    })
+}
+
+fn conference_options(attrs: &Attrs<'_, '_>) -> Result<ConferenceOptions, TwimlError> {
+    let beep = match attrs.get("beep") {
+        None => Beep::True,
+        Some("onEnter") => Beep::OnEnter,
+        Some("onExit") => Beep::OnExit,
+        Some(value) => match attrs.boolean("beep", true) {
+            Ok(true) => Beep::True,
+            Ok(false) => Beep::False,
+            Err(_) => {
+                return Err(attrs.err(format!(
+                    "attribute beep=\"{value}\" must be true, false, onEnter or onExit"
+                )));
+            }
+        },
+    };
+    let max_participants = attrs.uint("maxParticipants", 250, 1)?;
+    if max_participants > 250 {
+        return Err(attrs.err(format!(
+            "attribute maxParticipants=\"{max_participants}\" must be at most 250"
+        )));
+    }
+    Ok(ConferenceOptions {
+        muted: attrs.boolean("muted", false)?,
+        beep,
+        start_conference_on_enter: attrs.boolean("startConferenceOnEnter", true)?,
+        end_conference_on_exit: attrs.boolean("endConferenceOnExit", false)?,
+        wait_url: attrs.string("waitUrl"),
+        wait_method: attrs.method("waitMethod")?,
+        max_participants,
+        record: attrs.choice("record", &["do-not-record", "record-from-start"])?,
+        status_callback: attrs.string("statusCallback"),
+        status_callback_method: attrs.method("statusCallbackMethod")?,
+        status_callback_events: attrs.words("statusCallbackEvent", CONFERENCE_EVENTS, &[])?,
+        coach: attrs.string("coach"),
+        participant_label: attrs.string("participantLabel"),
+    })
+}
+
+fn queue_options(attrs: &Attrs<'_, '_>) -> Result<QueueOptions, TwimlError> {
+    Ok(QueueOptions {
+        url: attrs.string("url"),
+        method: attrs.method("method")?,
+    })
+}
+
+impl DialNoun {
+    /// The value of attribute `name` as written, if present.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Which noun this is. A name that is not a Dial noun (possible only for a noun built in
+    /// code) reads as [`NounKind::Number`], what a bare `<Dial>` text dials.
+    pub fn kind(&self) -> NounKind {
+        NounKind::from_name(&self.name).unwrap_or(NounKind::Number)
+    }
+
+    /// The attributes of a `<Number>`, `<Client>` or `<Sip>`, with Twilio's defaults.
+    pub fn number_options(&self) -> NumberOptions {
+        self.view(number_options)
+    }
+
+    /// The attributes of a `<Conference>`, with Twilio's defaults.
+    pub fn conference_options(&self) -> ConferenceOptions {
+        self.view(conference_options)
+    }
+
+    /// The attributes of a `<Queue>`, with Twilio's defaults.
+    pub fn queue_options(&self) -> QueueOptions {
+        self.view(queue_options)
+    }
+
+    /// Read the attributes with the parser that validated them, so a parsed noun always reads
+    /// back cleanly; only a noun built in code with bad values falls back to the defaults.
+    fn view<T: Default>(&self, read: fn(&Attrs<'_, '_>) -> Result<T, TwimlError>) -> T {
+        let elem = Elem {
+            name: &self.name,
+            line: 0,
+            attrs: self
+                .attributes
+                .iter()
+                .map(|(key, value)| Attr {
+                    key,
+                    value: Cow::Borrowed(value),
+                })
+                .collect(),
+        };
+        read(&Attrs::checked(&elem)).unwrap_or_default()
     }
 }

@@ -5,19 +5,22 @@ use crate::attrs::Attrs;
 use crate::cursor::{Cursor, Elem, Ev};
 use crate::error::TwimlError;
 use crate::model::{
-    Document, Gather, GatherInput, Node, Pause, Play, Record, Redirect, Reject, RejectReason, Say,
-    Verb,
+    Document, Enqueue, Gather, GatherInput, Node, Pause, Play, Record, Redirect, Reject,
+    RejectReason, Say, Task, Verb,
 };
 use crate::nouns;
 
-/// Verbs of the simulated set, for "did you mean" hints on wrong case.
+/// Verbs parsed into typed structs, for "did you mean" hints on wrong case.
 const KNOWN_VERBS: &[&str] = &[
     "Say", "Play", "Pause", "Gather", "Hangup", "Reject", "Redirect", "Connect", "Start", "Stop",
-    "Record", "Dial",
+    "Record", "Dial", "Enqueue", "Leave",
 ];
 
 /// Real Twilio voice verbs that dialtone recognises without simulating them.
-const UNSUPPORTED_VERBS: &[&str] = &["Enqueue", "Leave", "Pay", "Refer", "Echo", "Sms", "Queue"];
+const UNSUPPORTED_VERBS: &[&str] = &["Pay", "Refer", "Echo", "Sms", "Queue"];
+
+/// Twilio's limit on a queue name (the `<Enqueue>` reference).
+const QUEUE_NAME_MAX: usize = 64;
 
 /// Nouns that are valid TwiML but never directly under `<Response>`.
 const NOUNS: &[&str] = &[
@@ -39,6 +42,7 @@ const NOUNS: &[&str] = &[
     "Identity",
     "Uri",
     "Prompt",
+    "Task",
 ];
 
 /// SSML elements Twilio accepts inside `<Say>`; their text content is spoken.
@@ -91,6 +95,12 @@ fn verb(cur: &mut Cursor<'_>, e: Elem<'_>) -> Result<Node, TwimlError> {
         "Start" => Verb::Start(nouns::start(cur, &e)?),
         "Stop" => Verb::Stop(nouns::stop(cur, &e)?),
         "Dial" => Verb::Dial(nouns::dial(cur, &e)?),
+        "Enqueue" => Verb::Enqueue(enqueue(cur, &e)?),
+        "Leave" => {
+            Attrs::check(&e, &[])?;
+            empty_content(cur, &e, false)?;
+            Verb::Leave
+        }
         name if UNSUPPORTED_VERBS.contains(&name) => {
             cur.skip_element()?;
             Verb::Unsupported {
@@ -433,4 +443,73 @@ fn record(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Record, TwimlError> {
     };
     empty_content(cur, e, false)?;
     Ok(record)
+}
+
+const ENQUEUE_ATTRS: &[&str] = &[
+    "action",
+    "method",
+    "waitUrl",
+    "waitUrlMethod",
+    "workflowSid",
+    "maxQueueSize",
+];
+
+fn enqueue(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Enqueue, TwimlError> {
+    let attrs = Attrs::check(e, ENQUEUE_ATTRS)?;
+    // The helper libraries write maxQueueSize, but Twilio's reference does not document it
+    // (a queue's size is set with the REST API): checked for its type, not kept.
+    attrs.opt_uint("maxQueueSize", 1)?;
+    let mut enqueue = Enqueue {
+        action: attrs.string("action"),
+        method: attrs.method("method")?,
+        wait_url: attrs.string("waitUrl"),
+        wait_url_method: attrs.method("waitUrlMethod")?,
+        workflow_sid: attrs.string("workflowSid"),
+        ..Enqueue::default()
+    };
+    let mut text = String::new();
+    loop {
+        match cur.next()? {
+            Ev::Text(t) => text.push_str(&t),
+            Ev::Open(child) if child.name == "Task" => {
+                if enqueue.task.is_some() {
+                    return Err(TwimlError::schema(
+                        child.line,
+                        child.name,
+                        "<Enqueue> may contain only one <Task>",
+                    ));
+                }
+                enqueue.task = Some(task(cur, &child)?);
+            }
+            Ev::Open(child) => return Err(bad_child(e, &child, "a queue name and <Task>")),
+            Ev::Close | Ev::Eof => break,
+        }
+    }
+    enqueue.queue = text.trim().to_owned();
+    let routed = enqueue
+        .workflow_sid
+        .as_deref()
+        .is_some_and(|sid| !sid.trim().is_empty());
+    if enqueue.queue.is_empty() && !routed {
+        return Err(attrs.err("<Enqueue> needs a queue name as its text or a workflowSid"));
+    }
+    let len = enqueue.queue.chars().count();
+    if len > QUEUE_NAME_MAX {
+        return Err(attrs.err(format!(
+            "queue name must be at most {QUEUE_NAME_MAX} characters, found {len}"
+        )));
+    }
+    Ok(enqueue)
+}
+
+/// `<Task priority timeout>` holding the task's JSON attributes.
+fn task(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Task, TwimlError> {
+    let attrs = Attrs::check(e, &["priority", "timeout"])?;
+    let priority = attrs.opt_uint("priority", 0)?;
+    let timeout_secs = attrs.opt_uint("timeout", 1)?;
+    Ok(Task {
+        attributes: text_content(cur, e)?.trim().to_owned(),
+        priority,
+        timeout_secs,
+    })
 }

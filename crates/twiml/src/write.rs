@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::model::{
-    ConnectTarget, Dial, Document, Gather, GatherInput, Method, Node, Record, RejectReason,
-    StartTarget, Stream, Track, Verb,
+    ConnectTarget, Dial, Document, Enqueue, Gather, GatherInput, Method, Node, Record,
+    RejectReason, StartTarget, Stream, Track, Verb,
 };
 use crate::relay::{ConversationRelay, RelayInput};
 
@@ -159,6 +159,8 @@ impl Writer {
             }),
             Verb::Record(r) => self.record(r),
             Verb::Dial(d) => self.dial(d),
+            Verb::Enqueue(e) => self.enqueue(e),
+            Verb::Leave => self.tag("Leave").text(""),
             Verb::Unsupported { name } => self.tag(name).text(""),
         }
     }
@@ -305,6 +307,29 @@ impl Writer {
             .flag("transcribe", r.transcribe, false)
             .opt("transcribeCallback", r.transcribe_callback.as_deref())
             .text("");
+    }
+
+    fn enqueue(&mut self, e: &Enqueue) {
+        let tag = self
+            .tag("Enqueue")
+            .opt("action", e.action.as_deref())
+            .method("method", e.method)
+            .opt("waitUrl", e.wait_url.as_deref())
+            .method("waitUrlMethod", e.wait_url_method)
+            .opt("workflowSid", e.workflow_sid.as_deref());
+        let Some(task) = &e.task else {
+            return tag.text(&e.queue);
+        };
+        tag.children(|w| {
+            escape_into(&mut w.out, &e.queue, false);
+            w.tag("Task")
+                .opt("priority", task.priority.map(|n| n.to_string()).as_deref())
+                .opt(
+                    "timeout",
+                    task.timeout_secs.map(|n| n.to_string()).as_deref(),
+                )
+                .text(&task.attributes);
+        });
     }
 
     fn dial(&mut self, d: &Dial) {

@@ -5,8 +5,9 @@ mod common;
 
 use common::{ok, one, verbs};
 use dialtone_twiml::{
-    Connect, ConnectTarget, Dial, DialNoun, Gather, GatherInput, Method, Node, Pause, Play, Record,
-    Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Track, Verb,
+    Beep, ConferenceOptions, Connect, ConnectTarget, Dial, DialNoun, Enqueue, Gather, GatherInput,
+    Method, Node, NounKind, NumberOptions, Pause, Play, QueueOptions, Record, Redirect, Reject,
+    RejectReason, Say, Start, StartTarget, Stop, Stream, Task, Track, Verb,
 };
 
 /// Generated with twilio-python 9.11.0 (shared/docs/twilio-protocol.md §3).
@@ -230,7 +231,90 @@ fn unsupported_verbs_are_recognised_and_skipped() {
         names,
         ["Enqueue", "Leave", "Pay", "Refer", "Echo", "Sms", "Queue"]
     );
-    assert!(matches!(&v[0], Verb::Unsupported { name } if name == "Enqueue"));
+    // Enqueue and Leave are typed verbs now; the rest stay recognised-but-unsimulated.
+    assert!(matches!(&v[0], Verb::Enqueue(e) if e.workflow_sid.as_deref() == Some("WW1")));
+    assert_eq!(v[1], Verb::Leave);
+    assert!(
+        v[2..]
+            .iter()
+            .all(|verb| matches!(verb, Verb::Unsupported { .. }))
+    );
+}
+
+/// What twilio-python's `VoiceResponse` writes for a queue and a moderated conference
+/// (attributes sorted, `" />"` self-closing).
+const TWILIO_PYTHON_QUEUES: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue action="/done" waitUrl="/wait">support</Enqueue><Enqueue workflowSid="WW0123"><Task priority="5" timeout="200">{"account_number": "12345abcdef"}</Task></Enqueue><Leave /><Dial><Conference beep="onEnter" startConferenceOnEnter="false">room</Conference></Dial><Dial><Queue method="GET" url="/about-to-connect">support</Queue></Dial></Response>"#;
+
+#[test]
+fn twilio_python_queues_and_conferences() {
+    let v = verbs(TWILIO_PYTHON_QUEUES);
+    assert_eq!(v.len(), 5);
+    assert_eq!(
+        v[0],
+        Verb::Enqueue(Enqueue {
+            queue: "support".into(),
+            action: Some("/done".into()),
+            wait_url: Some("/wait".into()),
+            ..Enqueue::default()
+        })
+    );
+    assert_eq!(
+        v[1],
+        Verb::Enqueue(Enqueue {
+            workflow_sid: Some("WW0123".into()),
+            task: Some(Task {
+                attributes: r#"{"account_number": "12345abcdef"}"#.into(),
+                priority: Some(5),
+                timeout_secs: Some(200),
+            }),
+            ..Enqueue::default()
+        })
+    );
+    assert_eq!(v[2], Verb::Leave);
+    let Verb::Dial(d) = &v[3] else {
+        panic!("not a dial")
+    };
+    assert_eq!(d.target, "room");
+    assert_eq!(d.nouns[0].kind(), NounKind::Conference);
+    assert_eq!(
+        d.nouns[0].conference_options(),
+        ConferenceOptions {
+            beep: Beep::OnEnter,
+            start_conference_on_enter: false,
+            ..ConferenceOptions::default()
+        }
+    );
+    let Verb::Dial(d) = &v[4] else {
+        panic!("not a dial")
+    };
+    assert_eq!(d.nouns[0].kind(), NounKind::Queue);
+    assert_eq!(
+        d.nouns[0].queue_options(),
+        QueueOptions {
+            url: Some("/about-to-connect".into()),
+            method: Method::Get,
+        }
+    );
+}
+
+#[test]
+fn enqueue_text_and_task_in_pretty_printed_documents() {
+    let v = verbs(
+        "<Response>\n  <Enqueue workflowSid=\"WW1\">\n    <Task>\n      {\"lang\": \"fr\"}\n    </Task>\n  </Enqueue>\n  <Enqueue>\n    <![CDATA[sales & support]]>\n  </Enqueue>\n</Response>",
+    );
+    let Verb::Enqueue(e) = &v[0] else {
+        panic!("not an enqueue")
+    };
+    assert_eq!(e.queue, "");
+    assert_eq!(
+        e.task.as_ref().map(|t| t.attributes.as_str()),
+        Some(r#"{"lang": "fr"}"#)
+    );
+    let Verb::Enqueue(e) = &v[1] else {
+        panic!("not an enqueue")
+    };
+    assert_eq!(e.queue, "sales & support");
+    assert_eq!(e.task, None);
 }
 
 #[test]
@@ -316,12 +400,22 @@ fn dial_nouns_and_text() {
             },
         ]
     );
+    assert_eq!(
+        d.nouns[0].number_options(),
+        NumberOptions {
+            send_digits: Some("ww12".into()),
+            status_callback_events: vec!["answered".into(), "completed".into()],
+            ..NumberOptions::default()
+        }
+    );
+    assert_eq!(d.nouns[1].number_options(), NumberOptions::default());
     let Verb::Dial(d) = one(
         r#"<Dial><Conference startConferenceOnEnter="true" waitMethod="GET">room</Conference></Dial>"#,
     ) else {
         panic!()
     };
     assert_eq!(d.target, "room");
+    assert_eq!(d.nouns[0].conference_options().wait_method, Method::Get);
 }
 
 #[test]

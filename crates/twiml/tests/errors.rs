@@ -163,6 +163,181 @@ fn unknown_verbs() {
         "Parameter",
         "is a noun",
     );
+    body_schema_err("<enqueue>q</enqueue>", "enqueue", "did you mean <Enqueue>?");
+    body_schema_err("<Task>{}</Task>", "Task", "<Task> is a noun");
+}
+
+#[test]
+fn enqueue_and_leave() {
+    schema_err(
+        "<Response>\n<Enqueue action=\"/a\">\n</Enqueue>\n</Response>",
+        2,
+        "Enqueue",
+        "<Enqueue> needs a queue name as its text or a workflowSid",
+    );
+    body_schema_err(
+        r#"<Enqueue workflowSid=" "/>"#,
+        "Enqueue",
+        "needs a queue name",
+    );
+    body_schema_err(
+        &format!("<Enqueue>{}</Enqueue>", "q".repeat(65)),
+        "Enqueue",
+        "queue name must be at most 64 characters, found 65",
+    );
+    body_schema_err(
+        r#"<Enqueue waitUrlMethod="PUT">q</Enqueue>"#,
+        "Enqueue",
+        "attribute waitUrlMethod=\"PUT\" is not GET or POST",
+    );
+    body_schema_err(
+        r#"<Enqueue maxQueueSize="big">q</Enqueue>"#,
+        "Enqueue",
+        "attribute maxQueueSize=\"big\" is not a whole number",
+    );
+    body_schema_err(
+        r#"<Enqueue waiturl="/w">q</Enqueue>"#,
+        "Enqueue",
+        "did you mean waitUrl?",
+    );
+    schema_err(
+        "<Response>\n<Enqueue>\n  q<Say>hi</Say>\n</Enqueue>\n</Response>",
+        3,
+        "Say",
+        "<Enqueue> may only contain a queue name and <Task>, found <Say>",
+    );
+    schema_err(
+        "<Response>\n<Enqueue workflowSid=\"WW1\">\n<Task>{}</Task>\n<Task>{}</Task>\n</Enqueue>\n</Response>",
+        4,
+        "Task",
+        "<Enqueue> may contain only one <Task>",
+    );
+    body_schema_err(
+        r#"<Enqueue workflowSid="WW1"><Task priority="high">{}</Task></Enqueue>"#,
+        "Task",
+        "attribute priority=\"high\" is not a whole number",
+    );
+    body_schema_err(
+        r#"<Enqueue workflowSid="WW1"><Task timeout="0">{}</Task></Enqueue>"#,
+        "Task",
+        "attribute timeout=\"0\" must be at least 1",
+    );
+    body_schema_err(
+        r#"<Enqueue workflowSid="WW1"><Task channel="voice">{}</Task></Enqueue>"#,
+        "Task",
+        "unknown attribute channel on <Task>",
+    );
+    body_schema_err(
+        r#"<Enqueue workflowSid="WW1"><Task><a/></Task></Enqueue>"#,
+        "a",
+        "<Task> may only contain text, found <a>",
+    );
+    body_schema_err(
+        r#"<Leave now="1"/>"#,
+        "Leave",
+        "unknown attribute now on <Leave>",
+    );
+    body_schema_err(
+        "<Leave>q</Leave>",
+        "Leave",
+        "text is not allowed directly inside <Leave>",
+    );
+    body_schema_err(
+        "<Leave><Say>x</Say></Leave>",
+        "Say",
+        "<Leave> may only contain no elements",
+    );
+}
+
+#[test]
+fn dial_noun_attribute_values() {
+    schema_err(
+        "<Response>\n<Dial>\n<Conference beep=\"yes\">room</Conference>\n</Dial>\n</Response>",
+        3,
+        "Conference",
+        "attribute beep=\"yes\" must be true, false, onEnter or onExit",
+    );
+    body_schema_err(
+        r#"<Dial><Conference beep="onenter">r</Conference></Dial>"#,
+        "Conference",
+        "must be true, false, onEnter or onExit",
+    );
+    body_schema_err(
+        r#"<Dial><Conference muted="maybe">r</Conference></Dial>"#,
+        "Conference",
+        "attribute muted=\"maybe\" is not true or false",
+    );
+    body_schema_err(
+        r#"<Dial><Conference startConferenceOnEnter="no">r</Conference></Dial>"#,
+        "Conference",
+        "attribute startConferenceOnEnter=\"no\" is not true or false",
+    );
+    body_schema_err(
+        r#"<Dial><Conference endConferenceOnExit="">r</Conference></Dial>"#,
+        "Conference",
+        "attribute endConferenceOnExit=\"\" is not true or false",
+    );
+    body_schema_err(
+        r#"<Dial><Conference maxParticipants="0">r</Conference></Dial>"#,
+        "Conference",
+        "attribute maxParticipants=\"0\" must be at least 1",
+    );
+    body_schema_err(
+        r#"<Dial><Conference maxParticipants="251">r</Conference></Dial>"#,
+        "Conference",
+        "attribute maxParticipants=\"251\" must be at most 250",
+    );
+    body_schema_err(
+        r#"<Dial><Conference maxParticipants="many">r</Conference></Dial>"#,
+        "Conference",
+        "is not a whole number",
+    );
+    body_schema_err(
+        r#"<Dial><Conference record="true">r</Conference></Dial>"#,
+        "Conference",
+        "attribute record=\"true\" must be one of do-not-record, record-from-start",
+    );
+    body_schema_err(
+        r#"<Dial><Conference statusCallbackEvent="start join completed">r</Conference></Dial>"#,
+        "Conference",
+        "attribute statusCallbackEvent=\"start join completed\": completed is not one of start, end, join, leave, mute, hold, modify, speaker, announcement",
+    );
+    body_schema_err(
+        &format!("<Dial><Conference>{}</Conference></Dial>", "r".repeat(129)),
+        "Conference",
+        "conference name must be at most 128 characters, found 129",
+    );
+    body_schema_err(
+        r#"<Dial><Number statusCallbackEvent="initiated,ringing">+1</Number></Dial>"#,
+        "Number",
+        "initiated,ringing is not one of initiated, ringing, answered, completed",
+    );
+    body_schema_err(
+        r#"<Dial><Client statusCallbackEvent="join">a</Client></Dial>"#,
+        "Client",
+        "join is not one of initiated",
+    );
+    body_schema_err(
+        r#"<Dial><Sip statusCallbackEvent="Answered">sip:a@b</Sip></Dial>"#,
+        "Sip",
+        "Answered is not one of",
+    );
+    body_schema_err(
+        r#"<Dial><Number sendDigits="12x">+1</Number></Dial>"#,
+        "Number",
+        "attribute sendDigits=\"12x\" contains 'x'",
+    );
+    body_schema_err(
+        r#"<Dial><Queue method="PUT">support</Queue></Dial>"#,
+        "Queue",
+        "attribute method=\"PUT\" is not GET or POST",
+    );
+    // Only a later noun is wrong: still an error, on that noun.
+    body_schema_err(
+        r#"<Dial><Number>+1</Number><Number statusCallbackEvent="hangup">+2</Number></Dial>"#,
+        "Number",
+        "hangup is not one of",
+    );
 }
 
 #[test]

@@ -4,9 +4,10 @@
 mod common;
 
 use dialtone_twiml::{
-    Connect, ConnectTarget, ConversationRelay, Dial, DialNoun, Document, Gather, GatherInput,
-    Method, Node, Pause, Play, Record, Redirect, Reject, RejectReason, RelayInput, RelayLanguage,
-    Say, Start, StartTarget, Stop, Stream, Track, Verb, parse,
+    Beep, ConferenceOptions, Connect, ConnectTarget, ConversationRelay, Dial, DialNoun, Document,
+    Enqueue, Gather, GatherInput, Method, Node, NounKind, NumberOptions, Pause, Play, Record,
+    Redirect, Reject, RejectReason, RelayInput, RelayLanguage, Say, Start, StartTarget, Stop,
+    Stream, Task, Track, Verb, parse,
 };
 use proptest::prelude::*;
 
@@ -118,6 +119,15 @@ fn rich() -> Document {
                     value: "alice & bob".into(),
                     attributes: vec![],
                 },
+                DialNoun {
+                    name: "Conference".into(),
+                    value: "room <1>".into(),
+                    attributes: vec![
+                        ("beep".into(), "onExit".into()),
+                        ("waitUrl".into(), String::new()),
+                        ("statusCallbackEvent".into(), "join leave".into()),
+                    ],
+                },
             ],
             hangup_on_star: true,
             answer_on_bridge: true,
@@ -152,9 +162,25 @@ fn rich() -> Document {
                 name: "Transcription".into(),
             },
         }),
-        Verb::Unsupported {
-            name: "Enqueue".into(),
-        },
+        Verb::Enqueue(Enqueue {
+            queue: "sales & <support>".into(),
+            action: Some("/left?a=1&b=2".into()),
+            method: Method::Get,
+            wait_url: Some(String::new()),
+            wait_url_method: Method::Get,
+            workflow_sid: Some("WW1".into()),
+            task: Some(Task {
+                attributes: r#"{"k": "<v & w>"}"#.into(),
+                priority: Some(0),
+                timeout_secs: Some(30),
+            }),
+        }),
+        Verb::Enqueue(Enqueue {
+            workflow_sid: Some("WW2".into()),
+            ..Enqueue::default()
+        }),
+        Verb::Leave,
+        Verb::Unsupported { name: "Pay".into() },
         Verb::Redirect(Redirect {
             url: "/next?a=1&b=2".into(),
             method: Method::Get,
@@ -208,6 +234,34 @@ fn to_xml_omits_defaults_and_escapes() {
     assert_eq!(
         Document::default().to_xml(),
         r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#
+    );
+}
+
+#[test]
+fn enqueue_and_leave_are_written_as_an_app_would() {
+    let doc = Document {
+        verbs: vec![
+            Node::new(Verb::Enqueue(Enqueue {
+                queue: "support".into(),
+                action: Some("/done".into()),
+                wait_url: Some("/wait".into()),
+                ..Enqueue::default()
+            })),
+            Node::new(Verb::Enqueue(Enqueue {
+                workflow_sid: Some("WW1".into()),
+                task: Some(Task {
+                    attributes: r#"{"a": 1}"#.into(),
+                    priority: Some(5),
+                    timeout_secs: None,
+                }),
+                ..Enqueue::default()
+            })),
+            Node::new(Verb::Leave),
+        ],
+    };
+    assert_eq!(
+        doc.to_xml(),
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue action="/done" waitUrl="/wait">support</Enqueue><Enqueue workflowSid="WW1"><Task priority="5">{"a": 1}</Task></Enqueue><Leave/></Response>"#
     );
 }
 
@@ -538,6 +592,36 @@ fn dial() -> impl Strategy<Value = Verb> {
     })
 }
 
+fn enqueue() -> impl Strategy<Value = Verb> {
+    let task = proptest::option::of((
+        prop_oneof![Just(String::new()), word()],
+        proptest::option::of(0u32..10),
+        proptest::option::of(1u32..1000),
+    ));
+    // Either a queue name, or a workflow with no name (a name is then optional).
+    let target = prop_oneof![
+        (word(), proptest::option::of(word())),
+        word().prop_map(|sid| (String::new(), Some(sid))),
+    ];
+    (target, opt_attr(), method(), opt_attr(), method(), task).prop_map(
+        |((queue, workflow_sid), action, method, wait_url, wait_url_method, task)| {
+            Verb::Enqueue(Enqueue {
+                queue,
+                action,
+                method,
+                wait_url,
+                wait_url_method,
+                workflow_sid,
+                task: task.map(|(attributes, priority, timeout_secs)| Task {
+                    attributes,
+                    priority,
+                    timeout_secs,
+                }),
+            })
+        },
+    )
+}
+
 fn verb() -> impl Strategy<Value = Verb> {
     let other =
         |names: &'static [&'static str]| proptest::sample::select(names).prop_map(str::to_owned);
@@ -591,13 +675,194 @@ fn verb() -> impl Strategy<Value = Verb> {
         .prop_map(Verb::Stop),
         record(),
         dial(),
-        other(&["Enqueue", "Leave", "Pay", "Refer", "Echo", "Sms", "Queue"])
+        enqueue(),
+        Just(Verb::Leave),
+        other(&["Pay", "Refer", "Echo", "Sms", "Queue"])
             .prop_map(|name| Verb::Unsupported { name }),
     ]
 }
 
+const CONFERENCE_EVENTS: [&str; 9] = [
+    "start",
+    "end",
+    "join",
+    "leave",
+    "mute",
+    "hold",
+    "modify",
+    "speaker",
+    "announcement",
+];
+
+fn events(all: &'static [&'static str], min: usize) -> impl Strategy<Value = Vec<String>> {
+    proptest::sample::subsequence(all, min..=all.len())
+        .prop_shuffle()
+        .prop_map(|events| events.into_iter().map(str::to_owned).collect())
+}
+
+fn conference_options() -> impl Strategy<Value = ConferenceOptions> {
+    let beep = prop_oneof![
+        Just(Beep::True),
+        Just(Beep::False),
+        Just(Beep::OnEnter),
+        Just(Beep::OnExit)
+    ];
+    let record = proptest::option::of(prop_oneof![
+        Just("do-not-record".to_owned()),
+        Just("record-from-start".to_owned())
+    ]);
+    let a = (
+        any::<bool>(),
+        beep,
+        any::<bool>(),
+        any::<bool>(),
+        opt_attr(),
+        method(),
+        1u32..=250,
+    );
+    let b = (
+        record,
+        opt_attr(),
+        method(),
+        events(&CONFERENCE_EVENTS, 0),
+        opt_attr(),
+        opt_attr(),
+    );
+    (a, b).prop_map(|(a, b)| ConferenceOptions {
+        muted: a.0,
+        beep: a.1,
+        start_conference_on_enter: a.2,
+        end_conference_on_exit: a.3,
+        wait_url: a.4,
+        wait_method: a.5,
+        max_participants: a.6,
+        record: b.0,
+        status_callback: b.1,
+        status_callback_method: b.2,
+        status_callback_events: b.3,
+        coach: b.4,
+        participant_label: b.5,
+    })
+}
+
+fn number_options() -> impl Strategy<Value = NumberOptions> {
+    // An empty list reads as the default ["completed"], so at least one event.
+    let events = events(&["initiated", "ringing", "answered", "completed"], 1);
+    (
+        opt_attr(),
+        method(),
+        proptest::option::of("[0-9*#wW]{0,6}"),
+        opt_attr(),
+        method(),
+        events,
+    )
+        .prop_map(
+            |(url, method, send_digits, status_callback, status_callback_method, events)| {
+                NumberOptions {
+                    url,
+                    method,
+                    send_digits,
+                    status_callback,
+                    status_callback_method,
+                    status_callback_events: events,
+                }
+            },
+        )
+}
+
+/// Attributes an app would write for `o`, every one explicit (defaults included).
+fn conference_attributes(o: &ConferenceOptions) -> Vec<(String, String)> {
+    let beep = match o.beep {
+        Beep::True => "true",
+        Beep::False => "false",
+        Beep::OnEnter => "onEnter",
+        Beep::OnExit => "onExit",
+    };
+    let mut attrs = vec![
+        ("muted", o.muted.to_string()),
+        ("beep", beep.to_owned()),
+        (
+            "startConferenceOnEnter",
+            o.start_conference_on_enter.to_string(),
+        ),
+        ("endConferenceOnExit", o.end_conference_on_exit.to_string()),
+        ("waitMethod", o.wait_method.as_str().to_owned()),
+        ("maxParticipants", o.max_participants.to_string()),
+        (
+            "statusCallbackMethod",
+            o.status_callback_method.as_str().to_owned(),
+        ),
+        ("statusCallbackEvent", o.status_callback_events.join(" ")),
+    ];
+    for (key, value) in [
+        ("waitUrl", &o.wait_url),
+        ("record", &o.record),
+        ("statusCallback", &o.status_callback),
+        ("coach", &o.coach),
+        ("participantLabel", &o.participant_label),
+    ] {
+        if let Some(value) = value {
+            attrs.push((key, value.clone()));
+        }
+    }
+    attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn number_attributes(o: &NumberOptions) -> Vec<(String, String)> {
+    let mut attrs = vec![
+        ("method", o.method.as_str().to_owned()),
+        (
+            "statusCallbackMethod",
+            o.status_callback_method.as_str().to_owned(),
+        ),
+        ("statusCallbackEvent", o.status_callback_events.join(" ")),
+    ];
+    for (key, value) in [
+        ("url", &o.url),
+        ("sendDigits", &o.send_digits),
+        ("statusCallback", &o.status_callback),
+    ] {
+        if let Some(value) = value {
+            attrs.push((key, value.clone()));
+        }
+    }
+    attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn typed_noun_views_read_back_what_was_written(
+        conference in conference_options(),
+        number in number_options(),
+    ) {
+        let dial = Dial {
+            target: "room".into(),
+            nouns: vec![
+                DialNoun {
+                    name: "Conference".into(),
+                    value: "room".into(),
+                    attributes: conference_attributes(&conference),
+                },
+                DialNoun {
+                    name: "Number".into(),
+                    value: "+1".into(),
+                    attributes: number_attributes(&number),
+                },
+            ],
+            ..Dial::default()
+        };
+        let xml = Document { verbs: vec![Node::new(Verb::Dial(dial))] }.to_xml();
+        let doc = parse(&xml).map_err(|e| TestCaseError::fail(format!("{e}\n{xml}")))?;
+        let Verb::Dial(d) = &doc.verbs[0].verb else {
+            return Err(TestCaseError::fail(xml));
+        };
+        prop_assert_eq!(d.nouns[0].kind(), NounKind::Conference);
+        prop_assert_eq!(d.nouns[0].conference_options(), conference);
+        prop_assert_eq!(d.nouns[1].kind(), NounKind::Number);
+        prop_assert_eq!(d.nouns[1].number_options(), number);
+    }
 
     #[test]
     fn random_documents_round_trip(verbs in proptest::collection::vec(verb(), 0..8)) {

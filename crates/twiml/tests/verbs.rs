@@ -4,8 +4,9 @@ mod common;
 
 use common::one;
 use dialtone_twiml::{
-    ConnectTarget, Dial, Gather, GatherInput, Method, Pause, Play, Record, Redirect, Reject,
-    RejectReason, Say, StartTarget, Stop, Stream, Track, Verb,
+    Beep, ConferenceOptions, ConnectTarget, Dial, DialNoun, Enqueue, Gather, GatherInput, Method,
+    NounKind, NumberOptions, Pause, Play, QueueOptions, Record, Redirect, Reject, RejectReason,
+    Say, StartTarget, Stop, Stream, Task, Track, Verb,
 };
 
 #[test]
@@ -394,9 +395,254 @@ fn verb_names() {
         ("<Stop><Stream name=\"a\"/></Stop>", "Stop"),
         ("<Record/>", "Record"),
         ("<Dial>+1</Dial>", "Dial"),
+        ("<Enqueue>q</Enqueue>", "Enqueue"),
+        ("<Leave/>", "Leave"),
         ("<Echo/>", "Echo"),
     ];
     for (body, name) in cases {
         assert_eq!(one(body).name(), name);
     }
+}
+
+#[test]
+fn enqueue_defaults_and_attributes() {
+    assert_eq!(
+        one("<Enqueue> support </Enqueue>"),
+        Verb::Enqueue(Enqueue {
+            queue: "support".into(),
+            action: None,
+            method: Method::Post,
+            wait_url: None,
+            wait_url_method: Method::Post,
+            workflow_sid: None,
+            task: None,
+        })
+    );
+    assert_eq!(
+        one(
+            r#"<Enqueue action="/a" method="GET" waitUrl="" waitUrlMethod="get" workflowSid="WW1" maxQueueSize="50">q<Task priority="0" timeout="60">{"k": "v &amp; w"}</Task></Enqueue>"#
+        ),
+        Verb::Enqueue(Enqueue {
+            queue: "q".into(),
+            action: Some("/a".into()),
+            method: Method::Get,
+            wait_url: Some(String::new()),
+            wait_url_method: Method::Get,
+            workflow_sid: Some("WW1".into()),
+            task: Some(Task {
+                attributes: r#"{"k": "v & w"}"#.into(),
+                priority: Some(0),
+                timeout_secs: Some(60),
+            }),
+        })
+    );
+    // With a workflowSid the queue name may be omitted; so may the task's text.
+    assert_eq!(
+        one(r#"<Enqueue workflowSid="WW1"><Task/></Enqueue>"#),
+        Verb::Enqueue(Enqueue {
+            workflow_sid: Some("WW1".into()),
+            task: Some(Task::default()),
+            ..Enqueue::default()
+        })
+    );
+    let name = "q".repeat(64);
+    let Verb::Enqueue(e) = one(&format!("<Enqueue>{name}</Enqueue>")) else {
+        panic!()
+    };
+    assert_eq!(e.queue, name);
+}
+
+#[test]
+fn leave() {
+    assert_eq!(one("<Leave/>"), Verb::Leave);
+    assert_eq!(one("<Leave> </Leave>"), Verb::Leave);
+}
+
+/// The first noun of `<Dial>{nouns}</Dial>`.
+fn noun(nouns: &str) -> DialNoun {
+    let Verb::Dial(mut d) = one(&format!("<Dial>{nouns}</Dial>")) else {
+        panic!()
+    };
+    d.nouns.remove(0)
+}
+
+#[test]
+fn dial_noun_kinds_and_raw_attributes() {
+    let kinds = [
+        ("Number", NounKind::Number),
+        ("Client", NounKind::Client),
+        ("Sip", NounKind::Sip),
+        ("Conference", NounKind::Conference),
+        ("Queue", NounKind::Queue),
+        ("Sim", NounKind::Sim),
+        ("Application", NounKind::Application),
+        ("WhatsApp", NounKind::WhatsApp),
+    ];
+    for (name, kind) in kinds {
+        assert_eq!(noun(&format!("<{name}>x</{name}>")).kind(), kind);
+        assert_eq!(NounKind::from_name(name), Some(kind));
+    }
+    assert_eq!(NounKind::from_name("number"), None);
+    let n = noun(r#"<Number url="/w?a=1&amp;b=2" method="get">+1</Number>"#);
+    assert_eq!(n.attr("url"), Some("/w?a=1&b=2"));
+    // Raw values stay as written; the typed view normalizes them.
+    assert_eq!(n.attr("method"), Some("get"));
+    assert_eq!(n.number_options().method, Method::Get);
+    assert_eq!(n.attr("sendDigits"), None);
+}
+
+#[test]
+fn number_client_sip_options() {
+    assert_eq!(
+        noun("<Number>+1</Number>").number_options(),
+        NumberOptions {
+            url: None,
+            method: Method::Post,
+            send_digits: None,
+            status_callback: None,
+            status_callback_method: Method::Post,
+            status_callback_events: vec!["completed".into()],
+        }
+    );
+    let full = NumberOptions {
+        url: Some("/whisper".into()),
+        method: Method::Get,
+        send_digits: Some("wW1#".into()),
+        status_callback: Some("/status".into()),
+        status_callback_method: Method::Get,
+        status_callback_events: vec![
+            "ringing".into(),
+            "initiated".into(),
+            "answered".into(),
+            "completed".into(),
+        ],
+    };
+    assert_eq!(
+        noun(
+            r#"<Number url="/whisper" method="GET" sendDigits="wW1#" statusCallback="/status" statusCallbackMethod="GET" statusCallbackEvent=" ringing initiated  answered completed ringing" byoc="BY1" machineDetection="Enable">+1</Number>"#
+        )
+        .number_options(),
+        full
+    );
+    let sip = noun(
+        r#"<Sip username="u" password="p" statusCallbackEvent="answered" statusCallback="/s">sip:a@b</Sip>"#,
+    );
+    assert_eq!(sip.number_options().status_callback_events, ["answered"]);
+    assert_eq!(sip.number_options().status_callback.as_deref(), Some("/s"));
+    let client = noun(r#"<Client url="/u" statusCallbackEvent=""><Identity>a</Identity></Client>"#);
+    // A blank list means the default, like an absent one.
+    assert_eq!(
+        client.number_options().status_callback_events,
+        ["completed"]
+    );
+    assert_eq!(client.number_options().url.as_deref(), Some("/u"));
+}
+
+#[test]
+fn conference_options() {
+    assert_eq!(
+        noun("<Conference>room</Conference>").conference_options(),
+        ConferenceOptions {
+            muted: false,
+            beep: Beep::True,
+            start_conference_on_enter: true,
+            end_conference_on_exit: false,
+            wait_url: None,
+            wait_method: Method::Post,
+            max_participants: 250,
+            record: None,
+            status_callback: None,
+            status_callback_method: Method::Post,
+            status_callback_events: vec![],
+            coach: None,
+            participant_label: None,
+        }
+    );
+    assert_eq!(
+        noun(
+            r#"<Conference muted="true" beep="false" startConferenceOnEnter="False" endConferenceOnExit="1" waitUrl="" waitMethod="GET" maxParticipants="2" record="record-from-start" region="ie1" trim="do-not-trim" coach="CA1" statusCallback="/c" statusCallbackMethod="GET" statusCallbackEvent="start end join leave mute hold modify speaker announcement" recordingStatusCallback="/r" jitterBufferSize="small" participantLabel="agent">room</Conference>"#
+        )
+        .conference_options(),
+        ConferenceOptions {
+            muted: true,
+            beep: Beep::False,
+            start_conference_on_enter: false,
+            end_conference_on_exit: true,
+            wait_url: Some(String::new()),
+            wait_method: Method::Get,
+            max_participants: 2,
+            record: Some("record-from-start".into()),
+            status_callback: Some("/c".into()),
+            status_callback_method: Method::Get,
+            status_callback_events: [
+                "start",
+                "end",
+                "join",
+                "leave",
+                "mute",
+                "hold",
+                "modify",
+                "speaker",
+                "announcement",
+            ]
+            .map(String::from)
+            .to_vec(),
+            coach: Some("CA1".into()),
+            participant_label: Some("agent".into()),
+        }
+    );
+    for (value, beep) in [
+        ("true", Beep::True),
+        ("TRUE", Beep::True),
+        ("false", Beep::False),
+        ("onEnter", Beep::OnEnter),
+        ("onExit", Beep::OnExit),
+    ] {
+        let n = noun(&format!(r#"<Conference beep="{value}">r</Conference>"#));
+        assert_eq!(n.conference_options().beep, beep, "beep={value}");
+    }
+    for max in [1, 250] {
+        let n = noun(&format!(
+            r#"<Conference maxParticipants="{max}">r</Conference>"#
+        ));
+        assert_eq!(n.conference_options().max_participants, max);
+    }
+    let name = "r".repeat(128);
+    assert_eq!(
+        noun(&format!("<Conference>{name}</Conference>")).value,
+        name
+    );
+}
+
+#[test]
+fn queue_options() {
+    assert_eq!(
+        noun("<Queue>support</Queue>").queue_options(),
+        QueueOptions::default()
+    );
+    assert_eq!(
+        noun(r#"<Queue url="/connecting" method="GET" reservationSid="WR1" postWorkActivitySid="WA1">support</Queue>"#)
+            .queue_options(),
+        QueueOptions {
+            url: Some("/connecting".into()),
+            method: Method::Get,
+        }
+    );
+}
+
+#[test]
+fn typed_views_of_nouns_built_in_code_fall_back_to_defaults() {
+    let n = DialNoun {
+        name: "Conference".into(),
+        value: "room".into(),
+        attributes: vec![("maxParticipants".into(), "9999".into())],
+    };
+    assert_eq!(n.conference_options(), ConferenceOptions::default());
+    let n = DialNoun {
+        name: "Pager".into(),
+        value: "x".into(),
+        attributes: vec![],
+    };
+    assert_eq!(n.kind(), NounKind::Number);
+    assert_eq!(n.number_options(), NumberOptions::default());
 }

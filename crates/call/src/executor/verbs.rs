@@ -236,8 +236,9 @@ impl Call<'_> {
                 Next::Continue
             }
             Verb::Dial(d) => self.dial(node, d, doc_url).await,
-            Verb::Unsupported { name } => {
+            Verb::Enqueue(_) | Verb::Leave | Verb::Unsupported { .. } => {
                 self.verb_event(node, String::new());
+                let name = node.verb.name();
                 self.warn(0, format!("<{name}> is not simulated; skipped"));
                 Next::Continue
             }
