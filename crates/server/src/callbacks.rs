@@ -210,12 +210,8 @@ async fn send(shared: &Shared, job: &Job) -> Result<u16, String> {
 
 /// Callbacks are signed with the token of the account in their `AccountSid`.
 fn signing_token(shared: &Shared, params: &[(String, String)]) -> String {
-    params
-        .iter()
-        .find(|(n, _)| n == "AccountSid")
-        .and_then(|(_, sid)| shared.account(sid))
-        .map_or_else(
-            || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
-            |a| a.auth_token.clone(),
-        )
+    params.iter().find(|(n, _)| n == "AccountSid").map_or_else(
+        || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
+        |(_, sid)| shared.auth_token(sid),
+    )
 }

@@ -65,10 +65,7 @@ impl Directory for ServeBook {
                 url: n.voice_url.clone().unwrap_or_default(),
                 method: n.voice_method,
                 fallback_url: n.voice_fallback_url.clone(),
-                auth_token: shared.account(&n.account_sid).map_or_else(
-                    || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
-                    |a| a.auth_token.clone(),
-                ),
+                auth_token: shared.auth_token(&n.account_sid),
                 account_sid: n.account_sid.clone(),
                 tunnels: Arc::new(n.tunnels.then(&shared.tunnels)),
             }),

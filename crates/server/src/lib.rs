@@ -99,6 +99,14 @@ impl Shared {
     pub(crate) fn account(&self, sid: &str) -> Option<&config::Account> {
         self.config.accounts.iter().find(|a| a.sid == sid)
     }
+
+    /// The token that signs requests for account `sid` (the default account's when unknown).
+    pub(crate) fn auth_token(&self, sid: &str) -> String {
+        self.account(sid).map_or_else(
+            || config::DEFAULT_AUTH_TOKEN.to_string(),
+            |a| a.auth_token.clone(),
+        )
+    }
 }
 
 /// The simulator: its router and its calls. Cheap to clone.

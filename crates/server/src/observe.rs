@@ -86,9 +86,7 @@ impl Observer {
     }
 
     fn on_event(&self, e: &CallEvent) {
-        if let EventKind::Twiml { verbs } = &e.kind
-            && verbs.first().is_none_or(|v| v != "Reject")
-        {
+        if dialtone_call::report::answers(&e.kind) {
             let answer = self
                 .on_answer
                 .lock()

@@ -137,10 +137,7 @@ struct LegTarget {
 /// plan's parties, digits and time limit. Callers adjust only what is theirs alone.
 fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallConfig {
     let mut cfg = CallConfig::new(target.url, target.audio);
-    cfg.auth_token = shared.account(&target.account_sid).map_or_else(
-        || crate::config::DEFAULT_AUTH_TOKEN.to_string(),
-        |a| a.auth_token.clone(),
-    );
+    cfg.auth_token = shared.auth_token(&target.account_sid);
     cfg.account_sid = target.account_sid;
     cfg.caller.tail = shared.config.caller_tail;
     // Twilio never fails a call because an app is quiet.
@@ -155,26 +152,10 @@ fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallC
     cfg.direction = target.direction;
     cfg.call_sid = Some(target.call_sid);
     cfg.caller.gather_digits = plan.send_digits.clone();
-    cfg.caller.stream_dtmf = digit_schedule(&plan.send_digits);
+    cfg.caller.stream_dtmf = dialtone_call::dial::digit_schedule(&plan.send_digits);
     cfg.max_duration = plan.time_limit.min(shared.config.max_call);
     cfg.directory = Arc::new(crate::dial_legs::ServeBook::new(shared.clone()));
     cfg
-}
-
-/// `SendDigits` keyed one every 100 ms (`w` waits 500 ms) from a second after the caller's
-/// audio starts (the answer on a two-leg call, the stream's start for a far-end callee).
-fn digit_schedule(digits: &str) -> Vec<(Duration, char)> {
-    let mut at = Duration::from_secs(1);
-    let mut out = Vec::new();
-    for c in digits.chars() {
-        if c.eq_ignore_ascii_case(&'w') {
-            at += Duration::from_millis(500);
-        } else {
-            out.push((at, c));
-            at += Duration::from_millis(100);
-        }
-    }
-    out
 }
 
 /// A call to a number dialtone does not host: the created leg runs its TwiML, the callee

@@ -283,3 +283,19 @@ pub enum DialEvent {
         why: String,
     },
 }
+
+/// Digits keyed into a call (`SendDigits`, `<Number sendDigits>`): one every 100 ms from a
+/// second after its audio starts, `w` waiting 500 ms.
+pub fn digit_schedule(digits: &str) -> Vec<(Duration, char)> {
+    let mut at = Duration::from_secs(1);
+    let mut out = Vec::new();
+    for c in digits.chars() {
+        if c.eq_ignore_ascii_case(&'w') {
+            at += Duration::from_millis(500);
+        } else {
+            out.push((at, c));
+            at += Duration::from_millis(100);
+        }
+    }
+    out
+}

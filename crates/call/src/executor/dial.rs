@@ -9,13 +9,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_audio::FrameSet;
 use dialtone_protocol::sid;
 use dialtone_protocol::webhook::{CallInfo, CallStatus, Direction};
-use dialtone_twiml::{Dial, Node};
+use dialtone_twiml::{Dial, Node, NounKind};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
@@ -59,34 +59,36 @@ fn parties(d: &Dial, doc_url: &str) -> Vec<Party> {
     }
     d.nouns
         .iter()
-        .filter(|n| matches!(n.name.as_str(), "Number" | "Client" | "Sip"))
+        .filter(|n| {
+            matches!(
+                n.kind(),
+                NounKind::Number | NounKind::Client | NounKind::Sip
+            )
+        })
         .take(MAX_PARTIES)
         .map(|n| {
-            let attr = |name: &str| {
-                n.attributes
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str())
-            };
-            let to = match n.name.as_str() {
-                "Client" if !n.value.starts_with("client:") => format!("client:{}", n.value),
+            // The attributes as the parser checked them.
+            let o = n.number_options();
+            let to = match n.kind() {
+                NounKind::Client if !n.value.starts_with("client:") => {
+                    format!("client:{}", n.value)
+                }
                 _ => n.value.clone(),
             };
-            let status_callback = attr("statusCallback")
+            let status_callback = o
+                .status_callback
+                .as_deref()
                 .and_then(|u| webhook::resolve(doc_url, u).ok())
                 .map(|url| {
-                    let method = match attr("statusCallbackMethod") {
-                        Some(m) if m.eq_ignore_ascii_case("GET") => HttpMethod::Get,
-                        _ => HttpMethod::Post,
-                    };
-                    let events = attr("statusCallbackEvent")
-                        .map(|e| e.split_whitespace().map(str::to_string).collect())
-                        .unwrap_or_default();
-                    (url, method, with_completed(events))
+                    (
+                        url,
+                        o.status_callback_method.into(),
+                        with_completed(o.status_callback_events),
+                    )
                 });
             Party {
                 to,
-                send_digits: attr("sendDigits").unwrap_or_default().to_string(),
+                send_digits: o.send_digits.unwrap_or_default(),
                 status_callback,
             }
         })
@@ -143,7 +145,7 @@ impl Call<'_> {
         if let Some(n) = d
             .nouns
             .iter()
-            .find(|n| matches!(n.name.as_str(), "Conference" | "Queue"))
+            .find(|n| matches!(n.kind(), NounKind::Conference | NounKind::Queue))
         {
             self.verb_event(node, format!("<{}>{}", n.name, n.value));
             self.warn(0, format!("<Dial><{}> is not simulated; skipped", n.name));
@@ -466,14 +468,13 @@ impl<'c> DialCtx<'c> {
             to: p.to.clone(),
             app_sid: app_sid.clone(),
         }));
-        let mut r = match answerer {
+        let r = match answerer {
             Answerer::App(sid, prepared) => {
                 self.hosted(party, *prepared, sid, extra_sink, &mut cb, &start)
                     .await
             }
             Answerer::Simulated(c) => self.simulated(party, &p, &c, &mut cb, &start).await,
         };
-        r.leg_sid = leg_sid;
         let duration = r
             .answered_at
             .map_or(Duration::ZERO, |a| r.ended_at.saturating_duration_since(a));
@@ -573,7 +574,7 @@ impl<'c> DialCtx<'c> {
         use crate::dial::CalleeAnswer as A;
         let mut r = LegResult {
             party,
-            leg_sid: String::new(),
+            leg_sid: start.leg_sid.clone(),
             status: DialStatus::Failed,
             answered_at: None,
             ended_at: Instant::now(),
@@ -663,14 +664,14 @@ impl<'c> DialCtx<'c> {
         let (answer_tx, mut answer_rx) = watch::channel(None::<Instant>);
         let timeline = call.timeline.clone();
         let sid = app_sid.clone();
-        let answered_once = Mutex::new(false);
         let sink: crate::EventSink = Arc::new(move |e: &CallEvent| {
             if crate::report::answers(&e.kind) {
-                let mut once = answered_once.lock().unwrap_or_else(|p| p.into_inner());
-                if !*once {
-                    *once = true;
-                    answer_tx.send_replace(Some(Instant::now()));
-                }
+                // The first answer counts (a later document is no new answer).
+                answer_tx.send_if_modified(|a| {
+                    let first = a.is_none();
+                    a.get_or_insert_with(Instant::now);
+                    first
+                });
             }
             if let Some(s) = &extra_sink {
                 s(e);
@@ -765,7 +766,7 @@ impl<'c> DialCtx<'c> {
         };
         LegResult {
             party,
-            leg_sid: String::new(),
+            leg_sid: start.leg_sid.clone(),
             status,
             answered_at: answered_at.filter(|_| won),
             ended_at,
@@ -791,17 +792,8 @@ impl<'c> DialCtx<'c> {
         cfg.direction = Direction::Inbound;
         cfg.call_sid = Some(app_sid);
         cfg.caller = self.caller.clone();
-        // `sendDigits` reach the app first, one every 100 ms from a second after the answer.
-        let mut at = Duration::from_secs(1);
-        let mut keyed = Vec::new();
-        for c in p.send_digits.chars() {
-            if c.eq_ignore_ascii_case(&'w') {
-                at += Duration::from_millis(500);
-            } else {
-                keyed.push((at, c));
-                at += Duration::from_millis(DIGIT_MS);
-            }
-        }
+        // `sendDigits` reach the app first, as serve keys a created call's `SendDigits`.
+        let keyed = crate::dial::digit_schedule(&p.send_digits);
         let typed: String = keyed.iter().map(|(_, c)| *c).collect();
         cfg.caller.gather_digits = typed + &cfg.caller.gather_digits;
         cfg.caller.stream_dtmf.extend(keyed);

@@ -53,13 +53,7 @@ fn overlay(dst: &mut [u8], at: usize, src: &[u8]) {
 impl Call<'_> {
     /// Keeps what a verb played to the caller from `from` until now (when recording).
     pub(super) fn note_played(&mut self, frames: Arc<FrameSet>, from: Instant) {
-        if self.cfg.record && !self.cfg.fast && self.played.len() < MAX_PLAYED {
-            self.played.push(Played {
-                frames,
-                from,
-                to: Instant::now(),
-            });
-        }
+        self.note_played_span(frames, from, Instant::now());
     }
 
     /// Keeps what the caller heard from `from` to `to` (when recording): a dialed party.
