@@ -7,10 +7,13 @@
 //! base64 is computed once ([`FrameSet`]). The result is shared through an
 //! `Arc` so thousands of concurrent calls playing the same prompt cost one
 //! decode and no per-frame allocation.
+//!
+//! [`mix::Room`] mixes several calls' audio like a Twilio `<Conference>`.
 
 mod cache;
 mod error;
 pub mod frames;
+pub mod mix;
 pub mod mulaw;
 pub mod resample;
 pub mod wav;
@@ -18,4 +21,5 @@ pub mod wav;
 pub use cache::AudioCache;
 pub use error::AudioError;
 pub use frames::{FrameSet, load_frames};
+pub use mix::{MAX_PARTICIPANTS, ParticipantId, Room, RoomError, Source, SpeakerEvent};
 pub use wav::{Decoded, Truncated};
