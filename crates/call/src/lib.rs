@@ -23,6 +23,8 @@
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`outcome`]: the outcome class of a call or bare stream, shared by both load paths.
 //! - [`report`]: the timeline, failures and measurements a call returns.
+//! - [`queue`]: call queues (`<Enqueue>`, `<Dial><Queue>`, REST `Queues`), one registry per
+//!   engine; `executor/enqueue.rs` runs the verbs.
 //! - [`registry`]: the hook through which calls are followed (and steered) from outside,
 //!   e.g. by the REST API of `dialtone call` and `dialtone load`.
 
@@ -38,6 +40,7 @@ mod latencies;
 pub mod marks;
 pub mod outcome;
 pub mod playout;
+pub mod queue;
 pub mod registry;
 pub mod relay;
 pub mod report;

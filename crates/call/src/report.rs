@@ -168,6 +168,8 @@ pub enum EventKind {
     Relay(crate::relay::RelayEvent),
     /// A `<Dial>`'s step (its legs ringing and answering, the hosted app's call, the end).
     Dial(crate::dial::DialEvent),
+    /// A queue step (`<Enqueue>`, `<Dial><Queue>`).
+    Queue(crate::queue::QueueEvent),
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.

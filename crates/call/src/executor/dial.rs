@@ -142,10 +142,13 @@ struct DialCtx<'c> {
 
 impl Call<'_> {
     pub(super) async fn dial(&mut self, node: &Node, d: &Dial, doc_url: &str) -> Next {
+        if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Queue) {
+            return self.dial_queue(node, d, n, doc_url).await;
+        }
         if let Some(n) = d
             .nouns
             .iter()
-            .find(|n| matches!(n.kind(), NounKind::Conference | NounKind::Queue))
+            .find(|n| matches!(n.kind(), NounKind::Conference))
         {
             self.verb_event(node, format!("<{}>{}", n.name, n.value));
             self.warn(0, format!("<Dial><{}> is not simulated; skipped", n.name));
@@ -317,7 +320,7 @@ impl Call<'_> {
     }
 
     /// When the caller keys `digit` on its stream schedule, from now on.
-    fn caller_digit_after(&self, digit: char) -> Option<Instant> {
+    pub(super) fn caller_digit_after(&self, digit: char) -> Option<Instant> {
         let t0 = self.caller_t0()?;
         let now = Instant::now();
         self.cfg
@@ -343,7 +346,7 @@ impl Call<'_> {
 
     /// The caller's script from now on: its audio from the frame it has reached, its turns
     /// and stream digits shifted to match, anchored at the answer of the leg it talks into.
-    fn caller_from_here(&self) -> crate::config::CallerScript {
+    pub(super) fn caller_from_here(&self) -> crate::config::CallerScript {
         let mut s = self.cfg.caller.clone();
         let offset = self
             .caller_t0()

@@ -33,6 +33,8 @@ pub struct Engine {
     /// The stream plane, started at the first stream it can carry (`None` inside: it could
     /// not start, and streams run on the tokio driver).
     plane: std::sync::OnceLock<Option<crate::stream::plane::Plane>>,
+    /// Call queues every call of this engine shares.
+    queues: crate::queue::Queues,
 }
 
 /// `<Play>` files kept per engine; past this the cache starts over (a load run plays a few
@@ -177,7 +179,13 @@ impl Engine {
             play_cache: Mutex::default(),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
             plane: std::sync::OnceLock::new(),
+            queues: crate::queue::Queues::default(),
         }
+    }
+
+    /// The call queues of this engine's calls (`<Enqueue>`, `<Dial><Queue>`, REST).
+    pub fn queues(&self) -> &crate::queue::Queues {
+        &self.queues
     }
 
     /// The stream plane, started on first use (one worker per core).
@@ -604,6 +612,8 @@ impl Call<'_> {
 
 mod dial;
 mod documents;
+mod enqueue;
+mod queue_bridge;
 mod recording;
 mod relay;
 mod streams;

@@ -236,7 +236,14 @@ impl Call<'_> {
                 Next::Continue
             }
             Verb::Dial(d) => self.dial(node, d, doc_url).await,
-            Verb::Enqueue(_) | Verb::Leave | Verb::Unsupported { .. } => {
+            Verb::Enqueue(e) => self.enqueue(node, e, doc_url).await,
+            Verb::Leave => {
+                // Only a waitUrl document (executor/enqueue.rs) has a queue to leave.
+                self.verb_event(node, String::new());
+                self.warn(0, "<Leave> outside a queue's waitUrl does nothing".into());
+                Next::Continue
+            }
+            Verb::Unsupported { .. } => {
                 self.verb_event(node, String::new());
                 let name = node.verb.name();
                 self.warn(0, format!("<{name}> is not simulated; skipped"));
