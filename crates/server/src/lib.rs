@@ -10,7 +10,7 @@
 //! - `auth`, `params`, [`error`]: Basic auth, form parameters, Twilio-shaped errors (one
 //!   `IntoResponse`).
 //! - `resources`: the resources' JSON and list paging, exactly as Twilio shapes them.
-//! - `calls_api`, `numbers_api`, `recordings_api`: the REST handlers.
+//! - `calls_api`, `numbers_api`, `recordings_api`, `queues_api`: the REST handlers.
 //! - `runner`: one call's life (queue, ring, answer, the engine, the end); `caller_leg` turns
 //!   the caller leg's TwiML into audio for two-leg calls; `callbacks` sends status callbacks.
 //! - `capture`: a finished call's stream audio and recording.
@@ -21,6 +21,8 @@
 //! # Routes
 //! - `/2010-04-01/Accounts/{AC}/Calls.json`, `…/Calls/{CA}.json`, `…/Calls/{CA}/Recordings.json`
 //! - `/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json`, `…/IncomingPhoneNumbers/{PN}.json`
+//! - `/2010-04-01/Accounts/{AC}/Queues.json`, `…/Queues/{QU}.json`, `…/Queues/{QU}/Members.json`,
+//!   `…/Queues/{QU}/Members/{CA|Front}.json` (the engine's call queues)
 //! - `/2010-04-01/Accounts/{AC}/Recordings.json`, `…/Recordings/{RE}.json`, media at
 //!   `…/Recordings/{RE}` or `{RE}.wav` (no auth, as Twilio's default)
 //! - `/` the web page and `/calls/{CA}/streams/{n}/{heard|sent}.wav` (an account's
@@ -45,6 +47,7 @@ mod leg;
 mod numbers_api;
 mod observe;
 mod params;
+mod queues_api;
 mod recordings_api;
 mod resources;
 mod runner;
@@ -200,6 +203,21 @@ impl Simulator {
                 get(numbers_api::fetch)
                     .post(numbers_api::update)
                     .delete(numbers_api::delete),
+            )
+            .route(
+                "/Queues.json",
+                get(queues_api::list).post(queues_api::create),
+            )
+            .route(
+                "/Queues/{file}",
+                get(queues_api::fetch)
+                    .post(queues_api::update)
+                    .delete(queues_api::delete),
+            )
+            .route("/Queues/{queue}/Members.json", get(queues_api::members))
+            .route(
+                "/Queues/{queue}/Members/{file}",
+                get(queues_api::member).post(queues_api::dequeue),
             )
             .route("/Recordings.json", get(recordings_api::list))
             .route(
