@@ -357,3 +357,60 @@ async fn dialing_a_missing_or_empty_queue() {
         .collect();
     assert_eq!(statuses, ["failed", "no-answer"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_url_runs_on_the_member_before_the_bridge() {
+    let app = TestApp::start(
+        vec![
+            (
+                "/member",
+                Reply::Twiml("<Response><Enqueue>q</Enqueue><Hangup/></Response>".into()),
+            ),
+            (
+                "/agent",
+                Reply::Twiml(
+                    "<Response><Dial action=\"/done\"><Queue url=\"/whisper\">q</Queue></Dial>\
+                     </Response>"
+                        .into(),
+                ),
+            ),
+            (
+                "/whisper",
+                Reply::Twiml("<Response><Say>you are next</Say></Response>".into()),
+            ),
+            (
+                "/done",
+                Reply::Twiml("<Response><Hangup/></Response>".into()),
+            ),
+        ],
+        WsScript::Silent,
+    )
+    .await;
+    let engine = Engine::new();
+    let member = config(&app, "/member", Arc::new(noise(6000, 6)));
+    let agent = config(&app, "/agent", Arc::new(noise(2000, 7)));
+    let (m, a) = tokio::join!(engine.place_call(member, None), async {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        engine.place_call(agent, None).await
+    });
+    let whisper = &requests(&app, "/whisper")[0];
+    assert_eq!(value(whisper, "CallSid"), Some(m.report.call_sid.as_str()));
+    assert_eq!(
+        value(whisper, "DequeingCallSid"),
+        Some(a.report.call_sid.as_str())
+    );
+    assert!(value(whisper, "QueueSid").is_some_and(|s| s.starts_with("QU")));
+    assert!(value(whisper, "QueueTime").is_some());
+    assert_eq!(value(whisper, "QueueResult"), None);
+    let done = &requests(&app, "/done")[0];
+    assert_eq!(value(done, "DialCallStatus"), Some("completed"));
+    // Without an action, the member's document goes on after the bridge: <Hangup>.
+    assert_eq!(queue_results(&m), ["bridged"]);
+    assert_eq!(m.report.end_reason, "<Hangup>");
+    // The whisper was said before the bridge: the agent's Dial answered after it.
+    assert!(
+        a.report.dials[0].answer_ms.unwrap() >= 1000.0,
+        "{:?}",
+        a.report.dials[0].answer_ms
+    );
+}
