@@ -29,7 +29,7 @@ pub const MAX_MAX_SIZE: u32 = 5000;
 /// registry without bound.
 pub const MAX_QUEUES_PER_ACCOUNT: usize = 1000;
 /// Accounts with queues (serve's accounts are configured; a load run has one).
-const MAX_ACCOUNTS: usize = 1000;
+pub const MAX_ACCOUNTS: usize = 1000;
 /// Twilio's limit on a queue's friendly name.
 pub const MAX_NAME: usize = 64;
 
@@ -47,6 +47,9 @@ pub enum QueueError {
     /// The account holds [`MAX_QUEUES_PER_ACCOUNT`] queues already.
     #[error("the account has {MAX_QUEUES_PER_ACCOUNT} queues already; delete one first")]
     TooManyQueues,
+    /// [`MAX_ACCOUNTS`] accounts hold queues already.
+    #[error("{MAX_ACCOUNTS} accounts have queues already")]
+    TooManyAccounts,
     /// No queue with this SID (or name) in the account.
     #[error("no such queue")]
     NoQueue,
@@ -276,7 +279,7 @@ impl Inner {
             return Ok(&mut self.accounts[i].1);
         }
         if self.accounts.len() >= MAX_ACCOUNTS {
-            return Err(QueueError::TooManyQueues);
+            return Err(QueueError::TooManyAccounts);
         }
         self.accounts.push((account.to_string(), Vec::new()));
         Ok(&mut self.accounts.last_mut().expect("just pushed").1)
