@@ -20,10 +20,11 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
 use super::{Call, CallResult, Next};
+use crate::callbacks::Sender;
 use crate::config::{CallConfig, CallerAudioStart, HttpMethod};
 use crate::dial::{
     Callee, DialEvent, DialReport, DialStatus, HostedApp, LegCallbacks, LegEnd, LegStart,
-    SimulatedCallee, callbacks::Sender,
+    SimulatedCallee,
 };
 use crate::report::{CallEvent, EventKind};
 use crate::webhook;
@@ -96,7 +97,7 @@ fn parties(d: &Dial, doc_url: &str) -> Vec<Party> {
 }
 
 /// `completed` is always sent (Twilio's default event, kept when others are named).
-fn with_completed(mut events: Vec<String>) -> Vec<String> {
+pub(super) fn with_completed(mut events: Vec<String>) -> Vec<String> {
     if !events.iter().any(|e| e == "completed") {
         events.push("completed".into());
     }
@@ -142,11 +143,10 @@ struct DialCtx<'c> {
 
 impl Call<'_> {
     pub(super) async fn dial(&mut self, node: &Node, d: &Dial, doc_url: &str) -> Next {
-        if let Some(n) = d
-            .nouns
-            .iter()
-            .find(|n| matches!(n.kind(), NounKind::Conference | NounKind::Queue))
-        {
+        if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Conference) {
+            return self.conference(node, d, n, doc_url).await;
+        }
+        if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Queue) {
             self.verb_event(node, format!("<{}>{}", n.name, n.value));
             self.warn(0, format!("<Dial><{}> is not simulated; skipped", n.name));
             return Next::Continue;
@@ -226,6 +226,17 @@ impl Call<'_> {
         if let Some(sid) = leg_sid {
             extra.push(("DialCallSid".to_string(), sid));
         }
+        self.dial_action(d, doc_url, extra).await
+    }
+
+    /// After a `<Dial>`: its `action` with `extra`, or the next verb; a REST redirect's
+    /// TwiML instead; the end when the caller has gone (the action still requested).
+    pub(super) async fn dial_action(
+        &mut self,
+        d: &Dial,
+        doc_url: &str,
+        extra: Vec<(String, String)>,
+    ) -> Next {
         if self.redirect.borrow().is_some() {
             // A REST redirect ended the bridge: its TwiML runs, not the action.
             return self.interrupted().await;
@@ -317,7 +328,7 @@ impl Call<'_> {
     }
 
     /// When the caller keys `digit` on its stream schedule, from now on.
-    fn caller_digit_after(&self, digit: char) -> Option<Instant> {
+    pub(super) fn caller_digit_after(&self, digit: char) -> Option<Instant> {
         let t0 = self.caller_t0()?;
         let now = Instant::now();
         self.cfg
@@ -331,7 +342,7 @@ impl Call<'_> {
 
     /// Where the caller's audio started: the answer, or the first stream's start; `None`
     /// when it has not started (it then starts in the bridge from its beginning).
-    fn caller_t0(&self) -> Option<Instant> {
+    pub(super) fn caller_t0(&self) -> Option<Instant> {
         if self.cfg.fast {
             return None;
         }
@@ -343,7 +354,7 @@ impl Call<'_> {
 
     /// The caller's script from now on: its audio from the frame it has reached, its turns
     /// and stream digits shifted to match, anchored at the answer of the leg it talks into.
-    fn caller_from_here(&self) -> crate::config::CallerScript {
+    pub(super) fn caller_from_here(&self) -> crate::config::CallerScript {
         let mut s = self.cfg.caller.clone();
         let offset = self
             .caller_t0()
@@ -426,7 +437,7 @@ impl<'c> DialCtx<'c> {
                     auth_token: call.cfg.auth_token.clone(),
                     net: call.engine.net.clone(),
                     tunnels: call.cfg.tunnels.clone(),
-                    timeline: call.timeline.clone(),
+                    timeline: Some(call.timeline.clone()),
                 },
             ),
             None => LegCallbacks::none(info),
