@@ -39,6 +39,7 @@ mod callbacks;
 mod caller_leg;
 mod calls_api;
 mod capture;
+mod conferences_api;
 mod dial_legs;
 mod external;
 mod leg;
@@ -200,6 +201,21 @@ impl Simulator {
                 get(numbers_api::fetch)
                     .post(numbers_api::update)
                     .delete(numbers_api::delete),
+            )
+            .route("/Conferences.json", get(conferences_api::list))
+            .route(
+                "/Conferences/{file}",
+                get(conferences_api::fetch).post(conferences_api::update),
+            )
+            .route(
+                "/Conferences/{conf}/Participants.json",
+                get(conferences_api::list_participants).post(conferences_api::create_participant),
+            )
+            .route(
+                "/Conferences/{conf}/Participants/{file}",
+                get(conferences_api::fetch_participant)
+                    .post(conferences_api::update_participant)
+                    .delete(conferences_api::delete_participant),
             )
             .route("/Recordings.json", get(recordings_api::list))
             .route(

@@ -145,8 +145,6 @@ pub struct AddParticipant {
     pub timeout: Duration,
     /// `TimeLimit`: how long it stays at most.
     pub time_limit: Duration,
-    /// `StatusCallback`, its method and events (the call's progress).
-    pub status_callback: Option<(String, crate::config::HttpMethod, Vec<String>)>,
     /// `ConferenceStatusCallback`, its method and events (used if it opens the conference).
     pub conference_status_callback: Option<(String, crate::config::HttpMethod, Vec<String>)>,
     /// Where the callbacks go.
@@ -160,8 +158,8 @@ pub enum LegProgress {
     Ringing,
     /// Answered and seated.
     InProgress,
-    /// Over: `completed`, `busy`, `no-answer` or `failed`, after `Duration` in the room.
-    Ended(&'static str, Duration),
+    /// Over: completed, busy, no-answer or failed, after `Duration` in the room.
+    Ended(webhook::CallStatus, Duration),
 }
 
 /// A conference as the REST API shows it.

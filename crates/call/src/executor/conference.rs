@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_audio::FrameSet;
+use dialtone_protocol::webhook::CallStatus;
 use dialtone_twiml::{Dial, DialNoun, Node};
 use tokio::time::Instant;
 
 use super::{Call, Next};
 use crate::callbacks::Sender;
 use crate::conference::{Join, LegProgress, Role, Subscription};
-use crate::dial::{DialEvent, DialReport, DialStatus, LegCallbacks};
+use crate::dial::{DialEvent, DialReport, DialStatus};
 use crate::report::EventKind;
 use crate::webhook;
-use dialtone_protocol::webhook::{CallInfo, Direction};
 
 impl Call<'_> {
     pub(super) async fn conference(
@@ -185,73 +185,27 @@ async fn sleep_until_some(at: Option<Instant>) {
 }
 
 impl super::Engine {
-    /// Runs a REST-added participant's call to its end; `on` hears each step (the final
-    /// one is also returned).
+    /// Runs a REST-added participant's call to its end; `on` hears each step, the last
+    /// one [`LegProgress::Ended`] (its status callbacks are the caller's to send from them).
     pub async fn add_participant(
-        self: &Arc<Self>,
+        &self,
         p: crate::conference::AddParticipant,
         on: &(dyn Fn(LegProgress) + Send + Sync),
-    ) -> LegProgress {
-        let info = CallInfo::new(
-            p.account_sid.clone(),
-            p.call_sid.clone(),
-            p.from.clone(),
-            p.to.clone(),
-            Direction::OutboundApi,
-        );
-        let sender = |url: String, method| Sender {
-            url,
-            method,
-            auth_token: p.auth_token.clone(),
-            net: self.net.clone(),
-            tunnels: p.tunnels.clone(),
-            timeline: None,
-        };
-        let mut cb = match &p.status_callback {
-            Some((url, method, events)) => LegCallbacks::new(
-                info,
-                super::dial::with_completed(events.clone()),
-                sender(url.clone(), *method),
-            ),
-            None => LegCallbacks::none(info),
-        };
-        let end = self.run_participant(&p, &mut cb, on, &sender).await;
-        let (status, duration) = match end {
-            LegProgress::Ended(s, d) => (s, d),
-            _ => ("completed", Duration::ZERO),
-        };
-        cb.progress(
-            "completed",
-            status,
-            vec![
-                ("CallDuration".into(), duration.as_secs().to_string()),
-                (
-                    "Duration".into(),
-                    duration.as_secs().div_ceil(60).to_string(),
-                ),
-            ],
-        );
-        if let Some(task) = cb.finish() {
-            let _ = task.await;
-        }
+    ) {
+        let end = self.run_participant(&p, on).await;
         on(end);
-        end
     }
 
     async fn run_participant(
-        self: &Arc<Self>,
+        &self,
         p: &crate::conference::AddParticipant,
-        cb: &mut LegCallbacks,
         on: &(dyn Fn(LegProgress) + Send + Sync),
-        sender: &dyn Fn(String, crate::config::HttpMethod) -> Sender,
     ) -> LegProgress {
         use crate::dial::CalleeAnswer as A;
-        cb.progress("initiated", "initiated", Vec::new());
         let c = &p.callee;
         if c.answer == A::Failed {
-            return LegProgress::Ended("failed", Duration::ZERO);
+            return LegProgress::Ended(CallStatus::Failed, Duration::ZERO);
         }
-        cb.progress("ringing", "ringing", Vec::new());
         on(LegProgress::Ringing);
         let (ring, answers) = match c.answer {
             A::Answer if c.ring < p.timeout => (c.ring, true),
@@ -261,12 +215,26 @@ impl super::Engine {
         tokio::time::sleep(ring).await;
         if !answers {
             let status = if c.answer == A::Busy {
-                "busy"
+                CallStatus::Busy
             } else {
-                "no-answer"
+                CallStatus::NoAnswer
             };
             return LegProgress::Ended(status, Duration::ZERO);
         }
+        let subscription = p
+            .conference_status_callback
+            .as_ref()
+            .map(|(url, method, events)| Subscription {
+                sender: Sender {
+                    url: url.clone(),
+                    method: *method,
+                    auth_token: p.auth_token.clone(),
+                    net: self.net.clone(),
+                    tunnels: p.tunnels.clone(),
+                    timeline: None,
+                },
+                events: events.clone(),
+            });
         let join = Join {
             account_sid: p.account_sid.clone(),
             friendly_name: p.conference.clone(),
@@ -275,22 +243,15 @@ impl super::Engine {
             max_participants: dialtone_audio::mix::MAX_PARTICIPANTS,
             voice: c.audio.clone(),
             record: false,
-            subscription: p
-                .conference_status_callback
-                .as_ref()
-                .map(|(url, method, events)| Subscription {
-                    sender: sender(url.clone(), *method),
-                    events: events.clone(),
-                }),
+            subscription,
         };
         let mut seat = match self.conferences.join(join) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("participant {} could not join: {e}", p.call_sid);
-                return LegProgress::Ended("failed", Duration::ZERO);
+                return LegProgress::Ended(CallStatus::Failed, Duration::ZERO);
             }
         };
-        cb.progress("answered", "in-progress", Vec::new());
         on(LegProgress::InProgress);
         let joined = Instant::now();
         let talk = (c.audio.duration() + c.tail).min(p.time_limit);
@@ -302,6 +263,6 @@ impl super::Engine {
         if let Some(task) = left.callbacks {
             let _ = task.await;
         }
-        LegProgress::Ended("completed", joined.elapsed())
+        LegProgress::Ended(CallStatus::Completed, joined.elapsed())
     }
 }

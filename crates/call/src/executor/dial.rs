@@ -97,7 +97,7 @@ fn parties(d: &Dial, doc_url: &str) -> Vec<Party> {
 }
 
 /// `completed` is always sent (Twilio's default event, kept when others are named).
-pub(super) fn with_completed(mut events: Vec<String>) -> Vec<String> {
+fn with_completed(mut events: Vec<String>) -> Vec<String> {
     if !events.iter().any(|e| e == "completed") {
         events.push("completed".into());
     }
