@@ -208,13 +208,34 @@ fn dial_text(d: &crate::dial::DialEvent) -> (&'static str, &'static str, String)
                 format!("[app …{tag}] {}: {}", inner.step, inner.words),
             )
         }
+        DialEvent::ConferenceJoined {
+            sid,
+            name,
+            participants,
+            started,
+        } => (
+            "dial",
+            "ok",
+            format!(
+                "joined conference {name:?} ({sid}), {participants} in it{}",
+                if *started {
+                    ""
+                } else {
+                    "; waiting for it to start"
+                }
+            ),
+        ),
+        DialEvent::ConferenceStarted { sid } => ("dial", "ok", format!("conference {sid} started")),
+        DialEvent::ConferenceLeft { sid, reason } => {
+            ("dial", "info", format!("left conference {sid}: {reason}"))
+        }
         DialEvent::Ended {
             status,
             duration_s,
             why,
         } => (
             "dial",
-            if matches!(status, DialStatus::Completed) {
+            if matches!(status, DialStatus::Completed | DialStatus::Answered) {
                 "ok"
             } else {
                 "warn"

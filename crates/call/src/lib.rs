@@ -28,7 +28,9 @@
 //! - [`registry`]: the hook through which calls are followed (and steered) from outside,
 //!   e.g. by the REST API of `dialtone call` and `dialtone load`.
 
+mod callbacks;
 pub mod capture;
+pub mod conference;
 pub mod config;
 pub mod dial;
 mod event_text;

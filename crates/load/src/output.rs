@@ -134,6 +134,7 @@ fn print_text(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     }
     print_conversation(out, s)?;
     print_relay(out, s)?;
+    print_dials(out, s)?;
     let g = &s.generator;
     let cpu = match (g.cpu_user_s, g.cpu_sys_s) {
         (Some(u), Some(sy)) => format!(
@@ -208,6 +209,20 @@ pub(crate) fn cpu_figures(g: &crate::summary::Generator) -> String {
     } else {
         format!(": {}", parts.join(", "))
     }
+}
+
+/// `<Dial>`s, when calls dialed: transfers by outcome and conferences joined.
+fn print_dials(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let d = &s.dials;
+    if d.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  dials               {} <Dial>s: {} completed ({} to hosted apps), {} busy, {} no-answer, \
+         {} failed, {} canceled; {} conferences joined",
+        d.dials, d.completed, d.to_apps, d.busy, d.no_answer, d.failed, d.canceled, d.conferences
+    )
 }
 
 /// ConversationRelay sessions, when calls ran any: how they ended, turns, tokens,
@@ -445,6 +460,7 @@ fn add(mut a: Summary, b: Summary) -> Summary {
     x.backpressured += y.backpressured;
     a.conversation.add(&b.conversation);
     a.relay.add(&b.relay);
+    a.dials.add(&b.dials);
     for (k, n) in b.faults {
         *a.faults.entry(k).or_default() += n;
     }

@@ -5,7 +5,7 @@
 use dialtone_call::{CallReport, Latencies, Outcome};
 
 use crate::metrics::Metric;
-use crate::summary::{Conversation, RelayCounts};
+use crate::summary::{Conversation, DialCounts, RelayCounts};
 
 /// One finished call, reduced to what the tally records.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct CallSample {
     pub conversation: Conversation,
     /// Its ConversationRelay sessions' counts.
     pub relay: RelayCounts,
+    /// Its `<Dial>`s' outcomes.
+    pub dials: DialCounts,
     /// Injected faults by kind (`--faults`), summed over the call's streams.
     pub faults: Vec<(String, u64)>,
     /// A failed call's SID and first failure, in words (for the summary's examples, and
@@ -67,6 +69,7 @@ impl CallSample {
             media_received: 0,
             conversation: Conversation::default(),
             relay: RelayCounts::default(),
+            dials: DialCounts::default(),
             faults: Vec::new(),
             failure: None,
             rest_hangup: false,
@@ -93,6 +96,7 @@ impl CallSample {
             values.push((Metric::TalkOver, us(conversation.talk_over_ms)));
         }
         let relay = RelayCounts::of_call(&report.relay);
+        let dials = DialCounts::of_call(&report.dials);
         relay_values(&report.relay, &mut values);
         let mut lateness = Vec::with_capacity(report.streams.len());
         let (mut frames_sent, mut media_received) = (0, 0);
@@ -138,6 +142,7 @@ impl CallSample {
             media_received,
             conversation,
             relay,
+            dials,
             faults,
             failure,
             rest_hangup,

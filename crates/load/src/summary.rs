@@ -43,6 +43,10 @@ pub struct Summary {
     /// interrupts and errors; absent when no call ran one.
     #[serde(default, skip_serializing_if = "RelayCounts::is_empty")]
     pub relay: RelayCounts,
+    /// `<Dial>`s (call mode): transfers by outcome, conferences joined; absent when no
+    /// call dialed.
+    #[serde(default, skip_serializing_if = "DialCounts::is_empty")]
+    pub dials: DialCounts,
     /// Finished calls by outcome class (`ok`, or failed step and Twilio code).
     pub outcomes: BTreeMap<String, u64>,
     /// Injected faults by kind (`--faults`); empty without faults.
@@ -269,6 +273,66 @@ impl RelayCounts {
     }
 }
 
+/// What the calls' `<Dial>`s came to, summed over calls and shards: transfers and their
+/// outcomes (`DialCallStatus`), conferences joined.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DialCounts {
+    /// `<Dial>`s that ran.
+    pub dials: u64,
+    /// Of those, answered and bridged to a number (`completed`).
+    pub completed: u64,
+    /// … to a number dialtone hosts (an app's call, not a simulated callee).
+    pub to_apps: u64,
+    /// `busy`.
+    pub busy: u64,
+    /// `no-answer`.
+    pub no_answer: u64,
+    /// `failed`.
+    pub failed: u64,
+    /// `canceled` (the caller hung up or the call was redirected before an answer).
+    pub canceled: u64,
+    /// Conferences joined (`answered`).
+    pub conferences: u64,
+}
+
+impl DialCounts {
+    /// True when no call dialed.
+    pub fn is_empty(&self) -> bool {
+        self.dials == 0
+    }
+
+    /// Adds another call's (or shard's) counts.
+    pub fn add(&mut self, o: &DialCounts) {
+        self.dials += o.dials;
+        self.completed += o.completed;
+        self.to_apps += o.to_apps;
+        self.busy += o.busy;
+        self.no_answer += o.no_answer;
+        self.failed += o.failed;
+        self.canceled += o.canceled;
+        self.conferences += o.conferences;
+    }
+
+    /// One finished call's counts, from its dials.
+    pub fn of_call(dials: &[dialtone_call::dial::DialReport]) -> DialCounts {
+        use dialtone_call::dial::DialStatus as S;
+        let mut c = DialCounts::default();
+        for d in dials {
+            c.dials += 1;
+            match d.status {
+                S::Completed => c.completed += 1,
+                S::Answered => c.conferences += 1,
+                S::Busy => c.busy += 1,
+                S::NoAnswer => c.no_answer += 1,
+                S::Failed => c.failed += 1,
+                S::Canceled => c.canceled += 1,
+            }
+            c.to_apps += u64::from(d.app.is_some());
+        }
+        c
+    }
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SeriesPoint {
@@ -437,5 +501,66 @@ mod tests {
             }
         );
         assert!(RelayCounts::default().is_empty() && !counts.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod dial_tests {
+    use super::DialCounts;
+    use dialtone_call::dial::{DialReport, DialStatus};
+
+    fn dial(status: DialStatus) -> DialReport {
+        DialReport {
+            to: vec!["+15550001111".into()],
+            status,
+            leg_sid: None,
+            answered_by: None,
+            answer_ms: None,
+            duration_ms: 0.0,
+            ended_by: String::new(),
+            app: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn dial_counts_sort_outcomes_and_add_across_calls() {
+        // A hosted app's call report: any real one (here, an app that cannot be reached).
+        let cfg = dialtone_call::CallConfig::new(
+            "http://127.0.0.1:1/voice",
+            std::sync::Arc::new(dialtone_audio::FrameSet::from_mulaw(&[0xFF; 160])),
+        );
+        let app = dialtone_call::Engine::new()
+            .place_call(cfg, None)
+            .await
+            .report;
+        let mut hosted = dial(DialStatus::Completed);
+        hosted.app = Some(Box::new(app));
+        let a = DialCounts::of_call(&[
+            hosted,
+            dial(DialStatus::Completed),
+            dial(DialStatus::Busy),
+            dial(DialStatus::Answered),
+        ]);
+        let b = DialCounts::of_call(&[
+            dial(DialStatus::NoAnswer),
+            dial(DialStatus::Failed),
+            dial(DialStatus::Canceled),
+        ]);
+        let mut sum = a.clone();
+        sum.add(&b);
+        assert_eq!(
+            sum,
+            DialCounts {
+                dials: 7,
+                completed: 2,
+                to_apps: 1,
+                busy: 1,
+                no_answer: 1,
+                failed: 1,
+                canceled: 1,
+                conferences: 1,
+            }
+        );
+        assert!(DialCounts::of_call(&[]).is_empty());
     }
 }

@@ -15,8 +15,8 @@ use crate::proc_stats::{
 };
 use crate::sample::CallSample;
 use crate::summary::{
-    CallCounts, Conversation, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts, Generator,
-    RelayCounts, SCHEMA, SeriesPoint, Summary, WorkloadInfo,
+    CallCounts, Conversation, DialCounts, EXAMPLES_PER_OUTCOME, FailureExample, FrameCounts,
+    Generator, RelayCounts, SCHEMA, SeriesPoint, Summary, WorkloadInfo,
 };
 use crate::verdict::judge_generator;
 use dialtone_call::Outcome;
@@ -81,6 +81,7 @@ pub struct RunTally {
     frames: FrameCounts,
     conversation: Conversation,
     relay: RelayCounts,
+    dials: DialCounts,
     cur: SeriesPoint,
     series: Vec<SeriesPoint>,
     hlog: Vec<u8>,
@@ -134,6 +135,7 @@ impl RunTally {
             frames: FrameCounts::default(),
             conversation: Conversation::default(),
             relay: RelayCounts::default(),
+            dials: DialCounts::default(),
             cur: SeriesPoint::default(),
             series: Vec::new(),
             hlog,
@@ -180,6 +182,7 @@ impl RunTally {
         self.frames.app_media_received += s.media_received;
         self.conversation.add(&s.conversation);
         self.relay.add(&s.relay);
+        self.dials.add(&s.dials);
         for (k, n) in s.faults {
             *self.faults.entry(k).or_default() += n;
         }
@@ -387,6 +390,7 @@ impl RunTally {
             frames: self.frames,
             conversation: self.conversation,
             relay: self.relay,
+            dials: self.dials,
             // Rendered here, once: the summary (and shard files merged later) key by text.
             outcomes: self
                 .outcomes

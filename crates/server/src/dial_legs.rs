@@ -174,7 +174,7 @@ impl Directory for ServeBook {
             return;
         };
         let status = match end.status {
-            DialStatus::Completed => CallStatus::Completed,
+            DialStatus::Completed | DialStatus::Answered => CallStatus::Completed,
             DialStatus::Busy => CallStatus::Busy,
             DialStatus::NoAnswer => CallStatus::NoAnswer,
             DialStatus::Failed => CallStatus::Failed,

@@ -41,6 +41,7 @@ mod callbacks;
 mod caller_leg;
 mod calls_api;
 mod capture;
+mod conferences_api;
 mod dial_legs;
 mod external;
 mod leg;
@@ -218,6 +219,21 @@ impl Simulator {
             .route(
                 "/Queues/{queue}/Members/{file}",
                 get(queues_api::member).post(queues_api::dequeue),
+            )
+            .route("/Conferences.json", get(conferences_api::list))
+            .route(
+                "/Conferences/{file}",
+                get(conferences_api::fetch).post(conferences_api::update),
+            )
+            .route(
+                "/Conferences/{conf}/Participants.json",
+                get(conferences_api::list_participants).post(conferences_api::create_participant),
+            )
+            .route(
+                "/Conferences/{conf}/Participants/{file}",
+                get(conferences_api::fetch_participant)
+                    .post(conferences_api::update_participant)
+                    .delete(conferences_api::delete_participant),
             )
             .route("/Recordings.json", get(recordings_api::list))
             .route(

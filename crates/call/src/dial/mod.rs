@@ -198,6 +198,8 @@ pub fn same_party(a: &str, b: &str) -> bool {
 pub enum DialStatus {
     /// Answered and ended.
     Completed,
+    /// Connected to a conference (what Twilio reports for `<Dial><Conference>`).
+    Answered,
     /// Busy.
     Busy,
     /// Not answered within `timeout`.
@@ -213,6 +215,7 @@ impl DialStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",
+            Self::Answered => "answered",
             Self::Busy => "busy",
             Self::NoAnswer => "no-answer",
             Self::Failed => "failed",
@@ -272,6 +275,29 @@ pub enum DialEvent {
         app_sid: String,
         /// What happened on it.
         event: Box<crate::report::CallEvent>,
+    },
+    /// The caller joined a `<Conference>`.
+    ConferenceJoined {
+        /// `CF…`.
+        sid: String,
+        /// Its name.
+        name: String,
+        /// Participants now, the caller included.
+        participants: usize,
+        /// Whether it had started (otherwise the caller waits).
+        started: bool,
+    },
+    /// The conference the caller waited in started.
+    ConferenceStarted {
+        /// `CF…`.
+        sid: String,
+    },
+    /// The caller left the conference.
+    ConferenceLeft {
+        /// `CF…`.
+        sid: String,
+        /// `ReasonParticipantLeft`.
+        reason: String,
     },
     /// The dial ended.
     Ended {

@@ -20,10 +20,11 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
 use super::{Call, CallResult, Next};
+use crate::callbacks::Sender;
 use crate::config::{CallConfig, CallerAudioStart, HttpMethod};
 use crate::dial::{
     Callee, DialEvent, DialReport, DialStatus, HostedApp, LegCallbacks, LegEnd, LegStart,
-    SimulatedCallee, callbacks::Sender,
+    SimulatedCallee,
 };
 use crate::report::{CallEvent, EventKind};
 use crate::webhook;
@@ -142,17 +143,11 @@ struct DialCtx<'c> {
 
 impl Call<'_> {
     pub(super) async fn dial(&mut self, node: &Node, d: &Dial, doc_url: &str) -> Next {
+        if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Conference) {
+            return self.conference(node, d, n, doc_url).await;
+        }
         if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Queue) {
             return self.dial_queue(node, d, n, doc_url).await;
-        }
-        if let Some(n) = d
-            .nouns
-            .iter()
-            .find(|n| matches!(n.kind(), NounKind::Conference))
-        {
-            self.verb_event(node, format!("<{}>{}", n.name, n.value));
-            self.warn(0, format!("<Dial><{}> is not simulated; skipped", n.name));
-            return Next::Continue;
         }
         let parties = parties(d, doc_url);
         let names: Vec<String> = parties.iter().map(|p| p.to.clone()).collect();
@@ -229,6 +224,17 @@ impl Call<'_> {
         if let Some(sid) = leg_sid {
             extra.push(("DialCallSid".to_string(), sid));
         }
+        self.dial_action(d, doc_url, extra).await
+    }
+
+    /// After a `<Dial>`: its `action` with `extra`, or the next verb; a REST redirect's
+    /// TwiML instead; the end when the caller has gone (the action still requested).
+    pub(super) async fn dial_action(
+        &mut self,
+        d: &Dial,
+        doc_url: &str,
+        extra: Vec<(String, String)>,
+    ) -> Next {
         if self.redirect.borrow().is_some() {
             // A REST redirect ended the bridge: its TwiML runs, not the action.
             return self.interrupted().await;
@@ -334,7 +340,7 @@ impl Call<'_> {
 
     /// Where the caller's audio started: the answer, or the first stream's start; `None`
     /// when it has not started (it then starts in the bridge from its beginning).
-    fn caller_t0(&self) -> Option<Instant> {
+    pub(super) fn caller_t0(&self) -> Option<Instant> {
         if self.cfg.fast {
             return None;
         }
@@ -429,7 +435,7 @@ impl<'c> DialCtx<'c> {
                     auth_token: call.cfg.auth_token.clone(),
                     net: call.engine.net.clone(),
                     tunnels: call.cfg.tunnels.clone(),
-                    timeline: call.timeline.clone(),
+                    timeline: Some(call.timeline.clone()),
                 },
             ),
             None => LegCallbacks::none(info),

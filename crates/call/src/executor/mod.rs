@@ -33,6 +33,8 @@ pub struct Engine {
     /// The stream plane, started at the first stream it can carry (`None` inside: it could
     /// not start, and streams run on the tokio driver).
     plane: std::sync::OnceLock<Option<crate::stream::plane::Plane>>,
+    /// `<Conference>` rooms, shared by every call of this engine.
+    conferences: Arc<crate::conference::Conferences>,
     /// Call queues every call of this engine shares.
     queues: crate::queue::Queues,
 }
@@ -179,8 +181,14 @@ impl Engine {
             play_cache: Mutex::default(),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
             plane: std::sync::OnceLock::new(),
+            conferences: Arc::default(),
             queues: crate::queue::Queues::default(),
         }
+    }
+
+    /// The conferences its calls are in (and were: the last ended ones).
+    pub fn conferences(&self) -> &Arc<crate::conference::Conferences> {
+        &self.conferences
     }
 
     /// The call queues of this engine's calls (`<Enqueue>`, `<Dial><Queue>`, REST).
@@ -610,6 +618,7 @@ impl Call<'_> {
     }
 }
 
+mod conference;
 mod dial;
 mod documents;
 mod enqueue;

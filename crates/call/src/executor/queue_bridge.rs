@@ -83,25 +83,7 @@ impl Call<'_> {
             extra.push(("QueueSid".to_string(), l.queue_sid.clone()));
             extra.push(("QueueTime".to_string(), l.queue_time.as_secs().to_string()));
         }
-        if self.redirect.borrow().is_some() {
-            // A REST redirect ended the dial: its TwiML runs, not the action.
-            return self.interrupted().await;
-        }
-        let caller_gone = self.ended();
-        let next = match &d.action {
-            Some(action) => {
-                self.follow("action", doc_url, Some(action), d.method.into(), extra)
-                    .await
-            }
-            None => Next::Continue,
-        };
-        match caller_gone {
-            Some(reason) => Next::End {
-                status: CallStatus::Completed,
-                reason,
-            },
-            None => next,
-        }
+        self.dial_action(d, doc_url, extra).await
     }
 
     /// Takes the front member (waiting for one up to `timeout`) and hands it the bridge;

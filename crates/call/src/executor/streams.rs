@@ -142,6 +142,20 @@ impl Call<'_> {
         }
     }
 
+    /// The caller starts talking now if it has not yet (no stream has carried its audio):
+    /// into a conference, it hangs up once its audio and the tail are over, as it would
+    /// after a stream's start.
+    pub(super) fn caller_talks_from_now(&mut self) {
+        if self.cfg.fast || self.caller_t0().is_some() || self.answer_backstop.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let _ = self.caller_started.set(now);
+        let hangup = self.caller_hangup();
+        let at = now + hangup.talk;
+        self.answer_backstop = Some(tokio::spawn(backstop(hangup, at)));
+    }
+
     /// Blocks in `<Connect>` until the app closes the stream or the call ends, then records
     /// how it went. (Recorded here, not returned: an outcome held across the caller's next
     /// await would sit in every call's future for its whole life.)
