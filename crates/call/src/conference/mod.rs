@@ -320,6 +320,17 @@ impl Conferences {
         let conf = {
             let mut inner = lock(&self.inner);
             let key = (j.account_sid.clone(), j.friendly_name.clone());
+            // One ended (by the API or a moderator) but still emptying is kept for the API;
+            // joining by its name opens a new conference.
+            if let Some(old) = inner.live.get(&key).cloned()
+                && old.info().status == Status::Completed
+            {
+                inner.live.remove(&key);
+                inner.ended.push_back(old);
+                if inner.ended.len() > ENDED_KEPT {
+                    inner.ended.pop_front();
+                }
+            }
             match inner.live.get(&key) {
                 Some(c) => c.clone(),
                 None => {
