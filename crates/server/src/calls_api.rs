@@ -40,15 +40,9 @@ pub(crate) fn not_found(uri: &OriginalUri) -> ApiError {
     }
 }
 
-/// `POST …/Calls.json`.
-pub(crate) async fn create(
-    State(shared): State<Arc<Shared>>,
-    Path(account): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let account = authenticate(&shared.config.accounts, &headers, &account)?.clone();
-    let p = Params::parse(&body);
+/// `To` and `From` of a request that places a call: present and well formed (Twilio's
+/// 21201/21213 when missing, 21211/21212 when not a number, client or SIP address).
+pub(crate) fn to_and_from(p: &Params) -> Result<(&str, &str), ApiError> {
     let to = p
         .get("To")
         .ok_or_else(|| ApiError::invalid(21201, "No 'To' number is specified"))?;
@@ -73,6 +67,19 @@ pub(crate) async fn create(
             ),
         ));
     }
+    Ok((to, from))
+}
+
+/// `POST …/Calls.json`.
+pub(crate) async fn create(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&shared.config.accounts, &headers, &account)?.clone();
+    let p = Params::parse(&body);
+    let (to, from) = to_and_from(&p)?;
     if shared.config.require_known_from && !known_from(&shared, &account, from) {
         return Err(ApiError::invalid(
             21210,

@@ -26,7 +26,7 @@ use crate::auth::authenticate;
 use crate::callbacks::{CallbackTarget, Callbacks};
 use crate::calls_api::not_found;
 use crate::error::ApiError;
-use crate::format::{endpoint_problem, is_call_endpoint, is_caller_id, rfc2822};
+use crate::format::rfc2822;
 use crate::leg::Leg;
 use crate::params::Params;
 use crate::resources::{Paging, account_path, page};
@@ -276,30 +276,7 @@ pub(crate) async fn create_participant(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&shared.config.accounts, &headers, &account)?.clone();
     let p = Params::parse(&body);
-    let to = p
-        .get("To")
-        .ok_or_else(|| ApiError::invalid(21201, "No 'To' number is specified"))?;
-    let from = p
-        .get("From")
-        .ok_or_else(|| ApiError::invalid(21213, "No 'From' number is specified"))?;
-    if !is_call_endpoint(to) {
-        return Err(ApiError::invalid(
-            21211,
-            format!(
-                "The 'To' number {to:?} is not valid: {}",
-                endpoint_problem(to)
-            ),
-        ));
-    }
-    if !is_caller_id(from) {
-        return Err(ApiError::invalid(
-            21212,
-            format!(
-                "The 'From' number {from:?} is not valid: {}",
-                endpoint_problem(from)
-            ),
-        ));
-    }
+    let (to, from) = crate::calls_api::to_and_from(&p)?;
     // A SID names a conference that must exist; a name opens one if none runs.
     let name = if conf.starts_with("CF") {
         let c = find(&shared, &account.sid, &conf, &uri)?;
