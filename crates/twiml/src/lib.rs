@@ -43,9 +43,10 @@ mod write;
 pub use cursor::MAX_ATTRIBUTES;
 pub use error::TwimlError;
 pub use model::{
-    Beep, ConferenceOptions, Connect, ConnectTarget, Dial, DialNoun, Document, Enqueue, Gather,
-    GatherInput, Method, Node, NounKind, NumberOptions, Pause, Play, QueueOptions, Record,
-    Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Task, Track, Verb,
+    Beep, ConferenceOptions, Connect, ConnectTarget, Dial, DialNoun, DialRecording, Document,
+    Enqueue, Gather, GatherInput, Method, Node, NounKind, NumberOptions, Pause, Play, QueueOptions,
+    Record, Redirect, Reject, RejectReason, Say, Start, StartTarget, Stop, Stream, Task, Track,
+    Verb,
 };
 pub use relay::{ConversationRelay, DEFAULT_LANGUAGE, RelayInput, RelayLanguage};
 

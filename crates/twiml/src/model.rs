@@ -469,12 +469,41 @@ pub struct Dial {
     pub hangup_on_star: bool,
     /// `answerOnBridge` (default false).
     pub answer_on_bridge: bool,
-    /// `record` (`do-not-record`, `record-from-answer`...), passed through.
+    /// `record`: `do-not-record`, `record-from-answer`, `record-from-ringing`, their
+    /// `-dual` forms, or the legacy `true`/`false`, as written.
     pub record: Option<String>,
-    /// `ringTone`, passed through.
+    /// `ringTone`: the country whose ringback the caller hears (`us`, `uk`, `de`...).
     pub ring_tone: Option<String>,
     /// `recordingStatusCallback` URL.
     pub recording_status_callback: Option<String>,
+    /// `recordingStatusCallbackMethod` (default POST).
+    pub recording_status_callback_method: Method,
+    /// `recordingStatusCallbackEvent`: `in-progress`, `completed`, `absent` (default
+    /// `completed`).
+    pub recording_status_callback_events: Vec<String>,
+}
+
+/// What a `<Dial record>` value asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialRecording {
+    /// From the start of ringing rather than from the answer.
+    pub from_ringing: bool,
+    /// Two channels (caller, callee) rather than one mixed.
+    pub dual: bool,
+}
+
+impl Dial {
+    /// The recording `record` asks for; `None` for `do-not-record`, `false` or no `record`.
+    pub fn recording(&self) -> Option<DialRecording> {
+        let r = self.record.as_deref()?;
+        if r == "do-not-record" || r == "false" {
+            return None;
+        }
+        Some(DialRecording {
+            from_ringing: r.starts_with("record-from-ringing"),
+            dual: r.ends_with("-dual"),
+        })
+    }
 }
 
 impl Default for Dial {
@@ -492,6 +521,8 @@ impl Default for Dial {
             record: None,
             ring_tone: None,
             recording_status_callback: None,
+            recording_status_callback_method: Method::Post,
+            recording_status_callback_events: vec!["completed".into()],
         }
     }
 }

@@ -239,6 +239,27 @@ const DIAL_ATTRS: &[&str] = &[
     "referMethod",
 ];
 
+/// `<Dial record>` values (`true`/`false` are the legacy spelling).
+const DIAL_RECORD: &[&str] = &[
+    "do-not-record",
+    "record-from-answer",
+    "record-from-ringing",
+    "record-from-answer-dual",
+    "record-from-ringing-dual",
+    "true",
+    "false",
+];
+
+/// `<Dial ringTone>` countries.
+const RING_TONES: &[&str] = &[
+    "at", "au", "bg", "br", "be", "ch", "cl", "cn", "cz", "de", "dk", "ee", "es", "fi", "fr", "gr",
+    "hu", "il", "in", "it", "lt", "jp", "mx", "my", "nl", "no", "nz", "ph", "pl", "pt", "ru", "se",
+    "sg", "th", "uk", "us", "us-old", "tw", "ve", "za",
+];
+
+/// `recordingStatusCallbackEvent` events.
+const RECORDING_EVENTS: &[&str] = &["in-progress", "completed", "absent"];
+
 /// Status-callback attributes shared by every dialable noun.
 const CALLBACKS: &[&str] = &[
     "url",
@@ -345,9 +366,15 @@ pub(crate) fn dial(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Dial, TwimlErro
         time_limit_secs: attrs.uint("timeLimit", 14400, 0)?,
         hangup_on_star: attrs.boolean("hangupOnStar", false)?,
         answer_on_bridge: attrs.boolean("answerOnBridge", false)?,
-        record: attrs.string("record"),
-        ring_tone: attrs.string("ringTone"),
+        record: attrs.choice("record", DIAL_RECORD)?,
+        ring_tone: attrs.choice("ringTone", RING_TONES)?,
         recording_status_callback: attrs.string("recordingStatusCallback"),
+        recording_status_callback_method: attrs.method("recordingStatusCallbackMethod")?,
+        recording_status_callback_events: attrs.words(
+            "recordingStatusCallbackEvent",
+            RECORDING_EVENTS,
+            &["completed"],
+        )?,
         ..Dial::default()
     };
     let mut text = String::new();

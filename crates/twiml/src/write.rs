@@ -347,7 +347,19 @@ impl Writer {
             .opt(
                 "recordingStatusCallback",
                 d.recording_status_callback.as_deref(),
+            )
+            .method(
+                "recordingStatusCallbackMethod",
+                d.recording_status_callback_method,
             );
+        let tag = if d.recording_status_callback_events == ["completed"] {
+            tag
+        } else {
+            tag.attr(
+                "recordingStatusCallbackEvent",
+                &d.recording_status_callback_events.join(" "),
+            )
+        };
         if d.nouns.is_empty() {
             tag.text(&d.target);
         } else {

@@ -134,6 +134,8 @@ fn rich() -> Document {
             record: Some("record-from-answer".into()),
             ring_tone: Some("us".into()),
             recording_status_callback: Some("/drs".into()),
+            recording_status_callback_method: Method::Get,
+            recording_status_callback_events: vec!["absent".into()],
         }),
         Verb::Dial(Dial {
             target: "+1 (555) <x>".into(),
@@ -566,12 +568,18 @@ fn dial() -> impl Strategy<Value = Verb> {
         word(),
         nouns,
     );
+    // `record` and `ringTone` take listed values only.
+    let pick = |values: &'static [&'static str]| {
+        prop::option::of(prop::sample::select(values).prop_map(String::from))
+    };
     let b = (
         any::<bool>(),
         any::<bool>(),
+        pick(&["do-not-record", "record-from-ringing-dual", "true"]),
+        pick(&["us", "uk", "us-old"]),
         opt_attr(),
-        opt_attr(),
-        opt_attr(),
+        method(),
+        prop::sample::subsequence(vec!["in-progress", "completed", "absent"], 1..=3),
     );
     (a, b).prop_map(|(a, b)| {
         let target = a.6.first().map_or(a.5, |n| n.value.clone());
@@ -588,6 +596,8 @@ fn dial() -> impl Strategy<Value = Verb> {
             record: b.2,
             ring_tone: b.3,
             recording_status_callback: b.4,
+            recording_status_callback_method: b.5,
+            recording_status_callback_events: b.6.into_iter().map(String::from).collect(),
         })
     })
 }

@@ -357,7 +357,7 @@ fn dial_defaults_and_attributes() {
     assert!(!d.hangup_on_star && !d.answer_on_bridge);
 
     let Verb::Dial(d) = one(
-        r#"<Dial action="/d" method="GET" timeout="12" hangupOnStar="true" timeLimit="60" callerId="+1555" record="record-from-answer" trim="trim-silence" recordingStatusCallback="/rs" recordingStatusCallbackMethod="POST" recordingStatusCallbackEvent="completed" answerOnBridge="true" ringTone="us" recordingTrack="both" sequential="true" referUrl="/ref" referMethod="POST">client:bob</Dial>"#,
+        r#"<Dial action="/d" method="GET" timeout="12" hangupOnStar="true" timeLimit="60" callerId="+1555" record="record-from-answer" trim="trim-silence" recordingStatusCallback="/rs" recordingStatusCallbackMethod="GET" recordingStatusCallbackEvent="in-progress completed" answerOnBridge="true" ringTone="us" recordingTrack="both" sequential="true" referUrl="/ref" referMethod="POST">client:bob</Dial>"#,
     ) else {
         panic!()
     };
@@ -376,8 +376,40 @@ fn dial_defaults_and_attributes() {
             record: Some("record-from-answer".into()),
             ring_tone: Some("us".into()),
             recording_status_callback: Some("/rs".into()),
+            recording_status_callback_method: Method::Get,
+            recording_status_callback_events: vec!["in-progress".into(), "completed".into()],
         }
     );
+    assert_eq!(
+        d.recording(),
+        Some(dialtone_twiml::DialRecording {
+            from_ringing: false,
+            dual: false
+        })
+    );
+    for (record, want) in [
+        ("record-from-ringing-dual", Some((true, true))),
+        ("true", Some((false, false))),
+        ("false", None),
+        ("do-not-record", None),
+    ] {
+        let Verb::Dial(d) = one(&format!(r#"<Dial record="{record}">+1555</Dial>"#)) else {
+            panic!()
+        };
+        assert_eq!(
+            d.recording().map(|r| (r.from_ringing, r.dual)),
+            want,
+            "{record}"
+        );
+    }
+    for bad in [
+        r#"record="yes""#,
+        r#"ringTone="zz""#,
+        r#"recordingStatusCallbackEvent="done""#,
+    ] {
+        let doc = format!(r#"<Response><Dial {bad}>+1555</Dial></Response>"#);
+        assert!(dialtone_twiml::parse(&doc).is_err(), "{bad}");
+    }
 }
 
 #[test]
