@@ -16,6 +16,7 @@ pub mod frames;
 pub mod mix;
 pub mod mulaw;
 pub mod resample;
+pub mod tones;
 pub mod wav;
 
 pub use cache::AudioCache;

@@ -106,6 +106,8 @@ pub struct CallConfig {
     pub direction: Direction,
     /// Call SID to use; a random one when `None`.
     pub call_sid: Option<String>,
+    /// `ParentCallSid` of its requests: the call that dialed it (a `<Number url>` whisper).
+    pub parent_call_sid: Option<String>,
     /// The caller's behaviour.
     pub caller: CallerScript,
     /// The call is hung up after this long, whatever happens.
@@ -145,6 +147,9 @@ pub struct CallConfig {
     pub directory: Arc<dyn crate::dial::Directory>,
     /// How many dialed apps deep this call is (0 for a call placed directly).
     pub dial_depth: u8,
+    /// Where recordings the call makes (`<Dial record>`) are kept and served; `None`: they
+    /// are made but not kept (no `RecordingUrl`).
+    pub recordings: Option<Arc<dyn crate::recordings::RecordingStore>>,
 }
 
 /// A histogram of frame lateness (µs) shared by many calls.
@@ -164,6 +169,7 @@ impl CallConfig {
             to: "+15005550001".into(),
             direction: Direction::Inbound,
             call_sid: None,
+            parent_call_sid: None,
             caller: CallerScript {
                 audio,
                 start: CallerAudioStart::StreamStart,
@@ -190,6 +196,7 @@ impl CallConfig {
                 ))),
             )),
             dial_depth: 0,
+            recordings: None,
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod marks;
 pub mod outcome;
 pub mod playout;
 pub mod queue;
+pub mod recordings;
 pub mod registry;
 pub mod relay;
 pub mod report;

@@ -45,6 +45,10 @@ pub enum EventKind {
         /// Body length.
         bytes: usize,
     },
+    /// The call was answered: an inbound call by its first TwiML that does not `<Reject>`
+    /// (or, under `<Dial answerOnBridge>`, when the dialed party answers); an outbound call
+    /// when its callee picked up.
+    Answered,
     /// A TwiML document was parsed; its top-level verbs in order.
     Twiml {
         /// Verb names.
@@ -186,10 +190,9 @@ pub enum EventKind {
     },
 }
 
-/// True for the step that answers an inbound call: its first TwiML, unless that document
-/// starts with `<Reject>`.
+/// True for the step that answers the call (see [`EventKind::Answered`]).
 pub fn answers(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Twiml { verbs } if verbs.first().is_none_or(|v| v != "Reject"))
+    matches!(kind, EventKind::Answered)
 }
 
 /// A step that failed, with Twilio's error code and the cause in plain words.

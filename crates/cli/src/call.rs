@@ -113,7 +113,8 @@ pub(crate) async fn run(opts: CallOpts) -> anyhow::Result<ExitCode> {
     let rest = opts.call.rest(true).await?;
     announce(&opts, &rest, &caller, target.events_url());
 
-    let cfg = call_config(&opts, &caller, &target)?;
+    let mut cfg = call_config(&opts, &caller, &target)?;
+    cfg.recordings = Some(rest.recordings.clone());
     let live = !opts.json && !opts.quiet;
     let sink: Option<dialtone_call::EventSink> = live.then(|| {
         Arc::new(|e: &CallEvent| {

@@ -79,7 +79,8 @@ pub(crate) struct CallFlags {
     /// Who answers a number the app <Dial>s: `NUMBER=URL` rings that app as a hosted number
     /// (an inbound call signed with --auth-token, through the --tunnel table: it hears the
     /// caller, the caller hears it), `NUMBER=answer|busy|no-answer|failed` a simulated
-    /// callee; `*=...` every other number [default: answer]. Repeatable.
+    /// callee (`answer:KEYS`: it keys KEYS when a <Number url> whisper's <Gather> asks);
+    /// `*=...` every other number [default: answer]. Repeatable.
     #[arg(long = "dial", value_name = "NUMBER=WHO", value_parser = parse_dial)]
     pub(crate) dial: Vec<DialArg>,
     /// How long a simulated callee rings before it answers or sounds busy.
@@ -100,7 +101,8 @@ pub(crate) struct DialArg {
 #[derive(Debug, Clone)]
 enum DialWho {
     App(String),
-    Callee(dialtone_call::dial::CalleeAnswer),
+    /// How it answers, and what it keys to a whisper.
+    Callee(dialtone_call::dial::CalleeAnswer, String),
 }
 
 fn parse_dial(s: &str) -> Result<DialArg, String> {
@@ -115,7 +117,16 @@ fn parse_dial(s: &str) -> Result<DialArg, String> {
         crate::net_args::check_webhook("--dial", who).map_err(|e| e.to_string())?;
         DialWho::App(who.to_string())
     } else {
-        DialWho::Callee(who.parse()?)
+        let (answer, keys) = who.split_once(':').unwrap_or((who, ""));
+        if let Some(bad) = keys
+            .chars()
+            .find(|c| !c.is_ascii_digit() && *c != '*' && *c != '#')
+        {
+            return Err(format!(
+                "{s:?}: {bad:?} is not a key (KEYS are digits, * and #)"
+            ));
+        }
+        DialWho::Callee(answer.parse()?, keys.to_string())
     };
     Ok(DialArg {
         number: number.to_string(),
@@ -165,14 +176,18 @@ impl CallFlags {
         let mut book = Numbers::simulated(default.clone());
         for d in &self.dial {
             match (&d.who, d.number.as_str()) {
-                (DialWho::Callee(a), "*") => book.default.answer = *a,
+                (DialWho::Callee(a, keys), "*") => {
+                    book.default.answer = *a;
+                    book.default.keys = keys.clone();
+                }
                 (DialWho::App(_), "*") => {
                     anyhow::bail!("--dial *=URL: a hosted app needs its own number")
                 }
-                (DialWho::Callee(a), n) => book.callees.push((
+                (DialWho::Callee(a, keys), n) => book.callees.push((
                     n.to_string(),
                     SimulatedCallee {
                         answer: *a,
+                        keys: keys.clone(),
                         ..default.clone()
                     },
                 )),

@@ -233,6 +233,7 @@ async fn run_calls(
         eprintln!("{}", rest.banner(&opts.call.account_sid));
     }
     run.registry = Some(rest.registry.clone());
+    run.template.recordings = Some(rest.recordings.clone());
     let finished = dialtone_load::calls::run(run, stop, |p| printer.show(p)).await;
     printer.done();
     rest.stop();

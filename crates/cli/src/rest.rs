@@ -21,6 +21,8 @@ pub(crate) struct RestApi {
     pub(crate) url: String,
     /// Hand this to the engine so every call placed is listed and can be steered.
     pub(crate) registry: Arc<dyn CallRegistry>,
+    /// Hand this to every call: its recordings (`<Dial record>`) are served here.
+    pub(crate) recordings: Arc<dyn dialtone_call::recordings::RecordingStore>,
     task: JoinHandle<()>,
 }
 
@@ -57,6 +59,7 @@ impl RestApi {
         let url = format!("http://{addr}");
         let sim = Simulator::new(config, &url);
         let registry: Arc<dyn CallRegistry> = Arc::new(sim.external_calls(timelines));
+        let recordings = sim.recording_store();
         let task = tokio::spawn(async move {
             if let Err(e) = sim.serve(listener, std::future::pending()).await {
                 tracing::warn!("the REST API stopped: {e}");
@@ -65,6 +68,7 @@ impl RestApi {
         Ok(RestApi {
             url,
             registry,
+            recordings,
             task,
         })
     }

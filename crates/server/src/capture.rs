@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime};
 use dialtone_call::CallResult;
 use dialtone_protocol::sid;
 
+use dialtone_call::recordings::{NewRecording, RecordingStore};
+
+use crate::Shared;
 use crate::store::{CallRecord, RecordingRecord, StreamClip};
 
 /// Each stream's audio, shared (not copied again) by the call's record.
@@ -68,6 +71,48 @@ pub(crate) fn make_recording(
         created: now,
         started: call.started.unwrap_or(now),
         channels,
+        source: "OutboundAPI",
         pcm: Arc::new((a, b)),
+    }
+}
+
+/// Keeps the recordings calls make as they run (`<Dial record>`) in the store, served as
+/// Twilio's Recordings resource.
+pub(crate) struct StoreRecordings(pub(crate) Arc<Shared>);
+
+impl std::fmt::Debug for StoreRecordings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreRecordings")
+    }
+}
+
+impl RecordingStore for StoreRecordings {
+    fn keep(&self, rec: NewRecording) -> String {
+        let decode = |b: &[u8]| -> Vec<i16> {
+            b.iter()
+                .map(|&c| dialtone_audio::mulaw::decode(c))
+                .collect()
+        };
+        let url = format!(
+            "{}{}/Recordings/{}",
+            self.0.public_url,
+            crate::resources::account_path(&rec.account_sid),
+            rec.sid
+        );
+        let (mut a, mut b) = (decode(&rec.first), decode(&rec.second));
+        let n = a.len().max(b.len());
+        a.resize(n, 0);
+        b.resize(n, 0);
+        self.0.store.insert_recording(RecordingRecord {
+            sid: rec.sid,
+            account_sid: rec.account_sid,
+            call_sid: rec.call_sid,
+            created: SystemTime::now(),
+            started: rec.started,
+            channels: rec.channels,
+            source: rec.source.as_str(),
+            pcm: Arc::new((a, b)),
+        });
+        url
     }
 }

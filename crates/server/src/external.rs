@@ -62,11 +62,7 @@ impl CallRegistry for ExternalCalls {
         let answered = AtomicBool::new(false);
         Arc::new(move |e: &CallEvent| {
             match &e.kind {
-                // Twilio answers an inbound call when the app's TwiML does not reject it.
-                EventKind::Twiml { verbs }
-                    if verbs.first().is_none_or(|v| v != "Reject")
-                        && !answered.swap(true, Ordering::Relaxed) =>
-                {
+                EventKind::Answered if !answered.swap(true, Ordering::Relaxed) => {
                     shared.store.update_call(&sid, |c| {
                         if !c.status.is_terminal() {
                             c.status = CallStatus::InProgress;

@@ -181,6 +181,12 @@ impl Simulator {
         &self.shared.public_url
     }
 
+    /// Keeps the recordings calls make (`<Dial record>`) in this simulator's Recordings
+    /// resource: hand it to calls placed elsewhere (`CallConfig::recordings`).
+    pub fn recording_store(&self) -> Arc<dyn dialtone_call::recordings::RecordingStore> {
+        Arc::new(capture::StoreRecordings(self.shared.clone()))
+    }
+
     /// The routes (see the crate docs).
     pub fn router(&self) -> Router {
         let api = Router::new()

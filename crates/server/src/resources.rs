@@ -136,7 +136,7 @@ pub(crate) fn recording_json(r: &RecordingRecord, public_url: &str) -> Value {
         "price": null,
         "price_unit": "USD",
         "sid": r.sid,
-        "source": "OutboundAPI",
+        "source": r.source,
         "start_time": rfc2822(r.started),
         "status": "completed",
         "subresource_uris": {

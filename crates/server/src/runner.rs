@@ -155,6 +155,7 @@ fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallC
     cfg.caller.stream_dtmf = dialtone_call::dial::digit_schedule(&plan.send_digits);
     cfg.max_duration = plan.time_limit.min(shared.config.max_call);
     cfg.directory = Arc::new(crate::dial_legs::ServeBook::new(shared.clone()));
+    cfg.recordings = Some(Arc::new(crate::capture::StoreRecordings(shared.clone())));
     cfg
 }
 

@@ -149,6 +149,8 @@ pub(crate) struct RecordingRecord {
     pub(crate) started: SystemTime,
     /// 1 (mixed) or 2 (caller, callee): what `RecordingChannels` asked for.
     pub(crate) channels: u16,
+    /// What made it (`source`): `OutboundAPI`, `DialVerb`.
+    pub(crate) source: &'static str,
     /// This leg's party and the other party, as 16-bit PCM of equal length.
     pub(crate) pcm: Arc<(Vec<i16>, Vec<i16>)>,
 }
@@ -408,6 +410,7 @@ mod tests {
 
     fn recording(call_sid: &str) -> RecordingRecord {
         RecordingRecord {
+            source: "OutboundAPI",
             sid: format!("RE{call_sid}"),
             account_sid: "AC1".into(),
             call_sid: call_sid.into(),

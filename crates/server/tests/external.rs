@@ -44,9 +44,7 @@ fn event(kind: EventKind) -> CallEvent {
 }
 
 fn answered() -> CallEvent {
-    event(EventKind::Twiml {
-        verbs: vec!["Connect".into()],
-    })
+    event(EventKind::Answered)
 }
 
 fn ended(reason: &str) -> CallEvent {

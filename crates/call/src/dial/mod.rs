@@ -59,6 +59,8 @@ pub struct SimulatedCallee {
     pub audio: Arc<FrameSet>,
     /// How long it stays after its audio before hanging up.
     pub tail: Duration,
+    /// What it keys when a whisper's `<Gather>` (`<Number url>`) asks (none by default).
+    pub keys: String,
 }
 
 impl SimulatedCallee {
@@ -69,6 +71,7 @@ impl SimulatedCallee {
             ring: Duration::from_secs(1),
             audio,
             tail: Duration::from_secs(2),
+            keys: String::new(),
         }
     }
 }

@@ -19,6 +19,8 @@ use dialtone_twiml::{Dial, Node, NounKind};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
+use super::dial_record::{self, DialRecorder, Recorded};
+use super::whisper::{Listener, Whisper};
 use super::{Call, CallResult, Next};
 use crate::callbacks::Sender;
 use crate::config::{CallConfig, CallerAudioStart, HttpMethod};
@@ -46,6 +48,8 @@ struct Party {
     to: String,
     send_digits: String,
     status_callback: Option<(String, HttpMethod, Vec<String>)>,
+    /// `url`: TwiML the party hears once it picks up, before the bridge.
+    whisper: Option<Whisper>,
 }
 
 /// The parties of a `<Dial>`, in order: a bare number, or its `<Number>`, `<Client>` and
@@ -56,6 +60,7 @@ fn parties(d: &Dial, doc_url: &str) -> Vec<Party> {
             to: d.target.clone(),
             send_digits: String::new(),
             status_callback: None,
+            whisper: None,
         }];
     }
     d.nouns
@@ -87,10 +92,19 @@ fn parties(d: &Dial, doc_url: &str) -> Vec<Party> {
                         with_completed(o.status_callback_events),
                     )
                 });
+            let whisper = o
+                .url
+                .as_deref()
+                .and_then(|u| webhook::resolve(doc_url, u).ok())
+                .map(|url| Whisper {
+                    url,
+                    method: o.method.into(),
+                });
             Party {
                 to,
                 send_digits: o.send_digits.unwrap_or_default(),
                 status_callback,
+                whisper,
             }
         })
         .collect()
@@ -128,25 +142,44 @@ enum Answerer<'e> {
 }
 
 /// What every party's leg shares.
-struct DialCtx<'c> {
-    call: &'c Call<'c>,
+pub(super) struct DialCtx<'c> {
+    pub(super) call: &'c Call<'c>,
     dial: &'c Dial,
     from: String,
     /// The caller's audio from where it has got to, and its turns and digits shifted to
     /// match: what a hosted app hears.
     caller: crate::config::CallerScript,
     /// Set when the first party answers (its index).
-    winner: watch::Sender<Option<usize>>,
+    pub(super) winner: watch::Sender<Option<usize>>,
     /// Set when the bridge must end, with why.
-    stop: watch::Sender<Option<String>>,
+    pub(super) stop: watch::Sender<Option<String>>,
+    /// Failures of whispers (`<Number url>`), the call's own.
+    pub(super) whisper_failures: std::sync::Mutex<Vec<crate::report::Failure>>,
+    /// Records the bridge (`record`).
+    recorder: Option<&'c DialRecorder>,
 }
 
 impl Call<'_> {
     pub(super) async fn dial(&mut self, node: &Node, d: &Dial, doc_url: &str) -> Next {
+        if self.info.direction == Direction::OutboundDial {
+            // A dialed leg's TwiML (a whisper) cannot dial further.
+            self.failures.push(crate::report::Failure::Twiml {
+                url: doc_url.to_string(),
+                code: 13201,
+                error: "Dial: Cannot Dial out from a Dial Call Segment".into(),
+            });
+            return Next::End {
+                status: CallStatus::Completed,
+                reason: "<Dial> in a dialed leg's TwiML (13201)".into(),
+            };
+        }
         if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Conference) {
+            // A room or a queue has no party whose answer the call could wait for.
+            self.answered();
             return self.conference(node, d, n, doc_url).await;
         }
         if let Some(n) = d.nouns.iter().find(|n| n.kind() == NounKind::Queue) {
+            self.answered();
             return self.dial_queue(node, d, n, doc_url).await;
         }
         let parties = parties(d, doc_url);
@@ -176,9 +209,32 @@ impl Call<'_> {
                 "answerOnBridge has no effect: the call was answered before the <Dial>".into(),
             );
         }
+        let was_answered = self.answered_at.is_some();
+        let ringback = dial_record::ringback(d);
+        let recorder = DialRecorder::new(self, d, doc_url);
         let began = Instant::now();
-        let results = self.ring(d, &parties).await;
+        let results = self.ring(d, &parties, recorder.as_ref()).await;
+        let ended = Instant::now();
         let winner = results.iter().find(|r| r.answered_at.is_some());
+        if was_answered {
+            // What the caller heard while it rang (answerOnBridge rings before any answer).
+            let ring_end = winner.and_then(|w| w.answered_at).unwrap_or(ended);
+            self.note_played_span(ringback.clone(), began, ring_end);
+        }
+        let recorded = match recorder {
+            Some(rec) => {
+                let audio = Recorded {
+                    began,
+                    bridge: winner.and_then(|w| w.answered_at.map(|a| (a, w.ended_at))),
+                    ended,
+                    ringback: &ringback,
+                    heard: winner.and_then(|w| w.heard.as_deref()).map(|f| f.mulaw()),
+                    said: winner.and_then(|w| w.said.as_deref()),
+                };
+                rec.finish(self, &audio)
+            }
+            None => Vec::new(),
+        };
         let lead = winner.or(results.first());
         let status = lead.map_or(DialStatus::Failed, |r| r.status);
         let duration = winner.map_or(Duration::ZERO, |r| {
@@ -187,6 +243,10 @@ impl Call<'_> {
         });
         let ended_by = lead.map_or_else(String::new, |r| r.ended_by.clone());
         if let Some(w) = winner {
+            if let Some(at) = w.answered_at {
+                // answerOnBridge: the call was answered with the party (announced then).
+                self.answered_since(at);
+            }
             self.note_bridged(w);
         }
         self.timeline.emit(EventKind::Dial(DialEvent::Ended {
@@ -224,6 +284,7 @@ impl Call<'_> {
         if let Some(sid) = leg_sid {
             extra.push(("DialCallSid".to_string(), sid));
         }
+        extra.extend(recorded);
         self.dial_action(d, doc_url, extra).await
     }
 
@@ -251,7 +312,7 @@ impl Call<'_> {
             // Twilio still tells the app how the dial went; the caller is gone, so its
             // answer is not run.
             Some(reason) => Next::End {
-                status: CallStatus::Completed,
+                status: self.final_status(),
                 reason,
             },
             None => next,
@@ -259,7 +320,12 @@ impl Call<'_> {
     }
 
     /// Rings every party; bridges the first to answer until the bridge ends.
-    async fn ring(&mut self, d: &Dial, parties: &[Party]) -> Vec<LegResult> {
+    async fn ring(
+        &mut self,
+        d: &Dial,
+        parties: &[Party],
+        recorder: Option<&DialRecorder>,
+    ) -> Vec<LegResult> {
         let (winner, _) = watch::channel(None);
         let (stop, _) = watch::channel(None);
         let star_at = if d.hangup_on_star {
@@ -272,7 +338,7 @@ impl Call<'_> {
             .caller_id
             .clone()
             .unwrap_or_else(|| self.info.from.clone());
-        let results = {
+        let (results, whispered) = {
             let ctx = DialCtx {
                 call: &*self,
                 dial: d,
@@ -280,6 +346,8 @@ impl Call<'_> {
                 caller,
                 winner,
                 stop,
+                recorder,
+                whisper_failures: std::sync::Mutex::default(),
             };
             let legs = futures_util::future::join_all(
                 parties
@@ -298,7 +366,7 @@ impl Call<'_> {
             };
             tokio::pin!(star);
             let mut stopped = false;
-            loop {
+            let results = loop {
                 tokio::select! {
                     r = &mut legs => break r,
                     _ = end.wait_for(|r| r.is_some()), if !stopped => {
@@ -315,13 +383,21 @@ impl Call<'_> {
                         ctx.stop.send_replace(Some("the caller pressed * (hangupOnStar)".into()));
                     }
                 }
-            }
+            };
+            let whispered = std::mem::take(
+                &mut *ctx
+                    .whisper_failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+            (results, whispered)
         };
         for r in &results {
             if let Some(app) = &r.app {
                 self.failures.extend(app.report.failures.iter().cloned());
             }
         }
+        self.failures.extend(whispered);
         results
     }
 
@@ -478,9 +554,16 @@ impl<'c> DialCtx<'c> {
             app_sid: app_sid.clone(),
         }));
         let r = match answerer {
-            Answerer::App(sid, prepared) => {
-                self.hosted(party, *prepared, sid, extra_sink, &mut cb, &start)
-                    .await
+            Answerer::App(_, prepared) => {
+                self.hosted(
+                    party,
+                    *prepared,
+                    extra_sink,
+                    &mut cb,
+                    &start,
+                    p.whisper.as_ref(),
+                )
+                .await
             }
             Answerer::Simulated(c) => self.simulated(party, &p, &c, &mut cb, &start).await,
         };
@@ -560,12 +643,12 @@ impl<'c> DialCtx<'c> {
         Duration::from_secs(self.dial.timeout_secs.into())
     }
 
-    fn time_limit(&self) -> Duration {
+    pub(super) fn time_limit(&self) -> Duration {
         Duration::from_secs(self.dial.time_limit_secs.into())
     }
 
     /// Why a leg that did not get the bridge ended.
-    fn lost_why(&self) -> (DialStatus, String) {
+    pub(super) fn lost_why(&self) -> (DialStatus, String) {
         match self.stop.borrow().clone() {
             Some(why) => (DialStatus::Canceled, why),
             None => (DialStatus::Canceled, "another party answered first".into()),
@@ -619,6 +702,18 @@ impl<'c> DialCtx<'c> {
             r.ended_at = Instant::now();
             return r;
         }
+        cb.progress("answered", "in-progress", Vec::new());
+        if let Some(w) = &p.whisper {
+            let side = Listener {
+                audio: c.audio.clone(),
+                keys: c.keys.clone(),
+            };
+            if let Err(why) = self.whisper(party, w, start, side).await {
+                (r.status, r.ended_by) = self.unbridged(party, why);
+                r.ended_at = Instant::now();
+                return r;
+            }
+        }
         if !self.claim(party) {
             (r.status, r.ended_by) = self.lost_why();
             r.ended_at = Instant::now();
@@ -626,7 +721,7 @@ impl<'c> DialCtx<'c> {
         }
         let answered = Instant::now();
         r.answered_at = Some(answered);
-        self.answered(cb, start);
+        self.bridged(start);
         // The callee hears the digits first, then talks until it hangs up.
         let digits = Duration::from_millis(DIGIT_MS * p.send_digits.len() as u64);
         let talk = (digits + c.audio.duration() + c.tail).min(self.time_limit());
@@ -643,11 +738,32 @@ impl<'c> DialCtx<'c> {
             self.lost_why().1
         };
         r.heard = Some(c.audio.clone());
+        // The caller talks into the bridge from where it had got to when the dial began.
+        let spoken = bytes_of(r.ended_at.saturating_duration_since(answered));
+        let caller = self.caller.audio.mulaw();
+        r.said = Some(caller[..spoken.min(caller.len())].to_vec());
         r
     }
 
-    fn answered(&self, cb: &mut LegCallbacks, start: &LegStart) {
-        cb.progress("answered", "in-progress", Vec::new());
+    /// How a leg that picked up but was not bridged ended: canceled when the dial stopped
+    /// or another party won meanwhile, else completed (its whisper hung up).
+    fn unbridged(&self, party: usize, why: String) -> (DialStatus, String) {
+        if self.lost(party) {
+            self.lost_why()
+        } else {
+            (DialStatus::Completed, why)
+        }
+    }
+
+    /// The party is bridged to the caller.
+    fn bridged(&self, start: &LegStart) {
+        if self.call.answered_at.is_none() {
+            // answerOnBridge held the caller's answer until now.
+            self.call.timeline.emit(EventKind::Answered);
+        }
+        if let Some(r) = self.recorder.filter(|r| r.starts_at_answer()) {
+            r.start();
+        }
         self.call
             .timeline
             .emit(EventKind::Dial(DialEvent::Answered {
@@ -663,16 +779,16 @@ impl<'c> DialCtx<'c> {
         &self,
         party: usize,
         prepared: super::PreparedCall<'_>,
-        app_sid: String,
         extra_sink: Option<crate::EventSink>,
         cb: &mut LegCallbacks,
         start: &LegStart,
+        whisper: Option<&Whisper>,
     ) -> LegResult {
         let call = self.call;
         let handle = prepared.handle();
         let (answer_tx, mut answer_rx) = watch::channel(None::<Instant>);
         let timeline = call.timeline.clone();
-        let sid = app_sid.clone();
+        let sid = start.app_sid.clone().unwrap_or_default();
         let sink: crate::EventSink = Arc::new(move |e: &CallEvent| {
             if crate::report::answers(&e.kind) {
                 // The first answer counts (a later document is no new answer).
@@ -719,15 +835,38 @@ impl<'c> DialCtx<'c> {
             // The answer may have raced the end: the sink saw it.
             answered_at = *answer_rx.borrow();
         }
-        let won = answered_at.is_some() && self.claim(party);
+        let mut bridge_at = answered_at;
+        let mut unbridged = None;
+        if answered_at.is_some() {
+            cb.progress("answered", "in-progress", Vec::new());
+        }
+        if let (Some(_), Some(w), None) = (answered_at, whisper, &done) {
+            // The app's call runs on while its leg hears the whisper (it hears silence: a
+            // hosted app is no party that listens).
+            let side = Listener {
+                audio: Arc::new(FrameSet::from_mulaw(&[])),
+                keys: String::new(),
+            };
+            tokio::select! {
+                r = &mut run => {
+                    done = Some(r);
+                    unbridged = Some("the app hung up during the whisper".to_string());
+                }
+                w = self.whisper(party, w, start, side) => match w {
+                    Ok(()) => bridge_at = Some(Instant::now()),
+                    Err(why) => unbridged = Some(why),
+                },
+            }
+        }
+        let won = answered_at.is_some() && unbridged.is_none() && self.claim(party);
         if answered_at.is_some() && !won {
-            ended_by = self.lost_why().1;
+            ended_by = unbridged.clone().unwrap_or_else(|| self.lost_why().1);
             handle.hangup(ended_by.clone());
         }
         if won {
-            self.answered(cb, start);
+            self.bridged(start);
             // Bridged: until either side hangs up, the time limit, or the bridge is stopped.
-            let limit = answered_at.unwrap_or_else(Instant::now) + self.time_limit();
+            let limit = bridge_at.unwrap_or_else(Instant::now) + self.time_limit();
             if done.is_none() {
                 tokio::select! {
                     r = &mut run => done = Some(r),
@@ -752,6 +891,10 @@ impl<'c> DialCtx<'c> {
                 ended_by = format!("the app hung up: {}", result.report.end_reason);
             }
             DialStatus::Completed
+        } else if let Some(why) = unbridged {
+            let (status, why) = self.unbridged(party, why);
+            ended_by = why;
+            status
         } else if !ended_by.is_empty() {
             if ended_by.starts_with("no answer") {
                 DialStatus::NoAnswer
@@ -766,10 +909,17 @@ impl<'c> DialCtx<'c> {
                 _ => DialStatus::Failed,
             }
         };
+        // The app's call audio counts from its answer; the bridge from after the whisper.
+        let skip = match (answered_at, bridge_at) {
+            (Some(a), Some(b)) => bytes_of(b.saturating_duration_since(a)),
+            _ => 0,
+        };
         let (heard, said) = match (&result.call_audio, won) {
             (Some(a), true) => (
-                Some(Arc::new(FrameSet::from_mulaw(&a.heard))),
-                Some(a.said.clone()),
+                Some(Arc::new(FrameSet::from_mulaw(
+                    &a.heard[skip.min(a.heard.len())..],
+                ))),
+                Some(a.said[skip.min(a.said.len())..].to_vec()),
             ),
             _ => (None, None),
         };
@@ -777,7 +927,7 @@ impl<'c> DialCtx<'c> {
             party,
             leg_sid: start.leg_sid.clone(),
             status,
-            answered_at: answered_at.filter(|_| won),
+            answered_at: bridge_at.filter(|_| won),
             ended_at,
             ended_by,
             heard,
@@ -812,7 +962,8 @@ impl<'c> DialCtx<'c> {
             .min(self.time_limit() + self.ring_timeout());
         cfg.webhook_timeout = parent.webhook_timeout;
         cfg.no_audio_timeout = parent.no_audio_timeout;
-        cfg.record = parent.record;
+        // A recorded dial needs what the app's caller said and heard.
+        cfg.record = parent.record || self.dial.recording().is_some();
         cfg.seed = parent.seed.map(|s| s.wrapping_add(0x9e37_79b9));
         cfg.fast = parent.fast;
         cfg.relay_speech = parent.relay_speech;
@@ -820,13 +971,19 @@ impl<'c> DialCtx<'c> {
         cfg.keep_timeline = false;
         cfg.directory = parent.directory.clone();
         cfg.dial_depth = parent.dial_depth + 1;
+        cfg.recordings = parent.recordings.clone();
         cfg
     }
 }
 
+/// 8 kHz μ-law bytes in `d`.
+fn bytes_of(d: Duration) -> usize {
+    (d.as_micros() / 125) as usize
+}
+
 /// The app's call, boxed behind a named type: it is a call like the one dialing it, and a
 /// future may not contain itself (nor can its `Send` be proven through its own type).
-fn boxed_run<'e>(
+pub(super) fn boxed_run<'e>(
     prepared: super::PreparedCall<'e>,
     sink: crate::EventSink,
 ) -> Pin<Box<dyn Future<Output = CallResult> + Send + 'e>> {

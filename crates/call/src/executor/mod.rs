@@ -152,6 +152,9 @@ struct Call<'e> {
     idle_documents: u32,
 }
 
+/// Why a call ended when its TwiML ran out (a whisper that did bridges its leg).
+pub(super) const END_OF_TWIML: &str = "end of TwiML";
+
 /// Failures a call report lists (the rest are counted).
 const FAILURES_KEPT: usize = 20;
 /// Warnings a call report lists (the rest are counted).
@@ -334,13 +337,16 @@ impl<'e> PreparedCall<'e> {
         let call_sid = handle.call_sid.clone();
         let capture = cfg.capture.clone().map(|c| (c, call_sid.clone()));
         let timeline = Arc::new(Timeline::new(sink, capture, cfg.keep_timeline));
-        let info = CallInfo::new(
-            cfg.account_sid.clone(),
-            call_sid.clone(),
-            cfg.from.clone(),
-            cfg.to.clone(),
-            cfg.direction,
-        );
+        let info = CallInfo {
+            parent_call_sid: cfg.parent_call_sid.clone(),
+            ..CallInfo::new(
+                cfg.account_sid.clone(),
+                call_sid.clone(),
+                cfg.from.clone(),
+                cfg.to.clone(),
+                cfg.direction,
+            )
+        };
         let end_tx = handle.end.clone();
         let end = end_tx.subscribe();
         let redirect_tx = handle.redirect.clone();
@@ -497,12 +503,12 @@ impl Call<'_> {
                 }
             }
         };
-        let rejects = self.info.direction == Direction::Inbound
-            && matches!(
-                current.doc.verbs.first().map(|n| &n.verb),
-                Some(dialtone_twiml::Verb::Reject(_))
-            );
-        if !rejects {
+        if current
+            .doc
+            .verbs
+            .first()
+            .is_none_or(|n| !self.holds_answer(n))
+        {
             self.answered();
         }
         loop {
@@ -512,6 +518,11 @@ impl Call<'_> {
             let mut replaced = None;
             for (index, node) in verbs.iter().enumerate() {
                 let first_verb = self.documents == 1 && index == 0;
+                if self.answered_at.is_none() && !self.holds_answer(node) {
+                    // Still ringing after a `<Dial answerOnBridge>` nobody answered: the
+                    // next verb that needs the line answers it.
+                    self.answered();
+                }
                 let next = if self.interrupt_pending() {
                     self.interrupted().await
                 } else {
@@ -529,13 +540,41 @@ impl Call<'_> {
             match replaced {
                 Some(f) => current = f,
                 None => {
+                    let status = self.final_status();
                     if let Some(reason) = self.ended() {
-                        return (CallStatus::Completed, reason);
+                        return (status, reason);
                     }
-                    return (CallStatus::Completed, "end of TwiML".into());
+                    return (status, END_OF_TWIML.into());
                 }
             }
         }
+    }
+
+    /// How a call that ran out of TwiML ended: completed once answered; still ringing
+    /// (a `<Dial answerOnBridge>` nobody answered), as that dial went.
+    pub(super) fn final_status(&self) -> CallStatus {
+        if self.answered_at.is_some() {
+            return CallStatus::Completed;
+        }
+        match self.dials.last().map(|d| d.status) {
+            Some(crate::dial::DialStatus::Busy) => CallStatus::Busy,
+            Some(crate::dial::DialStatus::Failed) => CallStatus::Failed,
+            // The caller hung up while it rang.
+            Some(crate::dial::DialStatus::Canceled) => CallStatus::Canceled,
+            _ => CallStatus::NoAnswer,
+        }
+    }
+
+    /// True when `node` leaves an unanswered inbound call ringing: `<Reject>`, and a
+    /// `<Dial answerOnBridge>` (the call is answered when the dialed party is).
+    fn holds_answer(&self, node: &dialtone_twiml::Node) -> bool {
+        use dialtone_twiml::Verb;
+        self.info.direction == Direction::Inbound
+            && match &node.verb {
+                Verb::Reject(_) => true,
+                Verb::Dial(d) => d.answer_on_bridge,
+                _ => false,
+            }
     }
 
     /// Waits for the dialed legs' status callbacks still on their way.
@@ -620,6 +659,7 @@ impl Call<'_> {
 
 mod conference;
 mod dial;
+mod dial_record;
 mod documents;
 mod enqueue;
 mod queue_bridge;
@@ -627,6 +667,7 @@ mod recording;
 mod relay;
 mod streams;
 mod verbs;
+mod whisper;
 
 pub use recording::CallAudio;
 pub(crate) use verbs::tone_frames;

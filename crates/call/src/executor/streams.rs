@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{Call, StreamAudio};
 use crate::config::CallerAudioStart;
-use crate::report::Failure;
+use crate::report::{EventKind, Failure};
 use crate::stream::{self, CallerHangup, StreamCtx, StreamOutcome, StreamSpec, StreamTask, Tracks};
 
 /// How long after the caller's planned hang-up the backstop timer fires.
@@ -133,11 +133,20 @@ impl Call<'_> {
         if self.answered_at.is_some() {
             return;
         }
-        let now = Instant::now();
-        self.answered_at = Some(now);
+        self.timeline.emit(EventKind::Answered);
+        self.answered_since(Instant::now());
+    }
+
+    /// The call was answered at `at` (its [`EventKind::Answered`] already on the timeline:
+    /// a bridge under `answerOnBridge` announces it when the party answers).
+    pub(super) fn answered_since(&mut self, at: Instant) {
+        if self.answered_at.is_some() {
+            return;
+        }
+        self.answered_at = Some(at);
         if self.caller_epoch().is_some() {
             let hangup = self.caller_hangup();
-            let at = now + hangup.talk;
+            let at = at + hangup.talk;
             self.answer_backstop = Some(tokio::spawn(backstop(hangup, at)));
         }
     }
