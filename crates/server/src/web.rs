@@ -1,18 +1,20 @@
 //! The read-only page at `/`: hosted numbers, live and recent calls with their timelines,
-//! outcomes, audio players (what each stream's caller heard and sent) and recordings. A
-//! small script polls a change counter and reloads the page when something changed (and no
-//! audio is playing), so it follows calls live without flicker.
+//! outcomes, audio players (what each stream's caller heard and sent), recordings, the legs
+//! their `<Dial>`s placed and how they are bridged (`web_legs`), and the conferences and
+//! queues of the call engine (`web_sections`). A small script polls a change counter and
+//! reloads the page when something changed (and no audio is playing), so it follows calls
+//! live without flicker.
 //!
 //! The page and its stream audio need an account's credentials (HTTP Basic, so a browser
 //! prompts: the account SID and auth token, or an API key of the account), and show only
-//! that account's numbers, calls and audio; another account's call is 404. `web_auth = false`
-//! (`--no-web-auth`) opens them, showing every account, for a single-user machine.
+//! that account's numbers, calls, conferences, queues and audio; another account's call is
+//! 404. `web_auth = false` (`--no-web-auth`) opens them, showing every account, for a
+//! single-user machine.
 //! `/audio/{file}` stays open: it serves the server's own WAVs, which the caller leg's
 //! `<Play>` fetches without credentials, not account data.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, header};
@@ -24,6 +26,7 @@ use crate::config::Account;
 use crate::error::ApiError;
 use crate::format::rfc2822;
 use crate::store::CallRecord;
+use crate::web_legs::{Related, elapsed};
 
 /// Calls shown in the "recent" list.
 const RECENT: usize = 50;
@@ -49,8 +52,9 @@ pub(crate) async fn index(
 ) -> Result<Html<String>, ApiError> {
     let viewer = viewer(&shared, &headers)?;
     let calls = shared.store.calls(|c| sees(viewer, &c.account_sid));
-    let (live, done): (Vec<CallRecord>, Vec<CallRecord>) =
-        calls.into_iter().partition(|c| !c.status.is_terminal());
+    let rel = Related::new(&calls);
+    let (live, done): (Vec<&CallRecord>, Vec<&CallRecord>) =
+        calls.iter().partition(|c| !c.status.is_terminal());
     let mut h = String::with_capacity(16 * 1024);
     h.push_str(HEAD);
     let _ = write!(
@@ -67,14 +71,16 @@ pub(crate) async fn index(
         h.push_str("<p class=empty>No call in progress.</p>");
     }
     for c in &live {
-        call_card(&mut h, &shared, c, true);
+        call_card(&mut h, c, &rel, true);
     }
+    crate::web_sections::conferences(&mut h, &shared, viewer, &rel);
+    crate::web_sections::queues(&mut h, &shared, viewer, &rel);
     h.push_str("<h2>Recent calls</h2>");
     if done.is_empty() {
         h.push_str("<p class=empty>No finished call yet.</p>");
     }
     for (i, c) in done.iter().take(RECENT).enumerate() {
-        call_card(&mut h, &shared, c, i < 3);
+        call_card(&mut h, c, &rel, i < 3);
     }
     let _ = write!(
         h,
@@ -110,18 +116,8 @@ fn numbers(h: &mut String, shared: &Shared, viewer: Option<&Account>) {
     );
 }
 
-fn call_card(h: &mut String, shared: &Shared, c: &CallRecord, open: bool) {
-    let secs = match (c.started, c.ended) {
-        (Some(s), Some(e)) => format!("{} s", e.duration_since(s).unwrap_or_default().as_secs()),
-        (Some(s), None) => format!(
-            "{} s so far",
-            SystemTime::now()
-                .duration_since(s)
-                .unwrap_or_default()
-                .as_secs()
-        ),
-        _ => "not answered".into(),
-    };
+fn call_card(h: &mut String, c: &CallRecord, rel: &Related, open: bool) {
+    let secs = elapsed(c.started, c.ended).unwrap_or_else(|| "not answered".into());
     let _ = write!(
         h,
         "<section class=call id={sid}><div class=top><span class=\"status {st}\">{st}</span> \
@@ -134,15 +130,12 @@ fn call_card(h: &mut String, shared: &Shared, c: &CallRecord, open: bool) {
         dir = c.direction.as_str(),
         when = rfc2822(c.created),
     );
-    let _ = write!(h, "<div class=muted>runs <code>{}</code>", esc(&c.source));
-    if let Some(peer) = &c.peer_sid {
-        let _ = write!(
-            h,
-            " &middot; other leg <a href=\"#{p}\"><code>{p}</code></a>",
-            p = esc(peer)
-        );
-    }
-    h.push_str("</div>");
+    let _ = write!(
+        h,
+        "<div class=muted>runs <code>{}</code></div>",
+        esc(&c.source)
+    );
+    crate::web_legs::links(h, c, rel);
     if let Some(o) = &c.outcome {
         let _ = write!(h, "<div class=outcome>{}</div>", esc(o));
     }
@@ -196,7 +189,6 @@ fn call_card(h: &mut String, shared: &Shared, c: &CallRecord, open: bool) {
         );
     }
     h.push_str("</table></details></section>");
-    let _ = shared;
 }
 
 /// `GET /_dialtone/version`: the change counter the page polls.
@@ -286,7 +278,7 @@ pub(crate) async fn not_found(uri: OriginalUri) -> ApiError {
 }
 
 /// HTML-escapes text and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -320,6 +312,8 @@ td.t{color:#667;white-space:nowrap;text-align:right;width:70px;font:12px ui-mono
 tr.ok td:last-child{color:#1f7a45}tr.warn td:last-child{color:#a15c00}tr.fail td:last-child{color:#b42318;font-weight:600}
 .empty{color:#667}.howto pre{background:#fff;border:1px solid #dde1e6;padding:8px;border-radius:6px}
 summary{cursor:pointer;color:#334}
+.links{margin-top:2px}table.legs{border-collapse:collapse;margin:4px 0 2px 12px}
+table.legs td,table.legs th{padding:1px 12px 1px 0;text-align:left;font-size:13px}tr.bridged td{font-weight:600}
 </style></head><body>"#;
 
 const SCRIPT: &str = r#"
