@@ -168,3 +168,80 @@ def test_a_voice_ai_bot_transfers_to_a_hosted_agent(tmp_path):
         server.wait(timeout=20)
         audio_server.terminate()
         app.close()
+
+
+def test_a_screened_recorded_transfer_rings_the_caller_until_the_bridge(tmp_path):
+    """answerOnBridge, a whisper and record-from-answer-dual, each judged by the app's
+    RequestValidator and the official REST client."""
+    rng = random.Random(17)
+    caller_pcm = [rng.randint(-8000, 8000) for _ in range(8000 * 5)]
+    supervisor_pcm = [rng.randint(-8000, 8000) for _ in range(8000 * 2)]
+    for name, pcm in (("caller.wav", caller_pcm), ("supervisor.wav", supervisor_pcm)):
+        with wave.open(str(tmp_path / name), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(struct.pack(f"<{len(pcm)}h", *pcm))
+    app = App(tmp_path, b"\x00" * 800)
+    cfg = tmp_path / "dialtone.toml"
+    cfg.write_text(f'ring_ms = 100\nfar_end_audio = "{tmp_path / "supervisor.wav"}"\n'
+                   f'[[accounts]]\nsid = "{AC}"\nauth_token = "{TOKEN}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "DIALTONE_"))}
+    server = subprocess.Popen([BIN, "serve", "--port", "0", "--config", str(cfg)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    audio_server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+                                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("dialtone serve listening on "), first + server.stderr.read()
+        api = first.split()[-1]
+        audio_port = int(audio_server.stdout.readline().split("port ")[1].split()[0])
+        client = Client(AC, TOKEN)
+        client.api.base_url = api
+        client.incoming_phone_numbers.create(phone_number=BOT_NUMBER, voice_url=f"{app.base}/screened")
+
+        caller = VoiceResponse()
+        caller.play(f"http://127.0.0.1:{audio_port}/caller.wav")
+        call = client.calls.create(to=BOT_NUMBER, from_="+15005550006", twiml=str(caller),
+                                   status_callback=f"{app.base}/caller-status",
+                                   status_callback_event=["answered", "completed"])
+        deadline = time.time() + 60
+        while time.time() < deadline and client.calls(call.sid).fetch().status not in TERMINAL:
+            time.sleep(0.2)
+        assert client.calls(call.sid).fetch().status == "completed"
+        kinds = ["screened", "whisper", "screened-done", "rec-status", "caller-status"]
+        assert all(r["valid"] for k in kinds for r in app.records(k)), app.log_path.read_text()
+        bot_sid = app.records("screened")[0]["form"]["CallSid"]
+
+        # The whisper ran on the supervisor's leg, and only then was the caller answered.
+        whisper = app.records("whisper")[0]["form"]
+        done = app.records("screened-done")[0]["form"]
+        assert whisper["Direction"] == "outbound-dial" and whisper["ParentCallSid"] == bot_sid
+        assert whisper["CallSid"] == done["DialCallSid"] and whisper["CallStatus"] == "in-progress"
+        order = [r["kind"] for r in map(json.loads, app.log_path.read_text().splitlines())]
+        assert order.index("whisper") < order.index("caller-status"), order
+        assert app.records("caller-status")[0]["form"]["CallStatus"] == "in-progress"
+
+        # The action carries the recording, which the REST API serves.
+        assert done["DialCallStatus"] == "completed" and done["DialBridged"] == "true", done
+        rec = client.recordings(done["RecordingSid"]).fetch()
+        assert rec.call_sid == bot_sid and rec.source == "DialVerb" and rec.channels == 2
+        assert int(done["RecordingDuration"]) == int(rec.duration) >= 2
+        statuses = [r["form"]["RecordingStatus"] for r in app.records("rec-status")]
+        assert statuses == ["in-progress", "completed"], statuses
+        assert app.records("rec-status")[1]["form"]["RecordingUrl"] == done["RecordingUrl"]
+        wav = requests.get(done["RecordingUrl"] + ".wav", timeout=10)
+        with wave.open(io.BytesIO(wav.content)) as w:
+            assert w.getnchannels() == 2 and w.getframerate() == 8000
+            frames = w.readframes(w.getnframes())
+        samples = struct.unpack(f"<{len(frames) // 2}h", frames)
+        # Channel 1 the caller (from the bridge: its words from the start), channel 2 the
+        # supervisor, each from the bridge on.
+        r_caller, _ = best_alignment(list(samples[0::2]), caller_pcm[:8000], 160)
+        r_supervisor = pearson(list(samples[1::2]), supervisor_pcm)
+        assert r_caller >= 0.9 and r_supervisor >= 0.9, (r_caller, r_supervisor)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        audio_server.terminate()
+        app.close()

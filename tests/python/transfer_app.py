@@ -22,6 +22,8 @@ from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
 TOKEN = os.environ["TWILIO_AUTH_TOKEN"]
 AGENT_NUMBER = os.environ["AGENT_NUMBER"]
+# A supervisor's phone: a number dialtone does not host (it plays its far-end audio).
+SUPERVISOR_NUMBER = os.environ.get("SUPERVISOR_NUMBER", "+15557003000")
 BOT_LISTENS_FRAMES = int(os.environ.get("BOT_LISTENS_FRAMES", "50"))
 validator = RequestValidator(TOKEN)
 app = FastAPI()
@@ -73,6 +75,52 @@ async def dial_done(request: Request):
     response = VoiceResponse()
     response.hangup()
     return xml(response)
+
+
+@app.post("/screened")
+async def screened(request: Request):
+    """A second number: the caller rings on (answerOnBridge) while the supervisor is dialed,
+    screened by a whisper, and the bridge is recorded in two channels."""
+    if await checked(request, "screened") is None:
+        return Response(status_code=403)
+    base = f"http://{request.url.netloc}"
+    response = VoiceResponse()
+    dial = Dial(action=f"{base}/screened-done", answer_on_bridge=True, ring_tone="uk",
+                record="record-from-answer-dual", recording_status_callback=f"{base}/rec-status",
+                recording_status_callback_event="in-progress completed")
+    dial.number(SUPERVISOR_NUMBER, url=f"{base}/whisper")
+    response.append(dial)
+    return xml(response)
+
+
+@app.post("/whisper")
+async def whisper(request: Request):
+    if await checked(request, "whisper") is None:
+        return Response(status_code=403)
+    response = VoiceResponse()
+    response.say("A customer is waiting")
+    return xml(response)
+
+
+@app.post("/screened-done")
+async def screened_done(request: Request):
+    if await checked(request, "screened-done") is None:
+        return Response(status_code=403)
+    response = VoiceResponse()
+    response.hangup()
+    return xml(response)
+
+
+@app.post("/rec-status")
+async def rec_status(request: Request):
+    await checked(request, "rec-status")
+    return Response(status_code=204)
+
+
+@app.post("/caller-status")
+async def caller_status(request: Request):
+    await checked(request, "caller-status")
+    return Response(status_code=204)
 
 
 @app.post("/leg-status")
