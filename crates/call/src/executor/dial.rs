@@ -702,8 +702,9 @@ impl<'c> DialCtx<'c> {
             r.ended_at = Instant::now();
             return r;
         }
-        cb.progress("answered", "in-progress", Vec::new());
         if let Some(w) = &p.whisper {
+            // The party picked up: its leg is answered before it is bridged.
+            cb.progress("answered", "in-progress", Vec::new());
             let side = Listener {
                 audio: c.audio.clone(),
                 keys: c.keys.clone(),
@@ -721,6 +722,9 @@ impl<'c> DialCtx<'c> {
         }
         let answered = Instant::now();
         r.answered_at = Some(answered);
+        if p.whisper.is_none() {
+            cb.progress("answered", "in-progress", Vec::new());
+        }
         self.bridged(start);
         // The callee hears the digits first, then talks until it hangs up.
         let digits = Duration::from_millis(DIGIT_MS * p.send_digits.len() as u64);
@@ -837,10 +841,9 @@ impl<'c> DialCtx<'c> {
         }
         let mut bridge_at = answered_at;
         let mut unbridged = None;
-        if answered_at.is_some() {
+        let whispered = answered_at.is_some() && whisper.is_some() && done.is_none();
+        if let (true, Some(w)) = (whispered, whisper) {
             cb.progress("answered", "in-progress", Vec::new());
-        }
-        if let (Some(_), Some(w), None) = (answered_at, whisper, &done) {
             // The app's call runs on while its leg hears the whisper (it hears silence: a
             // hosted app is no party that listens).
             let side = Listener {
@@ -864,6 +867,9 @@ impl<'c> DialCtx<'c> {
             handle.hangup(ended_by.clone());
         }
         if won {
+            if !whispered {
+                cb.progress("answered", "in-progress", Vec::new());
+            }
             self.bridged(start);
             // Bridged: until either side hangs up, the time limit, or the bridge is stopped.
             let limit = bridge_at.unwrap_or_else(Instant::now) + self.time_limit();
