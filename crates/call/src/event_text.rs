@@ -52,7 +52,7 @@ impl EventKind {
                     ms(*elapsed)
                 ),
             ),
-            EventKind::Answered => ("answered", "ok", "the call is answered".into()),
+            EventKind::Answered => ("call", "ok", "answered (in-progress)".into()),
             EventKind::Twiml { verbs } => ("twiml", "info", verbs.join(", ")),
             EventKind::Verb { verb, line, detail } => {
                 ("verb", "info", format!("<{verb}> line {line} {detail}"))
