@@ -147,6 +147,9 @@ pub struct CallConfig {
     pub directory: Arc<dyn crate::dial::Directory>,
     /// How many dialed apps deep this call is (0 for a call placed directly).
     pub dial_depth: u8,
+    /// Seeded word errors of the simulated recognizer (speech `<Gather>`, transcriptions);
+    /// `None`: the caller's words come back exactly.
+    pub word_errors: Option<crate::speech::WordErrors>,
     /// Where recordings the call makes (`<Dial record>`) are kept and served; `None`: they
     /// are made but not kept (no `RecordingUrl`).
     pub recordings: Option<Arc<dyn crate::recordings::RecordingStore>>,
@@ -197,6 +200,7 @@ impl CallConfig {
             )),
             dial_depth: 0,
             recordings: None,
+            word_errors: None,
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod registry;
 pub mod relay;
 pub mod report;
 mod retention;
+pub mod speech;
 mod stream;
 mod timeline;
 pub mod turns;

@@ -657,6 +657,7 @@ impl Call<'_> {
     }
 }
 
+mod caller_speech;
 mod conference;
 mod dial;
 mod dial_record;
