@@ -26,6 +26,7 @@ impl Call<'_> {
     /// The caller's turns that end after `from`, in order, on the call's clock (starting the
     /// caller's audio now if it had not started); `None` in virtual time, where the
     /// caller's audio keeps no clock the verbs share.
+    #[allow(dead_code)]
     pub(super) fn caller_speech_after(&mut self, from: Instant) -> Option<Vec<Spoken>> {
         self.caller_talks_from_now();
         let t0 = self.caller_t0()?;
