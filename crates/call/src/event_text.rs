@@ -53,6 +53,21 @@ impl EventKind {
                 ),
             ),
             EventKind::Answered => ("call", "ok", "answered (in-progress)".into()),
+            EventKind::SpeechResult { text, .. } if text.is_empty() => {
+                ("speech", "info", "no speech".into())
+            }
+            EventKind::SpeechResult {
+                text,
+                confidence,
+                after_speech,
+            } => (
+                "speech",
+                "ok",
+                format!(
+                    "{text:?} (confidence {confidence:.2}), {:.0} ms after the caller stopped",
+                    ms(*after_speech)
+                ),
+            ),
             EventKind::Twiml { verbs } => ("twiml", "info", verbs.join(", ")),
             EventKind::Verb { verb, line, detail } => {
                 ("verb", "info", format!("<{verb}> line {line} {detail}"))

@@ -174,6 +174,16 @@ pub enum EventKind {
     Dial(crate::dial::DialEvent),
     /// A queue step (`<Enqueue>`, `<Dial><Queue>`).
     Queue(crate::queue::QueueEvent),
+    /// What the simulated recognizer returned to a speech `<Gather>` (empty: no speech).
+    SpeechResult {
+        /// `SpeechResult`.
+        text: String,
+        /// `Confidence`.
+        confidence: f64,
+        /// From the end of the caller's speech to the result.
+        #[serde(serialize_with = "ser_ms")]
+        after_speech: Duration,
+    },
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.

@@ -610,6 +610,12 @@ impl Call<'_> {
         }
     }
 
+    /// Sleeps until `at` (see [`Call::wait`]); true when interrupted.
+    async fn wait_until(&mut self, at: Instant) -> bool {
+        self.wait(at.saturating_duration_since(Instant::now()))
+            .await
+    }
+
     /// The call ended or new TwiML is waiting.
     fn interrupt_pending(&self) -> bool {
         self.ended().is_some() || self.redirect.borrow().is_some()
@@ -663,6 +669,7 @@ mod dial;
 mod dial_record;
 mod documents;
 mod enqueue;
+mod gather;
 mod queue_bridge;
 mod recording;
 mod relay;
