@@ -57,13 +57,19 @@ pub(crate) struct CallFlags {
     /// client here. Loopback by default; port 0 picks a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub(crate) rest_listen: SocketAddr,
-    /// <ConversationRelay>: from the caller's true end of speech to its final `prompt`
-    /// [default: 500ms].
+    /// The simulated recognizer (<ConversationRelay>, speech <Gather>, transcriptions): from
+    /// the caller's true end of speech to its final result; `speechTimeout="auto"` ends
+    /// speech after this much silence [default: 500ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) recognition_delay: Option<Duration>,
-    /// <ConversationRelay>: between partial prompts under partialPrompts [default: 300ms].
+    /// Between partial results (<ConversationRelay partialPrompts>, <Gather
+    /// partialResultCallback>, transcriptions) [default: 300ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub(crate) partial_every: Option<Duration>,
+    /// Seeded recognition errors: each recognized word is substituted or deleted with this
+    /// chance, 0 to 1 (speech <Gather>, transcriptions); the run's --seed picks which.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) word_error_rate: Option<f64>,
     /// <ConversationRelay>: from a token's arrival to its first sound [default: 200ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) tts_latency: Option<Duration>,
@@ -103,6 +109,14 @@ enum DialWho {
     App(String),
     /// How it answers, and what it keys to a whisper.
     Callee(dialtone_call::dial::CalleeAnswer, String),
+}
+
+/// A chance, 0 to 1.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a rate from 0 to 1 (e.g. 0.1)")),
+    }
 }
 
 fn parse_dial(s: &str) -> Result<DialArg, String> {
@@ -160,6 +174,10 @@ impl CallFlags {
         speech.partial_every = self.partial_every.unwrap_or(speech.partial_every);
         speech.synthesis_latency = self.tts_latency.unwrap_or(speech.synthesis_latency);
         speech.per_char = self.tts_pace.unwrap_or(speech.per_char);
+        cfg.word_errors = self
+            .word_error_rate
+            .filter(|r| *r > 0.0)
+            .map(|rate| dialtone_call::speech::WordErrors { rate, seed: 0 });
     }
 
     /// Who answers what the calls dial (`--dial`, `--callee-ring`, `--callee-audio`): set
