@@ -646,6 +646,9 @@ pub struct CallReport {
     /// Each `<Dial>` (the first 20): who rang, who answered, how it ended.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dials: Vec<crate::dial::DialReport>,
+    /// Each speech `<Gather>` that heard the caller (the first 20).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub speech: Vec<SpeechReport>,
     /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
     /// Steps left out of `timeline` (between its first and last ones).
@@ -660,6 +663,17 @@ impl CallReport {
     pub fn is_success(&self) -> bool {
         self.status == CallStatus::Completed && self.failures.is_empty()
     }
+}
+
+/// What a speech `<Gather>` heard.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeechReport {
+    /// `SpeechResult`.
+    pub result: String,
+    /// `Confidence`.
+    pub confidence: f64,
+    /// From the caller's true end of speech to the action request, ms.
+    pub after_speech_ms: f64,
 }
 
 /// What injected faults (`--faults`) did to a call outside its streams (those count theirs

@@ -46,6 +46,7 @@ metrics! {
     Transcript => "transcript", "app milestone transcript.final: the caller's true end of speech to the app's final transcript";
     AppReply => "app_reply", "app milestone reply.first_audio: the caller's true end of speech to the app sending its reply";
     StartDelay => "start_delay", "call start delay: scheduled arrival to the call actually starting (queueing for a concurrency slot or a late generator)";
+    SpeechAction => "speech_action", "speech <Gather>: the caller's true end of speech to the action request with its SpeechResult";
     RelayFirstToken => "relay_first_token", "ConversationRelay first token: the caller's true end of speech to the app's first text token of its answer";
     RelayLastToken => "relay_last_token", "ConversationRelay last token: the caller's true end of speech to the answer's token with last: true";
     RelayHeard => "relay_heard", "ConversationRelay heard: the caller's true end of speech to the answer starting to be heard (simulated synthesis)";

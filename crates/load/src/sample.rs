@@ -98,6 +98,12 @@ impl CallSample {
         let relay = RelayCounts::of_call(&report.relay);
         let dials = DialCounts::of_call(&report.dials);
         relay_values(&report.relay, &mut values);
+        values.extend(
+            report
+                .speech
+                .iter()
+                .map(|s| (Metric::SpeechAction, us(s.after_speech_ms))),
+        );
         let mut lateness = Vec::with_capacity(report.streams.len());
         let (mut frames_sent, mut media_received) = (0, 0);
         let mut faults = Vec::new();

@@ -183,18 +183,22 @@ impl Call<'_> {
         let said = utterance.words_by(utterance.end);
         let salt = self.gathers_heard(utterance.turns[0].index);
         let heard = speech::recognize(&said, self.cfg.word_errors.as_ref(), salt);
+        let after_speech = Instant::now().saturating_duration_since(utterance.end);
         self.timeline.emit(EventKind::SpeechResult {
             text: heard.text.clone(),
             confidence: heard.confidence,
-            after_speech: Instant::now().saturating_duration_since(utterance.end),
+            after_speech,
         });
+        if self.speech.len() < super::dial::DIALS_KEPT {
+            self.speech.push(crate::report::SpeechReport {
+                result: heard.text.clone(),
+                confidence: heard.confidence,
+                after_speech_ms: after_speech.as_secs_f64() * 1e3,
+            });
+        }
         let extra = vec![
             ("SpeechResult".to_string(), heard.text),
             ("Confidence".to_string(), format!("{:.8}", heard.confidence)),
-            (
-                "Language".to_string(),
-                g.language.clone().unwrap_or_else(|| "en-US".into()),
-            ),
         ];
         self.follow(
             "action",
@@ -288,10 +292,13 @@ impl Call<'_> {
                     &self.info,
                     dialtone_protocol::webhook::CallStatus::InProgress,
                 );
+                // As Twilio sends them: the growing hypothesis is all "unstable"; the stable
+                // part comes back empty, with a high stability figure.
                 params.extend([
                     ("SequenceNumber".to_string(), sequence.to_string()),
                     ("UnstableSpeechResult".to_string(), heard.text),
-                    ("Stability".to_string(), "0.8".to_string()),
+                    ("StableSpeechResult".to_string(), String::new()),
+                    ("Stability".to_string(), "0.9".to_string()),
                 ]);
                 queue.push(format!("partial {sequence}"), params);
                 sequence += 1;

@@ -125,6 +125,8 @@ struct Call<'e> {
     relay_audio: Vec<RelayAudio>,
     /// `<Dial>`s' reports: the first [`dial::DIALS_KEPT`].
     dials: Vec<crate::dial::DialReport>,
+    /// Speech `<Gather>` results: the first [`dial::DIALS_KEPT`].
+    speech: Vec<crate::report::SpeechReport>,
     /// Legs dialed so far (their SIDs hang off the index).
     dials_placed: std::sync::atomic::AtomicU64,
     /// Dialed legs' status callbacks still being sent; the call reports after them.
@@ -398,6 +400,7 @@ impl<'e> PreparedCall<'e> {
             relay: Vec::new(),
             relay_audio: Vec::new(),
             dials: Vec::new(),
+            speech: Vec::new(),
             dials_placed: std::sync::atomic::AtomicU64::new(0),
             leg_callbacks: Mutex::default(),
             caller_started: Arc::default(),
@@ -448,6 +451,7 @@ impl Call<'_> {
                 streams_omitted,
                 relay: self.relay,
                 dials: self.dials,
+                speech: self.speech,
                 timeline: kept.events,
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
