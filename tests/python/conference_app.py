@@ -7,35 +7,17 @@ action and a REST-added participant's call progress.
 
 Prints `listening PORT` once it accepts connections on 127.0.0.1."""
 
-import asyncio
-import json
-import os
-import socket
-
-import uvicorn
 from fastapi import FastAPI, Request, Response
-from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
+from tutorial_app import checked, serve, xml
+
 app = FastAPI()
-
-
-async def checked(request: Request, kind: str) -> bool:
-    form = dict(await request.form())
-    valid = validator.validate(str(request.url), form, request.headers.get("x-twilio-signature", ""))
-    with open(os.environ["APP_LOG"], "a") as f:
-        f.write(json.dumps({"kind": kind, "valid": valid, "form": form}) + "\n")
-    return valid
-
-
-def xml(response: VoiceResponse) -> Response:
-    return Response(content=str(response), media_type="application/xml")
 
 
 @app.post("/support")
 async def support(request: Request):
-    if not await checked(request, "support"):
+    if await checked(request, "support") is None:
         return Response(status_code=403)
     base = f"http://{request.url.netloc}"
     response = VoiceResponse()
@@ -48,7 +30,7 @@ async def support(request: Request):
 
 @app.post("/conference-done")
 async def conference_done(request: Request):
-    if not await checked(request, "conference-done"):
+    if await checked(request, "conference-done") is None:
         return Response(status_code=403)
     response = VoiceResponse()
     response.hangup()
@@ -57,28 +39,13 @@ async def conference_done(request: Request):
 
 @app.post("/conference-events")
 async def conference_events(request: Request):
-    return Response(status_code=204 if await checked(request, "conference-events") else 403)
+    return Response(status_code=204 if await checked(request, "conference-events") is not None else 403)
 
 
 @app.post("/participant-status")
 async def participant_status(request: Request):
-    return Response(status_code=204 if await checked(request, "participant-status") else 403)
-
-
-def main():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-
-    async def serve():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.01)
-        print(f"listening {sock.getsockname()[1]}", flush=True)
-        await task
-
-    asyncio.run(serve())
+    return Response(status_code=204 if await checked(request, "participant-status") is not None else 403)
 
 
 if __name__ == "__main__":
-    main()
+    serve(app)

@@ -7,36 +7,12 @@ app is reached at and logged as a JSON line (APP_LOG).
 
 Prints `listening PORT` once it accepts connections on 127.0.0.1."""
 
-import asyncio
-import json
-import os
-import socket
-import sys
-
-import uvicorn
 from fastapi import FastAPI, Request, Response
-from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-TOKEN = os.environ["TWILIO_AUTH_TOKEN"]
-validator = RequestValidator(TOKEN)
+from tutorial_app import checked, serve, xml
+
 app = FastAPI()
-
-
-def log(**record):
-    with open(os.environ["APP_LOG"], "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-async def checked(request: Request, kind: str):
-    form = dict(await request.form())
-    valid = validator.validate(str(request.url), form, request.headers.get("x-twilio-signature", ""))
-    log(kind=kind, valid=valid, form=form, query=dict(request.query_params))
-    return form if valid else None
-
-
-def xml(response: VoiceResponse) -> Response:
-    return Response(content=str(response), media_type="application/xml")
 
 
 @app.post("/caller")
@@ -98,22 +74,5 @@ async def dequeued(request: Request):
     return xml(response)
 
 
-def main():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning")
-    server = uvicorn.Server(config)
-
-    async def serve():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.01)
-        print(f"listening {port}", flush=True)
-        await task
-
-    asyncio.run(serve())
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(app)

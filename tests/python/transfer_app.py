@@ -12,37 +12,17 @@ import asyncio
 import base64
 import json
 import os
-import socket
-import sys
 
-import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
-from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-TOKEN = os.environ["TWILIO_AUTH_TOKEN"]
+from tutorial_app import checked, log, serve, validator, xml
+
 AGENT_NUMBER = os.environ["AGENT_NUMBER"]
 # A supervisor's phone: a number dialtone does not host (it plays its far-end audio).
 SUPERVISOR_NUMBER = os.environ.get("SUPERVISOR_NUMBER", "+15557003000")
 BOT_LISTENS_FRAMES = int(os.environ.get("BOT_LISTENS_FRAMES", "50"))
-validator = RequestValidator(TOKEN)
 app = FastAPI()
-
-
-def log(**record):
-    with open(os.environ["APP_LOG"], "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-async def checked(request: Request, kind: str):
-    form = dict(await request.form())
-    valid = validator.validate(str(request.url), form, request.headers.get("x-twilio-signature", ""))
-    log(kind=kind, valid=valid, form=form)
-    return form if valid else None
-
-
-def xml(response: VoiceResponse) -> Response:
-    return Response(content=str(response), media_type="application/xml")
 
 
 @app.post("/bot")
@@ -201,22 +181,5 @@ async def agent_ws(ws: WebSocket):
     log(kind="agent-heard", bytes=len(heard))
 
 
-def main():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning")
-    server = uvicorn.Server(config)
-
-    async def serve():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            await asyncio.sleep(0.01)
-        print(f"listening {port}", flush=True)
-        await task
-
-    asyncio.run(serve())
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(app)
