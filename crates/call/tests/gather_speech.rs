@@ -197,13 +197,25 @@ async fn no_speech_within_timeout_moves_on_or_requests_an_empty_result() {
     assert_eq!(heard.len(), 1);
     assert!(param(&heard[0], "SpeechResult").is_none());
 
-    // With bargeIn (the default), the turn over the prompt counts.
+    // With bargeIn (the default), the turn over the prompt counts, and the prompt stops
+    // where the caller starts (0.5 s of its 1.2 s are heard).
     let gather = r#"<Gather input="speech" timeout="1" action="/heard"><Say>Say something now</Say></Gather>"#;
-    let (_, app) = run(gather, from_answer).await;
+    let (r, app) = run(gather, |c| {
+        from_answer(c);
+        c.record = true;
+    })
+    .await;
     assert_eq!(
         param(&requests(&app, "/heard")[0], "SpeechResult"),
         Some("I want to pay my bill please")
     );
+    let heard = &r.call_audio.as_ref().unwrap().heard;
+    let silent = |b: &[u8]| b.iter().all(|&c| c == 0xFF || c == 0x7F);
+    assert!(
+        !silent(&heard[800..3200]),
+        "the prompt plays until the caller speaks"
+    );
+    assert!(silent(&heard[5200..9000]), "then it stops");
 }
 
 #[tokio::test]

@@ -60,6 +60,35 @@ impl Utterance {
 impl Call<'_> {
     pub(super) async fn gather(&mut self, g: &Gather, doc_url: &str) -> Next {
         let began = Instant::now();
+        let speech = g.input.contains(&GatherInput::Speech);
+        if speech && g.barge_in {
+            // A caller already talking (its audio runs from the answer or a stream) can
+            // speak over the prompts; one that has not started waits for them.
+            if let Some(t0) = self.caller_t0() {
+                self.barge_in_at = self
+                    .cfg
+                    .caller
+                    .turns
+                    .iter()
+                    .map(|t| t0 + t.start())
+                    .find(|&at| at >= began);
+            }
+        }
+        let prompts = self.gather_prompts(g, doc_url).await;
+        self.barge_in_at = None;
+        if let Some(next) = prompts {
+            return next;
+        }
+        let dtmf = g.input.contains(&GatherInput::Dtmf);
+        let keys_waiting = dtmf && !self.digits.is_empty();
+        if speech && !keys_waiting {
+            return self.gather_speech(g, doc_url, began).await;
+        }
+        self.gather_digits(g, doc_url, dtmf).await
+    }
+
+    /// The nested `<Say>`, `<Play>` and `<Pause>`; `Some` when one ended the verb.
+    async fn gather_prompts(&mut self, g: &Gather, doc_url: &str) -> Option<Next> {
         for child in &g.children {
             let next = match &child.verb {
                 Verb::Say(s) => self.say(&s.text, s.loop_count).await,
@@ -74,16 +103,10 @@ impl Call<'_> {
                 _ => Next::Continue,
             };
             if !matches!(next, Next::Continue) {
-                return next;
+                return Some(next);
             }
         }
-        let dtmf = g.input.contains(&GatherInput::Dtmf);
-        let speech = g.input.contains(&GatherInput::Speech);
-        let keys_waiting = dtmf && !self.digits.is_empty();
-        if speech && !keys_waiting {
-            return self.gather_speech(g, doc_url, began).await;
-        }
-        self.gather_digits(g, doc_url, dtmf).await
+        None
     }
 
     /// Keys from the caller's queued digits, as Twilio collects them.

@@ -143,6 +143,9 @@ struct Call<'e> {
     /// When the call was answered: an inbound call when its first TwiML is in hand and does
     /// not `<Reject>`, an outbound one before its TwiML is requested.
     answered_at: Option<Instant>,
+    /// While a speech `<Gather>`'s prompts play: when the caller starts talking over them
+    /// (`bargeIn` stops them there).
+    barge_in_at: Option<Instant>,
     /// The caller's hang-up timer when its audio counts from the answer.
     answer_backstop: Option<JoinHandle<()>>,
     /// The first failures (the first one is the call's outcome); the rest counted.
@@ -409,6 +412,7 @@ impl<'e> PreparedCall<'e> {
             audio_spans: Vec::new(),
             played: Vec::new(),
             answered_at: None,
+            barge_in_at: None,
             answer_backstop: None,
             failures: HeadTail::new(FAILURES_KEPT, 0),
             warnings: HeadTail::new(WARNINGS_KEPT, 0),
@@ -600,6 +604,10 @@ impl Call<'_> {
             // The call advances (in virtual time too): the documents before were no loop.
             self.idle_documents = 0;
         }
+        // A prompt the caller talks over stops there.
+        let d = self
+            .barge_in_at
+            .map_or(d, |at| d.min(at.saturating_duration_since(Instant::now())));
         if self.cfg.fast {
             // Virtual time: verbs take no time (they still run in order).
             tokio::task::yield_now().await;
