@@ -204,7 +204,7 @@ impl Call<'_> {
             return self.interrupted().await;
         }
         let said = utterance.words_by(utterance.end);
-        let salt = self.gathers_heard(utterance.turns[0].index);
+        let salt = self.speech_salt(utterance.turns[0].index);
         let heard = speech::recognize(&said, self.cfg.word_errors.as_ref(), salt);
         let after_speech = Instant::now().saturating_duration_since(utterance.end);
         self.timeline.emit(EventKind::SpeechResult {
@@ -266,7 +266,7 @@ impl Call<'_> {
     }
 
     /// A salt for the error model: the same utterance in the same call errs the same way.
-    fn gathers_heard(&self, turn: usize) -> u64 {
+    fn speech_salt(&self, turn: usize) -> u64 {
         let seed = self.cfg.seed.unwrap_or(0);
         seed.wrapping_mul(1_000_003).wrapping_add(turn as u64)
     }
@@ -297,7 +297,7 @@ impl Call<'_> {
             },
         );
         let errors: Option<WordErrors> = self.cfg.word_errors;
-        let salt = self.gathers_heard(u.turns[0].index);
+        let salt = self.speech_salt(u.turns[0].index);
         let mut at = u.start + every;
         let mut said = String::new();
         let mut sequence = 0u32;
