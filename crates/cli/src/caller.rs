@@ -13,9 +13,11 @@ use dialtone_corpus::caller::{CallerSource, resolve};
 /// Where the caller's audio comes from.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct CallerArgs {
-    /// WAV file the caller speaks (any common WAV shape); its turns are found by an energy
-    /// detector. `load` also takes a folder of WAVs (one picked per call). Default: a
-    /// built-in caller utterance (`load --stream`: μ-law silence).
+    /// WAV file the caller speaks (any common WAV shape); its turns come from a transcript
+    /// sidecar beside it (`caller.json`: turns and words; `caller.txt`: a line of words per
+    /// detected turn; see docs/call.md), else an energy detector finds them. `load` also
+    /// takes a folder of WAVs (one picked per call). Default: a built-in caller utterance
+    /// (`load --stream`: μ-law silence).
     #[arg(long, value_name = "PATH", conflicts_with = "script")]
     pub(crate) audio: Option<PathBuf>,
     /// Corpus entry the caller speaks, with exact ground-truth turns (e.g. `session`,

@@ -59,6 +59,82 @@ fn bad_wav_is_exit_2_naming_the_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/caller.wav"));
 }
 
+/// `audio/hello.wav` copied to `dir/caller.wav`, for a transcript sidecar beside it.
+fn hello_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let hello = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../audio/hello.wav");
+    let wav = dir.join("caller.wav");
+    std::fs::copy(hello, &wav).unwrap();
+    wav
+}
+
+#[test]
+fn a_bad_transcript_sidecar_is_exit_2_naming_it_wherever_a_wav_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = hello_copy(dir.path());
+    let json = dir.path().join("caller.json");
+    std::fs::write(
+        &json,
+        r#"{"turns": [{"start_ms": 300, "end_ms": 3497, "text": "Hi."},
+                      {"start_ms": 4997, "end_ms": 9000, "text": "Bye."}]}"#,
+    )
+    .unwrap();
+    let scenario = dir.path().join("mix.toml");
+    std::fs::write(
+        &scenario,
+        "[[call]]\nname = \"x\"\naudio = \"caller.wav\"\n",
+    )
+    .unwrap();
+    let (wav, folder, scenario) = (
+        wav.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+        scenario.to_str().unwrap(),
+    );
+    let webhook = ["--webhook", "http://127.0.0.1:9/voice"];
+    // (`load --stream` sends the audio alone and measures no turns: it reads no sidecar.)
+    let runs: [&[&str]; 3] = [
+        &["call", "--audio", wav],
+        &["load", webhook[0], webhook[1], "--audio", folder],
+        &["load", webhook[0], webhook[1], "--scenario", scenario],
+    ];
+    for args in runs {
+        let out = dialtone().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let said = format!(
+            "{}: turns[1] ends at 9000 ms, past the end of {wav} (6740 ms)",
+            json.display()
+        );
+        assert!(err.contains(&said), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_json_sidecar_gives_the_call_its_turns_and_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = hello_copy(dir.path());
+    std::fs::write(
+        dir.path().join("caller.json"),
+        r#"{"turns": [{"start_ms": 300, "end_ms": 3497, "text": "Where is my order?"},
+                      {"start_ms": 4997, "end_ms": 6422, "text": "Thanks, that's all."}]}"#,
+    )
+    .unwrap();
+    let out = dialtone()
+        .args(["call", "--json", "--fast", "--audio"])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let turns = report["streams"][0]["turns"].as_array().unwrap();
+    let texts: Vec<_> = turns.iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        ["Where is my order?", "Thanks, that's all."],
+        "{turns:#?}"
+    );
+}
+
 #[test]
 fn bad_flags_are_exit_2_with_the_reason() {
     let out = dialtone()

@@ -1,6 +1,7 @@
 //! The one way a caller's audio is found, for every command that places calls or streams:
 //! a corpus entry by name (exact turns and words), a WAV, a folder of WAVs or a corpus folder
-//! (turns from the manifest, or found by the energy detector), or the built-in utterance.
+//! (turns from the manifest, from each WAV's transcript sidecar, or found by the energy
+//! detector), or the built-in utterance.
 //! Every file is read through the caller's [`AudioCache`], so its bound (the longest a call
 //! can last) holds for all of them.
 
@@ -25,7 +26,8 @@ pub enum CallerSource {
     /// A corpus entry by name (`--script`), with its ground-truth turns.
     Script(String),
     /// A WAV file, a folder of WAVs (sorted by name, so choices are stable) or a corpus folder
-    /// (one with a `manifest.json`: every entry with speech).
+    /// (one with a `manifest.json`: every entry with speech). Each WAV's transcript sidecar,
+    /// if it has one, gives its turns ([`crate::sidecar`]).
     Path(PathBuf),
 }
 

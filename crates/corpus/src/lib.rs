@@ -5,7 +5,9 @@
 //! # Layout
 //! - [`Corpus`]: `manifest.json` parsed and checked; [`Corpus::load`] gives a
 //!   [`CallerAudio`] (frames plus turns) through a shared [`AudioCache`].
-//! - [`from_wav`]: a [`CallerAudio`] for any WAV, turns found by [`energy::segments`].
+//! - [`from_wav`]: a [`CallerAudio`] for any WAV, turns from its [`sidecar`] transcript
+//!   (`caller.json` or `caller.txt` beside `caller.wav`) or found by [`energy::segments`].
+//! - [`sidecar`]: the transcript sidecar formats and their checks.
 //! - [`energy`]: the 20 ms RMS detector with hangover.
 //! - [`caller::resolve`]: the one way every command finds its caller's audio (a corpus
 //!   entry, a WAV, a folder, or the built-in utterance).
@@ -15,6 +17,7 @@
 
 pub mod caller;
 pub mod energy;
+pub mod sidecar;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -137,6 +140,14 @@ pub enum CorpusError {
     /// The audio file could not be loaded.
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// A WAV's transcript sidecar cannot be used.
+    #[error("{}: {reason}", path.display())]
+    Sidecar {
+        /// The sidecar (`caller.json` or `caller.txt`).
+        path: PathBuf,
+        /// What is wrong.
+        reason: sidecar::SidecarError,
+    },
     /// The audio file's length disagrees with the manifest: the files were regenerated
     /// without the manifest, or the other way round.
     #[error("corpus entry {name}: the manifest says {manifest_ms} ms, the audio is {audio_ms} ms")]
@@ -284,16 +295,38 @@ impl Corpus {
     }
 }
 
-/// Caller audio for a WAV that is not in the corpus: frames through `cache`, turns found
-/// by [`energy::segments`] with its defaults on the μ-law the call will send (what the
-/// app hears), text empty.
+/// Caller audio for a WAV that is not in the corpus: frames through `cache`; turns from its
+/// transcript [`sidecar`] when it has one (`STEM.json`: exactly those turns; `STEM.txt`: the
+/// words of the turns [`from_frames`] finds), else found by [`energy::segments`] with text
+/// empty. A sidecar that cannot be used is an error naming it.
 pub fn from_wav(path: &Path, cache: &AudioCache) -> Result<CallerAudio, CorpusError> {
-    let frames = cache.get(path)?;
+    let (frames, cut) = cache.load(path)?;
     let name = path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().into_owned(),
     );
-    Ok(from_frames(name, frames))
+    match sidecar::find(path)? {
+        None => Ok(from_frames(name, frames)),
+        Some(sidecar::Sidecar::Json(json)) => {
+            // The file's length, not the part the cache kept: the sidecar describes the file.
+            // A cut file whose header gives no length cannot be checked against it.
+            let audio_ms = match cut {
+                None => Some(frames.duration().as_millis() as u64),
+                Some(cut) => cut.total.map(|t| t.as_millis() as u64),
+            };
+            let turns = sidecar::read_json(&json, path, audio_ms)?;
+            Ok(CallerAudio {
+                name,
+                frames,
+                turns,
+            })
+        }
+        Some(sidecar::Sidecar::Txt(txt)) => {
+            let mut audio = from_frames(name, frames);
+            audio.turns = sidecar::read_txt(&txt, path, audio.turns, cut.is_some())?;
+            Ok(audio)
+        }
+    }
 }
 
 /// Caller audio for frames with no manifest: turns found by [`energy::segments`] with its

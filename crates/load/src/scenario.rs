@@ -10,7 +10,8 @@
 //! [[call]]
 //! name = "order-status"      # shown in outcomes
 //! weight = 3                 # relative share of calls
-//! audio = "audio/"           # a WAV, a folder of WAVs or a corpus folder (default: the flags')
+//! audio = "audio/"           # a WAV, a folder of WAVs or a corpus folder (default: the flags');
+//!                            # each WAV's transcript sidecar, if any, gives its turns
 //! # script = "session"       # or a corpus entry, with its exact turns (as --script)
 //! tail = "2s"                # caller stays this long after its audio
 //! dtmf = "1#"                # digits keyed at <Gather>
