@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::HttpMethod;
-use crate::report::EventKind;
 use crate::timeline::Timeline;
 
 /// How long one callback may take.
@@ -76,12 +75,7 @@ async fn send_all(kind: &'static str, to: Sender, mut rx: mpsc::UnboundedReceive
         if let Some(p) = problem {
             let message = format!("{kind} {what} to {}: {p}", to.url);
             match &to.timeline {
-                Some(t) => {
-                    t.emit(EventKind::Warning {
-                        code: 15003,
-                        message,
-                    });
-                }
+                Some(t) => t.warn(15003, message),
                 None => tracing::warn!("{message}"),
             }
         }

@@ -33,13 +33,19 @@ pub(crate) struct Kept {
     pub(crate) webhooks: u64,
     /// Every TwiML round trip, µs.
     pub(crate) webhook_us: crate::Latencies,
+    /// Warnings background tasks raised (a status callback that failed), for the report.
+    pub(crate) warnings: Vec<(u16, String)>,
 }
+
+/// Warnings from background tasks a call keeps for its report (its own are bounded apart).
+const TASK_WARNINGS_KEPT: usize = 50;
 
 struct Store {
     events: HeadTail<CallEvent>,
     webhook_ms: Vec<f64>,
     webhooks: u64,
     webhook_us: crate::Latencies,
+    warnings: Vec<(u16, String)>,
 }
 
 impl Store {
@@ -54,6 +60,7 @@ impl Store {
             webhook_ms: Vec::new(),
             webhooks: 0,
             webhook_us: crate::Latencies::new(crate::marks::new_mark_histogram),
+            warnings: Vec::new(),
         }
     }
 }
@@ -117,6 +124,19 @@ impl Timeline {
         at
     }
 
+    /// A warning raised off the call's own path (a background task): on the timeline, and
+    /// kept for the report's warnings.
+    pub(crate) fn warn(&self, code: u16, message: String) {
+        self.emit(EventKind::Warning {
+            code,
+            message: message.clone(),
+        });
+        let mut store = self.store.lock().expect("timeline lock");
+        if store.warnings.len() < TASK_WARNINGS_KEPT {
+            store.warnings.push((code, message));
+        }
+    }
+
     /// Takes what was kept, leaving the timeline empty.
     pub(crate) fn take(&self) -> Kept {
         let store = std::mem::replace(
@@ -130,6 +150,7 @@ impl Timeline {
             webhook_ms: store.webhook_ms,
             webhooks: store.webhooks,
             webhook_us: store.webhook_us,
+            warnings: store.warnings,
         }
     }
 }

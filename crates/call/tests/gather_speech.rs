@@ -59,6 +59,7 @@ async fn run(gather: &str, tweak: impl FnOnce(&mut CallConfig)) -> (CallResult, 
                 Reply::Twiml("<Response><Hangup/></Response>".into()),
             ),
             ("/partial", Reply::Twiml(String::new())),
+            ("/broken", Reply::Raw(500, "text/plain", "down".into())),
         ],
         WsScript::Silent,
     )
@@ -242,4 +243,23 @@ async fn queued_keys_win_under_dtmf_speech_and_the_error_model_is_seeded() {
         .parse()
         .unwrap();
     assert!(confidence < 0.92);
+}
+
+#[tokio::test]
+async fn a_failing_partial_callback_is_a_warning_and_an_unreachable_action_fails_the_call() {
+    // Partials to a URL that answers 500: each is warned (15003), the result still goes out.
+    let gather = r#"<Gather input="speech" speechTimeout="auto" action="/heard" partialResultCallback="/broken"/>"#;
+    let (r, app) = run(gather, |_| {}).await;
+    assert_eq!(requests(&app, "/heard").len(), 1);
+    assert!(!requests(&app, "/broken").is_empty());
+    let warned: Vec<u16> = r.report.warnings.iter().map(|(c, _)| *c).collect();
+    assert!(warned.contains(&15003), "{:?}", r.report.warnings);
+    assert!(r.report.failures.is_empty(), "{:?}", r.report.failures);
+
+    // An action nobody listens at: the call fails at that step, with Twilio's code.
+    let gather =
+        r#"<Gather input="speech" speechTimeout="auto" action="http://127.0.0.1:1/heard"/>"#;
+    let (r, _) = run(gather, |_| {}).await;
+    let codes: Vec<u16> = r.report.failures.iter().map(|f| f.code()).collect();
+    assert_eq!(codes, [11205], "{:?}", r.report.failures);
 }

@@ -434,7 +434,10 @@ impl Call<'_> {
             status: status.as_str(),
             reason: reason.clone(),
         });
-        let kept = self.timeline.take();
+        let mut kept = self.timeline.take();
+        for w in std::mem::take(&mut kept.warnings) {
+            self.warnings.push(w);
+        }
         let (failures, failures_omitted) = self.failures.into_parts();
         let (warnings, warnings_omitted) = self.warnings.into_parts();
         let (streams, streams_omitted) = self.streams.into_parts();
