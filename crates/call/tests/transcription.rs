@@ -372,3 +372,38 @@ async fn a_failing_callback_url_warns_and_loses_nothing_else() {
     assert!(text.words.starts_with("94100 "), "{}", text.words);
     assert_eq!(r.transcriptions.len(), 2);
 }
+
+#[tokio::test]
+async fn virtual_time_starts_and_stops_with_a_warning() {
+    let app = TestApp::start(
+        vec![
+            (
+                "/voice",
+                Reply::Twiml(
+                    r#"<Response><Start><Transcription statusCallbackUrl="/tx"/></Start><Say>not heard</Say></Response>"#
+                        .into(),
+                ),
+            ),
+            ("/tx", Reply::Raw(204, "text/plain", String::new())),
+        ],
+        WsScript::Silent,
+    )
+    .await;
+    let res = call(&app.url("/voice"), 1000, |cfg| {
+        cfg.fast = true;
+        cfg.caller.turns = vec![turn(100, 500, "not heard either")];
+    })
+    .await;
+    assert!(res.report.is_success(), "{:#?}", res.report.failures);
+    let seen = callbacks(&app, "/tx");
+    let events: Vec<&str> = seen.iter().map(event).collect();
+    assert_eq!(events, ["transcription-started", "transcription-stopped"]);
+    assert!(
+        res.report
+            .warnings
+            .iter()
+            .any(|(_, w)| w.contains("virtual time")),
+        "{:?}",
+        res.report.warnings
+    );
+}
