@@ -1,7 +1,8 @@
 //! Signed status callbacks sent in order by one task per source (a dialed leg, a
-//! conference). None is dropped: whoever owns the source awaits the task before it reports
-//! (each request is bounded by Twilio's 15 s), and a failure is a warning (15003) on the
-//! timeline of the call that asked for the callbacks.
+//! conference, a transcription). None is dropped: whoever owns the source awaits the task
+//! before it reports (each request is bounded by Twilio's 15 s), and a failure is a warning
+//! (15003, or the source's own step) on the timeline of the call that asked for the
+//! callbacks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::HttpMethod;
+use crate::report::EventKind;
 use crate::timeline::Timeline;
 
 /// How long one callback may take.
@@ -17,6 +19,9 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One callback: what it is, in words, and its parameters.
 type Job = (String, Vec<(String, String)>);
+
+/// The timeline step for a callback that failed, from its words.
+pub(crate) type Warning = fn(String) -> EventKind;
 
 /// Where callbacks go and how they are signed.
 pub(crate) struct Sender {
@@ -38,14 +43,24 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// Sends through `to`; `kind` names the callbacks in warnings ("conference status
-    /// callback").
+    /// callback"), whose code is 15003 (an HTTP callback's failure).
     pub(crate) fn new(kind: &'static str, to: Sender) -> Self {
+        Self::with_warning(kind, to, |message| EventKind::Warning {
+            code: 15003,
+            message,
+        })
+    }
+
+    /// Like [`Queue::new`], with the step a failed callback puts on the timeline, made from
+    /// its words (a real-time transcription's carries Twilio's 94100).
+    pub(crate) fn with_warning(kind: &'static str, to: Sender, warning: Warning) -> Self {
         // Unbounded in name only: its sources send a bounded number of events (a leg four,
-        // a conference a few per participant action, each caller-driven).
+        // a conference a few per participant action, each caller-driven; a transcription
+        // its bounded results).
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
             tx: Some(tx),
-            task: Some(tokio::spawn(send_all(kind, to, rx))),
+            task: Some(tokio::spawn(send_all(kind, warning, to, rx))),
         }
     }
 
@@ -64,7 +79,12 @@ impl Queue {
     }
 }
 
-async fn send_all(kind: &'static str, to: Sender, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn send_all(
+    kind: &'static str,
+    warning: Warning,
+    to: Sender,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
     while let Some((what, params)) = rx.recv().await {
         let outcome = send(&to, &params).await;
         let problem = match outcome {
@@ -75,7 +95,7 @@ async fn send_all(kind: &'static str, to: Sender, mut rx: mpsc::UnboundedReceive
         if let Some(p) = problem {
             let message = format!("{kind} {what} to {}: {p}", to.url);
             match &to.timeline {
-                Some(t) => t.warn(15003, message),
+                Some(t) => t.warn(warning(message)),
                 None => tracing::warn!("{message}"),
             }
         }

@@ -179,6 +179,7 @@ impl EventKind {
             EventKind::Relay(r) => relay_text(r),
             EventKind::Dial(d) => dial_text(d),
             EventKind::Queue(q) => q.text(),
+            EventKind::Transcription(t) => t.text(),
             EventKind::Warning { code, message } => {
                 ("warning", "warn", format!("{code} {message}"))
             }

@@ -23,6 +23,9 @@
 //! - [`turns`]: per-turn latencies against the caller audio's ground truth.
 //! - [`outcome`]: the outcome class of a call or bare stream, shared by both load paths.
 //! - [`report`]: the timeline, failures and measurements a call returns.
+//! - [`transcription`]: real-time transcription (`<Start><Transcription>`), sans-IO: the
+//!   recognizer's results on each track and when, the `statusCallbackUrl` events' parameters;
+//!   `executor/transcription.rs` runs each as a background task.
 //! - [`queue`]: call queues (`<Enqueue>`, `<Dial><Queue>`, REST `Queues`), one registry per
 //!   engine; `executor/enqueue.rs` runs the verbs.
 //! - [`registry`]: the hook through which calls are followed (and steered) from outside,
@@ -51,6 +54,7 @@ mod retention;
 pub mod speech;
 mod stream;
 mod timeline;
+pub mod transcription;
 pub mod turns;
 mod webhook;
 

@@ -184,6 +184,8 @@ pub enum EventKind {
         #[serde(serialize_with = "ser_ms")]
         after_speech: Duration,
     },
+    /// A real-time transcription's step (started, a final result, stopped).
+    Transcription(crate::transcription::TranscriptionEvent),
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.
@@ -649,6 +651,9 @@ pub struct CallReport {
     /// Each speech `<Gather>` that heard the caller (the first 20).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub speech: Vec<SpeechReport>,
+    /// Each `<Start><Transcription>` (the first 20): what it recognized, how it stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transcriptions: Vec<crate::transcription::TranscriptionReport>,
     /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
     /// Steps left out of `timeline` (between its first and last ones).

@@ -124,16 +124,18 @@ impl Timeline {
         at
     }
 
-    /// A warning raised off the call's own path (a background task): on the timeline, and
-    /// kept for the report's warnings.
-    pub(crate) fn warn(&self, code: u16, message: String) {
-        self.emit(EventKind::Warning {
-            code,
-            message: message.clone(),
-        });
+    /// A warning step raised off the call's own path (a background task's failed callback):
+    /// on the timeline, and, when it is a plain [`EventKind::Warning`], kept for the
+    /// report's warnings.
+    pub(crate) fn warn(&self, step: EventKind) {
+        let kept = match &step {
+            EventKind::Warning { code, message } => Some((*code, message.clone())),
+            _ => None,
+        };
+        self.emit(step);
         let mut store = self.store.lock().expect("timeline lock");
-        if store.warnings.len() < TASK_WARNINGS_KEPT {
-            store.warnings.push((code, message));
+        if let Some(w) = kept.filter(|_| store.warnings.len() < TASK_WARNINGS_KEPT) {
+            store.warnings.push(w);
         }
     }
 

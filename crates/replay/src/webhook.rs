@@ -124,7 +124,7 @@ pub(crate) fn stream_url(twiml: &str, webhook: &url::Url) -> Option<String> {
         },
         Verb::Start(s) => match &s.target {
             StartTarget::Stream(s) => Some(s.url.clone()),
-            StartTarget::Other { .. } => None,
+            StartTarget::Transcription(_) | StartTarget::Other { .. } => None,
         },
         _ => None,
     })?;

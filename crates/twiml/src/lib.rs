@@ -13,8 +13,9 @@
 //! - `error`: [`TwimlError`] and byte-offset → line/column mapping.
 //! - `cursor`: quick-xml pull reader; every well-formedness (12100) check lives here.
 //! - `attrs`: attribute allow-lists and typed value parsing (12200).
-//! - `verbs` / `nouns` / `relay`: the schema layer, one function per element (`relay`:
-//!   `<ConversationRelay>` with its model).
+//! - `verbs` / `nouns` / `relay` / `transcription`: the schema layer, one function per
+//!   element (`relay`: `<ConversationRelay>`, `transcription`: `<Transcription>`, each with
+//!   its model).
 //! - `write`: [`Document::to_xml`].
 //!
 //! # Twilio behaviour choices
@@ -37,6 +38,7 @@ mod error;
 mod model;
 mod nouns;
 mod relay;
+mod transcription;
 mod verbs;
 mod write;
 
@@ -49,6 +51,7 @@ pub use model::{
     Verb,
 };
 pub use relay::{ConversationRelay, DEFAULT_LANGUAGE, RelayInput, RelayLanguage};
+pub use transcription::{DEFAULT_LANGUAGE_CODE, Transcription};
 
 /// Parse and validate a TwiML voice document.
 ///

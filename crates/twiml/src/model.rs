@@ -357,7 +357,9 @@ pub struct Connect {
 pub enum StartTarget {
     /// `<Start><Stream>`: a unidirectional media stream fork.
     Stream(Stream),
-    /// A recognised noun dialtone does not simulate (Siprec, Transcription, Recording).
+    /// `<Start><Transcription>`: real-time transcription of the call's audio.
+    Transcription(Box<crate::transcription::Transcription>),
+    /// A recognised noun dialtone does not simulate (Siprec, Recording).
     Other {
         /// The noun's element name.
         name: String,
@@ -375,13 +377,18 @@ pub struct Start {
     pub target: StartTarget,
 }
 
-/// `<Stop>`: stops a fork. `<Stop><Stream name="x"/></Stop>` gives `stream_name: Some("x")`.
+/// `<Stop>`: stops a fork. `<Stop><Stream name="x"/></Stop>` gives `stream_name: Some("x")`;
+/// `<Stop><Transcription name="t"/></Stop>` gives `other: Some("Transcription")` and
+/// `name: Some("t")`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stop {
     /// `name` of the `<Stream>` to stop; `None` for a nameless `<Stream/>` or another noun.
     pub stream_name: Option<String>,
     /// Element name of a non-Stream noun (`Siprec`, `Transcription`...); `None` for `<Stream>`.
     pub other: Option<String>,
+    /// `name` of the `<Transcription>` to stop; `None` for a nameless one and for the
+    /// unsimulated nouns (whose attributes are not read).
+    pub name: Option<String>,
 }
 
 /// `<Record>`: record the caller until silence, a key, or `maxLength`.

@@ -36,7 +36,7 @@ const CONNECT_OTHER: &[&str] = &[
 ];
 
 /// `<Start>`/`<Stop>` nouns that are recognised but not simulated.
-const FORK_OTHER: &[&str] = &["Siprec", "Transcription", "Recording"];
+const FORK_OTHER: &[&str] = &["Siprec", "Recording"];
 
 /// `<Stream>`; `require_url` is false under `<Stop>`, which only needs the name.
 fn stream(cur: &mut Cursor<'_>, e: &Elem<'_>, require_url: bool) -> Result<Stream, TwimlError> {
@@ -181,6 +181,9 @@ pub(crate) fn start(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Start, TwimlEr
     let target = single_noun(cur, e, allowed, |cur, child| {
         Ok(match child.name {
             "Stream" => Some(StartTarget::Stream(stream(cur, child, true)?)),
+            "Transcription" => Some(StartTarget::Transcription(Box::new(
+                crate::transcription::transcription(cur, child)?,
+            ))),
             name if FORK_OTHER.contains(&name) => {
                 cur.skip_element()?;
                 Some(StartTarget::Other {
@@ -205,13 +208,18 @@ pub(crate) fn stop(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Stop, TwimlErro
         Ok(match child.name {
             "Stream" => Some(Stop {
                 stream_name: stream(cur, child, false)?.name,
-                other: None,
+                ..Stop::default()
+            }),
+            "Transcription" => Some(Stop {
+                other: Some("Transcription".to_owned()),
+                name: crate::transcription::transcription(cur, child)?.name,
+                ..Stop::default()
             }),
             name if FORK_OTHER.contains(&name) => {
                 cur.skip_element()?;
                 Some(Stop {
-                    stream_name: None,
                     other: Some(name.to_owned()),
+                    ..Stop::default()
                 })
             }
             _ => None,

@@ -8,6 +8,7 @@ use crate::model::{
     RejectReason, StartTarget, Stream, Track, Verb,
 };
 use crate::relay::{ConversationRelay, RelayInput};
+use crate::transcription::Transcription;
 
 impl Document {
     /// `<?xml version="1.0" encoding="UTF-8"?><Response>…</Response>` with text and attributes
@@ -147,11 +148,14 @@ impl Writer {
                 tag.method("method", s.method)
                     .children(|w| match &s.target {
                         StartTarget::Stream(st) => w.stream(st),
+                        StartTarget::Transcription(t) => w.transcription(t),
                         StartTarget::Other { name } => w.tag(name).text(""),
                     });
             }
             Verb::Stop(s) => self.tag("Stop").children(|w| match &s.other {
-                Some(name) if s.stream_name.is_none() => w.tag(name).text(""),
+                Some(name) if s.stream_name.is_none() => {
+                    w.tag(name).opt("name", s.name.as_deref()).text("");
+                }
                 _ => w
                     .tag("Stream")
                     .opt("name", s.stream_name.as_deref())
@@ -232,6 +236,43 @@ impl Writer {
                 }
             });
         }
+    }
+
+    fn transcription(&mut self, t: &Transcription) {
+        let track = (t.track != Track::Both).then_some(t.track.as_str());
+        let tag = self
+            .tag("Transcription")
+            .opt("name", t.name.as_deref())
+            .opt("track", track)
+            .opt("statusCallbackUrl", t.status_callback_url.as_deref())
+            .method("statusCallbackMethod", t.status_callback_method)
+            .opt("inboundTrackLabel", t.inbound_track_label.as_deref())
+            .opt("outboundTrackLabel", t.outbound_track_label.as_deref())
+            .flag("partialResults", t.partial_results, false)
+            .opt("languageCode", t.language_code.as_deref())
+            .opt("transcriptionEngine", t.transcription_engine.as_deref())
+            .flag("profanityFilter", t.profanity_filter, true)
+            .opt("speechModel", t.speech_model.as_deref())
+            .opt("hints", t.hints.as_deref())
+            .flag(
+                "enableAutomaticPunctuation",
+                t.enable_automatic_punctuation,
+                true,
+            )
+            .opt("intelligenceService", t.intelligence_service.as_deref());
+        if t.config.is_empty() && t.parameters.is_empty() {
+            return tag.text("");
+        }
+        tag.children(|w| {
+            for (element, pairs) in [("Config", &t.config), ("Parameter", &t.parameters)] {
+                for (name, value) in pairs {
+                    w.tag(element)
+                        .attr("name", name)
+                        .attr("value", value)
+                        .text("");
+                }
+            }
+        });
     }
 
     fn relay(&mut self, r: &ConversationRelay) {

@@ -7,7 +7,7 @@ use dialtone_twiml::{
     Beep, ConferenceOptions, Connect, ConnectTarget, ConversationRelay, Dial, DialNoun, Document,
     Enqueue, Gather, GatherInput, Method, Node, NounKind, NumberOptions, Pause, Play, Record,
     Redirect, Reject, RejectReason, RelayInput, RelayLanguage, Say, Start, StartTarget, Stop,
-    Stream, Task, Track, Verb, parse,
+    Stream, Task, Track, Transcription, Verb, parse,
 };
 use proptest::prelude::*;
 
@@ -91,11 +91,20 @@ fn rich() -> Document {
         }),
         Verb::Stop(Stop {
             stream_name: Some("fork <1>".into()),
-            other: None,
+            ..Stop::default()
         }),
         Verb::Stop(Stop {
-            stream_name: None,
             other: Some("Siprec".into()),
+            ..Stop::default()
+        }),
+        Verb::Stop(Stop {
+            other: Some("Transcription".into()),
+            name: Some("live & <1>".into()),
+            ..Stop::default()
+        }),
+        Verb::Stop(Stop {
+            other: Some("Transcription".into()),
+            ..Stop::default()
         }),
         Verb::Stop(Stop::default()),
         Verb::Dial(Dial {
@@ -160,8 +169,35 @@ fn rich() -> Document {
         Verb::Start(Start {
             action: None,
             method: Method::Post,
+            target: StartTarget::Transcription(Box::new(Transcription {
+                name: Some("live & <1>".into()),
+                track: Track::Inbound,
+                status_callback_url: Some("https://h/t?a=1&b=2".into()),
+                status_callback_method: Method::Get,
+                inbound_track_label: Some("caller \"1\"".into()),
+                outbound_track_label: Some("agent".into()),
+                partial_results: true,
+                language_code: Some("fr-FR".into()),
+                transcription_engine: Some("deepgram".into()),
+                profanity_filter: false,
+                speech_model: Some("nova-2".into()),
+                hints: Some("a, b".into()),
+                enable_automatic_punctuation: false,
+                intelligence_service: Some("GA1".into()),
+                config: vec![("k".into(), "v<>".into())],
+                parameters: vec![("p".into(), String::new())],
+            })),
+        }),
+        Verb::Start(Start {
+            action: None,
+            method: Method::Post,
+            target: StartTarget::Transcription(Box::default()),
+        }),
+        Verb::Start(Start {
+            action: None,
+            method: Method::Post,
             target: StartTarget::Other {
-                name: "Transcription".into(),
+                name: "Recording".into(),
             },
         }),
         Verb::Enqueue(Enqueue {
@@ -455,6 +491,53 @@ fn relay() -> impl Strategy<Value = ConversationRelay> {
     )
 }
 
+fn transcription() -> impl Strategy<Value = Transcription> {
+    let track = prop_oneof![
+        Just(Track::Inbound),
+        Just(Track::Outbound),
+        Just(Track::Both)
+    ];
+    let engine = proptest::option::of(prop_oneof![
+        Just("google".to_owned()),
+        Just("deepgram".to_owned()),
+        Just("Google".to_owned())
+    ]);
+    let texts = (
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+        opt_attr(),
+    );
+    let flags = (any::<bool>(), any::<bool>(), any::<bool>());
+    let pairs = || proptest::collection::vec(("[a-z&<\"]{1,8}", attr()), 0..3);
+    (track, engine, method(), texts, flags, pairs(), pairs()).prop_map(
+        |(track, transcription_engine, status_callback_method, t, f, config, parameters)| {
+            Transcription {
+                name: t.0,
+                track,
+                status_callback_url: t.1,
+                status_callback_method,
+                inbound_track_label: t.2,
+                outbound_track_label: t.3,
+                partial_results: f.0,
+                language_code: t.4,
+                transcription_engine,
+                profanity_filter: f.1,
+                speech_model: t.5,
+                hints: t.6,
+                enable_automatic_punctuation: f.2,
+                intelligence_service: t.7,
+                config,
+                parameters,
+            }
+        },
+    )
+}
+
 fn stream() -> impl Strategy<Value = Stream> {
     let url = prop_oneof![
         word().prop_map(|w| format!("wss://h/{w}")),
@@ -663,8 +746,8 @@ fn verb() -> impl Strategy<Value = Verb> {
             method(),
             prop_oneof![
                 stream().prop_map(StartTarget::Stream),
-                other(&["Siprec", "Transcription", "Recording"])
-                    .prop_map(|name| StartTarget::Other { name }),
+                transcription().prop_map(|t| StartTarget::Transcription(Box::new(t))),
+                other(&["Siprec", "Recording"]).prop_map(|name| StartTarget::Other { name }),
             ]
         )
             .prop_map(|(action, method, target)| Verb::Start(Start {
@@ -675,11 +758,16 @@ fn verb() -> impl Strategy<Value = Verb> {
         prop_oneof![
             opt_attr().prop_map(|stream_name| Stop {
                 stream_name,
-                other: None
+                ..Stop::default()
             }),
-            other(&["Siprec", "Transcription"]).prop_map(|name| Stop {
-                stream_name: None,
-                other: Some(name)
+            other(&["Siprec", "Recording"]).prop_map(|name| Stop {
+                other: Some(name),
+                ..Stop::default()
+            }),
+            opt_attr().prop_map(|name| Stop {
+                other: Some("Transcription".into()),
+                name,
+                ..Stop::default()
             }),
         ]
         .prop_map(Verb::Stop),

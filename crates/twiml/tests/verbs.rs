@@ -301,7 +301,7 @@ fn stop_stream() {
         one(r#"<Stop><Stream name="x"/></Stop>"#),
         Verb::Stop(Stop {
             stream_name: Some("x".into()),
-            other: None
+            ..Stop::default()
         })
     );
     assert_eq!(one("<Stop><Stream/></Stop>"), Verb::Stop(Stop::default()));

@@ -1,6 +1,7 @@
 //! Executes TwiML for one call the way Twilio does: verbs in order, a new document replacing
 //! the current one on `action`/`<Redirect>`, `<Connect><Stream>` blocking until the stream
-//! ends, `<Start><Stream>` forking, and falling off the end hanging up.
+//! ends, `<Start><Stream>` forking, `<Start><Transcription>` transcribing in the background,
+//! and falling off the end hanging up.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,8 +130,17 @@ struct Call<'e> {
     speech: Vec<crate::report::SpeechReport>,
     /// Legs dialed so far (their SIDs hang off the index).
     dials_placed: std::sync::atomic::AtomicU64,
-    /// Dialed legs' status callbacks still being sent; the call reports after them.
+    /// Dialed legs' and transcriptions' status callbacks still being sent; the call
+    /// reports after them.
     leg_callbacks: Mutex<Vec<JoinHandle<()>>>,
+    /// Transcriptions running (`<Start><Transcription>`).
+    transcriptions: Vec<transcription::Running>,
+    /// Stopped transcriptions' reports: the first [`STREAMS_KEPT`].
+    transcription_reports: Vec<crate::transcription::TranscriptionReport>,
+    /// Transcriptions started so far (their SIDs hang off the index).
+    transcriptions_started: u64,
+    /// `<Say>`s the transcriptions heard so far (their word errors hang off the index).
+    says_transcribed: u64,
     /// When the first stream started, the caller's audio with it (`StreamStart`).
     caller_started: Arc<std::sync::OnceLock<Instant>>,
     /// What the caller said while bridged by a `<Dial>` (when recording), from when.
@@ -326,6 +336,7 @@ impl<'e> PreparedCall<'e> {
         async move {
             let (status, reason) = call.run().await;
             call.stop_forks(None).await;
+            call.stop_transcriptions(None, "call end").await;
             call.flush_leg_callbacks().await;
             max_timer.abort();
             call.report(status, reason)
@@ -406,6 +417,10 @@ impl<'e> PreparedCall<'e> {
             speech: Vec::new(),
             dials_placed: std::sync::atomic::AtomicU64::new(0),
             leg_callbacks: Mutex::default(),
+            transcriptions: Vec::new(),
+            transcription_reports: Vec::new(),
+            transcriptions_started: 0,
+            says_transcribed: 0,
             caller_started: Arc::default(),
             bridged_said: Vec::new(),
             audio: Vec::new(),
@@ -459,6 +474,7 @@ impl Call<'_> {
                 relay: self.relay,
                 dials: self.dials,
                 speech: self.speech,
+                transcriptions: self.transcription_reports,
                 timeline: kept.events,
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
@@ -689,6 +705,7 @@ mod queue_bridge;
 mod recording;
 mod relay;
 mod streams;
+mod transcription;
 mod verbs;
 mod whisper;
 

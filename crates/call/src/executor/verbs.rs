@@ -208,6 +208,18 @@ impl Call<'_> {
                     }
                     Next::Continue
                 }
+                StartTarget::Transcription(t) => {
+                    self.verb_event(
+                        node,
+                        format!(
+                            "<Transcription name={:?} track={}>",
+                            t.name,
+                            t.track.as_str()
+                        ),
+                    );
+                    self.start_transcription(t, doc_url);
+                    Next::Continue
+                }
                 StartTarget::Other { name } => {
                     self.verb_event(node, format!("<{name}>"));
                     self.warn(0, format!("<Start><{name}> is not simulated; skipped"));
@@ -215,11 +227,7 @@ impl Call<'_> {
                 }
             },
             Verb::Stop(s) => {
-                self.verb_event(node, format!("<Stream name={:?}>", s.stream_name));
-                match &s.stream_name {
-                    Some(name) => self.stop_forks(Some(name)).await,
-                    None => self.warn(0, "<Stop> without a named <Stream>; nothing stopped".into()),
-                }
+                self.stop(node, s).await;
                 Next::Continue
             }
             Verb::Record(r) => {
@@ -258,6 +266,7 @@ impl Call<'_> {
         let tone = self.engine.say_tone.clone();
         let from = Instant::now();
         self.outbound.set(Some(tone.clone()));
+        self.transcribe_say(text, once, loops);
         let ended = if loops == 0 {
             // loop="0" repeats until the caller hangs up.
             self.wait(self.cfg.max_duration).await
@@ -267,9 +276,38 @@ impl Call<'_> {
         self.outbound.set(None);
         self.note_played(tone, from);
         if ended {
+            // Only the words said so far were heard.
+            self.say_cut(Instant::now());
             return self.interrupted().await;
         }
         Next::Continue
+    }
+
+    /// `<Stop>`: the named `<Stream>` fork or `<Transcription>`.
+    async fn stop(&mut self, node: &Node, s: &dialtone_twiml::Stop) {
+        match s.other.as_deref() {
+            None => {
+                self.verb_event(node, format!("<Stream name={:?}>", s.stream_name));
+                match &s.stream_name {
+                    Some(name) => self.stop_forks(Some(name)).await,
+                    None => self.warn(0, "<Stop> without a named <Stream>; nothing stopped".into()),
+                }
+            }
+            Some("Transcription") => {
+                self.verb_event(node, format!("<Transcription name={:?}>", s.name));
+                match &s.name {
+                    Some(name) => self.stop_transcriptions(Some(name), "<Stop>").await,
+                    None => self.warn(
+                        0,
+                        "<Stop> without a named <Transcription>; nothing stopped".into(),
+                    ),
+                }
+            }
+            Some(other) => {
+                self.verb_event(node, format!("<{other}>"));
+                self.warn(0, format!("<Stop><{other}> is not simulated; skipped"));
+            }
+        }
     }
 
     pub(super) async fn play(&mut self, play: &dialtone_twiml::Play, doc_url: &str) -> Next {

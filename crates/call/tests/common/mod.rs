@@ -23,6 +23,8 @@ pub struct Seen {
     pub uri: String,
     pub headers: HeaderMap,
     pub params: Vec<(String, String)>,
+    /// When it arrived.
+    pub at: tokio::time::Instant,
 }
 
 /// What the app answers at a path.
@@ -206,6 +208,7 @@ async fn handle(
         uri: uri.to_string(),
         headers,
         params,
+        at: tokio::time::Instant::now(),
     });
     let base_ws = st.base_ws.lock().unwrap().clone();
     match st.routes.get(&path).cloned() {
