@@ -174,6 +174,8 @@ pub enum EventKind {
     Dial(crate::dial::DialEvent),
     /// A queue step (`<Enqueue>`, `<Dial><Queue>`).
     Queue(crate::queue::QueueEvent),
+    /// A `<Record>` step (started, ended and why, its transcription sent).
+    Record(crate::record::RecordEvent),
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.
@@ -636,6 +638,9 @@ pub struct CallReport {
     /// Each `<Dial>` (the first 20): who rang, who answered, how it ended.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dials: Vec<crate::dial::DialReport>,
+    /// Each `<Record>` (the first 20): its SID, length, why it ended, its transcription.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<crate::record::RecordReport>,
     /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
     /// Steps left out of `timeline` (between its first and last ones).

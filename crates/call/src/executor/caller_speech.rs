@@ -10,7 +10,7 @@ use super::Call;
 
 /// One caller turn on the call's clock.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // Speech <Gather>, <Record> and <Transcription> land on it next.
+#[allow(dead_code)] // <Record> reads `index`; speech <Gather> and <Transcription> the rest.
 pub(super) struct Spoken {
     /// Its index among the caller's turns (tells utterances apart for the error model).
     pub(super) index: usize,
@@ -26,7 +26,6 @@ impl Call<'_> {
     /// The caller's turns that end after `from`, in order, on the call's clock (starting the
     /// caller's audio now if it had not started); `None` in virtual time, where the
     /// caller's audio keeps no clock the verbs share.
-    #[allow(dead_code)]
     pub(super) fn caller_speech_after(&mut self, from: Instant) -> Option<Vec<Spoken>> {
         self.caller_talks_from_now();
         let t0 = self.caller_t0()?;

@@ -30,6 +30,8 @@ pub struct Engine {
     play_cache: Mutex<verbs::PlayCache>,
     /// One second of `<Say>` tone, looped by forks that carry the outbound track.
     say_tone: Arc<FrameSet>,
+    /// `<Record>`'s beep.
+    beep: Arc<FrameSet>,
     /// The stream plane, started at the first stream it can carry (`None` inside: it could
     /// not start, and streams run on the tokio driver).
     plane: std::sync::OnceLock<Option<crate::stream::plane::Plane>>,
@@ -83,6 +85,8 @@ pub struct CallResult {
     /// The whole answered call on one timeline, when `record` was set (`None` for a call
     /// never answered, and in virtual time).
     pub call_audio: Option<CallAudio>,
+    /// Each `<Record>` recording kept (the first 20), when `record` was set.
+    pub record_audio: Vec<crate::record::RecordAudio>,
 }
 
 /// What the executor does after a verb.
@@ -127,6 +131,12 @@ struct Call<'e> {
     dials: Vec<crate::dial::DialReport>,
     /// Legs dialed so far (their SIDs hang off the index).
     dials_placed: std::sync::atomic::AtomicU64,
+    /// `<Record>`s' reports: the first 20.
+    records: Vec<crate::record::RecordReport>,
+    /// `<Record>`s run so far (their SIDs hang off the index).
+    records_made: u64,
+    /// `<Record>` recordings' audio, kept when recording (the first 20).
+    record_audio: Vec<crate::record::RecordAudio>,
     /// Dialed legs' status callbacks still being sent; the call reports after them.
     leg_callbacks: Mutex<Vec<JoinHandle<()>>>,
     /// When the first stream started, the caller's audio with it (`StreamStart`).
@@ -183,6 +193,7 @@ impl Engine {
             net,
             play_cache: Mutex::default(),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
+            beep: Arc::new(record::beep()),
             plane: std::sync::OnceLock::new(),
             conferences: Arc::default(),
             queues: crate::queue::Queues::default(),
@@ -399,6 +410,9 @@ impl<'e> PreparedCall<'e> {
             relay_audio: Vec::new(),
             dials: Vec::new(),
             dials_placed: std::sync::atomic::AtomicU64::new(0),
+            records: Vec::new(),
+            records_made: 0,
+            record_audio: Vec::new(),
             leg_callbacks: Mutex::default(),
             caller_started: Arc::default(),
             bridged_said: Vec::new(),
@@ -448,6 +462,7 @@ impl Call<'_> {
                 streams_omitted,
                 relay: self.relay,
                 dials: self.dials,
+                recordings: self.records,
                 timeline: kept.events,
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
@@ -455,6 +470,7 @@ impl Call<'_> {
             audio: self.audio,
             relay_audio: self.relay_audio,
             call_audio,
+            record_audio: self.record_audio,
         }
     }
 
@@ -664,7 +680,9 @@ mod dial_record;
 mod documents;
 mod enqueue;
 mod queue_bridge;
+mod record;
 mod recording;
+mod recording_status;
 mod relay;
 mod streams;
 mod verbs;
