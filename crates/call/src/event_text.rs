@@ -9,7 +9,8 @@ use crate::report::{EventKind, url_via};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventText {
     /// The step it belongs to (`webhook`, `twiml`, `verb`, `stream`, `audio`, `mark`,
-    /// `clear`, `dtmf`, `warning`, `fault`, `update`, `call`): `dialtone call`'s column.
+    /// `clear`, `dtmf`, `record`, `warning`, `fault`, `update`, `call`): `dialtone call`'s
+    /// column.
     pub step: &'static str,
     /// How it went: `ok`, `info`, `warn` or `fail` (`serve`'s timeline level).
     pub level: &'static str,
@@ -180,6 +181,7 @@ impl EventKind {
             EventKind::Dial(d) => dial_text(d),
             EventKind::Queue(q) => q.text(),
             EventKind::Transcription(t) => t.text(),
+            EventKind::Record(r) => r.text(),
             EventKind::Warning { code, message } => {
                 ("warning", "warn", format!("{code} {message}"))
             }

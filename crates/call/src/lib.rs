@@ -28,6 +28,11 @@
 //!   `executor/transcription.rs` runs each as a background task.
 //! - [`queue`]: call queues (`<Enqueue>`, `<Dial><Queue>`, REST `Queues`), one registry per
 //!   engine; `executor/enqueue.rs` runs the verbs.
+//! - [`record`]: `<Record>`'s report and the pure arithmetic of a recording (where it ends,
+//!   what it keeps, the words in it); `executor/record.rs` runs the verb, and
+//!   `executor/recording_status.rs` holds what it shares with `<Dial record>` (SIDs,
+//!   `recordingStatusCallback`, the recording store).
+//! - [`recordings`]: the store recordings are handed to.
 //! - [`registry`]: the hook through which calls are followed (and steered) from outside,
 //!   e.g. by the REST API of `dialtone call` and `dialtone load`.
 
@@ -46,6 +51,7 @@ pub mod marks;
 pub mod outcome;
 pub mod playout;
 pub mod queue;
+pub mod record;
 pub mod recordings;
 pub mod registry;
 pub mod relay;

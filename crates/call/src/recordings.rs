@@ -1,6 +1,6 @@
-//! Recordings a call makes as it runs (`<Dial record>`), handed to whoever keeps them and
-//! serves them as Twilio's Recordings resource (`dialtone serve`, and the REST API beside
-//! `call` and `load`).
+//! Recordings a call makes as it runs (`<Dial record>`, `<Record>`), handed to whoever keeps
+//! them and serves them as Twilio's Recordings resource (`dialtone serve`, and the REST API
+//! beside `call` and `load`).
 
 use std::time::SystemTime;
 
@@ -9,6 +9,8 @@ use std::time::SystemTime;
 pub enum RecordingSource {
     /// `<Dial record>`.
     DialVerb,
+    /// `<Record>`: the caller alone, one channel.
+    RecordVerb,
 }
 
 impl RecordingSource {
@@ -16,6 +18,7 @@ impl RecordingSource {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DialVerb => "DialVerb",
+            Self::RecordVerb => "RecordVerb",
         }
     }
 }
@@ -33,11 +36,13 @@ pub struct NewRecording {
     pub source: RecordingSource,
     /// When it started.
     pub started: SystemTime,
-    /// 1 (both parties mixed) or 2 (the call's party first, the other party second).
+    /// 1 (both parties mixed, or `<Record>`'s caller alone) or 2 (the call's party first,
+    /// the other party second).
     pub channels: u16,
     /// The call's party, 8 kHz μ-law.
     pub first: Vec<u8>,
-    /// The other party, 8 kHz μ-law, as long as `first`.
+    /// The other party, 8 kHz μ-law, as long as `first`; empty for `<Record>`, which hears
+    /// only the caller.
     pub second: Vec<u8>,
 }
 

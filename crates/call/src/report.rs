@@ -186,6 +186,8 @@ pub enum EventKind {
     },
     /// A real-time transcription's step (started, a final result, stopped).
     Transcription(crate::transcription::TranscriptionEvent),
+    /// A `<Record>` step (started, ended and why, its transcription sent).
+    Record(crate::record::RecordEvent),
     /// A warning that does not end the call.
     Warning {
         /// Twilio error/warning code.
@@ -654,6 +656,9 @@ pub struct CallReport {
     /// Each `<Start><Transcription>` (the first 20): what it recognized, how it stopped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transcriptions: Vec<crate::transcription::TranscriptionReport>,
+    /// Each `<Record>` (the first 20): its SID, length, why it ended, its transcription.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<crate::record::RecordReport>,
     /// The steps, in order: the first 500 and the last 500.
     pub timeline: Vec<CallEvent>,
     /// Steps left out of `timeline` (between its first and last ones).

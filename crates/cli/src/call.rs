@@ -48,7 +48,8 @@ pub(crate) struct CallOpts {
     /// (e.g. `2s:5`); repeatable.
     #[arg(long = "stream-dtmf", value_name = "TIME:DIGITS", value_parser = parse_timed_dtmf)]
     stream_dtmf: Vec<Vec<(Duration, char)>>,
-    /// Write what the caller heard from the app as 8 kHz 16-bit WAV into this directory.
+    /// Write what the caller heard from the app as 8 kHz 16-bit WAV into this directory, and
+    /// each `<Record>` recording (`CA…-RE….wav`).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
     /// With --record, also write what the caller sent.
@@ -206,8 +207,9 @@ fn call_config(opts: &CallOpts, caller: &Caller, target: &Target) -> anyhow::Res
     Ok(cfg)
 }
 
-/// `--record DIR`: what the caller heard (and with `sent`, what it sent) per stream, and
-/// what it heard of each ConversationRelay session (`CA…-relay-N.heard.wav`, N from 1).
+/// `--record DIR`: what the caller heard (and with `sent`, what it sent) per stream, what it
+/// heard of each ConversationRelay session (`CA…-relay-N.heard.wav`, N from 1), and what
+/// each `<Record>` kept of what it said (`CA…-RE….wav`, as the Recordings resource serves it).
 fn write_recordings(
     dir: &std::path::Path,
     result: &dialtone_call::CallResult,
@@ -224,6 +226,10 @@ fn write_recordings(
     for (n, r) in result.relay_audio.iter().enumerate() {
         let name = format!("{}-relay-{}.heard.wav", result.report.call_sid, n + 1);
         write_mulaw_8k(&dir.join(name), &r.heard)?;
+    }
+    for r in &result.record_audio {
+        let name = format!("{}-{}.wav", result.report.call_sid, r.sid);
+        write_mulaw_8k(&dir.join(name), &r.audio)?;
     }
     Ok(())
 }

@@ -38,6 +38,9 @@ pub(crate) fn print_summary(r: &CallReport, record: Option<&std::path::Path>) {
     for d in &r.dials {
         print_dial(d);
     }
+    for rec in &r.recordings {
+        print_recording(rec);
+    }
     for s in &r.streams {
         println!(
             "  stream {} ({}) {}",
@@ -267,6 +270,33 @@ fn print_dial(d: &dialtone_call::dial::DialReport) {
             app.streams.len(),
             app.failures.len()
         );
+    }
+}
+
+fn print_recording(r: &dialtone_call::record::RecordReport) {
+    let kept = if r.empty {
+        "nothing said: not kept, no action".to_string()
+    } else {
+        format!(
+            "{:.1} s kept{}",
+            r.duration_ms / 1e3,
+            r.url
+                .as_deref()
+                .map(|u| format!(" at {u}"))
+                .unwrap_or_default()
+        )
+    };
+    let digits = match r.digits.as_str() {
+        "" | "hangup" => String::new(),
+        key => format!(" {key}"),
+    };
+    println!(
+        "  <Record> {}: ended by {}{digits}; {kept}",
+        r.sid,
+        r.ended_by.as_str()
+    );
+    if let Some(t) = &r.transcription {
+        println!("    transcription {t:?}");
     }
 }
 

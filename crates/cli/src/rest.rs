@@ -21,7 +21,7 @@ pub(crate) struct RestApi {
     pub(crate) url: String,
     /// Hand this to the engine so every call placed is listed and can be steered.
     pub(crate) registry: Arc<dyn CallRegistry>,
-    /// Hand this to every call: its recordings (`<Dial record>`) are served here.
+    /// Hand this to every call: its recordings (`<Dial record>`, `<Record>`) are served here.
     pub(crate) recordings: Arc<dyn dialtone_call::recordings::RecordingStore>,
     task: JoinHandle<()>,
 }

@@ -76,8 +76,8 @@ pub(crate) fn make_recording(
     }
 }
 
-/// Keeps the recordings calls make as they run (`<Dial record>`) in the store, served as
-/// Twilio's Recordings resource.
+/// Keeps the recordings calls make as they run (`<Dial record>`, `<Record>`) in the store,
+/// served as Twilio's Recordings resource.
 pub(crate) struct StoreRecordings(pub(crate) Arc<Shared>);
 
 impl std::fmt::Debug for StoreRecordings {

@@ -184,8 +184,8 @@ impl Simulator {
         &self.shared.public_url
     }
 
-    /// Keeps the recordings calls make (`<Dial record>`) in this simulator's Recordings
-    /// resource: hand it to calls placed elsewhere (`CallConfig::recordings`).
+    /// Keeps the recordings calls make (`<Dial record>`, `<Record>`) in this simulator's
+    /// Recordings resource: hand it to calls placed elsewhere (`CallConfig::recordings`).
     pub fn recording_store(&self) -> Arc<dyn dialtone_call::recordings::RecordingStore> {
         Arc::new(capture::StoreRecordings(self.shared.clone()))
     }

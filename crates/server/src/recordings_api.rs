@@ -1,5 +1,6 @@
 //! `…/Recordings.json`, `…/Calls/{CA}/Recordings.json` and `…/Recordings/{RE}`: recordings
-//! of calls created with `Record=true`. The media (`{RE}` or `{RE}.wav`) needs no auth, as
+//! of calls created with `Record=true`, and those calls make (`<Dial record>`, `<Record>`,
+//! whose one channel is the caller alone). The media (`{RE}` or `{RE}.wav`) needs no auth, as
 //! Twilio's media URLs by default (`enforce_http_auth_on_media_urls` requires the account's
 //! credentials, like Twilio's "Enforce HTTP Auth on Media URLs"); it is 8 kHz 16-bit WAV, mono (both parties mixed) or two
 //! channels (`RecordingChannels=dual`, or `?RequestedChannels=2`).

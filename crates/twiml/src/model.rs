@@ -402,7 +402,7 @@ pub struct Record {
     pub timeout_secs: u32,
     /// `finishOnKey`: any of these keys ends the recording (default `"1234567890*#"`).
     pub finish_on_key: String,
-    /// `maxLength` in seconds (default 3600).
+    /// `maxLength` in seconds (default 3600; at most 86400, Twilio's ceiling).
     pub max_length_secs: u32,
     /// `playBeep` (default true).
     pub play_beep: bool,
@@ -412,12 +412,27 @@ pub struct Record {
     pub recording_status_callback: Option<String>,
     /// `recordingStatusCallbackMethod`.
     pub recording_status_callback_method: Method,
-    /// `recordingStatusCallbackEvent` (space-separated events), passed through.
-    pub recording_status_callback_event: Option<String>,
+    /// `recordingStatusCallbackEvent`: `in-progress`, `completed`, `absent` (default
+    /// `completed`), validated and deduplicated in the order written.
+    pub recording_status_callback_events: Vec<String>,
     /// `transcribe` (default false).
     pub transcribe: bool,
     /// `transcribeCallback` URL.
     pub transcribe_callback: Option<String>,
+}
+
+impl Record {
+    /// Whether leading and trailing silence is cut from the recording: `trim-silence`,
+    /// Twilio's default.
+    pub fn trims_silence(&self) -> bool {
+        self.trim.as_deref() != Some("do-not-trim")
+    }
+
+    /// Whether the recording is transcribed: `transcribe="true"`, or a `transcribeCallback`,
+    /// which Twilio's reference says implies it.
+    pub fn transcribes(&self) -> bool {
+        self.transcribe || self.transcribe_callback.is_some()
+    }
 }
 
 impl Default for Record {
@@ -432,7 +447,7 @@ impl Default for Record {
             trim: None,
             recording_status_callback: None,
             recording_status_callback_method: Method::Post,
-            recording_status_callback_event: None,
+            recording_status_callback_events: vec!["completed".into()],
             transcribe: false,
             transcribe_callback: None,
         }

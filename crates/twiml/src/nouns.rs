@@ -265,8 +265,8 @@ const RING_TONES: &[&str] = &[
     "sg", "th", "uk", "us", "us-old", "tw", "ve", "za",
 ];
 
-/// `recordingStatusCallbackEvent` events.
-const RECORDING_EVENTS: &[&str] = &["in-progress", "completed", "absent"];
+/// `recordingStatusCallbackEvent` events (`<Dial>`, `<Record>`).
+pub(crate) const RECORDING_EVENTS: &[&str] = &["in-progress", "completed", "absent"];
 
 /// Status-callback attributes shared by every dialable noun.
 const CALLBACKS: &[&str] = &[

@@ -432,17 +432,36 @@ fn record(cur: &mut Cursor<'_>, e: &Elem<'_>) -> Result<Record, TwimlError> {
         method: attrs.method("method")?,
         timeout_secs: attrs.uint("timeout", 5, 0)?,
         finish_on_key: attrs.keys("finishOnKey", "1234567890*#", "0123456789*#", None)?,
-        max_length_secs: attrs.uint("maxLength", 3600, 1)?,
+        max_length_secs: max_length(&attrs)?,
         play_beep: attrs.boolean("playBeep", true)?,
         trim: attrs.choice("trim", &["trim-silence", "do-not-trim"])?,
         recording_status_callback: attrs.string("recordingStatusCallback"),
         recording_status_callback_method: attrs.method("recordingStatusCallbackMethod")?,
-        recording_status_callback_event: attrs.string("recordingStatusCallbackEvent"),
+        recording_status_callback_events: attrs.words(
+            "recordingStatusCallbackEvent",
+            nouns::RECORDING_EVENTS,
+            &["completed"],
+        )?,
         transcribe: attrs.boolean("transcribe", false)?,
         transcribe_callback: attrs.string("transcribeCallback"),
     };
     empty_content(cur, e, false)?;
     Ok(record)
+}
+
+/// The longest `maxLength` Twilio's reference allows: 86400 s (24 hours), for accounts whose
+/// calls may last that long (14400 s, 4 hours, otherwise).
+const RECORD_MAX_LENGTH: u32 = 86_400;
+
+/// `maxLength`: 1 to [`RECORD_MAX_LENGTH`] seconds, 3600 when absent.
+fn max_length(attrs: &Attrs<'_, '_>) -> Result<u32, TwimlError> {
+    let secs = attrs.uint("maxLength", 3600, 1)?;
+    if secs > RECORD_MAX_LENGTH {
+        return Err(attrs.err(format!(
+            "attribute maxLength=\"{secs}\" must be at most {RECORD_MAX_LENGTH} (24 hours)"
+        )));
+    }
+    Ok(secs)
 }
 
 const ENQUEUE_ATTRS: &[&str] = &[

@@ -325,6 +325,8 @@ impl Writer {
 
     fn record(&mut self, r: &Record) {
         let finish = (r.finish_on_key != "1234567890*#").then_some(r.finish_on_key.as_str());
+        let events = (r.recording_status_callback_events != ["completed"])
+            .then(|| r.recording_status_callback_events.join(" "));
         self.tag("Record")
             .opt("action", r.action.as_deref())
             .method("method", r.method)
@@ -341,10 +343,7 @@ impl Writer {
                 "recordingStatusCallbackMethod",
                 r.recording_status_callback_method,
             )
-            .opt(
-                "recordingStatusCallbackEvent",
-                r.recording_status_callback_event.as_deref(),
-            )
+            .opt("recordingStatusCallbackEvent", events.as_deref())
             .flag("transcribe", r.transcribe, false)
             .opt("transcribeCallback", r.transcribe_callback.as_deref())
             .text("");

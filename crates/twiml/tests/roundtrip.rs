@@ -85,7 +85,7 @@ fn rich() -> Document {
             trim: Some("do-not-trim".into()),
             recording_status_callback: Some("/rs".into()),
             recording_status_callback_method: Method::Get,
-            recording_status_callback_event: Some("completed".into()),
+            recording_status_callback_events: vec!["absent".into(), "completed".into()],
             transcribe: true,
             transcribe_callback: Some("/t".into()),
         }),
@@ -596,7 +596,7 @@ fn record() -> impl Strategy<Value = Verb> {
         trim,
         opt_attr(),
         method(),
-        opt_attr(),
+        prop::sample::subsequence(vec!["in-progress", "completed", "absent"], 1..=3),
         any::<bool>(),
         opt_attr(),
     );
@@ -611,7 +611,7 @@ fn record() -> impl Strategy<Value = Verb> {
             trim: b.0,
             recording_status_callback: b.1,
             recording_status_callback_method: b.2,
-            recording_status_callback_event: b.3,
+            recording_status_callback_events: b.3.into_iter().map(String::from).collect(),
             transcribe: b.4,
             transcribe_callback: b.5,
         })

@@ -336,11 +336,46 @@ fn record_defaults_and_attributes() {
             trim: Some("trim-silence".into()),
             recording_status_callback: Some("/rs".into()),
             recording_status_callback_method: Method::Get,
-            recording_status_callback_event: Some("in-progress completed".into()),
+            recording_status_callback_events: vec!["in-progress".into(), "completed".into()],
             transcribe: true,
             transcribe_callback: Some("/t".into()),
         }
     );
+    assert!(r.transcribes() && r.trims_silence());
+
+    // A transcribeCallback implies transcribe; do-not-trim keeps the silence.
+    let Verb::Record(r) = one(r#"<Record transcribeCallback="/t" trim="do-not-trim"/>"#) else {
+        panic!()
+    };
+    assert!(r.transcribes() && !r.trims_silence());
+    assert_eq!(r.recording_status_callback_events, ["completed"]);
+}
+
+#[test]
+fn record_events_and_max_length_are_bounded_to_twilio_words() {
+    let Verb::Record(r) = one(
+        r#"<Record maxLength="86400" recordingStatusCallbackEvent="absent  absent in-progress"/>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(r.max_length_secs, 86_400);
+    assert_eq!(
+        r.recording_status_callback_events,
+        ["absent", "in-progress"]
+    );
+    for (bad, why) in [
+        (
+            r#"<Record recordingStatusCallbackEvent="completed done"/>"#,
+            "done is not one of",
+        ),
+        (r#"<Record maxLength="86401"/>"#, "at most 86400"),
+        (r#"<Record maxLength="0"/>"#, "at least 1"),
+    ] {
+        let e = dialtone_twiml::parse(&format!("<Response>{bad}</Response>"))
+            .expect_err(bad)
+            .to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
 }
 
 #[test]

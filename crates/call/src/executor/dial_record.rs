@@ -2,27 +2,24 @@
 //! channel mixed or two (the dialing call first, the dialed party second), kept by the
 //! call's [`RecordingStore`](crate::recordings::RecordingStore). The `action` gets
 //! `RecordingUrl`, `RecordingSid` and `RecordingDuration`; `recordingStatusCallback` gets
-//! its `in-progress`, `completed` or `absent` events, signed and in order.
+//! its `in-progress`, `completed` or `absent` events, signed and in order
+//! (`recording_status.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use dialtone_audio::FrameSet;
 use dialtone_audio::mulaw::SILENCE;
-use dialtone_protocol::sid;
-use dialtone_protocol::webhook::rfc2822;
 use dialtone_twiml::{Dial, DialRecording};
 use tokio::time::Instant;
 
 use super::Call;
-use crate::callbacks::{Queue, Sender};
+use super::recording::bytes_between;
+use super::recording_status::{Recording, StatusCallbacks, recording_sid};
 use crate::recordings::{NewRecording, RecordingSource};
-use crate::webhook;
 
-/// Bytes of 8 kHz μ-law from `a` to `b`.
-fn bytes_between(a: Instant, b: Instant) -> usize {
-    (b.saturating_duration_since(a).as_micros() / 125) as usize
-}
+/// Where `<Dial record>` SIDs start among a seeded call's recordings.
+const SID_RANGE: u64 = 3_000_000;
 
 /// One `<Dial>`'s recording while the dial runs.
 pub(super) struct DialRecorder {
@@ -30,8 +27,8 @@ pub(super) struct DialRecorder {
     mode: DialRecording,
     account_sid: String,
     call_sid: String,
-    /// The `recordingStatusCallback` queue and its wanted events.
-    callbacks: Option<(Queue, Vec<String>)>,
+    /// Its `recordingStatusCallback` events.
+    callbacks: StatusCallbacks,
     /// When recording started (wall clock with it, for `RecordingStartTime`).
     started: Mutex<Option<(Instant, SystemTime)>>,
 }
@@ -64,32 +61,25 @@ impl DialRecorder {
             );
             return None;
         }
-        let sid = match call.cfg.seed {
-            Some(seed) => sid::seeded(
-                "RE",
-                seed,
-                3_000_000 + call.dials_placed.load(std::sync::atomic::Ordering::Relaxed),
-            ),
-            None => sid::random("RE"),
-        };
-        let callbacks = d
-            .recording_status_callback
-            .as_deref()
-            .and_then(|u| webhook::resolve(doc_url, u).ok())
-            .map(|url| {
-                let sender = Sender {
-                    url,
-                    method: d.recording_status_callback_method.into(),
-                    auth_token: call.cfg.auth_token.clone(),
-                    net: call.engine.net.clone(),
-                    tunnels: call.cfg.tunnels.clone(),
-                    timeline: Some(call.timeline.clone()),
-                };
-                (
-                    Queue::new("recording status callback", sender),
-                    d.recording_status_callback_events.clone(),
-                )
-            });
+        let sid = recording_sid(
+            call,
+            SID_RANGE,
+            call.dials_placed.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let channels = if mode.dual { 2 } else { 1 };
+        let callbacks = StatusCallbacks::new(
+            call,
+            d.recording_status_callback.as_deref(),
+            d.recording_status_callback_method.into(),
+            &d.recording_status_callback_events,
+            doc_url,
+            Recording {
+                sid: &sid,
+                source: RecordingSource::DialVerb,
+                channels,
+                track: Some("both"),
+            },
+        );
         let r = Self {
             sid,
             mode,
@@ -112,36 +102,12 @@ impl DialRecorder {
         }
         let at = (Instant::now(), SystemTime::now());
         *started = Some(at);
-        self.callback("in-progress", at.1, Vec::new());
+        self.callbacks.send("in-progress", at.1, Vec::new());
     }
 
     /// Whether the recording starts at the answer (not at the ringing).
     pub(super) fn starts_at_answer(&self) -> bool {
         !self.mode.from_ringing
-    }
-
-    fn callback(&self, status: &str, started: SystemTime, extra: Vec<(String, String)>) {
-        let Some((queue, events)) = &self.callbacks else {
-            return;
-        };
-        if !events.iter().any(|e| e == status) {
-            return;
-        }
-        let mut params = vec![
-            ("AccountSid".to_string(), self.account_sid.clone()),
-            ("CallSid".to_string(), self.call_sid.clone()),
-            ("RecordingSid".to_string(), self.sid.clone()),
-            ("RecordingStatus".to_string(), status.to_string()),
-            ("RecordingChannels".to_string(), self.channels().to_string()),
-            ("RecordingStartTime".to_string(), rfc2822(started)),
-            (
-                "RecordingSource".to_string(),
-                RecordingSource::DialVerb.as_str().to_string(),
-            ),
-            ("RecordingTrack".to_string(), "both".to_string()),
-        ];
-        params.extend(extra);
-        queue.push(status.to_string(), params);
     }
 
     fn channels(&self) -> u16 {
@@ -161,15 +127,11 @@ impl DialRecorder {
                 .chain(&rec.1)
                 .all(|&b| b == SILENCE || b == 0x7F);
             if silent {
-                self.callback(
-                    "absent",
-                    wall,
-                    vec![("ErrorCode".to_string(), "0".to_string())],
-                );
+                self.callbacks.absent(wall);
             } else {
                 let duration = (rec.0.len() as u64).div_ceil(8000);
-                let url = call.cfg.recordings.as_ref().map(|store| {
-                    store.keep(NewRecording {
+                let url = call.keep_recording(
+                    NewRecording {
                         sid: self.sid.clone(),
                         account_sid: self.account_sid.clone(),
                         call_sid: self.call_sid.clone(),
@@ -178,31 +140,18 @@ impl DialRecorder {
                         channels: self.channels(),
                         first: rec.0,
                         second: rec.1,
-                    })
-                });
-                match &url {
-                    Some(url) => extra.push(("RecordingUrl".to_string(), url.clone())),
-                    None => call.warn(
-                        0,
-                        format!(
-                            "<Dial record>: recording {} is not kept (no recording store)",
-                            self.sid
-                        ),
-                    ),
+                    },
+                    "<Dial record>",
+                );
+                if let Some(url) = &url {
+                    extra.push(("RecordingUrl".to_string(), url.clone()));
                 }
                 extra.push(("RecordingSid".to_string(), self.sid.clone()));
                 extra.push(("RecordingDuration".to_string(), duration.to_string()));
-                let mut done = vec![("RecordingDuration".to_string(), duration.to_string())];
-                done.extend(url.map(|u| ("RecordingUrl".to_string(), u)));
-                self.callback("completed", wall, done);
+                self.callbacks.completed(wall, duration, url.as_deref());
             }
         }
-        if let Some(task) = self.callbacks.and_then(|(q, _)| q.finish()) {
-            call.leg_callbacks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(task);
-        }
+        call.await_before_report(self.callbacks.finish());
         extra
     }
 

@@ -101,6 +101,28 @@ impl Call<'_> {
         method: HttpMethod,
         extra: Vec<(String, String)>,
     ) -> Next {
+        self.follow_with(
+            purpose,
+            doc_url,
+            target,
+            method,
+            CallStatus::InProgress,
+            extra,
+        )
+        .await
+    }
+
+    /// [`Self::follow`] with the call reported as `status` (`completed` for an action
+    /// requested after the caller hung up).
+    pub(super) async fn follow_with(
+        &mut self,
+        purpose: &'static str,
+        doc_url: &str,
+        target: Option<&str>,
+        method: HttpMethod,
+        status: CallStatus,
+        extra: Vec<(String, String)>,
+    ) -> Next {
         if self.idle_documents >= LOOP_DOCUMENTS {
             // A loop: no further request, however fast the app answers.
             self.failures.push(Failure::TwimlLoop {
@@ -127,10 +149,7 @@ impl Call<'_> {
                 };
             }
         };
-        match self
-            .request(purpose, &url, method, CallStatus::InProgress, extra)
-            .await
-        {
+        match self.request(purpose, &url, method, status, extra).await {
             Ok(f) => Next::Replace(f),
             Err(failure) => {
                 self.failures.push(failure);

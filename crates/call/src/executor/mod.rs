@@ -31,6 +31,8 @@ pub struct Engine {
     play_cache: Mutex<verbs::PlayCache>,
     /// One second of `<Say>` tone, looped by forks that carry the outbound track.
     say_tone: Arc<FrameSet>,
+    /// `<Record>`'s beep.
+    beep: Arc<FrameSet>,
     /// The stream plane, started at the first stream it can carry (`None` inside: it could
     /// not start, and streams run on the tokio driver).
     plane: std::sync::OnceLock<Option<crate::stream::plane::Plane>>,
@@ -84,6 +86,8 @@ pub struct CallResult {
     /// The whole answered call on one timeline, when `record` was set (`None` for a call
     /// never answered, and in virtual time).
     pub call_audio: Option<CallAudio>,
+    /// Each `<Record>` recording kept (the first 20), when `record` was set.
+    pub record_audio: Vec<crate::record::RecordAudio>,
 }
 
 /// What the executor does after a verb.
@@ -130,6 +134,12 @@ struct Call<'e> {
     speech: Vec<crate::report::SpeechReport>,
     /// Legs dialed so far (their SIDs hang off the index).
     dials_placed: std::sync::atomic::AtomicU64,
+    /// `<Record>`s' reports: the first 20.
+    records: Vec<crate::record::RecordReport>,
+    /// `<Record>`s run so far (their SIDs hang off the index).
+    records_made: u64,
+    /// `<Record>` recordings' audio, kept when recording (the first 20).
+    record_audio: Vec<crate::record::RecordAudio>,
     /// Dialed legs' and transcriptions' status callbacks still being sent; the call
     /// reports after them.
     leg_callbacks: Mutex<Vec<JoinHandle<()>>>,
@@ -198,6 +208,7 @@ impl Engine {
             net,
             play_cache: Mutex::default(),
             say_tone: Arc::new(verbs::tone_frames(Duration::from_secs(1))),
+            beep: Arc::new(record::beep()),
             plane: std::sync::OnceLock::new(),
             conferences: Arc::default(),
             queues: crate::queue::Queues::default(),
@@ -416,6 +427,9 @@ impl<'e> PreparedCall<'e> {
             dials: Vec::new(),
             speech: Vec::new(),
             dials_placed: std::sync::atomic::AtomicU64::new(0),
+            records: Vec::new(),
+            records_made: 0,
+            record_audio: Vec::new(),
             leg_callbacks: Mutex::default(),
             transcriptions: Vec::new(),
             transcription_reports: Vec::new(),
@@ -475,6 +489,7 @@ impl Call<'_> {
                 dials: self.dials,
                 speech: self.speech,
                 transcriptions: self.transcription_reports,
+                recordings: self.records,
                 timeline: kept.events,
                 timeline_omitted: kept.omitted,
                 webhook_us: kept.webhook_us,
@@ -482,6 +497,7 @@ impl Call<'_> {
             audio: self.audio,
             relay_audio: self.relay_audio,
             call_audio,
+            record_audio: self.record_audio,
         }
     }
 
@@ -702,7 +718,9 @@ mod documents;
 mod enqueue;
 mod gather;
 mod queue_bridge;
+mod record;
 mod recording;
+mod recording_status;
 mod relay;
 mod streams;
 mod transcription;

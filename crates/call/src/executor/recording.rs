@@ -36,8 +36,8 @@ pub(super) struct Played {
     to: Instant,
 }
 
-/// μ-law bytes (8 a millisecond) from `a` to `b`.
-fn bytes_between(a: Instant, b: Instant) -> usize {
+/// μ-law bytes (8 a millisecond) from `a` to `b` (none when `b` comes first).
+pub(super) fn bytes_between(a: Instant, b: Instant) -> usize {
     (b.saturating_duration_since(a).as_micros() / 125) as usize
 }
 

@@ -230,19 +230,7 @@ impl Call<'_> {
                 self.stop(node, s).await;
                 Next::Continue
             }
-            Verb::Record(r) => {
-                self.verb_event(node, format!("timeout {} s", r.timeout_secs));
-                self.warn(
-                    0,
-                    "<Record> is not simulated: the caller stays silent, an empty recording; \
-                     TwiML continues"
-                        .into(),
-                );
-                if self.wait(Duration::from_secs(r.timeout_secs.into())).await {
-                    return self.interrupted().await;
-                }
-                Next::Continue
-            }
+            Verb::Record(r) => self.record(node, r, doc_url).await,
             Verb::Dial(d) => self.dial(node, d, doc_url).await,
             Verb::Enqueue(e) => self.enqueue(node, e, doc_url).await,
             Verb::Leave => {
