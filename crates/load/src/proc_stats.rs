@@ -172,13 +172,18 @@ mod tests {
         let a = machine_sample().expect("/proc/stat");
         assert!(a.cores >= 1 && a.busy <= a.total, "{a:?}");
         let own = cpu_sample().expect("own cpu");
-        let t = std::time::SystemTime::now();
+        // Spin until this process has used 0.3 s of CPU (not wall time: on a busy machine
+        // the scheduler decides how much of a wall-clock stretch we get), bounded.
+        let t = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed().unwrap() < std::time::Duration::from_millis(300) {
-            x = std::hint::black_box(x.wrapping_add(1));
+        let mut spun = 0.0;
+        while spun < 0.3 && t.elapsed() < std::time::Duration::from_secs(30) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            spun = cpu_sample().unwrap().total_s() - own.total_s();
         }
         let b = machine_sample().expect("/proc/stat");
-        let spun = cpu_sample().unwrap().total_s() - own.total_s();
         // ~30 ticks of our own; the machine counts at least most of them as busy.
         assert!(spun >= 0.2, "own cpu {spun}");
         assert!(b.busy - a.busy >= 15, "{a:?} → {b:?}");
