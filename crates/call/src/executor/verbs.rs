@@ -212,8 +212,8 @@ impl Call<'_> {
                     self.verb_event(
                         node,
                         format!(
-                            "<Transcription name={:?} track={}>",
-                            t.name,
+                            "<Transcription{} track={}>",
+                            name_attr(t.name.as_deref()),
                             t.track.as_str()
                         ),
                     );
@@ -275,14 +275,20 @@ impl Call<'_> {
     async fn stop(&mut self, node: &Node, s: &dialtone_twiml::Stop) {
         match s.other.as_deref() {
             None => {
-                self.verb_event(node, format!("<Stream name={:?}>", s.stream_name));
+                self.verb_event(
+                    node,
+                    format!("<Stream{}>", name_attr(s.stream_name.as_deref())),
+                );
                 match &s.stream_name {
                     Some(name) => self.stop_forks(Some(name)).await,
                     None => self.warn(0, "<Stop> without a named <Stream>; nothing stopped".into()),
                 }
             }
             Some("Transcription") => {
-                self.verb_event(node, format!("<Transcription name={:?}>", s.name));
+                self.verb_event(
+                    node,
+                    format!("<Transcription{}>", name_attr(s.name.as_deref())),
+                );
                 match &s.name {
                     Some(name) => self.stop_transcriptions(Some(name), "<Stop>").await,
                     None => self.warn(
@@ -407,6 +413,11 @@ pub(crate) fn tone_frames(d: Duration) -> FrameSet {
         })
         .collect();
     FrameSet::from_pcm(&pcm)
+}
+
+/// ` name="…"` as the TwiML has it, or nothing.
+fn name_attr(name: Option<&str>) -> String {
+    name.map_or_else(String::new, |n| format!(" name={n:?}"))
 }
 
 fn truncate(s: &str, n: usize) -> String {
