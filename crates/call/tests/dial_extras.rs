@@ -188,8 +188,9 @@ async fn a_whisper_plays_to_the_callee_then_the_bridge_is_recorded_in_two_channe
     assert_eq!(param(&cbs[1], "RecordingUrl"), Some(url.as_str()));
 }
 
-/// A whisper that asks the callee to press 1, else hangs up.
-const SCREEN: &str = "<Response><Gather numDigits=\"1\" timeout=\"1\" action=\"/accepted\">\
+/// A whisper that asks the callee to press 1, else hangs up; its wait outlasts the
+/// callee's own audio (1 s), which must not hang the callee up.
+const SCREEN: &str = "<Response><Gather numDigits=\"1\" timeout=\"4\" action=\"/accepted\">\
                       <Say>Press 1</Say></Gather><Hangup/></Response>";
 
 #[tokio::test]

@@ -255,6 +255,7 @@ impl Call<'_> {
             why: ended_by.clone(),
         }));
         let leg_sid = lead.map(|r| r.leg_sid.clone());
+        self.last_dial = Some(status);
         if self.dials.len() < DIALS_KEPT {
             self.dials.push(DialReport {
                 to: names,
@@ -709,7 +710,9 @@ impl<'c> DialCtx<'c> {
                 audio: c.audio.clone(),
                 keys: c.keys.clone(),
             };
-            if let Err(why) = self.whisper(party, w, start, side).await {
+            // Nothing else ends a simulated party's whisper.
+            let (_keep, never) = watch::channel(false);
+            if let Err(why) = self.whisper(party, w, start, side, never).await {
                 (r.status, r.ended_by) = self.unbridged(party, why);
                 r.ended_at = Instant::now();
                 return r;
@@ -850,15 +853,27 @@ impl<'c> DialCtx<'c> {
                 audio: Arc::new(FrameSet::from_mulaw(&[])),
                 keys: String::new(),
             };
-            tokio::select! {
-                r = &mut run => {
+            let (cancel, cancelled) = watch::channel(false);
+            let whisper = self.whisper(party, w, start, side, cancelled);
+            tokio::pin!(whisper);
+            let first = tokio::select! {
+                r = &mut run => Err(r),
+                w = &mut whisper => Ok(w),
+            };
+            let outcome = match first {
+                Ok(w) => w,
+                Err(r) => {
+                    // The app hung up: the whisper's leg is hung up and waited for, so its
+                    // callbacks and failures are not lost.
                     done = Some(r);
-                    unbridged = Some("the app hung up during the whisper".to_string());
+                    cancel.send_replace(true);
+                    whisper.await
                 }
-                w = self.whisper(party, w, start, side) => match w {
-                    Ok(()) => bridge_at = Some(Instant::now()),
-                    Err(why) => unbridged = Some(why),
-                },
+            };
+            match outcome {
+                Ok(()) if done.is_none() => bridge_at = Some(Instant::now()),
+                Ok(()) => unbridged = Some("the app hung up during the whisper".to_string()),
+                Err(why) => unbridged = Some(why),
             }
         }
         let won = answered_at.is_some() && unbridged.is_none() && self.claim(party);

@@ -193,7 +193,7 @@ impl Call<'_> {
             self.warn(
                 0,
                 "<Gather input=\"speech\">: the caller's words are unknown (no transcript: add \
-                 a .json or .txt beside its WAV); SpeechResult is empty"
+                 a .json or .txt beside its WAV): heard as no input"
                     .into(),
             );
         }
@@ -206,6 +206,11 @@ impl Call<'_> {
         let said = utterance.words_by(utterance.end);
         let salt = self.speech_salt(utterance.turns[0].index);
         let heard = speech::recognize(&said, self.cfg.word_errors.as_ref(), salt);
+        if heard.text.is_empty() {
+            // Nothing recognized (no known words, or all of them lost): no input, as Twilio
+            // treats it.
+            return self.speech_empty(g, doc_url).await;
+        }
         let after_speech = Instant::now().saturating_duration_since(utterance.end);
         self.timeline.emit(EventKind::SpeechResult {
             text: heard.text.clone(),
@@ -260,6 +265,8 @@ impl Call<'_> {
             None => Duration::from_secs(g.timeout_secs.into()),
             Some("auto") => self.cfg.relay_speech.recognition_delay,
             Some(n) => n
+                .trim()
+                .trim_start_matches('+')
                 .parse::<u64>()
                 .map_or(self.cfg.relay_speech.recognition_delay, Duration::from_secs),
         }

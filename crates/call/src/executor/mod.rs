@@ -130,6 +130,8 @@ struct Call<'e> {
     relay_audio: Vec<RelayAudio>,
     /// `<Dial>`s' reports: the first [`dial::DIALS_KEPT`].
     dials: Vec<crate::dial::DialReport>,
+    /// How the last `<Dial>` went (`dials` keeps only the first ones).
+    last_dial: Option<crate::dial::DialStatus>,
     /// Speech `<Gather>` results: the first [`dial::DIALS_KEPT`].
     speech: Vec<crate::report::SpeechReport>,
     /// Legs dialed so far (their SIDs hang off the index).
@@ -179,6 +181,9 @@ struct Call<'e> {
 
 /// Why a call ended when its TwiML ran out (a whisper that did bridges its leg).
 pub(super) const END_OF_TWIML: &str = "end of TwiML";
+
+/// How long a finished call waits for its status callbacks still queued.
+const CALLBACKS_FLUSH_LIMIT: Duration = Duration::from_secs(60);
 
 /// Failures a call report lists (the rest are counted).
 const FAILURES_KEPT: usize = 20;
@@ -426,6 +431,7 @@ impl<'e> PreparedCall<'e> {
             relay_audio: Vec::new(),
             dials: Vec::new(),
             speech: Vec::new(),
+            last_dial: None,
             dials_placed: std::sync::atomic::AtomicU64::new(0),
             records: Vec::new(),
             records_made: 0,
@@ -599,7 +605,7 @@ impl Call<'_> {
         if self.answered_at.is_some() {
             return CallStatus::Completed;
         }
-        match self.dials.last().map(|d| d.status) {
+        match self.last_dial {
             Some(crate::dial::DialStatus::Busy) => CallStatus::Busy,
             Some(crate::dial::DialStatus::Failed) => CallStatus::Failed,
             // The caller hung up while it rang.
@@ -624,8 +630,29 @@ impl Call<'_> {
     async fn flush_leg_callbacks(&mut self) {
         let tasks =
             std::mem::take(&mut *self.leg_callbacks.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
-            let _ = t.await;
+        if tasks.is_empty() {
+            return;
+        }
+        // Each callback is bounded by 15 s, but a stalled URL must not hold the report
+        // for a queue's whole length: past the bound, what is left is counted, not sent.
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(CALLBACKS_FLUSH_LIMIT, all)
+            .await
+            .is_err()
+        {
+            let left = aborts.iter().filter(|a| !a.is_finished()).count();
+            for a in aborts {
+                a.abort();
+            }
+            self.warn(
+                15003,
+                format!(
+                    "{left} status callback queue(s) still sending {} s after the call ended: \
+                     their remaining callbacks were not sent",
+                    CALLBACKS_FLUSH_LIMIT.as_secs()
+                ),
+            );
         }
     }
 

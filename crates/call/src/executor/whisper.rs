@@ -38,6 +38,7 @@ impl super::dial::DialCtx<'_> {
         w: &Whisper,
         start: &LegStart,
         party_side: Listener,
+        mut cancel: watch::Receiver<bool>,
     ) -> Result<(), String> {
         let call = self.call;
         let parent = &call.cfg;
@@ -53,6 +54,11 @@ impl super::dial::DialCtx<'_> {
         cfg.parent_call_sid = Some(start.parent_sid.clone());
         cfg.caller.gather_digits = party_side.keys;
         cfg.caller.start = crate::config::CallerAudioStart::Answer;
+        // The party listens to the whisper: it hangs up only with the leg, not after its
+        // own audio as a caller would.
+        cfg.caller.tail = self.time_limit();
+        cfg.recordings = parent.recordings.clone();
+        cfg.word_errors = parent.word_errors;
         cfg.max_duration = parent.max_duration.min(self.time_limit());
         cfg.webhook_timeout = parent.webhook_timeout;
         cfg.no_audio_timeout = None;
@@ -78,9 +84,14 @@ impl super::dial::DialCtx<'_> {
             r = &mut run => Some(r),
             _ = stop.wait_for(|s| s.is_some()) => None,
             _ = winner.wait_for(|w| w.is_some_and(|w| w != party)) => None,
+            _ = cancel.wait_for(|c| *c) => None,
         };
         let Some(result) = result else {
-            let why = self.lost_why().1;
+            let why = if *cancel.borrow() {
+                "the app hung up during the whisper".to_string()
+            } else {
+                self.lost_why().1
+            };
             handle.hangup(why.clone());
             run.await;
             return Err(why);
