@@ -527,7 +527,9 @@ impl<'c> DialCtx<'c> {
                     Some(seed) => sid::seeded("CA", seed, 2_000_000 + index),
                     None => sid::random("CA"),
                 };
-                let prepared = call.engine.prepare(self.app_config(&p, &app, sid.clone()));
+                let prepared = call
+                    .engine
+                    .prepare(self.app_config(&p, &app, sid.clone(), index));
                 Answerer::App(sid, Box::new(prepared))
             }
             Callee::Simulated(c) => Answerer::Simulated(c),
@@ -959,7 +961,7 @@ impl<'c> DialCtx<'c> {
 
     /// The hosted app's call: an inbound call to its number from the caller ID, hearing the
     /// caller from where it has got to, on the parent's settings.
-    fn app_config(&self, p: &Party, app: &HostedApp, app_sid: String) -> CallConfig {
+    fn app_config(&self, p: &Party, app: &HostedApp, app_sid: String, leg: u64) -> CallConfig {
         let parent = &self.call.cfg;
         let mut cfg = CallConfig::new(app.url.clone(), self.caller.audio.clone());
         cfg.method = app.method;
@@ -985,7 +987,10 @@ impl<'c> DialCtx<'c> {
         cfg.no_audio_timeout = parent.no_audio_timeout;
         // A recorded dial needs what the app's caller said and heard.
         cfg.record = parent.record || self.dial.recording().is_some();
-        cfg.seed = parent.seed.map(|s| s.wrapping_add(0x9e37_79b9));
+        // Each leg its own seed: seeded SIDs (RE…, MZ…, GT…) of two legs must not collide.
+        cfg.seed = parent
+            .seed
+            .map(|s| s.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(leg + 1));
         cfg.fast = parent.fast;
         cfg.relay_speech = parent.relay_speech;
         cfg.frame_lateness = parent.frame_lateness.clone();

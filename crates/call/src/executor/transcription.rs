@@ -31,16 +31,17 @@ pub(super) const MAX_TRANSCRIPTIONS: usize = 4;
 /// Results (partial and final) one transcription sends; past this they are counted, not
 /// sent, so a long call with a chatty app cannot queue callbacks without end.
 const MAX_RESULTS: u64 = 10_000;
-/// Messages waiting for a transcription's task (it drains them at once; a full channel
-/// means the task is gone or stuck, and the `<Say>` is skipped).
+/// Messages waiting for a transcription's task: one per `<Say>` (all its loops), cut or
+/// stop (it drains them at once; a full channel means the task is gone or stuck, and the
+/// `<Say>` is skipped).
 const CHANNEL: usize = 64;
 /// Salt offset of `<Say>` utterances, so they never share the caller turns' word errors.
 const SAY_SALT: u64 = 1 << 32;
 
 /// What the call tells a running transcription.
 enum Msg {
-    /// A `<Say>` plays on the outbound track.
-    Say(Utterance),
+    /// A `<Say>` plays on the outbound track: each of its loops.
+    Say(Vec<Utterance>),
     /// The `<Say>` playing was cut short at this instant.
     SayCut(Instant),
     /// Stop now; `by` says why.
@@ -216,18 +217,17 @@ impl Call<'_> {
         };
         let mut full = 0;
         for t in self.transcriptions.iter().filter(|t| t.outbound) {
-            for i in 0..loops {
-                let u = Utterance {
+            let utterances = (0..loops)
+                .map(|i| Utterance {
                     side: Side::Outbound,
                     start: start + once * i,
                     end: start + once * (i + 1),
                     text: text.to_owned(),
                     salt: SAY_SALT + says * 1000 + u64::from(i),
-                };
-                if t.tx.try_send(Msg::Say(u)).is_err() {
-                    full += 1;
-                    break;
-                }
+                })
+                .collect();
+            if t.tx.try_send(Msg::Say(utterances)).is_err() {
+                full += 1;
             }
         }
         if full > 0 {
@@ -300,7 +300,11 @@ async fn run(mut job: Job) -> (TranscriptionReport, Option<JoinHandle<()>>) {
             }
         };
         match msg {
-            Some(Msg::Say(u)) => job.schedule.add(u),
+            Some(Msg::Say(us)) => {
+                for u in us {
+                    job.schedule.add(u);
+                }
+            }
             Some(Msg::SayCut(at)) => {
                 job.schedule
                     .cut(at, Some(Side::Outbound), at + job.recognition_delay);

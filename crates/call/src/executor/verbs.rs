@@ -263,9 +263,13 @@ impl Call<'_> {
         };
         self.outbound.set(None);
         self.note_played(tone, from);
-        if ended {
+        // A caller talking over a speech <Gather>'s prompt stopped it early.
+        let barged = self.barge_in_at.is_some_and(|at| at <= Instant::now());
+        if ended || barged {
             // Only the words said so far were heard.
             self.say_cut(Instant::now());
+        }
+        if ended {
             return self.interrupted().await;
         }
         Next::Continue
