@@ -35,6 +35,8 @@ pub(crate) struct Kept {
     pub(crate) webhook_us: crate::Latencies,
     /// Warnings background tasks raised (a status callback that failed), for the report.
     pub(crate) warnings: Vec<(u16, String)>,
+    /// Such warnings past [`TASK_WARNINGS_KEPT`], counted.
+    pub(crate) warnings_dropped: u64,
 }
 
 /// Warnings from background tasks a call keeps for its report (its own are bounded apart).
@@ -46,6 +48,7 @@ struct Store {
     webhooks: u64,
     webhook_us: crate::Latencies,
     warnings: Vec<(u16, String)>,
+    warnings_dropped: u64,
 }
 
 impl Store {
@@ -61,6 +64,7 @@ impl Store {
             webhooks: 0,
             webhook_us: crate::Latencies::new(crate::marks::new_mark_histogram),
             warnings: Vec::new(),
+            warnings_dropped: 0,
         }
     }
 }
@@ -134,8 +138,12 @@ impl Timeline {
         };
         self.emit(step);
         let mut store = self.store.lock().expect("timeline lock");
-        if let Some(w) = kept.filter(|_| store.warnings.len() < TASK_WARNINGS_KEPT) {
-            store.warnings.push(w);
+        if let Some(w) = kept {
+            if store.warnings.len() < TASK_WARNINGS_KEPT {
+                store.warnings.push(w);
+            } else {
+                store.warnings_dropped += 1;
+            }
         }
     }
 
@@ -153,6 +161,7 @@ impl Timeline {
             webhooks: store.webhooks,
             webhook_us: store.webhook_us,
             warnings: store.warnings,
+            warnings_dropped: store.warnings_dropped,
         }
     }
 }

@@ -475,6 +475,7 @@ impl Call<'_> {
         }
         let (failures, failures_omitted) = self.failures.into_parts();
         let (warnings, warnings_omitted) = self.warnings.into_parts();
+        let warnings_omitted = warnings_omitted + kept.warnings_dropped;
         let (streams, streams_omitted) = self.streams.into_parts();
         CallResult {
             report: CallReport {
