@@ -14,7 +14,6 @@ use super::{Call, Next};
 use crate::callbacks::{Queue, Sender};
 use crate::report::EventKind;
 use crate::speech::{self, WordErrors};
-use crate::webhook;
 
 /// `maxSpeechTime` when not given (Twilio's default, seconds).
 const MAX_SPEECH_SECS: u32 = 60;
@@ -281,11 +280,11 @@ impl Call<'_> {
     /// `partialResultCallback`: the words heard so far, every `partial_every` while the
     /// caller speaks, signed and in order; true when the call was interrupted meanwhile.
     async fn send_partials(&mut self, g: &Gather, doc_url: &str, u: &Utterance) -> bool {
-        let Some(url) = g
-            .partial_result_callback
-            .as_deref()
-            .and_then(|p| webhook::resolve(doc_url, p).ok())
-        else {
+        let Some(url) = self.callback_url(
+            "partialResultCallback",
+            g.partial_result_callback.as_deref(),
+            doc_url,
+        ) else {
             return false;
         };
         let every = self.cfg.relay_speech.partial_every;

@@ -685,6 +685,22 @@ impl Call<'_> {
         }
     }
 
+    /// A callback attribute's URL resolved against the document; one that cannot be is
+    /// warned (11100, Twilio's invalid URL) and taken as absent, so the verb goes on.
+    fn callback_url(&self, attribute: &str, value: Option<&str>, doc_url: &str) -> Option<String> {
+        let value = value?;
+        match crate::webhook::resolve(doc_url, value) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                self.timeline.warn(EventKind::Warning {
+                    code: 11100,
+                    message: format!("{attribute}={value:?} is not a URL ({e}): not sent"),
+                });
+                None
+            }
+        }
+    }
+
     /// Sleeps until `at` (see [`Call::wait`]); true when interrupted.
     async fn wait_until(&mut self, at: Instant) -> bool {
         self.wait(at.saturating_duration_since(Instant::now()))

@@ -27,7 +27,6 @@ use crate::record::{
 };
 use crate::recordings::{NewRecording, RecordingSource};
 use crate::report::EventKind;
-use crate::webhook;
 
 /// The beep before recording: Twilio's is a short tone; dialtone plays 500 ms of 1 kHz.
 const BEEP: Duration = Duration::from_millis(500);
@@ -381,10 +380,11 @@ impl Call<'_> {
         let salt = first_turn.map_or(u64::MAX, |i| i as u64);
         let text = crate::speech::recognize(&words, self.cfg.word_errors.as_ref(), salt).text;
         let status = if known { "completed" } else { "failed" };
-        let target = r
-            .transcribe_callback
-            .as_deref()
-            .and_then(|u| webhook::resolve(doc_url, u).ok());
+        let target = self.callback_url(
+            "transcribeCallback",
+            r.transcribe_callback.as_deref(),
+            doc_url,
+        );
         let Some(target) = target else {
             // transcribe="true" alone: the text is made (and reported), nobody is told.
             self.await_before_report(status_sent);

@@ -18,7 +18,6 @@ use super::Call;
 use crate::callbacks::{Queue, Sender};
 use crate::config::HttpMethod;
 use crate::recordings::{NewRecording, RecordingSource};
-use crate::webhook;
 
 /// Twilio's error for a recording that was silent and not kept.
 const SILENT: &str = "16102";
@@ -63,8 +62,8 @@ impl StatusCallbacks {
         doc_url: &str,
         rec: Recording<'_>,
     ) -> Self {
-        let queue = url
-            .and_then(|u| webhook::resolve(doc_url, u).ok())
+        let queue = call
+            .callback_url("recordingStatusCallback", url, doc_url)
             .map(|url| {
                 let sender = Sender {
                     url,
