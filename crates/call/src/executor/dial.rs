@@ -748,7 +748,7 @@ impl<'c> DialCtx<'c> {
         };
         r.heard = Some(c.audio.clone());
         // The caller talks into the bridge from where it had got to when the dial began.
-        let spoken = bytes_of(r.ended_at.saturating_duration_since(answered));
+        let spoken = super::recording::bytes_between(answered, r.ended_at);
         let caller = self.caller.audio.mulaw();
         r.said = Some(caller[..spoken.min(caller.len())].to_vec());
         r
@@ -934,7 +934,7 @@ impl<'c> DialCtx<'c> {
         };
         // The app's call audio counts from its answer; the bridge from after the whisper.
         let skip = match (answered_at, bridge_at) {
-            (Some(a), Some(b)) => bytes_of(b.saturating_duration_since(a)),
+            (Some(a), Some(b)) => super::recording::bytes_between(a, b),
             _ => 0,
         };
         let (heard, said) = match (&result.call_audio, won) {
@@ -1000,11 +1000,6 @@ impl<'c> DialCtx<'c> {
         cfg.recordings = parent.recordings.clone();
         cfg
     }
-}
-
-/// 8 kHz μ-law bytes in `d`.
-fn bytes_of(d: Duration) -> usize {
-    (d.as_micros() / 125) as usize
 }
 
 /// The app's call, boxed behind a named type: it is a call like the one dialing it, and a
