@@ -9,23 +9,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::noise;
 use common::{Reply, TestApp, WsScript};
 use dialtone_audio::FrameSet;
 use dialtone_call::{CallConfig, CallResult, Engine};
-
-/// Noise from a seed: audio no other part of the test can produce by chance.
-fn noise(ms: usize, seed: u64) -> FrameSet {
-    let mut x = seed;
-    let pcm: Vec<i16> = (0..ms * 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % 16000) as i16) - 8000
-        })
-        .collect();
-    FrameSet::from_pcm(&pcm)
-}
 
 /// The mixer re-encodes once: a lone speaker passes byte for byte except μ-law's negative
 /// zero (0x7F), which comes out as positive zero (0xFF).

@@ -13,6 +13,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Form, State};
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
+use common::noise;
 use dialtone_audio::{FrameSet, mulaw};
 use dialtone_call::dial::{CalleeAnswer, HostedApp, Numbers, SimulatedCallee};
 use dialtone_call::{CallConfig, Engine};
@@ -40,20 +41,6 @@ fn twiml(body: String) -> impl IntoResponse {
 
 fn value<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
     p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// Noise from a seed: audio no other part of the test can produce by chance.
-fn noise(ms: usize, seed: u64) -> FrameSet {
-    let mut x = seed;
-    let pcm: Vec<i16> = (0..ms * 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % 16000) as i16) - 8000
-        })
-        .collect();
-    FrameSet::from_pcm(&pcm)
 }
 
 /// The voice-AI app and the agent's app, on one port (two numbers' URLs).

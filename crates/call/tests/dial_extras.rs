@@ -8,27 +8,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::noise;
 use common::{Reply, Seen, TestApp, WsScript, param};
-use dialtone_audio::FrameSet;
 use dialtone_audio::mulaw::SILENCE;
 use dialtone_call::dial::{CalleeAnswer, DialEvent, Numbers, SimulatedCallee};
 use dialtone_call::recordings::{NewRecording, RecordingStore};
 use dialtone_call::{CallConfig, CallResult, Engine, EventKind};
 use dialtone_protocol::webhook::CallStatus;
-
-/// Noise from a seed: audio no other part of the test can produce by chance.
-fn noise(ms: usize, seed: u64) -> FrameSet {
-    let mut x = seed;
-    let pcm: Vec<i16> = (0..ms * 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % 16000) as i16) - 8000
-        })
-        .collect();
-    FrameSet::from_pcm(&pcm)
-}
 
 /// Keeps what it is given, as serve's Recordings resource would.
 #[derive(Debug, Default)]

@@ -9,23 +9,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::noise;
 use common::{Reply, Seen, TestApp, WsScript, param};
-use dialtone_audio::FrameSet;
 use dialtone_call::speech::WordErrors;
 use dialtone_call::{CallConfig, CallResult, CallerAudioStart, Engine, EventKind, Turn};
-
-fn noise(ms: usize, seed: u64) -> FrameSet {
-    let mut x = seed;
-    let pcm: Vec<i16> = (0..ms * 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % 16000) as i16) - 8000
-        })
-        .collect();
-    FrameSet::from_pcm(&pcm)
-}
 
 fn turn(start_ms: u32, end_ms: u32, text: &str) -> Turn {
     Turn {

@@ -8,24 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::noise;
 use common::{Reply, Seen, TestApp, WsScript};
 use dialtone_audio::FrameSet;
 use dialtone_call::queue::{QueueEvent, Who};
 use dialtone_call::{CallConfig, CallResult, CallerAudioStart, Engine, EventKind, Redirect};
-
-/// Noise from a seed: audio no other part of the test can produce by chance.
-fn noise(ms: usize, seed: u64) -> FrameSet {
-    let mut x = seed;
-    let pcm: Vec<i16> = (0..ms * 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % 16000) as i16) - 8000
-        })
-        .collect();
-    FrameSet::from_pcm(&pcm)
-}
 
 fn config(app: &TestApp, path: &str, caller: Arc<FrameSet>) -> CallConfig {
     let mut cfg = CallConfig::new(app.url(path), caller);

@@ -411,6 +411,21 @@ pub fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Noise from a seed (xorshift): audio no other part of a test can produce by chance, so
+/// finding it byte for byte proves where it came from.
+pub fn noise(ms: usize, seed: u64) -> FrameSet {
+    let mut x = seed;
+    let pcm: Vec<i16> = (0..ms * 8)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x % 16000) as i16) - 8000
+        })
+        .collect();
+    FrameSet::from_pcm(&pcm)
+}
+
 /// Caller audio of `ms` milliseconds of a 440 Hz tone.
 pub fn tone(ms: u32) -> Arc<FrameSet> {
     let n = ms as usize * 8;
