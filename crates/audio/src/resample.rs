@@ -60,29 +60,122 @@ fn resample(samples: &[f32], from: u64, out_len: usize, kernel: &mut Kernel) -> 
     padded[lead..lead + samples.len()].copy_from_slice(samples);
 
     let mut blended = vec![0.0f32; taps];
-    let mut out = Vec::with_capacity(out_len);
-    for j in 0..out_len as u64 {
-        // Exact rational position: i + rem / to input samples.
-        let num = j * from;
-        let i = (num / to) as usize;
-        let scaled = (num % to) * kernel.phases;
-        let (row, frac) = (scaled / to, scaled % to);
-        let window = &padded[i..i + taps];
-        kernel.compute(row as usize);
-        let value = if frac == 0 {
-            dot(kernel.row(row as usize), window)
-        } else {
-            kernel.compute(row as usize + 1);
-            let alpha = frac as f32 / to as f32;
-            let (a, b) = (kernel.row(row as usize), kernel.row(row as usize + 1));
-            for ((c, &x), &y) in blended.iter_mut().zip(a).zip(b) {
-                *c = x + alpha * (y - x);
-            }
-            dot(&blended, window)
-        };
-        out.push(value);
+    (0..out_len as u64)
+        .map(|j| {
+            let i = (j * from / to) as usize;
+            sample_at(kernel, &padded[i..i + taps], j, from, &mut blended)
+        })
+        .collect()
+}
+
+/// Output `j` from `window`, the `taps` padded input samples it reads (padded index
+/// `floor(j × from / 8000)` on).
+fn sample_at(kernel: &mut Kernel, window: &[f32], j: u64, from: u64, blended: &mut [f32]) -> f32 {
+    let to = u64::from(SAMPLE_RATE);
+    // Exact rational position: i + rem / to input samples.
+    let scaled = (j * from % to) * kernel.phases;
+    let (row, frac) = (scaled / to, scaled % to);
+    kernel.compute(row as usize);
+    if frac == 0 {
+        return dot(kernel.row(row as usize), window);
     }
-    out
+    kernel.compute(row as usize + 1);
+    let alpha = frac as f32 / to as f32;
+    let (a, b) = (kernel.row(row as usize), kernel.row(row as usize + 1));
+    for ((c, &x), &y) in blended.iter_mut().zip(a).zip(b) {
+        *c = x + alpha * (y - x);
+    }
+    dot(blended, window)
+}
+
+/// [`to_8k`] for audio that arrives in pieces (a microphone): every output as soon as the
+/// input it reads has come, the same samples `to_8k` gives for the whole input. The
+/// polyphase filter needs the input around each output, so a streaming one keeps only
+/// that window (hand-rolled for the same reason as `to_8k`; tested equal to it).
+pub struct Streaming8k {
+    from: u64,
+    kernel: Option<Kernel>,
+    /// Padded input from padded index `base` on (the padding is `half - 1` leading zeros).
+    buf: Vec<f32>,
+    base: u64,
+    /// Input samples pushed so far, and outputs given.
+    pushed: u64,
+    next: u64,
+    blended: Vec<f32>,
+}
+
+impl Streaming8k {
+    /// A resampler from `from_rate` Hz (8000: identity; 0: no output).
+    pub fn new(from_rate: u32) -> Self {
+        let kernel = (from_rate != SAMPLE_RATE && from_rate != 0).then(|| Kernel::new(from_rate));
+        let lead = kernel.as_ref().map_or(0, |k| k.half - 1);
+        let taps = kernel.as_ref().map_or(0, |k| k.taps);
+        Self {
+            from: u64::from(from_rate),
+            kernel,
+            buf: vec![0.0; lead],
+            base: 0,
+            pushed: 0,
+            next: 0,
+            blended: vec![0.0; taps],
+        }
+    }
+
+    /// The outputs that `samples` (the next input) completes, appended to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut Vec<f32>) {
+        self.pushed += samples.len() as u64;
+        if self.from == u64::from(SAMPLE_RATE) {
+            out.extend_from_slice(samples);
+            return;
+        }
+        if self.kernel.is_none() {
+            return;
+        }
+        self.buf.extend_from_slice(samples);
+        self.drain(u64::MAX, out);
+    }
+
+    /// The outputs left once the input is over (it is zero past its end, as for `to_8k`).
+    pub fn finish(mut self, out: &mut Vec<f32>) {
+        let Some(taps) = self.kernel.as_ref().map(|k| k.taps) else {
+            return;
+        };
+        let to = u64::from(SAMPLE_RATE);
+        let total = (self.pushed * to + self.from / 2) / self.from;
+        self.buf.extend(std::iter::repeat_n(0.0, taps + 2));
+        self.drain(total, out);
+    }
+
+    /// Gives outputs below `limit` while their window is in `buf`, then forgets the input
+    /// no later output reads.
+    fn drain(&mut self, limit: u64, out: &mut Vec<f32>) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        let to = u64::from(SAMPLE_RATE);
+        let taps = kernel.taps as u64;
+        let end = self.base + self.buf.len() as u64;
+        while self.next < limit {
+            let i = self.next * self.from / to;
+            if i + taps > end {
+                break;
+            }
+            let at = (i - self.base) as usize;
+            let window = &self.buf[at..at + kernel.taps];
+            out.push(sample_at(
+                kernel,
+                window,
+                self.next,
+                self.from,
+                &mut self.blended,
+            ));
+            self.next += 1;
+        }
+        let needed = (self.next * self.from / to).min(end);
+        let gone = (needed - self.base) as usize;
+        self.buf.drain(..gone);
+        self.base = needed;
+    }
 }
 
 /// Polyphase coefficient table: row `r` holds the taps for an output that
@@ -213,6 +306,65 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whole input → [`to_8k`]; the same input in uneven pieces → [`Streaming8k`].
+    fn streamed(x: &[f32], rate: u32, pieces: &[usize]) -> Vec<f32> {
+        let mut r = Streaming8k::new(rate);
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &n in pieces.iter().cycle() {
+            if at >= x.len() {
+                break;
+            }
+            let n = n.min(x.len() - at);
+            r.push(&x[at..at + n], &mut out);
+            at += n;
+        }
+        r.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn streaming_gives_exactly_what_the_whole_buffer_gives() {
+        // A chirp plus noise-like content, at the rates browsers capture at.
+        let x: Vec<f32> = (0..24_001)
+            .map(|n| {
+                let t = n as f32;
+                0.5 * (t * t * 1e-6).sin() + 0.3 * ((n * 7919 % 1000) as f32 / 1000.0 - 0.5)
+            })
+            .collect();
+        for rate in [48_000, 44_100, 16_000, 22_050, 8_000, 96_000, 11_025] {
+            let whole = to_8k(&x, rate);
+            // An AudioWorklet's 128-sample quanta, a 20 ms batch, odd sizes, one sample.
+            for pieces in [&[128][..], &[960], &[1, 2, 3, 500, 7], &[1], &[24_001]] {
+                let got = streamed(&x, rate, pieces);
+                assert_eq!(got.len(), whole.len(), "{rate} Hz, pieces {pieces:?}");
+                assert!(
+                    got.iter()
+                        .zip(&whole)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{rate} Hz, pieces {pieces:?}: samples differ"
+                );
+            }
+        }
+        assert!(streamed(&x, 0, &[100]).is_empty());
+    }
+
+    #[test]
+    fn streaming_keeps_only_the_filter_window() {
+        let mut r = Streaming8k::new(48_000);
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            r.push(&[0.25; 960], &mut out);
+        }
+        // 20 s in, the kept input is about one filter length, not the whole stream.
+        assert!(
+            r.buf.len() < 2 * r.kernel.as_ref().unwrap().taps + 960,
+            "{}",
+            r.buf.len()
+        );
+        assert!(out.len() >= 160_000 - 200);
+    }
 
     #[test]
     fn identity_and_degenerate_inputs() {
