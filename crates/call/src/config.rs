@@ -80,6 +80,11 @@ pub struct CallerScript {
     /// Ground truth of `audio`: when each caller turn's speech starts and ends, and its
     /// words. Empty when unknown.
     pub turns: Vec<dialtone_corpus::Turn>,
+    /// A caller talking live (the softphone): its audio, from the answer, replaces `audio`
+    /// (streams carry its jitter-buffered slots), its keys reach `<Gather>` and
+    /// bidirectional streams as they are pressed, it hears the call as it goes, and it hangs
+    /// up when it says so (no hang-up after `audio + tail`). Needs `start = Answer`.
+    pub live: Option<std::sync::Arc<crate::live::LiveCaller>>,
 }
 
 /// Everything needed to place one call.
@@ -180,6 +185,7 @@ impl CallConfig {
                 gather_digits: String::new(),
                 stream_dtmf: Vec::new(),
                 turns: Vec::new(),
+                live: None,
             },
             max_duration: Duration::from_secs(4 * 3600),
             webhook_timeout: Duration::from_secs(15),

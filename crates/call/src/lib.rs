@@ -47,6 +47,7 @@ pub mod faults;
 pub mod fetch;
 pub mod histogram;
 mod latencies;
+pub mod live;
 pub mod marks;
 pub mod outcome;
 pub mod playout;

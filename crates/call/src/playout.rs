@@ -286,6 +286,34 @@ impl Playout {
         self.underrun_us / 1000
     }
 
+    /// What the caller hears in the 20 ms from `from_us` (μ-law; silence where nothing
+    /// plays): read as it plays, so a later `clear` cannot change it. Silence unless
+    /// recording.
+    pub fn heard_frame(&self, from_us: u64) -> [u8; 160] {
+        let mut out = [0xFFu8; 160];
+        let Some(segments) = &self.segments else {
+            return out;
+        };
+        let until_us = from_us + 160 * US_PER_BYTE;
+        // Segments are in time order; the few that overlap the frame are at the end.
+        for s in segments.iter().rev() {
+            let end_us = s.start_us + s.bytes.len() as u64 * US_PER_BYTE;
+            if end_us <= from_us {
+                break;
+            }
+            if s.start_us >= until_us {
+                continue;
+            }
+            let lo = s.start_us.max(from_us);
+            let hi = end_us.min(until_us);
+            let src = ((lo - s.start_us) / US_PER_BYTE) as usize;
+            let dst = ((lo - from_us) / US_PER_BYTE) as usize;
+            let n = ((hi - lo) / US_PER_BYTE) as usize;
+            out[dst..dst + n].copy_from_slice(&s.bytes[src..src + n]);
+        }
+        out
+    }
+
     /// What the caller heard up to `end_us`, as μ-law on a continuous timeline starting at
     /// the stream's start (silence where nothing played). `None` unless recording.
     pub fn heard_mulaw(&self, end_us: u64) -> Option<Vec<u8>> {
@@ -309,6 +337,22 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1000;
+
+    #[test]
+    fn the_frame_heard_is_the_playout_after_a_clear() {
+        let mut p = Playout::new(true);
+        // 40 ms at 10 ms, then a clear at 30 ms: 10..30 ms was heard, the rest is gone.
+        p.push_media(10 * MS, &[0x11; 320]);
+        let first = p.heard_frame(0);
+        assert_eq!(&first[..80], &[0xFF; 80]);
+        assert_eq!(&first[80..], &[0x11; 80]);
+        p.clear(30 * MS);
+        let second = p.heard_frame(20 * MS);
+        assert_eq!(&second[..80], &[0x11; 80]);
+        assert_eq!(&second[80..], &[0xFF; 80]);
+        assert_eq!(p.heard_frame(40 * MS), [0xFF; 160]);
+        assert_eq!(Playout::new(false).heard_frame(0), [0xFF; 160]);
+    }
 
     #[test]
     fn a_recording_keeps_nothing_past_its_horizon() {

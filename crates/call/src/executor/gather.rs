@@ -59,6 +59,11 @@ impl Utterance {
 impl Call<'_> {
     pub(super) async fn gather(&mut self, g: &Gather, doc_url: &str) -> Next {
         let began = Instant::now();
+        // A live caller's keys over the prompts count.
+        let live_keys = self.cfg.caller.live.clone().map(|l| {
+            let cursor = l.keys_pressed();
+            (l, cursor)
+        });
         let speech = g.input.contains(&GatherInput::Speech);
         if speech && g.barge_in {
             // A caller already talking (its audio runs from the answer or a stream) can
@@ -79,6 +84,9 @@ impl Call<'_> {
             return next;
         }
         let dtmf = g.input.contains(&GatherInput::Dtmf);
+        if let (Some((live, cursor)), true) = (live_keys, dtmf) {
+            return self.gather_live_keys(g, doc_url, live, cursor).await;
+        }
         let keys_waiting = dtmf && !self.digits.is_empty();
         if speech && !keys_waiting {
             return self.gather_speech(g, doc_url, began).await;
@@ -139,6 +147,58 @@ impl Call<'_> {
         if !complete && self.wait(Duration::from_secs(g.timeout_secs.into())).await {
             return self.interrupted().await;
         }
+        self.keys_gathered(g, doc_url, digits, finished_on).await
+    }
+
+    /// Keys from a live caller as it presses them: each within `timeout` of the one before
+    /// (the first, of listening), until `finishOnKey` or `numDigits`.
+    async fn gather_live_keys(
+        &mut self,
+        g: &Gather,
+        doc_url: &str,
+        live: std::sync::Arc<crate::live::LiveCaller>,
+        mut cursor: usize,
+    ) -> Next {
+        let timeout = Duration::from_secs(g.timeout_secs.into());
+        let (mut digits, mut finished_on) = (String::new(), String::new());
+        loop {
+            let (mut end, mut redirect) = (self.end.clone(), self.redirect.clone());
+            // (The watch guards must not live across an await: the call's future is `Send`.)
+            let key = tokio::select! {
+                k = live.next_key(&mut cursor, Instant::now() + timeout) => Some(k),
+                () = async { drop(end.wait_for(|r| r.is_some()).await) } => None,
+                () = async { drop(redirect.wait_for(|r| r.is_some()).await) } => None,
+            };
+            let Some(key) = key else {
+                return self.interrupted().await;
+            };
+            let Some(c) = key else { break };
+            self.timeline.emit(EventKind::Dtmf {
+                digits: c.to_string(),
+            });
+            if g.finish_on_key.contains(c) {
+                finished_on.push(c);
+                break;
+            }
+            digits.push(c);
+            if g.num_digits.is_some_and(|n| digits.len() >= n as usize) {
+                break;
+            }
+        }
+        if live.hung_up() {
+            return self.interrupted().await;
+        }
+        self.keys_gathered(g, doc_url, digits, finished_on).await
+    }
+
+    /// The keys a `<Gather>` collected: its action, or the next verb when there are none.
+    async fn keys_gathered(
+        &mut self,
+        g: &Gather,
+        doc_url: &str,
+        digits: String,
+        finished_on: String,
+    ) -> Next {
         // The finish key alone is not input: Twilio only lets it end input that has digits.
         if digits.is_empty() && !g.action_on_empty_result {
             // No input: Twilio moves on to the next verb without a request.

@@ -405,6 +405,7 @@ impl<'e> PreparedCall<'e> {
             });
         }
         let doc_url = cfg.url.clone();
+        let outbound = Arc::new(OutboundAudio::new(cfg.caller.live.clone()));
         let call = Call {
             engine,
             cfg,
@@ -424,7 +425,7 @@ impl<'e> PreparedCall<'e> {
             faults,
             streams_opened: 0,
             digits,
-            outbound: Arc::new(OutboundAudio::default()),
+            outbound,
             forks: Vec::new(),
             streams: HeadTail::new(STREAMS_KEPT, STREAMS_KEPT),
             relay: Vec::new(),

@@ -91,7 +91,9 @@ impl Call<'_> {
             }
         }
         let mut said = vec![SILENCE; total];
-        if self.cfg.caller.start == CallerAudioStart::Answer {
+        if let Some(live) = &self.cfg.caller.live {
+            overlay(&mut said, 0, &live.said());
+        } else if self.cfg.caller.start == CallerAudioStart::Answer {
             overlay(&mut said, 0, self.cfg.caller.audio.mulaw());
         }
         for (a, (started, bidirectional)) in self.audio.iter().zip(&self.audio_spans) {

@@ -66,6 +66,7 @@ impl Call<'_> {
             auth_token: self.cfg.auth_token.clone(),
             caller_audio: self.cfg.caller.audio.clone(),
             caller_epoch,
+            live: self.cfg.caller.live.clone(),
             turns: if matches!(tracks, Tracks::Outbound) {
                 Vec::new()
             } else {
@@ -106,6 +107,16 @@ impl Call<'_> {
     /// The caller's hang-up: `talk` (its audio and the tail) after its audio starts.
     pub(super) fn caller_hangup(&self) -> CallerHangup {
         let (audio, tail) = (self.cfg.caller.audio.duration(), self.cfg.caller.tail);
+        if self.cfg.caller.live.is_some() {
+            // A live caller hangs up when it says so; the call's own limit stays.
+            return CallerHangup {
+                talk: self.cfg.max_duration,
+                tail: std::time::Duration::ZERO,
+                state: self.caller_hangup.clone(),
+                end: self.end_tx.clone(),
+                reason: "the caller's time ran out".into(),
+            };
+        }
         CallerHangup {
             talk: audio + tail,
             tail,
@@ -144,6 +155,9 @@ impl Call<'_> {
             return;
         }
         self.answered_at = Some(at);
+        if let Some(live) = &self.cfg.caller.live {
+            live.answered(at);
+        }
         if self.caller_epoch().is_some() {
             let hangup = self.caller_hangup();
             let at = at + hangup.talk;

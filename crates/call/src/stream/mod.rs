@@ -49,10 +49,23 @@ pub(crate) enum Tracks {
 pub(crate) struct OutboundAudio {
     /// The audio playing and its generation (bumped at every `set`).
     playing: Mutex<(u64, Option<Arc<FrameSet>>)>,
+    /// A live caller hears it too.
+    live: Option<Arc<crate::live::LiveCaller>>,
 }
 
 impl OutboundAudio {
+    /// What a call plays, heard by its live caller if it has one.
+    pub(crate) fn new(live: Option<Arc<crate::live::LiveCaller>>) -> Self {
+        Self {
+            live,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn set(&self, frames: Option<Arc<FrameSet>>) {
+        if let Some(live) = &self.live {
+            live.play(frames.clone());
+        }
         let mut p = self.playing.lock().expect("outbound lock");
         *p = (p.0 + 1, frames);
     }
@@ -87,6 +100,8 @@ pub(crate) struct StreamCtx {
     /// Where `caller_audio` (and `turns`, `dtmf`) start when not at this stream's start:
     /// the call's answer ([`crate::config::CallerAudioStart::Answer`]).
     pub(crate) caller_epoch: Option<Instant>,
+    /// A caller talking live ([`crate::config::CallerScript::live`]).
+    pub(crate) live: Option<Arc<crate::live::LiveCaller>>,
     pub(crate) turns: Vec<dialtone_corpus::Turn>,
     pub(crate) dtmf: Vec<(Duration, char)>,
     pub(crate) outbound: Arc<OutboundAudio>,
@@ -215,6 +230,7 @@ impl StreamSpec {
             parameters: self.parameters.clone(),
             caller_audio: ctx.caller_audio.clone(),
             caller_offset,
+            live: ctx.live.clone(),
             turns: ctx.turns.clone(),
             dtmf: ctx.dtmf.clone(),
             outbound: matches!(self.tracks, Tracks::Outbound | Tracks::Both)

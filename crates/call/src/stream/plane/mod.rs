@@ -206,6 +206,7 @@ impl Job {
                 parameters: Vec::new(),
                 caller_audio: audio,
                 caller_offset: 0,
+                live: None,
                 turns: Vec::new(),
                 dtmf: Vec::new(),
                 outbound: None,

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use dialtone_audio::FrameSet;
 use dialtone_audio::frames::silence_b64;
 use dialtone_protocol::media::{self, StreamIds, Track, WsViolation};
@@ -73,6 +74,10 @@ pub(crate) struct SessionConfig {
     pub(crate) parameters: Vec<(String, String)>,
     /// The caller's audio, one 20 ms frame each; silence follows it.
     pub(crate) caller_audio: Arc<FrameSet>,
+    /// A caller talking live: its slots replace `caller_audio`, its keys go out as `dtmf`
+    /// on a bidirectional stream as they are pressed, and such a stream's playout is handed
+    /// to it frame by frame.
+    pub(crate) live: Option<Arc<crate::live::LiveCaller>>,
     /// Frames of the caller's audio already gone when this stream starts (its audio is
     /// anchored at the answer): stream frame k carries caller frame k + this.
     pub(crate) caller_offset: u64,
@@ -157,6 +162,9 @@ pub(crate) struct Session {
     parameters: Vec<(String, String)>,
     caller_audio: Arc<FrameSet>,
     caller_offset: u64,
+    live: Option<Arc<crate::live::LiveCaller>>,
+    /// Keys of the live caller already sent (or pressed before this stream).
+    live_keys: usize,
     dtmf: Vec<(u64, char)>,
     next_dtmf: usize,
     outbound: Option<Arc<OutboundAudio>>,
@@ -215,6 +223,7 @@ impl Session {
     pub(crate) fn new(cfg: SessionConfig) -> Self {
         let skipped = cfg.caller_offset * FRAME_US;
         let plain_sid = media::needs_no_escape(&cfg.ids.stream_sid);
+        let live_keys = cfg.live.as_ref().map(|l| l.keys_pressed());
         Self {
             // The digits keyed before a stream joining mid-audio are gone, as its frames are.
             dtmf: cfg
@@ -232,6 +241,8 @@ impl Session {
             parameters: cfg.parameters,
             caller_audio: cfg.caller_audio,
             caller_offset: cfg.caller_offset,
+            live_keys: live_keys.unwrap_or(0),
+            live: cfg.live,
             next_dtmf: 0,
             outbound: cfg.outbound,
             outbound_at: (0, 0),
@@ -247,7 +258,7 @@ impl Session {
             lateness: cfg
                 .histograms
                 .then(|| Box::new(crate::Latencies::new(crate::report::new_lateness_histogram))),
-            playout: Playout::new(cfg.record)
+            playout: Playout::new(cfg.record || live_keys.is_some())
                 .record_until(u64::try_from(cfg.max_duration.as_micros()).unwrap_or(u64::MAX)),
             turns: TurnTracker::new(&cfg.turns),
             wall0_unix_ms: 0.0,
@@ -518,6 +529,12 @@ impl Session {
     /// Sends frame k on every track the stream carries.
     fn send_frame(&mut self, wire: &mut impl Wire, k: u64) {
         let ts = k * 20;
+        if let Some(live) = self.live.clone().filter(|_| self.bidirectional) {
+            live.push_heard(self.playout.heard_frame(k * FRAME_US));
+            for digit in live.keys_after(&mut self.live_keys) {
+                self.send_dtmf(wire, digit);
+            }
+        }
         let fate = self.faults.as_ref().map(|f| f.frame(k)).unwrap_or_default();
         if fate.paused {
             self.fault_counts.paused += 1;
@@ -536,16 +553,18 @@ impl Session {
             // line every stream of every thread would write per frame).
             let j = (k + self.caller_offset) as usize;
             let audio = &self.caller_audio;
-            let payload = if j < audio.len() {
-                audio.b64(j)
-            } else {
-                silence_b64()
+            let live = self.live.as_ref().map(|l| l.frame(j as u64));
+            let live_b64 = live.map(|f| base64::engine::general_purpose::STANDARD.encode(f));
+            let payload = match &live_b64 {
+                Some(b) => b.as_str(),
+                None if j < audio.len() => audio.b64(j),
+                None => silence_b64(),
             };
             if let Some(sent) = &mut self.sent {
-                if j < audio.len() {
-                    sent.extend_from_slice(audio.frame(j));
-                } else {
-                    sent.extend_from_slice(&[0xFF; 160]);
+                match &live {
+                    Some(f) => sent.extend_from_slice(f),
+                    None if j < audio.len() => sent.extend_from_slice(audio.frame(j)),
+                    None => sent.extend_from_slice(&[0xFF; 160]),
                 }
             }
             self.chunk_in += 1;

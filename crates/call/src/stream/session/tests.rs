@@ -54,6 +54,7 @@ fn cfg() -> SessionConfig {
         parameters: Vec::new(),
         caller_audio: Arc::new(FrameSet::silence(10)),
         caller_offset: 0,
+        live: None,
         turns: Vec::new(),
         dtmf: Vec::new(),
         outbound: None,

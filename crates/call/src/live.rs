@@ -1,0 +1,365 @@
+//! A caller whose voice arrives while the call runs (the browser softphone in `dialtone
+//! serve`): its μ-law goes through a jitter buffer into one 20 ms slot per frame counted
+//! from the answer, so the frames the app's streams carry keep their cadence whatever the
+//! browser's timing; its keys reach `<Gather>` and bidirectional streams as they are
+//! pressed; what it hears (the app's stream audio after the playout, `<Say>`/`<Play>`) is
+//! handed out one frame per 20 ms for the browser to play.
+//!
+//! Everything here is plain state behind one lock, fed bytes and asked for slots: the
+//! stream sessions and the driver's clock decide when a slot is due.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialtone_audio::FrameSet;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// μ-law bytes in one 20 ms frame.
+pub const FRAME: usize = 160;
+const SILENCE: [u8; FRAME] = [0xFF; FRAME];
+/// Audio buffered before the first slot is filled (and again after an underrun): 60 ms
+/// absorbs the browser's bursts (an AudioWorklet posts every 2.7 ms, a busy tab late).
+pub const JITTER_TARGET: usize = 3 * FRAME;
+/// Beyond 200 ms buffered the caller would hear the app ever later: the oldest audio goes.
+pub const JITTER_MAX: usize = 10 * FRAME;
+/// Keys kept (a keypad pressed for an hour is no reason to grow).
+const KEYS_KEPT: usize = 4096;
+/// Heard frames queued for the browser: half a second.
+const HEARD_QUEUED: usize = 25;
+
+/// How the jitter buffer fared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Slots filled with silence because the browser's audio was late (after it started).
+    pub underruns: u64,
+    /// μ-law bytes dropped because too much was buffered.
+    pub dropped_bytes: u64,
+    /// Slots decided so far.
+    pub slots: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The answer: slot 0 starts here.
+    epoch: Option<Instant>,
+    jitter: VecDeque<u8>,
+    /// Waiting for `JITTER_TARGET` bytes before playing out.
+    filling: bool,
+    /// Some audio has arrived (silence before it is no underrun).
+    started: bool,
+    muted: bool,
+    /// What the caller said, slot by slot from the answer (up to `max_slots`).
+    said: Vec<u8>,
+    max_slots: u64,
+    stats: JitterStats,
+    /// Keys in the order pressed, with when; `keys_dropped` counts those before the first.
+    keys: VecDeque<(Instant, char)>,
+    keys_dropped: usize,
+    /// Frames the app's streams played to the caller, not yet handed out.
+    heard: VecDeque<[u8; FRAME]>,
+    /// `<Say>`/`<Play>` audio playing: its frames and the next one to hand out.
+    playing: Option<(Arc<FrameSet>, usize)>,
+    hung_up: bool,
+}
+
+/// One live caller, shared by the call's engine and the driver that feeds it.
+#[derive(Debug)]
+pub struct LiveCaller {
+    state: Mutex<State>,
+    keyed: Notify,
+}
+
+impl LiveCaller {
+    /// A caller that talks for at most `longest` (what is said after that is not kept).
+    pub fn new(longest: Duration) -> Arc<Self> {
+        let max_slots = (longest.as_millis() / 20) as u64;
+        Arc::new(Self {
+            state: Mutex::new(State {
+                filling: true,
+                max_slots,
+                ..State::default()
+            }),
+            keyed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The caller's next μ-law bytes, as they arrive.
+    pub fn push_audio(&self, mulaw: &[u8]) {
+        let mut s = self.lock();
+        s.started = true;
+        s.jitter.extend(mulaw);
+        if s.jitter.len() > JITTER_MAX {
+            let drop = s.jitter.len() - JITTER_TARGET;
+            s.jitter.drain(..drop);
+            s.stats.dropped_bytes += drop as u64;
+        }
+    }
+
+    /// Muted: the slots carry silence (the browser's audio still flows through the buffer).
+    pub fn set_muted(&self, muted: bool) {
+        self.lock().muted = muted;
+    }
+
+    /// A key pressed now.
+    pub fn key(&self, digit: char) {
+        let mut s = self.lock();
+        if s.keys.len() == KEYS_KEPT {
+            s.keys.pop_front();
+            s.keys_dropped += 1;
+        }
+        s.keys.push_back((Instant::now(), digit));
+        drop(s);
+        self.keyed.notify_waiters();
+    }
+
+    /// The caller hung up.
+    pub fn hang_up(&self) {
+        self.lock().hung_up = true;
+        self.keyed.notify_waiters();
+    }
+
+    /// True once the caller hung up.
+    pub fn hung_up(&self) -> bool {
+        self.lock().hung_up
+    }
+
+    /// The call was answered at `at`: slot 0 starts there (the first answer counts).
+    pub fn answered(&self, at: Instant) {
+        self.lock().epoch.get_or_insert(at);
+    }
+
+    /// The answer, once there is one.
+    pub fn epoch(&self) -> Option<Instant> {
+        self.lock().epoch
+    }
+
+    /// Slot `slot`'s frame (slot 0 starts at the answer), deciding every slot up to it.
+    pub fn frame(&self, slot: u64) -> [u8; FRAME] {
+        let mut s = self.lock();
+        advance(&mut s, slot + 1);
+        let at = slot as usize * FRAME;
+        match s.said.get(at..at + FRAME) {
+            Some(f) => f.try_into().unwrap_or(SILENCE),
+            None => SILENCE,
+        }
+    }
+
+    /// Decides the slots due by `now` (the driver's clock: what nobody streams is still
+    /// said, for the recording).
+    pub fn tick(&self, now: Instant) {
+        let mut s = self.lock();
+        if let Some(epoch) = s.epoch {
+            let due = (now.saturating_duration_since(epoch).as_millis() / 20) as u64;
+            advance(&mut s, due);
+        }
+    }
+
+    /// What the caller said from the answer, slot by slot.
+    pub fn said(&self) -> Vec<u8> {
+        self.lock().said.clone()
+    }
+
+    /// How the jitter buffer fared.
+    pub fn stats(&self) -> JitterStats {
+        self.lock().stats
+    }
+
+    /// Keys pressed after the `cursor`th (a count of keys ever pressed), moving it past them.
+    pub fn keys_after(&self, cursor: &mut usize) -> Vec<char> {
+        let s = self.lock();
+        let first = (*cursor).saturating_sub(s.keys_dropped);
+        let out = s.keys.iter().skip(first).map(|(_, c)| *c).collect();
+        *cursor = s.keys_dropped + s.keys.len();
+        out
+    }
+
+    /// How many keys were ever pressed (a cursor for [`LiveCaller::keys_after`] that skips
+    /// what came before).
+    pub fn keys_pressed(&self) -> usize {
+        let s = self.lock();
+        s.keys_dropped + s.keys.len()
+    }
+
+    /// The next key after `cursor`, waiting for it until `deadline`; `None` at the deadline
+    /// or when the caller hangs up.
+    pub async fn next_key(&self, cursor: &mut usize, deadline: Instant) -> Option<char> {
+        loop {
+            let notified = self.keyed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.lock();
+                let first = (*cursor).saturating_sub(s.keys_dropped);
+                if let Some((_, c)) = s.keys.get(first) {
+                    *cursor = s.keys_dropped + first + 1;
+                    return Some(*c);
+                }
+                if s.hung_up {
+                    return None;
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+
+    /// A frame a stream played to the caller (its playout, after marks and `clear`).
+    pub fn push_heard(&self, frame: [u8; FRAME]) {
+        let mut s = self.lock();
+        if s.heard.len() == HEARD_QUEUED {
+            s.heard.pop_front();
+        }
+        s.heard.push_back(frame);
+    }
+
+    /// `<Say>`/`<Play>` audio starts playing (`None`: it stopped).
+    pub fn play(&self, frames: Option<Arc<FrameSet>>) {
+        self.lock().playing = frames.map(|f| (f, 0));
+    }
+
+    /// What the caller hears in the next 20 ms: a stream's audio first, else the prompt
+    /// playing, else silence.
+    pub fn next_heard(&self) -> [u8; FRAME] {
+        let mut s = self.lock();
+        if let Some(f) = s.heard.pop_front() {
+            return f;
+        }
+        match &mut s.playing {
+            Some((frames, i)) if !frames.is_empty() => {
+                let f = *frames.frame(*i % frames.len());
+                *i += 1;
+                f
+            }
+            _ => SILENCE,
+        }
+    }
+}
+
+/// Decides slots until `slots` exist: each takes 20 ms of the jitter buffer, or silence
+/// while it refills.
+fn advance(s: &mut State, slots: u64) {
+    let slots = slots.min(s.max_slots);
+    while s.stats.slots < slots {
+        if s.filling && s.jitter.len() >= JITTER_TARGET {
+            s.filling = false;
+        }
+        let mut frame = SILENCE;
+        if !s.filling {
+            if s.jitter.len() >= FRAME {
+                for (d, b) in frame.iter_mut().zip(s.jitter.drain(..FRAME)) {
+                    *d = b;
+                }
+            } else {
+                s.filling = true;
+                if s.started {
+                    s.stats.underruns += 1;
+                }
+            }
+        }
+        if s.muted {
+            frame = SILENCE;
+        }
+        s.said.extend_from_slice(&frame);
+        s.stats.slots += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(v: u8, n: usize) -> Vec<u8> {
+        vec![v; n]
+    }
+
+    #[test]
+    fn slots_wait_for_the_target_then_play_in_order() {
+        let live = LiveCaller::new(Duration::from_secs(10));
+        live.push_audio(&bytes(1, FRAME));
+        live.push_audio(&bytes(2, FRAME));
+        // 40 ms buffered: below the 60 ms target, slot 0 is silence.
+        assert_eq!(live.frame(0), SILENCE);
+        live.push_audio(&bytes(3, FRAME));
+        assert_eq!(live.frame(1), [1; FRAME]);
+        assert_eq!(live.frame(2), [2; FRAME]);
+        assert_eq!(live.frame(3), [3; FRAME]);
+        // Slot 1 again is the same frame: two streams read one timeline.
+        assert_eq!(live.frame(1), [1; FRAME]);
+        assert_eq!(live.stats().underruns, 0);
+        // Dry: silence, counted, and the buffer refills to the target before playing again.
+        assert_eq!(live.frame(4), SILENCE);
+        assert_eq!(live.stats().underruns, 1);
+    }
+
+    #[test]
+    fn a_burst_past_the_maximum_keeps_the_newest_audio() {
+        let live = LiveCaller::new(Duration::from_secs(10));
+        for v in 0..20u8 {
+            live.push_audio(&bytes(v, FRAME));
+        }
+        assert!(live.stats().dropped_bytes > 0);
+        // What is left is the newest 60 ms or more, in order.
+        let first = live.frame(0);
+        assert!(first[0] >= 10, "old audio was kept: {}", first[0]);
+        assert_eq!(live.frame(1)[0], first[0] + 1);
+    }
+
+    #[test]
+    fn mute_says_silence_and_the_said_track_is_capped() {
+        let live = LiveCaller::new(Duration::from_millis(100));
+        live.push_audio(&bytes(7, 4 * FRAME));
+        live.set_muted(true);
+        assert_eq!(live.frame(0), SILENCE);
+        live.set_muted(false);
+        assert_eq!(live.frame(1), [7; FRAME]);
+        // 100 ms = 5 slots at most.
+        assert_eq!(live.frame(50), SILENCE);
+        assert_eq!(live.said().len(), 5 * FRAME);
+    }
+
+    #[tokio::test]
+    async fn keys_wait_and_cursors_see_each_key_once() {
+        let live = LiveCaller::new(Duration::from_secs(10));
+        live.key('0');
+        // A gather listening from now does not take the key pressed before.
+        let mut gather = live.keys_pressed();
+        let waiter = {
+            let live = live.clone();
+            tokio::spawn(async move {
+                let a = live
+                    .next_key(&mut gather, Instant::now() + Duration::from_secs(5))
+                    .await;
+                let b = live
+                    .next_key(&mut gather, Instant::now() + Duration::from_millis(100))
+                    .await;
+                (a, b)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        live.key('1');
+        assert_eq!(waiter.await.unwrap(), (Some('1'), None));
+        let mut stream = 1;
+        live.key('#');
+        assert_eq!(live.keys_after(&mut stream), vec!['1', '#']);
+        assert!(live.keys_after(&mut stream).is_empty());
+    }
+
+    #[test]
+    fn the_stream_is_heard_before_the_prompt() {
+        let live = LiveCaller::new(Duration::from_secs(10));
+        live.play(Some(Arc::new(FrameSet::from_mulaw(&bytes(9, 2 * FRAME)))));
+        live.push_heard([4; FRAME]);
+        assert_eq!(live.next_heard(), [4; FRAME]);
+        assert_eq!(live.next_heard(), [9; FRAME]);
+        live.play(None);
+        assert_eq!(live.next_heard(), SILENCE);
+    }
+}
