@@ -55,6 +55,10 @@ pub(crate) struct ServeOpts {
     /// Media URLs" (config `enforce_http_auth_on_media_urls = true`); open by default.
     #[arg(long)]
     enforce_http_auth_on_media_urls: bool,
+    /// Write every call's exchanges (webhooks, every stream message with its time) to
+    /// DIR/{CallSid}.jsonl, to read or `dialtone replay` (the softphone's calls too).
+    #[arg(long, value_name = "DIR")]
+    capture: Option<std::path::PathBuf>,
     /// Global tunnel mappings and TLS trust (before the config file's `tunnels`; numbers'
     /// own `tunnels` come first).
     #[command(flatten)]
@@ -77,6 +81,11 @@ pub(crate) async fn run(mut opts: ServeOpts) -> anyhow::Result<ExitCode> {
     };
     override_account(&mut config, &opts)?;
     config.web_auth &= !opts.no_web_auth;
+    if let Some(dir) = &opts.capture {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--capture {}: cannot create the folder", dir.display()))?;
+        config.capture_dir = Some(dir.clone());
+    }
     config.enforce_http_auth_on_media_urls |= opts.enforce_http_auth_on_media_urls;
     config.tunnels = opts.net.tunnels(&config.tunnels);
     if !opts.net.cacerts.is_empty() || opts.net.insecure {

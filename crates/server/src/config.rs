@@ -201,6 +201,8 @@ pub struct ServerConfig {
     pub far_end_audio: Arc<FrameSet>,
     /// Directory served under `/audio/`.
     pub audio_dir: Option<PathBuf>,
+    /// `--capture DIR`: every call's exchanges written to `DIR/{CallSid}.jsonl`.
+    pub capture_dir: Option<PathBuf>,
     /// Ring time of outbound calls.
     pub ring: Duration,
     /// How long a caller stays after its audio.
@@ -359,6 +361,7 @@ impl ServerConfig {
             public_url: file.public_url.map(|u| u.trim_end_matches('/').to_string()),
             far_end_audio: Arc::new(far_end_audio),
             audio_dir: file.audio_dir.map(resolve),
+            capture_dir: None,
             ring: millis(file.ring_ms, 1000, MAX_RING_MS, "ring_ms")?,
             caller_tail: millis(
                 file.caller_tail_ms,

@@ -49,6 +49,8 @@ mod leg;
 mod numbers_api;
 mod observe;
 mod params;
+mod phone;
+mod phone_call;
 mod queues_api;
 mod recordings_api;
 mod resources;
@@ -253,6 +255,7 @@ impl Simulator {
             .nest("/2010-04-01/Accounts/{account}", api)
             .route("/2010-04-01/Accounts/{file}", get(calls_api::fetch_account))
             .route("/", get(web::index))
+            .route("/phone/ws", get(phone::ws))
             .route("/_dialtone/version", get(web::version))
             .route("/calls/{call}/streams/{n}/{file}", get(web::stream_audio))
             .route("/audio/{file}", get(web::audio_file))

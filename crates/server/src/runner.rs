@@ -120,22 +120,22 @@ fn base_url(shared: &Shared, plan: &CallPlan) -> String {
 
 /// What differs between the engine calls a plan can make: the created leg running its own
 /// TwiML against the far end, or a hosted number's app hearing the caller leg.
-struct LegTarget {
+pub(crate) struct LegTarget {
     /// The account whose auth token signs the leg's requests.
-    account_sid: String,
-    url: String,
-    method: HttpMethod,
-    twiml: Option<String>,
-    fallback_url: Option<String>,
-    direction: Direction,
-    call_sid: String,
+    pub(crate) account_sid: String,
+    pub(crate) url: String,
+    pub(crate) method: HttpMethod,
+    pub(crate) twiml: Option<String>,
+    pub(crate) fallback_url: Option<String>,
+    pub(crate) direction: Direction,
+    pub(crate) call_sid: String,
     /// What the app hears from the other party.
-    audio: Arc<dialtone_audio::FrameSet>,
+    pub(crate) audio: Arc<dialtone_audio::FrameSet>,
 }
 
 /// A leg's engine config, filled once: the server's settings, the leg's target, and the
 /// plan's parties, digits and time limit. Callers adjust only what is theirs alone.
-fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallConfig {
+pub(crate) fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallConfig {
     let mut cfg = CallConfig::new(target.url, target.audio);
     cfg.auth_token = shared.auth_token(&target.account_sid);
     cfg.account_sid = target.account_sid;
@@ -156,7 +156,29 @@ fn leg_config(shared: &Arc<Shared>, plan: &CallPlan, target: LegTarget) -> CallC
     cfg.max_duration = plan.time_limit.min(shared.config.max_call);
     cfg.directory = Arc::new(crate::dial_legs::ServeBook::new(shared.clone()));
     cfg.recordings = Some(Arc::new(crate::capture::StoreRecordings(shared.clone())));
+    cfg.capture = capture_file(shared, &cfg);
     cfg
+}
+
+/// `--capture DIR`: the leg's exchanges go to `DIR/{CallSid}.jsonl`, for `dialtone replay`.
+/// A file that cannot be made is logged on the call, which runs uncaptured.
+fn capture_file(shared: &Shared, cfg: &CallConfig) -> Option<Arc<dialtone_call::capture::Capture>> {
+    let dir = shared.config.capture_dir.as_ref()?;
+    let sid = cfg.call_sid.as_deref()?;
+    let path = dir.join(format!("{sid}.jsonl"));
+    match dialtone_call::capture::Capture::create(&path) {
+        Ok(c) => {
+            shared
+                .store
+                .log(sid, "info", format!("capturing to {}", path.display()));
+            Some(Arc::new(c))
+        }
+        Err(e) => {
+            let why = format!("cannot capture to {}: {e}", path.display());
+            shared.store.log(sid, "warn", why);
+            None
+        }
+    }
 }
 
 /// A call to a number dialtone does not host: the created leg runs its TwiML, the callee
@@ -466,7 +488,7 @@ async fn run_two_legs(
 
 /// Whose side of the engine's call the created leg is.
 #[derive(Clone, Copy)]
-enum Party {
+pub(crate) enum Party {
     /// The engine's caller (two-leg calls: the created leg calls the app).
     Caller,
     /// The app the engine rings (one-leg calls: the created leg's TwiML is the app).
@@ -476,7 +498,7 @@ enum Party {
 /// The recording's two tracks, `(channels, created leg's party, other party)`: the whole
 /// answered call (the app's `<Say>`/`<Play>`, its streams, the caller throughout) when the
 /// engine has it, else each stream's audio one after the other.
-fn recording_tracks(
+pub(crate) fn recording_tracks(
     channels: u16,
     result: &CallResult,
     clips: &[StreamClip],
@@ -494,7 +516,12 @@ fn recording_tracks(
 
 /// Stores the engine handle on a call so REST updates can steer it; a hang-up that arrived
 /// in between is applied at once.
-fn attach(shared: &Shared, sid: &str, handle: dialtone_call::CallHandle, redirectable: bool) {
+pub(crate) fn attach(
+    shared: &Shared,
+    sid: &str,
+    handle: dialtone_call::CallHandle,
+    redirectable: bool,
+) {
     let ended = shared.store.update_call(sid, |c| {
         c.control.handle = Some(handle.clone());
         c.control.redirectable = redirectable;

@@ -1,0 +1,463 @@
+//! The page's phone (`GET /phone/ws`) against a real app over real sockets: the browser's
+//! side is played by a WebSocket client that speaks the page's protocol (48 kHz PCM in,
+//! 8 kHz PCM out, keys, hang-up). The app asks for a key with `<Gather>`, then connects a
+//! bidirectional stream, records what it gets and plays a tone back with a mark.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+use axum::http::Uri;
+use axum::routing::{any, get};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use dialtone_server::ServerConfig;
+use dialtone_server::config::{DEFAULT_ACCOUNT_SID as AC, DEFAULT_AUTH_TOKEN as TOKEN};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const NUMBER: &str = "+15005550001";
+/// The app's reply: 1 kHz for one second (a `<Say>` is dialtone's 440 Hz tone).
+const TONE_HZ: f32 = 1000.0;
+
+#[derive(Default)]
+struct Heard {
+    digits: Vec<String>,
+    /// Inbound μ-law and each `media` message's timestamp.
+    inbound: Vec<u8>,
+    timestamps: Vec<u64>,
+    dtmf: Vec<String>,
+    marks: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Heard>>;
+
+fn tone_mulaw(hz: f32, secs: f32) -> Vec<u8> {
+    (0..(8000.0 * secs) as usize)
+        .map(|n| {
+            let x = (2.0 * std::f32::consts::PI * hz * n as f32 / 8000.0).sin();
+            dialtone_audio::mulaw::encode((x * 12000.0) as i16)
+        })
+        .collect()
+}
+
+/// The app: `/voice` gathers one key, `/keyed` connects the stream, `/media` records and
+/// replies.
+async fn app() -> (String, Shared) {
+    async fn twiml(
+        State(s): State<(Shared, String)>,
+        uri: Uri,
+        body: Bytes,
+    ) -> ([(&'static str, &'static str); 1], String) {
+        let xml = if uri.path() == "/voice" {
+            "<Response><Gather numDigits=\"1\" timeout=\"10\" action=\"/keyed\">\
+             <Say>Press a key.</Say></Gather></Response>"
+                .to_string()
+        } else {
+            let p: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            if let Some((_, d)) = p.iter().find(|(k, _)| k == "Digits") {
+                s.0.lock().unwrap().digits.push(d.clone());
+            }
+            format!(
+                "<Response><Connect><Stream url=\"ws://{}/media\"/></Connect></Response>",
+                s.1
+            )
+        };
+        ([("content-type", "text/xml")], xml)
+    }
+    async fn media(
+        State(s): State<(Shared, String)>,
+        ws: WebSocketUpgrade,
+    ) -> axum::response::Response {
+        ws.on_upgrade(move |mut socket| async move {
+            while let Some(Ok(AxMessage::Text(t))) = socket.recv().await {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                match v["event"].as_str() {
+                    Some("start") => {
+                        let sid = v["streamSid"].as_str().unwrap();
+                        // The reply, after a moment: 1 s of tone in 20 ms messages, a mark.
+                        for chunk in tone_mulaw(TONE_HZ, 1.0).chunks(160) {
+                            let m = json!({"event": "media", "streamSid": sid,
+                                "media": {"payload": STANDARD.encode(chunk)}});
+                            socket
+                                .send(AxMessage::Text(m.to_string().into()))
+                                .await
+                                .unwrap();
+                        }
+                        let m =
+                            json!({"event": "mark", "streamSid": sid, "mark": {"name": "reply"}});
+                        socket
+                            .send(AxMessage::Text(m.to_string().into()))
+                            .await
+                            .unwrap();
+                    }
+                    Some("media") => {
+                        let mut h = s.0.lock().unwrap();
+                        let payload = STANDARD
+                            .decode(v["media"]["payload"].as_str().unwrap())
+                            .unwrap();
+                        h.inbound.extend(payload);
+                        h.timestamps
+                            .push(v["media"]["timestamp"].as_str().unwrap().parse().unwrap());
+                    }
+                    Some("dtmf") => {
+                        s.0.lock()
+                            .unwrap()
+                            .dtmf
+                            .push(v["dtmf"]["digit"].as_str().unwrap().to_string())
+                    }
+                    Some("mark") => {
+                        s.0.lock()
+                            .unwrap()
+                            .marks
+                            .push(v["mark"]["name"].as_str().unwrap().to_string())
+                    }
+                    _ => {}
+                }
+            }
+        })
+    }
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = l.local_addr().unwrap().to_string();
+    let shared = Shared::default();
+    let router = Router::new()
+        .route("/media", get(media))
+        .route("/{*path}", any(twiml))
+        .with_state((shared.clone(), host.clone()));
+    tokio::spawn(async move { axum::serve(l, router).await });
+    (format!("http://{host}"), shared)
+}
+
+async fn start_server(app: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/voice"));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", l.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dialtone_server::run(l, config, async {
+        let _ = stopped.await;
+    }));
+    (api, stop)
+}
+
+/// The path the page is rendered with: the token is the account's HMAC of its SID.
+fn phone_path(token: &str) -> String {
+    let sig = dialtone_protocol::signing::signature(token, &format!("dialtone-phone:{AC}"), &[]);
+    let sig: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+    format!("/phone/ws?account={AC}&token={sig}")
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(api: &str, path: &str, origin: Option<&str>) -> Result<Ws, String> {
+    let url = format!("{}{path}", api.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn the_phone_answers_only_its_own_page_with_the_accounts_token() {
+    let (api, _stop) = start_server("http://127.0.0.1:9").await;
+    let good = phone_path(TOKEN);
+    assert!(connect(&api, &good, Some(&api)).await.is_ok());
+    let refused = [
+        (phone_path("another-token"), Some(api.as_str())),
+        (format!("/phone/ws?account={AC}&token="), Some(api.as_str())),
+        (good.clone(), Some("http://evil.example")),
+        (good.clone(), None),
+    ];
+    for (path, origin) in refused {
+        let e = connect(&api, &path, origin).await.unwrap_err();
+        assert!(e.starts_with("403"), "{path} from {origin:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_first_message_is_an_error_not_a_call() {
+    let (api, _stop) = start_server("http://127.0.0.1:9").await;
+    for (first, says) in [
+        (
+            json!({"event": "call", "to": "+15550000000", "rate": 48000}),
+            "not a number",
+        ),
+        (
+            json!({"event": "call", "to": NUMBER, "rate": 1}),
+            "out of range",
+        ),
+        (
+            json!({"event": "dtmf", "digit": "1", "rate": 8000}),
+            "must be a call",
+        ),
+        (
+            json!({"event": "call", "url": "ftp://x", "rate": 8000}),
+            "http(s) URL",
+        ),
+    ] {
+        let mut ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+        ws.send(Message::Text(first.to_string().into()))
+            .await
+            .unwrap();
+        let Some(Ok(Message::Text(t))) = ws.next().await else {
+            panic!("no answer to {first}")
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["event"], "error", "{v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{v}");
+    }
+    let calls: Value = reqwest::Client::new()
+        .get(format!("{api}/2010-04-01/Accounts/{AC}/Calls.json"))
+        .basic_auth(AC, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(calls["calls"].as_array().unwrap().len(), 0, "{calls}");
+}
+
+/// What the page's phone would send: a 300 Hz + 1100 Hz chord whose loudness changes
+/// every 100 ms, at 48 kHz, so that alignment has one answer.
+fn caller_pcm(secs: f32) -> Vec<f32> {
+    (0..(48_000.0 * secs) as usize)
+        .map(|n| {
+            let t = n as f32 / 48_000.0;
+            let step = (n / 4800) as u32;
+            let gain = 0.15 + 0.5 * ((step.wrapping_mul(2_654_435_761) >> 16) % 100) as f32 / 100.0;
+            gain * (0.6 * (2.0 * std::f32::consts::PI * 300.0 * t).sin()
+                + 0.4 * (2.0 * std::f32::consts::PI * 1100.0 * t).sin())
+        })
+        .collect()
+}
+
+fn pearson(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len()) as f32;
+    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt().max(1e-9)
+}
+
+/// The best correlation of `needle` inside `hay` over every offset.
+fn best_alignment(hay: &[f32], needle: &[f32]) -> f32 {
+    (0..hay.len().saturating_sub(needle.len()))
+        .map(|o| pearson(&hay[o..o + needle.len()], needle))
+        .fold(f32::MIN, f32::max)
+}
+
+fn decode(mulaw: &[u8]) -> Vec<f32> {
+    mulaw
+        .iter()
+        .map(|&c| f32::from(dialtone_audio::mulaw::decode(c)) / 32768.0)
+        .collect()
+}
+
+fn pcm16(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|&x| ((x * 32767.0) as i16).to_le_bytes())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_call_from_the_phone_talks_keys_hears_and_is_listed() {
+    let (app, heard) = app().await;
+    let (api, _stop) = start_server(&app).await;
+    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 48000});
+    tx.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+
+    // The page's side: a microphone sending 20 ms of 48 kHz PCM every 20 ms (silence until
+    // the app's stream runs, then the signal for 3 s), keys, and the hang-up.
+    let signal = caller_pcm(3.0);
+    let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel::<String>(8);
+    let mic = {
+        let heard = heard.clone();
+        let signal = signal.clone();
+        tokio::spawn(async move {
+            let mut clock = tokio::time::interval(Duration::from_millis(20));
+            let (mut at, mut streaming) = (0usize, false);
+            loop {
+                tokio::select! {
+                    _ = clock.tick() => {
+                        streaming |= !heard.lock().unwrap().inbound.is_empty();
+                        let chunk: Vec<f32> = if streaming && at < signal.len() {
+                            let c = signal[at..(at + 960).min(signal.len())].to_vec();
+                            at += 960;
+                            c
+                        } else {
+                            vec![0.0; 960]
+                        };
+                        if tx.send(Message::Binary(pcm16(&chunk).into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(text) = ctl_rx.recv() => {
+                        let _ = tx.send(Message::Text(text.into())).await;
+                    }
+                }
+            }
+        })
+    };
+
+    let mut events: Vec<Value> = Vec::new();
+    let mut frames: Vec<u8> = Vec::new();
+    let mut binary_sizes = std::collections::BTreeSet::new();
+    let mut keyed = (false, false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, rx.next())
+            .await
+            .expect("the call ends");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                let answered = v["event"] == "status" && v["status"] == "in-progress";
+                if answered && !keyed.0 {
+                    // The <Gather> listens: the caller presses 5 over its prompt.
+                    keyed.0 = true;
+                    ctl_tx
+                        .send(json!({"event": "dtmf", "digit": "5"}).to_string())
+                        .await
+                        .unwrap();
+                }
+                let end = v["event"] == "end";
+                events.push(v);
+                if end {
+                    break;
+                }
+            }
+            Some(Ok(Message::Binary(b))) => {
+                binary_sizes.insert(b.len());
+                for s in b.chunks_exact(2) {
+                    let x = i16::from_le_bytes([s[0], s[1]]);
+                    frames.push(dialtone_audio::mulaw::encode(x));
+                }
+                let streamed = heard.lock().unwrap().timestamps.len();
+                if streamed > 75 && !keyed.1 {
+                    // 1.5 s into the stream: a key for the app's stream.
+                    keyed.1 = true;
+                    ctl_tx
+                        .send(json!({"event": "dtmf", "digit": "7"}).to_string())
+                        .await
+                        .unwrap();
+                }
+                if streamed > 175 && !keyed.2 {
+                    keyed.2 = true;
+                    ctl_tx
+                        .send(json!({"event": "hangup"}).to_string())
+                        .await
+                        .unwrap();
+                }
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => break,
+        }
+    }
+    mic.abort();
+
+    // The call as the page saw it.
+    let sid = events[0]["callSid"].as_str().unwrap().to_string();
+    assert_eq!(events[0]["event"], "call", "{:?}", events[0]);
+    assert!(sid.starts_with("CA"));
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "status")
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ringing", "in-progress"]);
+    let end = events.last().unwrap();
+    assert_eq!(end["event"], "end");
+    assert_eq!(end["status"], "completed", "{end}");
+    let steps: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(steps.iter().any(|s| s.contains("(voice)")), "{steps:?}");
+
+    // The app: the <Gather> got the key, the stream got the other one, the mark came back.
+    let h = std::mem::take(&mut *heard.lock().unwrap());
+    assert_eq!(h.digits, ["5"]);
+    assert_eq!(h.dtmf, ["7"]);
+    assert_eq!(h.marks, ["reply"]);
+    // Its frames are the 20 ms cadence whatever the page's timing.
+    assert!(
+        h.timestamps.windows(2).all(|w| w[1] - w[0] == 20),
+        "timestamps skip"
+    );
+    // It heard what the page said, resampled to 8 kHz.
+    let said = dialtone_audio::resample::to_8k(&signal, 48_000);
+    let got = decode(&h.inbound);
+    let needle = &said[8000..12_000];
+    let best = best_alignment(&got, needle);
+    assert!(best >= 0.9, "the app heard the caller at r = {best}");
+
+    // The page heard the prompt and the app's tone, each frame 20 ms of 8 kHz PCM.
+    assert_eq!(binary_sizes.into_iter().collect::<Vec<_>>(), [320]);
+    let frames = decode(&frames);
+    for (hz, what) in [
+        (440.0, "the <Say> prompt"),
+        (TONE_HZ, "the app's stream reply"),
+    ] {
+        let r = best_alignment(&frames, &decode(&tone_mulaw(hz, 0.1)));
+        assert!(r >= 0.9, "the page heard {what} at r = {r}");
+    }
+
+    // A call like any other: listed, completed, recorded.
+    let http = reqwest::Client::new();
+    let base = format!("{api}/2010-04-01/Accounts/{AC}");
+    let calls: Value = http
+        .get(format!("{base}/Calls.json"))
+        .basic_auth(AC, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    let listed = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["sid"] == sid.as_str())
+        .expect("the phone's call is listed");
+    assert_eq!(listed["status"], "completed");
+    assert_eq!(listed["direction"], "inbound");
+    assert_eq!(listed["to"], NUMBER);
+    let recs: Value = http
+        .get(format!("{base}/Recordings.json?CallSid={sid}"))
+        .basic_auth(AC, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    let recs = recs["recordings"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["channels"], 2);
+}
