@@ -2,8 +2,9 @@
 //! outcomes, audio players (what each stream's caller heard and sent), recordings, the legs
 //! their `<Dial>`s placed and how they are bridged (`web_legs`), and the conferences and
 //! queues of the call engine (`web_sections`), under the softphone (`web_phone`). A small
-//! script polls a change counter and reloads the page when something changed (and no audio
-//! is playing), so it follows calls live without flicker.
+//! script polls a change counter and, when something changed (and no audio is playing),
+//! fetches the page and swaps everything but the phone in place, so it follows calls live
+//! without flicker and without cutting the phone's call.
 //!
 //! The page and its stream audio need an account's credentials (HTTP Basic, so a browser
 //! prompts: the account SID and auth token, or an API key of the account), and show only
@@ -66,6 +67,7 @@ pub(crate) async fn index(
         m = done.len(),
     );
     crate::web_phone::section(&mut h, &shared, viewer);
+    let _ = write!(h, "<main id=calls data-version={}>", shared.store.version());
     numbers(&mut h, &shared, viewer);
     h.push_str("<h2>Live calls</h2>");
     if live.is_empty() {
@@ -85,8 +87,7 @@ pub(crate) async fn index(
     }
     let _ = write!(
         h,
-        "<script>const v0={};{SCRIPT}</script><script>{}</script></body></html>",
-        shared.store.version(),
+        "</main><script>{SCRIPT}</script><script>{}</script></body></html>",
         crate::web_phone::SCRIPT
     );
     Ok(Html(h))
@@ -334,7 +335,21 @@ ol.phone-tl{list-style:none;margin:6px 0 0;padding:0;max-height:150px;overflow:a
 ol.phone-tl:empty{display:none}
 </style></head><body>"#;
 
+/// The refresh: polls the change counter and, when it moved and no `<audio>` of the calls is
+/// playing, fetches the page again and swaps the header and `main#calls` in place. The phone
+/// section is never touched, so a call in it goes on across refreshes.
 const SCRIPT: &str = r#"
-setInterval(async()=>{try{const v=+(await (await fetch('/_dialtone/version')).text());
-const playing=[...document.querySelectorAll('audio')].some(a=>!a.paused);
-if(v!==v0&&!playing)location.reload();}catch(e){}},1500);"#;
+(()=>{let ver=+document.getElementById('calls').dataset.version,busy=false;
+const playing=()=>[...document.querySelectorAll('#calls audio')].some(a=>!a.paused);
+setInterval(async()=>{if(busy)return;busy=true;try{
+const v=+(await (await fetch('/_dialtone/version',{cache:'no-store'})).text());
+if(v===ver||playing())return;
+const r=await fetch('/',{cache:'no-store'});if(!r.ok)return;
+const doc=new DOMParser().parseFromString(await r.text(),'text/html');
+const main=doc.getElementById('calls');if(!main||playing())return;
+const open=new Set([...document.querySelectorAll('#calls details')].map(d=>key(d)+':'+d.open));
+for(const sel of ['header','#calls']){const a=document.querySelector(sel),b=doc.querySelector(sel);if(a&&b)a.innerHTML=b.innerHTML;}
+for(const d of document.querySelectorAll('#calls details')){const k=key(d);if(open.has(k+':true'))d.open=true;else if(open.has(k+':false'))d.open=false;}
+ver=+main.dataset.version;}catch(e){}finally{busy=false;}},1500);
+function key(d){const s=d.closest('section[id]');return (s?s.id:'')+'/'+[...(s||document).querySelectorAll('details')].indexOf(d);}
+})();"#;

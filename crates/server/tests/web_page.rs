@@ -353,6 +353,13 @@ async fn the_page_has_a_phone_with_the_viewers_numbers_only() {
         .find("<section id=phone class=phone data-ws=\"/phone/ws?")
         .unwrap_or_else(|| panic!("no phone section with data-ws:\n{page}"));
     assert!(phone < page.find("<h2>Numbers</h2>").unwrap(), "{page}");
+    // The refresh swaps main#calls (and the header) in place; the phone is outside both, so
+    // a call in it goes on. Nothing reloads the whole page.
+    let main = page
+        .find("<main id=calls data-version=")
+        .expect("main#calls");
+    assert!(phone < main && main < page.find("<h2>Numbers</h2>").unwrap());
+    assert!(!page.contains("location.reload"), "{page}");
     for id in [
         "<input id=phone-url",
         "<button type=button id=phone-call>",
