@@ -16,8 +16,9 @@
 //! - `capture`: a finished call's stream audio and recording.
 //! - `external`: calls placed by `dialtone call`/`dialtone load`, registered through the call
 //!   engine's `CallRegistry` hook so the same REST API lists, hangs up and redirects them.
-//! - `web`: the page at `/`, with `web_legs` (a call's dialed legs and bridges) and
-//!   `web_sections` (conferences and queues); `wav`: WAV bytes for players and recordings.
+//! - `web`: the page at `/`, with `web_legs` (a call's dialed legs and bridges),
+//!   `web_sections` (conferences and queues) and `web_phone` (the browser softphone, whose
+//!   WebSocket `phone` serves); `wav`: WAV bytes for players and recordings.
 //!
 //! # Routes
 //! - `/2010-04-01/Accounts/{AC}/Calls.json`, `…/Calls/{CA}.json`, `…/Calls/{CA}/Recordings.json`
@@ -58,6 +59,7 @@ mod runner;
 mod store;
 mod web;
 mod web_legs;
+mod web_phone;
 mod web_sections;
 
 use std::future::Future;

@@ -40,14 +40,12 @@ const RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
 
 /// The WebSocket's path with its credentials, for the page of `viewer` (the first account
 /// when the page is open to all); `None` without an account.
-#[allow(dead_code)] // The page's phone section renders it (next commit).
 pub(crate) fn ws_path(shared: &Shared, viewer: Option<&Account>) -> Option<String> {
     let account = viewer.or_else(|| shared.config.accounts.first())?;
     let token: String = form_urlencoded::byte_serialize(token(account).as_bytes()).collect();
     Some(format!("/phone/ws?account={}&token={token}", account.sid))
 }
 
-#[allow(dead_code)]
 fn token(account: &Account) -> String {
     dialtone_protocol::signing::signature(&account.auth_token, &token_text(account), &[])
 }

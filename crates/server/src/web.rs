@@ -1,9 +1,10 @@
 //! The read-only page at `/`: hosted numbers, live and recent calls with their timelines,
 //! outcomes, audio players (what each stream's caller heard and sent), recordings, the legs
 //! their `<Dial>`s placed and how they are bridged (`web_legs`), and the conferences and
-//! queues of the call engine (`web_sections`). A small script polls a change counter and
-//! reloads the page when something changed (and no audio is playing), so it follows calls
-//! live without flicker.
+//! queues of the call engine (`web_sections`), under the softphone (`web_phone`). A small
+//! script polls a change counter and, when something changed (and no audio is playing),
+//! fetches the page and swaps everything but the phone in place, so it follows calls live
+//! without flicker and without cutting the phone's call.
 //!
 //! The page and its stream audio need an account's credentials (HTTP Basic, so a browser
 //! prompts: the account SID and auth token, or an API key of the account), and show only
@@ -41,7 +42,7 @@ fn viewer<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<Option<&'a Acco
 }
 
 /// True when `viewer` may see data of account `sid`.
-fn sees(viewer: Option<&Account>, sid: &str) -> bool {
+pub(crate) fn sees(viewer: Option<&Account>, sid: &str) -> bool {
     viewer.is_none_or(|a| a.sid == sid)
 }
 
@@ -65,6 +66,8 @@ pub(crate) async fn index(
         n = live.len(),
         m = done.len(),
     );
+    crate::web_phone::section(&mut h, &shared, viewer);
+    let _ = write!(h, "<main id=calls data-version={}>", shared.store.version());
     numbers(&mut h, &shared, viewer);
     h.push_str("<h2>Live calls</h2>");
     if live.is_empty() {
@@ -84,8 +87,8 @@ pub(crate) async fn index(
     }
     let _ = write!(
         h,
-        "<script>const v0={};{SCRIPT}</script></body></html>",
-        shared.store.version()
+        "</main><script>{SCRIPT}</script><script>{}</script></body></html>",
+        crate::web_phone::SCRIPT
     );
     Ok(Html(h))
 }
@@ -294,7 +297,7 @@ pub(crate) fn esc(s: &str) -> String {
 }
 
 const HEAD: &str = r#"<!doctype html><html lang=en><head><meta charset=utf-8>
-<meta name=viewport content="width=device-width, initial-scale=1"><title>dialtone serve</title><style>
+<meta name=viewport content="width=device-width, initial-scale=1"><title>dialtone serve</title><link rel=icon href="data:,"><style>
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:16px 24px;color:#1d2330;background:#f6f7f9}
 header h1{margin:0;font-size:22px}header p{margin:2px 0 8px;color:#555}
 h2{font-size:16px;margin:22px 0 8px;border-bottom:1px solid #dde1e6;padding-bottom:4px}
@@ -314,9 +317,39 @@ tr.ok td:last-child{color:#1f7a45}tr.warn td:last-child{color:#a15c00}tr.fail td
 summary{cursor:pointer;color:#334}
 .links{margin-top:2px}table.legs{border-collapse:collapse;margin:4px 0 2px 12px}
 table.legs td,table.legs th{padding:1px 12px 1px 0;text-align:left;font-size:13px}tr.bridged td{font-weight:600}
+.status.error{background:#d64545}
+.phone-card{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:10px 14px;display:flex;flex-direction:column;gap:8px}
+.phone-dial,.phone-ctl{display:flex;gap:10px;align-items:center;flex-wrap:wrap}
+.phone-dial select,.phone-dial input{font:13px system-ui,sans-serif;padding:3px 4px;border:1px solid #c5ccd6;border-radius:5px;max-width:100%}
+.phone button{font:13px system-ui,sans-serif;padding:4px 12px;border:1px solid #c5ccd6;border-radius:6px;background:#f6f7f9;color:#1d2330;cursor:pointer}
+.phone button:disabled{opacity:.45;cursor:default}.phone button:not(:disabled):hover{background:#eceff3}
+#phone-call:not(:disabled){background:#1f9d55;border-color:#1f9d55;color:#fff}
+#phone-hangup:not(:disabled){background:#d64545;border-color:#d64545;color:#fff}
+#phone-mute[aria-pressed=true]{background:#b7791f;border-color:#b7791f;color:#fff}
+.phone-body{display:flex;gap:16px;align-items:flex-start}
+.phone-keypad{display:grid;grid-template-columns:repeat(3,40px);gap:5px}
+.phone .phone-key{padding:6px 0;font:600 15px ui-monospace,monospace}.phone .phone-key.down{background:#2f7de1;color:#fff}
+.phone-side{flex:1;min-width:0}.phone-meters{display:flex;gap:14px;color:#667;font-size:12px}
+.phone-meters meter{width:120px;height:10px;vertical-align:middle}
+ol.phone-tl{list-style:none;margin:6px 0 0;padding:0;max-height:150px;overflow:auto;font:12px ui-monospace,monospace;white-space:pre}
+ol.phone-tl:empty{display:none}
 </style></head><body>"#;
 
+/// The refresh: polls the change counter and, when it moved and no `<audio>` of the calls is
+/// playing, fetches the page again and swaps the header and `main#calls` in place. The phone
+/// section is never touched, so a call in it goes on across refreshes.
 const SCRIPT: &str = r#"
-setInterval(async()=>{try{const v=+(await (await fetch('/_dialtone/version')).text());
-const playing=[...document.querySelectorAll('audio')].some(a=>!a.paused);
-if(v!==v0&&!playing)location.reload();}catch(e){}},1500);"#;
+(()=>{let ver=+document.getElementById('calls').dataset.version,busy=false;
+const playing=()=>[...document.querySelectorAll('#calls audio')].some(a=>!a.paused);
+setInterval(async()=>{if(busy)return;busy=true;try{
+const v=+(await (await fetch('/_dialtone/version',{cache:'no-store'})).text());
+if(v===ver||playing())return;
+const r=await fetch('/',{cache:'no-store'});if(!r.ok)return;
+const doc=new DOMParser().parseFromString(await r.text(),'text/html');
+const main=doc.getElementById('calls');if(!main||playing())return;
+const open=new Set([...document.querySelectorAll('#calls details')].map(d=>key(d)+':'+d.open));
+for(const sel of ['header','#calls']){const a=document.querySelector(sel),b=doc.querySelector(sel);if(a&&b)a.innerHTML=b.innerHTML;}
+for(const d of document.querySelectorAll('#calls details')){const k=key(d);if(open.has(k+':true'))d.open=true;else if(open.has(k+':false'))d.open=false;}
+ver=+main.dataset.version;}catch(e){}finally{busy=false;}},1500);
+function key(d){const s=d.closest('section[id]');return (s?s.id:'')+'/'+[...(s||document).querySelectorAll('details')].indexOf(d);}
+})();"#;

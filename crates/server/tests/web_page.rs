@@ -2,7 +2,8 @@
 //! voice app on another loopback port answering the hosted numbers, and live calls that
 //! `<Dial>` a hosted number, join a conference and wait in a queue. The page must show the
 //! dialed leg nested in its parent's card with the bridge in words, the conference with its
-//! participant, the queue with its member, and none of it to the other account.
+//! participant, the queue with its member, and none of it to the other account. The phone
+//! section offers the viewer's own hosted numbers only.
 
 use std::time::Duration;
 
@@ -75,6 +76,11 @@ async fn server(app: &str) -> Server {
         [[numbers]]
         phone_number = "+15005550002"
         account_sid = "{AC1}"
+        voice_url = "{app}/callee"
+        [[numbers]]
+        phone_number = "+15005550003"
+        account_sid = "{AC2}"
+        friendly_name = "front <desk> & co"
         voice_url = "{app}/callee"
         "#
     ))
@@ -322,6 +328,81 @@ async fn the_page_shows_legs_bridges_conferences_and_queues_to_their_account_onl
         assert!(!other.contains(name), "account 2 sees {name}");
     }
     assert!(other.contains("No conference yet.") && other.contains("No queue yet."));
+
+    let _ = s.stop.send(());
+    s.task.await.unwrap().unwrap();
+}
+
+/// `<select id=phone-number>…</select>` of the page.
+fn phone_select(page: &str) -> &str {
+    let start = page
+        .find("<select id=phone-number>")
+        .unwrap_or_else(|| panic!("no phone number select:\n{page}"));
+    let len = page[start..].find("</select>").unwrap();
+    &page[start..start + len]
+}
+
+#[tokio::test]
+async fn the_page_has_a_phone_with_the_viewers_numbers_only() {
+    let app = app().await;
+    let s = server(&app).await;
+    let page = s.page((AC1, "token1")).await;
+
+    // The section with its WebSocket path, above the numbers table.
+    let phone = page
+        .find("<section id=phone class=phone data-ws=\"/phone/ws?")
+        .unwrap_or_else(|| panic!("no phone section with data-ws:\n{page}"));
+    assert!(phone < page.find("<h2>Numbers</h2>").unwrap(), "{page}");
+    // The refresh swaps main#calls (and the header) in place; the phone is outside both, so
+    // a call in it goes on. Nothing reloads the whole page.
+    let main = page
+        .find("<main id=calls data-version=")
+        .expect("main#calls");
+    assert!(phone < main && main < page.find("<h2>Numbers</h2>").unwrap());
+    assert!(!page.contains("location.reload"), "{page}");
+    for id in [
+        "<input id=phone-url",
+        "<button type=button id=phone-call>",
+        "<button type=button id=phone-hangup",
+        "<button type=button id=phone-mute aria-pressed=false",
+        "id=phone-status>idle<",
+        "<code class=sid id=phone-sid>",
+        "<meter id=phone-level-mic min=0 max=1",
+        "<meter id=phone-level-app min=0 max=1",
+        "<ol id=phone-timeline",
+    ] {
+        assert!(page.contains(id), "the phone lacks {id:?}:\n{page}");
+    }
+    for digit in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"] {
+        let key = format!("class=phone-key data-digit=\"{digit}\"");
+        assert!(page.contains(&key), "no key {digit}:\n{page}");
+    }
+    // The script, whole: nothing in it ends its <script> element early.
+    assert!(page.contains("window.dialtonePhone = phone;"), "{page}");
+    assert!(page.contains("ctx.audioWorklet.addModule("), "{page}");
+    assert_eq!(page.matches("</script>").count(), 2, "{page}");
+
+    // Account 1 can call its own numbers, not account 2's, and the other way round.
+    let select = phone_select(&page);
+    for n in ["+15005550001", "+15005550002"] {
+        assert!(
+            select.contains(&format!("<option value=\"{n}\">")),
+            "{select}"
+        );
+    }
+    assert!(!select.contains("+15005550003"), "{select}");
+    let other = s.page((AC2, "token2")).await;
+    let select = phone_select(&other);
+    assert!(
+        select.contains(
+            "<option value=\"+15005550003\">+15005550003 \u{b7} front &lt;desk&gt; &amp; co \u{b7} "
+        ),
+        "{select}"
+    );
+    assert!(
+        !select.contains("+15005550001") && !select.contains("+15005550002"),
+        "{select}"
+    );
 
     let _ = s.stop.send(());
     s.task.await.unwrap().unwrap();
