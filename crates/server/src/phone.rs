@@ -136,7 +136,7 @@ async fn session(shared: Arc<Shared>, account: Account, mut socket: WebSocket) {
         Ok(r) => r,
         Err(e) => {
             send_json(&mut socket, json!({"event": "error", "message": e})).await;
-            return;
+            return close(socket).await;
         }
     };
     let placed = start(&shared, &account, &request).await;
@@ -144,7 +144,7 @@ async fn session(shared: Arc<Shared>, account: Account, mut socket: WebSocket) {
         Ok(p) => p,
         Err(e) => {
             send_json(&mut socket, json!({"event": "error", "message": e})).await;
-            return;
+            return close(socket).await;
         }
     };
     let (from, to) = shared
@@ -161,7 +161,24 @@ async fn session(shared: Arc<Shared>, account: Account, mut socket: WebSocket) {
         live.hang_up();
         call.handle.hangup("the page's phone went away");
     }
-    let _ = socket.send(Message::Close(None)).await;
+    close(socket).await;
+}
+
+/// Closes normally and reads until the page answers the close: dropping a socket the page
+/// is still sending its microphone to would reset the connection, and a browser may then
+/// lose the `end` it had not read yet.
+async fn close(mut socket: WebSocket) {
+    let bye = axum::extract::ws::CloseFrame {
+        code: 1000,
+        reason: "the call ended".into(),
+    };
+    if socket.send(Message::Close(Some(bye))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
 }
 
 /// Reads the page's `call` message.
