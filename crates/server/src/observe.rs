@@ -97,8 +97,9 @@ impl Observer {
             }
         }
         self.stream_callbacks(&e.kind);
-        // The end is logged once, with its final status, when the leg finishes.
-        if !matches!(e.kind, EventKind::Ended { .. }) {
+        // The end is logged once, with its final status, when the leg finishes; the answer
+        // once, by the leg as its status changes (`Leg::answer`).
+        if !matches!(e.kind, EventKind::Ended { .. } | EventKind::Answered) {
             let (level, text) = describe(&e.kind);
             self.shared.store.log(&self.sid, level, text);
         }
