@@ -211,6 +211,20 @@ impl LiveCaller {
         }
     }
 
+    /// Waits until more than `before` keys were pressed (forever once the caller hung up
+    /// without).
+    pub async fn pressed_after(&self, before: usize) {
+        loop {
+            let notified = self.keyed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.keys_pressed() > before {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// A frame a stream played to the caller (its playout, after marks and `clear`).
     pub fn push_heard(&self, frame: [u8; FRAME]) {
         let mut s = self.lock();

@@ -335,12 +335,14 @@ async fn a_call_from_the_phone_talks_keys_hears_and_is_listed() {
                 let v: Value = serde_json::from_str(&t).unwrap();
                 let answered = v["event"] == "status" && v["status"] == "in-progress";
                 if answered && !keyed.0 {
-                    // The <Gather> listens: the caller presses 5 over its prompt.
+                    // The <Gather> listens: the caller presses 5 300 ms into its prompt.
                     keyed.0 = true;
-                    ctl_tx
-                        .send(json!({"event": "dtmf", "digit": "5"}).to_string())
-                        .await
-                        .unwrap();
+                    let ctl = ctl_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        ctl.send(json!({"event": "dtmf", "digit": "5"}).to_string())
+                            .await
+                    });
                 }
                 let end = v["event"] == "end";
                 events.push(v);
@@ -396,6 +398,20 @@ async fn a_call_from_the_phone_talks_keys_hears_and_is_listed() {
         .map(|e| e["text"].as_str().unwrap())
         .collect();
     assert!(steps.iter().any(|s| s.contains("(voice)")), "{steps:?}");
+    // The key pressed over the <Gather>'s prompt stopped it: the action came then, not after
+    // the prompt's 1.2 s.
+    let at = |text: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "step" && e["text"].as_str().unwrap().contains(text))
+            .map(|e| e["at"].as_f64().unwrap())
+            .unwrap_or_else(|| panic!("no step {text:?} in {steps:?}"))
+    };
+    let (answered, action) = (at("answered"), at("(action)"));
+    assert!(
+        action - answered < 0.9,
+        "the prompt played on: action {action} s, answer {answered} s"
+    );
 
     // The app: the <Gather> got the key, the stream got the other one, the mark came back.
     let h = std::mem::take(&mut *heard.lock().unwrap());

@@ -78,8 +78,12 @@ impl Call<'_> {
                     .find(|&at| at >= began);
             }
         }
+        if g.input.contains(&GatherInput::Dtmf) {
+            self.key_barge = live_keys.clone();
+        }
         let prompts = self.gather_prompts(g, doc_url).await;
         self.barge_in_at = None;
+        self.key_barge = None;
         if let Some(next) = prompts {
             return next;
         }

@@ -168,6 +168,9 @@ struct Call<'e> {
     /// While a speech `<Gather>`'s prompts play: when the caller starts talking over them
     /// (`bargeIn` stops them there).
     barge_in_at: Option<Instant>,
+    /// While a `<Gather>`'s prompts play to a live caller: it, and how many keys it had
+    /// pressed before (a key pressed over the prompts stops them, as on Twilio).
+    key_barge: Option<(Arc<crate::live::LiveCaller>, usize)>,
     /// The caller's hang-up timer when its audio counts from the answer.
     answer_backstop: Option<JoinHandle<()>>,
     /// The first failures (the first one is the call's outcome); the rest counted.
@@ -449,6 +452,7 @@ impl<'e> PreparedCall<'e> {
             played: Vec::new(),
             answered_at: None,
             barge_in_at: None,
+            key_barge: None,
             answer_backstop: None,
             failures: HeadTail::new(FAILURES_KEPT, 0),
             warnings: HeadTail::new(WARNINGS_KEPT, 0),
@@ -679,11 +683,26 @@ impl Call<'_> {
         }
         let mut end = self.end.clone();
         let mut redirect = self.redirect.clone();
+        let key = self.key_barge.clone();
+        let keyed = async {
+            match &key {
+                Some((live, before)) => live.pressed_after(*before).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = sleep(d) => self.interrupt_pending(),
+            () = keyed => self.interrupt_pending(),
             _ = end.wait_for(|r| r.is_some()) => true,
             _ = redirect.wait_for(|r| r.is_some()) => true,
         }
+    }
+
+    /// A live caller pressed a key over the `<Gather>` prompts playing.
+    fn key_barged(&self) -> bool {
+        self.key_barge
+            .as_ref()
+            .is_some_and(|(live, before)| live.keys_pressed() > *before)
     }
 
     /// A callback attribute's URL resolved against the document; one that cannot be is

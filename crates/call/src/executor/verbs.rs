@@ -264,7 +264,7 @@ impl Call<'_> {
         self.outbound.set(None);
         self.note_played(tone, from);
         // A caller talking over a speech <Gather>'s prompt stopped it early.
-        let barged = self.barge_in_at.is_some_and(|at| at <= Instant::now());
+        let barged = self.barge_in_at.is_some_and(|at| at <= Instant::now()) || self.key_barged();
         if ended || barged {
             // Only the words said so far were heard.
             self.say_cut(Instant::now());
