@@ -347,7 +347,9 @@ async fn talk(
         }
     }
     if page_open {
-        let end = json!({"event": "end", "status": status.as_str(), "reason": reason});
+        let j = live.stats();
+        let end = json!({"event": "end", "status": status.as_str(), "reason": reason,
+            "jitter": {"slots": j.slots, "underruns": j.underruns, "droppedMs": j.dropped_bytes / 8}});
         send_json(socket, end).await;
     }
 }

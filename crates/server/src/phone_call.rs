@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone_call::live::LiveCaller;
+use dialtone_call::live::{JITTER_MAX, JITTER_TARGET, LiveCaller};
 use dialtone_call::{CallEvent, CallHandle, CallerAudioStart, EventSink, HttpMethod};
 use dialtone_protocol::sid;
 use dialtone_protocol::webhook::{CallInfo, CallStatus, Direction};
@@ -149,7 +149,7 @@ pub(crate) async fn place(
         "info",
         format!("the page's phone calls {} ({})", dialed.to, dialed.url),
     );
-    let cfg = phone_config(shared, &dialed, &sid, live);
+    let cfg = phone_config(shared, &dialed, &sid, live.clone());
     let capture = cfg.capture.clone();
     let on_answer = {
         let leg = leg.clone();
@@ -178,6 +178,19 @@ pub(crate) async fn place(
         }
         let (status, reason, failures) = outcome(&result);
         let clips = clips(&result);
+        let j = live.stats();
+        leg.log(
+            if j.underruns == 0 { "ok" } else { "warn" },
+            format!(
+                "the page's audio: {} slots of 20 ms, {} ran dry (silence sent), {} ms dropped \
+                 as too late (jitter buffer {}-{} ms)",
+                j.slots,
+                j.underruns,
+                j.dropped_bytes / 8,
+                JITTER_TARGET / 8,
+                JITTER_MAX / 8
+            ),
+        );
         let recording = recording_tracks(2, &result, &clips, Party::Caller);
         leg.finish(status, reason.clone(), failures, clips, Some(recording));
         (status, reason)
