@@ -68,7 +68,7 @@ before(async () => {
     accountSid: AC,
     authToken: TOKEN,
     reply: wav8k(REPLY_WAV),
-    replyAfterMs: 2000,
+    replyAfterMs: 3000, // 3 s of the caller first: enough steady speech after the keypad
     expectDigits: DIGITS.length,
     hangupAfterMs: 20_000,
     log: (s) => pageLog.push(`app: ${s}`),
@@ -140,7 +140,10 @@ async function callFromThePage(t) {
   page.on('pageerror', (e) => pageLog.push(`page error: ${e.message}`));
 
   await page.goto(`${baseUrl}/`);
-  await page.locator('section#phone').waitFor();
+  await page
+    .locator('section#phone')
+    .waitFor({ timeout: 5000 })
+    .catch(() => assert.fail(`the page at ${baseUrl}/ has no section#phone (the softphone)`));
   assert.match(await page.locator('section#phone').getAttribute('data-ws'), /^\/phone\/ws\?/);
   await page.selectOption('select#phone-number', NUMBER);
   if (await page.locator('input#phone-url').count()) await page.fill('input#phone-url', '');
@@ -210,8 +213,8 @@ async function callFromThePage(t) {
   assert.ok(ui.timelineItems >= 1 && ui.steps.length >= 1, 'the call timeline');
   assert.ok(ui.sentSamples > 0, 'the page sent microphone audio');
 
-  // (a) The caller's speech reached the app: aligned with the WAV (the keypad's tones, if any,
-  // left out), and framed the way Twilio frames it: 20 ms apart, consecutive.
+  // (a) The caller's speech reached the app: aligned with the WAV (its first second and the
+  // keypad's moments left out, see analysisMask), and framed the way Twilio frames it: 20 ms apart, consecutive.
   const cad = phoneApp.cadence(obs);
   t.diagnostic(`inbound cadence: ${JSON.stringify(cad)}`);
   assert.ok(cad.frames >= 100, `only ${cad.frames} inbound media frames`);
@@ -223,8 +226,12 @@ async function callFromThePage(t) {
   assert.deepEqual(cad.seqGaps, [], 'sequence numbers are consecutive');
   assert.ok(Math.abs(cad.medianMs - 20) <= 2, `median interval between frames ${cad.medianMs} ms`);
   assert.ok(cad.p99Ms < 40, `p99 interval between frames ${cad.p99Ms} ms`);
-  const heard = audio.align(wav8k(CALLER_WAV), phoneApp.inboundAudio(obs), 8000, {
-    weights: phoneApp.dtmfMask(obs),
+  const inbound = phoneApp.inboundAudio(obs);
+  const shotDir = path.dirname(shot);
+  fs.writeFileSync(path.join(shotDir, 'phone-inbound.wav'), audio.writeWav(inbound, 8000));
+  t.diagnostic(`the caller audio the app received: ${path.join(shotDir, 'phone-inbound.wav')}`);
+  const heard = audio.align(wav8k(CALLER_WAV), inbound, 8000, {
+    weights: phoneApp.analysisMask(obs),
     minSpeech: 1.5,
   });
   t.diagnostic(`caller audio at the app: ${JSON.stringify(heard)}`);
@@ -238,6 +245,7 @@ async function callFromThePage(t) {
   const pb = Buffer.from(ui.played, 'base64');
   const played = new Float32Array(pb.length / 2);
   for (let i = 0; i < played.length; i++) played[i] = pb.readInt16LE(2 * i) / 32768;
+  fs.writeFileSync(path.join(shotDir, 'phone-played.wav'), audio.writeWav(played, 8000));
   const reply = audio.align(played, wav8k(REPLY_WAV), 8000, { minSpeech: 1.0 });
   t.diagnostic(`reply in the page's playback: ${JSON.stringify(reply)}`);
   assert.ok(reply, "the app's reply is not in the page's playback");

@@ -8,7 +8,7 @@
 //   WS   /media   the upgrade's signature checked against the stream URL as the TwiML wrote it
 //                 (no parameters); refused with 403 when it does not match. Records every
 //                 message. After `replyAfterMs` of caller audio it sends `reply` (8 kHz floats)
-//                 as μ-law 20 ms `media` messages, one every 20 ms, then a `mark`. Once the mark
+//                 as μ-law 20 ms `media` messages, one every 20 ms (after a 200 ms lead), then a `mark`. Once the mark
 //                 has come back and `expectDigits` digits have arrived (or `hangupAfterMs`
 //                 after the stream started), it hangs up: calls(sid).update({status:'completed'}).
 //
@@ -34,7 +34,7 @@ function nowMs() {
 /**
  * Starts the app on 127.0.0.1 (port 0: any free one).
  * opts: {accountSid, authToken, apiBaseUrl?, reply (Float32Array at 8 kHz), replyAfterMs = 2000,
- *        expectDigits = 3, hangupAfterMs = 20000, port = 0, log = () => {}}
+ *        expectDigits = 3, hangupAfterMs = 20000, leadMs = 200, port = 0, log = () => {}}
  */
 async function start(opts) {
   const {
@@ -44,6 +44,7 @@ async function start(opts) {
     replyAfterMs = 2000,
     expectDigits = 3,
     hangupAfterMs = 20000,
+    leadMs = 200,
     log = () => {},
   } = opts;
   let apiBaseUrl = opts.apiBaseUrl || null;
@@ -203,11 +204,12 @@ async function start(opts) {
     ws.on('error', (e) => obs.errors.push(`ws: ${e.message}`));
   }
 
-  // The reply as a real app sends it: one 20 ms frame per 20 ms on a drift-free schedule,
-  // then a mark so it learns when the caller has heard all of it.
+  // The reply as a real app sends it: a short lead (`leadMs`, so a stall of this process does
+  // not leave a hole in what the caller hears), then one 20 ms frame per 20 ms on a drift-free
+  // schedule, then a mark so it learns when the caller has heard all of it.
   function sendReply(ws, markName) {
     const frames = Math.ceil(replyBytes.length / FRAME);
-    const t0 = nowMs();
+    const t0 = nowMs() - leadMs;
     obs.reply = { firstAt: t0, lastAt: null, frames, mark: markName };
     let n = 0;
     const tick = () => {
@@ -263,11 +265,14 @@ function inboundAudio(obs) {
   return audio.decodeUlaw(Buffer.concat(obs.media.map((m) => m.payload)));
 }
 
-/** 0/1 per inbound sample: 0 within `marginMs` of each dtmf event (the keypad's tones may be
- * in the caller's audio there, as on a real line), 1 elsewhere. */
-function dtmfMask(obs, marginMs = 300) {
+/** 0/1 per inbound sample, the parts of the caller's audio worth comparing with what the
+ * caller said: 0 for the first `skipMs` (the microphone's start-up, where a browser under load
+ * may still drop or repeat a few ms) and within `dtmfMarginMs` of each dtmf event (the keypad's
+ * tones may be in the audio there, as on a real line), 1 elsewhere. */
+function analysisMask(obs, { skipMs = 1000, dtmfMarginMs = 300 } = {}) {
   const w = new Float32Array(obs.media.length * FRAME).fill(1);
-  const margin = Math.round(marginMs / 20);
+  w.fill(0, 0, Math.min(w.length, Math.round(skipMs / 20) * FRAME));
+  const margin = Math.round(dtmfMarginMs / 20);
   for (const d of obs.dtmf) {
     const from = Math.max(0, d.afterMedia - margin) * FRAME;
     const to = Math.min(obs.media.length, d.afterMedia + margin) * FRAME;
@@ -305,7 +310,7 @@ function cadence(obs) {
   };
 }
 
-module.exports = { start, inboundAudio, dtmfMask, cadence };
+module.exports = { start, inboundAudio, analysisMask, cadence };
 
 if (require.main === module) {
   const port = Number(process.argv[2] || 0);
