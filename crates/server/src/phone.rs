@@ -33,7 +33,7 @@ use crate::phone_call::{self, PHONE_MAX, PhoneCall};
 const MAX_MESSAGE: usize = 32 * 1024;
 /// The first message (what to call) must come this soon.
 const FIRST_MESSAGE: Duration = Duration::from_secs(10);
-/// Steps queued for the page; a page too slow to read them loses the excess (counted).
+/// Steps queued for the page; a page too slow to read them loses the excess.
 const STEPS_QUEUED: usize = 512;
 /// Microphone rates accepted (what `AudioContext.sampleRate` can be).
 const RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
@@ -233,6 +233,7 @@ async fn start(
     let (tx, rx) = mpsc::channel(STEPS_QUEUED);
     let events: EventSink = Arc::new(move |e: &CallEvent| {
         for msg in messages(e) {
+            // A page this far behind loses steps; the call's card on the page has them all.
             let _ = tx.try_send(msg);
         }
     });

@@ -217,16 +217,7 @@ async fn a_bad_first_message_is_an_error_not_a_call() {
         assert_eq!(v["event"], "error", "{v}");
         assert!(v["message"].as_str().unwrap().contains(says), "{v}");
     }
-    let calls: Value = reqwest::Client::new()
-        .get(format!("{api}/2010-04-01/Accounts/{AC}/Calls.json"))
-        .basic_auth(AC, Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
+    let calls = rest(&api, "Calls.json").await;
     assert_eq!(calls["calls"].as_array().unwrap().len(), 0, "{calls}");
 }
 
@@ -261,6 +252,20 @@ fn best_alignment(hay: &[f32], needle: &[f32]) -> f32 {
     (0..hay.len().saturating_sub(needle.len()))
         .map(|o| pearson(&hay[o..o + needle.len()], needle))
         .fold(f32::MIN, f32::max)
+}
+
+/// `GET {api}/2010-04-01/Accounts/{AC}/{path}` with the account's credentials, as JSON.
+async fn rest(api: &str, path: &str) -> Value {
+    let body = reqwest::Client::new()
+        .get(format!("{api}/2010-04-01/Accounts/{AC}/{path}"))
+        .basic_auth(AC, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
 }
 
 fn decode(mulaw: &[u8]) -> Vec<f32> {
@@ -446,18 +451,7 @@ async fn a_call_from_the_phone_talks_keys_hears_and_is_listed() {
     }
 
     // A call like any other: listed, completed, recorded.
-    let http = reqwest::Client::new();
-    let base = format!("{api}/2010-04-01/Accounts/{AC}");
-    let calls: Value = http
-        .get(format!("{base}/Calls.json"))
-        .basic_auth(AC, Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
+    let calls = rest(&api, "Calls.json").await;
     let listed = calls["calls"]
         .as_array()
         .unwrap()
@@ -467,16 +461,7 @@ async fn a_call_from_the_phone_talks_keys_hears_and_is_listed() {
     assert_eq!(listed["status"], "completed");
     assert_eq!(listed["direction"], "inbound");
     assert_eq!(listed["to"], NUMBER);
-    let recs: Value = http
-        .get(format!("{base}/Recordings.json?CallSid={sid}"))
-        .basic_auth(AC, Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
+    let recs = rest(&api, &format!("Recordings.json?CallSid={sid}")).await;
     let recs = recs["recordings"].as_array().unwrap();
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["channels"], 2);
