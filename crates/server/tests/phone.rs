@@ -136,6 +136,10 @@ async fn app() -> (String, Shared) {
 async fn start_server(app: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
     let mut config = ServerConfig::default();
     config.host_number(NUMBER, &format!("{app}/voice"));
+    serve(config).await
+}
+
+async fn serve(config: ServerConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", l.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -465,4 +469,74 @@ async fn a_call_from_the_phone_talks_keys_hears_and_is_listed() {
     let recs = recs["recordings"].as_array().unwrap();
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["channels"], 2);
+}
+
+#[tokio::test]
+async fn a_phone_call_is_captured_and_replays_against_the_app() {
+    let (app, heard) = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig {
+        capture_dir: Some(dir.path().to_path_buf()),
+        ..ServerConfig::default()
+    };
+    // This number's app connects its stream at once (no <Gather>).
+    config.host_number(NUMBER, &format!("{app}/direct"));
+    let (api, _stop) = serve(config).await;
+    let mut ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 16000});
+    ws.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    // Two seconds of the caller, a key, the hang-up; then read to the end.
+    // (Every third sample of the 48 kHz signal: 16 kHz, as the call request says.)
+    let signal: Vec<f32> = caller_pcm(2.0).into_iter().step_by(3).collect();
+    let mut sent = 0;
+    let mut clock = tokio::time::interval(Duration::from_millis(20));
+    while heard.lock().unwrap().timestamps.is_empty() {
+        clock.tick().await;
+        ws.send(Message::Binary(pcm16(&[0.0; 320]).into()))
+            .await
+            .unwrap();
+    }
+    for chunk in signal.chunks(320) {
+        clock.tick().await;
+        ws.send(Message::Binary(pcm16(chunk).into())).await.unwrap();
+        sent += 1;
+        if sent == 50 {
+            let key = json!({"event": "dtmf", "digit": "9"});
+            ws.send(Message::Text(key.to_string().into()))
+                .await
+                .unwrap();
+        }
+    }
+    ws.send(Message::Text(json!({"event": "hangup"}).to_string().into()))
+        .await
+        .unwrap();
+    let mut sid = String::new();
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["event"] == "call" {
+                sid = v["callSid"].as_str().unwrap().to_string();
+            }
+        }
+    }
+    assert_eq!(heard.lock().unwrap().dtmf, ["9"]);
+
+    // The capture: the webhook and every stream message, in DIR/{CallSid}.jsonl.
+    let file = dir.path().join(format!("{sid}.jsonl"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(r#"\"event\":\"dtmf\""#), "no dtmf captured");
+    assert!(text.lines().count() > 100, "{} lines", text.lines().count());
+
+    // Replayed against the same app: its answers (the tone, the mark) come again.
+    let mut opts = dialtone_replay::ReplayOptions::new(&file, format!("{app}/direct"), TOKEN);
+    opts.fast = true;
+    let report = dialtone_replay::replay(&opts).await.unwrap();
+    assert!(
+        report.matches,
+        "{}: {:?}",
+        report.verdict, report.divergences
+    );
+    assert_eq!(report.call_sid, sid);
 }
