@@ -54,8 +54,8 @@ struct State {
     said: Vec<u8>,
     max_slots: u64,
     stats: JitterStats,
-    /// Keys in the order pressed, with when; `keys_dropped` counts those before the first.
-    keys: VecDeque<(Instant, char)>,
+    /// Keys in the order pressed; `keys_dropped` counts those before the first.
+    keys: VecDeque<char>,
     keys_dropped: usize,
     /// Frames the app's streams played to the caller, not yet handed out.
     heard: VecDeque<[u8; FRAME]>,
@@ -94,6 +94,12 @@ impl LiveCaller {
         let mut s = self.lock();
         s.started = true;
         s.jitter.extend(mulaw);
+        if s.epoch.is_none() {
+            // Ringing: nobody hears it; what is said just before the answer is kept.
+            let excess = s.jitter.len().saturating_sub(JITTER_TARGET);
+            s.jitter.drain(..excess);
+            return;
+        }
         if s.jitter.len() > JITTER_MAX {
             let drop = s.jitter.len() - JITTER_TARGET;
             s.jitter.drain(..drop);
@@ -113,7 +119,7 @@ impl LiveCaller {
             s.keys.pop_front();
             s.keys_dropped += 1;
         }
-        s.keys.push_back((Instant::now(), digit));
+        s.keys.push_back(digit);
         drop(s);
         self.keyed.notify_waiters();
     }
@@ -122,11 +128,6 @@ impl LiveCaller {
     pub fn hang_up(&self) {
         self.lock().hung_up = true;
         self.keyed.notify_waiters();
-    }
-
-    /// True once the caller hung up.
-    pub fn hung_up(&self) -> bool {
-        self.lock().hung_up
     }
 
     /// The call was answered at `at`: slot 0 starts there (the first answer counts).
@@ -174,7 +175,7 @@ impl LiveCaller {
     pub fn keys_after(&self, cursor: &mut usize) -> Vec<char> {
         let s = self.lock();
         let first = (*cursor).saturating_sub(s.keys_dropped);
-        let out = s.keys.iter().skip(first).map(|(_, c)| *c).collect();
+        let out = s.keys.iter().skip(first).copied().collect();
         *cursor = s.keys_dropped + s.keys.len();
         out
     }
@@ -196,7 +197,7 @@ impl LiveCaller {
             {
                 let s = self.lock();
                 let first = (*cursor).saturating_sub(s.keys_dropped);
-                if let Some((_, c)) = s.keys.get(first) {
+                if let Some(c) = s.keys.get(first) {
                     *cursor = s.keys_dropped + first + 1;
                     return Some(*c);
                 }
@@ -297,6 +298,7 @@ mod tests {
     #[test]
     fn slots_wait_for_the_target_then_play_in_order() {
         let live = LiveCaller::new(Duration::from_secs(10));
+        live.answered(Instant::now());
         live.push_audio(&bytes(1, FRAME));
         live.push_audio(&bytes(2, FRAME));
         // 40 ms buffered: below the 60 ms target, slot 0 is silence.
@@ -316,6 +318,7 @@ mod tests {
     #[test]
     fn a_burst_past_the_maximum_keeps_the_newest_audio() {
         let live = LiveCaller::new(Duration::from_secs(10));
+        live.answered(Instant::now());
         for v in 0..20u8 {
             live.push_audio(&bytes(v, FRAME));
         }
@@ -327,8 +330,21 @@ mod tests {
     }
 
     #[test]
+    fn audio_while_ringing_is_not_kept_nor_counted() {
+        let live = LiveCaller::new(Duration::from_secs(10));
+        for v in 0..20u8 {
+            live.push_audio(&bytes(v, FRAME));
+        }
+        live.answered(Instant::now());
+        // The last 60 ms before the answer start the call; nothing counts as dropped.
+        assert_eq!(live.frame(0), [17; FRAME]);
+        assert_eq!(live.stats().dropped_bytes, 0);
+    }
+
+    #[test]
     fn mute_says_silence_and_the_said_track_is_capped() {
         let live = LiveCaller::new(Duration::from_millis(100));
+        live.answered(Instant::now());
         live.push_audio(&bytes(7, 4 * FRAME));
         live.set_muted(true);
         assert_eq!(live.frame(0), SILENCE);

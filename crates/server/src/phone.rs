@@ -158,8 +158,8 @@ async fn session(shared: Arc<Shared>, account: Account, mut socket: WebSocket) {
     {
         talk(&mut socket, call, steps, &live, request.rate).await;
     } else {
-        live.hang_up();
         call.handle.hangup("the page's phone went away");
+        live.hang_up();
     }
     close(socket).await;
 }
@@ -272,9 +272,10 @@ async fn talk(
     let PhoneCall {
         handle, mut done, ..
     } = call;
+    // The call's end first: a <Gather> woken by the live caller's hang-up finds it set.
     let hang_up = |why: &str| {
-        live.hang_up();
         handle.hangup(why.to_string());
+        live.hang_up();
     };
     let (status, reason) = loop {
         tokio::select! {

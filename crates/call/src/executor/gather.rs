@@ -189,7 +189,8 @@ impl Call<'_> {
                 break;
             }
         }
-        if live.hung_up() {
+        // (The caller hung up while keying: the call's end is already set.)
+        if self.interrupt_pending() {
             return self.interrupted().await;
         }
         self.keys_gathered(g, doc_url, digits, finished_on).await
