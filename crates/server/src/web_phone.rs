@@ -1,6 +1,6 @@
 //! The web page's softphone: a section that calls one of the viewer's hosted numbers (or a
 //! voice URL) from the browser's microphone and plays what the caller hears, over the
-//! WebSocket that `crate::phone` serves (/work/phone-protocol.md is the contract). This
+//! WebSocket that `crate::phone` serves (docs/softphone.md is the contract). This
 //! renders the HTML; the behaviour is `phone.js`, included once at the end of the page
 //! (`SCRIPT`). The page's refresh leaves this section alone, so a live call survives it.
 
