@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const NUMBER: &str = "+15005550001";
+/// A second hosted number, the agent a `<Dial>` transfers to.
+const AGENT: &str = "+15005550002";
 /// The app's reply: 1 kHz for one second (a `<Say>` is dialtone's 440 Hz tone).
 const TONE_HZ: f32 = 1000.0;
 
@@ -58,6 +60,10 @@ async fn app() -> (String, Shared) {
             "<Response><Gather numDigits=\"1\" timeout=\"10\" action=\"/keyed\">\
              <Say>Press a key.</Say></Gather></Response>"
                 .to_string()
+        } else if uri.path() == "/transfer" {
+            format!(
+                "<Response><Say>One moment.</Say><Dial><Number>{AGENT}</Number></Dial></Response>"
+            )
         } else {
             let p: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
             if let Some((_, d)) = p.iter().find(|(k, _)| k == "Digits") {
@@ -253,9 +259,14 @@ fn pearson(a: &[f32], b: &[f32]) -> f32 {
 
 /// The best correlation of `needle` inside `hay` over every offset.
 fn best_alignment(hay: &[f32], needle: &[f32]) -> f32 {
+    best_lag(hay, needle).0
+}
+
+/// The best correlation of `needle` inside `hay`, and where it is.
+fn best_lag(hay: &[f32], needle: &[f32]) -> (f32, usize) {
     (0..hay.len().saturating_sub(needle.len()))
-        .map(|o| pearson(&hay[o..o + needle.len()], needle))
-        .fold(f32::MIN, f32::max)
+        .map(|o| (pearson(&hay[o..o + needle.len()], needle), o))
+        .fold((f32::MIN, 0), |a, b| if b.0 > a.0 { b } else { a })
 }
 
 /// `GET {api}/2010-04-01/Accounts/{AC}/{path}` with the account's credentials, as JSON.
@@ -539,4 +550,82 @@ async fn a_phone_call_is_captured_and_replays_against_the_app() {
         report.verdict, report.divergences
     );
     assert_eq!(report.call_sid, sid);
+}
+
+#[tokio::test]
+async fn a_transfer_puts_the_phone_through_to_the_dialed_app() {
+    let (app, heard) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/transfer"));
+    config.host_number(AGENT, &format!("{app}/direct"));
+    let (api, _stop) = serve(config).await;
+    let mut ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
+    ws.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    // The caller talks once the agent's stream runs, keys a digit, and hangs up.
+    let signal: Vec<f32> = caller_pcm(2.0).into_iter().step_by(6).collect();
+    let (mut tx, mut rx) = ws.split();
+    let talker = {
+        let heard = heard.clone();
+        let signal = signal.clone();
+        tokio::spawn(async move {
+            let mut clock = tokio::time::interval(Duration::from_millis(20));
+            while heard.lock().unwrap().timestamps.is_empty() {
+                clock.tick().await;
+                tx.send(Message::Binary(pcm16(&[0.0; 160]).into()))
+                    .await
+                    .unwrap();
+            }
+            for (i, chunk) in signal.chunks(160).enumerate() {
+                clock.tick().await;
+                tx.send(Message::Binary(pcm16(chunk).into())).await.unwrap();
+                if i == 50 {
+                    let key = json!({"event": "dtmf", "digit": "4"});
+                    tx.send(Message::Text(key.to_string().into()))
+                        .await
+                        .unwrap();
+                }
+            }
+            let bye = json!({"event": "hangup"}).to_string();
+            tx.send(Message::Text(bye.into())).await.unwrap();
+        })
+    };
+    let mut frames = Vec::new();
+    let mut end = Value::Null;
+    while let Some(Ok(m)) = rx.next().await {
+        match m {
+            Message::Binary(b) => frames.extend(
+                b.chunks_exact(2)
+                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0),
+            ),
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["event"] == "end" {
+                    end = v;
+                }
+            }
+            _ => {}
+        }
+    }
+    talker.await.unwrap();
+    assert_eq!(end["status"], "completed", "{end}");
+    let h = std::mem::take(&mut *heard.lock().unwrap());
+    // The agent's app heard the caller as it talked, and its keys.
+    let said = dialtone_audio::resample::to_8k(&signal, 8000);
+    let (best, at) = best_lag(&decode(&h.inbound), &said[4000..8000]);
+    assert!(best >= 0.9, "the agent heard the caller at r = {best}");
+    // As it talked: the caller started with the agent's stream, so what it said 0.5 s in
+    // reaches the agent about 0.5 s into its stream (the jitter buffer's 60 ms and a few
+    // frames more), not a ring later.
+    let late_ms = (at as f64 - 4000.0) / 8.0;
+    assert!(
+        late_ms < 300.0,
+        "the agent heard the caller {late_ms} ms late"
+    );
+    assert_eq!(h.dtmf, ["4"]);
+    // The page heard the agent's reply.
+    let r = best_alignment(&frames, &decode(&tone_mulaw(TONE_HZ, 0.1)));
+    assert!(r >= 0.9, "the page heard the agent at r = {r}");
 }

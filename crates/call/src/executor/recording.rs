@@ -92,7 +92,10 @@ impl Call<'_> {
         }
         let mut said = vec![SILENCE; total];
         if let Some(live) = &self.cfg.caller.live {
-            overlay(&mut said, 0, &live.said());
+            // Its slots count from its first answer: a dialed leg joins them later.
+            let all = live.said();
+            let skip = live.epoch().map_or(0, |e| bytes_between(e, answered));
+            overlay(&mut said, 0, &all[skip.min(all.len())..]);
         } else if self.cfg.caller.start == CallerAudioStart::Answer {
             overlay(&mut said, 0, self.cfg.caller.audio.mulaw());
         }

@@ -61,7 +61,9 @@ impl Call<'_> {
         };
         let hangup = self.caller_hangup();
         let talk = hangup.talk;
-        let caller_epoch = self.caller_epoch();
+        // A live caller's slots count from its own first answer, which a dialed leg's is not.
+        let live_epoch = self.cfg.caller.live.as_ref().and_then(|l| l.epoch());
+        let caller_epoch = live_epoch.or(self.caller_epoch());
         let ctx = StreamCtx {
             auth_token: self.cfg.auth_token.clone(),
             caller_audio: self.cfg.caller.audio.clone(),
