@@ -60,6 +60,8 @@ async fn app() -> (String, Shared) {
             "<Response><Gather numDigits=\"1\" timeout=\"10\" action=\"/keyed\">\
              <Say>Press a key.</Say></Gather></Response>"
                 .to_string()
+        } else if uri.path() == "/far" {
+            "<Response><Dial><Number>+15557654321</Number></Dial></Response>".to_string()
         } else if uri.path() == "/transfer" {
             format!(
                 "<Response><Say>One moment.</Say><Dial><Number>{AGENT}</Number></Dial></Response>"
@@ -628,4 +630,42 @@ async fn a_transfer_puts_the_phone_through_to_the_dialed_app() {
     // The page heard the agent's reply.
     let r = best_alignment(&frames, &decode(&tone_mulaw(TONE_HZ, 0.1)));
     assert!(r >= 0.9, "the page heard the agent at r = {r}");
+}
+
+#[tokio::test]
+async fn a_dial_to_a_far_end_rings_back_then_lets_the_phone_hear_it() {
+    let (app, _) = app().await;
+    let mut config = ServerConfig {
+        ring: Duration::from_millis(800),
+        ..ServerConfig::default()
+    };
+    config.host_number(NUMBER, &format!("{app}/far"));
+    let far = config.far_end_audio.clone();
+    let (api, _stop) = serve(config).await;
+    let mut ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
+    ws.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    // Listen for 800 ms of ringing and 1.2 s of the callee, then hang up.
+    let mut frames = Vec::new();
+    while frames.len() < 16_000 {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => frames.extend(
+                b.chunks_exact(2)
+                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0),
+            ),
+            Some(Ok(_)) => {}
+            _ => panic!("the call ended early"),
+        }
+    }
+    let bye = json!({"event": "hangup"}).to_string();
+    ws.send(Message::Text(bye.into())).await.unwrap();
+    let ringback = decode(dialtone_audio::tones::ringback_cycle("us").mulaw());
+    let r = best_alignment(&frames[..8000], &ringback[..1600]);
+    assert!(r >= 0.9, "the page heard the ringback at r = {r}");
+    let voice = decode(far.mulaw());
+    let (r, at) = best_lag(&frames, &voice[800..4000]);
+    assert!(r >= 0.9, "the page heard the callee at r = {r}");
+    assert!(at >= 6000, "the callee was heard while it rang ({at})");
 }

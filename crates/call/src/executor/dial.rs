@@ -213,7 +213,15 @@ impl Call<'_> {
         let ringback = dial_record::ringback(d);
         let recorder = DialRecorder::new(self, d, doc_url);
         let began = Instant::now();
+        let live = self.cfg.caller.live.clone();
+        if let Some(live) = &live {
+            // A live caller hears the ringback until a party is bridged.
+            live.play(Some(ringback.clone()));
+        }
         let results = self.ring(d, &parties, recorder.as_ref()).await;
+        if let Some(live) = &live {
+            live.play(None);
+        }
         let ended = Instant::now();
         let winner = results.iter().find(|r| r.answered_at.is_some());
         if was_answered {
@@ -734,7 +742,17 @@ impl<'c> DialCtx<'c> {
         // The callee hears the digits first, then talks until it hangs up.
         let digits = Duration::from_millis(DIGIT_MS * p.send_digits.len() as u64);
         let talk = (digits + c.audio.duration() + c.tail).min(self.time_limit());
+        let live = self.call.cfg.caller.live.as_ref();
+        if let Some(live) = live {
+            // A live caller hears the callee as it talks (after the digits it is sent).
+            let mut voice = vec![0xFF; (digits.as_millis() as usize) * 8];
+            voice.extend_from_slice(c.audio.mulaw());
+            live.play(Some(Arc::new(FrameSet::from_mulaw(&voice))));
+        }
         let full = self.ring_for(party, talk).await;
+        if let Some(live) = live {
+            live.play(None);
+        }
         r.status = DialStatus::Completed;
         r.ended_at = Instant::now();
         r.ended_by = if full {
@@ -766,6 +784,9 @@ impl<'c> DialCtx<'c> {
 
     /// The party is bridged to the caller.
     fn bridged(&self, start: &LegStart) {
+        if let Some(live) = &self.call.cfg.caller.live {
+            live.play(None);
+        }
         if self.call.answered_at.is_none() {
             // answerOnBridge held the caller's answer until now.
             self.call.timeline.emit(EventKind::Answered);
