@@ -60,6 +60,8 @@ async fn app() -> (String, Shared) {
             "<Response><Gather numDigits=\"1\" timeout=\"10\" action=\"/keyed\">\
              <Say>Press a key.</Say></Gather></Response>"
                 .to_string()
+        } else if uri.path() == "/room" {
+            "<Response><Dial><Conference>room</Conference></Dial></Response>".to_string()
         } else if uri.path() == "/far" {
             "<Response><Dial><Number>+15557654321</Number></Dial></Response>".to_string()
         } else if uri.path() == "/transfer" {
@@ -668,4 +670,56 @@ async fn a_dial_to_a_far_end_rings_back_then_lets_the_phone_hear_it() {
     let (r, at) = best_lag(&frames, &voice[800..4000]);
     assert!(r >= 0.9, "the page heard the callee at r = {r}");
     assert!(at >= 6000, "the callee was heard while it rang ({at})");
+}
+
+/// Calls `NUMBER` from a phone that says `signal` (8 kHz) from the answer on, then silence;
+/// returns what it heard once it has heard `secs`, hanging up then.
+async fn phone_in(api: String, signal: Vec<f32>, secs: usize) -> Vec<f32> {
+    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
+    tx.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    let talker = tokio::spawn(async move {
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        let silence = [0.0; 160];
+        for chunk in signal.chunks(160).chain(std::iter::repeat(&silence[..])) {
+            clock.tick().await;
+            if tx.send(Message::Binary(pcm16(chunk).into())).await.is_err() {
+                return tx;
+            }
+        }
+        tx
+    });
+    let mut heard = Vec::new();
+    while heard.len() < secs * 8000 {
+        match rx.next().await {
+            Some(Ok(Message::Binary(b))) => heard.extend(
+                b.chunks_exact(2)
+                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0),
+            ),
+            Some(Ok(_)) => {}
+            _ => panic!("the call ended early"),
+        }
+    }
+    talker.abort();
+    heard
+}
+
+#[tokio::test]
+async fn two_phones_in_a_conference_hear_each_other() {
+    let (app, _) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/room"));
+    let (api, _stop) = serve(config).await;
+    // One talks for 3 s; the other listens (it joins first, so the room is running).
+    let signal: Vec<f32> = caller_pcm(3.0).into_iter().step_by(6).collect();
+    let listener = tokio::spawn(phone_in(api.clone(), Vec::new(), 4));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let talker = tokio::spawn(phone_in(api.clone(), signal.clone(), 3));
+    let heard = listener.await.unwrap();
+    talker.await.unwrap();
+    let r = best_alignment(&heard, &signal[8000..16_000]);
+    assert!(r >= 0.9, "the listener heard the talker at r = {r}");
 }

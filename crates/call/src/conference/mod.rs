@@ -114,6 +114,9 @@ pub(crate) struct Join {
     pub(crate) max_participants: usize,
     /// Its voice, from now on.
     pub(crate) voice: Arc<FrameSet>,
+    /// A caller talking live instead: its slots are its voice, and it hears the room's mix
+    /// frame by frame.
+    pub(crate) live: Option<Arc<crate::live::LiveCaller>>,
     /// Keep what it hears.
     pub(crate) record: bool,
     /// The conference's callbacks, if it is the first.
@@ -225,6 +228,7 @@ struct Member {
     /// The frame it joined at; its voice's first frame plays then.
     joined_frame: u64,
     voice: Arc<FrameSet>,
+    live: Option<Arc<crate::live::LiveCaller>>,
     /// In the mixer (the conference has started).
     mixing: bool,
     /// What it heard from `heard_from` on, when recording.
@@ -630,6 +634,7 @@ impl Conference {
             updated: now,
             joined_frame,
             voice: j.voice,
+            live: j.live,
             mixing: false,
             heard: j.record.then(Vec::new),
             heard_from: 0,
@@ -767,11 +772,24 @@ impl Conference {
         while st.frame < now {
             st.frame += 1;
             let f = st.frame;
-            let speakers: Vec<mix::SpeakerEvent> = st.room.tick(f).to_vec();
+            let at = self.t0 + FRAME * u32::try_from(f).unwrap_or(u32::MAX);
             let st = &mut *st;
+            for m in st.members.iter().filter(|m| m.mixing) {
+                // A live caller says its slot for this frame's instant.
+                if let Some(live) = &m.live
+                    && let Some(epoch) = live.epoch()
+                {
+                    let k = (at.saturating_duration_since(epoch).as_micros() / 20_000) as u64;
+                    let _ = st.room.push(m.id, &live.frame(k));
+                }
+            }
+            let speakers: Vec<mix::SpeakerEvent> = st.room.tick(f).to_vec();
             for m in &mut st.members {
                 if !m.mixing {
                     continue;
+                }
+                if let (Some(live), Some(frame)) = (&m.live, st.room.heard(m.id)) {
+                    live.push_heard(*frame);
                 }
                 if let (Some(h), Some(frame)) = (&mut m.heard, st.room.heard(m.id))
                     && h.len() + frame.len() <= HEARD_MAX_BYTES
@@ -851,9 +869,12 @@ impl State {
             return;
         }
         let offset = usize::try_from(at.saturating_sub(m.joined_frame)).unwrap_or(usize::MAX);
-        let source = mix::Source::Frames {
-            frames: m.voice.clone(),
-            offset_frame: offset,
+        let source = match m.live {
+            Some(_) => mix::Source::Live,
+            None => mix::Source::Frames {
+                frames: m.voice.clone(),
+                offset_frame: offset,
+            },
         };
         if self.room.join(m.id, source, at).is_ok() {
             m.mixing = true;

@@ -67,6 +67,7 @@ impl Call<'_> {
             },
             max_participants: o.max_participants as usize,
             voice: voice.clone(),
+            live: self.cfg.caller.live.clone(),
             record: self.cfg.record,
             subscription,
         };
@@ -242,6 +243,7 @@ impl super::Engine {
             role: p.role.clone(),
             max_participants: dialtone_audio::mix::MAX_PARTICIPANTS,
             voice: c.audio.clone(),
+            live: None,
             record: false,
             subscription,
         };
