@@ -166,6 +166,11 @@ impl LiveCaller {
         self.lock().said.clone()
     }
 
+    /// What the caller said in bytes `[a, b)` of its slots (silence where none was decided).
+    pub fn said_between(&self, a: u64, b: u64) -> Vec<u8> {
+        crate::record::slice(&self.lock().said, (a, b.max(a)))
+    }
+
     /// How the jitter buffer fared.
     pub fn stats(&self) -> JitterStats {
         self.lock().stats

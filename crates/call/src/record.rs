@@ -235,6 +235,69 @@ pub(crate) fn plan(speech: &[Span], b: Bounds) -> (u64, RecordEnd) {
     }
 }
 
+/// Speech spans of audio heard as it comes (a live caller), by the rules of
+/// `dialtone_corpus::energy` (−40 dBFS, three voiced frames open a span, 500 ms unvoiced
+/// close it) fed one 20 ms frame at a time, so a long recording costs O(1) per frame.
+#[derive(Debug, Default)]
+pub(crate) struct LiveSpans {
+    /// Closed spans, in bytes from the caller's slot 0.
+    spans: Vec<Span>,
+    /// The run of voiced frames under way: its first frame's start and its length.
+    run: Option<(u64, u32)>,
+    /// The open span: its start and its last voiced frame's end.
+    open: Option<Span>,
+    /// The next frame's start.
+    at: u64,
+}
+
+/// Unvoiced frames that close a span (500 ms).
+const HANGOVER_FRAMES: u64 = (dialtone_corpus::energy::DEFAULT_HANGOVER_MS / 20) as u64;
+/// Voiced frames that open one (60 ms).
+const MIN_SPEECH_FRAMES: u32 = dialtone_corpus::energy::DEFAULT_MIN_SPEECH_MS / 20;
+
+impl LiveSpans {
+    /// Spans from byte `at` of the caller's audio on.
+    pub(crate) fn starting_at(at: u64) -> Self {
+        Self {
+            at,
+            ..Self::default()
+        }
+    }
+
+    /// The next 20 ms frame (μ-law).
+    pub(crate) fn push(&mut self, frame: &[u8]) {
+        let start = self.at;
+        let end = start + frame.len() as u64;
+        self.at = end;
+        let mut pcm = Vec::with_capacity(frame.len());
+        dialtone_audio::mulaw::decode_slice(frame, &mut pcm);
+        let voiced = dialtone_corpus::energy::rms_dbfs(&pcm)
+            >= dialtone_corpus::energy::DEFAULT_THRESHOLD_DBFS;
+        if !voiced {
+            self.run = None;
+            if let Some((a, b)) = self.open
+                && end - b >= HANGOVER_FRAMES * 160
+            {
+                self.spans.push((a, b));
+                self.open = None;
+            }
+            return;
+        }
+        let (run_start, n) = self.run.map_or((start, 1), |(s, n)| (s, n + 1));
+        self.run = Some((run_start, n));
+        match &mut self.open {
+            Some((_, b)) => *b = end,
+            None if n >= MIN_SPEECH_FRAMES => self.open = Some((run_start, end)),
+            None => {}
+        }
+    }
+
+    /// Every span so far, the open one ending at its last voiced frame.
+    pub(crate) fn spans(&self) -> Vec<Span> {
+        self.spans.iter().copied().chain(self.open).collect()
+    }
+}
+
 /// The part of `[from, end)` a recording keeps: from the first speech to the last when
 /// trimming (`trim-silence`), all of it otherwise; `None` when nothing was said in it (an
 /// empty recording).
@@ -296,6 +359,48 @@ mod tests {
             max: max * S,
             key,
         }
+    }
+
+    #[test]
+    fn live_spans_are_the_energy_detectors_segments_frame_by_frame() {
+        // Silence, speech with a short pause inside, a 40 ms click, speech, silence.
+        let mut pcm: Vec<i16> = Vec::new();
+        for (ms, loud) in [
+            (500, false),
+            (1000, true),
+            (300, false),
+            (400, true),
+            (1000, false),
+            (40, true),
+            (1000, false),
+            (600, true),
+            (1000, false),
+        ] {
+            pcm.extend((0..ms * 8).map(|i| {
+                if loud {
+                    (6000.0 * (i as f64 * 0.3).sin()) as i16
+                } else {
+                    0
+                }
+            }));
+        }
+        let reference: Vec<Span> = dialtone_corpus::energy::segments(
+            &pcm,
+            dialtone_corpus::energy::DEFAULT_THRESHOLD_DBFS,
+            dialtone_corpus::energy::DEFAULT_MIN_SPEECH_MS,
+            dialtone_corpus::energy::DEFAULT_HANGOVER_MS,
+        )
+        .into_iter()
+        .map(|(a, b)| (u64::from(a) * PER_MS + 800, u64::from(b) * PER_MS + 800))
+        .collect();
+        assert_eq!(reference.len(), 2, "{reference:?}");
+        let mut mulaw = Vec::new();
+        dialtone_audio::mulaw::encode_slice(&pcm, &mut mulaw);
+        let mut live = LiveSpans::starting_at(800);
+        for frame in mulaw.chunks(160) {
+            live.push(frame);
+        }
+        assert_eq!(live.spans(), reference);
     }
 
     #[test]

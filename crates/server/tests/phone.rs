@@ -35,6 +35,8 @@ struct Heard {
     timestamps: Vec<u64>,
     dtmf: Vec<String>,
     marks: Vec<String>,
+    /// The `<Record>` action's parameters.
+    actions: Vec<Vec<(String, String)>>,
 }
 
 type Shared = Arc<Mutex<Heard>>;
@@ -60,6 +62,14 @@ async fn app() -> (String, Shared) {
             "<Response><Gather numDigits=\"1\" timeout=\"10\" action=\"/keyed\">\
              <Say>Press a key.</Say></Gather></Response>"
                 .to_string()
+        } else if uri.path() == "/voicemail" {
+            "<Response><Say>Leave a message.</Say><Record timeout=\"1\" maxLength=\"20\" \
+             action=\"/recorded\"/></Response>"
+                .to_string()
+        } else if uri.path() == "/recorded" {
+            let p: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            s.0.lock().unwrap().actions.push(p);
+            "<Response><Hangup/></Response>".to_string()
         } else if uri.path() == "/room" {
             "<Response><Dial><Conference>room</Conference></Dial></Response>".to_string()
         } else if uri.path() == "/far" {
@@ -722,4 +732,83 @@ async fn two_phones_in_a_conference_hear_each_other() {
     talker.await.unwrap();
     let r = best_alignment(&heard, &signal[8000..16_000]);
     assert!(r >= 0.9, "the listener heard the talker at r = {r}");
+}
+
+#[tokio::test]
+async fn a_voicemail_records_what_the_phone_says_until_it_stops() {
+    let (app, heard) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/voicemail"));
+    let (api, _stop) = serve(config).await;
+    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
+    tx.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    // Silence through the prompt and the beep (1.3 s), 1.5 s of speech, then silence: the
+    // recording ends 1 s (timeout) after the speech, and the app hangs up.
+    let signal: Vec<f32> = caller_pcm(1.5).into_iter().step_by(6).collect();
+    let talker = tokio::spawn(async move {
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        let silence = vec![0.0; 160];
+        let words = std::iter::repeat_n(&silence[..], 100).chain(signal.chunks(160));
+        for chunk in words.chain(std::iter::repeat(&silence[..])) {
+            clock.tick().await;
+            if tx.send(Message::Binary(pcm16(chunk).into())).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut end = Value::Null;
+    while let Some(Ok(m)) = rx.next().await {
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["event"] == "end" {
+                end = v;
+            }
+        }
+    }
+    talker.abort();
+    assert_eq!(end["status"], "completed", "{end}");
+    let actions = std::mem::take(&mut heard.lock().unwrap().actions);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    let p = |k: &str| {
+        actions[0]
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    // Trimmed to the speech: 1.5 s (Twilio rounds to whole seconds).
+    assert!(
+        ["1", "2"].contains(&p("RecordingDuration").as_str()),
+        "{actions:?}"
+    );
+    assert_eq!(p("Digits"), "");
+    let wav = reqwest::Client::new()
+        .get(format!("{}.wav", p("RecordingUrl")))
+        .basic_auth(AC, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let pcm = dialtone_audio::wav::load_8k_from_bytes(&wav, "recording").unwrap();
+    let recorded: Vec<f32> = pcm.iter().map(|&x| f32::from(x) / 32768.0).collect();
+    let said = dialtone_audio::resample::to_8k(
+        &caller_pcm(1.5).into_iter().step_by(6).collect::<Vec<_>>(),
+        8000,
+    );
+    let r = best_alignment(&recorded, &said[2000..8000]);
+    assert!(
+        r >= 0.9,
+        "the recording holds what the phone said at r = {r}"
+    );
+    assert!(
+        recorded.len() < 2 * 8000,
+        "kept {} samples: not trimmed",
+        recorded.len()
+    );
 }

@@ -123,6 +123,9 @@ impl Call<'_> {
         sid: String,
         callbacks: &StatusCallbacks,
     ) -> Option<Taken> {
+        if let Some(live) = self.cfg.caller.live.clone() {
+            return self.take_live(r, sid, callbacks, &live).await;
+        }
         let from = Instant::now();
         let spoken = self.caller_speech_after(from);
         let (Some(spoken), Some(t0)) = (spoken, self.caller_t0()) else {
@@ -221,6 +224,94 @@ impl Call<'_> {
                     .find(|((s, e), _)| *e > a && *s < b)
                     .map(|(_, i)| *i)
             }),
+        })
+    }
+
+    /// Records a live caller: its speech is found as it comes (`record::LiveSpans`), and the
+    /// recording ends where [`record::plan`] says once that instant has passed, at a
+    /// `finishOnKey` key, or at a hang-up. Its words are unknown.
+    async fn take_live(
+        &mut self,
+        r: &Record,
+        sid: String,
+        callbacks: &StatusCallbacks,
+        live: &crate::live::LiveCaller,
+    ) -> Option<Taken> {
+        let from = Instant::now();
+        let Some(t0) = live.epoch() else {
+            self.warn(0, "<Record> skipped: the call is not answered".into());
+            return None;
+        };
+        live.tick(from);
+        let start = bytes_between(t0, from) as u64;
+        let max_s = u64::from(r.max_length_secs)
+            .min(self.cfg.max_duration.as_secs())
+            .max(1);
+        let bounds = Bounds {
+            from: start,
+            timeout: u64::from(r.timeout_secs) * 1000 * PER_MS,
+            max: max_s * 1000 * PER_MS,
+            key: false,
+        };
+        let wall = SystemTime::now();
+        callbacks.send("in-progress", wall, Vec::new());
+        self.timeline.emit(EventKind::Record(RecordEvent::Started {
+            sid: sid.clone(),
+            timeout_s: r.timeout_secs,
+            max_length_s: max_s,
+            finish_on_key: r.finish_on_key.clone(),
+        }));
+        let mut speech = record::LiveSpans::starting_at(start);
+        let mut heard_to = start;
+        let mut keys = live.keys_pressed();
+        let (end, why, digits) = loop {
+            let interrupted = self.wait(Duration::from_millis(100)).await;
+            let now = Instant::now();
+            live.tick(now);
+            let now_b = bytes_between(t0, now) as u64;
+            if interrupted {
+                let why = if self.ended().is_some() {
+                    RecordEnd::Hangup
+                } else {
+                    RecordEnd::Redirected
+                };
+                let digits = if why == RecordEnd::Hangup {
+                    "hangup"
+                } else {
+                    ""
+                };
+                break (now_b, why, digits.to_string());
+            }
+            if let Some(k) = live
+                .keys_after(&mut keys)
+                .into_iter()
+                .find(|k| r.finish_on_key.contains(*k))
+            {
+                self.timeline.emit(EventKind::Dtmf {
+                    digits: k.to_string(),
+                });
+                break (now_b, RecordEnd::FinishKey, k.to_string());
+            }
+            // Whole frames decided so far.
+            let to = now_b / 160 * 160;
+            for frame in live.said_between(heard_to, to).chunks(160) {
+                speech.push(frame);
+            }
+            heard_to = heard_to.max(to);
+            let (planned, why) = record::plan(&speech.spans(), bounds);
+            if planned <= now_b {
+                break (planned, why, String::new());
+            }
+        };
+        let kept = record::kept(&speech.spans(), start, end, r.trims_silence());
+        Some(Taken {
+            sid,
+            wall,
+            why,
+            digits,
+            audio: kept.map(|(a, b)| live.said_between(a, b)),
+            words: String::new(),
+            first_turn: None,
         })
     }
 
