@@ -37,6 +37,8 @@ struct Heard {
     marks: Vec<String>,
     /// The `<Record>` action's parameters.
     actions: Vec<Vec<(String, String)>>,
+    /// Status callbacks: `CallStatus`, and whether the signature was valid.
+    statuses: Vec<(String, bool)>,
 }
 
 type Shared = Arc<Mutex<Heard>>;
@@ -56,12 +58,30 @@ async fn app() -> (String, Shared) {
     async fn twiml(
         State(s): State<(Shared, String)>,
         uri: Uri,
+        headers: axum::http::HeaderMap,
         body: Bytes,
     ) -> ([(&'static str, &'static str); 1], String) {
         let xml = if uri.path() == "/voice" {
             "<Response><Gather numDigits=\"1\" timeout=\"10\" action=\"/keyed\">\
              <Say>Press a key.</Say></Gather></Response>"
                 .to_string()
+        } else if uri.path() == "/status" {
+            let p: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            let url = format!("http://{}/status", s.1);
+            let signature = headers
+                .get("x-twilio-signature")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            let valid = dialtone_protocol::signing::validate(TOKEN, &url, &p, signature);
+            let status = p
+                .iter()
+                .find(|(k, _)| k == "CallStatus")
+                .map(|(_, v)| v.clone());
+            s.0.lock()
+                .unwrap()
+                .statuses
+                .push((status.unwrap_or_default(), valid));
+            String::new()
         } else if uri.path() == "/voicemail" {
             "<Response><Say>Leave a message.</Say><Record timeout=\"1\" maxLength=\"20\" \
              action=\"/recorded\"/></Response>"
@@ -95,11 +115,12 @@ async fn app() -> (String, Shared) {
         ws: WebSocketUpgrade,
     ) -> axum::response::Response {
         ws.on_upgrade(move |mut socket| async move {
+            let mut sid = String::new();
             while let Some(Ok(AxMessage::Text(t))) = socket.recv().await {
                 let v: Value = serde_json::from_str(&t).unwrap();
                 match v["event"].as_str() {
                     Some("start") => {
-                        let sid = v["streamSid"].as_str().unwrap();
+                        sid = v["streamSid"].as_str().unwrap().to_string();
                         // The reply, after a moment: 1 s of tone in 20 ms messages, a mark.
                         for chunk in tone_mulaw(TONE_HZ, 1.0).chunks(160) {
                             let m = json!({"event": "media", "streamSid": sid,
@@ -126,10 +147,16 @@ async fn app() -> (String, Shared) {
                             .push(v["media"]["timestamp"].as_str().unwrap().parse().unwrap());
                     }
                     Some("dtmf") => {
-                        s.0.lock()
-                            .unwrap()
-                            .dtmf
-                            .push(v["dtmf"]["digit"].as_str().unwrap().to_string())
+                        let digit = v["dtmf"]["digit"].as_str().unwrap().to_string();
+                        if digit == "0" {
+                            // 0: stop talking (what is queued is dropped).
+                            let m = json!({"event": "clear", "streamSid": sid});
+                            socket
+                                .send(AxMessage::Text(m.to_string().into()))
+                                .await
+                                .unwrap();
+                        }
+                        s.0.lock().unwrap().dtmf.push(digit);
                     }
                     Some("mark") => {
                         s.0.lock()
@@ -504,8 +531,9 @@ async fn a_phone_call_is_captured_and_replays_against_the_app() {
         capture_dir: Some(dir.path().to_path_buf()),
         ..ServerConfig::default()
     };
-    // This number's app connects its stream at once (no <Gather>).
+    // This number's app connects its stream at once (no <Gather>), and has a status callback.
     config.host_number(NUMBER, &format!("{app}/direct"));
+    config.numbers[0].status_callback = Some(format!("{app}/status"));
     let (api, _stop) = serve(config).await;
     let mut ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
     let call = json!({"event": "call", "to": NUMBER, "rate": 16000});
@@ -547,6 +575,15 @@ async fn a_phone_call_is_captured_and_replays_against_the_app() {
         }
     }
     assert_eq!(heard.lock().unwrap().dtmf, ["9"]);
+    // The number's status callback says the call completed, signed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while heard.lock().unwrap().statuses.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        heard.lock().unwrap().statuses,
+        [("completed".to_string(), true)]
+    );
 
     // The capture: the webhook and every stream message, in DIR/{CallSid}.jsonl.
     let file = dir.path().join(format!("{sid}.jsonl"));
@@ -810,5 +847,64 @@ async fn a_voicemail_records_what_the_phone_says_until_it_stops() {
         recorded.len() < 2 * 8000,
         "kept {} samples: not trimmed",
         recorded.len()
+    );
+}
+
+#[tokio::test]
+async fn a_clear_from_the_app_stops_what_the_phone_hears() {
+    let (app, heard) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/direct"));
+    let (api, _stop) = serve(config).await;
+    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
+    tx.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    // The app's 1 s reply starts with its stream; 200 ms in, the caller keys 0 and the app
+    // clears it.
+    let talker = {
+        let heard = heard.clone();
+        tokio::spawn(async move {
+            let mut clock = tokio::time::interval(Duration::from_millis(20));
+            let mut since = None;
+            loop {
+                clock.tick().await;
+                let _ = tx.send(Message::Binary(pcm16(&[0.0; 160]).into())).await;
+                if since.is_none() && !heard.lock().unwrap().timestamps.is_empty() {
+                    since = Some(tokio::time::Instant::now());
+                }
+                if since.is_some_and(|t| t.elapsed() >= Duration::from_millis(200)) {
+                    let key = json!({"event": "dtmf", "digit": "0"}).to_string();
+                    let _ = tx.send(Message::Text(key.into())).await;
+                    since = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                }
+                if heard.lock().unwrap().timestamps.len() > 100 {
+                    let bye = json!({"event": "hangup"}).to_string();
+                    let _ = tx.send(Message::Text(bye.into())).await;
+                    return;
+                }
+            }
+        })
+    };
+    let mut loud = 0;
+    while let Some(Ok(m)) = rx.next().await {
+        if let Message::Binary(b) = m {
+            let pcm: Vec<i16> = b
+                .chunks_exact(2)
+                .map(|s| i16::from_le_bytes([s[0], s[1]]))
+                .collect();
+            if dialtone_corpus::energy::rms_dbfs(&pcm) > -30.0 {
+                loud += 1;
+            }
+        }
+    }
+    talker.await.unwrap();
+    assert_eq!(heard.lock().unwrap().dtmf, ["0"]);
+    // About 200 ms of the reply (plus the key's way there), not its full second (50 frames).
+    assert!(
+        (5..30).contains(&loud),
+        "the phone heard {loud} frames of the reply"
     );
 }
