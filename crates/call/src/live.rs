@@ -2,8 +2,8 @@
 //! serve`): its μ-law goes through a jitter buffer into one 20 ms slot per frame counted
 //! from the answer, so the frames the app's streams carry keep their cadence whatever the
 //! browser's timing; its keys reach `<Gather>` and bidirectional streams as they are
-//! pressed; what it hears (the app's stream audio after the playout, `<Say>`/`<Play>`) is
-//! handed out one frame per 20 ms for the browser to play.
+//! pressed; what it hears (the app's stream audio after the playout, paced by the stream's
+//! frame clock, else `<Say>`/`<Play>`) is handed out every 20 ms for the browser to play.
 //!
 //! Everything here is plain state behind one lock, fed bytes and asked for slots: the
 //! stream sessions and the driver's clock decide when a slot is due.
@@ -28,6 +28,9 @@ pub const JITTER_MAX: usize = 10 * FRAME;
 const KEYS_KEPT: usize = 4096;
 /// Heard frames queued for the browser: half a second.
 const HEARD_QUEUED: usize = 25;
+/// A stream that pushed nothing for this long has stopped playing to the caller (it ticks
+/// every 20 ms).
+const STREAM_QUIET: Duration = Duration::from_millis(100);
 
 /// How the jitter buffer fared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,8 +60,10 @@ struct State {
     /// Keys in the order pressed; `keys_dropped` counts those before the first.
     keys: VecDeque<char>,
     keys_dropped: usize,
-    /// Frames the app's streams played to the caller, not yet handed out.
+    /// Frames the app's streams played to the caller, not yet handed out, and when the
+    /// last came.
     heard: VecDeque<[u8; FRAME]>,
+    heard_pushed: Option<Instant>,
     /// `<Say>`/`<Play>` audio playing: its frames and the next one to hand out.
     playing: Option<(Arc<FrameSet>, usize)>,
     hung_up: bool,
@@ -231,13 +236,15 @@ impl LiveCaller {
         }
     }
 
-    /// A frame a stream played to the caller (its playout, after marks and `clear`).
+    /// A frame a stream played to the caller (its playout, after marks and `clear`): the
+    /// stream's own 20 ms clock paces what the caller hears while it runs.
     pub fn push_heard(&self, frame: [u8; FRAME]) {
         let mut s = self.lock();
         if s.heard.len() == HEARD_QUEUED {
             s.heard.pop_front();
         }
         s.heard.push_back(frame);
+        s.heard_pushed = Some(Instant::now());
     }
 
     /// `<Say>`/`<Play>` audio starts playing (`None`: it stopped).
@@ -245,21 +252,28 @@ impl LiveCaller {
         self.lock().playing = frames.map(|f| (f, 0));
     }
 
-    /// What the caller hears in the next 20 ms: a stream's audio first, else the prompt
-    /// playing, else silence.
-    pub fn next_heard(&self) -> [u8; FRAME] {
+    /// What the caller hears next, asked every 20 ms: the frames a stream played since the
+    /// last ask (none when it is a little late: they come with the next ask, rather than a
+    /// silence slipped into the app's audio); with no stream playing, the prompt's next
+    /// frame, else silence.
+    pub fn take_heard(&self) -> Vec<[u8; FRAME]> {
         let mut s = self.lock();
-        if let Some(f) = s.heard.pop_front() {
-            return f;
+        if !s.heard.is_empty() {
+            return s.heard.drain(..).collect();
         }
-        match &mut s.playing {
+        let streaming = s.heard_pushed.is_some_and(|at| at.elapsed() < STREAM_QUIET);
+        if streaming {
+            return Vec::new();
+        }
+        let frame = match &mut s.playing {
             Some((frames, i)) if !frames.is_empty() => {
                 let f = *frames.frame(*i % frames.len());
                 *i += 1;
                 f
             }
             _ => SILENCE,
-        }
+        };
+        vec![frame]
     }
 }
 
@@ -388,13 +402,20 @@ mod tests {
     }
 
     #[test]
-    fn the_stream_is_heard_before_the_prompt() {
+    fn the_stream_paces_what_is_heard_and_the_prompt_plays_without_one() {
         let live = LiveCaller::new(Duration::from_secs(10));
         live.play(Some(Arc::new(FrameSet::from_mulaw(&bytes(9, 2 * FRAME)))));
+        // No stream: the prompt, frame by frame.
+        assert_eq!(live.take_heard(), vec![[9; FRAME]]);
         live.push_heard([4; FRAME]);
-        assert_eq!(live.next_heard(), [4; FRAME]);
-        assert_eq!(live.next_heard(), [9; FRAME]);
+        live.push_heard([5; FRAME]);
+        assert_eq!(live.take_heard(), vec![[4; FRAME], [5; FRAME]]);
+        // The stream is a little late: nothing now (no silence in its audio), not the prompt.
+        assert!(live.take_heard().is_empty());
+        std::thread::sleep(STREAM_QUIET);
+        // It stopped: the prompt again, then silence.
+        assert_eq!(live.take_heard(), vec![[9; FRAME]]);
         live.play(None);
-        assert_eq!(live.next_heard(), SILENCE);
+        assert_eq!(live.take_heard(), vec![SILENCE]);
     }
 }

@@ -327,14 +327,16 @@ async fn talk(
                     continue;
                 }
                 live.tick(Instant::now());
-                let frame = live.next_heard();
-                let mut bytes = Vec::with_capacity(2 * frame.len());
-                for &c in &frame {
-                    bytes.extend_from_slice(&dialtone_audio::mulaw::decode(c).to_le_bytes());
-                }
-                if socket.send(Message::Binary(bytes.into())).await.is_err() {
-                    page_open = false;
-                    hang_up("the page's phone went away");
+                for frame in live.take_heard() {
+                    let mut bytes = Vec::with_capacity(2 * frame.len());
+                    for &c in &frame {
+                        bytes.extend_from_slice(&dialtone_audio::mulaw::decode(c).to_le_bytes());
+                    }
+                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                        page_open = false;
+                        hang_up("the page's phone went away");
+                        break;
+                    }
                 }
             }
             r = &mut done => break r.unwrap_or_else(|e| {
