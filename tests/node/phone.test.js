@@ -13,89 +13,29 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
-const twilio = require('twilio');
 const audio = require('./audio');
 const phoneApp = require('./phone_app');
+const h = require('./phone_harness');
 
-const BIN = process.env.DIALTONE_BIN || path.join(__dirname, '../../target/debug/dialtone');
 const CHROMIUM = '/usr/bin/chromium';
-const AC = 'AC' + '7'.repeat(32);
-const TOKEN = 'node-phone-token-456';
-const NUMBER = '+15005550042'; // hosted by dialtone serve, routed to phone_app.js
-const AUDIO = path.join(__dirname, '../../audio/utterances');
 // The caller: 19.5 s of continuous speech, so whatever moment the page opens the microphone,
 // speech is flowing during the call. %noloop: Chromium plays it once, then silence.
-const CALLER_WAV = path.join(AUDIO, 'rambling.wav');
-// The app's reply: another voice, "Sorry, could you repeat that?" (2.3 s).
-const REPLY_WAV = path.join(AUDIO, 'request_repeat.wav');
-const DIGITS = ['1', '2', '#'];
+const CALLER_WAV = path.join(__dirname, '../../audio/utterances/rambling.wav');
 
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** `promise`, or a failure saying `what` after `ms` (the timer does not outlive it). */
-async function within(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-let dir;
-let app;
-let server;
-let baseUrl;
+let env; // phone_harness.start(): the app and dialtone serve
 let browser;
 const pageLog = [];
 
-function wav8k(file) {
-  const { rate, samples } = audio.readWav(fs.readFileSync(file));
-  return audio.resample(samples, rate, 8000);
-}
-
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialtone-phone-'));
-  app = await phoneApp.start({
-    accountSid: AC,
-    authToken: TOKEN,
-    reply: wav8k(REPLY_WAV),
-    replyAfterMs: 3000, // 3 s of the caller first: enough steady speech after the keypad
-    expectDigits: DIGITS.length,
-    hangupAfterMs: 20_000,
-    log: (s) => pageLog.push(`app: ${s}`),
-  });
-  const cfg = path.join(dir, 'dialtone.toml');
-  fs.writeFileSync(
-    cfg,
-    `ring_ms = 200\n[[accounts]]\nsid = "${AC}"\nauth_token = "${TOKEN}"\n` +
-      `[[numbers]]\nphone_number = "${NUMBER}"\nfriendly_name = "Phone test app"\nvoice_url = "${app.url}"\n`,
-  );
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('TWILIO_') && !k.startsWith('DIALTONE_')),
-  );
-  server = spawn(BIN, ['serve', '--port', '0', '--config', cfg], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const first = await new Promise((resolve, reject) => {
-    readline.createInterface({ input: server.stdout }).once('line', resolve);
-    server.once('exit', (code) => reject(new Error(`dialtone serve exited with ${code}`)));
-  });
-  assert.match(first, /^dialtone serve listening on http:\/\/127\.0\.0\.1:\d+$/);
-  baseUrl = first.split(' ').pop();
-  app.setApiBaseUrl(baseUrl);
+  // 3 s of the caller before the reply: enough steady speech after the keypad.
+  env = await h.start({ prefix: 'dialtone-phone-', log: (s) => pageLog.push(s), replyAfterMs: 3000 });
 });
 
 after(async () => {
   await browser?.close().catch(() => {});
-  server?.kill('SIGTERM');
-  await app?.close();
+  await env?.close();
 });
 
 test('the softphone calls a voice app from headless Chromium', { timeout: 60_000 }, async (t) => {
@@ -132,27 +72,28 @@ async function callFromThePage(t) {
     ],
   });
   const context = await browser.newContext({
-    httpCredentials: { username: AC, password: TOKEN }, // web auth is on by default
+    httpCredentials: { username: h.AC, password: h.TOKEN }, // web auth is on by default
     viewport: { width: 1280, height: 900 },
   });
   const page = await context.newPage();
   page.on('console', (m) => pageLog.push(`page ${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => pageLog.push(`page error: ${e.message}`));
 
+  const { app, baseUrl, dir } = env;
   await page.goto(`${baseUrl}/`);
   await page
     .locator('section#phone')
     .waitFor({ timeout: 5000 })
     .catch(() => assert.fail(`the page at ${baseUrl}/ has no section#phone (the softphone)`));
   assert.match(await page.locator('section#phone').getAttribute('data-ws'), /^\/phone\/ws\?/);
-  await page.selectOption('select#phone-number', NUMBER);
+  await page.selectOption('select#phone-number', h.NUMBER);
   if (await page.locator('input#phone-url').count()) await page.fill('input#phone-url', '');
 
   await page.click('button#phone-call');
   await page.waitForFunction(() => window.dialtonePhone?.status === 'in-progress', null, { timeout: 15_000 });
-  await wait(1000);
-  for (const [i, d] of DIGITS.entries()) {
-    if (i) await wait(300);
+  await h.wait(1000);
+  for (const [i, d] of h.DIGITS.entries()) {
+    if (i) await h.wait(300);
     await page.click(`button.phone-key[data-digit="${d}"]`);
   }
   const shot = process.env.PHONE_SCREENSHOT || path.join(dir, 'phone-call.png');
@@ -161,76 +102,22 @@ async function callFromThePage(t) {
   console.log(`phone test screenshot: ${shot}`);
 
   // The app hangs up through REST once its reply's mark came back and the digits arrived.
-  await within(app.done, 25_000, 'the media stream to the app to close');
+  await h.within(app.done, 25_000, 'the media stream to the app to close');
   await page.waitForFunction(() => window.dialtonePhone?.status === 'completed', null, { timeout: 10_000 });
 
-  const ui = await page.evaluate(() => {
-    const p = window.dialtonePhone;
-    const pcm = p.played();
-    const bytes = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
-    let bin = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return {
-      status: p.status,
-      callSid: p.callSid,
-      steps: p.steps,
-      sentSamples: p.sentSamples,
-      playedSamples: p.playedSamples,
-      played: btoa(bin),
-      statusText: document.querySelector('#phone-status')?.textContent.trim(),
-      sidText: document.querySelector('#phone-sid')?.textContent.trim(),
-      timelineItems: document.querySelectorAll('ol#phone-timeline li').length,
-    };
-  });
+  const ui = await page.evaluate(h.readPage);
   const obs = app.obs;
-  const report = {
-    page: { ...ui, played: `${Buffer.from(ui.played, 'base64').length / 2} samples`, steps: ui.steps?.length },
-    app: {
-      callSid: obs.callSid,
-      webhooks: obs.webhooks.length,
-      upgrades: obs.upgrades.length,
-      invalid: obs.invalid,
-      media: obs.media.length,
-      dtmf: obs.dtmf.map((d) => d.digit),
-      marks: obs.marks.map((m) => m.name),
-      hangup: obs.hangup,
-      stop: !!obs.stop,
-      errors: obs.errors,
-    },
-  };
-  t.diagnostic(`observed: ${JSON.stringify(report)}`);
-
-  // Every request dialtone made to the app was signed for its public URL.
-  assert.deepEqual(obs.invalid, [], 'requests with an invalid X-Twilio-Signature');
-  assert.ok(obs.webhooks.length >= 1 && obs.upgrades.length >= 1, 'the webhook and the stream upgrade');
-  assert.deepEqual(obs.errors, []);
-  assert.match(ui.callSid, /^CA[0-9a-f]{32}$/);
-  assert.equal(obs.callSid, ui.callSid, "the app streams the page's call");
-  assert.equal(obs.hangup?.status, 'completed', `the app's REST hang-up: ${JSON.stringify(obs.hangup)}`);
-  assert.notEqual(obs.hangup.why, 'timeout', 'the app hung up only because it waited too long');
-  assert.equal(ui.statusText, 'completed');
-  assert.equal(ui.sidText, ui.callSid);
-  assert.ok(ui.timelineItems >= 1 && ui.steps.length >= 1, 'the call timeline');
-  assert.ok(ui.sentSamples > 0, 'the page sent microphone audio');
+  t.diagnostic(`observed: ${JSON.stringify(h.report(ui, obs))}`);
+  h.checkCall(ui, obs);
 
   // (a) The caller's speech reached the app: aligned with the WAV (its first second and the
   // keypad's moments left out, see analysisMask), and framed the way Twilio frames it: 20 ms apart, consecutive.
-  const cad = phoneApp.cadence(obs);
-  t.diagnostic(`inbound cadence: ${JSON.stringify(cad)}`);
-  assert.ok(cad.frames >= 100, `only ${cad.frames} inbound media frames`);
-  assert.deepEqual(cad.tracks, ['inbound']);
-  assert.deepEqual(cad.badFrameSizes, [], 'every frame is 160 μ-law bytes');
-  assert.deepEqual(cad.badTimestampSteps, [], 'media timestamps step by 20 ms');
-  assert.deepEqual(cad.badChunkSteps, [], 'media chunks are consecutive');
-  assert.equal(cad.firstChunk, 1);
-  assert.deepEqual(cad.seqGaps, [], 'sequence numbers are consecutive');
-  assert.ok(Math.abs(cad.medianMs - 20) <= 2, `median interval between frames ${cad.medianMs} ms`);
-  assert.ok(cad.p99Ms < 40, `p99 interval between frames ${cad.p99Ms} ms`);
+  h.checkCadence(t, obs);
   const inbound = phoneApp.inboundAudio(obs);
   const shotDir = path.dirname(shot);
   fs.writeFileSync(path.join(shotDir, 'phone-inbound.wav'), audio.writeWav(inbound, 8000));
   t.diagnostic(`the caller audio the app received: ${path.join(shotDir, 'phone-inbound.wav')}`);
-  const heard = audio.align(wav8k(CALLER_WAV), inbound, 8000, {
+  const heard = audio.align(h.wav8k(CALLER_WAV), inbound, 8000, {
     weights: phoneApp.analysisMask(obs),
     minSpeech: 1.5,
   });
@@ -240,29 +127,11 @@ async function callFromThePage(t) {
   assert.ok(heard.speechSeconds >= 1.5, `only ${heard.speechSeconds} s of speech compared`);
 
   // (b) The page played the app's reply, all of it (the mark came back).
-  assert.ok(obs.marks.some((m) => m.name === obs.reply?.mark), 'the reply mark came back');
-  assert.ok(ui.playedSamples > 0, 'playedSamples');
-  const pb = Buffer.from(ui.played, 'base64');
-  const played = new Float32Array(pb.length / 2);
-  for (let i = 0; i < played.length; i++) played[i] = pb.readInt16LE(2 * i) / 32768;
-  fs.writeFileSync(path.join(shotDir, 'phone-played.wav'), audio.writeWav(played, 8000));
-  const reply = audio.align(played, wav8k(REPLY_WAV), 8000, { minSpeech: 1.0 });
-  t.diagnostic(`reply in the page's playback: ${JSON.stringify(reply)}`);
-  assert.ok(reply, "the app's reply is not in the page's playback");
-  assert.ok(reply.corr >= 0.9, `reply correlation ${reply.corr}`);
+  h.checkReply(t, ui, obs, path.join(shotDir, 'phone-played.wav'));
 
   // (c) The keypad.
-  assert.deepEqual(
-    obs.dtmf.map((d) => d.digit),
-    DIGITS,
-  );
+  h.checkDigits(obs);
 
   // (d) The REST API knows the call, through the official client.
-  const client = twilio(AC, TOKEN);
-  client.api.baseUrl = baseUrl;
-  const calls = await client.calls.list({ limit: 50 });
-  const call = calls.find((c) => c.sid === ui.callSid);
-  assert.ok(call, `${ui.callSid} not in the call list (${calls.map((c) => c.sid)})`);
-  assert.equal(call.status, 'completed');
-  assert.equal(call.to, NUMBER);
+  await h.checkRest(baseUrl, ui.callSid);
 }
