@@ -183,7 +183,7 @@ pub(crate) async fn place(
             if j.underruns == 0 { "ok" } else { "warn" },
             format!(
                 "the page's audio: {} slots of 20 ms, {} ran dry (silence sent), {} ms dropped \
-                 as too late (jitter buffer {}-{} ms)",
+                 from a full buffer (jitter buffer {}-{} ms)",
                 j.slots,
                 j.underruns,
                 j.dropped_bytes / 8,
