@@ -147,10 +147,7 @@ impl Call<'_> {
             })
             .collect();
         let spans: Vec<Span> = speech.iter().map(|(s, _)| *s).collect();
-        // A recording never outlasts the call's own limit (4 hours by default).
-        let max_s = u64::from(r.max_length_secs)
-            .min(self.cfg.max_duration.as_secs())
-            .max(1);
+        let max_s = self.max_length_s(r);
         let key = self
             .digits
             .front()
@@ -165,14 +162,7 @@ impl Call<'_> {
                 key,
             },
         );
-        let wall = SystemTime::now();
-        callbacks.send("in-progress", wall, Vec::new());
-        self.timeline.emit(EventKind::Record(RecordEvent::Started {
-            sid: sid.clone(),
-            timeout_s: r.timeout_secs,
-            max_length_s: max_s,
-            finish_on_key: r.finish_on_key.clone(),
-        }));
+        let wall = self.record_started(r, &sid, max_s, callbacks);
         let deadline = t0 + Duration::from_micros(planned * 125);
         let mut end = planned;
         if self
@@ -227,6 +217,33 @@ impl Call<'_> {
         })
     }
 
+    /// `maxLength`: a recording never outlasts the call's own limit (4 hours by default).
+    fn max_length_s(&self, r: &Record) -> u64 {
+        u64::from(r.max_length_secs)
+            .min(self.cfg.max_duration.as_secs())
+            .max(1)
+    }
+
+    /// Recording starts now: its `in-progress` callback and timeline step; the wall clock
+    /// of it (`RecordingStartTime`).
+    fn record_started(
+        &self,
+        r: &Record,
+        sid: &str,
+        max_s: u64,
+        callbacks: &StatusCallbacks,
+    ) -> SystemTime {
+        let wall = SystemTime::now();
+        callbacks.send("in-progress", wall, Vec::new());
+        self.timeline.emit(EventKind::Record(RecordEvent::Started {
+            sid: sid.to_string(),
+            timeout_s: r.timeout_secs,
+            max_length_s: max_s,
+            finish_on_key: r.finish_on_key.clone(),
+        }));
+        wall
+    }
+
     /// Records a live caller: its speech is found as it comes (`record::LiveSpans`), and the
     /// recording ends where [`record::plan`] says once that instant has passed, at a
     /// `finishOnKey` key, or at a hang-up. Its words are unknown.
@@ -244,23 +261,14 @@ impl Call<'_> {
         };
         live.tick(from);
         let start = bytes_between(t0, from) as u64;
-        let max_s = u64::from(r.max_length_secs)
-            .min(self.cfg.max_duration.as_secs())
-            .max(1);
+        let max_s = self.max_length_s(r);
         let bounds = Bounds {
             from: start,
             timeout: u64::from(r.timeout_secs) * 1000 * PER_MS,
             max: max_s * 1000 * PER_MS,
             key: false,
         };
-        let wall = SystemTime::now();
-        callbacks.send("in-progress", wall, Vec::new());
-        self.timeline.emit(EventKind::Record(RecordEvent::Started {
-            sid: sid.clone(),
-            timeout_s: r.timeout_secs,
-            max_length_s: max_s,
-            finish_on_key: r.finish_on_key.clone(),
-        }));
+        let wall = self.record_started(r, &sid, max_s, callbacks);
         let mut speech = record::LiveSpans::starting_at(start);
         let mut heard_to = start;
         let mut keys = live.keys_pressed();
