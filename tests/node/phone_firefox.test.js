@@ -208,7 +208,7 @@ async function callFromThePage(t) {
   // (the app's) for 100 ms and more in Firefox, which the arrival-interval checks would see.
   const shot = process.env.PHONE_SCREENSHOT || path.join(dir, 'phone-call-firefox.png');
   await page.screenshot({ path: shot, fullPage: true });
-  t.diagnostic(`screenshot of the page during the call: ${shot}`);
+  t.diagnostic(`screenshot of the page after the call: ${shot}`);
 
 
   loopDelay.disable();

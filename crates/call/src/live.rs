@@ -112,6 +112,11 @@ impl LiveCaller {
         }
     }
 
+    /// The jitter buffer is at its most: more audio now would only push out the oldest.
+    pub fn buffer_full(&self) -> bool {
+        self.lock().jitter.len() >= JITTER_MAX
+    }
+
     /// Muted: the slots carry silence (the browser's audio still flows through the buffer).
     pub fn set_muted(&self, muted: bool) {
         self.lock().muted = muted;

@@ -286,9 +286,9 @@ impl Playout {
         self.underrun_us / 1000
     }
 
-    /// What the caller hears in the 20 ms from `from_us` (μ-law; silence where nothing
-    /// plays): read as it plays, so a later `clear` cannot change it. Silence unless
-    /// recording.
+    /// What the caller heard in the 20 ms from `from_us` (μ-law; silence where nothing
+    /// played), read once they are over (a `clear` after them cannot change them). Silence
+    /// unless recording.
     pub fn heard_frame(&self, from_us: u64) -> [u8; 160] {
         let mut out = [0xFFu8; 160];
         let Some(segments) = &self.segments else {

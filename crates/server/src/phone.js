@@ -1,5 +1,5 @@
 // dialtone serve's softphone (section#phone). One WebSocket per call to the section's
-// data-ws path (the contract: /work/phone-protocol.md): the microphone goes out as Int16LE PCM
+// data-ws path (the contract: docs/softphone.md): the microphone goes out as Int16LE PCM
 // at the AudioContext's rate, what the caller hears comes back as Int16LE PCM at 8 kHz and is
 // scheduled back to back with a small playout lead. No build step: this file is the script.
 (() => {

@@ -4,9 +4,11 @@
 //! 20 ms, what the caller hears, with the call's steps as they happen.
 //!
 //! The page is the only way in: the WebSocket needs the token the page was rendered with
-//! (an HMAC of the account SID under its auth token, so only a viewer who had the account's
-//! credentials has it) and an `Origin` that is the page's own, so another site open in the
-//! same browser cannot place calls through it.
+//! (an HMAC of the account SID under its auth token: with web auth on, only a viewer who had
+//! the account's credentials has it; `--no-web-auth` opens the page, and so the phone, to
+//! whoever reaches the port) and an `Origin` that is the page's own on this machine's or the
+//! public URL's host name, so another site open in the same browser, or one on a name that
+//! resolves here, cannot place calls through it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,8 @@ const MAX_MESSAGE: usize = 32 * 1024;
 const FIRST_MESSAGE: Duration = Duration::from_secs(10);
 /// Steps queued for the page; a page too slow to read them loses the excess.
 const STEPS_QUEUED: usize = 512;
+/// A page that cannot take a message for this long is gone: the call is hung up.
+const SEND_STALL: Duration = Duration::from_secs(2);
 /// Microphone rates accepted (what `AudioContext.sampleRate` can be).
 const RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
 
@@ -101,7 +105,7 @@ pub(crate) async fn ws(
         return forbidden("the phone needs the token of the page it was opened from")
             .into_response();
     };
-    if !same_origin(&headers) {
+    if !same_origin(&headers, &shared.public_url) {
         return forbidden("the phone only answers its own page (Origin differs from Host)")
             .into_response();
     }
@@ -111,23 +115,38 @@ pub(crate) async fn ws(
         .on_upgrade(move |socket| session(shared, account, socket))
 }
 
-/// The upgrade's `Origin` names the host it was sent to (a browser always sends it).
-fn same_origin(headers: &HeaderMap) -> bool {
+/// The upgrade's `Origin` names the host it was sent to (a browser always sends it), and
+/// that host is this machine or the server's public URL: a page on another name that
+/// resolves here (DNS rebinding) is not the page.
+fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
-    match (host, origin) {
-        (Some(host), Some(origin)) => origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.trim_end_matches('/').eq_ignore_ascii_case(host)),
-        _ => false,
-    }
+    let (Some(host), Some(origin)) = (host, origin) else {
+        return false;
+    };
+    let same = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/').eq_ignore_ascii_case(host));
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    let public = url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let ours = matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+        || public.is_some_and(|p| p.eq_ignore_ascii_case(name));
+    same && ours
+}
+
+/// Sends one message; false when the page is gone or stopped reading (a send that cannot
+/// complete within `SEND_STALL`).
+async fn send(socket: &mut WebSocket, msg: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_STALL, socket.send(msg)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn send_json(socket: &mut WebSocket, value: serde_json::Value) -> bool {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .is_ok()
+    send(socket, Message::Text(value.to_string().into())).await
 }
 
 /// One page's call, from its first message to the end.
@@ -172,7 +191,7 @@ async fn close(mut socket: WebSocket) {
         code: 1000,
         reason: "the call ended".into(),
     };
-    if socket.send(Message::Close(Some(bye))).await.is_err() {
+    if !send(&mut socket, Message::Close(Some(bye))).await {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -280,6 +299,9 @@ async fn talk(
     let (status, reason) = loop {
         tokio::select! {
             msg = socket.recv(), if page_open => match msg {
+                // A page sending faster than real time fills the buffer: past it the audio
+                // would be dropped anyway, so it is not resampled (a core's worth otherwise).
+                Some(Ok(Message::Binary(_))) if live.buffer_full() => {}
                 Some(Ok(Message::Binary(b))) => {
                     pcm.clear();
                     pcm.extend(
@@ -298,16 +320,23 @@ async fn talk(
                     Ok(Control::Dtmf { digit }) => match key(&digit) {
                         Some(c) => live.key(c),
                         None => {
+                            let shown: String = digit.chars().take(8).collect();
                             let e = json!({"event": "error", "message":
-                                format!("{digit:?} is not a key (0-9, *, #, A-D, w)")});
-                            page_open = send_json(socket, e).await;
+                                format!("{shown:?} is not a key (0-9, *, #)")});
+                            if !send_json(socket, e).await {
+                                page_open = false;
+                                hang_up("the page's phone went away");
+                            }
                         }
                     },
                     Ok(Control::Mute { muted }) => live.set_muted(muted),
                     Ok(Control::Hangup) => hang_up("the caller hung up (the page's phone)"),
                     Err(e) => {
                         let e = json!({"event": "error", "message": format!("bad message: {e}")});
-                        page_open = send_json(socket, e).await;
+                        if !send_json(socket, e).await {
+                            page_open = false;
+                            hang_up("the page's phone went away");
+                        }
                     }
                 },
                 Some(Ok(_)) => {}
@@ -317,7 +346,7 @@ async fn talk(
                 }
             },
             Some(step) = steps.recv() => {
-                if page_open && socket.send(Message::Text(step.into())).await.is_err() {
+                if page_open && !send(socket, Message::Text(step.into())).await {
                     page_open = false;
                     hang_up("the page's phone went away");
                 }
@@ -332,7 +361,7 @@ async fn talk(
                     for &c in &frame {
                         bytes.extend_from_slice(&dialtone_audio::mulaw::decode(c).to_le_bytes());
                     }
-                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                    if !send(socket, Message::Binary(bytes.into())).await {
                         page_open = false;
                         hang_up("the page's phone went away");
                         break;
@@ -346,7 +375,7 @@ async fn talk(
     };
     // Steps the call emitted last go before its end.
     while let Ok(step) = steps.try_recv() {
-        if !page_open || socket.send(Message::Text(step.into())).await.is_err() {
+        if !page_open || !send(socket, Message::Text(step.into())).await {
             return;
         }
     }
@@ -358,9 +387,9 @@ async fn talk(
     }
 }
 
-/// A keypad key: 0-9, *, #, A-D, or w (a half-second wait, as in `sendDigits`).
+/// A keypad key: 0-9, * or # (what a phone keys and Media Streams carry).
 fn key(digit: &str) -> Option<char> {
     let mut chars = digit.chars();
     let c = chars.next()?;
-    (chars.next().is_none() && matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'w')).then_some(c)
+    (chars.next().is_none() && matches!(c, '0'..='9' | '*' | '#')).then_some(c)
 }

@@ -43,6 +43,18 @@ pub(crate) struct Dialed {
     tunnels: Arc<dialtone_call::Tunnels>,
 }
 
+/// A phone number, or `client:NAME` with a plain name (letters, digits, `_ - .`, at most 64).
+fn party(s: &str) -> bool {
+    crate::format::is_phone_number(s)
+        || s.strip_prefix("client:").is_some_and(|name| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
+}
+
 /// What the page asked for: a hosted number of the account, or a voice URL. `Err` says
 /// why it cannot be called.
 pub(crate) fn dial(
@@ -53,12 +65,17 @@ pub(crate) fn dial(
     from: Option<&str>,
 ) -> Result<Dialed, String> {
     let from = from.unwrap_or(DEFAULT_FROM);
-    if !crate::format::is_phone_number(from) && !from.starts_with("client:") {
-        return Err(format!("from {from:?} is not a phone number"));
+    if !party(from) {
+        return Err(format!(
+            "from {from:?} is not a phone number or client:NAME"
+        ));
     }
     if let Some(url) = url.filter(|u| !u.is_empty()) {
         if !crate::format::is_http_url(url) {
             return Err(format!("{url:?} is not an http(s) URL"));
+        }
+        if let Some(to) = to.filter(|t| !party(t)) {
+            return Err(format!("to {to:?} is not a phone number or client:NAME"));
         }
         return Ok(Dialed {
             account_sid: account.sid.clone(),

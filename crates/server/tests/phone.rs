@@ -234,6 +234,20 @@ async fn the_phone_answers_only_its_own_page_with_the_accounts_token() {
         let e = connect(&api, &path, origin).await.unwrap_err();
         assert!(e.starts_with("403"), "{path} from {origin:?}: {e}");
     }
+    // DNS rebinding: a page on another name that resolves here has an Origin equal to its
+    // Host, but that host is not this machine's.
+    let port = api.rsplit(':').next().unwrap();
+    let mut req = format!("{}{good}", api.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    let rebound = format!("rebind.example:{port}");
+    req.headers_mut().insert("host", rebound.parse().unwrap());
+    let origin = format!("http://{rebound}");
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("a rebound page was let in: {:?}", other.map(|_| ())),
+    }
 }
 
 #[tokio::test]
@@ -322,6 +336,27 @@ async fn rest(api: &str, path: &str) -> Value {
         .await
         .unwrap();
     serde_json::from_str(&body).unwrap()
+}
+
+type Tx = futures_util::stream::SplitSink<Ws, Message>;
+type Rx = futures_util::stream::SplitStream<Ws>;
+
+/// The page's side of a call to `NUMBER`, its microphone at 8 kHz.
+async fn call_number(api: &str) -> (Tx, Rx) {
+    let ws = connect(api, &phone_path(TOKEN), Some(api)).await.unwrap();
+    let (mut tx, rx) = ws.split();
+    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
+    tx.send(Message::Text(call.to_string().into()))
+        .await
+        .unwrap();
+    (tx, rx)
+}
+
+/// A binary message of what the phone hears: 16-bit PCM as samples in [-1, 1).
+fn samples(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(2)
+        .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0)
+        .collect()
 }
 
 fn decode(mulaw: &[u8]) -> Vec<f32> {
@@ -647,10 +682,7 @@ async fn a_transfer_puts_the_phone_through_to_the_dialed_app() {
     let mut end = Value::Null;
     while let Some(Ok(m)) = rx.next().await {
         match m {
-            Message::Binary(b) => frames.extend(
-                b.chunks_exact(2)
-                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0),
-            ),
+            Message::Binary(b) => frames.extend(samples(&b)),
             Message::Text(t) => {
                 let v: Value = serde_json::from_str(&t).unwrap();
                 if v["event"] == "end" {
@@ -700,10 +732,7 @@ async fn a_dial_to_a_far_end_rings_back_then_lets_the_phone_hear_it() {
     let mut frames = Vec::new();
     while frames.len() < 16_000 {
         match ws.next().await {
-            Some(Ok(Message::Binary(b))) => frames.extend(
-                b.chunks_exact(2)
-                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0),
-            ),
+            Some(Ok(Message::Binary(b))) => frames.extend(samples(&b)),
             Some(Ok(_)) => {}
             _ => panic!("the call ended early"),
         }
@@ -722,12 +751,7 @@ async fn a_dial_to_a_far_end_rings_back_then_lets_the_phone_hear_it() {
 /// Calls `NUMBER` from a phone that says `signal` (8 kHz) from the answer on, then silence;
 /// returns what it heard once it has heard `secs`, hanging up then.
 async fn phone_in(api: String, signal: Vec<f32>, secs: usize) -> Vec<f32> {
-    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
-    let (mut tx, mut rx) = ws.split();
-    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
-    tx.send(Message::Text(call.to_string().into()))
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = call_number(&api).await;
     let talker = tokio::spawn(async move {
         let mut clock = tokio::time::interval(Duration::from_millis(20));
         let silence = [0.0; 160];
@@ -742,10 +766,7 @@ async fn phone_in(api: String, signal: Vec<f32>, secs: usize) -> Vec<f32> {
     let mut heard = Vec::new();
     while heard.len() < secs * 8000 {
         match rx.next().await {
-            Some(Ok(Message::Binary(b))) => heard.extend(
-                b.chunks_exact(2)
-                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0),
-            ),
+            Some(Ok(Message::Binary(b))) => heard.extend(samples(&b)),
             Some(Ok(_)) => {}
             _ => panic!("the call ended early"),
         }
@@ -777,12 +798,7 @@ async fn a_voicemail_records_what_the_phone_says_until_it_stops() {
     let mut config = ServerConfig::default();
     config.host_number(NUMBER, &format!("{app}/voicemail"));
     let (api, _stop) = serve(config).await;
-    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
-    let (mut tx, mut rx) = ws.split();
-    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
-    tx.send(Message::Text(call.to_string().into()))
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = call_number(&api).await;
     // Silence through the prompt and the beep (1.3 s), 1.5 s of speech, then silence: the
     // recording ends 1 s (timeout) after the speech, and the app hangs up.
     let signal: Vec<f32> = caller_pcm(1.5).into_iter().step_by(6).collect();
@@ -856,12 +872,7 @@ async fn a_clear_from_the_app_stops_what_the_phone_hears() {
     let mut config = ServerConfig::default();
     config.host_number(NUMBER, &format!("{app}/direct"));
     let (api, _stop) = serve(config).await;
-    let ws = connect(&api, &phone_path(TOKEN), Some(&api)).await.unwrap();
-    let (mut tx, mut rx) = ws.split();
-    let call = json!({"event": "call", "to": NUMBER, "rate": 8000});
-    tx.send(Message::Text(call.to_string().into()))
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = call_number(&api).await;
     // The app's 1 s reply starts with its stream; 200 ms in, the caller keys 0 and the app
     // clears it.
     let talker = {
@@ -907,4 +918,35 @@ async fn a_clear_from_the_app_stops_what_the_phone_hears() {
         (5..30).contains(&loud),
         "the phone heard {loud} frames of the reply"
     );
+}
+
+#[tokio::test]
+async fn a_page_that_goes_away_after_bad_messages_hangs_its_call_up() {
+    let (app, _) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/direct"));
+    let (api, _stop) = serve(config).await;
+    let (mut tx, rx) = call_number(&api).await;
+    for _ in 0..200 {
+        let bad = json!({"event": "dtmf", "digit": "x"}).to_string();
+        tx.send(Message::Text(bad.into())).await.unwrap();
+    }
+    // Gone without a close, its errors unread.
+    drop((tx, rx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = rest(&api, "Calls.json").await;
+        let status = calls["calls"][0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if status == "completed" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call is still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -747,6 +747,8 @@ impl<'c> DialCtx<'c> {
             // A live caller hears the callee as it talks (after the digits it is sent).
             let mut voice = vec![0xFF; (digits.as_millis() as usize) * 8];
             voice.extend_from_slice(c.audio.mulaw());
+            // Then silence for its tail (the prompt player loops what it is given).
+            voice.resize(voice.len() + (c.tail.as_millis() as usize) * 8, 0xFF);
             live.play(Some(Arc::new(FrameSet::from_mulaw(&voice))));
         }
         let full = self.ring_for(party, talk).await;
@@ -767,8 +769,17 @@ impl<'c> DialCtx<'c> {
         r.heard = Some(c.audio.clone());
         // The caller talks into the bridge from where it had got to when the dial began.
         let spoken = super::recording::bytes_between(answered, r.ended_at);
-        let caller = self.caller.audio.mulaw();
-        r.said = Some(caller[..spoken.min(caller.len())].to_vec());
+        r.said = Some(match (live, live.and_then(|l| l.epoch())) {
+            // A live caller's own slots over the bridge.
+            (Some(live), Some(epoch)) => {
+                let from = super::recording::bytes_between(epoch, answered) as u64;
+                live.said_between(from, from + spoken as u64)
+            }
+            _ => {
+                let caller = self.caller.audio.mulaw();
+                caller[..spoken.min(caller.len())].to_vec()
+            }
+        });
         r
     }
 

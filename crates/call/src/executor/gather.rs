@@ -56,6 +56,10 @@ impl Utterance {
     }
 }
 
+/// Keys one live `<Gather>` collects at most, when neither `numDigits` nor `finishOnKey`
+/// ends it sooner (a keypad held down must not grow `Digits` for an hour).
+const MAX_LIVE_DIGITS: usize = 256;
+
 impl Call<'_> {
     pub(super) async fn gather(&mut self, g: &Gather, doc_url: &str) -> Next {
         let began = Instant::now();
@@ -115,6 +119,10 @@ impl Call<'_> {
             };
             if !matches!(next, Next::Continue) {
                 return Some(next);
+            }
+            // A live caller's key stops the prompts, the ones after too.
+            if self.key_barged() {
+                break;
             }
         }
         None
@@ -185,7 +193,9 @@ impl Call<'_> {
                 break;
             }
             digits.push(c);
-            if g.num_digits.is_some_and(|n| digits.len() >= n as usize) {
+            if g.num_digits.is_some_and(|n| digits.len() >= n as usize)
+                || digits.len() >= MAX_LIVE_DIGITS
+            {
                 break;
             }
         }

@@ -57,7 +57,12 @@ impl Call<'_> {
             turns: self.cfg.caller.turns.clone(),
             digits: self.cfg.caller.stream_dtmf.clone(),
             speech: self.cfg.relay_speech,
-            tail: self.cfg.caller.tail,
+            // A live caller has no scripted turns: it hangs up when it says so.
+            tail: if self.cfg.caller.live.is_some() {
+                self.cfg.max_duration
+            } else {
+                self.cfg.caller.tail
+            },
             record: self.cfg.record,
         };
         let link = RelayLink {

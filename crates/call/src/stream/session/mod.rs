@@ -530,7 +530,11 @@ impl Session {
     fn send_frame(&mut self, wire: &mut impl Wire, k: u64) {
         let ts = k * 20;
         if let Some(live) = self.live.clone().filter(|_| self.bidirectional) {
-            live.push_heard(self.playout.heard_frame(k * FRAME_US));
+            // The 20 ms that just played (media arriving mid-frame starts there, and a
+            // `clear` until now applies): 20 ms behind, and exact.
+            if k > 0 {
+                live.push_heard(self.playout.heard_frame((k - 1) * FRAME_US));
+            }
             for digit in live.keys_after(&mut self.live_keys) {
                 self.send_dtmf(wire, digit);
             }
