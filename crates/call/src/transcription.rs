@@ -9,7 +9,7 @@
 //! finalizes the words it heard, the rest are never said. `params`: the callbacks'
 //! parameters; `report`: the timeline's steps and the report's entries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,7 +25,8 @@ pub(crate) use params::{Ids, content_params, started_params, stopped_params};
 pub use report::{FinalResult, TranscriptionEvent, TranscriptionReport};
 
 /// Utterances one transcription keeps pending at once; past this they are dropped and
-/// counted (a `<Say loop="0">` or an app saying thousands of words cannot grow memory).
+/// counted. Utterances join as they start ([`Schedule::later`], [`Schedule::repeat`]), so
+/// only ones said or recognized at the same moment count against it.
 pub(crate) const MAX_UTTERANCES: usize = 256;
 /// Words of one utterance the recognizer hears; the rest are dropped (a `<Say>` may hold a
 /// 64 KB document's worth of text).
@@ -89,6 +90,42 @@ pub(crate) struct Recognition {
     pub(crate) speech_end: Instant,
 }
 
+/// A `<Say>` playing `loops` times (0: until cut), each loop `once` long from `start`.
+#[derive(Debug, Clone)]
+pub(crate) struct Repeat {
+    pub(crate) start: Instant,
+    pub(crate) once: Duration,
+    pub(crate) loops: u32,
+    pub(crate) text: String,
+    /// The first loop's salt; each later loop adds its index.
+    pub(crate) salt: u64,
+    /// Loops that have joined the schedule.
+    next: u32,
+}
+
+impl Repeat {
+    /// `text` said `loops` times (0: until cut), each `once` long from `start`.
+    pub(crate) fn new(start: Instant, once: Duration, loops: u32, text: String, salt: u64) -> Self {
+        Self {
+            start,
+            once,
+            loops,
+            text,
+            salt,
+            next: 0,
+        }
+    }
+
+    /// When the next loop starts, if one is still to come.
+    fn next_start(&self) -> Option<Instant> {
+        let more = self.loops == 0 || self.next < self.loops;
+        // A zero-length loop would repeat forever at one instant: it is said once.
+        let more = more && !(self.once.is_zero() && self.next > 0);
+        more.then(|| self.start.checked_add(self.once.checked_mul(self.next)?))
+            .flatten()
+    }
+}
+
 /// A pending result: which utterance, and how many of its words it carries.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -107,6 +144,10 @@ pub(crate) struct Schedule {
     pending: BTreeMap<(Instant, u64), Entry>,
     /// Utterances with a result still pending.
     utterances: BTreeMap<u64, Utterance>,
+    /// Utterances yet to start, by start: they join as they start.
+    upcoming: VecDeque<Utterance>,
+    /// The `<Say>` repeating on the outbound track.
+    repeat: Option<Repeat>,
     next_id: u64,
     /// Results scheduled so far (orders equal instants).
     seq: u64,
@@ -123,6 +164,8 @@ impl Schedule {
             errors,
             pending: BTreeMap::new(),
             utterances: BTreeMap::new(),
+            upcoming: VecDeque::new(),
+            repeat: None,
             next_id: 0,
             seq: 0,
             dropped: 0,
@@ -160,6 +203,40 @@ impl Schedule {
         self.utterances.insert(id, u);
     }
 
+    /// Schedules `u` once it starts (utterances given in start order): a caller with
+    /// thousands of turns holds the recognizer one turn at a time.
+    pub(crate) fn later(&mut self, u: Utterance) {
+        self.upcoming.push_back(u);
+    }
+
+    /// Schedules each loop of `r` as it starts, replacing the `<Say>` repeating before.
+    pub(crate) fn repeat(&mut self, r: Repeat) {
+        self.repeat = Some(r);
+    }
+
+    /// Schedules the utterances that have started by `now`.
+    fn start_due(&mut self, now: Instant) {
+        while self.upcoming.front().is_some_and(|u| u.start <= now) {
+            if let Some(u) = self.upcoming.pop_front() {
+                self.add(u);
+            }
+        }
+        while let Some(r) = self.repeat.as_mut() {
+            let Some(start) = r.next_start().filter(|s| *s <= now) else {
+                break;
+            };
+            let u = Utterance {
+                side: Side::Outbound,
+                start,
+                end: start + r.once,
+                text: r.text.clone(),
+                salt: r.salt.wrapping_add(u64::from(r.next)),
+            };
+            r.next += 1;
+            self.add(u);
+        }
+    }
+
     fn push(&mut self, at: Instant, utterance: u64, words: usize, is_final: bool) {
         self.seq += 1;
         self.pending.insert(
@@ -172,13 +249,21 @@ impl Schedule {
         );
     }
 
-    /// When the next result is due.
+    /// When the next result is due or the next utterance starts.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.keys().next().map(|(at, _)| *at)
+        [
+            self.pending.keys().next().map(|(at, _)| *at),
+            self.upcoming.front().map(|u| u.start),
+            self.repeat.as_ref().and_then(Repeat::next_start),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The results due by `now`, in order.
     pub(crate) fn due(&mut self, now: Instant) -> Vec<Recognition> {
+        self.start_due(now);
         let mut out = Vec::new();
         while let Some(entry) = self.pending.first_entry() {
             if entry.key().0 > now {
@@ -211,8 +296,14 @@ impl Schedule {
 
     /// Cuts the utterances (of `side`, or all) still being said or recognized at `at`:
     /// their pending results go, and each that had words by `at` gets its final at
-    /// `final_at` with those words (the recognizer finalizes what it heard).
+    /// `final_at` with those words (the recognizer finalizes what it heard). Those yet to
+    /// start by `at` are never said.
     pub(crate) fn cut(&mut self, at: Instant, side: Option<Side>, final_at: Instant) {
+        self.start_due(at);
+        self.upcoming.retain(|u| side.is_some_and(|s| s != u.side));
+        if side != Some(Side::Inbound) {
+            self.repeat = None;
+        }
         let cut: Vec<u64> = self
             .utterances
             .iter()
@@ -381,6 +472,83 @@ mod tests {
         s.add(utterance(t0, Side::Inbound, 0, 10, &"w ".repeat(1000)));
         let r = all(&mut s, t0);
         assert_eq!(r[0].2.split_whitespace().count(), MAX_WORDS);
+    }
+
+    /// Runs `s` deadline by deadline up to `until_ms`, as the task does.
+    fn run_until(s: &mut Schedule, t0: Instant, until_ms: u64) -> Vec<Recognition> {
+        let until = t0 + Duration::from_millis(until_ms);
+        let mut out = Vec::new();
+        while let Some(at) = s.next_deadline().filter(|at| *at <= until) {
+            out.extend(s.due(at));
+        }
+        out
+    }
+
+    #[test]
+    fn every_turn_of_a_long_caller_is_recognized() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(model(), true, None);
+        let turns = 3 * MAX_UTTERANCES as u64;
+        for i in 0..turns {
+            s.later(utterance(
+                t0,
+                Side::Inbound,
+                i * 1000,
+                i * 1000 + 800,
+                "a b c d",
+            ));
+        }
+        let r = run_until(&mut s, t0, turns * 1000 + 1000);
+        assert_eq!(r.iter().filter(|r| r.is_final).count() as u64, turns);
+        assert_eq!(s.dropped, 0);
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_say_looping_until_cut_is_heard_every_loop_and_stops_at_the_cut() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(model(), false, None);
+        s.repeat(Repeat::new(
+            t0,
+            Duration::from_millis(1000),
+            0,
+            "a b".into(),
+            7,
+        ));
+        // Loop 600 ends at 600 s, its final comes the recognition delay later.
+        let r = run_until(&mut s, t0, 600_500);
+        assert_eq!(r.len(), 600, "one final per loop");
+        assert!(
+            r.iter()
+                .all(|r| r.transcript == "a b" && r.side == Side::Outbound)
+        );
+        assert_eq!(s.dropped, 0);
+        // Cut half way through loop 601: its first word is finalized, nothing follows.
+        let at = t0 + Duration::from_millis(600_500);
+        s.cut(at, Some(Side::Outbound), at);
+        let cut = s.due(at);
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut[0].transcript, "a");
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_say_of_n_loops_stops_after_n_and_a_stop_drops_turns_not_started() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(model(), false, None);
+        s.repeat(Repeat::new(
+            t0,
+            Duration::from_millis(500),
+            3,
+            "x".into(),
+            0,
+        ));
+        s.later(utterance(t0, Side::Inbound, 10_000, 11_000, "later"));
+        assert_eq!(run_until(&mut s, t0, 9_000).len(), 3);
+        let now = t0 + Duration::from_millis(9_000);
+        s.cut(now, None, now);
+        assert!(s.due(t0 + Duration::from_secs(60)).is_empty());
+        assert_eq!(s.next_deadline(), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::callbacks::{Queue, Sender};
 use crate::report::EventKind;
 use crate::timeline::Timeline;
 use crate::transcription::{
-    CALLBACK_FAILED, FinalResult, Ids, RESULTS_KEPT, Recognition, Schedule, Side,
+    CALLBACK_FAILED, FinalResult, Ids, RESULTS_KEPT, Recognition, Repeat, Schedule, Side,
     TranscriptionEvent, TranscriptionReport, Utterance, content_params, started_params,
     stopped_params, words_at,
 };
@@ -40,8 +40,8 @@ const SAY_SALT: u64 = 1 << 32;
 
 /// What the call tells a running transcription.
 enum Msg {
-    /// A `<Say>` plays on the outbound track: each of its loops.
-    Say(Vec<Utterance>),
+    /// A `<Say>` plays on the outbound track, loop after loop.
+    Say(Repeat),
     /// The `<Say>` playing was cut short at this instant.
     SayCut(Instant),
     /// Stop now; `by` says why.
@@ -169,8 +169,8 @@ impl Call<'_> {
         });
     }
 
-    /// The caller's turns from now on, onto the inbound track (the words of a turn under
-    /// way are the ones still to be said).
+    /// The caller's turns from now on, onto the inbound track as each starts (the words
+    /// of a turn under way are the ones still to be said).
     fn caller_turns(&mut self, schedule: &mut Schedule) {
         let now = Instant::now();
         let Some(turns) = self.caller_speech_after(now) else {
@@ -189,7 +189,7 @@ impl Call<'_> {
                     .join(" ");
                 start = now;
             }
-            schedule.add(Utterance {
+            schedule.later(Utterance {
                 side: Side::Inbound,
                 start,
                 end: turn.end,
@@ -208,25 +208,12 @@ impl Call<'_> {
         let start = Instant::now();
         let says = self.says_transcribed;
         self.says_transcribed += 1;
-        // loop="0" repeats until the call ends: schedule what the recognizer can hold; a
-        // cut at the end drops the rest.
-        let loops = if loops == 0 {
-            crate::transcription::MAX_UTTERANCES as u32
-        } else {
-            loops.min(crate::transcription::MAX_UTTERANCES as u32)
-        };
+        // loop="0" repeats until the call ends: each loop joins the schedule as it starts.
+        let salt = SAY_SALT.wrapping_add(says << 20);
         let mut full = 0;
         for t in self.transcriptions.iter().filter(|t| t.outbound) {
-            let utterances = (0..loops)
-                .map(|i| Utterance {
-                    side: Side::Outbound,
-                    start: start + once * i,
-                    end: start + once * (i + 1),
-                    text: text.to_owned(),
-                    salt: SAY_SALT + says * 1000 + u64::from(i),
-                })
-                .collect();
-            if t.tx.try_send(Msg::Say(utterances)).is_err() {
+            let repeat = Repeat::new(start, once, loops, text.to_owned(), salt);
+            if t.tx.try_send(Msg::Say(repeat)).is_err() {
                 full += 1;
             }
         }
@@ -300,11 +287,7 @@ async fn run(mut job: Job) -> (TranscriptionReport, Option<JoinHandle<()>>) {
             }
         };
         match msg {
-            Some(Msg::Say(us)) => {
-                for u in us {
-                    job.schedule.add(u);
-                }
-            }
+            Some(Msg::Say(repeat)) => job.schedule.repeat(repeat),
             Some(Msg::SayCut(at)) => {
                 job.schedule
                     .cut(at, Some(Side::Outbound), at + job.recognition_delay);
