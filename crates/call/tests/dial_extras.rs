@@ -319,3 +319,50 @@ async fn answer_on_bridge_answers_the_caller_with_the_callee() {
     assert!(first_at(&run.result, |k| matches!(k, EventKind::Answered)).is_some());
     assert_eq!(run.result.report.status, CallStatus::Completed);
 }
+
+#[tokio::test]
+async fn a_redirect_loop_around_a_recorded_dial_keeps_a_bounded_number_of_recordings() {
+    // Each pass dials, records the callee's 40 ms and goes on to the next document: a loop
+    // an app can fall into. The store gets the first 100; the rest are warned about.
+    const PASSES: usize = 104;
+    let doc = |next: String| {
+        format!(
+            "<Response><Dial action=\"{next}\" record=\"record-from-answer\">\
+             <Number>{CALLEE}</Number></Dial></Response>"
+        )
+    };
+    let paths: Vec<String> = (1..=PASSES).map(|i| format!("/p{i}")).collect();
+    let mut routes: Vec<(&str, Reply)> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let next = paths.get(i + 1).cloned().unwrap_or_else(|| "/done".into());
+            (p.as_str(), Reply::Twiml(doc(next)))
+        })
+        .collect();
+    routes.push(("/voice", Reply::Twiml(doc("/p1".into()))));
+    let run = dial(&doc("/p1".into()), routes, "", |cfg, callee| {
+        cfg.caller.tail = Duration::from_secs(120);
+        cfg.max_duration = Duration::from_secs(120);
+        *callee = SimulatedCallee::answering(Arc::new(noise(40, 3)));
+        callee.ring = Duration::from_millis(5);
+        callee.tail = Duration::ZERO;
+    })
+    .await;
+    let r = &run.result;
+    assert_eq!(run.requests("/done").len(), 1, "every pass ran");
+    assert_eq!(run.kept.0.lock().unwrap().len(), 100);
+    let not_kept = r
+        .report
+        .warnings
+        .iter()
+        .filter(|(_, m)| m.contains("is not kept: this call already made 100 recordings"))
+        .count();
+    assert_eq!(not_kept, PASSES + 1 - 100, "{:?}", r.report.warnings);
+    // Past the limit the action still learns of the recording, without a URL to fetch.
+    let last = run.action();
+    assert!(param(&last, "RecordingSid").is_some());
+    assert_eq!(param(&last, "RecordingUrl"), None);
+    let earlier = run.requests("/p100").pop().unwrap();
+    assert!(param(&earlier, "RecordingUrl").is_some());
+}

@@ -404,3 +404,33 @@ async fn word_errors_change_the_transcription_the_same_way_every_time() {
     assert_ne!(texts[0], "hello there please call me back");
     assert_eq!(texts[0], texts[1], "the same seed, the same errors");
 }
+
+#[tokio::test]
+async fn a_recording_of_two_seconds_or_less_is_not_transcribed_13617() {
+    // maxLength cuts the first turn at 1 s: Twilio transcribes only recordings longer than
+    // 2 s (and shorter than 120 s); the recording itself is kept as ever.
+    let run = record(
+        "<Response><Record action=\"/after\" maxLength=\"1\" transcribe=\"true\" \
+         transcribeCallback=\"/tc\"/></Response>",
+        |_| {},
+    )
+    .await;
+    let r = &run.result;
+    let kept = run.recording().first.len();
+    assert!(kept > 0 && kept <= 8000, "{kept} bytes");
+    assert_eq!(param(&run.action(), "RecordingDuration"), Some("1"));
+    let tc = run.requests("/tc");
+    assert_eq!(tc.len(), 1, "the app still hears of it");
+    assert_eq!(param(&tc[0], "TranscriptionStatus"), Some("failed"));
+    assert_eq!(param(&tc[0], "TranscriptionText"), Some(""));
+    run.assert_signed("/tc");
+    let warned: Vec<_> = r
+        .report
+        .warnings
+        .iter()
+        .filter(|(c, _)| *c == 13617)
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", r.report.warnings);
+    let said = format!("{:.1} s is not transcribed", kept as f64 / 8000.0);
+    assert!(warned[0].1.contains(&said), "{warned:?}");
+}

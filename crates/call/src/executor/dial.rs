@@ -256,6 +256,8 @@ impl Call<'_> {
                 self.answered_since(at);
             }
             self.note_bridged(w);
+            // A bridge is the call advancing: the documents before it were no loop.
+            self.idle_documents = 0;
         }
         self.timeline.emit(EventKind::Dial(DialEvent::Ended {
             status,

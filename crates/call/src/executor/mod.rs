@@ -142,6 +142,8 @@ struct Call<'e> {
     records_made: u64,
     /// `<Record>` recordings' audio, kept when recording (the first 20).
     record_audio: Vec<crate::record::RecordAudio>,
+    /// Recordings handed to the store so far (`<Record>`, `<Dial record>`).
+    recordings_kept: usize,
     /// Dialed legs' and transcriptions' status callbacks still being sent; the call
     /// reports after them.
     leg_callbacks: Mutex<Vec<JoinHandle<()>>>,
@@ -440,6 +442,7 @@ impl<'e> PreparedCall<'e> {
             records: Vec::new(),
             records_made: 0,
             record_audio: Vec::new(),
+            recordings_kept: 0,
             leg_callbacks: Mutex::default(),
             transcriptions: Vec::new(),
             transcription_reports: Vec::new(),

@@ -35,6 +35,12 @@ const BEEP: Duration = Duration::from_millis(500);
 const SID_RANGE: u64 = 4_000_000;
 /// Where transcription SIDs start.
 const TRANSCRIPTION_RANGE: u64 = 5_000_000;
+/// The recording lengths `<Record transcribe>` transcribes, both ends excluded: Twilio's
+/// "greater than 2 seconds and less than 120 seconds" (twilio.com/docs/api/errors/13617).
+const TRANSCRIBABLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(120));
+/// Twilio's warning for a recording out of that range: "Record: Recording length is out of
+/// range for transcription".
+const OUT_OF_RANGE: u16 = 13617;
 /// `<Record>`s a call report lists (and, when recording, keeps the audio of): the first 20.
 const RECORDS_KEPT: usize = 20;
 
@@ -386,7 +392,7 @@ impl Call<'_> {
                     let text = self.transcribe(
                         r,
                         doc_url,
-                        (&sid, url.as_deref()),
+                        (&sid, url.as_deref(), Duration::from_millis(bytes / PER_MS)),
                         (words, first_turn, index),
                         status_sent,
                     );
@@ -471,10 +477,23 @@ impl Call<'_> {
         &mut self,
         r: &Record,
         doc_url: &str,
-        (recording_sid, recording_url): (&str, Option<&str>),
+        (recording_sid, recording_url, length): (&str, Option<&str>, Duration),
         (words, first_turn, index): (String, Option<usize>, u64),
         status_sent: Option<tokio::task::JoinHandle<()>>,
     ) -> String {
+        let in_range = length > TRANSCRIBABLE.0 && length < TRANSCRIBABLE.1;
+        if !in_range {
+            self.warn(
+                OUT_OF_RANGE,
+                format!(
+                    "<Record transcribe>: a recording of {:.1} s is not transcribed: transcription takes recordings longer than {} s and shorter than {} s",
+                    length.as_secs_f64(),
+                    TRANSCRIBABLE.0.as_secs(),
+                    TRANSCRIBABLE.1.as_secs()
+                ),
+            );
+        }
+        let words = if in_range { words } else { String::new() };
         let known = !words.is_empty();
         let salt = first_turn.map_or(u64::MAX, |i| i as u64);
         let text = crate::speech::recognize(&words, self.cfg.word_errors.as_ref(), salt).text;

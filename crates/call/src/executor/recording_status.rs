@@ -134,19 +134,35 @@ impl StatusCallbacks {
     }
 }
 
+/// Recordings one call keeps in the store; past this each is warned about and not kept, so
+/// a `<Redirect>` loop around `<Record>` or `<Dial record>` cannot grow memory without end.
+/// Twilio documents no limit; no call we know of makes this many.
+pub(super) const RECORDINGS_PER_CALL: usize = 100;
+
 impl Call<'_> {
     /// Keeps `rec` in the call's recording store and returns its `RecordingUrl`; without a
-    /// store, warns (`what` names the verb) and returns `None`.
+    /// store, or past [`RECORDINGS_PER_CALL`], warns (`what` names the verb) and returns
+    /// `None`.
     pub(super) fn keep_recording(&mut self, rec: NewRecording, what: &str) -> Option<String> {
         let sid = rec.sid.clone();
-        let url = self.cfg.recordings.as_ref().map(|store| store.keep(rec));
-        if url.is_none() {
+        let Some(store) = self.cfg.recordings.as_ref() else {
             self.warn(
                 0,
                 format!("{what}: recording {sid} is not kept (no recording store)"),
             );
+            return None;
+        };
+        if self.recordings_kept >= RECORDINGS_PER_CALL {
+            self.warn(
+                0,
+                format!(
+                    "{what}: recording {sid} is not kept: this call already made {RECORDINGS_PER_CALL} recordings"
+                ),
+            );
+            return None;
         }
-        url
+        self.recordings_kept += 1;
+        Some(store.keep(rec))
     }
 
     /// Has the call report only after `task` (callbacks still on their way) has ended.
