@@ -190,9 +190,7 @@ pub(crate) async fn place(
         attach(&shared, &call_sid, prepared.handle(), true);
         let _ = handle_tx.send(prepared.handle());
         let result = prepared.run(Some(sink)).await;
-        if let Some(Err(e)) = capture.map(|c| c.finish()) {
-            leg.log("warn", format!("the capture is incomplete: {e}"));
-        }
+        crate::runner::finish_capture(&leg, capture);
         let (status, reason, failures) = outcome(&result);
         let clips = clips(&result);
         let j = live.stats();

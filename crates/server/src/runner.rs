@@ -181,6 +181,14 @@ fn capture_file(shared: &Shared, cfg: &CallConfig) -> Option<Arc<dialtone_call::
     }
 }
 
+/// Flushes a `--capture` file once its call is over: one that could not be written whole is
+/// said on the call's timeline.
+pub(crate) fn finish_capture(leg: &Leg, capture: Option<Arc<dialtone_call::capture::Capture>>) {
+    if let Some(Err(e)) = capture.map(|c| c.finish()) {
+        leg.log("warn", format!("the capture is incomplete: {e}"));
+    }
+}
+
 /// A call to a number dialtone does not host: the created leg runs its TwiML, the callee
 /// plays the far-end audio.
 async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
@@ -241,9 +249,11 @@ async fn one_leg(leg: Arc<Leg>, plan: CallPlan) {
         ),
     );
     let engine = shared.engine.clone();
+    let capture = cfg.capture.clone();
     let prepared = engine.prepare(cfg);
     attach(&shared, &plan.sid, prepared.handle(), true);
     let result = prepared.run(Some(observer.sink())).await;
+    finish_capture(&leg, capture);
     let (status, reason, failures) = outcome(&result);
     let clips = clips(&result);
     // The created leg's party is the app (what the callee heard); the other, the callee.
@@ -438,6 +448,7 @@ async fn run_two_legs(
 ) {
     let app_sid = app_leg.sid.clone();
     let engine = shared.engine.clone();
+    let capture = cfg.capture.clone();
     let prepared = engine.prepare(cfg);
     let handle = prepared.handle();
     attach(shared, &app_sid, handle.clone(), true);
@@ -456,6 +467,7 @@ async fn run_two_legs(
         Some(on_answer),
     );
     let result = prepared.run(Some(observer.sink())).await;
+    finish_capture(&app_leg, capture);
     let (status, reason, failures) = outcome(&result);
     let clips = clips(&result);
     app_leg.finish(
