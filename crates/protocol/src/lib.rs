@@ -8,6 +8,7 @@
 //! where they are used (see also `docs/twilio-protocol.md` in the shared docs).
 
 pub mod capture;
+pub mod dates;
 pub mod errors;
 pub mod media;
 pub mod relay;

@@ -38,6 +38,14 @@ pub fn seeded(prefix: &str, seed: u64, index: u64) -> String {
     out
 }
 
+/// [`seeded`] under a seed (a reproducible run), else [`random`].
+pub fn seeded_or_random(prefix: &str, seed: Option<u64>, index: u64) -> String {
+    match seed {
+        Some(seed) => seeded(prefix, seed, index),
+        None => random(prefix),
+    }
+}
+
 /// True if `s` is `prefix` followed by exactly 32 hex digits (either case, as Twilio's
 /// OpenAPI pattern allows).
 pub fn is_valid(prefix: &str, s: &str) -> bool {

@@ -1,46 +1,8 @@
 //! Twilio's REST value formats: RFC 2822 dates in UTC, phone numbers (E.164 checks and the
 //! national `*_formatted` form), and the URL checks behind 21205.
 
-use std::time::SystemTime;
-
+pub use dialtone_protocol::dates::{date, iso8601_ms as iso8601};
 pub use dialtone_protocol::webhook::rfc2822;
-
-/// `2010-08-31T20:36:28.000Z`: ISO 8601 in UTC, as stream status callbacks carry it.
-pub fn iso8601(t: SystemTime) -> String {
-    let (date, secs, ms) = civil(t);
-    format!(
-        "{date}T{:02}:{:02}:{:02}.{ms:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// `2010-08-31`: the form of the Calls list's `StartTime`/`EndTime` filters.
-pub fn date(t: SystemTime) -> String {
-    civil(t).0
-}
-
-/// (`YYYY-MM-DD`, seconds into the day, milliseconds) in UTC.
-fn civil(t: SystemTime) -> (String, u64, u32) {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let days = (since.as_secs() / 86_400) as i64;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        since.as_secs() % 86_400,
-        since.subsec_millis(),
-    )
-}
 
 /// E.164: `+` then 2 to 15 digits, the first not `0`.
 pub fn is_phone_number(s: &str) -> bool {
@@ -162,7 +124,7 @@ pub fn is_http_url(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn rfc2822_matches_twilio() {

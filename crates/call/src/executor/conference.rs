@@ -42,14 +42,7 @@ impl Call<'_> {
             .as_deref()
             .and_then(|u| webhook::resolve(doc_url, u).ok())
             .map(|url| Subscription {
-                sender: Sender {
-                    url,
-                    method: o.status_callback_method.into(),
-                    auth_token: self.cfg.auth_token.clone(),
-                    net: self.engine.net.clone(),
-                    tunnels: self.cfg.tunnels.clone(),
-                    timeline: Some(self.timeline.clone()),
-                },
+                sender: self.callback_sender(url, o.status_callback_method.into()),
                 events: o.status_callback_events.clone(),
             });
         let voice = self.caller_from_here().audio;

@@ -22,7 +22,6 @@ use tokio::time::{Instant, sleep};
 use super::dial_record::{self, DialRecorder, Recorded};
 use super::whisper::{Listener, Whisper};
 use super::{Call, CallResult, Next};
-use crate::callbacks::Sender;
 use crate::config::{CallConfig, CallerAudioStart, HttpMethod};
 use crate::dial::{
     Callee, DialEvent, DialReport, DialStatus, HostedApp, LegCallbacks, LegEnd, LegStart,
@@ -498,10 +497,7 @@ impl<'c> DialCtx<'c> {
         let index = call
             .dials_placed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let leg_sid = match call.cfg.seed {
-            Some(seed) => sid::seeded("CA", seed, 1_000_000 + index),
-            None => sid::random("CA"),
-        };
+        let leg_sid = sid::seeded_or_random("CA", call.cfg.seed, 1_000_000 + index);
         let info = CallInfo {
             parent_call_sid: Some(call.info.call_sid.clone()),
             ..CallInfo::new(
@@ -516,14 +512,7 @@ impl<'c> DialCtx<'c> {
             Some((url, method, events)) => LegCallbacks::new(
                 info,
                 events.clone(),
-                Sender {
-                    url: url.clone(),
-                    method: *method,
-                    auth_token: call.cfg.auth_token.clone(),
-                    net: call.engine.net.clone(),
-                    tunnels: call.cfg.tunnels.clone(),
-                    timeline: Some(call.timeline.clone()),
-                },
+                call.callback_sender(url.clone(), *method),
             ),
             None => LegCallbacks::none(info),
         };
@@ -533,10 +522,7 @@ impl<'c> DialCtx<'c> {
         // goes with the announcement.
         let answerer = match callee {
             Callee::App(app) => {
-                let sid = match call.cfg.seed {
-                    Some(seed) => sid::seeded("CA", seed, 2_000_000 + index),
-                    None => sid::random("CA"),
-                };
+                let sid = sid::seeded_or_random("CA", call.cfg.seed, 2_000_000 + index);
                 let prepared = call
                     .engine
                     .prepare(self.app_config(&p, &app, sid.clone(), index));

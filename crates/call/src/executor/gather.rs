@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::caller_speech::Spoken;
 use super::{Call, Next};
-use crate::callbacks::{Queue, Sender};
+use crate::callbacks::Queue;
 use crate::report::EventKind;
 use crate::speech::{self, WordErrors};
 
@@ -368,14 +368,7 @@ impl Call<'_> {
         }
         let queue = Queue::new(
             "partial result callback",
-            Sender {
-                url,
-                method: g.partial_result_callback_method.into(),
-                auth_token: self.cfg.auth_token.clone(),
-                net: self.engine.net.clone(),
-                tunnels: self.cfg.tunnels.clone(),
-                timeline: Some(self.timeline.clone()),
-            },
+            self.callback_sender(url, g.partial_result_callback_method.into()),
         );
         let errors: Option<WordErrors> = self.cfg.word_errors;
         let salt = self.speech_salt(u.turns[0].index);

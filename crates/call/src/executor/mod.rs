@@ -260,10 +260,10 @@ impl Engine {
 
     /// Sets a call up without starting it, so its [`CallHandle`] can be handed out first.
     pub fn prepare(&self, cfg: CallConfig) -> PreparedCall<'_> {
-        let call_sid = cfg.call_sid.clone().unwrap_or_else(|| match cfg.seed {
-            Some(seed) => sid::seeded("CA", seed, 0),
-            None => sid::random("CA"),
-        });
+        let call_sid = cfg
+            .call_sid
+            .clone()
+            .unwrap_or_else(|| sid::seeded_or_random("CA", cfg.seed, 0));
         let (end_tx, _) = watch::channel(None);
         let (redirect_tx, _) = watch::channel(None);
         PreparedCall {

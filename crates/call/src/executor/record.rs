@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::recording::bytes_between;
 use super::recording_status::{Recording, StatusCallbacks, recording_sid};
 use super::{Call, Next};
-use crate::callbacks::{Queue, Sender};
+use crate::callbacks::Queue;
 use crate::config::HttpMethod;
 use crate::record::{
     self, Bounds, PER_MS, RecordAudio, RecordEnd, RecordEvent, RecordReport, Span,
@@ -508,10 +508,7 @@ impl Call<'_> {
             self.await_before_report(status_sent);
             return text;
         };
-        let tr_sid = match self.cfg.seed {
-            Some(seed) => sid::seeded("TR", seed, TRANSCRIPTION_RANGE + index),
-            None => sid::random("TR"),
-        };
+        let tr_sid = sid::seeded_or_random("TR", self.cfg.seed, TRANSCRIPTION_RANGE + index);
         let transcription_url = recording_url
             .map(|u| format!("{u}/Transcriptions/{tr_sid}"))
             .unwrap_or_default();
@@ -550,15 +547,8 @@ impl Call<'_> {
                 words: text.split_whitespace().count(),
                 url: target.clone(),
             }));
-        let sender = Sender {
-            url: target,
-            // transcribeCallback takes no method: Twilio POSTs it.
-            method: HttpMethod::Post,
-            auth_token: self.cfg.auth_token.clone(),
-            net: self.engine.net.clone(),
-            tunnels: self.cfg.tunnels.clone(),
-            timeline: Some(self.timeline.clone()),
-        };
+        // transcribeCallback takes no method: Twilio POSTs it.
+        let sender = self.callback_sender(target, HttpMethod::Post);
         let task = tokio::spawn(async move {
             // After the recording's `completed`, as on Twilio, where transcribing takes a
             // while.

@@ -25,10 +25,7 @@ const SILENT: &str = "16102";
 /// A recording's SID: seeded from the call's seed (`range` tells the kinds of recording
 /// apart, `index` the recordings of one kind) so reruns name them alike, random otherwise.
 pub(super) fn recording_sid(call: &Call<'_>, range: u64, index: u64) -> String {
-    match call.cfg.seed {
-        Some(seed) => sid::seeded("RE", seed, range + index),
-        None => sid::random("RE"),
-    }
+    sid::seeded_or_random("RE", call.cfg.seed, range + index)
 }
 
 /// Where a recording's status callbacks go and what each carries.
@@ -65,14 +62,7 @@ impl StatusCallbacks {
         let queue = call
             .callback_url("recordingStatusCallback", url, doc_url)
             .map(|url| {
-                let sender = Sender {
-                    url,
-                    method,
-                    auth_token: call.cfg.auth_token.clone(),
-                    net: call.engine.net.clone(),
-                    tunnels: call.cfg.tunnels.clone(),
-                    timeline: Some(call.timeline.clone()),
-                };
+                let sender = call.callback_sender(url, method);
                 (
                     Queue::new("recording status callback", sender),
                     events.to_vec(),
@@ -140,6 +130,19 @@ impl StatusCallbacks {
 pub(super) const RECORDINGS_PER_CALL: usize = 100;
 
 impl Call<'_> {
+    /// Sends callbacks to `url` as this call's: signed with its token, through its network
+    /// and tunnels, failures warned on its timeline.
+    pub(super) fn callback_sender(&self, url: String, method: HttpMethod) -> Sender {
+        Sender {
+            url,
+            method,
+            auth_token: self.cfg.auth_token.clone(),
+            net: self.engine.net.clone(),
+            tunnels: self.cfg.tunnels.clone(),
+            timeline: Some(self.timeline.clone()),
+        }
+    }
+
     /// Keeps `rec` in the call's recording store and returns its `RecordingUrl`; without a
     /// store, or past [`RECORDINGS_PER_CALL`], warns (`what` names the verb) and returns
     /// `None`.

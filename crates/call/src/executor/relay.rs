@@ -34,10 +34,7 @@ impl Call<'_> {
         }
         let index = self.streams_opened;
         self.streams_opened += 1;
-        let session_id = match self.cfg.seed {
-            Some(seed) => sid::seeded("VX", seed, index),
-            None => sid::random("VX"),
-        };
+        let session_id = sid::seeded_or_random("VX", self.cfg.seed, index);
         let cfg = RelayConfig {
             noun: noun.clone(),
             setup: Setup {

@@ -53,10 +53,7 @@ impl Call<'_> {
             ids: StreamIds {
                 account_sid: self.info.account_sid.clone(),
                 call_sid: self.info.call_sid.clone(),
-                stream_sid: match self.cfg.seed {
-                    Some(seed) => sid::seeded("MZ", seed, index),
-                    None => sid::random("MZ"),
-                },
+                stream_sid: sid::seeded_or_random("MZ", self.cfg.seed, index),
             },
         };
         let hangup = self.caller_hangup();

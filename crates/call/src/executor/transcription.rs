@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::Call;
-use crate::callbacks::{Queue, Sender};
+use crate::callbacks::Queue;
 use crate::report::EventKind;
 use crate::timeline::Timeline;
 use crate::transcription::{
@@ -81,10 +81,7 @@ impl Call<'_> {
         }
         let index = self.transcriptions_started;
         self.transcriptions_started += 1;
-        let sid = match self.cfg.seed {
-            Some(seed) => sid::seeded("GT", seed, index),
-            None => sid::random("GT"),
-        };
+        let sid = sid::seeded_or_random("GT", self.cfg.seed, index);
         let url = t.status_callback_url.as_deref().and_then(|cb| {
             webhook::resolve(doc_url, cb)
                 .map_err(|e| {
@@ -100,14 +97,7 @@ impl Call<'_> {
         let queue = url.clone().map(|url| {
             Queue::with_warning(
                 "transcription status callback",
-                Sender {
-                    url,
-                    method: t.status_callback_method.into(),
-                    auth_token: self.cfg.auth_token.clone(),
-                    net: self.engine.net.clone(),
-                    tunnels: self.cfg.tunnels.clone(),
-                    timeline: Some(self.timeline.clone()),
-                },
+                self.callback_sender(url, t.status_callback_method.into()),
                 |message| {
                     EventKind::Transcription(TranscriptionEvent::CallbackFailed {
                         code: CALLBACK_FAILED,

@@ -1,7 +1,9 @@
 //! The `statusCallbackUrl` requests of a real-time transcription: the parameters each
 //! event carries, as Twilio names and formats them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use dialtone_protocol::dates;
 
 use super::Recognition;
 
@@ -30,7 +32,7 @@ fn common(ids: &Ids, event: &str, sequence: u64, now: SystemTime) -> Vec<(String
         ("AccountSid".into(), ids.account_sid.clone()),
         ("CallSid".into(), ids.call_sid.clone()),
         ("TranscriptionSid".into(), ids.sid.clone()),
-        ("Timestamp".into(), iso8601(now)),
+        ("Timestamp".into(), dates::iso8601_us(now)),
         ("TranscriptionEvent".into(), event.into()),
         ("SequenceId".into(), sequence.to_string()),
     ]
@@ -76,31 +78,6 @@ pub(crate) fn stopped_params(ids: &Ids, sequence: u64, now: SystemTime) -> Vec<(
     common(ids, "transcription-stopped", sequence, now)
 }
 
-/// `2024-06-25T18:45:21.454203Z`: UTC with microseconds, as real-time transcription
-/// callbacks stamp `Timestamp`.
-pub(crate) fn iso8601(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -121,7 +98,7 @@ mod tests {
             track: "both_tracks",
             partial_results: true,
         };
-        let now = UNIX_EPOCH + Duration::from_micros(1_719_341_121_454_203);
+        let now = std::time::UNIX_EPOCH + Duration::from_micros(1_719_341_121_454_203);
         let started = started_params(&ids, 1, now);
         let names: Vec<&str> = started.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -172,14 +149,5 @@ mod tests {
             r#"{"transcript":"say \"hi\""}"#.into()
         )));
         assert_eq!(stopped_params(&ids, 4, now)[4].1, "transcription-stopped");
-    }
-
-    #[test]
-    fn iso8601_dates() {
-        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(iso8601(leap), "2000-02-29T00:00:00.000000Z");
-        let end = UNIX_EPOCH + Duration::from_secs(1_735_689_599); // 2024-12-31T23:59:59
-        assert_eq!(iso8601(end), "2024-12-31T23:59:59.000000Z");
     }
 }
