@@ -62,6 +62,13 @@ fn ringback(country: &str) -> Ringback {
 /// Peak of each tone's sine: two summed stay well inside 16 bits (about −13 dBFS each).
 const AMPLITUDE: f64 = 7000.0;
 
+/// `ms` of a sine at `hz` with peak `peak`, 8 kHz PCM: the beep, `<Say>`'s stand-in tone.
+pub fn sine(hz: f64, peak: f64, ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|n| (peak * (std::f64::consts::TAU * hz * (n as f64 / 8000.0)).sin()) as i16)
+        .collect()
+}
+
 /// One cadence cycle of `country`'s ringback, 8 kHz μ-law (loop it while ringing).
 pub fn ringback_cycle(country: &str) -> FrameSet {
     let r = ringback(country);

@@ -46,10 +46,11 @@ const RECORDS_KEPT: usize = 20;
 
 /// The beep: 500 ms of a 1 kHz sine at about −12 dBFS.
 pub(super) fn beep() -> FrameSet {
-    let pcm: Vec<i16> = (0..BEEP.as_millis() as usize * 8)
-        .map(|i| (8000.0 * (std::f64::consts::TAU * 1000.0 * i as f64 / 8000.0).sin()) as i16)
-        .collect();
-    FrameSet::from_pcm(&pcm)
+    FrameSet::from_pcm(&dialtone_audio::tones::sine(
+        1000.0,
+        8000.0,
+        BEEP.as_millis() as usize,
+    ))
 }
 
 /// What one `<Record>` took, once it ended.

@@ -409,14 +409,11 @@ impl Call<'_> {
 /// What `<Say>` sounds like to the outbound track: a soft 440 Hz tone, so a fork's outbound
 /// audio is distinguishable from silence.
 pub(crate) fn tone_frames(d: Duration) -> FrameSet {
-    let n = (d.as_millis() as usize) * 8;
-    let pcm: Vec<i16> = (0..n)
-        .map(|i| {
-            let t = i as f64 / 8000.0;
-            (3000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
-        })
-        .collect();
-    FrameSet::from_pcm(&pcm)
+    FrameSet::from_pcm(&dialtone_audio::tones::sine(
+        440.0,
+        3000.0,
+        d.as_millis() as usize,
+    ))
 }
 
 /// ` name="…"` as the TwiML has it, or nothing.
