@@ -15,6 +15,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
 const audio = require('./audio');
 const phoneApp = require('./phone_app');
 const h = require('./phone_harness');
@@ -89,6 +90,9 @@ async function callFromThePage(t) {
   await page.selectOption('select#phone-number', h.NUMBER);
   if (await page.locator('input#phone-url').count()) await page.fill('input#phone-url', '');
 
+  // How long this process (the app's) went without running: see checkCadence.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   await page.click('button#phone-call');
   await page.waitForFunction(() => window.dialtonePhone?.status === 'in-progress', null, { timeout: 15_000 });
   await h.wait(1000);
@@ -104,6 +108,7 @@ async function callFromThePage(t) {
   // The app hangs up through REST once its reply's mark came back and the digits arrived.
   await h.within(app.done, 25_000, 'the media stream to the app to close');
   await page.waitForFunction(() => window.dialtonePhone?.status === 'completed', null, { timeout: 10_000 });
+  loopDelay.disable();
 
   const ui = await page.evaluate(h.readPage);
   const obs = app.obs;
@@ -112,7 +117,7 @@ async function callFromThePage(t) {
 
   // (a) The caller's speech reached the app: aligned with the WAV (its first second and the
   // keypad's moments left out, see analysisMask), and framed the way Twilio frames it: 20 ms apart, consecutive.
-  h.checkCadence(t, obs);
+  h.checkCadence(t, obs, loopDelay);
   const inbound = phoneApp.inboundAudio(obs);
   const shotDir = path.dirname(shot);
   fs.writeFileSync(path.join(shotDir, 'phone-inbound.wav'), audio.writeWav(inbound, 8000));

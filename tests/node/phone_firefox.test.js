@@ -212,14 +212,13 @@ async function callFromThePage(t) {
 
 
   loopDelay.disable();
-  t.diagnostic(`this process's event-loop delay during the call: max ${(loopDelay.max / 1e6).toFixed(1)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms`);
   const ui = await page.evaluate(h.readPage);
   const obs = app.obs;
   t.diagnostic(`observed: ${JSON.stringify(h.report(ui, obs))}`);
   h.checkCall(ui, obs);
 
   // (a) The fake microphone's tone reached the app, framed 20 ms apart, consecutive.
-  h.checkCadence(t, obs);
+  h.checkCadence(t, obs, loopDelay);
   const inbound = phoneApp.inboundAudio(obs);
   const outDir = path.dirname(shot);
   const inboundWav = path.join(outDir, 'phone-inbound-firefox.wav');

@@ -150,8 +150,11 @@ function checkCall(ui, obs) {
 }
 
 /** The caller's audio reached the app framed the way Twilio frames it: 160 μ-law bytes every
- * 20 ms, timestamps 20 ms apart, consecutive chunks and sequence numbers. */
-function checkCadence(t, obs) {
+ * 20 ms, timestamps 20 ms apart, consecutive chunks and sequence numbers. Arrival times are
+ * taken in this process (the app's), so its own event-loop delay during the call
+ * (`loopDelay`, a monitorEventLoopDelay histogram) is measurement error, not dialtone's: the
+ * p99 bound allows for it. */
+function checkCadence(t, obs, loopDelay) {
   const cad = phoneApp.cadence(obs);
   t.diagnostic(`inbound cadence: ${JSON.stringify(cad)}`);
   assert.ok(cad.frames >= 100, `only ${cad.frames} inbound media frames`);
@@ -162,7 +165,12 @@ function checkCadence(t, obs) {
   assert.equal(cad.firstChunk, 1);
   assert.deepEqual(cad.seqGaps, [], 'sequence numbers are consecutive');
   assert.ok(Math.abs(cad.medianMs - 20) <= 2, `median interval between frames ${cad.medianMs} ms`);
-  assert.ok(cad.p99Ms < 40, `p99 interval between frames ${cad.p99Ms} ms`);
+  const ownDelayMs = loopDelay.percentile(99) / 1e6;
+  t.diagnostic(`this process's event-loop delay during the call: max ${(loopDelay.max / 1e6).toFixed(1)} ms, p99 ${ownDelayMs.toFixed(1)} ms`);
+  assert.ok(
+    cad.p99Ms < 40 + ownDelayMs,
+    `p99 interval between frames ${cad.p99Ms} ms (this process's own p99 delay ${ownDelayMs.toFixed(1)} ms)`,
+  );
 }
 
 /** The page played the app's reply, all of it (the mark came back); its playback is written
