@@ -175,7 +175,12 @@ async fn session(shared: Arc<Shared>, account: Account, mut socket: WebSocket) {
     if send_json(&mut socket, hello).await
         && send_json(&mut socket, json!({"event": "status", "status": "ringing"})).await
     {
-        talk(&mut socket, call, steps, &live, request.rate).await;
+        if let Some(broken) = talk(&mut socket, call, steps, &live, request.rate).await {
+            // Said once more if the socket still carries it; the close code names it too.
+            let e = json!({"event": "error", "message": broken.why});
+            send_json(&mut socket, e).await;
+            return close_with(socket, broken.code, &broken.why).await;
+        }
     } else {
         call.handle.hangup("the page's phone went away");
         live.hang_up();
@@ -186,10 +191,19 @@ async fn session(shared: Arc<Shared>, account: Account, mut socket: WebSocket) {
 /// Closes normally and reads until the page answers the close: dropping a socket the page
 /// is still sending its microphone to would reset the connection, and a browser may then
 /// lose the `end` it had not read yet.
-async fn close(mut socket: WebSocket) {
+async fn close(socket: WebSocket) {
+    close_with(socket, 1000, "the call ended").await;
+}
+
+/// [`close`] with `code` and `reason` (cut to the 123 bytes a close frame holds).
+async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     let bye = axum::extract::ws::CloseFrame {
-        code: 1000,
-        reason: "the call ended".into(),
+        code,
+        reason: reason[..end].into(),
     };
     if !send(&mut socket, Message::Close(Some(bye))).await {
         return;
@@ -282,8 +296,9 @@ async fn talk(
     mut steps: mpsc::Receiver<String>,
     live: &LiveCaller,
     rate: u32,
-) {
+) -> Option<Broken> {
     let mut resampler = Streaming8k::new(rate);
+    let mut broken = None;
     let (mut pcm, mut resampled, mut mulaw) = (Vec::new(), Vec::new(), Vec::new());
     let mut clock = tokio::time::interval(Duration::from_millis(20));
     clock.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -340,7 +355,13 @@ async fn talk(
                     }
                 },
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
+                Some(Err(e)) => {
+                    let b = Broken::from(e);
+                    page_open = false;
+                    hang_up(&format!("the page's phone broke the WebSocket protocol: {}", b.why));
+                    broken = Some(b);
+                }
+                None => {
                     page_open = false;
                     hang_up("the page's phone went away");
                 }
@@ -373,10 +394,13 @@ async fn talk(
             }),
         }
     };
+    if broken.is_some() {
+        return broken;
+    }
     // Steps the call emitted last go before its end.
     while let Ok(step) = steps.try_recv() {
         if !page_open || !send(socket, Message::Text(step.into())).await {
-            return;
+            return None;
         }
     }
     if page_open {
@@ -384,6 +408,30 @@ async fn talk(
         let end = json!({"event": "end", "status": status.as_str(), "reason": reason,
             "jitter": {"slots": j.slots, "underruns": j.underruns, "droppedMs": j.dropped_bytes / 8}});
         send_json(socket, end).await;
+    }
+    None
+}
+
+/// How the page broke the WebSocket protocol, and the close code that says so.
+struct Broken {
+    code: u16,
+    why: String,
+}
+
+impl From<axum::Error> for Broken {
+    fn from(e: axum::Error) -> Self {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        let inner = e.into_inner();
+        // RFC 6455 §7.4.1: 1009 too big to process, 1007 not UTF-8 text, 1002 the rest.
+        let code = match inner.downcast_ref::<WsError>() {
+            Some(WsError::Capacity(_)) => 1009,
+            Some(WsError::Utf8(_)) => 1007,
+            _ => 1002,
+        };
+        Self {
+            code,
+            why: inner.to_string(),
+        }
     }
 }
 

@@ -950,3 +950,41 @@ async fn a_page_that_goes_away_after_bad_messages_hangs_its_call_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_1009_naming_it_and_hangs_up() {
+    let (app, _) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}/direct"));
+    let (api, _stop) = serve(config).await;
+    let (mut tx, mut rx) = call_number(&api).await;
+    tx.send(Message::Binary(vec![0u8; 40 * 1024].into()))
+        .await
+        .unwrap();
+    let mut close = None;
+    let mut errors = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(m)) = rx.next().await {
+            match m {
+                Message::Close(frame) => {
+                    close = frame;
+                    break;
+                }
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["event"] == "error" {
+                        errors.push(v["message"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    read.await.expect("the server closes");
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    assert!(close.reason.contains("too long"), "{close:?}");
+    assert!(errors.iter().any(|e| e.contains("too long")), "{errors:?}");
+    let calls = rest(&api, "Calls.json").await;
+    assert_eq!(calls["calls"][0]["status"], "completed", "{calls}");
+}
