@@ -4,6 +4,8 @@
 //! said, or with seeded word errors when asked. Pure functions of the turns: no I/O, no
 //! clock.
 
+use std::time::Duration;
+
 use dialtone_corpus::Turn;
 
 /// A seeded word-error model: each word is substituted or deleted with probability `rate`.
@@ -32,12 +34,23 @@ const CONFUSIONS: &[&str] = &["uh", "the", "a", "and", "to", "in", "on", "it", "
 
 /// How many of `turn`'s words are spoken `at_ms` into it (words spread evenly over it).
 pub fn words_by(turn: &Turn, at_ms: u32) -> usize {
-    let words = turn.text.split_whitespace().count();
     let span = turn.end_ms.saturating_sub(turn.start_ms);
-    if span == 0 || at_ms >= span {
-        return words;
+    words_at(
+        turn.text.split_whitespace().count(),
+        Duration::from_millis(span.into()),
+        Duration::from_millis(at_ms.into()),
+    )
+}
+
+/// How many of `total` words spread evenly over `span` are said `elapsed` into it (to the
+/// millisecond): a word counts from its first millisecond. Every recognizer in the call uses
+/// this one spread.
+pub fn words_at(total: usize, span: Duration, elapsed: Duration) -> usize {
+    let (span, at) = (span.as_millis(), elapsed.as_millis());
+    if span == 0 || at >= span {
+        return total;
     }
-    ((words as u64 * u64::from(at_ms)).div_ceil(u64::from(span)) as usize).min(words)
+    ((total as u128 * at).div_ceil(span) as usize).min(total)
 }
 
 /// The first `n` words of `text`, space-separated.

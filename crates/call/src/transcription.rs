@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::relay::SpeechModel;
-use crate::speech::{WordErrors, first_words, recognize};
+use crate::speech::{WordErrors, first_words, recognize, words_at};
 
 mod params;
 mod report;
@@ -331,16 +331,6 @@ impl Schedule {
             self.push(final_at, id, heard, true);
         }
     }
-}
-
-/// How many of `total` words spread evenly over `span` are said `elapsed` into it: the
-/// spread of [`crate::speech::words_by`], on the call's clock.
-pub(crate) fn words_at(total: usize, span: Duration, elapsed: Duration) -> usize {
-    let (span, at) = (span.as_millis(), elapsed.as_millis());
-    if span == 0 || at >= span {
-        return total;
-    }
-    ((total as u128 * at).div_ceil(span) as usize).min(total)
 }
 
 #[cfg(test)]

@@ -38,14 +38,10 @@ impl Utterance {
             if at <= t.start {
                 break;
             }
-            let turn = dialtone_corpus::Turn {
-                start_ms: 0,
-                end_ms: t.end.saturating_duration_since(t.start).as_millis() as u32,
-                text: t.text.clone(),
-            };
-            let n = speech::words_by(
-                &turn,
-                at.saturating_duration_since(t.start).as_millis() as u32,
+            let n = speech::words_at(
+                t.text.split_whitespace().count(),
+                t.end.saturating_duration_since(t.start),
+                at.saturating_duration_since(t.start),
             );
             let words = speech::first_words(&t.text, n);
             if !words.is_empty() {

@@ -17,11 +17,12 @@ use tokio::time::{Instant, sleep_until};
 use super::Call;
 use crate::callbacks::Queue;
 use crate::report::EventKind;
+use crate::speech::words_at;
 use crate::timeline::Timeline;
 use crate::transcription::{
     CALLBACK_FAILED, FinalResult, Ids, RESULTS_KEPT, Recognition, Repeat, Schedule, Side,
     TranscriptionEvent, TranscriptionReport, Utterance, content_params, started_params,
-    stopped_params, words_at,
+    stopped_params,
 };
 use crate::webhook;
 
