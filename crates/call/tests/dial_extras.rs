@@ -366,3 +366,38 @@ async fn a_redirect_loop_around_a_recorded_dial_keeps_a_bounded_number_of_record
     let earlier = run.requests("/p100").pop().unwrap();
     assert!(param(&earlier, "RecordingUrl").is_some());
 }
+
+#[tokio::test]
+async fn a_whispered_party_that_loses_the_race_completes_as_an_answered_call() {
+    // Both parties pick up together and hear the same whisper: one is bridged, the other,
+    // told `in-progress` already, is hung up and ends completed, never canceled.
+    let twiml = format!(
+        "<Response><Dial action=\"/done\">\
+         <Number url=\"/whisper\" statusCallback=\"/leg\" \
+         statusCallbackEvent=\"answered completed\">{CALLEE}</Number>\
+         <Number url=\"/whisper\" statusCallback=\"/leg\" \
+         statusCallbackEvent=\"answered completed\">+15551234568</Number></Dial></Response>"
+    );
+    let routes = vec![
+        (
+            "/whisper",
+            Reply::Twiml("<Response><Say>A call for you</Say></Response>".into()),
+        ),
+        ("/leg", Reply::Twiml(String::new())),
+    ];
+    let run = dial(&twiml, routes, "", |_, _| {}).await;
+    let action = run.action();
+    assert_eq!(param(&action, "DialBridged"), Some("true"));
+    let legs = run.requests("/leg");
+    let mut by_leg: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for l in &legs {
+        by_leg
+            .entry(param(l, "CallSid").unwrap().to_string())
+            .or_default()
+            .push(param(l, "CallStatus").unwrap().to_string());
+    }
+    assert_eq!(by_leg.len(), 2, "{by_leg:?}");
+    for (leg, statuses) in &by_leg {
+        assert_eq!(statuses, &["in-progress", "completed"], "{leg}: {by_leg:?}");
+    }
+}

@@ -717,7 +717,12 @@ impl<'c> DialCtx<'c> {
             }
         }
         if !self.claim(party) {
-            (r.status, r.ended_by) = self.lost_why();
+            (r.status, r.ended_by) = if p.whisper.is_some() {
+                // Its whisper ran: it was answered, so it completes.
+                self.unbridged(party, String::new())
+            } else {
+                self.lost_why()
+            };
             r.ended_at = Instant::now();
             return r;
         }
@@ -771,11 +776,12 @@ impl<'c> DialCtx<'c> {
         r
     }
 
-    /// How a leg that picked up but was not bridged ended: canceled when the dial stopped
-    /// or another party won meanwhile, else completed (its whisper hung up).
+    /// How a leg that picked up but was not bridged ended: completed, as any answered call
+    /// ends (it was told `in-progress`), because the dial stopped or another party won
+    /// meanwhile, or its whisper hung up.
     fn unbridged(&self, party: usize, why: String) -> (DialStatus, String) {
         if self.lost(party) {
-            self.lost_why()
+            (DialStatus::Completed, self.lost_why().1)
         } else {
             (DialStatus::Completed, why)
         }
@@ -941,6 +947,9 @@ impl<'c> DialCtx<'c> {
         } else if !ended_by.is_empty() {
             if ended_by.starts_with("no answer") {
                 DialStatus::NoAnswer
+            } else if whispered {
+                // Answered (its whisper ran) but not bridged: it completes.
+                DialStatus::Completed
             } else {
                 DialStatus::Canceled
             }
