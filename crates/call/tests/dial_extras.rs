@@ -400,4 +400,13 @@ async fn a_whispered_party_that_loses_the_race_completes_as_an_answered_call() {
     for (leg, statuses) in &by_leg {
         assert_eq!(statuses, &["in-progress", "completed"], "{leg}: {by_leg:?}");
     }
+    // Each leg's CallDuration counts from its pick-up, the whisper (1.6 s) included: the
+    // loser's too, though it was never bridged.
+    for l in legs
+        .iter()
+        .filter(|l| param(l, "CallStatus") == Some("completed"))
+    {
+        let secs: u64 = param(l, "CallDuration").unwrap().parse().unwrap();
+        assert!(secs >= 1, "{:?}", l.params);
+    }
 }

@@ -123,6 +123,9 @@ struct LegResult {
     leg_sid: String,
     status: DialStatus,
     answered_at: Option<Instant>,
+    /// When a party with a whisper picked up (its leg is answered from then, bridged or
+    /// not): its `CallDuration` counts from here.
+    picked_up_at: Option<Instant>,
     ended_at: Instant,
     ended_by: String,
     /// What the caller heard from the party once bridged (a simulated callee's audio, or
@@ -567,7 +570,8 @@ impl<'c> DialCtx<'c> {
             Answerer::Simulated(c) => self.simulated(party, &p, &c, &mut cb, &start).await,
         };
         let duration = r
-            .answered_at
+            .picked_up_at
+            .or(r.answered_at)
             .map_or(Duration::ZERO, |a| r.ended_at.saturating_duration_since(a));
         let status = match r.status {
             DialStatus::Canceled => "canceled",
@@ -668,6 +672,7 @@ impl<'c> DialCtx<'c> {
             leg_sid: start.leg_sid.clone(),
             status: DialStatus::Failed,
             answered_at: None,
+            picked_up_at: None,
             ended_at: Instant::now(),
             ended_by: String::new(),
             heard: None,
@@ -704,6 +709,7 @@ impl<'c> DialCtx<'c> {
         if let Some(w) = &p.whisper {
             // The party picked up: its leg is answered before it is bridged.
             cb.progress("answered", "in-progress", Vec::new());
+            r.picked_up_at = Some(Instant::now());
             let side = Listener {
                 audio: c.audio.clone(),
                 keys: c.keys.clone(),
@@ -980,6 +986,7 @@ impl<'c> DialCtx<'c> {
             leg_sid: start.leg_sid.clone(),
             status,
             answered_at: bridge_at.filter(|_| won),
+            picked_up_at: answered_at.filter(|_| whispered),
             ended_at,
             ended_by,
             heard,
