@@ -431,3 +431,75 @@ async fn a_protocol_breach_is_a_stream_error_callback_with_31924() {
     );
     w.stop().await;
 }
+
+/// A dialed party with a whisper is answered when it picks up, not when it is bridged: the
+/// REST API shows its leg in-progress by the time its whisper URL is requested.
+#[tokio::test]
+async fn a_whispered_leg_is_in_progress_while_its_whisper_plays() {
+    let w = world().await;
+    let (seen_tx, mut seen) = mpsc::channel::<(String, String)>(1);
+    let api = format!("{}/2010-04-01/Accounts/{AC}", w.api);
+    let app = axum::Router::new()
+        .route(
+            "/start",
+            axum::routing::post(|| async {
+                (
+                    [("content-type", "text/xml")],
+                    "<Response><Dial><Number url=\"/whisper\">+15553334444</Number></Dial>\
+                     </Response>",
+                )
+            }),
+        )
+        .route(
+            "/whisper",
+            axum::routing::post(move |body: Bytes| {
+                let (seen_tx, api) = (seen_tx.clone(), api.clone());
+                async move {
+                    let params: Vec<(String, String)> =
+                        form_urlencoded::parse(&body).into_owned().collect();
+                    let sid = params
+                        .iter()
+                        .find(|(k, _)| k == "CallSid")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    let leg: Value = reqwest::Client::new()
+                        .get(format!("{api}/Calls/{sid}.json"))
+                        .basic_auth(AC, Some(TOKEN))
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
+                        .unwrap();
+                    let status = leg["status"].as_str().unwrap_or_default().to_string();
+                    let _ = seen_tx.send((sid, status)).await;
+                    (
+                        [("content-type", "text/xml")],
+                        "<Response><Pause length=\"1\"/></Response>",
+                    )
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/start", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let (status, created) = w
+        .post(
+            "Calls.json",
+            &[
+                ("To", "+15551112222"),
+                ("From", "+15005550006"),
+                ("Url", &url),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (leg, status) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
+        .await
+        .expect("the whisper is requested")
+        .unwrap();
+    assert!(leg.starts_with("CA"), "{leg}");
+    assert_eq!(status, "in-progress", "the leg {leg} during its whisper");
+    w.stop().await;
+}

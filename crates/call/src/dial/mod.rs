@@ -139,7 +139,8 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     fn leg_started(&self, _leg: &LegStart, _app: Option<&crate::CallHandle>) -> Option<EventSink> {
         None
     }
-    /// The leg answered (bridging follows).
+    /// The leg answered: at its pick-up when a whisper plays first, else at the bridge
+    /// (called again there: implementations take the first).
     fn leg_answered(&self, _leg: &LegStart) {}
     /// The leg ended.
     fn leg_ended(&self, _leg: &LegStart, _end: &LegEnd) {}

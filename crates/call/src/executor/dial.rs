@@ -709,6 +709,7 @@ impl<'c> DialCtx<'c> {
         if let Some(w) = &p.whisper {
             // The party picked up: its leg is answered before it is bridged.
             cb.progress("answered", "in-progress", Vec::new());
+            self.call.cfg.directory.leg_answered(start);
             r.picked_up_at = Some(Instant::now());
             let side = Listener {
                 audio: c.audio.clone(),
@@ -881,6 +882,7 @@ impl<'c> DialCtx<'c> {
         let whispered = answered_at.is_some() && whisper.is_some() && done.is_none();
         if let (true, Some(w)) = (whispered, whisper) {
             cb.progress("answered", "in-progress", Vec::new());
+            self.call.cfg.directory.leg_answered(start);
             // The app's call runs on while its leg hears the whisper (it hears silence: a
             // hosted app is no party that listens).
             let side = Listener {
