@@ -38,6 +38,28 @@ async fn bot_with(config: dialtone_bot::BotConfig) -> String {
     format!("http://{addr}")
 }
 
+/// Serves `app` on a loopback port; returns `http://127.0.0.1:PORT`.
+async fn serve_app(app: axum::Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    base
+}
+
+/// GETs `{api}/2010-04-01/Accounts/{AC}/{path}` with the account's credentials.
+async fn rest_get(http: &reqwest::Client, api: &str, path: &str) -> Value {
+    let bytes = http
+        .get(format!("{api}/2010-04-01/Accounts/{AC}/{path}"))
+        .basic_auth(AC, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
 async fn capture(tx: mpsc::Sender<Hit>) -> String {
     async fn hit(
         State((tx, base)): State<(mpsc::Sender<Hit>, Arc<String>)>,
@@ -118,17 +140,7 @@ impl World {
     }
 
     async fn get(&self, path: &str) -> Value {
-        let bytes = self
-            .http
-            .get(format!("{}/2010-04-01/Accounts/{AC}/{path}", self.api))
-            .basic_auth(AC, Some(TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        serde_json::from_slice(&bytes).unwrap()
+        rest_get(&self.http, &self.api, path).await
     }
 
     /// Callbacks until one on `path` carries `CallStatus=completed` (or 60 s pass).
@@ -355,9 +367,7 @@ async fn a_redirect_loop_ends_the_call_after_a_bounded_number_of_requests() {
             )
         }
     });
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/loop", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let url = format!("{}/loop", serve_app(app).await);
     let (status, created) = w
         .post(
             "Calls.json",
@@ -438,7 +448,7 @@ async fn a_protocol_breach_is_a_stream_error_callback_with_31924() {
 async fn a_whispered_leg_is_in_progress_while_its_whisper_plays() {
     let w = world().await;
     let (seen_tx, mut seen) = mpsc::channel::<(String, String)>(1);
-    let api = format!("{}/2010-04-01/Accounts/{AC}", w.api);
+    let api = w.api.clone();
     let app = axum::Router::new()
         .route(
             "/start",
@@ -462,16 +472,8 @@ async fn a_whispered_leg_is_in_progress_while_its_whisper_plays() {
                         .find(|(k, _)| k == "CallSid")
                         .map(|(_, v)| v.clone())
                         .unwrap_or_default();
-                    let leg: Value = reqwest::Client::new()
-                        .get(format!("{api}/Calls/{sid}.json"))
-                        .basic_auth(AC, Some(TOKEN))
-                        .send()
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
-                        .unwrap();
+                    let leg =
+                        rest_get(&reqwest::Client::new(), &api, &format!("Calls/{sid}.json")).await;
                     let status = leg["status"].as_str().unwrap_or_default().to_string();
                     let _ = seen_tx.send((sid, status)).await;
                     (
@@ -481,9 +483,7 @@ async fn a_whispered_leg_is_in_progress_while_its_whisper_plays() {
                 }
             }),
         );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/start", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let url = format!("{}/start", serve_app(app).await);
     let (status, created) = w
         .post(
             "Calls.json",
