@@ -4,7 +4,6 @@ app's client, pointed at `--rest-listen`, lists the live call, hangs it up with
 `update(twiml=...)` / `update(url=...)`, and the timeline shows it."""
 
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -14,6 +13,8 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
+
+from audio_check import free_port
 
 BIN = os.environ.get("DIALTONE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/dialtone"))
 AC = "AC" + "2" * 32
@@ -50,12 +51,6 @@ class App:
 
     def close(self):
         self.httpd.shutdown()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Call:

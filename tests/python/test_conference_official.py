@@ -21,6 +21,8 @@ import requests
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from audio_check import mulaw_decode
+
 BIN = os.environ.get("DIALTONE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/dialtone"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 AC = "AC" + "7" * 32
@@ -28,14 +30,6 @@ TOKEN = "conference-app-token-321"
 SUPPORT = "+15557003000"
 SUPERVISOR = "+15557009999"
 TERMINAL = ("completed", "failed", "busy", "no-answer", "canceled")
-
-
-def mulaw_decode(code):
-    """G.711 μ-law to a 16-bit sample."""
-    code = ~code & 0xFF
-    sign, exponent, mantissa = code & 0x80, (code >> 4) & 7, code & 0x0F
-    sample = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return -sample if sign else sample
 
 
 def voice(tmp_path, name, seconds, seed):

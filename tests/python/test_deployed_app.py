@@ -6,7 +6,6 @@ the REST API with the official twilio client. dialtone reaches it with flags onl
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,13 @@ import pytest
 import trustme
 from twilio.rest import Client
 
+from audio_check import free_port
+
 BIN = os.environ.get("DIALTONE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/dialtone"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLIC = "https://bot.example.test"
 AC = "AC" + "2" * 32
 TOKEN = "deployed-app-token-789"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env():

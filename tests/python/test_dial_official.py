@@ -18,6 +18,8 @@ import requests
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from audio_check import best_alignment, mulaw_decode, pearson
+
 BIN = os.environ.get("DIALTONE_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/dialtone"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 AC = "AC" + "6" * 32
@@ -25,33 +27,6 @@ TOKEN = "dial-app-token-789"
 BOT_NUMBER = "+15557001000"
 AGENT_NUMBER = "+15557002000"
 TERMINAL = ("completed", "failed", "busy", "no-answer", "canceled")
-
-
-def mulaw_decode(code):
-    """G.711 μ-law to a 16-bit sample."""
-    code = ~code & 0xFF
-    sign, exponent, mantissa = code & 0x80, (code >> 4) & 7, code & 0x0F
-    sample = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return -sample if sign else sample
-
-
-def pearson(a, b):
-    n = min(len(a), len(b))
-    a, b = a[:n], b[:n]
-    ma, mb = sum(a) / n, sum(b) / n
-    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b))
-    saa = sum((x - ma) ** 2 for x in a)
-    sbb = sum((y - mb) ** 2 for y in b)
-    return sab / (saa * sbb) ** 0.5 if saa and sbb else 0.0
-
-
-def best_alignment(haystack, needle, step):
-    """(correlation, offset) of `needle` against `haystack` at offsets that are multiples of
-    `step`, scored on its first 0.2 s and confirmed on all of it."""
-    head = needle[:1600]
-    best = max(((pearson(haystack[o:o + len(head)], head), o)
-                for o in range(0, len(haystack) - len(head), step)), default=(0.0, 0))
-    return pearson(haystack[best[1]:best[1] + len(needle)], needle), best[1]
 
 
 class App:
