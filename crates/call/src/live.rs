@@ -26,6 +26,10 @@ pub const JITTER_TARGET: usize = 3 * FRAME;
 pub const JITTER_MAX: usize = 10 * FRAME;
 /// Keys kept (a keypad pressed for an hour is no reason to grow).
 const KEYS_KEPT: usize = 4096;
+/// Typed lines kept (see [`LiveCaller::say`]).
+const LINES_KEPT: usize = 256;
+/// Characters of one typed line heard (the rest are dropped: a page may paste a book).
+pub const LINE_CHARS: usize = 500;
 /// Heard frames queued for the browser: half a second.
 const HEARD_QUEUED: usize = 25;
 /// A stream that pushed nothing for this long has stopped playing to the caller (it ticks
@@ -60,6 +64,8 @@ struct State {
     /// Keys in the order pressed; `keys_dropped` counts those before the first.
     keys: VecDeque<char>,
     keys_dropped: usize,
+    /// Lines the caller typed as what it says, with when each came.
+    lines: VecDeque<(Instant, String)>,
     /// Frames the app's streams played to the caller, not yet handed out, and when the
     /// last came.
     heard: VecDeque<[u8; FRAME]>,
@@ -73,6 +79,7 @@ struct State {
 #[derive(Debug)]
 pub struct LiveCaller {
     state: Mutex<State>,
+    /// Wakes whoever waits for a key, a typed line or the hang-up.
     keyed: Notify,
 }
 
@@ -132,6 +139,52 @@ impl LiveCaller {
         s.keys.push_back(digit);
         drop(s);
         self.keyed.notify_waiters();
+    }
+
+    /// The caller says `text` now: its words, which no recognizer could take from its
+    /// microphone, typed. A speech `<Gather>` listening hears them as if spoken from this
+    /// moment (at `<Say>`'s pace). Blank lines are nothing; past [`LINE_CHARS`] the rest
+    /// is dropped.
+    pub fn say(&self, text: &str) {
+        let text: String = text.trim().chars().take(LINE_CHARS).collect();
+        if text.is_empty() {
+            return;
+        }
+        let mut s = self.lock();
+        if s.lines.len() == LINES_KEPT {
+            s.lines.pop_front();
+        }
+        s.lines.push_back((Instant::now(), text));
+        drop(s);
+        self.keyed.notify_waiters();
+    }
+
+    /// A line was typed at or after `from`.
+    pub fn typed_since(&self, from: Instant) -> bool {
+        self.lock().lines.iter().any(|(at, _)| *at >= from)
+    }
+
+    /// The first line typed at or after `from`, waiting for it until `deadline`; `None` at
+    /// the deadline or when the caller hangs up.
+    pub async fn next_line(&self, from: Instant, deadline: Instant) -> Option<(Instant, String)> {
+        loop {
+            let notified = self.keyed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.lock();
+                if let Some(line) = s.lines.iter().find(|(at, _)| *at >= from) {
+                    return Some(line.clone());
+                }
+                if s.hung_up {
+                    return None;
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
     }
 
     /// The caller hung up.
@@ -422,5 +475,31 @@ mod tests {
         assert_eq!(live.take_heard(), vec![[9; FRAME]]);
         live.play(None);
         assert_eq!(live.take_heard(), vec![SILENCE]);
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_typed_while_waiting_wakes_the_waiter() {
+        let live = LiveCaller::new(Duration::from_secs(60));
+        let from = Instant::now();
+        let waiter = {
+            let live = live.clone();
+            tokio::spawn(async move {
+                live.next_line(from, Instant::now() + Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        live.say("  hello there ");
+        let got = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.map(|(_, t)| t), Some("hello there".to_string()));
+        assert!(live.typed_since(from));
     }
 }

@@ -43,6 +43,7 @@ registerProcessor('dialtone-tap', DialtoneTap);`;
     sid: $('phone-sid'), reason: $('phone-reason'), timeline: $('phone-timeline'),
     mic: $('phone-level-mic'), app: $('phone-level-app'),
     keys: [...root.querySelectorAll('button.phone-key')],
+    say: $('phone-say'), sayText: $('phone-say-text'), saySend: $('phone-say-send'),
   };
 
   let ctx = null; // one AudioContext for the page, made on the first call (a user gesture)
@@ -61,6 +62,7 @@ registerProcessor('dialtone-tap', DialtoneTap);`;
     ui.hangup.disabled = !call;
     ui.mute.disabled = !call;
     for (const k of ui.keys) k.disabled = !live;
+    if (ui.say) ui.sayText.disabled = ui.saySend.disabled = !live;
   }
 
   async function audio() {
@@ -302,6 +304,23 @@ registerProcessor('dialtone-tap', DialtoneTap);`;
     const key = ui.keys.find((k) => k.dataset.digit === digit);
     if (key) { key.classList.add('down'); setTimeout(() => key.classList.remove('down'), 150); }
     return true;
+  }
+
+  // What the caller says, typed: no recognizer runs on the microphone, so a speech <Gather>
+  // hears these words, as if spoken from the moment they are sent.
+  function say(text) {
+    const c = call;
+    text = String(text || '').trim();
+    if (!c || !c.live || !text) return false;
+    send(c, { event: 'say', text });
+    return true;
+  }
+  phone.say = say;
+  if (ui.say) {
+    ui.say.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (say(ui.sayText.value)) ui.sayText.value = '';
+    });
   }
 
   ui.call.addEventListener('click', () => { start(); });

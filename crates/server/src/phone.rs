@@ -78,8 +78,16 @@ struct CallRequest {
 #[derive(Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 enum Control {
-    Dtmf { digit: String },
-    Mute { muted: bool },
+    Dtmf {
+        digit: String,
+    },
+    /// What the caller says, typed (see `LiveCaller::say`).
+    Say {
+        text: String,
+    },
+    Mute {
+        muted: bool,
+    },
     Hangup,
 }
 
@@ -344,6 +352,7 @@ async fn talk(
                             }
                         }
                     },
+                    Ok(Control::Say { text }) => live.say(&text),
                     Ok(Control::Mute { muted }) => live.set_muted(muted),
                     Ok(Control::Hangup) => hang_up("the caller hung up (the page's phone)"),
                     Err(e) => {

@@ -328,6 +328,7 @@ table.legs td,table.legs th{padding:1px 12px 1px 0;text-align:left;font-size:13p
 #phone-mute[aria-pressed=true]{background:#b7791f;border-color:#b7791f;color:#fff}
 .phone-body{display:flex;gap:16px;align-items:flex-start}
 .phone-keypad{display:grid;grid-template-columns:repeat(3,40px);gap:5px}
+.phone-say{margin:6px 0 0}
 .phone .phone-key{padding:6px 0;font:600 15px ui-monospace,monospace}.phone .phone-key.down{background:#2f7de1;color:#fff}
 .phone-side{flex:1;min-width:0}.phone-meters{display:flex;gap:14px;color:#667;font-size:12px}
 .phone-meters meter{width:120px;height:10px;vertical-align:middle}

@@ -79,6 +79,10 @@ pub(crate) fn section(h: &mut String, shared: &Shared, viewer: Option<&Account>)
         "</div><div class=phone-side><div class=phone-meters>\
          <label>mic <meter id=phone-level-mic min=0 max=1 value=0></meter></label>\
          <label>app <meter id=phone-level-app min=0 max=1 value=0></meter></label></div>\
+         <form id=phone-say class=phone-say><label>say <input id=phone-say-text \
+         maxlength=500 size=40 autocomplete=off disabled \
+         placeholder=\"what you say, for a speech &lt;Gather&gt;\"></label> \
+         <button type=submit id=phone-say-send disabled>Say</button></form>\
          <ol id=phone-timeline class=phone-tl></ol></div></div></div></section>",
     );
 }

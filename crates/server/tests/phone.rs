@@ -86,6 +86,18 @@ async fn app() -> (String, Shared) {
             "<Response><Say>Leave a message.</Say><Record timeout=\"1\" maxLength=\"20\" \
              action=\"/recorded\"/></Response>"
                 .to_string()
+        } else if uri.path() == "/speech" {
+            "<Response><Gather input=\"speech\" action=\"/recorded\" timeout=\"5\" \
+             speechTimeout=\"1\"><Say loop=\"8\">What do you need?</Say></Gather></Response>"
+                .to_string()
+        } else if uri.path() == "/speech-no-barge" {
+            "<Response><Gather input=\"speech\" bargeIn=\"false\" action=\"/recorded\" \
+             timeout=\"3\"><Say>What do you need?</Say></Gather></Response>"
+                .to_string()
+        } else if uri.path() == "/press-or-say" {
+            "<Response><Gather input=\"dtmf speech\" numDigits=\"1\" action=\"/recorded\" \
+             timeout=\"5\"><Say>Press one or say billing.</Say></Gather></Response>"
+                .to_string()
         } else if uri.path() == "/recorded" {
             let p: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
             s.0.lock().unwrap().actions.push(p);
@@ -987,4 +999,101 @@ async fn a_message_over_the_limit_closes_1009_naming_it_and_hangs_up() {
     assert!(errors.iter().any(|e| e.contains("too long")), "{errors:?}");
     let calls = rest(&api, "Calls.json").await;
     assert_eq!(calls["calls"][0]["status"], "completed", "{calls}");
+}
+
+/// A call to `path`, answered: the page keys `keys` and types `line` once it is in progress
+/// (after `wait`), and the call runs to its end. The app's `/recorded` requests are
+/// returned, and how long the call lasted after the typing.
+async fn type_into(
+    path: &str,
+    keys: &str,
+    line: &str,
+    wait: Duration,
+) -> (Vec<Vec<(String, String)>>, Duration) {
+    let (app, heard) = app().await;
+    let mut config = ServerConfig::default();
+    config.host_number(NUMBER, &format!("{app}{path}"));
+    let (api, _stop) = serve(config).await;
+    let (mut tx, mut rx) = call_number(&api).await;
+    let mut end = Value::Null;
+    let mut typed = None;
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(m)) = rx.next().await {
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["event"] == "status" && v["status"] == "in-progress" && typed.is_none() {
+                tokio::time::sleep(wait).await;
+                typed = Some(tokio::time::Instant::now());
+                for k in keys.chars() {
+                    let key = json!({"event": "dtmf", "digit": k.to_string()});
+                    tx.send(Message::Text(key.to_string().into()))
+                        .await
+                        .unwrap();
+                }
+                if !line.is_empty() {
+                    let say = json!({"event": "say", "text": line});
+                    tx.send(Message::Text(say.to_string().into()))
+                        .await
+                        .unwrap();
+                }
+            }
+            if v["event"] == "end" {
+                end = v;
+            }
+        }
+    });
+    read.await.expect("the call ends");
+    let lasted = typed.expect("the call was answered").elapsed();
+    assert_eq!(end["status"], "completed", "{end}");
+    (std::mem::take(&mut heard.lock().unwrap().actions), lasted)
+}
+
+fn param(p: &[(String, String)], k: &str) -> String {
+    p.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_speech_gather_hears_what_the_page_types() {
+    // Typed 1 s into a 12.8 s prompt: bargeIn (Twilio's default) stops the prompt, and the
+    // words are heard as said from then, at <Say>'s pace (2.4 s), the result 1 s of silence
+    // (speechTimeout) after them; unstopped, the prompt alone would run 11.8 s more.
+    let (actions, lasted) = type_into(
+        "/speech",
+        "",
+        "  I want to pay my bill ",
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(param(&actions[0], "SpeechResult"), "I want to pay my bill");
+    let confidence: f64 = param(&actions[0], "Confidence").parse().unwrap();
+    assert!(confidence > 0.0 && confidence <= 1.0);
+    assert!(
+        lasted < Duration::from_secs(8),
+        "the prompt was not stopped: the call lasted {lasted:?} after the typing"
+    );
+
+    // bargeIn="false": typed over the prompt is not heard; after it, it is.
+    let (early, _) = type_into("/speech-no-barge", "", "too early", Duration::ZERO).await;
+    assert!(early.is_empty(), "{early:?}");
+    let (late, _) = type_into("/speech-no-barge", "", "on time", Duration::from_secs(2)).await;
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(param(&late[0], "SpeechResult"), "on time");
+}
+
+#[tokio::test]
+async fn press_or_say_takes_whichever_the_page_does_first() {
+    let wait = Duration::from_millis(2500);
+    let (said, _) = type_into("/press-or-say", "", "billing", wait).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(param(&said[0], "SpeechResult"), "billing");
+    assert_eq!(param(&said[0], "Digits"), "");
+
+    let (pressed, _) = type_into("/press-or-say", "1", "", wait).await;
+    assert_eq!(pressed.len(), 1, "{pressed:?}");
+    assert_eq!(param(&pressed[0], "Digits"), "1");
+    assert_eq!(param(&pressed[0], "SpeechResult"), "");
 }

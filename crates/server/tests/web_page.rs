@@ -363,6 +363,7 @@ async fn the_page_has_a_phone_with_the_viewers_numbers_only() {
     for id in [
         "<input id=phone-url",
         "<button type=button id=phone-call>",
+        "<input id=phone-say-text",
         "<button type=button id=phone-hangup",
         "<button type=button id=phone-mute aria-pressed=false",
         "id=phone-status>idle<",

@@ -12,11 +12,14 @@ use tokio::time::Instant;
 use super::caller_speech::Spoken;
 use super::{Call, Next};
 use crate::callbacks::Queue;
+use crate::live::LiveCaller;
 use crate::report::EventKind;
 use crate::speech::{self, WordErrors};
 
 /// `maxSpeechTime` when not given (Twilio's default, seconds).
 const MAX_SPEECH_SECS: u32 = 60;
+/// Where a live caller's typed lines start among turn indices (the word-error model's salt).
+const TYPED_INDEX: usize = 1 << 30;
 
 /// Partial results one gather sends at most (a minute of speech at the default pace is 200).
 const PARTIALS_MAX: usize = 1000;
@@ -78,8 +81,15 @@ impl Call<'_> {
                     .find(|&at| at >= began);
             }
         }
-        if g.input.contains(&GatherInput::Dtmf) {
-            self.key_barge = live_keys.clone();
+        if let Some((live, cursor)) = &live_keys {
+            let dtmf = g.input.contains(&GatherInput::Dtmf);
+            if dtmf || (speech && g.barge_in) {
+                self.key_barge = Some(super::LiveBarge {
+                    live: live.clone(),
+                    keys_before: dtmf.then_some(*cursor),
+                    lines_from: (speech && g.barge_in).then_some(began),
+                });
+            }
         }
         let prompts = self.gather_prompts(g, doc_url).await;
         self.barge_in_at = None;
@@ -88,12 +98,38 @@ impl Call<'_> {
             return next;
         }
         let dtmf = g.input.contains(&GatherInput::Dtmf);
+        // Listening starts once the prompts are over.
+        let listen = Instant::now();
         if let (Some((live, cursor)), true) = (live_keys, dtmf) {
+            if speech {
+                // "Press or say": whichever the caller does first.
+                let deadline = listen + Duration::from_secs(g.timeout_secs.into());
+                let from = if g.barge_in { began } else { listen };
+                let first = tokio::select! {
+                    () = live.pressed_after(cursor) => Some(true),
+                    line = live.next_line(from, deadline) => line.map(|_| false),
+                    interrupted = self.wait_until(deadline) => {
+                        if interrupted {
+                            return self.interrupted().await;
+                        }
+                        None
+                    }
+                };
+                match first {
+                    Some(false) => return self.gather_speech(g, doc_url, (began, listen)).await,
+                    None => {
+                        return self
+                            .keys_gathered(g, doc_url, String::new(), String::new())
+                            .await;
+                    }
+                    Some(true) => {}
+                }
+            }
             return self.gather_live_keys(g, doc_url, live, cursor).await;
         }
         let keys_waiting = dtmf && !self.digits.is_empty();
         if speech && !keys_waiting {
-            return self.gather_speech(g, doc_url, began).await;
+            return self.gather_speech(g, doc_url, (began, listen)).await;
         }
         self.gather_digits(g, doc_url, dtmf).await
     }
@@ -233,11 +269,25 @@ impl Call<'_> {
     /// with `bargeIn`, one already under way over the prompts), with the turns that follow
     /// it closer than the end-of-speech silence; the result comes that silence after the
     /// speech ends.
-    async fn gather_speech(&mut self, g: &Gather, doc_url: &str, began: Instant) -> Next {
-        let listen = Instant::now();
+    async fn gather_speech(
+        &mut self,
+        g: &Gather,
+        doc_url: &str,
+        (began, listen): (Instant, Instant),
+    ) -> Next {
         let timeout = Duration::from_secs(g.timeout_secs.into());
         let silence = self.end_of_speech(g);
-        let Some(turns) = self.caller_speech_after(listen) else {
+        let typed = match self.cfg.caller.live.clone() {
+            Some(live) => match self
+                .typed_turn(&live, g, (began, listen), listen + timeout)
+                .await
+            {
+                Ok(turn) => Some(turn),
+                Err(()) => return self.interrupted().await,
+            },
+            None => None,
+        };
+        let Some(turns) = typed.or_else(|| self.caller_speech_after(listen)) else {
             self.warn(
                 0,
                 "<Gather input=\"speech\"> hears nothing in virtual time (--fast): the caller's \
@@ -343,6 +393,42 @@ impl Call<'_> {
     }
 
     /// A salt for the error model: the same utterance in the same call errs the same way.
+    /// A live caller's words for a speech `<Gather>`: the first line it types from `listen`
+    /// (from `began`, the prompts, with `bargeIn`) until `deadline`, said from the moment it
+    /// came at `<Say>`'s pace; none typed, no turn. `Err` when the call was interrupted.
+    async fn typed_turn(
+        &mut self,
+        live: &LiveCaller,
+        g: &Gather,
+        (began, listen): (Instant, Instant),
+        deadline: Instant,
+    ) -> Result<Vec<Spoken>, ()> {
+        let from = if g.barge_in { began } else { listen };
+        let line = tokio::select! {
+            line = live.next_line(from, deadline) => line,
+            interrupted = self.wait_until(deadline) => {
+                if interrupted {
+                    return Err(());
+                }
+                None
+            }
+        };
+        Ok(line
+            .map(|(at, text)| {
+                let words = text.split_whitespace().count() as u64;
+                let lasts = Duration::from_millis((words * super::SAY_MS_PER_WORD).max(500));
+                Spoken {
+                    // Apart from scripted turns' indices, for the word-error model.
+                    index: TYPED_INDEX + at.saturating_duration_since(began).as_millis() as usize,
+                    start: at,
+                    end: at + lasts,
+                    text,
+                }
+            })
+            .into_iter()
+            .collect())
+    }
+
     fn speech_salt(&self, turn: usize) -> u64 {
         let seed = self.cfg.seed.unwrap_or(0);
         seed.wrapping_mul(1_000_003).wrapping_add(turn as u64)

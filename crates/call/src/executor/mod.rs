@@ -170,9 +170,10 @@ struct Call<'e> {
     /// While a speech `<Gather>`'s prompts play: when the caller starts talking over them
     /// (`bargeIn` stops them there).
     barge_in_at: Option<Instant>,
-    /// While a `<Gather>`'s prompts play to a live caller: it, and how many keys it had
-    /// pressed before (a key pressed over the prompts stops them, as on Twilio).
-    key_barge: Option<(Arc<crate::live::LiveCaller>, usize)>,
+    /// While a `<Gather>`'s prompts play to a live caller: it, how many keys it had pressed
+    /// before (with `dtmf`), and since when a typed line counts (with `speech` and
+    /// `bargeIn`): either over the prompts stops them, as on Twilio.
+    key_barge: Option<LiveBarge>,
     /// The caller's hang-up timer when its audio counts from the answer.
     answer_backstop: Option<JoinHandle<()>>,
     /// The first failures (the first one is the call's outcome); the rest counted.
@@ -182,6 +183,45 @@ struct Call<'e> {
     documents: u32,
     /// Documents in a row without the call advancing (see [`LOOP_DOCUMENTS`]).
     idle_documents: u32,
+}
+
+/// What stops a `<Gather>`'s prompts to a live caller: a key pressed past `keys_before`, or a
+/// line typed from `lines_from`.
+#[derive(Clone)]
+struct LiveBarge {
+    live: Arc<crate::live::LiveCaller>,
+    keys_before: Option<usize>,
+    lines_from: Option<Instant>,
+}
+
+impl LiveBarge {
+    fn is_barged(&self) -> bool {
+        self.keys_before
+            .is_some_and(|before| self.live.keys_pressed() > before)
+            || self
+                .lines_from
+                .is_some_and(|from| self.live.typed_since(from))
+    }
+
+    /// Returns once barged (never, if nothing can barge), or at `until`.
+    async fn barged(&self, until: Instant) {
+        let keys = async {
+            match self.keys_before {
+                Some(before) => self.live.pressed_after(before).await,
+                None => std::future::pending().await,
+            }
+        };
+        let lines = async {
+            match self.lines_from {
+                Some(from) if self.live.next_line(from, until).await.is_some() => {}
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = keys => {}
+            () = lines => {}
+        }
+    }
 }
 
 /// Why a call ended when its TwiML ran out (a whisper that did bridges its leg).
@@ -687,9 +727,10 @@ impl Call<'_> {
         let mut end = self.end.clone();
         let mut redirect = self.redirect.clone();
         let key = self.key_barge.clone();
+        let until = Instant::now() + d;
         let keyed = async {
             match &key {
-                Some((live, before)) => live.pressed_after(*before).await,
+                Some(b) => b.barged(until).await,
                 None => std::future::pending().await,
             }
         };
@@ -701,11 +742,9 @@ impl Call<'_> {
         }
     }
 
-    /// A live caller pressed a key over the `<Gather>` prompts playing.
+    /// A live caller pressed a key (or typed a line) over the `<Gather>` prompts playing.
     fn key_barged(&self) -> bool {
-        self.key_barge
-            .as_ref()
-            .is_some_and(|(live, before)| live.keys_pressed() > *before)
+        self.key_barge.as_ref().is_some_and(LiveBarge::is_barged)
     }
 
     /// A callback attribute's URL resolved against the document; one that cannot be is
