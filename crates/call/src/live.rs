@@ -476,11 +476,6 @@ mod tests {
         live.play(None);
         assert_eq!(live.take_heard(), vec![SILENCE]);
     }
-}
-
-#[cfg(test)]
-mod typed_tests {
-    use super::*;
 
     #[tokio::test]
     async fn a_line_typed_while_waiting_wakes_the_waiter() {
@@ -501,5 +496,12 @@ mod typed_tests {
             .unwrap();
         assert_eq!(got.map(|(_, t)| t), Some("hello there".to_string()));
         assert!(live.typed_since(from));
+        // Blank lines are nothing; a pasted book is cut to LINE_CHARS.
+        let later = Instant::now();
+        live.say("   ");
+        assert!(!live.typed_since(later));
+        live.say(&"é".repeat(3 * LINE_CHARS));
+        let (_, long) = live.next_line(later, later).await.unwrap();
+        assert_eq!(long.chars().count(), LINE_CHARS);
     }
 }
