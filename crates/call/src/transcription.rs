@@ -93,12 +93,12 @@ pub(crate) struct Recognition {
 /// A `<Say>` playing `loops` times (0: until cut), each loop `once` long from `start`.
 #[derive(Debug, Clone)]
 pub(crate) struct Repeat {
-    pub(crate) start: Instant,
-    pub(crate) once: Duration,
-    pub(crate) loops: u32,
-    pub(crate) text: String,
+    start: Instant,
+    once: Duration,
+    loops: u32,
+    text: String,
     /// The first loop's salt; each later loop adds its index.
-    pub(crate) salt: u64,
+    salt: u64,
     /// Loops that have joined the schedule.
     next: u32,
 }

@@ -104,25 +104,20 @@ impl Call<'_> {
             if speech {
                 // "Press or say": whichever the caller does first.
                 let deadline = listen + Duration::from_secs(g.timeout_secs.into());
-                let from = if g.barge_in { began } else { listen };
-                let first = tokio::select! {
-                    () = live.pressed_after(cursor) => Some(true),
-                    line = live.next_line(from, deadline) => line.map(|_| false),
-                    interrupted = self.wait_until(deadline) => {
-                        if interrupted {
-                            return self.interrupted().await;
-                        }
-                        None
-                    }
+                let typed = tokio::select! {
+                    () = live.pressed_after(cursor) => None,
+                    typed = self.typed_turn(&live, g, (began, listen), deadline) => Some(typed),
                 };
-                match first {
-                    Some(false) => return self.gather_speech(g, doc_url, (began, listen)).await,
-                    None => {
+                match typed {
+                    None => {}
+                    Some(Err(())) => return self.interrupted().await,
+                    Some(Ok(turn)) if turn.is_empty() => {
                         return self
                             .keys_gathered(g, doc_url, String::new(), String::new())
                             .await;
                     }
-                    Some(true) => {}
+                    // The line is there: the speech path takes it up at once.
+                    Some(Ok(_)) => return self.gather_speech(g, doc_url, (began, listen)).await,
                 }
             }
             return self.gather_live_keys(g, doc_url, live, cursor).await;
